@@ -1,0 +1,102 @@
+import { ApolloGateway } from '@apollo/gateway';
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
+import { formatGraphQLError, toGraphQLError } from '@platform/errors';
+import { createGrpcClient } from '@platform/grpc';
+import { createGraphQLHandler, createHttpServer, sendJson } from '@platform/http-server';
+import { createLifecycle } from '@platform/lifecycle';
+import { createLogger, currentContext, newCorrelationId } from '@platform/logger';
+import { authV1 } from '@platform/proto';
+import { createTokenVerifier } from '@platform/tokens';
+import { withCors } from './cors';
+import { env } from './environment';
+import { checkReadiness, grpcDependency, httpDependency } from './readiness';
+import { SubgraphDataSource, type GatewayContext } from './subgraph.data-source';
+import { loadSupergraphSdl } from './supergraph.source';
+
+const logger = createLogger({ name: 'gateway', level: env.LOG_LEVEL });
+const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
+const production = env.NODE_ENV === 'production';
+
+lifecycle.run(async () => {
+  const supergraphSdl = loadSupergraphSdl({ configPath: env.SUPERGRAPH_CONFIG, supergraphFile: env.SUPERGRAPH_FILE });
+  const urlOverrides: Record<string, string | undefined> = {
+    users: env.USERS_SUBGRAPH_URL,
+    rbac: env.RBAC_SUBGRAPH_URL,
+    notifications: env.NOTIFICATIONS_SUBGRAPH_URL,
+  };
+  const subgraphUrls = new Map<string, string>();
+  const gateway = new ApolloGateway({
+    supergraphSdl,
+    buildService: ({ name, url }) => {
+      const target = urlOverrides[name] ?? url ?? '';
+      subgraphUrls.set(name, target);
+      return new SubgraphDataSource({ url: target });
+    },
+  });
+
+  const auth = createGrpcClient(authV1.AuthServiceService, {
+    address: env.AUTH_SERVICE_ADDR,
+    internalToken: env.INTERNAL_TOKEN,
+  });
+  lifecycle.onShutdown('auth client', () => auth.close());
+  const fetchJwks = async () => (await auth.getJwks({})).keys;
+  const tokens = createTokenVerifier({ issuer: env.TOKEN_ISSUER, audience: env.TOKEN_AUDIENCE, fetchJwks });
+
+  const apollo = new ApolloServer<GatewayContext>({
+    gateway,
+    introspection: !production,
+    // Shutdown is ours (@platform/lifecycle): Apollo must not re-raise the signal mid-teardown.
+    stopOnTerminationSignals: false,
+    includeStacktraceInErrorResponses: false,
+    plugins: [
+      production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
+    ],
+    formatError: (formatted, error) =>
+      formatGraphQLError(formatted, error, (internal) => logger.error({ err: internal }, 'request failed')),
+  });
+  await apollo.start();
+  lifecycle.onShutdown('apollo', () => apollo.stop());
+
+  const graphql = createGraphQLHandler(apollo, async (req) => {
+    const authorization = req.headers.authorization;
+    try {
+      // Verified once here; subgraphs verify again before trusting it.
+      await tokens.verifyHeader(authorization);
+    } catch (error) {
+      throw toGraphQLError(error);
+    }
+    return { authorization, correlationId: currentContext()?.correlationId ?? newCorrelationId() };
+  });
+
+  const dependencies = [
+    ...[...subgraphUrls].map(([name, url]) => httpDependency(`${name}-subgraph`, new URL('/health', url).toString())),
+    grpcDependency('user-service', env.USER_SERVICE_ADDR),
+    grpcDependency('auth-service', env.AUTH_SERVICE_ADDR),
+    grpcDependency('permission-service', env.PERMISSION_SERVICE_ADDR),
+    grpcDependency('notification-service', env.NOTIFICATION_SERVICE_ADDR),
+  ];
+
+  const origins = new Set((env.CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean));
+  const cors = { any: !production && env.CORS_ORIGINS === undefined, origins };
+
+  const http = createHttpServer({
+    logger,
+    routes: {
+      '/graphql': withCors(graphql, cors),
+      '/health': (_req, res) => sendJson(res, 200, { status: 'ok' }),
+      '/ready': async (_req, res) => {
+        const { ready, body } = await checkReadiness(dependencies);
+        sendJson(res, ready ? 200 : 503, body);
+      },
+      '/.well-known/jwks.json': withCors(async (_req, res) => {
+        res.setHeader('cache-control', 'public, max-age=300');
+        sendJson(res, 200, { keys: await fetchJwks() });
+      }, cors),
+    },
+  });
+  lifecycle.onShutdown('http server', () => http.close());
+  const port = await http.listen(env.GATEWAY_HOST, env.GATEWAY_PORT);
+  logger.info({ url: `http://localhost:${port}/graphql` }, 'gateway ready');
+});

@@ -1,0 +1,3 @@
+export { APPS, APP_NAMES, appEnvironment, type AppDefinition, type AppPorts } from './apps.registry';
+export { startAppProcess, type AppProcess, type AppProcessOptions } from './app.process';
+export { waitUntilUp } from './app.health';

@@ -1,0 +1,62 @@
+import { z } from 'zod';
+
+export const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+
+export const url = (protocols: readonly string[]) =>
+  z.string().refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol.replace(/:$/, ''));
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be a URL with scheme ${protocols.join(' or ')}` },
+  );
+
+export const secret = (minLength: number) =>
+  z.string().min(minLength, { message: `must be at least ${minLength} characters` });
+
+export const booleanFlag = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'])
+    .default(fallback ? 'true' : 'false')
+    .transform((value) => value === 'true' || value === '1');
+
+export const commonEnv = {
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** How long in-flight work may take to finish on shutdown. */
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+};
+
+export const databaseEnv = {
+  DATABASE_URL: url(['postgres', 'postgresql']).default(
+    'postgresql://postgres:postgres@127.0.0.1:5432/backend',
+  ),
+};
+
+export const redisEnv = {
+  REDIS_URL: url(['redis', 'rediss']).default('redis://127.0.0.1:6379'),
+  /** Prefix of every key this deployment writes; test runs use their own. */
+  REDIS_KEY_PREFIX: z.string().default('platform:'),
+};
+
+export const rabbitEnv = {
+  RABBITMQ_URL: url(['amqp', 'amqps']).default('amqp://guest:guest@127.0.0.1:5672'),
+  /** The durable topic exchange all events go through; test runs use their own. */
+  EVENTS_EXCHANGE: z.string().min(1).default('platform.events'),
+};
+
+export const grpcServerEnv = (defaultPort: number) => ({
+  GRPC_HOST: z.string().default('127.0.0.1'),
+  GRPC_PORT: port(defaultPort),
+  INTERNAL_TOKEN: secret(32),
+});
+
+/** Address of another app's gRPC server, e.g. `USER_SERVICE_ADDR=127.0.0.1:50051`. */
+export const grpcClientEnv = (fallback: string) =>
+  z
+    .string()
+    .regex(/^[\w.-]+:\d{1,5}$/, { message: 'must be host:port' })
+    .default(fallback);

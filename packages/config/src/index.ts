@@ -1,0 +1,15 @@
+export { loadEnv, parseEnv, EnvError } from './env';
+export {
+  booleanFlag,
+  commonEnv,
+  databaseEnv,
+  grpcClientEnv,
+  grpcServerEnv,
+  port,
+  rabbitEnv,
+  redisEnv,
+  secret,
+  url,
+} from './env.fragments';
+export { subgraphEnv } from './subgraph.env';
+export { DEFAULT_PORTS, localAddress, type AppName } from './ports';

@@ -1,0 +1,14 @@
+import { z } from 'zod';
+import { commonEnv, grpcClientEnv, port, secret } from './env.fragments';
+import { localAddress } from './ports';
+
+/** What every subgraph reads: where it listens, and how it finds and verifies tokens. */
+export const subgraphEnv = (defaultPort: number) => ({
+  ...commonEnv,
+  HOST: z.string().default('127.0.0.1'),
+  PORT: port(defaultPort),
+  INTERNAL_TOKEN: secret(32),
+  AUTH_SERVICE_ADDR: grpcClientEnv(localAddress('auth-service')),
+  TOKEN_ISSUER: z.string().default('platform'),
+  TOKEN_AUDIENCE: z.string().default('platform-api'),
+});

@@ -1,0 +1,65 @@
+/** The public error codes of the API contract (GraphQL `extensions.code`). */
+export type ErrorCode =
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'BAD_USER_INPUT'
+  | 'NOT_FOUND'
+  | 'CONFLICT'
+  | 'RATE_LIMITED'
+  | 'INTERNAL_SERVER_ERROR';
+
+export interface AppErrorOptions {
+  /** The input field at fault, for BAD_USER_INPUT. */
+  field?: string | undefined;
+  /** Seconds until a retry may succeed, for RATE_LIMITED. */
+  retryAfter?: number | undefined;
+  cause?: unknown;
+}
+
+/**
+ * An expected failure with a stable code. Its message is shown to the caller, so it must
+ * never contain internals; unexpected errors are plain `Error`s and get masked.
+ */
+export class AppError extends Error {
+  readonly field: string | undefined;
+  readonly retryAfter: number | undefined;
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options: AppErrorOptions = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.name = 'AppError';
+    this.field = options.field;
+    this.retryAfter = options.retryAfter;
+  }
+
+  static badInput(field: string, reason: string): AppError {
+    return new AppError('BAD_USER_INPUT', `${field}: ${reason}`, { field });
+  }
+
+  static notFound(what: string): AppError {
+    return new AppError('NOT_FOUND', `${what} not found`);
+  }
+
+  static unauthenticated(message = 'Not signed in'): AppError {
+    return new AppError('UNAUTHENTICATED', message);
+  }
+
+  static forbidden(message = 'Not allowed'): AppError {
+    return new AppError('FORBIDDEN', message);
+  }
+
+  static conflict(message: string): AppError {
+    return new AppError('CONFLICT', message);
+  }
+
+  static rateLimited(retryAfter: number): AppError {
+    return new AppError('RATE_LIMITED', 'Too many attempts; try again later', { retryAfter });
+  }
+}
+
+export function isAppError(error: unknown): error is AppError {
+  return error instanceof AppError;
+}

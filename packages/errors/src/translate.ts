@@ -1,0 +1,128 @@
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { unwrapResolverError } from '@apollo/server/errors';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { AppError, type ErrorCode } from './app-error';
+
+// The one translation table: domain error code <-> gRPC status <-> GraphQL extensions.code.
+const GRPC_STATUS: Record<ErrorCode, status> = {
+  UNAUTHENTICATED: status.UNAUTHENTICATED,
+  FORBIDDEN: status.PERMISSION_DENIED,
+  BAD_USER_INPUT: status.INVALID_ARGUMENT,
+  NOT_FOUND: status.NOT_FOUND,
+  CONFLICT: status.ALREADY_EXISTS,
+  RATE_LIMITED: status.RESOURCE_EXHAUSTED,
+  INTERNAL_SERVER_ERROR: status.INTERNAL,
+};
+
+const CODE_BY_STATUS = new Map<status, ErrorCode>(
+  Object.entries(GRPC_STATUS).map(([code, grpcStatus]) => [grpcStatus, code as ErrorCode]),
+);
+
+export const INTERNAL_MESSAGE = 'Internal server error';
+
+const ERROR_CODE_KEY = 'x-error-code';
+const FIELD_KEY = 'x-error-field';
+const RETRY_AFTER_KEY = 'x-retry-after';
+
+export interface GrpcErrorShape {
+  code: status;
+  details: string;
+  metadata: Metadata;
+}
+
+/** Turns anything a handler threw into a gRPC error; unexpected errors are masked. */
+export function toGrpcError(error: unknown): GrpcErrorShape {
+  const metadata = new Metadata();
+  if (!(error instanceof AppError)) {
+    metadata.set(ERROR_CODE_KEY, 'INTERNAL_SERVER_ERROR');
+    return { code: status.INTERNAL, details: INTERNAL_MESSAGE, metadata };
+  }
+  metadata.set(ERROR_CODE_KEY, error.code);
+  if (error.field) metadata.set(FIELD_KEY, error.field);
+  if (error.retryAfter !== undefined) metadata.set(RETRY_AFTER_KEY, String(error.retryAfter));
+  return { code: GRPC_STATUS[error.code], details: error.message, metadata };
+}
+
+function isServiceError(error: unknown): error is ServiceError {
+  return error instanceof Error && typeof (error as Partial<ServiceError>).code === 'number';
+}
+
+/**
+ * Turns a failed gRPC call back into an AppError. Transport failures (unavailable, deadline
+ * exceeded, ...) become INTERNAL_SERVER_ERROR with a masked message; the original stays as
+ * `cause` for the log.
+ */
+export function fromGrpcError(error: unknown): AppError {
+  if (!isServiceError(error)) {
+    return new AppError('INTERNAL_SERVER_ERROR', INTERNAL_MESSAGE, { cause: error });
+  }
+  const metadata = error.metadata as Metadata | undefined;
+  const declared = metadata?.get(ERROR_CODE_KEY)[0]?.toString() as ErrorCode | undefined;
+  const code = declared && declared in GRPC_STATUS ? declared : CODE_BY_STATUS.get(error.code);
+  if (!code || code === 'INTERNAL_SERVER_ERROR' || !declared) {
+    return new AppError('INTERNAL_SERVER_ERROR', INTERNAL_MESSAGE, { cause: error });
+  }
+  const retryAfter = Number(metadata?.get(RETRY_AFTER_KEY)[0]?.toString());
+  return new AppError(code, error.details, {
+    field: metadata?.get(FIELD_KEY)[0]?.toString(),
+    retryAfter: Number.isFinite(retryAfter) ? retryAfter : undefined,
+    cause: error,
+  });
+}
+
+/** Turns an error into what a GraphQL client sees: the contract's code, nothing internal. */
+export function toGraphQLError(error: unknown): GraphQLError {
+  const appError = error instanceof AppError ? error : fromGrpcError(error);
+  const extensions: Record<string, unknown> = { code: appError.code };
+  if (appError.field) extensions['field'] = appError.field;
+  if (appError.retryAfter !== undefined) extensions['retryAfter'] = appError.retryAfter;
+  return new GraphQLError(appError.message, { extensions });
+}
+
+const CONTRACT_CODES = new Set<string>(Object.keys(GRPC_STATUS));
+// Apollo's own codes for requests that never reached a resolver: the caller's input was wrong.
+const REQUEST_ERROR_CODES = new Set([
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'BAD_REQUEST',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+  'OPERATION_RESOLUTION_FAILURE',
+]);
+
+/**
+ * Apollo `formatError` for every GraphQL server of the platform: AppErrors keep their code
+ * and message, request errors become BAD_USER_INPUT, anything else is logged by the caller
+ * (`onInternal`) and masked as INTERNAL_SERVER_ERROR.
+ */
+export function formatGraphQLError(
+  formatted: GraphQLFormattedError,
+  error: unknown,
+  onInternal: (error: unknown) => void,
+): GraphQLFormattedError {
+  const original = unwrapResolverError(error);
+  const base = { ...(formatted.locations ? { locations: formatted.locations } : {}), ...(formatted.path ? { path: formatted.path } : {}) };
+  if (original instanceof AppError && original.code !== 'INTERNAL_SERVER_ERROR') {
+    const translated = toGraphQLError(original);
+    return { ...base, message: translated.message, extensions: translated.extensions };
+  }
+  const code = formatted.extensions?.['code'];
+  if (typeof code === 'string' && REQUEST_ERROR_CODES.has(code)) {
+    return { ...base, message: formatted.message, extensions: { code: 'BAD_USER_INPUT' } };
+  }
+  if (typeof code === 'string' && CONTRACT_CODES.has(code) && code !== 'INTERNAL_SERVER_ERROR') {
+    // Already translated upstream (a subgraph's error passing through the gateway).
+    return { ...base, message: formatted.message, extensions: pickPublic(formatted.extensions) };
+  }
+  onInternal(original);
+  return { ...base, message: INTERNAL_MESSAGE, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+}
+
+function pickPublic(extensions: GraphQLFormattedError['extensions']): Record<string, unknown> {
+  const { code, field, retryAfter } = extensions ?? {};
+  return {
+    code,
+    ...(field !== undefined ? { field } : {}),
+    ...(retryAfter !== undefined ? { retryAfter } : {}),
+  };
+}

@@ -1,0 +1,90 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+
+const id = z.string().min(1);
+
+/**
+ * Every event the platform publishes: routing key = type. A payload change that is not
+ * backwards compatible gets a new version; consumers read the version they know.
+ */
+export const eventContracts = {
+  'user.registered': {
+    version: 1,
+    payload: z.object({ userId: id, email: z.string(), displayName: z.string() }),
+  },
+  'user.updated': {
+    version: 1,
+    payload: z.object({ userId: id, displayName: z.string() }),
+  },
+  'user.status_changed': {
+    version: 1,
+    payload: z.object({ userId: id, status: z.enum(['ACTIVE', 'DISABLED']) }),
+  },
+  'user.deleted': { version: 1, payload: z.object({ userId: id }) },
+  'auth.password_changed': { version: 1, payload: z.object({ userId: id }) },
+  'auth.email_verification_requested': { version: 1, payload: z.object({ userId: id }) },
+  'auth.password_reset_requested': { version: 1, payload: z.object({ userId: id }) },
+  'auth.session_revoked': {
+    version: 1,
+    payload: z.object({
+      userId: id,
+      sessionId: id,
+      reason: z.enum(['logout', 'revoked', 'logout_all', 'refresh_token_reuse', 'password_changed', 'password_reset', 'user_disabled', 'user_deleted']),
+    }),
+  },
+  'rbac.role_assigned': {
+    version: 1,
+    payload: z.object({ userId: id, roleId: id, roleName: z.string(), scope: z.string().nullable() }),
+  },
+  'rbac.role_unassigned': {
+    version: 1,
+    payload: z.object({ userId: id, roleId: id, roleName: z.string(), scope: z.string().nullable() }),
+  },
+  'rbac.role_changed': { version: 1, payload: z.object({ roleId: id, roleName: z.string() }) },
+  'notification.created': {
+    version: 1,
+    payload: z.object({ notificationId: id, recipientId: id, type: z.string() }),
+  },
+} as const;
+
+export type EventType = keyof typeof eventContracts;
+export type EventPayload<T extends EventType> = z.infer<(typeof eventContracts)[T]['payload']>;
+
+export const EVENT_TYPES = Object.keys(eventContracts) as EventType[];
+
+export interface EventEnvelope<T extends EventType = EventType> {
+  readonly id: string;
+  readonly type: T;
+  readonly version: number;
+  /** ISO-8601 */
+  readonly occurredAt: string;
+  readonly payload: EventPayload<T>;
+}
+
+export function createEvent<T extends EventType>(type: T, payload: EventPayload<T>): EventEnvelope<T> {
+  return {
+    id: randomUUID(),
+    type,
+    version: eventContracts[type].version,
+    occurredAt: new Date().toISOString(),
+    payload,
+  };
+}
+
+const envelopeSchema = z.object({
+  id: z.uuid(),
+  type: z.enum(EVENT_TYPES as [EventType, ...EventType[]]),
+  version: z.number().int().positive(),
+  occurredAt: z.iso.datetime(),
+  payload: z.unknown(),
+});
+
+/** Validates an event received from the broker; throws on anything malformed. */
+export function parseEvent(raw: unknown): EventEnvelope {
+  const envelope = envelopeSchema.parse(raw);
+  const contract = eventContracts[envelope.type];
+  if (envelope.version !== contract.version) {
+    throw new Error(`unsupported version ${envelope.version} of ${envelope.type}`);
+  }
+  return { ...envelope, payload: contract.payload.parse(envelope.payload) } as EventEnvelope;
+}

@@ -1,0 +1,9 @@
+export {
+  createEvent,
+  eventContracts,
+  EVENT_TYPES,
+  parseEvent,
+  type EventEnvelope,
+  type EventPayload,
+  type EventType,
+} from './events';

@@ -1,0 +1,130 @@
+import { timingSafeEqual } from 'node:crypto';
+import {
+  Server,
+  ServerCredentials,
+  status,
+  type Metadata,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { AppError, toGrpcError } from '@platform/errors';
+import { newCorrelationId, runWithContext, type Logger } from '@platform/logger';
+import { METADATA, type CallContext, type UnaryHandlers } from './grpc.types';
+
+export interface ServiceBinding<S extends ServiceDefinition = ServiceDefinition> {
+  /** The fully qualified service name, e.g. `user.v1.UserService` (reported by health). */
+  name: string;
+  definition: S;
+  handlers: UnaryHandlers<S>;
+}
+
+export interface GrpcServerOptions {
+  logger: Logger;
+  /** Shared secret every caller must present; calls without it get UNAUTHENTICATED. */
+  internalToken: string;
+  services: readonly ServiceBinding[];
+}
+
+export interface GrpcServer {
+  /** Binds and starts serving; resolves to the bound port (useful with port 0). */
+  listen(host: string, port: number): Promise<number>;
+  /** Lets in-flight calls finish, refusing new ones; forces after `timeoutMs`. */
+  close(timeoutMs: number): Promise<void>;
+}
+
+function first(metadata: Metadata, key: string): string | undefined {
+  const value = metadata.get(key)[0];
+  return value === undefined ? undefined : value.toString();
+}
+
+function sameSecret(presented: string | undefined, expected: Buffer): boolean {
+  if (presented === undefined) return false;
+  const candidate = Buffer.from(presented);
+  return candidate.length === expected.length && timingSafeEqual(candidate, expected);
+}
+
+export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
+  const { logger } = options;
+  const expectedToken = Buffer.from(options.internalToken);
+  const server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+
+  // Standard grpc.health.v1: unauthenticated on purpose, so orchestrators can probe it.
+  const health = new HealthImplementation({ '': 'NOT_SERVING' });
+  health.addToServer(server);
+
+  for (const binding of options.services) {
+    const implementation: UntypedServiceImplementation = {};
+    for (const [method, handler] of Object.entries(binding.handlers)) {
+      const path = binding.definition[method]?.path ?? method;
+      implementation[method] = wrapUnary(path, handler as UnaryHandler);
+    }
+    server.addService(binding.definition, implementation);
+    health.setStatus(binding.name, 'NOT_SERVING');
+  }
+
+  type UnaryHandler = (request: unknown, context: CallContext) => Promise<unknown>;
+
+  // The server-side interceptor chain: credential, context, logging, error translation.
+  function wrapUnary(path: string, handler: UnaryHandler) {
+    return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>): void => {
+      const started = performance.now();
+      const correlationId = newCorrelationId(first(call.metadata, METADATA.correlationId));
+      const context: CallContext = {
+        correlationId,
+        userId: first(call.metadata, METADATA.userId),
+        sessionId: first(call.metadata, METADATA.sessionId),
+      };
+      void runWithContext({ correlationId, userId: context.userId, sessionId: context.sessionId }, async () => {
+        try {
+          if (!sameSecret(first(call.metadata, METADATA.internalToken), expectedToken)) {
+            throw new AppError('UNAUTHENTICATED', 'Missing or invalid internal credential');
+          }
+          const response = await handler(call.request, context);
+          logger.debug({ path, ms: Math.round(performance.now() - started) }, 'grpc call');
+          callback(null, response);
+        } catch (error) {
+          const wire = toGrpcError(error);
+          const ms = Math.round(performance.now() - started);
+          if (wire.code === status.INTERNAL) {
+            logger.error({ err: error, path, ms }, 'grpc call failed');
+          } else {
+            logger.info({ path, ms, code: wire.metadata.get('x-error-code')[0] }, 'grpc call refused');
+          }
+          callback(wire);
+        }
+      });
+    };
+  }
+
+  return {
+    async listen(host, port) {
+      const bound = await new Promise<number>((resolve, reject) => {
+        server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (error, boundPort) =>
+          error ? reject(error) : resolve(boundPort),
+        );
+      });
+      health.setStatus('', 'SERVING');
+      for (const binding of options.services) health.setStatus(binding.name, 'SERVING');
+      logger.info({ host, port: bound }, 'gRPC server listening');
+      return bound;
+    },
+    async close(timeoutMs) {
+      health.setStatus('', 'NOT_SERVING');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          logger.warn('gRPC drain timed out; cancelling remaining calls');
+          server.forceShutdown();
+          resolve();
+        }, timeoutMs);
+        timer.unref();
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+  };
+}

@@ -1,0 +1,2 @@
+export { createHttpServer, readJsonBody, sendJson, type HttpServer, type Route } from './http-server';
+export { createGraphQLHandler } from './graphql.handler';

@@ -1,0 +1,7 @@
+export { createLogger, type Logger } from './logger';
+export {
+  currentContext,
+  newCorrelationId,
+  runWithContext,
+  type RequestContext,
+} from './request-context';

@@ -1,0 +1,46 @@
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from './logger';
+import { newCorrelationId, runWithContext } from './request-context';
+
+function capture() {
+  const stream = new PassThrough();
+  const lines: Record<string, unknown>[] = [];
+  stream.on('data', (chunk: Buffer) => {
+    for (const line of chunk.toString().split('\n').filter(Boolean)) {
+      lines.push(JSON.parse(line) as Record<string, unknown>);
+    }
+  });
+  return { stream, lines };
+}
+
+describe('createLogger', () => {
+  it('adds the correlation id of the current request to every line', async () => {
+    const { stream, lines } = capture();
+    const log = createLogger({ name: 'test', destination: stream });
+    runWithContext({ correlationId: 'corr-12345678', userId: 'u1' }, () => log.info('inside'));
+    log.info('outside');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines[0]).toMatchObject({ msg: 'inside', correlationId: 'corr-12345678', userId: 'u1' });
+    expect(lines[1]).not.toHaveProperty('correlationId');
+  });
+
+  it('never writes passwords or tokens', async () => {
+    const { stream, lines } = capture();
+    const log = createLogger({ name: 'test', destination: stream });
+    log.info({ input: { password: 'hunter22', email: 'a@b.c' }, headers: { authorization: 'Bearer x' } }, 'x');
+    await new Promise((resolve) => setImmediate(resolve));
+    const text = JSON.stringify(lines[0]);
+    expect(text).not.toContain('hunter22');
+    expect(text).not.toContain('Bearer x');
+    expect(text).toContain('a@b.c');
+  });
+});
+
+describe('newCorrelationId', () => {
+  it('keeps a well-formed id and replaces a malformed one', () => {
+    expect(newCorrelationId('abc-DEF_12345')).toBe('abc-DEF_12345');
+    expect(newCorrelationId('bad id\n with spaces')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(newCorrelationId(undefined)).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});

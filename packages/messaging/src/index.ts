@@ -1,0 +1,6 @@
+export {
+  createMessageBroker,
+  type ConsumerOptions,
+  type MessageBroker,
+  type MessageBrokerOptions,
+} from './message-broker';

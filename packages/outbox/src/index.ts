@@ -1,0 +1,2 @@
+export { enqueueEvent, processOnce, type SqlExecutor } from './outbox';
+export { createOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './outbox.relay';

@@ -1,0 +1,49 @@
+import type { EventEnvelope } from '@platform/events';
+
+/**
+ * The part of a Prisma client (or transaction client) the outbox needs. Every service's
+ * Postgres schema has the same two tables, `outbox_events` and `processed_events`.
+ */
+export interface SqlExecutor {
+  $executeRawUnsafe(query: string, ...values: unknown[]): Promise<number>;
+  $queryRawUnsafe<T = unknown>(query: string, ...values: unknown[]): Promise<T>;
+}
+
+const SCHEMA_NAME = /^[a-z][a-z_]*$/;
+
+export function qualified(schema: string, table: string): string {
+  if (!SCHEMA_NAME.test(schema)) throw new Error(`invalid schema name ${JSON.stringify(schema)}`);
+  return `"${schema}"."${table}"`;
+}
+
+/**
+ * Writes an event to the owning service's outbox. Call it with the transaction client of the
+ * state change, so the event exists if and only if the change committed.
+ */
+export async function enqueueEvent(tx: SqlExecutor, schema: string, event: EventEnvelope): Promise<void> {
+  await tx.$executeRawUnsafe(
+    `INSERT INTO ${qualified(schema, 'outbox_events')} (id, type, envelope, created_at) VALUES ($1::uuid, $2, $3::jsonb, $4::timestamptz)`,
+    event.id,
+    event.type,
+    JSON.stringify(event),
+    event.occurredAt,
+  );
+}
+
+/**
+ * Records that `consumer` handled `eventId`, inside the transaction of the effect. Returns
+ * false if it already had: the caller then skips the effect (duplicate delivery).
+ */
+export async function processOnce(
+  tx: SqlExecutor,
+  schema: string,
+  consumer: string,
+  eventId: string,
+): Promise<boolean> {
+  const inserted = await tx.$executeRawUnsafe(
+    `INSERT INTO ${qualified(schema, 'processed_events')} (consumer, event_id) VALUES ($1, $2::uuid) ON CONFLICT DO NOTHING`,
+    consumer,
+    eventId,
+  );
+  return inserted === 1;
+}

@@ -1,0 +1,101 @@
+import type { IncomingMessage } from 'node:http';
+import { ApolloServer } from '@apollo/server';
+import {
+  ApolloServerPluginInlineTraceDisabled,
+  ApolloServerPluginLandingPageDisabled,
+} from '@apollo/server/plugin/disabled';
+import { buildSubgraphSchema } from '@apollo/subgraph';
+import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper';
+import type { DocumentNode } from 'graphql';
+import { formatGraphQLError, toGraphQLError } from '@platform/errors';
+import { createGraphQLHandler, createHttpServer, sendJson, type HttpServer } from '@platform/http-server';
+import { currentContext, newCorrelationId, runWithContext, type Logger } from '@platform/logger';
+import type { Identity, TokenVerifier } from '@platform/tokens';
+
+export interface SubgraphContext {
+  /** The caller, verified from the forwarded access token; null when anonymous. */
+  viewer: Identity | null;
+}
+
+export interface SubgraphOptions<TContext extends SubgraphContext> {
+  name: string;
+  typeDefs: DocumentNode;
+  resolvers: GraphQLResolverMap<TContext>;
+  /** Per-request additions to the context, e.g. DataLoaders (made fresh for every request). */
+  createContext: (base: SubgraphContext) => TContext;
+  logger: Logger;
+  /** Subgraphs verify the token again: they never trust the network they sit on. */
+  tokens: TokenVerifier;
+  /** Readiness of what this subgraph depends on (its gRPC services). */
+  checkReady?: () => Promise<Record<string, boolean>>;
+}
+
+export interface Subgraph {
+  http: HttpServer;
+  start(host: string, port: number): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A federation subgraph on node:http: `/graphql`, `/health`, `/ready`. Errors are
+ * translated to the contract's codes and internals are masked (and logged).
+ */
+export function createSubgraph<TContext extends SubgraphContext>(options: SubgraphOptions<TContext>): Subgraph {
+  const { logger } = options;
+  const apollo = new ApolloServer<TContext>({
+    schema: buildSubgraphSchema([{ typeDefs: options.typeDefs, resolvers: options.resolvers as GraphQLResolverMap<unknown> }]),
+    // Subgraphs are internal: only the gateway talks to them, and it needs introspection of _service.
+    plugins: [ApolloServerPluginLandingPageDisabled(), ApolloServerPluginInlineTraceDisabled()],
+    // Shutdown is ours (@platform/lifecycle): Apollo must not re-raise the signal mid-teardown.
+    stopOnTerminationSignals: false,
+    includeStacktraceInErrorResponses: false,
+    formatError: (formatted, error) =>
+      formatGraphQLError(formatted, error, (internal) => logger.error({ err: internal }, 'resolver failed')),
+  });
+
+  // Identity is verified once per request, in the route, and handed to the GraphQL context.
+  const identities = new WeakMap<IncomingMessage, Identity | Error | null>();
+  const graphql = createGraphQLHandler(apollo, async (req: IncomingMessage) => {
+    const identity = identities.get(req) ?? null;
+    if (identity instanceof Error) throw toGraphQLError(identity);
+    return options.createContext({ viewer: identity });
+  });
+
+  const http = createHttpServer({
+    logger,
+    routes: {
+      '/graphql': async (req, res) => {
+        // Carry the verified identity in the request context, so gRPC calls forward it.
+        const identity = await options.tokens
+          .verifyHeader(req.headers.authorization)
+          .catch((error: unknown) => (error instanceof Error ? error : new Error('invalid token')));
+        identities.set(req, identity);
+        const viewer = identity instanceof Error ? null : identity;
+        const correlationId = currentContext()?.correlationId ?? newCorrelationId();
+        await runWithContext({ correlationId, userId: viewer?.userId, sessionId: viewer?.sessionId }, () =>
+          graphql(req, res),
+        );
+      },
+      '/health': (_req, res) => sendJson(res, 200, { status: 'ok' }),
+      '/ready': async (_req, res) => {
+        const checks = (await options.checkReady?.()) ?? {};
+        const ready = Object.values(checks).every(Boolean);
+        sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'unavailable', checks });
+      },
+    },
+  });
+
+  return {
+    http,
+    async start(host, port) {
+      await apollo.start();
+      const bound = await http.listen(host, port);
+      logger.info({ host, port: bound, subgraph: options.name }, 'subgraph listening');
+      return bound;
+    },
+    async stop() {
+      await http.close();
+      await apollo.stop();
+    },
+  };
+}

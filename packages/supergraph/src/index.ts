@@ -1,0 +1,1 @@
+export { composeSupergraph, loadSupergraphConfig, type SubgraphConfig } from './supergraph';

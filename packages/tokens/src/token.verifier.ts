@@ -1,0 +1,85 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import { AppError } from '@platform/errors';
+import { ACCESS_TOKEN_ALGORITHM, type PublicJwk } from './token.types';
+
+export interface Identity {
+  userId: string;
+  sessionId: string;
+}
+
+export interface TokenVerifierOptions {
+  issuer: string;
+  audience: string;
+  /** Fetches the current JSON Web Key Set (from the auth service). */
+  fetchJwks: () => Promise<readonly PublicJwk[]>;
+  /** Keys are re-fetched at most this often, also when a token names an unknown `kid`. */
+  refreshIntervalMs?: number;
+}
+
+export interface TokenVerifier {
+  /** Verifies an access token; throws UNAUTHENTICATED for anything not valid right now. */
+  verify(token: string): Promise<Identity>;
+  /** Parses an `Authorization` header; null when there is none. */
+  verifyHeader(header: string | undefined): Promise<Identity | null>;
+}
+
+const INVALID = () => AppError.unauthenticated('Invalid or expired access token');
+
+export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
+  const refreshIntervalMs = options.refreshIntervalMs ?? 60_000;
+  let keys = new Map<string, KeyObject>();
+  let fetchedAt = 0;
+  let inflight: Promise<void> | undefined;
+
+  function refresh(): Promise<void> {
+    inflight ??= options
+      .fetchJwks()
+      .then((jwks) => {
+        keys = new Map(
+          jwks
+            .filter((jwk) => jwk.alg === ACCESS_TOKEN_ALGORITHM)
+            .map((jwk) => [jwk.kid, createPublicKey({ key: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y }, format: 'jwk' })]),
+        );
+        fetchedAt = Date.now();
+      })
+      .finally(() => {
+        inflight = undefined;
+      });
+    return inflight;
+  }
+
+  async function keyFor(kid: string): Promise<KeyObject | undefined> {
+    const stale = Date.now() - fetchedAt > refreshIntervalMs;
+    if (stale || (!keys.has(kid) && Date.now() - fetchedAt > 1_000)) await refresh();
+    return keys.get(kid);
+  }
+
+  async function verify(token: string): Promise<Identity> {
+    const decoded = jwt.decode(token, { complete: true });
+    if (!decoded || decoded.header.alg !== ACCESS_TOKEN_ALGORITHM || !decoded.header.kid) throw INVALID();
+    const key = await keyFor(decoded.header.kid);
+    if (!key) throw INVALID();
+    try {
+      const claims = jwt.verify(token, key, {
+        algorithms: [ACCESS_TOKEN_ALGORITHM],
+        issuer: options.issuer,
+        audience: options.audience,
+      });
+      if (typeof claims === 'string' || typeof claims.sub !== 'string' || typeof claims['sid'] !== 'string') throw INVALID();
+      return { userId: claims.sub, sessionId: claims['sid'] };
+    } catch {
+      throw INVALID();
+    }
+  }
+
+  return {
+    verify,
+    async verifyHeader(header) {
+      if (!header) return null;
+      const match = /^Bearer ([\w-]+\.[\w-]+\.[\w-]+)$/.exec(header.trim());
+      if (!match?.[1]) throw INVALID();
+      return verify(match[1]);
+    },
+  };
+}

@@ -1,0 +1,119 @@
+// `npm start`: the whole backend on this machine. Checks PostgreSQL/Redis/RabbitMQ, builds
+// what is missing, creates the database and applies migrations, starts the eight apps with
+// their logs prefixed by name, waits for the gateway's /ready and prints its URL.
+// If any app dies, it says which and why and stops the others (no restarts: a crash is a
+// bug to see, not to hide). SIGINT/SIGTERM stop every app, gateway first.
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { APPS, appEnvironment, startAppProcess, waitUntilUp, type AppProcess } from '@platform/apps';
+import { DEFAULT_PORTS, databaseEnv, loadEnv, port, rabbitEnv, redisEnv } from '@platform/config';
+import { findUnreachableDependencies } from './dependencies';
+import { formatLogLine } from './log-format';
+
+const env = loadEnv({
+  ...databaseEnv,
+  ...redisEnv,
+  ...rabbitEnv,
+  GATEWAY_PORT: port(DEFAULT_PORTS.gateway),
+  INTERNAL_TOKEN: z.string().min(32).optional(),
+  START_TIMEOUT_MS: z.coerce.number().int().positive().default(90_000),
+});
+
+const say = (message: string) => process.stdout.write(`[start] ${message}\n`);
+const fail = (message: string): never => {
+  process.stderr.write(`[start] ${message}\n`);
+  process.exit(1);
+};
+
+function run(command: string, args: string[]): void {
+  const result = spawnSync(command, args, { stdio: 'inherit' });
+  if (result.status !== 0) fail(`\`${command} ${args.join(' ')}\` failed`);
+}
+
+const problems = await findUnreachableDependencies({
+  databaseUrl: env.DATABASE_URL,
+  redisUrl: env.REDIS_URL,
+  rabbitmqUrl: env.RABBITMQ_URL,
+});
+if (problems.length > 0) {
+  for (const problem of problems) {
+    process.stderr.write(`[start] ${problem.name} is not reachable at ${problem.address} (${problem.reason}).\n`);
+    process.stderr.write(`        To fix: ${problem.howToStart}.\n`);
+  }
+  process.exit(1);
+}
+
+say('generating and building what is missing (cached by Nx)');
+run(fileURLToPath(new URL('../node_modules/.bin/nx', import.meta.url)), ['run-many', '-t', 'build', '--outputStyle=static']);
+
+// Imported only now: the database package needs its generated client.
+const { applyMigrations, createDatabaseIfMissing, MIGRATIONS } = await import('@platform/db');
+if (await createDatabaseIfMissing(env.DATABASE_URL)) say(`created database ${new URL(env.DATABASE_URL).pathname.slice(1)}`);
+const applied = await applyMigrations({ databaseUrl: env.DATABASE_URL, ...MIGRATIONS });
+say(applied.length > 0 ? `applied migrations: ${applied.join(', ')}` : 'database schema is up to date');
+
+const ports = { ...DEFAULT_PORTS, gateway: env.GATEWAY_PORT };
+const internalToken = env.INTERNAL_TOKEN ?? randomBytes(32).toString('base64url');
+const running: AppProcess[] = [];
+let stopping = false;
+
+async function stopAll(code: number): Promise<never> {
+  stopping = true;
+  // Reverse order of start: the gateway stops taking requests before what it calls goes away.
+  for (const app of running.toReversed()) await app.stop();
+  process.exit(code);
+}
+
+process.once('SIGINT', () => void stopAll(0));
+process.once('SIGTERM', () => void stopAll(0));
+
+const width = Math.max(...APPS.map((app) => app.name.length));
+for (const stage of ['service', 'subgraph', 'gateway'] as const) {
+  const started = APPS.filter((app) => app.kind === stage).map((app) => {
+    const tail: string[] = [];
+    const child = startAppProcess({
+      app,
+      env: { ...(process.env as Record<string, string>), ...appEnvironment(app, ports), INTERNAL_TOKEN: internalToken },
+      onLine: (line) => {
+        tail.push(line);
+        if (tail.length > 20) tail.shift();
+        process.stdout.write(`${app.name.padEnd(width)} | ${formatLogLine(line)}\n`);
+      },
+    });
+    let death: Error | undefined;
+    void child.exited.then(({ code, signal }) => {
+      death = new Error(`${app.name} exited (${signal ?? `code ${code}`})`);
+      if (stopping) return;
+      process.stderr.write(`[start] ${app.name} exited unexpectedly (${signal ?? `code ${code}`}); its last lines:\n`);
+      for (const line of tail.slice(-5)) process.stderr.write(`        ${formatLogLine(line)}\n`);
+      process.stderr.write('[start] stopping the other apps\n');
+      void stopAll(1);
+    });
+    running.push(child);
+    return waitUntilUp(app, ports[app.name], { timeoutMs: env.START_TIMEOUT_MS, failed: () => death });
+  });
+  try {
+    await Promise.all(started);
+  } catch (error) {
+    if (!stopping) {
+      process.stderr.write(`[start] ${(error as Error).message}\n`);
+      await stopAll(1);
+    }
+    await new Promise(() => undefined); // stopAll exits
+  }
+}
+
+const gatewayUrl = `http://localhost:${ports.gateway}`;
+const deadline = Date.now() + env.START_TIMEOUT_MS;
+for (;;) {
+  const response = await fetch(`${gatewayUrl}/ready`).catch(() => undefined);
+  if (response?.status === 200) break;
+  if (Date.now() > deadline) {
+    process.stderr.write(`[start] gateway not ready: ${response ? await response.text() : 'no answer'}\n`);
+    await stopAll(1);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 250));
+}
+say(`gateway ready at ${gatewayUrl}/graphql  (Ctrl-C stops everything)`);

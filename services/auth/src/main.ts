@@ -1,0 +1,42 @@
+import { connectDatabase } from '@platform/db';
+import { createGrpcServer } from '@platform/grpc';
+import { createLifecycle } from '@platform/lifecycle';
+import { createLogger } from '@platform/logger';
+import { createMessageBroker } from '@platform/messaging';
+import { createOutboxRelay } from '@platform/outbox';
+import { authV1 } from '@platform/proto';
+import { env } from './environment';
+import { createAuthHandlers } from './auth.grpc';
+import { AUTH_SCHEMA, createSigningKeyRepository } from './signing-key.repository';
+
+const logger = createLogger({ name: 'auth-service', level: env.LOG_LEVEL });
+const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
+
+lifecycle.run(async () => {
+  const db = await connectDatabase({ databaseUrl: env.DATABASE_URL });
+  lifecycle.onShutdown('database', () => db.$disconnect());
+
+  const broker = await createMessageBroker({ url: env.RABBITMQ_URL, exchange: env.EVENTS_EXCHANGE, logger });
+  lifecycle.onShutdown('rabbitmq', () => broker.close());
+
+  const relay = createOutboxRelay({ db, schema: AUTH_SCHEMA, broker, logger });
+  lifecycle.onShutdown('outbox relay', () => relay.stop());
+
+  const signingKeys = createSigningKeyRepository(db);
+  const activeKey = await signingKeys.ensureActiveKey();
+  logger.info({ kid: activeKey.kid }, 'signing key ready');
+
+  const server = createGrpcServer({
+    logger,
+    internalToken: env.INTERNAL_TOKEN,
+    services: [
+      {
+        name: 'auth.v1.AuthService',
+        definition: authV1.AuthServiceService,
+        handlers: createAuthHandlers({ signingKeys }),
+      },
+    ],
+  });
+  lifecycle.onShutdown('grpc server', () => server.close(env.SHUTDOWN_TIMEOUT_MS / 2));
+  await server.listen(env.GRPC_HOST, env.GRPC_PORT);
+});

@@ -1,0 +1,46 @@
+import { connectDatabase } from '@platform/db';
+import { createGrpcServer } from '@platform/grpc';
+import { createLifecycle } from '@platform/lifecycle';
+import { createLogger } from '@platform/logger';
+import { createMessageBroker } from '@platform/messaging';
+import { createOutboxRelay } from '@platform/outbox';
+import { userV1 } from '@platform/proto';
+import { createRedis } from '@platform/redis';
+import { env } from './environment';
+import { createUserCache } from './user.cache';
+import { createUserHandlers } from './user.grpc';
+import { createUserRepository, USERS_SCHEMA } from './user.repository';
+
+const logger = createLogger({ name: 'user-service', level: env.LOG_LEVEL });
+const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
+
+lifecycle.run(async () => {
+  const db = await connectDatabase({ databaseUrl: env.DATABASE_URL });
+  lifecycle.onShutdown('database', () => db.$disconnect());
+
+  const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
+  lifecycle.onShutdown('redis', async () => void (await redis.quit()));
+
+  const broker = await createMessageBroker({ url: env.RABBITMQ_URL, exchange: env.EVENTS_EXCHANGE, logger });
+  lifecycle.onShutdown('rabbitmq', () => broker.close());
+
+  const relay = createOutboxRelay({ db, schema: USERS_SCHEMA, broker, logger });
+  lifecycle.onShutdown('outbox relay', () => relay.stop());
+
+  const server = createGrpcServer({
+    logger,
+    internalToken: env.INTERNAL_TOKEN,
+    services: [
+      {
+        name: 'user.v1.UserService',
+        definition: userV1.UserServiceService,
+        handlers: createUserHandlers({
+          users: createUserRepository(db, relay),
+          cache: createUserCache(redis),
+        }),
+      },
+    ],
+  });
+  lifecycle.onShutdown('grpc server', () => server.close(env.SHUTDOWN_TIMEOUT_MS / 2));
+  await server.listen(env.GRPC_HOST, env.GRPC_PORT);
+});

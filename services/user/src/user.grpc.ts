@@ -1,0 +1,63 @@
+import type { User } from '@platform/db';
+import { AppError } from '@platform/errors';
+import type { UnaryHandlers } from '@platform/grpc';
+import { userV1 } from '@platform/proto';
+import type { UserCache } from './user.cache';
+import type { UserRepository } from './user.repository';
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const MAX_BATCH = 500;
+
+export function toProtoUser(user: User): userV1.User {
+  return {
+    id: user.id,
+    email: user.email,
+    displayName: user.displayName,
+    status: user.status === 'ACTIVE' ? userV1.UserStatus.USER_STATUS_ACTIVE : userV1.UserStatus.USER_STATUS_DISABLED,
+    emailVerified: user.emailVerified,
+    createdAt: user.createdAt,
+    updatedAt: user.updatedAt,
+  };
+}
+
+export function createUserHandlers(deps: {
+  users: UserRepository;
+  cache: UserCache;
+}): UnaryHandlers<typeof userV1.UserServiceService> {
+  const { users, cache } = deps;
+
+  async function load(ids: readonly string[]): Promise<Map<string, User>> {
+    const found = await cache.getMany(ids);
+    const missing = ids.filter((id) => !found.has(id));
+    if (missing.length > 0) {
+      const loaded = await users.findByIds(missing);
+      await cache.setMany(loaded);
+      for (const user of loaded) found.set(user.id, user);
+    }
+    return found;
+  }
+
+  return {
+    async createUser(request) {
+      const email = request.email.trim().toLowerCase();
+      const displayName = request.displayName.trim();
+      if (!EMAIL.test(email) || email.length > 254) throw AppError.badInput('email', 'must be a valid email address');
+      if (displayName.length < 1 || displayName.length > 100) {
+        throw AppError.badInput('displayName', 'must be 1 to 100 characters');
+      }
+      const user = await users.create({ email, displayName });
+      return { user: toProtoUser(user) };
+    },
+    async getUser(request) {
+      const user = (await load([request.id])).get(request.id);
+      if (!user) throw AppError.notFound('User');
+      return { user: toProtoUser(user) };
+    },
+    async batchGetUsers(request) {
+      if (request.ids.length > MAX_BATCH) throw AppError.badInput('ids', `at most ${MAX_BATCH} per call`);
+      const unique = [...new Set(request.ids)];
+      const found = await load(unique);
+      return { users: unique.flatMap((id) => (found.has(id) ? [toProtoUser(found.get(id)!)] : [])) };
+    },
+  };
+}

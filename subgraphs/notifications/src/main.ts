@@ -1,0 +1,37 @@
+import { createGrpcClient } from '@platform/grpc';
+import { createLifecycle } from '@platform/lifecycle';
+import { createLogger } from '@platform/logger';
+import { authV1, notificationV1 } from '@platform/proto';
+import { createSubgraph, loadTypeDefs } from '@platform/subgraph';
+import { createTokenVerifier } from '@platform/tokens';
+import { env } from './environment';
+import { notificationsResolvers } from './notifications.resolvers';
+
+const logger = createLogger({ name: 'notifications-subgraph', level: env.LOG_LEVEL });
+const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
+
+lifecycle.run(async () => {
+  const grpc = { internalToken: env.INTERNAL_TOKEN };
+  const auth = createGrpcClient(authV1.AuthServiceService, { ...grpc, address: env.AUTH_SERVICE_ADDR });
+  lifecycle.onShutdown('auth client', () => auth.close());
+  const notifications = createGrpcClient(notificationV1.NotificationServiceService, {
+    ...grpc,
+    address: env.NOTIFICATION_SERVICE_ADDR,
+  });
+  lifecycle.onShutdown('notification client', () => notifications.close());
+
+  const subgraph = createSubgraph({
+    name: 'notifications',
+    typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
+    resolvers: notificationsResolvers,
+    createContext: (base) => ({ ...base, notifications }),
+    logger,
+    tokens: createTokenVerifier({
+      issuer: env.TOKEN_ISSUER,
+      audience: env.TOKEN_AUDIENCE,
+      fetchJwks: async () => (await auth.getJwks({})).keys,
+    }),
+  });
+  lifecycle.onShutdown('http server', () => subgraph.stop());
+  await subgraph.start(env.HOST, env.PORT);
+});

@@ -1,0 +1,37 @@
+import { createGrpcClient } from '@platform/grpc';
+import { createLifecycle } from '@platform/lifecycle';
+import { createLogger } from '@platform/logger';
+import { authV1, permissionV1 } from '@platform/proto';
+import { createSubgraph, loadTypeDefs } from '@platform/subgraph';
+import { createTokenVerifier } from '@platform/tokens';
+import { env } from './environment';
+import { rbacResolvers } from './rbac.resolvers';
+
+const logger = createLogger({ name: 'rbac-subgraph', level: env.LOG_LEVEL });
+const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
+
+lifecycle.run(async () => {
+  const grpc = { internalToken: env.INTERNAL_TOKEN };
+  const auth = createGrpcClient(authV1.AuthServiceService, { ...grpc, address: env.AUTH_SERVICE_ADDR });
+  lifecycle.onShutdown('auth client', () => auth.close());
+  const permissions = createGrpcClient(permissionV1.PermissionServiceService, {
+    ...grpc,
+    address: env.PERMISSION_SERVICE_ADDR,
+  });
+  lifecycle.onShutdown('permission client', () => permissions.close());
+
+  const subgraph = createSubgraph({
+    name: 'rbac',
+    typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
+    resolvers: rbacResolvers,
+    createContext: (base) => ({ ...base, permissions }),
+    logger,
+    tokens: createTokenVerifier({
+      issuer: env.TOKEN_ISSUER,
+      audience: env.TOKEN_AUDIENCE,
+      fetchJwks: async () => (await auth.getJwks({})).keys,
+    }),
+  });
+  lifecycle.onShutdown('http server', () => subgraph.stop());
+  await subgraph.start(env.HOST, env.PORT);
+});

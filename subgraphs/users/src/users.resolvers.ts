@@ -1,0 +1,36 @@
+import DataLoader from 'dataloader';
+import { userV1 } from '@platform/proto';
+import type { GrpcClient } from '@platform/grpc';
+import { DateTimeScalar, type SubgraphContext } from '@platform/subgraph';
+
+type UserClient = GrpcClient<typeof userV1.UserServiceService>;
+
+export interface UsersContext extends SubgraphContext {
+  users: DataLoader<string, userV1.User | null>;
+}
+
+/** One BatchGetUsers call per tick for every User a request touches. */
+export function createUserLoader(client: UserClient): DataLoader<string, userV1.User | null> {
+  return new DataLoader(async (ids) => {
+    const { users } = await client.batchGetUsers({ ids: [...ids] });
+    const byId = new Map(users.map((user) => [user.id, user]));
+    return ids.map((id) => byId.get(id) ?? null);
+  });
+}
+
+const STATUS: Record<number, 'ACTIVE' | 'DISABLED'> = {
+  [userV1.UserStatus.USER_STATUS_ACTIVE]: 'ACTIVE',
+  [userV1.UserStatus.USER_STATUS_DISABLED]: 'DISABLED',
+};
+
+export const usersResolvers = {
+  DateTime: DateTimeScalar,
+  Query: {
+    me: (_: unknown, __: unknown, context: UsersContext) =>
+      context.viewer ? context.users.load(context.viewer.userId) : null,
+  },
+  User: {
+    __resolveReference: (reference: { id: string }, context: UsersContext) => context.users.load(reference.id),
+    status: (user: userV1.User) => STATUS[user.status] ?? 'ACTIVE',
+  },
+};

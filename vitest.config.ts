@@ -1,0 +1,37 @@
+import { defineConfig } from 'vitest/config';
+
+// Three tiers, each a vitest project:
+//   unit         *.spec.ts beside the code; no servers
+//   integration  *.int.spec.ts; real PostgreSQL, Redis and RabbitMQ, isolated per run
+//   e2e          e2e/**/*.e2e.spec.ts; the apps as processes, driven over HTTP and WebSocket
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['{packages,services,subgraphs,gateway,prisma,proto}/**/*.spec.ts'],
+          exclude: ['**/node_modules/**', '**/*.int.spec.ts', '**/*.e2e.spec.ts'],
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['{packages,services,subgraphs,gateway,prisma}/**/*.int.spec.ts'],
+          exclude: ['**/node_modules/**'],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['e2e/**/*.e2e.spec.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
