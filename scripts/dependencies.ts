@@ -65,7 +65,7 @@ export async function findUnreachableDependencies(urls: DependencyUrls): Promise
     { name: 'RabbitMQ' as const, url: urls.rabbitmqUrl, check: checkRabbit },
   ];
   const results = await Promise.all(
-    checks.map(async ({ name, url, check }) => {
+    checks.map(async ({ name, url, check }): Promise<Problem | undefined> => {
       try {
         await check(url);
         return undefined;

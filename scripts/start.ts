@@ -7,7 +7,15 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { APPS, appEnvironment, startAppProcess, waitUntilUp, type AppProcess } from '@platform/apps';
+import {
+  APPS,
+  appEnvironment,
+  freePort,
+  startAppProcess,
+  waitUntilUp,
+  type AppPorts,
+  type AppProcess,
+} from '@platform/apps';
 import { DEFAULT_PORTS, databaseEnv, loadEnv, port, rabbitEnv, redisEnv } from '@platform/config';
 import { findUnreachableDependencies } from './dependencies';
 import { formatLogLine } from './log-format';
@@ -19,6 +27,10 @@ const env = loadEnv({
   GATEWAY_PORT: port(DEFAULT_PORTS.gateway),
   INTERNAL_TOKEN: z.string().min(32).optional(),
   START_TIMEOUT_MS: z.coerce.number().int().positive().default(90_000),
+  /** `free`: internal apps listen on ports the OS picks (several stacks on one machine). */
+  INTERNAL_PORTS: z.enum(['default', 'free']).default('default'),
+  /** Skip the build step (when the caller has just built, as the end-to-end tests do). */
+  START_SKIP_BUILD: z.enum(['true', 'false']).default('false'),
 });
 
 const say = (message: string) => process.stdout.write(`[start] ${message}\n`);
@@ -45,8 +57,10 @@ if (problems.length > 0) {
   process.exit(1);
 }
 
-say('generating and building what is missing (cached by Nx)');
-run(fileURLToPath(new URL('../node_modules/.bin/nx', import.meta.url)), ['run-many', '-t', 'build', '--outputStyle=static']);
+if (env.START_SKIP_BUILD === 'false') {
+  say('generating and building what is missing (cached by Nx)');
+  run(fileURLToPath(new URL('../node_modules/.bin/nx', import.meta.url)), ['run-many', '-t', 'build', '--outputStyle=static']);
+}
 
 // Imported only now: the database package needs its generated client.
 const { applyMigrations, createDatabaseIfMissing, MIGRATIONS } = await import('@platform/db');
@@ -54,7 +68,10 @@ if (await createDatabaseIfMissing(env.DATABASE_URL)) say(`created database ${new
 const applied = await applyMigrations({ databaseUrl: env.DATABASE_URL, ...MIGRATIONS });
 say(applied.length > 0 ? `applied migrations: ${applied.join(', ')}` : 'database schema is up to date');
 
-const ports = { ...DEFAULT_PORTS, gateway: env.GATEWAY_PORT };
+const ports: AppPorts = { ...DEFAULT_PORTS, gateway: env.GATEWAY_PORT };
+if (env.INTERNAL_PORTS === 'free') {
+  for (const app of APPS) if (app.kind !== 'gateway') ports[app.name] = await freePort();
+}
 const internalToken = env.INTERNAL_TOKEN ?? randomBytes(32).toString('base64url');
 const running: AppProcess[] = [];
 let stopping = false;

@@ -46,6 +46,8 @@ export const rabbitEnv = {
   RABBITMQ_URL: url(['amqp', 'amqps']).default('amqp://guest:guest@127.0.0.1:5672'),
   /** The durable topic exchange all events go through; test runs use their own. */
   EVENTS_EXCHANGE: z.string().min(1).default('platform.events'),
+  /** Test runs only: queues are deleted after being unused this long. */
+  EVENTS_QUEUE_EXPIRES_MS: z.coerce.number().int().positive().optional(),
 };
 
 export const grpcServerEnv = (defaultPort: number) => ({

@@ -11,6 +11,11 @@ export interface MessageBrokerOptions {
   reconnectDelayMs?: { initial: number; max: number };
   /** How long `createMessageBroker` waits for the first connection. */
   connectTimeoutMs?: number;
+  /**
+   * Queues this process declares are deleted by the broker after being unused this long.
+   * For throw-away environments (test runs); unset in real deployments.
+   */
+  queueExpiresMs?: number | undefined;
 }
 
 export interface ConsumerOptions<T extends EventType = EventType> {
@@ -112,15 +117,17 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
     const channel = await model.createConfirmChannel();
     channel.on('error', (error: Error) => logger.warn({ err: error, queue: consumer.queue }, 'consumer channel error'));
     await channel.prefetch(consumer.prefetch ?? 10);
-    await channel.assertQueue(consumer.queue, { durable: true });
+    const expiry = options.queueExpiresMs ? { 'x-expires': options.queueExpiresMs } : {};
+    await channel.assertQueue(consumer.queue, { durable: true, arguments: expiry });
     for (const type of consumer.events) await channel.bindQueue(consumer.queue, exchange, type);
     const deadLetterQueue = `${consumer.queue}.dlq`;
-    await channel.assertQueue(deadLetterQueue, { durable: true });
+    await channel.assertQueue(deadLetterQueue, { durable: true, arguments: expiry });
     // One retry queue per delay: messages wait out the TTL, then dead-letter back to the queue.
     for (const delay of retryDelays) {
       await channel.assertQueue(`${consumer.queue}.retry.${delay}ms`, {
         durable: true,
         arguments: {
+          ...expiry,
           'x-message-ttl': delay,
           'x-dead-letter-exchange': '',
           'x-dead-letter-routing-key': consumer.queue,

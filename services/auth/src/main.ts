@@ -16,7 +16,12 @@ lifecycle.run(async () => {
   const db = await connectDatabase({ databaseUrl: env.DATABASE_URL });
   lifecycle.onShutdown('database', () => db.$disconnect());
 
-  const broker = await createMessageBroker({ url: env.RABBITMQ_URL, exchange: env.EVENTS_EXCHANGE, logger });
+  const broker = await createMessageBroker({
+    url: env.RABBITMQ_URL,
+    exchange: env.EVENTS_EXCHANGE,
+    queueExpiresMs: env.EVENTS_QUEUE_EXPIRES_MS,
+    logger,
+  });
   lifecycle.onShutdown('rabbitmq', () => broker.close());
 
   const relay = createOutboxRelay({ db, schema: AUTH_SCHEMA, broker, logger });

@@ -22,7 +22,12 @@ lifecycle.run(async () => {
   const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
   lifecycle.onShutdown('redis', async () => void (await redis.quit()));
 
-  const broker = await createMessageBroker({ url: env.RABBITMQ_URL, exchange: env.EVENTS_EXCHANGE, logger });
+  const broker = await createMessageBroker({
+    url: env.RABBITMQ_URL,
+    exchange: env.EVENTS_EXCHANGE,
+    queueExpiresMs: env.EVENTS_QUEUE_EXPIRES_MS,
+    logger,
+  });
   lifecycle.onShutdown('rabbitmq', () => broker.close());
 
   const relay = createOutboxRelay({ db, schema: NOTIFICATIONS_SCHEMA, broker, logger });

@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppError } from '@platform/errors';
+import { createLogger, runWithContext } from '@platform/logger';
+import { userV1 } from '@platform/proto';
+import { createGrpcClient } from './grpc.client';
+import { checkGrpcHealth } from './grpc.health';
+import { createGrpcServer, type GrpcServer } from './grpc.server';
+
+const TOKEN = 'a-test-internal-token-of-at-least-32-chars';
+const logger = createLogger({ name: 'grpc-test', level: 'silent' });
+
+const user = (displayName: string): userV1.User => ({
+  id: 'u1',
+  email: 'u1@example.com',
+  displayName,
+  status: userV1.UserStatus.USER_STATUS_ACTIVE,
+  emailVerified: false,
+  createdAt: new Date(0),
+  updatedAt: new Date(0),
+});
+
+describe('gRPC server and client', () => {
+  let server: GrpcServer;
+  let address: string;
+
+  beforeAll(async () => {
+    server = createGrpcServer({
+      logger,
+      internalToken: TOKEN,
+      services: [
+        {
+          name: 'user.v1.UserService',
+          definition: userV1.UserServiceService,
+          handlers: {
+            // Echoes what the caller's metadata carried, so the test can see it arrive.
+            createUser: async (_request, context) => ({ user: user(`${context.userId}|${context.correlationId}`) }),
+            getUser: async (request) => {
+              if (request.id === 'missing') throw AppError.notFound('User');
+              if (request.id === 'slow') await new Promise((resolve) => setTimeout(resolve, 500));
+              if (request.id === 'broken') throw new Error('connection to db://admin:secret@db failed');
+              return { user: user('found') };
+            },
+            batchGetUsers: async () => ({ users: [] }),
+          },
+        },
+      ],
+    });
+    address = `127.0.0.1:${await server.listen('127.0.0.1', 0)}`;
+  });
+
+  afterAll(() => server.close(1_000));
+
+  const client = (internalToken = TOKEN) =>
+    createGrpcClient(userV1.UserServiceService, { address, internalToken, defaultDeadlineMs: 2_000 });
+
+  it('refuses a call without the internal credential', async () => {
+    await expect(client('not-the-token').getUser({ id: 'u1' })).rejects.toMatchObject({
+      code: 'UNAUTHENTICATED',
+    });
+  });
+
+  it('answers a call with the credential, carrying the caller identity and correlation id', async () => {
+    const response = await runWithContext({ correlationId: 'corr-0123456789', userId: 'user-42' }, () =>
+      client().createUser({ email: 'x@example.com', displayName: 'X' }),
+    );
+    expect(response.user?.displayName).toBe('user-42|corr-0123456789');
+  });
+
+  it('turns a domain error into the same error on the calling side', async () => {
+    await expect(client().getUser({ id: 'missing' })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+      message: 'User not found',
+    });
+  });
+
+  it('masks unexpected errors so nothing internal leaks', async () => {
+    const error = await client().getUser({ id: 'broken' }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' });
+    expect(JSON.stringify(error)).not.toContain('secret');
+  });
+
+  it('gives up at the deadline', async () => {
+    const started = Date.now();
+    await expect(client().getUser({ id: 'slow' }, { deadlineMs: 100 })).rejects.toMatchObject({
+      code: 'INTERNAL_SERVER_ERROR',
+    });
+    expect(Date.now() - started).toBeLessThan(400);
+  });
+
+  it('reports SERVING through the standard health service, without the credential', async () => {
+    await expect(checkGrpcHealth(address)).resolves.toBe(true);
+    await expect(checkGrpcHealth('127.0.0.1:1')).resolves.toBe(false);
+  });
+});

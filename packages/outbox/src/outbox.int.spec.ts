@@ -1,0 +1,182 @@
+import { connect as connectAmqp } from 'amqplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectDatabase, type PrismaClient } from '@platform/db';
+import { createEvent, type EventEnvelope } from '@platform/events';
+import { createLogger } from '@platform/logger';
+import { createMessageBroker, type MessageBroker } from '@platform/messaging';
+import { createTcpProxy, createTestRun, eventually, type TestRun } from '@platform/testing';
+import { enqueueEvent, processOnce } from './outbox';
+import { createOutboxRelay } from './outbox.relay';
+
+const logger = createLogger({ name: 'outbox-test', level: 'silent' });
+const USER_ID = '00000000-0000-4000-8000-000000000001';
+
+describe('transactional outbox and idempotent consumers', () => {
+  let run: TestRun;
+  let db: PrismaClient;
+  const closers: (() => Promise<void>)[] = [];
+
+  beforeAll(async () => {
+    run = await createTestRun();
+    db = await connectDatabase({ databaseUrl: run.databaseUrl });
+  });
+
+  afterAll(async () => {
+    for (const close of closers.toReversed()) await close();
+    await db.$disconnect();
+    await run.close();
+  });
+
+  async function broker(url = run.rabbitmqUrl): Promise<MessageBroker> {
+    const created = await createMessageBroker({
+      url,
+      exchange: run.exchange,
+      logger,
+      reconnectDelayMs: { initial: 50, max: 300 },
+      queueExpiresMs: 60_000,
+    });
+    closers.push(() => created.close());
+    return created;
+  }
+
+  /** The effect of handling an event: one notification row, recorded with the event id. */
+  async function applyEffect(consumer: string, event: EventEnvelope): Promise<void> {
+    await db.$transaction(async (tx) => {
+      if (!(await processOnce(tx, 'notifications', consumer, event.id))) return;
+      await tx.notification.create({
+        data: { recipientId: USER_ID, type: consumer, title: event.id, body: '' },
+      });
+    });
+  }
+
+  const effects = (consumer: string) => db.notification.count({ where: { type: consumer } });
+
+  it('publishes an event written while RabbitMQ was unreachable once it is back, exactly once', async () => {
+    const consumer = 'outage';
+    const received: string[] = [];
+    const subscriber = await broker();
+    await subscriber.consume({
+      queue: `${run.exchange}.${consumer}`,
+      events: ['user.registered'],
+      handle: async (event) => {
+        received.push(event.id);
+        await applyEffect(consumer, event);
+      },
+    });
+
+    const proxy = await createTcpProxy({ host: '127.0.0.1', port: Number(new URL(run.rabbitmqUrl).port || 5672) });
+    closers.push(() => proxy.close());
+    const proxied = new URL(run.rabbitmqUrl);
+    proxied.port = String(proxy.port);
+    const publisher = await broker(proxied.toString());
+    const relay = createOutboxRelay({ db, schema: 'users', broker: publisher, logger, pollIntervalMs: 100 });
+    closers.push(() => relay.stop());
+
+    proxy.cut();
+    const event = createEvent('user.registered', { userId: USER_ID, email: 'a@example.com', displayName: 'A' });
+    await db.$transaction((tx) => enqueueEvent(tx, 'users', event));
+    relay.kick();
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const pending = await db.userOutboxEvent.findUniqueOrThrow({ where: { id: event.id } });
+    expect(pending.publishedAt).toBeNull();
+    expect(received).toEqual([]);
+
+    proxy.restore();
+    await eventually(async () => {
+      const row = await db.userOutboxEvent.findUniqueOrThrow({ where: { id: event.id } });
+      expect(row.publishedAt).not.toBeNull();
+      expect(await effects(consumer)).toBe(1);
+    }, 15_000);
+
+    // A second delivery of the same event (as after a relay crash) changes nothing.
+    await publisher.publish(event);
+    await eventually(() => expect(received).toEqual([event.id, event.id]));
+    expect(await effects(consumer)).toBe(1);
+  });
+
+  it('redelivers a message whose consumer died before acking, and its effect happens once', async () => {
+    const consumer = 'crash';
+    const queue = `${run.exchange}.${consumer}`;
+    const first = await broker();
+    let crashed = false;
+    await first.consume({
+      queue,
+      events: ['user.deleted'],
+      handle: async (event) => {
+        await applyEffect(consumer, event);
+        crashed = true;
+        await first.close(); // the process "dies": its connection drops before the ack
+        throw new Error('crashed');
+      },
+    });
+    const event = createEvent('user.deleted', { userId: USER_ID });
+    const publisher = await broker();
+    await publisher.publish(event);
+    await eventually(() => expect(crashed).toBe(true));
+
+    const redelivered: string[] = [];
+    const second = await broker();
+    await second.consume({
+      queue,
+      events: ['user.deleted'],
+      handle: async (event) => {
+        redelivered.push(event.id);
+        await applyEffect(consumer, event);
+      },
+    });
+    await eventually(() => expect(redelivered).toEqual([event.id]));
+    expect(await effects(consumer)).toBe(1);
+  });
+
+  it('parks a message that always fails in the dead-letter queue after the retry limit', async () => {
+    const queue = `${run.exchange}.poison`;
+    const attempts: number[] = [];
+    const subscriber = await broker();
+    await subscriber.consume({
+      queue,
+      events: ['user.updated'],
+      retryDelaysMs: [50, 100],
+      handle: () => {
+        attempts.push(Date.now());
+        return Promise.reject(new Error('cannot handle this'));
+      },
+    });
+    const event = createEvent('user.updated', { userId: USER_ID, displayName: 'B' });
+    await (await broker()).publish(event);
+
+    const connection = await connectAmqp(run.rabbitmqUrl);
+    closers.push(() => connection.close());
+    const channel = await connection.createChannel();
+    const parked = await eventually(async () => {
+      const message = await channel.get(`${queue}.dlq`, { noAck: true });
+      if (!message) throw new Error('nothing in the dead-letter queue yet');
+      return message;
+    });
+    expect(attempts).toHaveLength(3);
+    expect((JSON.parse(parked.content.toString()) as EventEnvelope).id).toBe(event.id);
+    expect(parked.properties.headers?.['x-attempt']).toBe(3);
+    expect(parked.properties.headers?.['x-error']).toBe('cannot handle this');
+  });
+
+  it('parks a malformed message at once, without retries', async () => {
+    const queue = `${run.exchange}.malformed`;
+    let handled = 0;
+    const subscriber = await broker();
+    await subscriber.consume({
+      queue,
+      events: ['user.updated'],
+      handle: async () => void handled++,
+    });
+    const connection = await connectAmqp(run.rabbitmqUrl);
+    closers.push(() => connection.close());
+    const channel = await connection.createChannel();
+    channel.publish(run.exchange, 'user.updated', Buffer.from('{"not":"an event"'));
+    const parked = await eventually(async () => {
+      const message = await channel.get(`${queue}.dlq`, { noAck: true });
+      if (!message) throw new Error('nothing in the dead-letter queue yet');
+      return message;
+    });
+    expect(parked.content.toString()).toBe('{"not":"an event"');
+    expect(handled).toBe(0);
+  });
+});

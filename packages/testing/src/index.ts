@@ -1,0 +1,5 @@
+export { createTestRun, type TestRun } from './test-run';
+export { startApps, type AppCluster } from './app-cluster';
+export { freePort } from '@platform/apps';
+export { createTcpProxy, type TcpProxy } from './network';
+export { eventually } from './eventually';
