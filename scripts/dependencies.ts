@@ -21,18 +21,24 @@ const HOW_TO_START = {
     'start it (e.g. `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, or `docker compose up -d postgres`) or set DATABASE_URL',
   Redis:
     'start it (e.g. `redis-server --daemonize yes`, or `docker compose up -d redis`) or set REDIS_URL',
-  RabbitMQ: 'start it (e.g. `rabbitmq-server -detached`, or `docker compose up -d rabbitmq`) or set RABBITMQ_URL',
+  RabbitMQ:
+    'start it (e.g. `rabbitmq-server -detached`, or `docker compose up -d rabbitmq`) or set RABBITMQ_URL',
 };
 
 const hostOf = (url: string) => new URL(url).host;
 const reasonOf = (error: unknown) =>
-  error instanceof Error ? (error.message || (error as { code?: string }).code || error.name) : String(error);
+  error instanceof Error
+    ? error.message || (error as { code?: string }).code || error.name
+    : String(error);
 
 async function checkPostgres(url: string): Promise<void> {
   // The maintenance database: the app database may not exist yet (it is created next).
   const maintenance = new URL(url);
   maintenance.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: maintenance.toString(), connectionTimeoutMillis: 3_000 });
+  const client = new pg.Client({
+    connectionString: maintenance.toString(),
+    connectionTimeoutMillis: 3_000,
+  });
   try {
     await client.connect();
     await client.query('SELECT 1');
@@ -42,7 +48,12 @@ async function checkPostgres(url: string): Promise<void> {
 }
 
 async function checkRedis(url: string): Promise<void> {
-  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 3_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: 3_000,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   redis.on('error', () => undefined); // reported through connect()'s rejection
   try {
     await redis.connect();
@@ -70,7 +81,12 @@ export async function findUnreachableDependencies(urls: DependencyUrls): Promise
         await check(url);
         return undefined;
       } catch (error) {
-        return { name, address: hostOf(url), reason: reasonOf(error), howToStart: HOW_TO_START[name] };
+        return {
+          name,
+          address: hostOf(url),
+          reason: reasonOf(error),
+          howToStart: HOW_TO_START[name],
+        };
       }
     }),
   );

@@ -1,5 +1,12 @@
 // Turns an app's JSON log line into one readable line for the launcher's console.
-const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+const LEVELS: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
+};
 const SKIP = new Set(['level', 'time', 'pid', 'hostname', 'name', 'msg']);
 
 export function formatLogLine(line: string): string {
@@ -12,7 +19,8 @@ export function formatLogLine(line: string): string {
       .filter(([key]) => !SKIP.has(key))
       .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
       .join(' ');
-    return `${time} ${level} ${String(entry['msg'] ?? '')}${extra ? ` ${extra}` : ''}`;
+    const message = typeof entry['msg'] === 'string' ? entry['msg'] : '';
+    return `${time} ${level} ${message}${extra ? ` ${extra}` : ''}`;
   } catch {
     return line;
   }

@@ -51,7 +51,9 @@ const problems = await findUnreachableDependencies({
 });
 if (problems.length > 0) {
   for (const problem of problems) {
-    process.stderr.write(`[start] ${problem.name} is not reachable at ${problem.address} (${problem.reason}).\n`);
+    process.stderr.write(
+      `[start] ${problem.name} is not reachable at ${problem.address} (${problem.reason}).\n`,
+    );
     process.stderr.write(`        To fix: ${problem.howToStart}.\n`);
   }
   process.exit(1);
@@ -59,14 +61,24 @@ if (problems.length > 0) {
 
 if (env.START_SKIP_BUILD === 'false') {
   say('generating and building what is missing (cached by Nx)');
-  run(fileURLToPath(new URL('../node_modules/.bin/nx', import.meta.url)), ['run-many', '-t', 'build', '--outputStyle=static']);
+  run(fileURLToPath(new URL('../node_modules/.bin/nx', import.meta.url)), [
+    'run-many',
+    '-t',
+    'build',
+    '--outputStyle=static',
+  ]);
 }
 
 // Imported only now: the database package needs its generated client.
 const { applyMigrations, createDatabaseIfMissing, MIGRATIONS } = await import('@platform/db');
-if (await createDatabaseIfMissing(env.DATABASE_URL)) say(`created database ${new URL(env.DATABASE_URL).pathname.slice(1)}`);
+if (await createDatabaseIfMissing(env.DATABASE_URL))
+  say(`created database ${new URL(env.DATABASE_URL).pathname.slice(1)}`);
 const applied = await applyMigrations({ databaseUrl: env.DATABASE_URL, ...MIGRATIONS });
-say(applied.length > 0 ? `applied migrations: ${applied.join(', ')}` : 'database schema is up to date');
+say(
+  applied.length > 0
+    ? `applied migrations: ${applied.join(', ')}`
+    : 'database schema is up to date',
+);
 
 const ports: AppPorts = { ...DEFAULT_PORTS, gateway: env.GATEWAY_PORT };
 if (env.INTERNAL_PORTS === 'free') {
@@ -92,7 +104,11 @@ for (const stage of ['service', 'subgraph', 'gateway'] as const) {
     const tail: string[] = [];
     const child = startAppProcess({
       app,
-      env: { ...(process.env as Record<string, string>), ...appEnvironment(app, ports), INTERNAL_TOKEN: internalToken },
+      env: {
+        ...(process.env as Record<string, string>),
+        ...appEnvironment(app, ports),
+        INTERNAL_TOKEN: internalToken,
+      },
       onLine: (line) => {
         tail.push(line);
         if (tail.length > 20) tail.shift();
@@ -103,13 +119,18 @@ for (const stage of ['service', 'subgraph', 'gateway'] as const) {
     void child.exited.then(({ code, signal }) => {
       death = new Error(`${app.name} exited (${signal ?? `code ${code}`})`);
       if (stopping) return;
-      process.stderr.write(`[start] ${app.name} exited unexpectedly (${signal ?? `code ${code}`}); its last lines:\n`);
+      process.stderr.write(
+        `[start] ${app.name} exited unexpectedly (${signal ?? `code ${code}`}); its last lines:\n`,
+      );
       for (const line of tail.slice(-5)) process.stderr.write(`        ${formatLogLine(line)}\n`);
       process.stderr.write('[start] stopping the other apps\n');
       void stopAll(1);
     });
     running.push(child);
-    return waitUntilUp(app, ports[app.name], { timeoutMs: env.START_TIMEOUT_MS, failed: () => death });
+    return waitUntilUp(app, ports[app.name], {
+      timeoutMs: env.START_TIMEOUT_MS,
+      failed: () => death,
+    });
   });
   try {
     await Promise.all(started);
@@ -128,7 +149,9 @@ for (;;) {
   const response = await fetch(`${gatewayUrl}/ready`).catch(() => undefined);
   if (response?.status === 200) break;
   if (Date.now() > deadline) {
-    process.stderr.write(`[start] gateway not ready: ${response ? await response.text() : 'no answer'}\n`);
+    process.stderr.write(
+      `[start] gateway not ready: ${response ? await response.text() : 'no answer'}\n`,
+    );
     await stopAll(1);
   }
   await new Promise((resolve) => setTimeout(resolve, 250));

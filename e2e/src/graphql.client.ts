@@ -7,7 +7,11 @@ export interface GraphQLResponse<T> {
 export async function graphql<T = Record<string, unknown>>(
   gatewayUrl: string,
   query: string,
-  options: { variables?: Record<string, unknown>; token?: string; headers?: Record<string, string> } = {},
+  options: {
+    variables?: Record<string, unknown>;
+    token?: string;
+    headers?: Record<string, string>;
+  } = {},
 ): Promise<GraphQLResponse<T>> {
   const response = await fetch(`${gatewayUrl}/graphql`, {
     method: 'POST',

@@ -5,7 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { APP_NAMES } from '@platform/apps';
 import { createGrpcClient } from '@platform/grpc';
 import { notificationV1, userV1 } from '@platform/proto';
-import { createTestRun, eventually, startApps, type AppCluster, type TestRun } from '@platform/testing';
+import {
+  createTestRun,
+  eventually,
+  startApps,
+  type AppCluster,
+  type TestRun,
+} from '@platform/testing';
 import { graphql } from './graphql.client';
 
 describe('the platform, every layer running as its own process', () => {
@@ -24,8 +30,11 @@ describe('the platform, every layer running as its own process', () => {
     await run?.close();
   });
 
-  const grpc = <S extends Parameters<typeof createGrpcClient>[0]>(definition: S, name: Parameters<AppCluster['grpcAddress']>[0], internalToken = run.internalToken) =>
-    createGrpcClient(definition, { address: apps.grpcAddress(name), internalToken });
+  const grpc = <S extends Parameters<typeof createGrpcClient>[0]>(
+    definition: S,
+    name: Parameters<AppCluster['grpcAddress']>[0],
+    internalToken = run.internalToken,
+  ) => createGrpcClient(definition, { address: apps.grpcAddress(name), internalToken });
 
   it('is ready, naming every subgraph and service it checked', async () => {
     const response = await fetch(`${gateway}/ready`);
@@ -49,7 +58,9 @@ describe('the platform, every layer running as its own process', () => {
   });
 
   it('refuses a forged token with UNAUTHENTICATED and fields that need one likewise', async () => {
-    const forged = await graphql(gateway, '{ me { id } }', { token: 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.x' });
+    const forged = await graphql(gateway, '{ me { id } }', {
+      token: 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.x',
+    });
     expect(forged.errors?.[0]?.extensions?.['code']).toBe('UNAUTHENTICATED');
     const anonymous = await graphql(gateway, '{ hasPermission(permission: "users:read") }');
     expect(anonymous.errors?.[0]?.extensions?.['code']).toBe('UNAUTHENTICATED');
@@ -61,7 +72,9 @@ describe('the platform, every layer running as its own process', () => {
   });
 
   it('publishes the public keys that verify access tokens', async () => {
-    const jwks = (await (await fetch(`${gateway}/.well-known/jwks.json`)).json()) as { keys: { kid: string; alg: string }[] };
+    const jwks = (await (await fetch(`${gateway}/.well-known/jwks.json`)).json()) as {
+      keys: { kid: string; alg: string }[];
+    };
     expect(jwks.keys.length).toBeGreaterThan(0);
     expect(jwks.keys[0]).toMatchObject({ alg: 'ES256', kty: 'EC', crv: 'P-256' });
   });
@@ -74,7 +87,12 @@ describe('the platform, every layer running as its own process', () => {
 
     // user.registered -> outbox -> RabbitMQ -> notification service -> welcome notification
     const page = await eventually(async () => {
-      const listed = await notifications.listNotifications({ recipientId: user!.id, first: 10, after: '', unreadOnly: false });
+      const listed = await notifications.listNotifications({
+        recipientId: user!.id,
+        first: 10,
+        after: '',
+        unreadOnly: false,
+      });
       expect(listed.notifications).toHaveLength(1);
       return listed;
     });
@@ -91,7 +109,9 @@ describe('the platform, every layer running as its own process', () => {
       redis.disconnect();
     }
 
-    await expect(users.createUser({ email: 'ada@example.com', displayName: 'Again' })).rejects.toMatchObject({
+    await expect(
+      users.createUser({ email: 'ada@example.com', displayName: 'Again' }),
+    ).rejects.toMatchObject({
       code: 'CONFLICT',
     });
     users.close();
@@ -99,8 +119,14 @@ describe('the platform, every layer running as its own process', () => {
   });
 
   it('refuses a gRPC call without the internal credential', async () => {
-    const intruder = grpc(userV1.UserServiceService, 'user-service', 'a-guess-at-the-internal-token-that-is-wrong');
-    await expect(intruder.getUser({ id: '00000000-0000-4000-8000-000000000000' })).rejects.toMatchObject({
+    const intruder = grpc(
+      userV1.UserServiceService,
+      'user-service',
+      'a-guess-at-the-internal-token-that-is-wrong',
+    );
+    await expect(
+      intruder.getUser({ id: '00000000-0000-4000-8000-000000000000' }),
+    ).rejects.toMatchObject({
       code: 'UNAUTHENTICATED',
     });
     intruder.close();
@@ -110,7 +136,10 @@ describe('the platform, every layer running as its own process', () => {
     await apps.stop('permission-service');
     const down = await fetch(`${gateway}/ready`);
     expect(down.status).toBe(503);
-    expect(await down.json()).toMatchObject({ status: 'unavailable', down: ['permission-service'] });
+    expect(await down.json()).toMatchObject({
+      status: 'unavailable',
+      down: ['permission-service'],
+    });
 
     await apps.start('permission-service');
     await eventually(async () => expect((await fetch(`${gateway}/ready`)).status).toBe(200));

@@ -5,7 +5,10 @@ import type { Route } from '@platform/http-server';
  * CORS for browser frontends: `origins` lists who may call with credentials; `any` echoes
  * every origin (development only).
  */
-export function withCors(route: Route, allowed: { any: boolean; origins: ReadonlySet<string> }): Route {
+export function withCors(
+  route: Route,
+  allowed: { any: boolean; origins: ReadonlySet<string> },
+): Route {
   return async (req: IncomingMessage, res: ServerResponse) => {
     const origin = req.headers.origin;
     if (origin && (allowed.any || allowed.origins.has(origin))) {

@@ -1,6 +1,15 @@
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { commonEnv, DEFAULT_PORTS, grpcClientEnv, loadEnv, localAddress, port, secret, url } from '@platform/config';
+import {
+  commonEnv,
+  DEFAULT_PORTS,
+  grpcClientEnv,
+  loadEnv,
+  localAddress,
+  port,
+  secret,
+  url,
+} from '@platform/config';
 
 const subgraphUrl = url(['http', 'https']).optional();
 
@@ -9,7 +18,9 @@ export const env = loadEnv({
   GATEWAY_HOST: z.string().default('0.0.0.0'),
   GATEWAY_PORT: port(DEFAULT_PORTS.gateway),
   /** rover's composition config; composed at start. */
-  SUPERGRAPH_CONFIG: z.string().default(fileURLToPath(new URL('../../supergraph.yaml', import.meta.url))),
+  SUPERGRAPH_CONFIG: z
+    .string()
+    .default(fileURLToPath(new URL('../../supergraph.yaml', import.meta.url))),
   /** A pre-composed supergraph SDL to serve instead of composing SUPERGRAPH_CONFIG. */
   SUPERGRAPH_FILE: z.string().optional(),
   USERS_SUBGRAPH_URL: subgraphUrl,

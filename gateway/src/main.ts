@@ -20,7 +20,10 @@ const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT
 const production = env.NODE_ENV === 'production';
 
 lifecycle.run(async () => {
-  const supergraphSdl = loadSupergraphSdl({ configPath: env.SUPERGRAPH_CONFIG, supergraphFile: env.SUPERGRAPH_FILE });
+  const supergraphSdl = loadSupergraphSdl({
+    configPath: env.SUPERGRAPH_CONFIG,
+    supergraphFile: env.SUPERGRAPH_FILE,
+  });
   const urlOverrides: Record<string, string | undefined> = {
     users: env.USERS_SUBGRAPH_URL,
     rbac: env.RBAC_SUBGRAPH_URL,
@@ -42,7 +45,11 @@ lifecycle.run(async () => {
   });
   lifecycle.onShutdown('auth client', () => auth.close());
   const fetchJwks = async () => (await auth.getJwks({})).keys;
-  const tokens = createTokenVerifier({ issuer: env.TOKEN_ISSUER, audience: env.TOKEN_AUDIENCE, fetchJwks });
+  const tokens = createTokenVerifier({
+    issuer: env.TOKEN_ISSUER,
+    audience: env.TOKEN_AUDIENCE,
+    fetchJwks,
+  });
 
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
@@ -51,10 +58,14 @@ lifecycle.run(async () => {
     stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
     plugins: [
-      production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
+      production
+        ? ApolloServerPluginLandingPageDisabled()
+        : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
     ],
     formatError: (formatted, error) =>
-      formatGraphQLError(formatted, error, (internal) => logger.error({ err: internal }, 'request failed')),
+      formatGraphQLError(formatted, error, (internal) =>
+        logger.error({ err: internal }, 'request failed'),
+      ),
   });
   await apollo.start();
   lifecycle.onShutdown('apollo', () => apollo.stop());
@@ -71,14 +82,21 @@ lifecycle.run(async () => {
   });
 
   const dependencies = [
-    ...[...subgraphUrls].map(([name, url]) => httpDependency(`${name}-subgraph`, new URL('/health', url).toString())),
+    ...[...subgraphUrls].map(([name, url]) =>
+      httpDependency(`${name}-subgraph`, new URL('/health', url).toString()),
+    ),
     grpcDependency('user-service', env.USER_SERVICE_ADDR),
     grpcDependency('auth-service', env.AUTH_SERVICE_ADDR),
     grpcDependency('permission-service', env.PERMISSION_SERVICE_ADDR),
     grpcDependency('notification-service', env.NOTIFICATION_SERVICE_ADDR),
   ];
 
-  const origins = new Set((env.CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean));
+  const origins = new Set(
+    (env.CORS_ORIGINS ?? '')
+      .split(',')
+      .map((o) => o.trim())
+      .filter(Boolean),
+  );
   const cors = { any: !production && env.CORS_ORIGINS === undefined, origins };
 
   const http = createHttpServer({

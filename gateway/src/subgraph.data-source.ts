@@ -8,9 +8,13 @@ export interface GatewayContext {
 
 /** Forwards the caller's token (subgraphs verify it again) and the correlation id. */
 export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> {
-  override willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<GatewayContext>): void {
-    if (!('correlationId' in context)) return; // the gateway's own health checks
-    if (context.authorization) request.http?.headers.set('authorization', context.authorization);
-    request.http?.headers.set('x-correlation-id', context.correlationId);
+  override willSendRequest({
+    request,
+    context,
+  }: GraphQLDataSourceProcessOptions<GatewayContext>): void {
+    // The gateway's own requests (e.g. at load) come without a request context.
+    const { authorization, correlationId } = context as Partial<GatewayContext>;
+    if (authorization) request.http?.headers.set('authorization', authorization);
+    if (correlationId) request.http?.headers.set('x-correlation-id', correlationId);
   }
 }

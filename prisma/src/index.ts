@@ -20,7 +20,9 @@ export async function connectDatabase(options: DatabaseOptions): Promise<PrismaC
     await client.$queryRawUnsafe('SELECT 1');
   } catch (error) {
     await client.$disconnect().catch(() => undefined);
-    throw new Error(`PostgreSQL is unreachable at ${new URL(options.databaseUrl).host}`, { cause: error });
+    throw new Error(`PostgreSQL is unreachable at ${new URL(options.databaseUrl).host}`, {
+      cause: error,
+    });
   }
   return client;
 }

@@ -5,7 +5,9 @@ import type { AppDefinition } from './apps.registry';
 export async function isUp(app: AppDefinition, port: number): Promise<boolean> {
   if (app.kind === 'service') return checkGrpcHealth(`127.0.0.1:${port}`, 500);
   try {
-    const response = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(500) });
+    const response = await fetch(`http://127.0.0.1:${port}/health`, {
+      signal: AbortSignal.timeout(500),
+    });
     return response.ok;
   } catch {
     return false;
@@ -23,7 +25,8 @@ export async function waitUntilUp(
     const failure = options.failed?.();
     if (failure) throw failure;
     if (await isUp(app, port)) return;
-    if (Date.now() > deadline) throw new Error(`${app.name} did not come up within ${options.timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new Error(`${app.name} did not come up within ${options.timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

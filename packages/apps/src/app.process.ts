@@ -21,11 +21,15 @@ export interface AppProcess {
 /** Starts an app's built bundle (`<dir>/dist/main.js`) as a child process. */
 export function startAppProcess(options: AppProcessOptions): AppProcess {
   const { app } = options;
-  const child = spawn(process.execPath, ['--enable-source-maps', join(REPO_ROOT, app.dir, 'dist/main.js')], {
-    cwd: join(REPO_ROOT, app.dir),
-    env: options.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--enable-source-maps', join(REPO_ROOT, app.dir, 'dist/main.js')],
+    {
+      cwd: join(REPO_ROOT, app.dir),
+      env: options.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   for (const stream of ['stdout', 'stderr'] as const) {
     let buffered = '';
     child[stream].setEncoding('utf8');

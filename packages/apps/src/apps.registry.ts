@@ -14,13 +14,55 @@ export interface AppDefinition {
 
 /** The eight apps, in the order they start (dependencies first). */
 export const APPS: readonly AppDefinition[] = [
-  { name: 'user-service', dir: 'services/user', kind: 'service', portVariable: 'GRPC_PORT', addressVariable: 'USER_SERVICE_ADDR' },
-  { name: 'auth-service', dir: 'services/auth', kind: 'service', portVariable: 'GRPC_PORT', addressVariable: 'AUTH_SERVICE_ADDR' },
-  { name: 'permission-service', dir: 'services/permission', kind: 'service', portVariable: 'GRPC_PORT', addressVariable: 'PERMISSION_SERVICE_ADDR' },
-  { name: 'notification-service', dir: 'services/notification', kind: 'service', portVariable: 'GRPC_PORT', addressVariable: 'NOTIFICATION_SERVICE_ADDR' },
-  { name: 'users-subgraph', dir: 'subgraphs/users', kind: 'subgraph', portVariable: 'PORT', addressVariable: 'USERS_SUBGRAPH_URL' },
-  { name: 'rbac-subgraph', dir: 'subgraphs/rbac', kind: 'subgraph', portVariable: 'PORT', addressVariable: 'RBAC_SUBGRAPH_URL' },
-  { name: 'notifications-subgraph', dir: 'subgraphs/notifications', kind: 'subgraph', portVariable: 'PORT', addressVariable: 'NOTIFICATIONS_SUBGRAPH_URL' },
+  {
+    name: 'user-service',
+    dir: 'services/user',
+    kind: 'service',
+    portVariable: 'GRPC_PORT',
+    addressVariable: 'USER_SERVICE_ADDR',
+  },
+  {
+    name: 'auth-service',
+    dir: 'services/auth',
+    kind: 'service',
+    portVariable: 'GRPC_PORT',
+    addressVariable: 'AUTH_SERVICE_ADDR',
+  },
+  {
+    name: 'permission-service',
+    dir: 'services/permission',
+    kind: 'service',
+    portVariable: 'GRPC_PORT',
+    addressVariable: 'PERMISSION_SERVICE_ADDR',
+  },
+  {
+    name: 'notification-service',
+    dir: 'services/notification',
+    kind: 'service',
+    portVariable: 'GRPC_PORT',
+    addressVariable: 'NOTIFICATION_SERVICE_ADDR',
+  },
+  {
+    name: 'users-subgraph',
+    dir: 'subgraphs/users',
+    kind: 'subgraph',
+    portVariable: 'PORT',
+    addressVariable: 'USERS_SUBGRAPH_URL',
+  },
+  {
+    name: 'rbac-subgraph',
+    dir: 'subgraphs/rbac',
+    kind: 'subgraph',
+    portVariable: 'PORT',
+    addressVariable: 'RBAC_SUBGRAPH_URL',
+  },
+  {
+    name: 'notifications-subgraph',
+    dir: 'subgraphs/notifications',
+    kind: 'subgraph',
+    portVariable: 'PORT',
+    addressVariable: 'NOTIFICATIONS_SUBGRAPH_URL',
+  },
   { name: 'gateway', dir: 'gateway', kind: 'gateway', portVariable: 'GATEWAY_PORT' },
 ];
 
@@ -34,12 +76,17 @@ export type AppPorts = Record<AppName, number>;
  * The environment that points every app at the others on 127.0.0.1 with the given ports,
  * plus the app's own port variable.
  */
-export function appEnvironment(app: AppDefinition, ports: AppPorts = DEFAULT_PORTS): Record<string, string> {
+export function appEnvironment(
+  app: AppDefinition,
+  ports: AppPorts = DEFAULT_PORTS,
+): Record<string, string> {
   const env: Record<string, string> = { [app.portVariable]: String(ports[app.name]) };
   for (const other of APPS) {
     if (!other.addressVariable) continue;
     env[other.addressVariable] =
-      other.kind === 'subgraph' ? `http://127.0.0.1:${ports[other.name]}/graphql` : `127.0.0.1:${ports[other.name]}`;
+      other.kind === 'subgraph'
+        ? `http://127.0.0.1:${ports[other.name]}/graphql`
+        : `127.0.0.1:${ports[other.name]}`;
   }
   return env;
 }

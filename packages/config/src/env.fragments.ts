@@ -1,6 +1,7 @@
 import { z } from 'zod';
 
-export const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+export const port = (fallback: number) =>
+  z.coerce.number().int().min(0).max(65535).default(fallback);
 
 export const url = (protocols: readonly string[]) =>
   z.string().refine(

@@ -23,7 +23,10 @@ export function parseEnv<T extends z.ZodRawShape>(
     throw new EnvError(
       result.error.issues.map((issue) => {
         const name = issue.path.join('.') || '(environment)';
-        const reason = issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message;
+        const reason =
+          issue.code === 'invalid_type' && issue.input === undefined
+            ? 'is required'
+            : issue.message;
         return `${name}: ${reason}`;
       }),
     );

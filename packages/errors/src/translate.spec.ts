@@ -16,7 +16,9 @@ describe('error translation', () => {
     ['FORBIDDEN', status.PERMISSION_DENIED],
     ['RATE_LIMITED', status.RESOURCE_EXHAUSTED],
   ] as const)('carries %s across gRPC to GraphQL', (code, grpcStatus) => {
-    const wire = toGrpcError(new AppError(code, 'message for the user', { retryAfter: 7, field: 'email' }));
+    const wire = toGrpcError(
+      new AppError(code, 'message for the user', { retryAfter: 7, field: 'email' }),
+    );
     expect(wire.code).toBe(grpcStatus);
     const graphqlError = toGraphQLError(fromGrpcError(asServiceError(wire)));
     expect(graphqlError.message).toBe('message for the user');
@@ -29,11 +31,14 @@ describe('error translation', () => {
   });
 
   it('masks transport failures as INTERNAL_SERVER_ERROR', () => {
-    const unavailable = Object.assign(new Error('14 UNAVAILABLE: connect ECONNREFUSED 127.0.0.1:50051'), {
-      code: status.UNAVAILABLE,
-      details: 'connect ECONNREFUSED 127.0.0.1:50051',
-      metadata: new Metadata(),
-    });
+    const unavailable = Object.assign(
+      new Error('14 UNAVAILABLE: connect ECONNREFUSED 127.0.0.1:50051'),
+      {
+        code: status.UNAVAILABLE,
+        details: 'connect ECONNREFUSED 127.0.0.1:50051',
+        metadata: new Metadata(),
+      },
+    );
     const graphqlError = toGraphQLError(unavailable);
     expect(graphqlError.message).toBe('Internal server error');
     expect(graphqlError.extensions['code']).toBe('INTERNAL_SERVER_ERROR');

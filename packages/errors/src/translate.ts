@@ -101,7 +101,10 @@ export function formatGraphQLError(
   onInternal: (error: unknown) => void,
 ): GraphQLFormattedError {
   const original = unwrapResolverError(error);
-  const base = { ...(formatted.locations ? { locations: formatted.locations } : {}), ...(formatted.path ? { path: formatted.path } : {}) };
+  const base = {
+    ...(formatted.locations ? { locations: formatted.locations } : {}),
+    ...(formatted.path ? { path: formatted.path } : {}),
+  };
   if (original instanceof AppError && original.code !== 'INTERNAL_SERVER_ERROR') {
     const translated = toGraphQLError(original);
     return { ...base, message: translated.message, extensions: translated.extensions };

@@ -3,7 +3,11 @@ import { createEvent, parseEvent } from './events';
 
 describe('event contracts', () => {
   it('round-trips an event through JSON', () => {
-    const event = createEvent('user.registered', { userId: 'u1', email: 'a@b.c', displayName: 'A' });
+    const event = createEvent('user.registered', {
+      userId: 'u1',
+      email: 'a@b.c',
+      displayName: 'A',
+    });
     expect(parseEvent(JSON.parse(JSON.stringify(event)))).toEqual(event);
   });
 

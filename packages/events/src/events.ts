@@ -29,16 +29,35 @@ export const eventContracts = {
     payload: z.object({
       userId: id,
       sessionId: id,
-      reason: z.enum(['logout', 'revoked', 'logout_all', 'refresh_token_reuse', 'password_changed', 'password_reset', 'user_disabled', 'user_deleted']),
+      reason: z.enum([
+        'logout',
+        'revoked',
+        'logout_all',
+        'refresh_token_reuse',
+        'password_changed',
+        'password_reset',
+        'user_disabled',
+        'user_deleted',
+      ]),
     }),
   },
   'rbac.role_assigned': {
     version: 1,
-    payload: z.object({ userId: id, roleId: id, roleName: z.string(), scope: z.string().nullable() }),
+    payload: z.object({
+      userId: id,
+      roleId: id,
+      roleName: z.string(),
+      scope: z.string().nullable(),
+    }),
   },
   'rbac.role_unassigned': {
     version: 1,
-    payload: z.object({ userId: id, roleId: id, roleName: z.string(), scope: z.string().nullable() }),
+    payload: z.object({
+      userId: id,
+      roleId: id,
+      roleName: z.string(),
+      scope: z.string().nullable(),
+    }),
   },
   'rbac.role_changed': { version: 1, payload: z.object({ roleId: id, roleName: z.string() }) },
   'notification.created': {
@@ -61,7 +80,10 @@ export interface EventEnvelope<T extends EventType = EventType> {
   readonly payload: EventPayload<T>;
 }
 
-export function createEvent<T extends EventType>(type: T, payload: EventPayload<T>): EventEnvelope<T> {
+export function createEvent<T extends EventType>(
+  type: T,
+  payload: EventPayload<T>,
+): EventEnvelope<T> {
   return {
     id: randomUUID(),
     type,
@@ -86,5 +108,5 @@ export function parseEvent(raw: unknown): EventEnvelope {
   if (envelope.version !== contract.version) {
     throw new Error(`unsupported version ${envelope.version} of ${envelope.type}`);
   }
-  return { ...envelope, payload: contract.payload.parse(envelope.payload) } as EventEnvelope;
+  return { ...envelope, payload: contract.payload.parse(envelope.payload) };
 }

@@ -55,7 +55,8 @@ export function createGrpcClient<S extends ServiceDefinition>(
     return metadata;
   }
 
-  const methods: Record<string, (request: unknown, callOptions?: CallOptions) => Promise<unknown>> = {};
+  const methods: Record<string, (request: unknown, callOptions?: CallOptions) => Promise<unknown>> =
+    {};
   for (const method of Object.keys(definition)) {
     const raw = (client as unknown as Record<string, RawUnary>)[method];
     if (typeof raw !== 'function') continue;

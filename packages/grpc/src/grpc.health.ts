@@ -11,17 +11,23 @@ type HealthClient = {
 };
 
 const HealthClientConstructor = makeGenericClientConstructor(
-  healthService as never,
+  healthService,
   'grpc.health.v1.Health',
 );
 
 /** Asks a gRPC server's standard health service whether it is SERVING. */
 export async function checkGrpcHealth(address: string, timeoutMs = 1_000): Promise<boolean> {
-  const client = new HealthClientConstructor(address, credentials.createInsecure()) as unknown as HealthClient;
+  const client = new HealthClientConstructor(
+    address,
+    credentials.createInsecure(),
+  ) as unknown as HealthClient;
   try {
     return await new Promise<boolean>((resolve) => {
-      client.check({ service: '' }, { deadline: new Date(Date.now() + timeoutMs) }, (error, response) =>
-        resolve(!error && (response?.status === 'SERVING' || response?.status === 1)),
+      client.check(
+        { service: '' },
+        { deadline: new Date(Date.now() + timeoutMs) },
+        (error, response) =>
+          resolve(!error && (response?.status === 'SERVING' || response?.status === 1)),
       );
     });
   } finally {

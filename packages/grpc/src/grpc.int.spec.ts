@@ -4,7 +4,7 @@ import { createLogger, runWithContext } from '@platform/logger';
 import { userV1 } from '@platform/proto';
 import { createGrpcClient } from './grpc.client';
 import { checkGrpcHealth } from './grpc.health';
-import { createGrpcServer, type GrpcServer } from './grpc.server';
+import { bindService, createGrpcServer, type GrpcServer } from './grpc.server';
 
 const TOKEN = 'a-test-internal-token-of-at-least-32-chars';
 const logger = createLogger({ name: 'grpc-test', level: 'silent' });
@@ -28,21 +28,24 @@ describe('gRPC server and client', () => {
       logger,
       internalToken: TOKEN,
       services: [
-        {
+        bindService({
           name: 'user.v1.UserService',
           definition: userV1.UserServiceService,
           handlers: {
             // Echoes what the caller's metadata carried, so the test can see it arrive.
-            createUser: async (_request, context) => ({ user: user(`${context.userId}|${context.correlationId}`) }),
+            createUser: async (_request, context) => ({
+              user: user(`${context.userId}|${context.correlationId}`),
+            }),
             getUser: async (request) => {
               if (request.id === 'missing') throw AppError.notFound('User');
               if (request.id === 'slow') await new Promise((resolve) => setTimeout(resolve, 500));
-              if (request.id === 'broken') throw new Error('connection to db://admin:secret@db failed');
+              if (request.id === 'broken')
+                throw new Error('connection to db://admin:secret@db failed');
               return { user: user('found') };
             },
             batchGetUsers: async () => ({ users: [] }),
           },
-        },
+        }),
       ],
     });
     address = `127.0.0.1:${await server.listen('127.0.0.1', 0)}`;
@@ -51,7 +54,11 @@ describe('gRPC server and client', () => {
   afterAll(() => server.close(1_000));
 
   const client = (internalToken = TOKEN) =>
-    createGrpcClient(userV1.UserServiceService, { address, internalToken, defaultDeadlineMs: 2_000 });
+    createGrpcClient(userV1.UserServiceService, {
+      address,
+      internalToken,
+      defaultDeadlineMs: 2_000,
+    });
 
   it('refuses a call without the internal credential', async () => {
     await expect(client('not-the-token').getUser({ id: 'u1' })).rejects.toMatchObject({
@@ -60,8 +67,9 @@ describe('gRPC server and client', () => {
   });
 
   it('answers a call with the credential, carrying the caller identity and correlation id', async () => {
-    const response = await runWithContext({ correlationId: 'corr-0123456789', userId: 'user-42' }, () =>
-      client().createUser({ email: 'x@example.com', displayName: 'X' }),
+    const response = await runWithContext(
+      { correlationId: 'corr-0123456789', userId: 'user-42' },
+      () => client().createUser({ email: 'x@example.com', displayName: 'X' }),
     );
     expect(response.user?.displayName).toBe('user-42|corr-0123456789');
   });
@@ -74,8 +82,13 @@ describe('gRPC server and client', () => {
   });
 
   it('masks unexpected errors so nothing internal leaks', async () => {
-    const error = await client().getUser({ id: 'broken' }).catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' });
+    const error = await client()
+      .getUser({ id: 'broken' })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      code: 'INTERNAL_SERVER_ERROR',
+      message: 'Internal server error',
+    });
     expect(JSON.stringify(error)).not.toContain('secret');
   });
 

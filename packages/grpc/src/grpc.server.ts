@@ -21,6 +21,13 @@ export interface ServiceBinding<S extends ServiceDefinition = ServiceDefinition>
   handlers: UnaryHandlers<S>;
 }
 
+/** A typed service binding: checks the handlers against the service definition. */
+export function bindService<S extends ServiceDefinition>(
+  binding: ServiceBinding<S>,
+): ServiceBinding {
+  return binding;
+}
+
 export interface GrpcServerOptions {
   logger: Logger;
   /** Shared secret every caller must present; calls without it get UNAUTHENTICATED. */
@@ -77,33 +84,41 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
         userId: first(call.metadata, METADATA.userId),
         sessionId: first(call.metadata, METADATA.sessionId),
       };
-      void runWithContext({ correlationId, userId: context.userId, sessionId: context.sessionId }, async () => {
-        try {
-          if (!sameSecret(first(call.metadata, METADATA.internalToken), expectedToken)) {
-            throw new AppError('UNAUTHENTICATED', 'Missing or invalid internal credential');
+      void runWithContext(
+        { correlationId, userId: context.userId, sessionId: context.sessionId },
+        async () => {
+          try {
+            if (!sameSecret(first(call.metadata, METADATA.internalToken), expectedToken)) {
+              throw new AppError('UNAUTHENTICATED', 'Missing or invalid internal credential');
+            }
+            const response = await handler(call.request, context);
+            logger.debug({ path, ms: Math.round(performance.now() - started) }, 'grpc call');
+            callback(null, response);
+          } catch (error) {
+            const wire = toGrpcError(error);
+            const ms = Math.round(performance.now() - started);
+            if (wire.code === status.INTERNAL) {
+              logger.error({ err: error, path, ms }, 'grpc call failed');
+            } else {
+              logger.info(
+                { path, ms, code: wire.metadata.get('x-error-code')[0] },
+                'grpc call refused',
+              );
+            }
+            callback(wire);
           }
-          const response = await handler(call.request, context);
-          logger.debug({ path, ms: Math.round(performance.now() - started) }, 'grpc call');
-          callback(null, response);
-        } catch (error) {
-          const wire = toGrpcError(error);
-          const ms = Math.round(performance.now() - started);
-          if (wire.code === status.INTERNAL) {
-            logger.error({ err: error, path, ms }, 'grpc call failed');
-          } else {
-            logger.info({ path, ms, code: wire.metadata.get('x-error-code')[0] }, 'grpc call refused');
-          }
-          callback(wire);
-        }
-      });
+        },
+      );
     };
   }
 
   return {
     async listen(host, port) {
       const bound = await new Promise<number>((resolve, reject) => {
-        server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (error, boundPort) =>
-          error ? reject(error) : resolve(boundPort),
+        server.bindAsync(
+          `${host}:${port}`,
+          ServerCredentials.createInsecure(),
+          (error, boundPort) => (error ? reject(error) : resolve(boundPort)),
         );
       });
       health.setStatus('', 'SERVING');

@@ -1,5 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HeaderMap, type ApolloServer, type BaseContext, type ContextFunction } from '@apollo/server';
+import {
+  HeaderMap,
+  type ApolloServer,
+  type BaseContext,
+  type ContextFunction,
+} from '@apollo/server';
 import { readJsonBody } from './http-server';
 
 /** Serves an Apollo Server instance from a node:http route (GET and POST). */

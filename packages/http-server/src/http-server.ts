@@ -15,7 +15,10 @@ const MAX_BODY_BYTES = 1024 * 1024;
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
@@ -25,7 +28,8 @@ export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw Object.assign(new Error('request body too large'), { status: 413 });
+    if (size > MAX_BODY_BYTES)
+      throw Object.assign(new Error('request body too large'), { status: 413 });
     chunks.push(chunk as Buffer);
   }
   if (size === 0) return undefined;
@@ -41,7 +45,10 @@ export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
  * whose correlation id comes from `x-correlation-id` (when well-formed) or is new, and is
  * echoed in the response.
  */
-export function createHttpServer(options: { logger: Logger; routes: Record<string, Route> }): HttpServer {
+export function createHttpServer(options: {
+  logger: Logger;
+  routes: Record<string, Route>;
+}): HttpServer {
   const { logger, routes } = options;
   const server = createServer((req, res) => {
     const correlationId = newCorrelationId(req.headers['x-correlation-id']?.toString());
@@ -54,7 +61,8 @@ export function createHttpServer(options: { logger: Logger; routes: Record<strin
         await route(req, res);
       } catch (error) {
         const status = (error as { status?: number }).status;
-        if (status && status < 500) return sendJson(res, status, { error: (error as Error).message });
+        if (status && status < 500)
+          return sendJson(res, status, { error: (error as Error).message });
         logger.error({ err: error, path }, 'request failed');
         if (!res.headersSent) sendJson(res, 500, { error: 'internal server error' });
         else res.destroy();

@@ -1,2 +1,8 @@
-export { createHttpServer, readJsonBody, sendJson, type HttpServer, type Route } from './http-server';
+export {
+  createHttpServer,
+  readJsonBody,
+  sendJson,
+  type HttpServer,
+  type Route,
+} from './http-server';
 export { createGraphQLHandler } from './graphql.handler';

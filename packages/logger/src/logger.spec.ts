@@ -28,7 +28,10 @@ describe('createLogger', () => {
   it('never writes passwords or tokens', async () => {
     const { stream, lines } = capture();
     const log = createLogger({ name: 'test', destination: stream });
-    log.info({ input: { password: 'hunter22', email: 'a@b.c' }, headers: { authorization: 'Bearer x' } }, 'x');
+    log.info(
+      { input: { password: 'hunter22', email: 'a@b.c' }, headers: { authorization: 'Bearer x' } },
+      'x',
+    );
     await new Promise((resolve) => setImmediate(resolve));
     const text = JSON.stringify(lines[0]);
     expect(text).not.toContain('hunter22');

@@ -46,7 +46,10 @@ export function createLogger(options: LoggerOptions): Logger {
       mixin() {
         const context = currentContext();
         return context
-          ? { correlationId: context.correlationId, ...(context.userId ? { userId: context.userId } : {}) }
+          ? {
+              correlationId: context.correlationId,
+              ...(context.userId ? { userId: context.userId } : {}),
+            }
           : {};
       },
     },

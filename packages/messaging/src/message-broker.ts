@@ -83,7 +83,9 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
       }
     });
     const channel = await model.createConfirmChannel();
-    channel.on('error', (error: Error) => logger.warn({ err: error }, 'rabbitmq publish channel error'));
+    channel.on('error', (error: Error) =>
+      logger.warn({ err: error }, 'rabbitmq publish channel error'),
+    );
     await channel.assertExchange(exchange, 'topic', { durable: true });
     connection = model;
     publishChannel = channel;
@@ -94,28 +96,33 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
     if (closing || reconnectTimer) return;
     const delay = Math.min(delays.initial * 2 ** attempt, delays.max);
     attempt += 1;
-    reconnectTimer = setTimeout(() => {
-      reconnectTimer = undefined;
-      open().then(
-        () => {
-          if (attempt > 1 || !firstConnection) logger.info('rabbitmq connected');
-          attempt = 0;
-          firstConnection?.resolve();
-          firstConnection = undefined;
-        },
-        (error: unknown) => {
-          logger.debug({ err: error, attempt }, 'rabbitmq connect failed');
-          void connection?.close().catch(() => undefined);
-          scheduleReconnect();
-        },
-      );
-    }, attempt === 1 ? 0 : delay);
+    reconnectTimer = setTimeout(
+      () => {
+        reconnectTimer = undefined;
+        open().then(
+          () => {
+            if (attempt > 1 || !firstConnection) logger.info('rabbitmq connected');
+            attempt = 0;
+            firstConnection?.resolve();
+            firstConnection = undefined;
+          },
+          (error: unknown) => {
+            logger.debug({ err: error, attempt }, 'rabbitmq connect failed');
+            void connection?.close().catch(() => undefined);
+            scheduleReconnect();
+          },
+        );
+      },
+      attempt === 1 ? 0 : delay,
+    );
   }
 
   async function startConsumer(model: ChannelModel, consumer: ConsumerOptions): Promise<void> {
     const retryDelays = consumer.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS;
     const channel = await model.createConfirmChannel();
-    channel.on('error', (error: Error) => logger.warn({ err: error, queue: consumer.queue }, 'consumer channel error'));
+    channel.on('error', (error: Error) =>
+      logger.warn({ err: error, queue: consumer.queue }, 'consumer channel error'),
+    );
     await channel.prefetch(consumer.prefetch ?? 10);
     const expiry = options.queueExpiresMs ? { 'x-expires': options.queueExpiresMs } : {};
     await channel.assertQueue(consumer.queue, { durable: true, arguments: expiry });
@@ -161,7 +168,13 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
         channel.ack(message);
       } catch (error) {
         const nextDelay = retryDelays[attemptNo];
-        const log = { err: error, queue: consumer.queue, eventId: event.id, type: event.type, attempt: attemptNo + 1 };
+        const log = {
+          err: error,
+          queue: consumer.queue,
+          eventId: event.id,
+          type: event.type,
+          attempt: attemptNo + 1,
+        };
         if (nextDelay === undefined) {
           logger.error(log, 'event failed on every attempt; dead-lettered');
           await park(message, deadLetterQueue, {
@@ -170,7 +183,9 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
           });
         } else {
           logger.warn({ ...log, retryInMs: nextDelay }, 'event handling failed; will retry');
-          await park(message, `${consumer.queue}.retry.${nextDelay}ms`, { [ATTEMPT_HEADER]: attemptNo + 1 });
+          await park(message, `${consumer.queue}.retry.${nextDelay}ms`, {
+            [ATTEMPT_HEADER]: attemptNo + 1,
+          });
         }
         // Only after the copy is confirmed: a crash before this line redelivers the original.
         channel.ack(message);
@@ -206,7 +221,10 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
       const channel = publishChannel;
       if (!channel) throw new NotConnectedError();
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('publish not confirmed in time')), PUBLISH_TIMEOUT_MS);
+        const timer = setTimeout(
+          () => reject(new Error('publish not confirmed in time')),
+          PUBLISH_TIMEOUT_MS,
+        );
         channel.publish(
           exchange,
           event.type,
@@ -220,7 +238,8 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
           },
           (error) => {
             clearTimeout(timer);
-            if (error) reject(error instanceof Error ? error : new Error('message nacked by broker'));
+            if (error)
+              reject(error instanceof Error ? error : new Error('message nacked by broker'));
             else resolve();
           },
         );

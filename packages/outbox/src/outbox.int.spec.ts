@@ -64,16 +64,29 @@ describe('transactional outbox and idempotent consumers', () => {
       },
     });
 
-    const proxy = await createTcpProxy({ host: '127.0.0.1', port: Number(new URL(run.rabbitmqUrl).port || 5672) });
+    const proxy = await createTcpProxy({
+      host: '127.0.0.1',
+      port: Number(new URL(run.rabbitmqUrl).port || 5672),
+    });
     closers.push(() => proxy.close());
     const proxied = new URL(run.rabbitmqUrl);
     proxied.port = String(proxy.port);
     const publisher = await broker(proxied.toString());
-    const relay = createOutboxRelay({ db, schema: 'users', broker: publisher, logger, pollIntervalMs: 100 });
+    const relay = createOutboxRelay({
+      db,
+      schema: 'users',
+      broker: publisher,
+      logger,
+      pollIntervalMs: 100,
+    });
     closers.push(() => relay.stop());
 
     proxy.cut();
-    const event = createEvent('user.registered', { userId: USER_ID, email: 'a@example.com', displayName: 'A' });
+    const event = createEvent('user.registered', {
+      userId: USER_ID,
+      email: 'a@example.com',
+      displayName: 'A',
+    });
     await db.$transaction((tx) => enqueueEvent(tx, 'users', event));
     relay.kick();
     await new Promise((resolve) => setTimeout(resolve, 1_000));

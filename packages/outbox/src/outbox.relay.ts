@@ -87,26 +87,31 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       return;
     }
     running = drain();
-    running.then(
-      (count) => {
-        if (failures > 0) logger.info({ schema: options.schema }, 'outbox relay recovered');
-        failures = 0;
-        if (count > 0) logger.debug({ count, schema: options.schema }, 'outbox events published');
-      },
-      (error: unknown) => {
-        failures += 1;
-        // Report the first failure loudly and then every 30th, not once per poll.
-        if (failures === 1 || failures % 30 === 0) {
-          logger.error({ err: error, failures, schema: options.schema }, 'outbox relay could not publish; will retry');
+    running
+      .then(
+        (count) => {
+          if (failures > 0) logger.info({ schema: options.schema }, 'outbox relay recovered');
+          failures = 0;
+          if (count > 0) logger.debug({ count, schema: options.schema }, 'outbox events published');
+        },
+        (error: unknown) => {
+          failures += 1;
+          // Report the first failure loudly and then every 30th, not once per poll.
+          if (failures === 1 || failures % 30 === 0) {
+            logger.error(
+              { err: error, failures, schema: options.schema },
+              'outbox relay could not publish; will retry',
+            );
+          }
+        },
+      )
+      .finally(() => {
+        running = undefined;
+        if (again) {
+          again = false;
+          run();
         }
-      },
-    ).finally(() => {
-      running = undefined;
-      if (again) {
-        again = false;
-        run();
-      }
-    });
+      });
   }
 
   const timer = setInterval(run, pollIntervalMs);

@@ -20,7 +20,11 @@ export function qualified(schema: string, table: string): string {
  * Writes an event to the owning service's outbox. Call it with the transaction client of the
  * state change, so the event exists if and only if the change committed.
  */
-export async function enqueueEvent(tx: SqlExecutor, schema: string, event: EventEnvelope): Promise<void> {
+export async function enqueueEvent(
+  tx: SqlExecutor,
+  schema: string,
+  event: EventEnvelope,
+): Promise<void> {
   await tx.$executeRawUnsafe(
     `INSERT INTO ${qualified(schema, 'outbox_events')} (id, type, envelope, created_at) VALUES ($1::uuid, $2, $3::jsonb, $4::timestamptz)`,
     event.id,

@@ -16,8 +16,11 @@ describe('grants', () => {
 });
 
 describe('isValidPermission', () => {
-  it.each(['*', 'users:read', 'users:*', 'audit-log:read_all'])('accepts %s', (p) => expect(isValidPermission(p)).toBe(true));
-  it.each(['', 'users', 'users:', ':read', 'Users:read', 'users:read:x', '*:read', 'users read'])('rejects %j', (p) =>
-    expect(isValidPermission(p)).toBe(false),
+  it.each(['*', 'users:read', 'users:*', 'audit-log:read_all'])('accepts %s', (p) =>
+    expect(isValidPermission(p)).toBe(true),
+  );
+  it.each(['', 'users', 'users:', ':read', 'Users:read', 'users:read:x', '*:read', 'users read'])(
+    'rejects %j',
+    (p) => expect(isValidPermission(p)).toBe(false),
   );
 });

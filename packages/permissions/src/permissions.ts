@@ -3,7 +3,7 @@ export const PERMISSION_CATALOGUE = {
   'users:read': 'Read any user profile and list users',
   'users:write': 'Change any user, including their status',
   'users:delete': 'Delete any user',
-  'roles:read': 'Read roles, permissions and any user\'s roles',
+  'roles:read': "Read roles, permissions and any user's roles",
   'roles:manage': 'Create, change and delete roles',
   'roles:assign': 'Assign and unassign roles',
   'audit:read': 'Read the RBAC audit log',
@@ -29,7 +29,13 @@ const PART = /^[a-z][a-z0-9_-]*$/;
 export function isValidPermission(permission: string): boolean {
   if (permission === '*') return true;
   const [resource, action, ...rest] = permission.split(':');
-  return rest.length === 0 && !!resource && PART.test(resource) && !!action && (action === '*' || PART.test(action));
+  return (
+    rest.length === 0 &&
+    !!resource &&
+    PART.test(resource) &&
+    !!action &&
+    (action === '*' || PART.test(action))
+  );
 }
 
 /** Whether a granted permission (possibly a wildcard) covers a required one. */

@@ -1,4 +1,9 @@
-export { createSubgraph, type Subgraph, type SubgraphContext, type SubgraphOptions } from './subgraph.server';
+export {
+  createSubgraph,
+  type Subgraph,
+  type SubgraphContext,
+  type SubgraphOptions,
+} from './subgraph.server';
 export { loadTypeDefs } from './type-defs';
 export { requireViewer } from './viewer';
 export { DateTimeScalar, JSONScalar } from './scalars';

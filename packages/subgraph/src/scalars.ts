@@ -6,16 +6,19 @@ export const DateTimeScalar = new GraphQLScalarType<Date, string>({
   name: 'DateTime',
   serialize(value) {
     const date = value instanceof Date ? value : new Date(String(value));
-    if (Number.isNaN(date.getTime())) throw new TypeError('DateTime cannot represent an invalid date');
+    if (Number.isNaN(date.getTime()))
+      throw new TypeError('DateTime cannot represent an invalid date');
     return date.toISOString();
   },
   parseValue(value) {
     const date = new Date(String(value));
-    if (typeof value !== 'string' || Number.isNaN(date.getTime())) throw AppError.badInput('DateTime', 'must be an ISO-8601 date-time');
+    if (typeof value !== 'string' || Number.isNaN(date.getTime()))
+      throw AppError.badInput('DateTime', 'must be an ISO-8601 date-time');
     return date;
   },
   parseLiteral(ast) {
-    if (ast.kind !== Kind.STRING || Number.isNaN(Date.parse(ast.value))) throw AppError.badInput('DateTime', 'must be an ISO-8601 date-time');
+    if (ast.kind !== Kind.STRING || Number.isNaN(Date.parse(ast.value)))
+      throw AppError.badInput('DateTime', 'must be an ISO-8601 date-time');
     return new Date(ast.value);
   },
 });
@@ -33,7 +36,9 @@ function literalToJson(ast: ValueNode): unknown {
     case Kind.LIST:
       return ast.values.map(literalToJson);
     case Kind.OBJECT:
-      return Object.fromEntries(ast.fields.map((field) => [field.name.value, literalToJson(field.value)]));
+      return Object.fromEntries(
+        ast.fields.map((field) => [field.name.value, literalToJson(field.value)]),
+      );
     default:
       throw AppError.badInput('JSON', 'variables are not allowed inside a JSON literal');
   }

@@ -8,7 +8,12 @@ import { buildSubgraphSchema } from '@apollo/subgraph';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper';
 import type { DocumentNode } from 'graphql';
 import { formatGraphQLError, toGraphQLError } from '@platform/errors';
-import { createGraphQLHandler, createHttpServer, sendJson, type HttpServer } from '@platform/http-server';
+import {
+  createGraphQLHandler,
+  createHttpServer,
+  sendJson,
+  type HttpServer,
+} from '@platform/http-server';
 import { currentContext, newCorrelationId, runWithContext, type Logger } from '@platform/logger';
 import type { Identity, TokenVerifier } from '@platform/tokens';
 
@@ -40,17 +45,23 @@ export interface Subgraph {
  * A federation subgraph on node:http: `/graphql`, `/health`, `/ready`. Errors are
  * translated to the contract's codes and internals are masked (and logged).
  */
-export function createSubgraph<TContext extends SubgraphContext>(options: SubgraphOptions<TContext>): Subgraph {
+export function createSubgraph<TContext extends SubgraphContext>(
+  options: SubgraphOptions<TContext>,
+): Subgraph {
   const { logger } = options;
   const apollo = new ApolloServer<TContext>({
-    schema: buildSubgraphSchema([{ typeDefs: options.typeDefs, resolvers: options.resolvers as GraphQLResolverMap<unknown> }]),
+    schema: buildSubgraphSchema([
+      { typeDefs: options.typeDefs, resolvers: options.resolvers as GraphQLResolverMap<unknown> },
+    ]),
     // Subgraphs are internal: only the gateway talks to them, and it needs introspection of _service.
     plugins: [ApolloServerPluginLandingPageDisabled(), ApolloServerPluginInlineTraceDisabled()],
     // Shutdown is ours (@platform/lifecycle): Apollo must not re-raise the signal mid-teardown.
     stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
     formatError: (formatted, error) =>
-      formatGraphQLError(formatted, error, (internal) => logger.error({ err: internal }, 'resolver failed')),
+      formatGraphQLError(formatted, error, (internal) =>
+        logger.error({ err: internal }, 'resolver failed'),
+      ),
   });
 
   // Identity is verified once per request, in the route, and handed to the GraphQL context.
@@ -72,8 +83,9 @@ export function createSubgraph<TContext extends SubgraphContext>(options: Subgra
         identities.set(req, identity);
         const viewer = identity instanceof Error ? null : identity;
         const correlationId = currentContext()?.correlationId ?? newCorrelationId();
-        await runWithContext({ correlationId, userId: viewer?.userId, sessionId: viewer?.sessionId }, () =>
-          graphql(req, res),
+        await runWithContext(
+          { correlationId, userId: viewer?.userId, sessionId: viewer?.sessionId },
+          () => graphql(req, res),
         );
       },
       '/health': (_req, res) => sendJson(res, 200, { status: 'ok' }),

@@ -43,7 +43,9 @@ export function composeSupergraph(subgraphs: readonly SubgraphConfig[]): string 
     })),
   );
   if (result.errors) {
-    throw new Error(`Supergraph does not compose:\n${result.errors.map((error) => `  - ${error.message}`).join('\n')}`);
+    throw new Error(
+      `Supergraph does not compose:\n${result.errors.map((error) => `  - ${error.message}`).join('\n')}`,
+    );
   }
   return result.supergraphSdl;
 }

@@ -56,7 +56,9 @@ export async function startApps(
     running.set(name, child);
     let exit: Error | undefined;
     void child.exited.then(({ code, signal }) => {
-      exit = new Error(`${name} exited (${signal ?? code}) while starting:\n${lines.slice(-20).join('\n')}`);
+      exit = new Error(
+        `${name} exited (${signal ?? code}) while starting:\n${lines.slice(-20).join('\n')}`,
+      );
     });
     await waitUntilUp(app, ports[name], { timeoutMs: 30_000, failed: () => exit });
   }

@@ -70,12 +70,20 @@ export async function createTestRun(): Promise<TestRun> {
     internalToken,
     env,
     async close() {
-      await withAdmin((client) => client.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`));
+      await withAdmin((client) =>
+        client.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`),
+      );
       const redis = new Redis(BASE.redisUrl);
       try {
         let cursor = '0';
         do {
-          const [next, keys] = await redis.scan(cursor, 'MATCH', `${redisKeyPrefix}*`, 'COUNT', 500);
+          const [next, keys] = await redis.scan(
+            cursor,
+            'MATCH',
+            `${redisKeyPrefix}*`,
+            'COUNT',
+            500,
+          );
           if (keys.length > 0) await redis.del(...keys);
           cursor = next;
         } while (cursor !== '0');

@@ -39,7 +39,13 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         keys = new Map(
           jwks
             .filter((jwk) => jwk.alg === ACCESS_TOKEN_ALGORITHM)
-            .map((jwk) => [jwk.kid, createPublicKey({ key: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y }, format: 'jwk' })]),
+            .map((jwk) => [
+              jwk.kid,
+              createPublicKey({
+                key: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y },
+                format: 'jwk',
+              }),
+            ]),
         );
         fetchedAt = Date.now();
       })
@@ -57,7 +63,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
 
   async function verify(token: string): Promise<Identity> {
     const decoded = jwt.decode(token, { complete: true });
-    if (!decoded || decoded.header.alg !== ACCESS_TOKEN_ALGORITHM || !decoded.header.kid) throw INVALID();
+    if (!decoded || decoded.header.alg !== ACCESS_TOKEN_ALGORITHM || !decoded.header.kid)
+      throw INVALID();
     const key = await keyFor(decoded.header.kid);
     if (!key) throw INVALID();
     try {
@@ -66,7 +73,12 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         issuer: options.issuer,
         audience: options.audience,
       });
-      if (typeof claims === 'string' || typeof claims.sub !== 'string' || typeof claims['sid'] !== 'string') throw INVALID();
+      if (
+        typeof claims === 'string' ||
+        typeof claims.sub !== 'string' ||
+        typeof claims['sid'] !== 'string'
+      )
+        throw INVALID();
       return { userId: claims.sub, sessionId: claims['sid'] };
     } catch {
       throw INVALID();

@@ -1,5 +1,5 @@
 import { connectDatabase } from '@platform/db';
-import { createGrpcServer } from '@platform/grpc';
+import { bindService, createGrpcServer } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
 import { createMessageBroker } from '@platform/messaging';
@@ -35,11 +35,11 @@ lifecycle.run(async () => {
     logger,
     internalToken: env.INTERNAL_TOKEN,
     services: [
-      {
+      bindService({
         name: 'auth.v1.AuthService',
         definition: authV1.AuthServiceService,
         handlers: createAuthHandlers({ signingKeys }),
-      },
+      }),
     ],
   });
   lifecycle.onShutdown('grpc server', () => server.close(env.SHUTDOWN_TIMEOUT_MS / 2));

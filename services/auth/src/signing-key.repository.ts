@@ -20,7 +20,15 @@ function newKey(): { kid: string; publicJwk: PublicJwk; privateKeyPem: string } 
   const jwk = publicKey.export({ format: 'jwk' });
   return {
     kid,
-    publicJwk: { kid, kty: 'EC', crv: 'P-256', x: jwk.x ?? '', y: jwk.y ?? '', alg: ACCESS_TOKEN_ALGORITHM, use: 'sig' },
+    publicJwk: {
+      kid,
+      kty: 'EC',
+      crv: 'P-256',
+      x: jwk.x ?? '',
+      y: jwk.y ?? '',
+      alg: ACCESS_TOKEN_ALGORITHM,
+      use: 'sig',
+    },
     privateKeyPem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
   };
 }
@@ -31,17 +39,30 @@ export function createSigningKeyRepository(db: PrismaClient): SigningKeyReposito
       // Several instances may start at once: a transaction-scoped advisory lock lets one create the key.
       return db.$transaction(async (tx) => {
         await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(hashtext('auth.signing_keys'))`);
-        const active = await tx.signingKey.findFirst({ where: { retiredAt: null }, orderBy: { createdAt: 'desc' } });
+        const active = await tx.signingKey.findFirst({
+          where: { retiredAt: null },
+          orderBy: { createdAt: 'desc' },
+        });
         if (active) return active;
         const key = newKey();
         return tx.signingKey.create({
-          data: { kid: key.kid, algorithm: ACCESS_TOKEN_ALGORITHM, publicJwk: { ...key.publicJwk }, privateKeyPem: key.privateKeyPem },
+          data: {
+            kid: key.kid,
+            algorithm: ACCESS_TOKEN_ALGORITHM,
+            publicJwk: { ...key.publicJwk },
+            privateKeyPem: key.privateKeyPem,
+          },
         });
       });
     },
     async publishedKeys() {
       const keys = await db.signingKey.findMany({
-        where: { OR: [{ retiredAt: null }, { retiredAt: { gt: new Date(Date.now() - RETIRED_KEY_PUBLISHED_MS) } }] },
+        where: {
+          OR: [
+            { retiredAt: null },
+            { retiredAt: { gt: new Date(Date.now() - RETIRED_KEY_PUBLISHED_MS) } },
+          ],
+        },
         orderBy: { createdAt: 'desc' },
         select: { publicJwk: true },
       });

@@ -1,5 +1,5 @@
 import { connectDatabase } from '@platform/db';
-import { createGrpcServer } from '@platform/grpc';
+import { bindService, createGrpcServer } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
 import { createMessageBroker } from '@platform/messaging';
@@ -35,17 +35,22 @@ lifecycle.run(async () => {
 
   const unreadCounts = createUnreadCountCache(redis);
   const notifications = createNotificationRepository(db, relay);
-  await startNotificationConsumers({ broker, notifications, unreadCounts, queuePrefix: env.EVENTS_EXCHANGE });
+  await startNotificationConsumers({
+    broker,
+    notifications,
+    unreadCounts,
+    queuePrefix: env.EVENTS_EXCHANGE,
+  });
 
   const server = createGrpcServer({
     logger,
     internalToken: env.INTERNAL_TOKEN,
     services: [
-      {
+      bindService({
         name: 'notification.v1.NotificationService',
         definition: notificationV1.NotificationServiceService,
         handlers: createNotificationHandlers({ notifications, unreadCounts }),
-      },
+      }),
     ],
   });
   lifecycle.onShutdown('grpc server', () => server.close(env.SHUTDOWN_TIMEOUT_MS / 2));

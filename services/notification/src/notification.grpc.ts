@@ -2,7 +2,7 @@ import type { Notification } from '@platform/db';
 import { AppError } from '@platform/errors';
 import type { UnaryHandlers } from '@platform/grpc';
 import type { notificationV1 } from '@platform/proto';
-import { notificationV1 as proto } from '@platform/proto';
+import { type notificationV1 as proto } from '@platform/proto';
 import type { NotificationRepository } from './notification.repository';
 import type { UnreadCountCache } from './unread-count.cache';
 
@@ -28,13 +28,16 @@ function toProto(notification: Notification): notificationV1.Notification {
 }
 
 function encodeCursor(notification: Notification): string {
-  return Buffer.from(`${notification.createdAt.toISOString()}|${notification.id}`).toString('base64url');
+  return Buffer.from(`${notification.createdAt.toISOString()}|${notification.id}`).toString(
+    'base64url',
+  );
 }
 
 function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
   const createdAt = new Date(iso ?? '');
-  if (!id || Number.isNaN(createdAt.getTime())) throw AppError.badInput('after', 'is not a valid cursor');
+  if (!id || Number.isNaN(createdAt.getTime()))
+    throw AppError.badInput('after', 'is not a valid cursor');
   return { createdAt, id };
 }
 
@@ -46,7 +49,8 @@ export function createNotificationHandlers(deps: {
   return {
     async listNotifications(request) {
       const first = request.first || 20;
-      if (first < 1 || first > MAX_PAGE) throw AppError.badInput('first', `must be between 1 and ${MAX_PAGE}`);
+      if (first < 1 || first > MAX_PAGE)
+        throw AppError.badInput('first', `must be between 1 and ${MAX_PAGE}`);
       const page = await notifications.list(requireRecipient(request.recipientId), {
         first,
         after: request.after ? decodeCursor(request.after) : undefined,
@@ -63,7 +67,9 @@ export function createNotificationHandlers(deps: {
     },
     async countUnread(request) {
       const recipientId = requireRecipient(request.recipientId);
-      const count = await unreadCounts.get(recipientId, () => notifications.countUnread(recipientId));
+      const count = await unreadCounts.get(recipientId, () =>
+        notifications.countUnread(recipientId),
+      );
       return { count };
     },
   };

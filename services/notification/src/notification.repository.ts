@@ -23,12 +23,26 @@ export interface NotificationRepository {
    * Creates the notification an event calls for, exactly once per (consumer, event): a
    * redelivered event finds its id recorded and creates nothing. Returns null then.
    */
-  createFromEvent(consumer: string, event: EventEnvelope, notification: NewNotification): Promise<Notification | null>;
-  list(recipientId: string, page: { first: number; after?: { createdAt: Date; id: string } | undefined; unreadOnly: boolean }): Promise<NotificationPage>;
+  createFromEvent(
+    consumer: string,
+    event: EventEnvelope,
+    notification: NewNotification,
+  ): Promise<Notification | null>;
+  list(
+    recipientId: string,
+    page: {
+      first: number;
+      after?: { createdAt: Date; id: string } | undefined;
+      unreadOnly: boolean;
+    },
+  ): Promise<NotificationPage>;
   countUnread(recipientId: string): Promise<number>;
 }
 
-export function createNotificationRepository(db: PrismaClient, relay: Pick<OutboxRelay, 'kick'>): NotificationRepository {
+export function createNotificationRepository(
+  db: PrismaClient,
+  relay: Pick<OutboxRelay, 'kick'>,
+): NotificationRepository {
   return {
     async createFromEvent(consumer, event, input) {
       const created = await db.$transaction(async (tx) => {

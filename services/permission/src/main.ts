@@ -1,5 +1,5 @@
 import { connectDatabase } from '@platform/db';
-import { createGrpcServer } from '@platform/grpc';
+import { bindService, createGrpcServer } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
 import { createMessageBroker } from '@platform/messaging';
@@ -39,11 +39,11 @@ lifecycle.run(async () => {
     logger,
     internalToken: env.INTERNAL_TOKEN,
     services: [
-      {
+      bindService({
         name: 'permission.v1.PermissionService',
         definition: permissionV1.PermissionServiceService,
         handlers: createPermissionHandlers({ roles, cache: createPermissionCache(redis) }),
-      },
+      }),
     ],
   });
   lifecycle.onShutdown('grpc server', () => server.close(env.SHUTDOWN_TIMEOUT_MS / 2));

@@ -20,7 +20,8 @@ export function createPermissionHandlers(deps: {
   }
 
   function requireValid(permission: string): string {
-    if (!isValidPermission(permission)) throw AppError.badInput('permission', 'must look like resource:action');
+    if (!isValidPermission(permission))
+      throw AppError.badInput('permission', 'must look like resource:action');
     return permission;
   }
 
@@ -31,10 +32,13 @@ export function createPermissionHandlers(deps: {
       return { allowed: granted.some((permission) => grants(permission, required)) };
     },
     async checkPermissions(request) {
-      if (request.permissions.length > MAX_BATCH) throw AppError.badInput('permissions', `at most ${MAX_BATCH} per call`);
+      if (request.permissions.length > MAX_BATCH)
+        throw AppError.badInput('permissions', `at most ${MAX_BATCH} per call`);
       const required = request.permissions.map(requireValid);
       const granted = await effective(request.userId, request.scope);
-      return { allowed: required.map((needed) => granted.some((permission) => grants(permission, needed))) };
+      return {
+        allowed: required.map((needed) => granted.some((permission) => grants(permission, needed))),
+      };
     },
     async listEffectivePermissions(request) {
       return { permissions: await effective(request.userId, request.scope) };

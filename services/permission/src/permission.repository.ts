@@ -29,7 +29,9 @@ export function createPermissionRepository(db: PrismaClient): PermissionReposito
     },
     async effectivePermissions(userId, scope) {
       const rows = await db.rolePermission.findMany({
-        where: { role: { assignments: { some: { userId, scope: { in: scope ? ['', scope] : [''] } } } } },
+        where: {
+          role: { assignments: { some: { userId, scope: { in: scope ? ['', scope] : [''] } } } },
+        },
         select: { permission: true },
         distinct: ['permission'],
       });

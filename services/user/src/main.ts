@@ -1,5 +1,5 @@
 import { connectDatabase } from '@platform/db';
-import { createGrpcServer } from '@platform/grpc';
+import { bindService, createGrpcServer } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
 import { createMessageBroker } from '@platform/messaging';
@@ -36,14 +36,14 @@ lifecycle.run(async () => {
     logger,
     internalToken: env.INTERNAL_TOKEN,
     services: [
-      {
+      bindService({
         name: 'user.v1.UserService',
         definition: userV1.UserServiceService,
         handlers: createUserHandlers({
           users: createUserRepository(db, relay),
           cache: createUserCache(redis),
         }),
-      },
+      }),
     ],
   });
   lifecycle.onShutdown('grpc server', () => server.close(env.SHUTDOWN_TIMEOUT_MS / 2));

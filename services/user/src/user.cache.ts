@@ -8,7 +8,11 @@ type CachedUser = Omit<User, 'createdAt' | 'updatedAt'> & { createdAt: string; u
 
 function revive(text: string): User {
   const cached = JSON.parse(text) as CachedUser;
-  return { ...cached, createdAt: new Date(cached.createdAt), updatedAt: new Date(cached.updatedAt) };
+  return {
+    ...cached,
+    createdAt: new Date(cached.createdAt),
+    updatedAt: new Date(cached.updatedAt),
+  };
 }
 
 /** Read-through cache of user profiles; every write to a user must call `forget`. */

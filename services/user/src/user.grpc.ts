@@ -13,7 +13,10 @@ export function toProtoUser(user: User): userV1.User {
     id: user.id,
     email: user.email,
     displayName: user.displayName,
-    status: user.status === 'ACTIVE' ? userV1.UserStatus.USER_STATUS_ACTIVE : userV1.UserStatus.USER_STATUS_DISABLED,
+    status:
+      user.status === 'ACTIVE'
+        ? userV1.UserStatus.USER_STATUS_ACTIVE
+        : userV1.UserStatus.USER_STATUS_DISABLED,
     emailVerified: user.emailVerified,
     createdAt: user.createdAt,
     updatedAt: user.updatedAt,
@@ -41,7 +44,8 @@ export function createUserHandlers(deps: {
     async createUser(request) {
       const email = request.email.trim().toLowerCase();
       const displayName = request.displayName.trim();
-      if (!EMAIL.test(email) || email.length > 254) throw AppError.badInput('email', 'must be a valid email address');
+      if (!EMAIL.test(email) || email.length > 254)
+        throw AppError.badInput('email', 'must be a valid email address');
       if (displayName.length < 1 || displayName.length > 100) {
         throw AppError.badInput('displayName', 'must be 1 to 100 characters');
       }
@@ -54,10 +58,13 @@ export function createUserHandlers(deps: {
       return { user: toProtoUser(user) };
     },
     async batchGetUsers(request) {
-      if (request.ids.length > MAX_BATCH) throw AppError.badInput('ids', `at most ${MAX_BATCH} per call`);
+      if (request.ids.length > MAX_BATCH)
+        throw AppError.badInput('ids', `at most ${MAX_BATCH} per call`);
       const unique = [...new Set(request.ids)];
       const found = await load(unique);
-      return { users: unique.flatMap((id) => (found.has(id) ? [toProtoUser(found.get(id)!)] : [])) };
+      return {
+        users: unique.flatMap((id) => (found.has(id) ? [toProtoUser(found.get(id)!)] : [])),
+      };
     },
   };
 }

@@ -13,7 +13,10 @@ export interface UserRepository {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export function createUserRepository(db: PrismaClient, relay: Pick<OutboxRelay, 'kick'>): UserRepository {
+export function createUserRepository(
+  db: PrismaClient,
+  relay: Pick<OutboxRelay, 'kick'>,
+): UserRepository {
   return {
     async create({ email, displayName }) {
       try {

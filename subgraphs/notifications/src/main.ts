@@ -12,7 +12,10 @@ const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT
 
 lifecycle.run(async () => {
   const grpc = { internalToken: env.INTERNAL_TOKEN };
-  const auth = createGrpcClient(authV1.AuthServiceService, { ...grpc, address: env.AUTH_SERVICE_ADDR });
+  const auth = createGrpcClient(authV1.AuthServiceService, {
+    ...grpc,
+    address: env.AUTH_SERVICE_ADDR,
+  });
   lifecycle.onShutdown('auth client', () => auth.close());
   const notifications = createGrpcClient(notificationV1.NotificationServiceService, {
     ...grpc,

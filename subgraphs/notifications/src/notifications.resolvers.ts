@@ -1,7 +1,12 @@
 import { AppError } from '@platform/errors';
 import type { GrpcClient } from '@platform/grpc';
 import type { notificationV1 } from '@platform/proto';
-import { DateTimeScalar, JSONScalar, requireViewer, type SubgraphContext } from '@platform/subgraph';
+import {
+  DateTimeScalar,
+  JSONScalar,
+  requireViewer,
+  type SubgraphContext,
+} from '@platform/subgraph';
 
 type NotificationClient = GrpcClient<typeof notificationV1.NotificationServiceService>;
 
@@ -11,7 +16,8 @@ export interface NotificationsContext extends SubgraphContext {
 
 /** Notifications are private: only their recipient sees them. */
 function requireSelf(user: { id: string }, context: NotificationsContext): void {
-  if (requireViewer(context).userId !== user.id) throw AppError.forbidden('Only the user can see their notifications');
+  if (requireViewer(context).userId !== user.id)
+    throw AppError.forbidden('Only the user can see their notifications');
 }
 
 export const notificationsResolvers = {
@@ -21,7 +27,10 @@ export const notificationsResolvers = {
     read: (notification: notificationV1.Notification) => notification.readAt !== undefined,
     data: (notification: notificationV1.Notification): unknown =>
       notification.dataJson ? JSON.parse(notification.dataJson) : null,
-    recipient: (notification: notificationV1.Notification) => ({ __typename: 'User', id: notification.recipientId }),
+    recipient: (notification: notificationV1.Notification) => ({
+      __typename: 'User',
+      id: notification.recipientId,
+    }),
   },
   User: {
     async notifications(
@@ -30,7 +39,8 @@ export const notificationsResolvers = {
       context: NotificationsContext,
     ) {
       requireSelf(user, context);
-      if (args.first < 1 || args.first > 100) throw AppError.badInput('first', 'must be between 1 and 100');
+      if (args.first < 1 || args.first > 100)
+        throw AppError.badInput('first', 'must be between 1 and 100');
       const page = await context.notifications.listNotifications({
         recipientId: user.id,
         first: args.first,
@@ -38,7 +48,10 @@ export const notificationsResolvers = {
         unreadOnly: args.unreadOnly,
       });
       return {
-        edges: page.notifications.map((node, index) => ({ node, cursor: page.cursors[index] ?? '' })),
+        edges: page.notifications.map((node, index) => ({
+          node,
+          cursor: page.cursors[index] ?? '',
+        })),
         pageInfo: { hasNextPage: page.hasNextPage, endCursor: page.endCursor || null },
         totalCount: page.totalCount,
       };

@@ -12,7 +12,8 @@ export interface RbacContext extends SubgraphContext {
 
 function validScope(scope: string | null | undefined): string {
   if (scope == null) return '';
-  if (scope.length === 0 || scope.length > 200) throw AppError.badInput('scope', 'must be 1 to 200 characters');
+  if (scope.length === 0 || scope.length > 200)
+    throw AppError.badInput('scope', 'must be 1 to 200 characters');
   return scope;
 }
 
@@ -24,7 +25,8 @@ export const rbacResolvers = {
       context: RbacContext,
     ): Promise<boolean> {
       const viewer = requireViewer(context);
-      if (!isValidPermission(args.permission)) throw AppError.badInput('permission', 'must look like resource:action');
+      if (!isValidPermission(args.permission))
+        throw AppError.badInput('permission', 'must look like resource:action');
       const { allowed } = await context.permissions.checkPermission({
         userId: viewer.userId,
         permission: args.permission,
@@ -34,7 +36,11 @@ export const rbacResolvers = {
     },
   },
   User: {
-    async permissions(user: { id: string }, args: { scope?: string | null }, context: RbacContext): Promise<string[]> {
+    async permissions(
+      user: { id: string },
+      args: { scope?: string | null },
+      context: RbacContext,
+    ): Promise<string[]> {
       const viewer = requireViewer(context);
       if (viewer.userId !== user.id) {
         const { allowed } = await context.permissions.checkPermission({

@@ -12,9 +12,15 @@ const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT
 
 lifecycle.run(async () => {
   const grpc = { internalToken: env.INTERNAL_TOKEN };
-  const auth = createGrpcClient(authV1.AuthServiceService, { ...grpc, address: env.AUTH_SERVICE_ADDR });
+  const auth = createGrpcClient(authV1.AuthServiceService, {
+    ...grpc,
+    address: env.AUTH_SERVICE_ADDR,
+  });
   lifecycle.onShutdown('auth client', () => auth.close());
-  const users = createGrpcClient(userV1.UserServiceService, { ...grpc, address: env.USER_SERVICE_ADDR });
+  const users = createGrpcClient(userV1.UserServiceService, {
+    ...grpc,
+    address: env.USER_SERVICE_ADDR,
+  });
   lifecycle.onShutdown('user client', () => users.close());
 
   const subgraph = createSubgraph({

@@ -30,7 +30,8 @@ export const usersResolvers = {
       context.viewer ? context.users.load(context.viewer.userId) : null,
   },
   User: {
-    __resolveReference: (reference: { id: string }, context: UsersContext) => context.users.load(reference.id),
+    __resolveReference: (reference: { id: string }, context: UsersContext) =>
+      context.users.load(reference.id),
     status: (user: userV1.User) => STATUS[user.status] ?? 'ACTIVE',
   },
 };
