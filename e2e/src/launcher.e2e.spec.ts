@@ -113,6 +113,18 @@ describe('npm start', () => {
     expect(children.filter(isAlive)).toEqual([]);
   });
 
+  it('leaves no process behind even when the launcher itself is killed', async () => {
+    const launched = launch({ ...env, GATEWAY_PORT: String(await freePort()) });
+    await waitForLine(launched, /gateway ready at/, 90_000);
+    const children = appPids(launched.child.pid!);
+    expect(children).toHaveLength(8);
+    launched.child.kill('SIGKILL');
+    await launched.exited;
+    const deadline = Date.now() + 15_000;
+    while (children.some(isAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(children.filter(isAlive)).toEqual([]);
+  });
+
   it('names the dependency it cannot reach, its address and how to start it', async () => {
     const launched = launch({
       ...env,

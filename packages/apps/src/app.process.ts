@@ -27,20 +27,22 @@ export function startAppProcess(options: AppProcessOptions): AppProcess {
     {
       cwd: join(REPO_ROOT, app.dir),
       env: options.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // The IPC channel tells the app when this process dies (see @platform/lifecycle).
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     },
   );
-  for (const stream of ['stdout', 'stderr'] as const) {
+  for (const stream of [child.stdout, child.stderr]) {
+    const name = stream === child.stdout ? 'stdout' : 'stderr';
     let buffered = '';
-    child[stream].setEncoding('utf8');
-    child[stream].on('data', (chunk: string) => {
+    stream?.setEncoding('utf8');
+    stream?.on('data', (chunk: string) => {
       buffered += chunk;
       const lines = buffered.split('\n');
       buffered = lines.pop() ?? '';
-      for (const line of lines) options.onLine(line, stream);
+      for (const line of lines) options.onLine(line, name);
     });
-    child[stream].on('end', () => {
-      if (buffered) options.onLine(buffered, stream);
+    stream?.on('end', () => {
+      if (buffered) options.onLine(buffered, name);
     });
   }
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {

@@ -76,6 +76,16 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
       process.once('SIGTERM', () => void shutdown('SIGTERM'));
       process.on('uncaughtException', (error) => fatal(error, 'uncaught exception'));
       process.on('unhandledRejection', (error) => fatal(error, 'unhandled rejection'));
+      // Started by a supervisor (the launcher, the test harness) over an IPC channel: when the
+      // supervisor dies, however abruptly, the channel closes and this process must not linger.
+      if (process.channel) {
+        process.channel.unref();
+        process.once('disconnect', () => void shutdown('parent process exited'));
+      }
+      // Whoever reads our output is gone: stop instead of failing on every log line.
+      process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+        if (error.code === 'EPIPE') void shutdown('stdout closed');
+      });
       main().catch((error: unknown) => fatal(error, 'failed to start'));
     },
   };
