@@ -18,11 +18,9 @@ interface Problem {
 
 const HOW_TO_START = {
   PostgreSQL:
-    'start it (e.g. `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, or `docker compose up -d postgres`) or set DATABASE_URL',
-  Redis:
-    'start it (e.g. `redis-server --daemonize yes`, or `docker compose up -d redis`) or set REDIS_URL',
-  RabbitMQ:
-    'start it (e.g. `rabbitmq-server -detached`, or `docker compose up -d rabbitmq`) or set RABBITMQ_URL',
+    'start it (e.g. `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`) or set DATABASE_URL',
+  Redis: 'start it (e.g. `redis-server --daemonize yes`) or set REDIS_URL',
+  RabbitMQ: 'start it (e.g. `rabbitmq-server -detached`) or set RABBITMQ_URL',
 };
 
 const hostOf = (url: string) => new URL(url).host;
