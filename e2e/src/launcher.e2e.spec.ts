@@ -121,7 +121,8 @@ describe('npm start', () => {
     launched.child.kill('SIGKILL');
     await launched.exited;
     const deadline = Date.now() + 15_000;
-    while (children.some(isAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    while (children.some(isAlive) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 200));
     expect(children.filter(isAlive)).toEqual([]);
   });
 

@@ -1,18 +1,25 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APP_NAMES } from '@platform/apps';
+import { APP_NAMES, APPS, appEnvironment, startAppProcess } from '@platform/apps';
+import { composeSupergraph, loadSupergraphConfig } from '@platform/supergraph';
 import { createGrpcClient } from '@platform/grpc';
 import { notificationV1, userV1 } from '@platform/proto';
 import {
   createTestRun,
+  freePort,
   eventually,
   startApps,
   type AppCluster,
   type TestRun,
 } from '@platform/testing';
 import { graphql } from './graphql.client';
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 describe('the platform, every layer running as its own process', () => {
   let run: TestRun;
@@ -29,6 +36,21 @@ describe('the platform, every layer running as its own process', () => {
     await apps?.stopAll();
     await run?.close();
   });
+
+  const startGateway = (env: Record<string, string>, lines: string[] = []) => {
+    const app = APPS.find((candidate) => candidate.name === 'gateway')!;
+    return startAppProcess({
+      app,
+      env: {
+        PATH: process.env['PATH'] ?? '',
+        ...run.env,
+        ...appEnvironment(app, apps.ports),
+        GATEWAY_HOST: '127.0.0.1',
+        ...env,
+      },
+      onLine: (line) => lines.push(line),
+    });
+  };
 
   const grpc = <S extends Parameters<typeof createGrpcClient>[0]>(
     definition: S,
@@ -130,6 +152,66 @@ describe('the platform, every layer running as its own process', () => {
       code: 'UNAUTHENTICATED',
     });
     intruder.close();
+  });
+
+  it('carries the caller correlation id from the gateway into the subgraph logs', async () => {
+    const correlationId = `e2e-correlation-${run.id}`;
+    const response = await fetch(`${gateway}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-correlation-id': correlationId },
+      body: JSON.stringify({ query: '{ hasPermission(permission: "users:read") }' }),
+    });
+    expect(response.headers.get('x-correlation-id')).toBe(correlationId);
+    await eventually(() => {
+      const line = apps.logs('rbac-subgraph').find((entry) => entry.includes(correlationId));
+      expect(JSON.parse(line ?? '{}')).toMatchObject({
+        msg: 'graphql request',
+        errors: ['UNAUTHENTICATED'],
+      });
+    });
+  });
+
+  it('serves a pre-composed supergraph file (SUPERGRAPH_FILE)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'supergraph-'));
+    const file = join(dir, 'supergraph.graphql');
+    writeFileSync(
+      file,
+      composeSupergraph(loadSupergraphConfig(join(REPO_ROOT, 'supergraph.yaml'))),
+    );
+    const port = await freePort();
+    const child = startGateway({
+      SUPERGRAPH_FILE: file,
+      SUPERGRAPH_CONFIG: join(dir, 'missing.yaml'),
+      GATEWAY_PORT: String(port),
+    });
+    try {
+      const answer = await eventually(
+        () => graphql(`http://127.0.0.1:${port}`, '{ me { id } }'),
+        30_000,
+      );
+      expect(answer).toEqual({ data: { me: null } });
+    } finally {
+      await child.stop();
+    }
+  });
+
+  it('refuses to start when the subgraphs do not compose, naming the errors', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'supergraph-'));
+    writeFileSync(join(dir, 'a.graphql'), 'type Query { thing: String }');
+    writeFileSync(join(dir, 'b.graphql'), 'type Query { thing: Int }');
+    writeFileSync(
+      join(dir, 'supergraph.yaml'),
+      'subgraphs:\n  a:\n    routing_url: http://127.0.0.1:1/graphql\n    schema: { file: a.graphql }\n  b:\n    routing_url: http://127.0.0.1:2/graphql\n    schema: { file: b.graphql }\n',
+    );
+    const lines: string[] = [];
+    const child = startGateway(
+      { SUPERGRAPH_CONFIG: join(dir, 'supergraph.yaml'), GATEWAY_PORT: String(await freePort()) },
+      lines,
+    );
+    const { code } = await child.exited;
+    expect(code).not.toBe(0);
+    expect(lines.join('\n')).toMatch(/Supergraph does not compose/);
+    expect(lines.join('\n')).toMatch(/Query\.thing/);
   });
 
   it('is not ready while a service is down, naming it, and ready again once it is back', async () => {

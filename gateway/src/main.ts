@@ -4,7 +4,12 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { formatGraphQLError, toGraphQLError } from '@platform/errors';
 import { createGrpcClient } from '@platform/grpc';
-import { createGraphQLHandler, createHttpServer, sendJson } from '@platform/http-server';
+import {
+  createGraphQLHandler,
+  createHttpServer,
+  requestLogPlugin,
+  sendJson,
+} from '@platform/http-server';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger, currentContext, newCorrelationId } from '@platform/logger';
 import { authV1 } from '@platform/proto';
@@ -61,6 +66,7 @@ lifecycle.run(async () => {
       production
         ? ApolloServerPluginLandingPageDisabled()
         : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
+      requestLogPlugin(logger),
     ],
     formatError: (formatted, error) =>
       formatGraphQLError(formatted, error, (internal) =>

@@ -6,3 +6,4 @@ export {
   type Route,
 } from './http-server';
 export { createGraphQLHandler } from './graphql.handler';
+export { requestLogPlugin } from './request-log.plugin';

@@ -11,6 +11,7 @@ import { formatGraphQLError, toGraphQLError } from '@platform/errors';
 import {
   createGraphQLHandler,
   createHttpServer,
+  requestLogPlugin,
   sendJson,
   type HttpServer,
 } from '@platform/http-server';
@@ -54,7 +55,11 @@ export function createSubgraph<TContext extends SubgraphContext>(
       { typeDefs: options.typeDefs, resolvers: options.resolvers as GraphQLResolverMap<unknown> },
     ]),
     // Subgraphs are internal: only the gateway talks to them, and it needs introspection of _service.
-    plugins: [ApolloServerPluginLandingPageDisabled(), ApolloServerPluginInlineTraceDisabled()],
+    plugins: [
+      ApolloServerPluginLandingPageDisabled(),
+      ApolloServerPluginInlineTraceDisabled(),
+      requestLogPlugin(logger),
+    ],
     // Shutdown is ours (@platform/lifecycle): Apollo must not re-raise the signal mid-teardown.
     stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
