@@ -50,7 +50,13 @@ export function createHttpServer(options: {
   routes: Record<string, Route>;
 }): HttpServer {
   const { logger, routes } = options;
+  let closing = false;
   const server = createServer((req, res) => {
+    if (closing) res.setHeader('connection', 'close');
+    // A keep-alive connection whose request was in flight at close() goes idle only now.
+    res.once('finish', () => {
+      if (closing) setImmediate(() => server.closeIdleConnections());
+    });
     const correlationId = newCorrelationId(req.headers['x-correlation-id']?.toString());
     res.setHeader('x-correlation-id', correlationId);
     const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
@@ -83,6 +89,7 @@ export function createHttpServer(options: {
       });
     },
     close() {
+      closing = true;
       return new Promise((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));
         server.closeIdleConnections();
