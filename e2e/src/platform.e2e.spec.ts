@@ -88,6 +88,13 @@ describe('the platform, every layer running as its own process', () => {
     expect(anonymous.errors?.[0]?.extensions?.['code']).toBe('UNAUTHENTICATED');
   });
 
+  it('shows the Apollo Sandbox landing page to a browser in development', async () => {
+    const response = await fetch(`${gateway}/graphql`, { headers: { accept: 'text/html' } });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/text\/html/);
+    expect(await response.text()).toMatch(/sandbox/i);
+  });
+
   it('reports a bad query as BAD_USER_INPUT without internals', async () => {
     const response = await graphql(gateway, '{ noSuchField }');
     expect(response.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT' });

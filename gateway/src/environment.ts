@@ -7,7 +7,9 @@ import {
   loadEnv,
   localAddress,
   port,
+  redisEnv,
   secret,
+  tokenEnv,
   url,
 } from '@platform/config';
 
@@ -31,8 +33,8 @@ export const env = loadEnv({
   PERMISSION_SERVICE_ADDR: grpcClientEnv(localAddress('permission-service')),
   NOTIFICATION_SERVICE_ADDR: grpcClientEnv(localAddress('notification-service')),
   INTERNAL_TOKEN: secret(32),
-  TOKEN_ISSUER: z.string().default('platform'),
-  TOKEN_AUDIENCE: z.string().default('platform-api'),
+  ...tokenEnv,
+  ...redisEnv,
   /** Comma-separated browser origins; unset = any origin in development, none in production. */
   CORS_ORIGINS: z.string().optional(),
 });

@@ -13,7 +13,8 @@ import {
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger, currentContext, newCorrelationId } from '@platform/logger';
 import { authV1 } from '@platform/proto';
-import { createTokenVerifier } from '@platform/tokens';
+import { createRedis } from '@platform/redis';
+import { createSessionRevocations, createTokenVerifier } from '@platform/tokens';
 import { withCors } from './cors';
 import { env } from './environment';
 import { checkReadiness, grpcDependency, httpDependency } from './readiness';
@@ -25,6 +26,11 @@ const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT
 const production = env.NODE_ENV === 'production';
 
 lifecycle.run(async () => {
+  // Ended sessions are looked up in Redis, so their access tokens stop working at once.
+  const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
+  lifecycle.onShutdown('redis', async () => void (await redis.quit()));
+  const revocations = createSessionRevocations(redis);
+
   const supergraphSdl = loadSupergraphSdl({
     configPath: env.SUPERGRAPH_CONFIG,
     supergraphFile: env.SUPERGRAPH_FILE,
@@ -54,6 +60,7 @@ lifecycle.run(async () => {
     issuer: env.TOKEN_ISSUER,
     audience: env.TOKEN_AUDIENCE,
     fetchJwks,
+    isRevoked: (sessionId) => revocations.isRevoked(sessionId),
   });
 
   const apollo = new ApolloServer<GatewayContext>({
@@ -84,7 +91,11 @@ lifecycle.run(async () => {
     } catch (error) {
       throw toGraphQLError(error);
     }
-    return { authorization, correlationId: currentContext()?.correlationId ?? newCorrelationId() };
+    return {
+      authorization,
+      correlationId: currentContext()?.correlationId ?? newCorrelationId(),
+      userAgent: req.headers['user-agent'],
+    };
   });
 
   const dependencies = [

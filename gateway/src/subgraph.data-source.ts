@@ -4,6 +4,8 @@ export interface GatewayContext {
   /** The caller's Authorization header, forwarded only after the gateway verified it. */
   authorization?: string | undefined;
   correlationId: string;
+  /** The end user's client, for the sessions list. */
+  userAgent?: string | undefined;
 }
 
 /** Forwards the caller's token (subgraphs verify it again) and the correlation id. */
@@ -13,8 +15,9 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
     context,
   }: GraphQLDataSourceProcessOptions<GatewayContext>): void {
     // The gateway's own requests (e.g. at load) come without a request context.
-    const { authorization, correlationId } = context as Partial<GatewayContext>;
+    const { authorization, correlationId, userAgent } = context as Partial<GatewayContext>;
     if (authorization) request.http?.headers.set('authorization', authorization);
     if (correlationId) request.http?.headers.set('x-correlation-id', correlationId);
+    if (userAgent) request.http?.headers.set('user-agent', userAgent);
   }
 }

@@ -172,6 +172,11 @@ describe('docker-compose.yml', () => {
         }
         expect(dependencies(app.name)['migrate']).toBe('service_completed_successfully');
       });
+    } else {
+      it('reaches Redis (ended sessions) by compose hostname, once it is healthy', () => {
+        expect(new URL(env()['REDIS_URL'] ?? 'redis://unset').hostname).toBe('redis');
+        expect(transitiveDependencies(app.name)).toContain('redis');
+      });
     }
   });
 

@@ -63,3 +63,9 @@ export const grpcClientEnv = (fallback: string) =>
     .string()
     .regex(/^[\w.-]+:\d{1,5}$/, { message: 'must be host:port' })
     .default(fallback);
+
+/** Who issues access tokens and for whom: the same for the signer and every verifier. */
+export const tokenEnv = {
+  TOKEN_ISSUER: z.string().min(1).default('platform'),
+  TOKEN_AUDIENCE: z.string().min(1).default('platform-api'),
+};

@@ -9,6 +9,7 @@ export {
   rabbitEnv,
   redisEnv,
   secret,
+  tokenEnv,
   url,
 } from './env.fragments';
 export { subgraphEnv } from './subgraph.env';

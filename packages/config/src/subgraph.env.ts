@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { commonEnv, grpcClientEnv, port, secret } from './env.fragments';
+import { commonEnv, grpcClientEnv, port, redisEnv, secret, tokenEnv } from './env.fragments';
 import { localAddress } from './ports';
 
 /** What every subgraph reads: where it listens, and how it finds and verifies tokens. */
@@ -9,6 +9,6 @@ export const subgraphEnv = (defaultPort: number) => ({
   PORT: port(defaultPort),
   INTERNAL_TOKEN: secret(32),
   AUTH_SERVICE_ADDR: grpcClientEnv(localAddress('auth-service')),
-  TOKEN_ISSUER: z.string().default('platform'),
-  TOKEN_AUDIENCE: z.string().default('platform-api'),
+  ...tokenEnv,
+  ...redisEnv,
 });

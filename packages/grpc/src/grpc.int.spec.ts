@@ -44,6 +44,8 @@ describe('gRPC server and client', () => {
               return { user: user('found') };
             },
             batchGetUsers: async () => ({ users: [] }),
+            getUserByEmail: async () => Promise.reject(AppError.notFound('User')),
+            deleteUser: async () => ({}),
           },
         }),
       ],

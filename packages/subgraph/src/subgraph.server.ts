@@ -21,6 +21,8 @@ import type { Identity, TokenVerifier } from '@platform/tokens';
 export interface SubgraphContext {
   /** The caller, verified from the forwarded access token; null when anonymous. */
   viewer: Identity | null;
+  /** The end user's client, as the gateway forwarded it. */
+  userAgent: string | undefined;
 }
 
 export interface SubgraphOptions<TContext extends SubgraphContext> {
@@ -74,7 +76,7 @@ export function createSubgraph<TContext extends SubgraphContext>(
   const graphql = createGraphQLHandler(apollo, async (req: IncomingMessage) => {
     const identity = identities.get(req) ?? null;
     if (identity instanceof Error) throw toGraphQLError(identity);
-    return options.createContext({ viewer: identity });
+    return options.createContext({ viewer: identity, userAgent: req.headers['user-agent'] });
   });
 
   const http = createHttpServer({

@@ -5,3 +5,10 @@ export {
   type TokenVerifierOptions,
 } from './token.verifier';
 export { ACCESS_TOKEN_ALGORITHM, type PublicJwk } from './token.types';
+export { createSessionRevocations, type SessionRevocations } from './session-revocation';
+export {
+  createTokenSigner,
+  type SigningKeyMaterial,
+  type TokenSigner,
+  type TokenSignerOptions,
+} from './token.signer';

@@ -15,6 +15,8 @@ export interface TokenVerifierOptions {
   fetchJwks: () => Promise<readonly PublicJwk[]>;
   /** Keys are re-fetched at most this often, also when a token names an unknown `kid`. */
   refreshIntervalMs?: number;
+  /** Whether the token's session has ended (logout, revocation): such tokens are refused. */
+  isRevoked?: (sessionId: string) => Promise<boolean>;
 }
 
 export interface TokenVerifier {
@@ -67,6 +69,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       throw INVALID();
     const key = await keyFor(decoded.header.kid);
     if (!key) throw INVALID();
+    let identity: Identity;
     try {
       const claims = jwt.verify(token, key, {
         algorithms: [ACCESS_TOKEN_ALGORITHM],
@@ -77,12 +80,16 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         typeof claims === 'string' ||
         typeof claims.sub !== 'string' ||
         typeof claims['sid'] !== 'string'
-      )
+      ) {
         throw INVALID();
-      return { userId: claims.sub, sessionId: claims['sid'] };
+      }
+      identity = { userId: claims.sub, sessionId: claims['sid'] };
     } catch {
       throw INVALID();
     }
+    if (await options.isRevoked?.(identity.sessionId))
+      throw AppError.unauthenticated('Session has ended');
+    return identity;
   }
 
   return {

@@ -1,13 +1,129 @@
+import { Prisma, type PrismaClient, type Session } from '@platform/db';
+import { AppError } from '@platform/errors';
 import type { UnaryHandlers } from '@platform/grpc';
 import type { authV1 } from '@platform/proto';
+import type { SessionRevocations, TokenSigner } from '@platform/tokens';
+import { isUuid, validatePassword } from '@platform/validation';
+import type { PasswordHasher } from './password.hasher';
+import type { RevocationReason, SessionRepository } from './session.repository';
 import type { SigningKeyRepository } from './signing-key.repository';
 
+const REFRESH_TOKEN = /^[\w-]{43}$/;
+const INVALID_LOGIN = 'Invalid email or password';
+
+function requireUserId(userId: string): string {
+  if (!isUuid(userId)) throw AppError.badInput('userId', 'must be a user id');
+  return userId;
+}
+
 export function createAuthHandlers(deps: {
+  db: PrismaClient;
   signingKeys: SigningKeyRepository;
+  sessions: SessionRepository;
+  passwords: PasswordHasher;
+  signer: TokenSigner;
+  revocations: SessionRevocations;
 }): UnaryHandlers<typeof authV1.AuthServiceService> {
+  const { db, sessions, passwords, signer, revocations } = deps;
+
+  function tokensFor(session: Session, refreshToken: string): authV1.SessionTokens {
+    return {
+      accessToken: signer.sign({ userId: session.userId, sessionId: session.id }),
+      refreshToken,
+      expiresIn: signer.ttlSeconds,
+      userId: session.userId,
+      sessionId: session.id,
+    };
+  }
+
+  async function end(
+    userId: string,
+    filter: { only?: string; except?: string },
+    reason: RevocationReason,
+  ) {
+    const ids = await sessions.revoke(userId, filter, reason);
+    // Access tokens of these sessions stop working now; the entries outlive the tokens.
+    await revocations.revoke(ids, signer.ttlSeconds + 60);
+    return ids;
+  }
+
   return {
     async getJwks() {
       return { keys: await deps.signingKeys.publishedKeys() };
+    },
+
+    async createCredential(request) {
+      const userId = requireUserId(request.userId);
+      const passwordHash = await passwords.hash(validatePassword(request.password));
+      try {
+        await db.credential.create({ data: { userId, passwordHash } });
+      } catch (error) {
+        if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') {
+          throw AppError.conflict('This user already has a password');
+        }
+        throw error;
+      }
+      const opened = await sessions.open(userId, request.userAgent || undefined);
+      return { tokens: tokensFor(opened.session, opened.refreshToken) };
+    },
+
+    async deleteCredential(request) {
+      const userId = requireUserId(request.userId);
+      await end(userId, {}, 'user_deleted');
+      await db.credential.deleteMany({ where: { userId } });
+      return {};
+    },
+
+    async login(request) {
+      const userId = request.userId && isUuid(request.userId) ? request.userId : undefined;
+      const credential = userId ? await db.credential.findUnique({ where: { userId } }) : null;
+      // Always hash: an unknown email costs as much time as a wrong password.
+      const valid = await passwords.verify(credential?.passwordHash, request.password);
+      if (!credential || !valid) throw AppError.unauthenticated(INVALID_LOGIN);
+      const opened = await sessions.open(credential.userId, request.userAgent || undefined);
+      return { tokens: tokensFor(opened.session, opened.refreshToken) };
+    },
+
+    async refreshSession(request) {
+      const invalid = AppError.unauthenticated('Invalid or expired refresh token');
+      if (!REFRESH_TOKEN.test(request.refreshToken)) throw invalid;
+      const result = await sessions.rotate(request.refreshToken, request.userAgent || undefined);
+      if (result.kind === 'reused') {
+        await revocations.revoke([result.session.id], signer.ttlSeconds + 60);
+        throw invalid;
+      }
+      if (result.kind === 'invalid') throw invalid;
+      return { tokens: tokensFor(result.session, result.refreshToken) };
+    },
+
+    async listSessions(request) {
+      const active = await sessions.listActive(requireUserId(request.userId));
+      return {
+        sessions: active.map((session) => ({
+          id: session.id,
+          createdAt: session.createdAt,
+          lastUsedAt: session.lastUsedAt,
+          userAgent: session.userAgent ?? '',
+        })),
+      };
+    },
+
+    async revokeSession(request) {
+      const userId = requireUserId(request.userId);
+      if (!isUuid(request.sessionId)) throw AppError.notFound('Session');
+      const ended = await end(userId, { only: request.sessionId }, 'revoked');
+      if (ended.length === 0) throw AppError.notFound('Session');
+      return {};
+    },
+
+    async revokeAllSessions(request) {
+      const userId = requireUserId(request.userId);
+      const ended = await end(
+        userId,
+        request.exceptSessionId ? { except: request.exceptSessionId } : {},
+        'logout_all',
+      );
+      return { revoked: ended.length };
     },
   };
 }

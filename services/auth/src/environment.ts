@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import {
   commonEnv,
   databaseEnv,
@@ -6,12 +7,24 @@ import {
   loadEnv,
   rabbitEnv,
   redisEnv,
+  tokenEnv,
 } from '@platform/config';
+
+const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 export const env = loadEnv({
   ...commonEnv,
   ...databaseEnv,
   ...redisEnv,
   ...rabbitEnv,
+  ...tokenEnv,
   ...grpcServerEnv(DEFAULT_PORTS['auth-service']),
+  /** Access token lifetime. */
+  ACCESS_TOKEN_TTL: seconds(900),
+  /** A rotated refresh token presented again within this window is tolerated (two tabs). */
+  REFRESH_REUSE_GRACE_SECONDS: seconds(10),
+  /** A session ends after this long unused ... */
+  SESSION_IDLE_TTL: seconds(7 * 24 * 3600),
+  /** ... and after this long in any case. */
+  SESSION_ABSOLUTE_TTL: seconds(30 * 24 * 3600),
 });

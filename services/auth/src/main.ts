@@ -5,9 +5,13 @@ import { createLogger } from '@platform/logger';
 import { createMessageBroker } from '@platform/messaging';
 import { createOutboxRelay } from '@platform/outbox';
 import { authV1 } from '@platform/proto';
-import { env } from './environment';
+import { createRedis } from '@platform/redis';
+import { createSessionRevocations, createTokenSigner } from '@platform/tokens';
 import { createAuthHandlers } from './auth.grpc';
-import { AUTH_SCHEMA, createSigningKeyRepository } from './signing-key.repository';
+import { env } from './environment';
+import { createPasswordHasher } from './password.hasher';
+import { AUTH_SCHEMA, createSessionRepository } from './session.repository';
+import { createSigningKeyRepository } from './signing-key.repository';
 
 const logger = createLogger({ name: 'auth-service', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
@@ -15,6 +19,9 @@ const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT
 lifecycle.run(async () => {
   const db = await connectDatabase({ databaseUrl: env.DATABASE_URL });
   lifecycle.onShutdown('database', () => db.$disconnect());
+
+  const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
+  lifecycle.onShutdown('redis', async () => void (await redis.quit()));
 
   const broker = await createMessageBroker({
     url: env.RABBITMQ_URL,
@@ -38,7 +45,23 @@ lifecycle.run(async () => {
       bindService({
         name: 'auth.v1.AuthService',
         definition: authV1.AuthServiceService,
-        handlers: createAuthHandlers({ signingKeys }),
+        handlers: createAuthHandlers({
+          db,
+          signingKeys,
+          sessions: createSessionRepository(db, relay, {
+            idleTtlSeconds: env.SESSION_IDLE_TTL,
+            absoluteTtlSeconds: env.SESSION_ABSOLUTE_TTL,
+            reuseGraceSeconds: env.REFRESH_REUSE_GRACE_SECONDS,
+          }),
+          passwords: await createPasswordHasher(),
+          signer: createTokenSigner({
+            issuer: env.TOKEN_ISSUER,
+            audience: env.TOKEN_AUDIENCE,
+            ttlSeconds: env.ACCESS_TOKEN_TTL,
+            key: activeKey,
+          }),
+          revocations: createSessionRevocations(redis),
+        }),
       }),
     ],
   });

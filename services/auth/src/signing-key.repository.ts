@@ -2,8 +2,6 @@ import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import type { PrismaClient, SigningKey } from '@platform/db';
 import { ACCESS_TOKEN_ALGORITHM, type PublicJwk } from '@platform/tokens';
 
-export const AUTH_SCHEMA = 'auth';
-
 /** How long a retired key stays published: longer than any access token it signed lives. */
 const RETIRED_KEY_PUBLISHED_MS = 24 * 60 * 60 * 1000;
 

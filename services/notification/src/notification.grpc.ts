@@ -1,3 +1,4 @@
+import { isUuid } from '@platform/validation';
 import type { Notification } from '@platform/db';
 import { AppError } from '@platform/errors';
 import type { UnaryHandlers } from '@platform/grpc';
@@ -7,10 +8,9 @@ import type { NotificationRepository } from './notification.repository';
 import type { UnreadCountCache } from './unread-count.cache';
 
 const MAX_PAGE = 100;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function requireRecipient(id: string): string {
-  if (!UUID.test(id)) throw AppError.badInput('recipientId', 'must be a user id');
+  if (!isUuid(id)) throw AppError.badInput('recipientId', 'must be a user id');
   return id;
 }
 

@@ -8,6 +8,7 @@ import { permissionV1 } from '@platform/proto';
 import { createRedis } from '@platform/redis';
 import { env } from './environment';
 import { createPermissionCache } from './permission.cache';
+import { startPermissionConsumers } from './permission.consumers';
 import { createPermissionHandlers } from './permission.grpc';
 import { createPermissionRepository, RBAC_SCHEMA } from './permission.repository';
 
@@ -32,8 +33,11 @@ lifecycle.run(async () => {
   const relay = createOutboxRelay({ db, schema: RBAC_SCHEMA, broker, logger });
   lifecycle.onShutdown('outbox relay', () => relay.stop());
 
-  const roles = createPermissionRepository(db);
+  const roles = createPermissionRepository(db, relay);
   await roles.ensureBuiltInRoles();
+
+  const cache = createPermissionCache(redis);
+  await startPermissionConsumers({ broker, db, cache, queuePrefix: env.EVENTS_EXCHANGE });
 
   const server = createGrpcServer({
     logger,
@@ -42,7 +46,7 @@ lifecycle.run(async () => {
       bindService({
         name: 'permission.v1.PermissionService',
         definition: permissionV1.PermissionServiceService,
-        handlers: createPermissionHandlers({ roles, cache: createPermissionCache(redis) }),
+        handlers: createPermissionHandlers({ roles, cache }),
       }),
     ],
   });

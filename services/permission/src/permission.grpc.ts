@@ -1,3 +1,4 @@
+import { isUuid } from '@platform/validation';
 import { AppError } from '@platform/errors';
 import type { UnaryHandlers } from '@platform/grpc';
 import { grants, isValidPermission } from '@platform/permissions';
@@ -5,7 +6,6 @@ import type { permissionV1 } from '@platform/proto';
 import type { PermissionCache } from './permission.cache';
 import type { PermissionRepository } from './permission.repository';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_BATCH = 100;
 
 export function createPermissionHandlers(deps: {
@@ -15,7 +15,7 @@ export function createPermissionHandlers(deps: {
   const { roles, cache } = deps;
 
   async function effective(userId: string, scope: string): Promise<string[]> {
-    if (!UUID.test(userId)) throw AppError.badInput('userId', 'must be a user id');
+    if (!isUuid(userId)) throw AppError.badInput('userId', 'must be a user id');
     return cache.get(userId, scope, () => roles.effectivePermissions(userId, scope));
   }
 
@@ -39,6 +39,15 @@ export function createPermissionHandlers(deps: {
       return {
         allowed: required.map((needed) => granted.some((permission) => grants(permission, needed))),
       };
+    },
+    async assignRole(request) {
+      if (!isUuid(request.userId)) throw AppError.badInput('userId', 'must be a user id');
+      if (!(await roles.assignByName(request.userId, request.roleName, request.scope))) {
+        throw AppError.notFound('Role');
+      }
+      // The very next check must see the new role.
+      await cache.forgetUser(request.userId);
+      return {};
     },
     async listEffectivePermissions(request) {
       return { permissions: await effective(request.userId, request.scope) };

@@ -1,4 +1,6 @@
 import type { PrismaClient } from '@platform/db';
+import { createEvent } from '@platform/events';
+import { enqueueEvent, type OutboxRelay } from '@platform/outbox';
 import { BUILT_IN_ROLES } from '@platform/permissions';
 
 export const RBAC_SCHEMA = 'rbac';
@@ -8,9 +10,14 @@ export interface PermissionRepository {
   ensureBuiltInRoles(): Promise<void>;
   /** Permissions granted by the user's global assignments and those in `scope`. */
   effectivePermissions(userId: string, scope: string): Promise<string[]>;
+  /** Assigns a role by name (idempotent); false when no such role exists. */
+  assignByName(userId: string, roleName: string, scope: string): Promise<boolean>;
 }
 
-export function createPermissionRepository(db: PrismaClient): PermissionRepository {
+export function createPermissionRepository(
+  db: PrismaClient,
+  relay: Pick<OutboxRelay, 'kick'>,
+): PermissionRepository {
   return {
     async ensureBuiltInRoles() {
       for (const [name, role] of Object.entries(BUILT_IN_ROLES)) {
@@ -26,6 +33,30 @@ export function createPermissionRepository(db: PrismaClient): PermissionReposito
           });
         });
       }
+    },
+    async assignByName(userId, roleName, scope) {
+      const assigned = await db.$transaction(async (tx) => {
+        const role = await tx.role.findUnique({ where: { name: roleName } });
+        if (!role) return undefined;
+        const existing = await tx.roleAssignment.findUnique({
+          where: { userId_roleId_scope: { userId, roleId: role.id, scope } },
+        });
+        if (existing) return false;
+        await tx.roleAssignment.create({ data: { userId, roleId: role.id, scope } });
+        await enqueueEvent(
+          tx,
+          RBAC_SCHEMA,
+          createEvent('rbac.role_assigned', {
+            userId,
+            roleId: role.id,
+            roleName,
+            scope: scope || null,
+          }),
+        );
+        return true;
+      });
+      if (assigned) relay.kick();
+      return assigned !== undefined;
     },
     async effectivePermissions(userId, scope) {
       const rows = await db.rolePermission.findMany({

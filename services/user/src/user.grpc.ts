@@ -2,11 +2,13 @@ import type { User } from '@platform/db';
 import { AppError } from '@platform/errors';
 import type { UnaryHandlers } from '@platform/grpc';
 import { userV1 } from '@platform/proto';
+import { validateDisplayName, validateEmail } from '@platform/validation';
 import type { UserCache } from './user.cache';
 import type { UserRepository } from './user.repository';
 
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const MAX_BATCH = 500;
+
+const normaliseEmail = (email: string) => email.trim().toLowerCase();
 
 export function toProtoUser(user: User): userV1.User {
   return {
@@ -42,13 +44,8 @@ export function createUserHandlers(deps: {
 
   return {
     async createUser(request) {
-      const email = request.email.trim().toLowerCase();
-      const displayName = request.displayName.trim();
-      if (!EMAIL.test(email) || email.length > 254)
-        throw AppError.badInput('email', 'must be a valid email address');
-      if (displayName.length < 1 || displayName.length > 100) {
-        throw AppError.badInput('displayName', 'must be 1 to 100 characters');
-      }
+      const email = validateEmail(request.email);
+      const displayName = validateDisplayName(request.displayName);
       const user = await users.create({ email, displayName });
       return { user: toProtoUser(user) };
     },
@@ -56,6 +53,16 @@ export function createUserHandlers(deps: {
       const user = (await load([request.id])).get(request.id);
       if (!user) throw AppError.notFound('User');
       return { user: toProtoUser(user) };
+    },
+    async getUserByEmail(request) {
+      const user = await users.findByEmail(normaliseEmail(request.email));
+      if (!user) throw AppError.notFound('User');
+      return { user: toProtoUser(user) };
+    },
+    async deleteUser(request) {
+      if (!(await users.delete(request.id))) throw AppError.notFound('User');
+      await cache.forget(request.id);
+      return {};
     },
     async batchGetUsers(request) {
       if (request.ids.length > MAX_BATCH)

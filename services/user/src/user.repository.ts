@@ -1,3 +1,4 @@
+import { isUuid } from '@platform/validation';
 import { Prisma, type PrismaClient, type User } from '@platform/db';
 import { AppError } from '@platform/errors';
 import { createEvent } from '@platform/events';
@@ -9,9 +10,10 @@ export interface UserRepository {
   create(input: { email: string; displayName: string }): Promise<User>;
   findById(id: string): Promise<User | null>;
   findByIds(ids: readonly string[]): Promise<User[]>;
+  findByEmail(email: string): Promise<User | null>;
+  /** Removes the profile and emits user.deleted; false when there was none. */
+  delete(id: string): Promise<boolean>;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function createUserRepository(
   db: PrismaClient,
@@ -39,11 +41,25 @@ export function createUserRepository(
       }
     },
     async findById(id) {
-      if (!UUID.test(id)) return null;
+      if (!isUuid(id)) return null;
       return db.user.findUnique({ where: { id } });
     },
+    findByEmail(email) {
+      return db.user.findUnique({ where: { email } });
+    },
+    async delete(id) {
+      if (!isUuid(id)) return false;
+      const deleted = await db.$transaction(async (tx) => {
+        const { count } = await tx.user.deleteMany({ where: { id } });
+        if (count === 0) return false;
+        await enqueueEvent(tx, USERS_SCHEMA, createEvent('user.deleted', { userId: id }));
+        return true;
+      });
+      if (deleted) relay.kick();
+      return deleted;
+    },
     async findByIds(ids) {
-      const valid = ids.filter((id) => UUID.test(id));
+      const valid = ids.filter((id) => isUuid(id));
       if (valid.length === 0) return [];
       return db.user.findMany({ where: { id: { in: valid } } });
     },

@@ -3,7 +3,8 @@ import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
 import { authV1, permissionV1 } from '@platform/proto';
 import { createSubgraph, loadTypeDefs } from '@platform/subgraph';
-import { createTokenVerifier } from '@platform/tokens';
+import { createRedis } from '@platform/redis';
+import { createSessionRevocations, createTokenVerifier } from '@platform/tokens';
 import { env } from './environment';
 import { rbacResolvers } from './rbac.resolvers';
 
@@ -11,6 +12,11 @@ const logger = createLogger({ name: 'rbac-subgraph', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
 
 lifecycle.run(async () => {
+  // Ended sessions are looked up in Redis, so their access tokens stop working at once.
+  const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
+  lifecycle.onShutdown('redis', async () => void (await redis.quit()));
+  const revocations = createSessionRevocations(redis);
+
   const grpc = { internalToken: env.INTERNAL_TOKEN };
   const auth = createGrpcClient(authV1.AuthServiceService, {
     ...grpc,
@@ -33,6 +39,7 @@ lifecycle.run(async () => {
       issuer: env.TOKEN_ISSUER,
       audience: env.TOKEN_AUDIENCE,
       fetchJwks: async () => (await auth.getJwks({})).keys,
+      isRevoked: (sessionId) => revocations.isRevoked(sessionId),
     }),
   });
   lifecycle.onShutdown('http server', () => subgraph.stop());

@@ -1,9 +1,11 @@
 import { createGrpcClient } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
-import { authV1, userV1 } from '@platform/proto';
+import { authV1, permissionV1, userV1 } from '@platform/proto';
+import { createRedis } from '@platform/redis';
 import { createSubgraph, loadTypeDefs } from '@platform/subgraph';
-import { createTokenVerifier } from '@platform/tokens';
+import { createSessionRevocations, createTokenVerifier } from '@platform/tokens';
+import { createAuthResolvers } from './auth.resolvers';
 import { env } from './environment';
 import { createUserLoader, usersResolvers } from './users.resolvers';
 
@@ -11,6 +13,11 @@ const logger = createLogger({ name: 'users-subgraph', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
 
 lifecycle.run(async () => {
+  // Ended sessions are looked up in Redis, so their access tokens stop working at once.
+  const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
+  lifecycle.onShutdown('redis', async () => void (await redis.quit()));
+  const revocations = createSessionRevocations(redis);
+
   const grpc = { internalToken: env.INTERNAL_TOKEN };
   const auth = createGrpcClient(authV1.AuthServiceService, {
     ...grpc,
@@ -22,17 +29,28 @@ lifecycle.run(async () => {
     address: env.USER_SERVICE_ADDR,
   });
   lifecycle.onShutdown('user client', () => users.close());
+  const permissions = createGrpcClient(permissionV1.PermissionServiceService, {
+    ...grpc,
+    address: env.PERMISSION_SERVICE_ADDR,
+  });
+  lifecycle.onShutdown('permission client', () => permissions.close());
 
+  const identity = createAuthResolvers({ users, auth, permissions }, logger);
   const subgraph = createSubgraph({
     name: 'users',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
-    resolvers: usersResolvers,
+    resolvers: {
+      ...usersResolvers,
+      Query: { ...usersResolvers.Query, ...identity.Query },
+      Mutation: identity.Mutation,
+    },
     createContext: (base) => ({ ...base, users: createUserLoader(users) }),
     logger,
     tokens: createTokenVerifier({
       issuer: env.TOKEN_ISSUER,
       audience: env.TOKEN_AUDIENCE,
       fetchJwks: async () => (await auth.getJwks({})).keys,
+      isRevoked: (sessionId) => revocations.isRevoked(sessionId),
     }),
   });
   lifecycle.onShutdown('http server', () => subgraph.stop());

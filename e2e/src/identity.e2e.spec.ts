@@ -1,0 +1,229 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { APP_NAMES } from '@platform/apps';
+import {
+  createTestRun,
+  eventually,
+  startApps,
+  type AppCluster,
+  type TestRun,
+} from '@platform/testing';
+import { graphql } from './graphql.client';
+
+interface AuthPayload {
+  accessToken: string;
+  refreshToken: string;
+  expiresIn: number;
+  user: { id: string; email: string; displayName: string; status: string };
+}
+
+const AUTH_FIELDS = 'accessToken refreshToken expiresIn user { id email displayName status }';
+const REGISTER = `mutation ($input: RegisterInput!) { register(input: $input) { ${AUTH_FIELDS} } }`;
+const LOGIN = `mutation ($email: String!, $password: String!) { login(email: $email, password: $password) { ${AUTH_FIELDS} } }`;
+const REFRESH = `mutation ($token: String!) { refreshSession(refreshToken: $token) { ${AUTH_FIELDS} } }`;
+const GRACE_SECONDS = 1;
+
+describe('identity: registration, sign-in, refresh rotation and sessions through the gateway', () => {
+  let run: TestRun;
+  let apps: AppCluster;
+  let gateway: string;
+
+  beforeAll(async () => {
+    run = await createTestRun();
+    apps = await startApps(run, APP_NAMES, {
+      'auth-service': { REFRESH_REUSE_GRACE_SECONDS: String(GRACE_SECONDS) },
+    });
+    gateway = apps.httpUrl('gateway');
+  });
+
+  afterAll(async () => {
+    await apps?.stopAll();
+    await run?.close();
+  });
+
+  const register = async (
+    email: string,
+    password = 'correct horse battery',
+    displayName = 'Ada',
+  ) => {
+    const response = await graphql<{ register: AuthPayload }>(gateway, REGISTER, {
+      variables: { input: { email, password, displayName } },
+    });
+    if (!response.data) throw new Error(JSON.stringify(response.errors));
+    return response.data.register;
+  };
+  const codeOf = (response: { errors?: { extensions?: Record<string, unknown> }[] }) =>
+    response.errors?.[0]?.extensions?.['code'];
+
+  it('registers, signs in, rotates refresh tokens, detects reuse and ends sessions', async () => {
+    const registered = await register('  Grace@Example.com ');
+    expect(registered.user).toMatchObject({
+      email: 'grace@example.com',
+      displayName: 'Ada',
+      status: 'ACTIVE',
+    });
+    expect(registered.expiresIn).toBe(900);
+
+    const me = await graphql<{ me: { id: string; email: string } }>(
+      gateway,
+      '{ me { id email } }',
+      {
+        token: registered.accessToken,
+      },
+    );
+    expect(me.data?.me).toEqual({ id: registered.user.id, email: 'grace@example.com' });
+
+    // The new user holds the "user" role at once, and nothing more.
+    const permissions = await graphql<{ me: { permissions: string[] }; hasPermission: boolean }>(
+      gateway,
+      '{ me { permissions } hasPermission(permission: "users:read") }',
+      { token: registered.accessToken },
+    );
+    expect(permissions.data).toEqual({ me: { permissions: [] }, hasPermission: false });
+
+    // Rotation: the new token works; the old one is tolerated within the grace window (two tabs)...
+    const first = await graphql<{ refreshSession: AuthPayload }>(gateway, REFRESH, {
+      variables: { token: registered.refreshToken },
+    });
+    expect(first.data?.refreshSession.refreshToken).not.toBe(registered.refreshToken);
+    const secondTab = await graphql<{ refreshSession: AuthPayload }>(gateway, REFRESH, {
+      variables: { token: registered.refreshToken },
+    });
+    expect(secondTab.data?.refreshSession.user.id).toBe(registered.user.id);
+
+    // ...but after it, the old token is treated as stolen: the whole session ends.
+    await new Promise((resolve) => setTimeout(resolve, (GRACE_SECONDS + 0.5) * 1000));
+    const replay = await graphql(gateway, REFRESH, {
+      variables: { token: registered.refreshToken },
+    });
+    expect(codeOf(replay)).toBe('UNAUTHENTICATED');
+    const afterTheft = await graphql(gateway, REFRESH, {
+      variables: { token: first.data!.refreshSession.refreshToken },
+    });
+    expect(codeOf(afterTheft)).toBe('UNAUTHENTICATED');
+    const revokedAccess = await graphql(gateway, '{ me { id } }', {
+      token: first.data!.refreshSession.accessToken,
+    });
+    expect(codeOf(revokedAccess)).toBe('UNAUTHENTICATED');
+
+    // Sign in twice (two devices); logoutAll ends both, and their access tokens stop at once.
+    const laptop = await graphql<{ login: AuthPayload }>(gateway, LOGIN, {
+      variables: { email: 'grace@example.com', password: 'correct horse battery' },
+      headers: { 'user-agent': 'laptop-browser/1.0' },
+    });
+    const phone = await graphql<{ login: AuthPayload }>(gateway, LOGIN, {
+      variables: { email: 'GRACE@example.com', password: 'correct horse battery' },
+      headers: { 'user-agent': 'phone-app/2.0' },
+    });
+    const sessions = await graphql<{ mySessions: { userAgent: string; current: boolean }[] }>(
+      gateway,
+      '{ mySessions { userAgent current } }',
+      { token: phone.data!.login.accessToken },
+    );
+    expect(sessions.data?.mySessions).toEqual([
+      { userAgent: 'phone-app/2.0', current: true },
+      { userAgent: 'laptop-browser/1.0', current: false },
+    ]);
+
+    const loggedOut = await graphql<{ logoutAll: boolean }>(gateway, 'mutation { logoutAll }', {
+      token: laptop.data!.login.accessToken,
+    });
+    expect(loggedOut.data?.logoutAll).toBe(true);
+    for (const token of [laptop.data!.login.accessToken, phone.data!.login.accessToken]) {
+      expect(codeOf(await graphql(gateway, '{ me { id } }', { token }))).toBe('UNAUTHENTICATED');
+    }
+    const staleRefresh = await graphql(gateway, REFRESH, {
+      variables: { token: phone.data!.login.refreshToken },
+    });
+    expect(codeOf(staleRefresh)).toBe('UNAUTHENTICATED');
+  });
+
+  it('logout ends only the current session; revokeSession ends another', async () => {
+    const registered = await register('lin@example.com');
+    const other = await graphql<{ login: AuthPayload }>(gateway, LOGIN, {
+      variables: { email: 'lin@example.com', password: 'correct horse battery' },
+    });
+    const sessions = await graphql<{ mySessions: { id: string; current: boolean }[] }>(
+      gateway,
+      '{ mySessions { id current } }',
+      { token: registered.accessToken },
+    );
+    const otherSession = sessions.data!.mySessions.find((session) => !session.current)!;
+    await graphql(gateway, `mutation { revokeSession(id: "${otherSession.id}") }`, {
+      token: registered.accessToken,
+    });
+    expect(
+      codeOf(await graphql(gateway, '{ me { id } }', { token: other.data!.login.accessToken })),
+    ).toBe('UNAUTHENTICATED');
+    const unknown = await graphql(gateway, `mutation { revokeSession(id: "${otherSession.id}") }`, {
+      token: registered.accessToken,
+    });
+    expect(codeOf(unknown)).toBe('NOT_FOUND');
+
+    await graphql(gateway, 'mutation { logout }', { token: registered.accessToken });
+    expect(codeOf(await graphql(gateway, '{ me { id } }', { token: registered.accessToken }))).toBe(
+      'UNAUTHENTICATED',
+    );
+  });
+
+  it('gives a wrong password and an unknown email the same answer', async () => {
+    await register('kim@example.com');
+    const wrongPassword = await graphql(gateway, LOGIN, {
+      variables: { email: 'kim@example.com', password: 'not the password' },
+    });
+    const unknownEmail = await graphql(gateway, LOGIN, {
+      variables: { email: 'nobody@example.com', password: 'not the password' },
+    });
+    expect(wrongPassword.errors?.[0]).toMatchObject({
+      message: 'Invalid email or password',
+      extensions: { code: 'UNAUTHENTICATED' },
+    });
+    expect(unknownEmail.errors?.[0]).toEqual(wrongPassword.errors?.[0]);
+  });
+
+  it('refuses a duplicate email with CONFLICT and bad input with BAD_USER_INPUT naming the field', async () => {
+    await register('dup@example.com');
+    const duplicate = await graphql(gateway, REGISTER, {
+      variables: {
+        input: { email: 'DUP@example.com', password: 'another password', displayName: 'B' },
+      },
+    });
+    expect(codeOf(duplicate)).toBe('CONFLICT');
+
+    for (const [input, field] of [
+      [{ email: 'not-an-email', password: 'long enough', displayName: 'A' }, 'email'],
+      [{ email: 'a@example.com', password: 'short', displayName: 'A' }, 'password'],
+      [{ email: 'a@example.com', password: 'x'.repeat(129), displayName: 'A' }, 'password'],
+      [{ email: 'a@example.com', password: 'long enough', displayName: '   ' }, 'displayName'],
+      [
+        { email: 'a@example.com', password: 'long enough', displayName: 'x'.repeat(101) },
+        'displayName',
+      ],
+    ] as const) {
+      const response = await graphql(gateway, REGISTER, { variables: { input } });
+      expect(response.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field });
+      expect(response.errors?.[0]?.message).toMatch(new RegExp(`^${field}: `));
+    }
+    // None of the refused registrations left an account behind.
+    const login = await graphql(gateway, LOGIN, {
+      variables: { email: 'a@example.com', password: 'long enough' },
+    });
+    expect(codeOf(login)).toBe('UNAUTHENTICATED');
+  });
+
+  it('greets a new user with a welcome notification in their inbox', async () => {
+    const registered = await register('wen@example.com', 'correct horse battery', 'Wen');
+    const inbox = await eventually(async () => {
+      const response = await graphql<{
+        me: {
+          unreadNotificationCount: number;
+          notifications: { edges: { node: { title: string } }[] };
+        };
+      }>(gateway, '{ me { unreadNotificationCount notifications { edges { node { title } } } } }', {
+        token: registered.accessToken,
+      });
+      expect(response.data?.me.unreadNotificationCount).toBe(1);
+      return response.data!.me;
+    });
+    expect(inbox.notifications.edges.map((edge) => edge.node.title)).toEqual(['Welcome, Wen!']);
+  });
+});

@@ -1,0 +1,7 @@
+export {
+  isUuid,
+  PASSWORD_LENGTH,
+  validateDisplayName,
+  validateEmail,
+  validatePassword,
+} from './rules';

@@ -1,0 +1,170 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { PrismaClient, Session } from '@platform/db';
+import { createEvent, type EventPayload } from '@platform/events';
+import { enqueueEvent, type OutboxRelay } from '@platform/outbox';
+
+export const AUTH_SCHEMA = 'auth';
+
+export type RevocationReason = EventPayload<'auth.session_revoked'>['reason'];
+
+export interface SessionPolicy {
+  idleTtlSeconds: number;
+  absoluteTtlSeconds: number;
+  reuseGraceSeconds: number;
+}
+
+export type RotationResult =
+  | { kind: 'rotated'; session: Session; refreshToken: string }
+  | { kind: 'reused'; session: Session }
+  | { kind: 'invalid' };
+
+export interface SessionRepository {
+  open(
+    userId: string,
+    userAgent: string | undefined,
+  ): Promise<{ session: Session; refreshToken: string }>;
+  /** Exchanges a refresh token for a new one (see docs/identity.md for the reuse rules). */
+  rotate(refreshToken: string, userAgent: string | undefined): Promise<RotationResult>;
+  listActive(userId: string): Promise<Session[]>;
+  /** Ends the given active sessions of a user; returns the ids that were ended. */
+  revoke(
+    userId: string,
+    filter: { only?: string; except?: string },
+    reason: RevocationReason,
+  ): Promise<string[]>;
+}
+
+/** 256 bits of randomness; only its SHA-256 is stored. */
+function newRefreshToken(): { token: string; hash: string } {
+  const token = randomBytes(32).toString('base64url');
+  return { token, hash: hashToken(token) };
+}
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+const secondsFrom = (date: Date, seconds: number) => new Date(date.getTime() + seconds * 1000);
+const earliest = (a: Date, b: Date) => (a < b ? a : b);
+
+export function createSessionRepository(
+  db: PrismaClient,
+  relay: Pick<OutboxRelay, 'kick'>,
+  policy: SessionPolicy,
+): SessionRepository {
+  const isActive = (session: Session, now: Date) =>
+    !session.revokedAt && session.idleExpiresAt > now && session.expiresAt > now;
+
+  return {
+    async open(userId, userAgent) {
+      const now = new Date();
+      const expiresAt = secondsFrom(now, policy.absoluteTtlSeconds);
+      const { token, hash } = newRefreshToken();
+      const session = await db.session.create({
+        data: {
+          userId,
+          userAgent: userAgent?.slice(0, 500) ?? null,
+          idleExpiresAt: earliest(secondsFrom(now, policy.idleTtlSeconds), expiresAt),
+          expiresAt,
+          refreshTokens: { create: { tokenHash: hash } },
+        },
+      });
+      return { session, refreshToken: token };
+    },
+
+    async rotate(refreshToken, userAgent) {
+      const result = await db.$transaction(async (tx): Promise<RotationResult> => {
+        // The row lock serialises concurrent refreshes of the same token.
+        const [row] = await tx.$queryRawUnsafe<{ session_id: string; rotated_at: Date | null }[]>(
+          `SELECT session_id::text, rotated_at FROM "auth"."refresh_tokens" WHERE token_hash = $1 FOR UPDATE`,
+          hashToken(refreshToken),
+        );
+        if (!row) return { kind: 'invalid' };
+        const session = await tx.session.findUniqueOrThrow({ where: { id: row.session_id } });
+        const now = new Date();
+        if (!isActive(session, now)) return { kind: 'invalid' };
+
+        const withinGrace =
+          row.rotated_at !== null &&
+          now.getTime() - row.rotated_at.getTime() <= policy.reuseGraceSeconds * 1000;
+        if (row.rotated_at !== null && !withinGrace) {
+          // A token rotated away long ago is back: someone else holds a copy. End the session.
+          const revoked = await tx.session.update({
+            where: { id: session.id },
+            data: { revokedAt: now, revokedReason: 'refresh_token_reuse' },
+          });
+          await enqueueEvent(
+            tx,
+            AUTH_SCHEMA,
+            createEvent('auth.session_revoked', {
+              userId: session.userId,
+              sessionId: session.id,
+              reason: 'refresh_token_reuse',
+            }),
+          );
+          return { kind: 'reused', session: revoked };
+        }
+
+        if (row.rotated_at === null) {
+          await tx.refreshToken.update({
+            where: { tokenHash: hashToken(refreshToken) },
+            data: { rotatedAt: now },
+          });
+        }
+        // Within the grace window a second tab gets a token of its own; the family lives on.
+        const { token, hash } = newRefreshToken();
+        await tx.refreshToken.create({ data: { tokenHash: hash, sessionId: session.id } });
+        const updated = await tx.session.update({
+          where: { id: session.id },
+          data: {
+            lastUsedAt: now,
+            idleExpiresAt: earliest(secondsFrom(now, policy.idleTtlSeconds), session.expiresAt),
+            ...(userAgent ? { userAgent: userAgent.slice(0, 500) } : {}),
+          },
+        });
+        return { kind: 'rotated', session: updated, refreshToken: token };
+      });
+      if (result.kind === 'reused') relay.kick();
+      return result;
+    },
+
+    listActive(userId) {
+      const now = new Date();
+      return db.session.findMany({
+        where: { userId, revokedAt: null, idleExpiresAt: { gt: now }, expiresAt: { gt: now } },
+        orderBy: { lastUsedAt: 'desc' },
+      });
+    },
+
+    async revoke(userId, filter, reason) {
+      const ids = await db.$transaction(async (tx) => {
+        const now = new Date();
+        const sessions = await tx.session.findMany({
+          where: {
+            userId,
+            revokedAt: null,
+            expiresAt: { gt: now },
+            ...(filter.only ? { id: filter.only } : {}),
+            ...(filter.except ? { NOT: { id: filter.except } } : {}),
+          },
+          select: { id: true },
+        });
+        if (sessions.length === 0) return [];
+        await tx.session.updateMany({
+          where: { id: { in: sessions.map((s) => s.id) } },
+          data: { revokedAt: now, revokedReason: reason },
+        });
+        for (const { id } of sessions) {
+          await enqueueEvent(
+            tx,
+            AUTH_SCHEMA,
+            createEvent('auth.session_revoked', { userId, sessionId: id, reason }),
+          );
+        }
+        return sessions.map((s) => s.id);
+      });
+      if (ids.length > 0) relay.kick();
+      return ids;
+    },
+  };
+}

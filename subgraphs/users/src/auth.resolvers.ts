@@ -1,0 +1,145 @@
+import { AppError } from '@platform/errors';
+import type { GrpcClient } from '@platform/grpc';
+import type { Logger } from '@platform/logger';
+import { type authV1, type permissionV1, userV1 } from '@platform/proto';
+import { requireViewer } from '@platform/subgraph';
+import { validateDisplayName, validateEmail, validatePassword } from '@platform/validation';
+import type { UsersContext } from './users.resolvers';
+
+export interface IdentityClients {
+  users: GrpcClient<typeof userV1.UserServiceService>;
+  auth: GrpcClient<typeof authV1.AuthServiceService>;
+  permissions: GrpcClient<typeof permissionV1.PermissionServiceService>;
+}
+
+/** Every registered user holds this role from the moment `register` returns. */
+const DEFAULT_ROLE = 'user';
+
+function payload(tokens: authV1.SessionTokens | undefined, user: userV1.User | null | undefined) {
+  if (!tokens || !user) throw new Error('service answered without tokens or user');
+  return {
+    accessToken: tokens.accessToken,
+    refreshToken: tokens.refreshToken,
+    expiresIn: tokens.expiresIn,
+    user,
+  };
+}
+
+const isActive = (user: userV1.User) => user.status === userV1.UserStatus.USER_STATUS_ACTIVE;
+
+/** Registration, sign-in and sessions: orchestrates the user, auth and permission services. */
+export function createAuthResolvers(clients: IdentityClients, logger: Logger) {
+  const { users, auth, permissions } = clients;
+
+  return {
+    Query: {
+      async mySessions(_: unknown, __: unknown, context: UsersContext) {
+        const viewer = requireViewer(context);
+        const { sessions } = await auth.listSessions({ userId: viewer.userId });
+        return sessions.map((session) => ({
+          ...session,
+          userAgent: session.userAgent || null,
+          current: session.id === viewer.sessionId,
+        }));
+      },
+    },
+    Mutation: {
+      async register(
+        _: unknown,
+        { input }: { input: { email: string; password: string; displayName: string } },
+        context: UsersContext,
+      ) {
+        // Everything is checked before anything is written.
+        const email = validateEmail(input.email);
+        const displayName = validateDisplayName(input.displayName);
+        const password = validatePassword(input.password);
+        const { user } = await users.createUser({ email, displayName });
+        if (!user) throw new Error('user service answered without a user');
+        try {
+          await permissions.assignRole({ userId: user.id, roleName: DEFAULT_ROLE, scope: '' });
+          const { tokens } = await auth.createCredential({
+            userId: user.id,
+            password,
+            userAgent: context.userAgent ?? '',
+          });
+          return payload(tokens, user);
+        } catch (error) {
+          // No half-created account: undo the profile (its user.deleted event cleans up the rest).
+          await auth
+            .deleteCredential({ userId: user.id })
+            .catch((cleanup: unknown) =>
+              logger.error(
+                { err: cleanup, userId: user.id },
+                'register: could not remove credential',
+              ),
+            );
+          await users
+            .deleteUser({ id: user.id })
+            .catch((cleanup: unknown) =>
+              logger.error(
+                { err: cleanup, userId: user.id },
+                'register: could not remove half-created user',
+              ),
+            );
+          throw error;
+        }
+      },
+
+      async login(_: unknown, args: { email: string; password: string }, context: UsersContext) {
+        let user: userV1.User | undefined;
+        try {
+          user = (await users.getUserByEmail({ email: args.email })).user;
+        } catch (error) {
+          if (!(
+            error instanceof AppError &&
+            (error.code === 'NOT_FOUND' || error.code === 'BAD_USER_INPUT')
+          )) {
+            throw error;
+          }
+        }
+        // Unknown, disabled or wrong password: one answer, in about the same time (auth hashes anyway).
+        const userId = user && isActive(user) ? user.id : '';
+        const { tokens } = await auth.login({
+          userId,
+          password: args.password,
+          userAgent: context.userAgent ?? '',
+        });
+        return payload(tokens, user);
+      },
+
+      async refreshSession(_: unknown, args: { refreshToken: string }, context: UsersContext) {
+        const { tokens } = await auth.refreshSession({
+          refreshToken: args.refreshToken,
+          userAgent: context.userAgent ?? '',
+        });
+        const user = tokens ? await context.users.load(tokens.userId) : null;
+        if (!tokens || !user || !isActive(user)) {
+          if (tokens)
+            await auth
+              .revokeSession({ userId: tokens.userId, sessionId: tokens.sessionId })
+              .catch(() => undefined);
+          throw AppError.unauthenticated('Invalid or expired refresh token');
+        }
+        return payload(tokens, user);
+      },
+
+      async logout(_: unknown, __: unknown, context: UsersContext) {
+        const viewer = requireViewer(context);
+        await auth.revokeSession({ userId: viewer.userId, sessionId: viewer.sessionId });
+        return true;
+      },
+
+      async revokeSession(_: unknown, args: { id: string }, context: UsersContext) {
+        const viewer = requireViewer(context);
+        await auth.revokeSession({ userId: viewer.userId, sessionId: args.id });
+        return true;
+      },
+
+      async logoutAll(_: unknown, __: unknown, context: UsersContext) {
+        const viewer = requireViewer(context);
+        await auth.revokeAllSessions({ userId: viewer.userId, exceptSessionId: '' });
+        return true;
+      },
+    },
+  };
+}
