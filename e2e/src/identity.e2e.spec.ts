@@ -21,6 +21,10 @@ const REGISTER = `mutation ($input: RegisterInput!) { register(input: $input) { 
 const LOGIN = `mutation ($email: String!, $password: String!) { login(email: $email, password: $password) { ${AUTH_FIELDS} } }`;
 const REFRESH = `mutation ($token: String!) { refreshSession(refreshToken: $token) { ${AUTH_FIELDS} } }`;
 const GRACE_SECONDS = 1;
+const ADDRESS_LIMIT = 40;
+let addressCounter = 0;
+/** A client address of its own (TEST-NET-3), so tests do not share rate-limit counters. */
+const newAddress = () => `203.0.113.${++addressCounter}`;
 
 describe('identity: registration, sign-in, refresh rotation and sessions through the gateway', () => {
   let run: TestRun;
@@ -31,6 +35,9 @@ describe('identity: registration, sign-in, refresh rotation and sessions through
     run = await createTestRun();
     apps = await startApps(run, APP_NAMES, {
       'auth-service': { REFRESH_REUSE_GRACE_SECONDS: String(GRACE_SECONDS) },
+      'users-subgraph': { RATE_LIMIT_PER_ADDRESS: String(ADDRESS_LIMIT) },
+      // Lets each test act from its own client address (X-Forwarded-For).
+      gateway: { TRUST_PROXY: 'true' },
     });
     gateway = apps.httpUrl('gateway');
   });
@@ -208,6 +215,51 @@ describe('identity: registration, sign-in, refresh rotation and sessions through
       variables: { email: 'a@example.com', password: 'long enough' },
     });
     expect(codeOf(login)).toBe('UNAUTHENTICATED');
+  });
+
+  it('backs an account off exponentially after 5 failures, for unknown emails alike', async () => {
+    await register('brute@example.com');
+    const attempt = (email: string, password: string) =>
+      graphql<{ login: AuthPayload }>(gateway, LOGIN, {
+        variables: { email, password },
+        headers: { 'x-forwarded-for': newAddress() },
+      });
+    for (const email of ['brute@example.com', 'ghost@example.com']) {
+      for (let failure = 1; failure <= 5; failure++) {
+        expect(codeOf(await attempt(email, 'wrong password'))).toBe('UNAUTHENTICATED');
+      }
+      // Even the right password waits now; the answer says for how long.
+      const blocked = await attempt(email, 'correct horse battery');
+      expect(blocked.errors?.[0]?.extensions).toMatchObject({ code: 'RATE_LIMITED' });
+      expect(blocked.errors?.[0]?.extensions?.['retryAfter']).toBeGreaterThanOrEqual(1);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const success = await attempt('brute@example.com', 'correct horse battery');
+    expect(success.data?.login.user.email).toBe('brute@example.com');
+    // A success resets the count: the next failure is not delayed.
+    expect(codeOf(await attempt('brute@example.com', 'wrong password'))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await attempt('brute@example.com', 'wrong password'))).toBe('UNAUTHENTICATED');
+  });
+
+  it('limits sign-in attempts per client address, without affecting other addresses', async () => {
+    const address = newAddress();
+    let limited: Awaited<ReturnType<typeof graphql>> | undefined;
+    // The window is a calendar minute: within 2 x limit attempts one window must overflow.
+    for (let attempt = 0; attempt <= 2 * ADDRESS_LIMIT && !limited; attempt++) {
+      const response = await graphql(gateway, LOGIN, {
+        variables: { email: `nobody-${attempt}@example.com`, password: 'wrong password' },
+        headers: { 'x-forwarded-for': address },
+      });
+      if (codeOf(response) === 'RATE_LIMITED') limited = response;
+      else expect(codeOf(response)).toBe('UNAUTHENTICATED');
+    }
+    expect(limited?.errors?.[0]?.extensions?.['retryAfter']).toBeGreaterThanOrEqual(1);
+    expect(limited?.errors?.[0]?.extensions?.['retryAfter']).toBeLessThanOrEqual(60);
+    const elsewhere = await graphql(gateway, LOGIN, {
+      variables: { email: 'nobody@example.com', password: 'wrong password' },
+      headers: { 'x-forwarded-for': newAddress() },
+    });
+    expect(codeOf(elsewhere)).toBe('UNAUTHENTICATED');
   });
 
   it('greets a new user with a welcome notification in their inbox', async () => {

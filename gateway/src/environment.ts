@@ -37,4 +37,9 @@ export const env = loadEnv({
   ...redisEnv,
   /** Comma-separated browser origins; unset = any origin in development, none in production. */
   CORS_ORIGINS: z.string().optional(),
+  /** Behind a load balancer: take the client address from the first X-Forwarded-For entry. */
+  TRUST_PROXY: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((value) => value === 'true'),
 });

@@ -15,6 +15,7 @@ import { createLogger, currentContext, newCorrelationId } from '@platform/logger
 import { authV1 } from '@platform/proto';
 import { createRedis } from '@platform/redis';
 import { createSessionRevocations, createTokenVerifier } from '@platform/tokens';
+import { clientAddressOf } from './client-address';
 import { withCors } from './cors';
 import { env } from './environment';
 import { checkReadiness, grpcDependency, httpDependency } from './readiness';
@@ -95,6 +96,7 @@ lifecycle.run(async () => {
       authorization,
       correlationId: currentContext()?.correlationId ?? newCorrelationId(),
       userAgent: req.headers['user-agent'],
+      clientAddress: clientAddressOf(req, env.TRUST_PROXY),
     };
   });
 

@@ -6,6 +6,8 @@ export interface GatewayContext {
   correlationId: string;
   /** The end user's client, for the sessions list. */
   userAgent?: string | undefined;
+  /** The end user's address, for rate limits. */
+  clientAddress?: string | undefined;
 }
 
 /** Forwards the caller's token (subgraphs verify it again) and the correlation id. */
@@ -15,9 +17,11 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
     context,
   }: GraphQLDataSourceProcessOptions<GatewayContext>): void {
     // The gateway's own requests (e.g. at load) come without a request context.
-    const { authorization, correlationId, userAgent } = context as Partial<GatewayContext>;
+    const { authorization, correlationId, userAgent, clientAddress } =
+      context as Partial<GatewayContext>;
     if (authorization) request.http?.headers.set('authorization', authorization);
     if (correlationId) request.http?.headers.set('x-correlation-id', correlationId);
     if (userAgent) request.http?.headers.set('user-agent', userAgent);
+    if (clientAddress) request.http?.headers.set('x-client-address', clientAddress);
   }
 }

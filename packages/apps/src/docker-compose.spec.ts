@@ -180,8 +180,8 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('passes ADMIN_EMAIL and ADMIN_PASSWORD through to the user and auth services', () => {
-    for (const name of ['user-service', 'auth-service']) {
+  it('passes ADMIN_EMAIL and ADMIN_PASSWORD through to the users subgraph (which creates the admin)', () => {
+    for (const name of ['users-subgraph']) {
       const env = service(name).environment ?? {};
       expect(env['ADMIN_EMAIL'], name).toBe('${ADMIN_EMAIL:-}');
       expect(env['ADMIN_PASSWORD'], name).toBe('${ADMIN_PASSWORD:-}');

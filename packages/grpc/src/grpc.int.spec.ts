@@ -46,6 +46,8 @@ describe('gRPC server and client', () => {
             batchGetUsers: async () => ({ users: [] }),
             getUserByEmail: async () => Promise.reject(AppError.notFound('User')),
             deleteUser: async () => ({}),
+            listUsers: async () => ({ users: [], cursors: [], hasNextPage: false, totalCount: 0 }),
+            updateUser: async () => Promise.reject(AppError.notFound('User')),
           },
         }),
       ],

@@ -7,3 +7,4 @@ export {
 export { loadTypeDefs } from './type-defs';
 export { requireViewer } from './viewer';
 export { DateTimeScalar, JSONScalar } from './scalars';
+export { createAuthorizer, type Authorizer, type CheckPermissions } from './authorizer';

@@ -23,6 +23,8 @@ export interface SubgraphContext {
   viewer: Identity | null;
   /** The end user's client, as the gateway forwarded it. */
   userAgent: string | undefined;
+  /** The end user's network address, as the gateway saw it. */
+  clientAddress: string | undefined;
 }
 
 export interface SubgraphOptions<TContext extends SubgraphContext> {
@@ -76,7 +78,11 @@ export function createSubgraph<TContext extends SubgraphContext>(
   const graphql = createGraphQLHandler(apollo, async (req: IncomingMessage) => {
     const identity = identities.get(req) ?? null;
     if (identity instanceof Error) throw toGraphQLError(identity);
-    return options.createContext({ viewer: identity, userAgent: req.headers['user-agent'] });
+    return options.createContext({
+      viewer: identity,
+      userAgent: req.headers['user-agent'],
+      clientAddress: req.headers['x-client-address']?.toString(),
+    });
   });
 
   const http = createHttpServer({

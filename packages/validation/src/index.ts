@@ -1,4 +1,5 @@
 export {
+  isCommonPassword,
   isUuid,
   PASSWORD_LENGTH,
   validateDisplayName,

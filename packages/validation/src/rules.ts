@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { AppError } from '@platform/errors';
 
 // Input rules shared by the edge (subgraphs) and the services that own the data, so both
@@ -7,6 +8,15 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 export const PASSWORD_LENGTH = { min: 8, max: 128 } as const;
+
+// The 30,000 most common passwords (zxcvbn's frequency list, from leaked password sets).
+const COMMON_PASSWORDS: ReadonlySet<string> = new Set(
+  (createRequire(import.meta.url)('zxcvbn/lib/frequency_lists.js') as { passwords: string[] })
+    .passwords,
+);
+
+export const isCommonPassword = (password: string): boolean =>
+  COMMON_PASSWORDS.has(password.toLowerCase());
 
 export const isUuid = (value: string): boolean => UUID.test(value);
 
@@ -25,7 +35,7 @@ export function validateDisplayName(value: string, field = 'displayName'): strin
   return name;
 }
 
-/** Length only: no composition rules (NIST SP 800-63B). */
+/** Length, and not among the most common passwords; no composition rules (NIST SP 800-63B). */
 export function validatePassword(value: string, field = 'password'): string {
   const length = [...value].length;
   if (length < PASSWORD_LENGTH.min || length > PASSWORD_LENGTH.max) {
@@ -34,5 +44,6 @@ export function validatePassword(value: string, field = 'password'): string {
       `must be ${PASSWORD_LENGTH.min} to ${PASSWORD_LENGTH.max} characters`,
     );
   }
+  if (isCommonPassword(value)) throw AppError.badInput(field, 'is too common; choose another');
   return value;
 }

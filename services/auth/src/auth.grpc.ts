@@ -1,15 +1,28 @@
 import { Prisma, type PrismaClient, type Session } from '@platform/db';
+import { createEvent } from '@platform/events';
+import { enqueueEvent } from '@platform/outbox';
 import { AppError } from '@platform/errors';
 import type { UnaryHandlers } from '@platform/grpc';
 import type { authV1 } from '@platform/proto';
 import type { SessionRevocations, TokenSigner } from '@platform/tokens';
 import { isUuid, validatePassword } from '@platform/validation';
 import type { PasswordHasher } from './password.hasher';
-import type { RevocationReason, SessionRepository } from './session.repository';
+import { AUTH_SCHEMA, type RevocationReason, type SessionRepository } from './session.repository';
 import type { SigningKeyRepository } from './signing-key.repository';
 
 const REFRESH_TOKEN = /^[\w-]{43}$/;
 const INVALID_LOGIN = 'Invalid email or password';
+
+const REVOCATION_REASONS: readonly RevocationReason[] = [
+  'logout',
+  'revoked',
+  'logout_all',
+  'refresh_token_reuse',
+  'password_changed',
+  'password_reset',
+  'user_disabled',
+  'user_deleted',
+];
 
 function requireUserId(userId: string): string {
   if (!isUuid(userId)) throw AppError.badInput('userId', 'must be a user id');
@@ -23,8 +36,10 @@ export function createAuthHandlers(deps: {
   passwords: PasswordHasher;
   signer: TokenSigner;
   revocations: SessionRevocations;
+  /** Publish outbox events now rather than at the next poll. */
+  relayKick: () => void;
 }): UnaryHandlers<typeof authV1.AuthServiceService> {
-  const { db, sessions, passwords, signer, revocations } = deps;
+  const { db, sessions, passwords, signer, revocations, relayKick } = deps;
 
   function tokensFor(session: Session, refreshToken: string): authV1.SessionTokens {
     return {
@@ -118,12 +133,31 @@ export function createAuthHandlers(deps: {
 
     async revokeAllSessions(request) {
       const userId = requireUserId(request.userId);
+      const reason = REVOCATION_REASONS.find((known) => known === request.reason) ?? 'logout_all';
       const ended = await end(
         userId,
         request.exceptSessionId ? { except: request.exceptSessionId } : {},
-        'logout_all',
+        reason,
       );
       return { revoked: ended.length };
+    },
+
+    async changePassword(request) {
+      const userId = requireUserId(request.userId);
+      const newPassword = validatePassword(request.newPassword, 'newPassword');
+      const credential = await db.credential.findUnique({ where: { userId } });
+      if (!(await passwords.verify(credential?.passwordHash, request.currentPassword))) {
+        throw AppError.badInput('currentPassword', 'is not your current password');
+      }
+      const passwordHash = await passwords.hash(newPassword);
+      await db.$transaction(async (tx) => {
+        await tx.credential.update({ where: { userId }, data: { passwordHash } });
+        await enqueueEvent(tx, AUTH_SCHEMA, createEvent('auth.password_changed', { userId }));
+      });
+      relayKick();
+      // Whoever else knew the old password is signed out; this session stays.
+      await end(userId, request.sessionId ? { except: request.sessionId } : {}, 'password_changed');
+      return {};
     },
   };
 }

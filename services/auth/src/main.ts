@@ -61,6 +61,7 @@ lifecycle.run(async () => {
             key: activeKey,
           }),
           revocations: createSessionRevocations(redis),
+          relayKick: () => relay.kick(),
         }),
       }),
     ],

@@ -7,6 +7,19 @@ import type { UserCache } from './user.cache';
 import type { UserRepository } from './user.repository';
 
 const MAX_BATCH = 500;
+const MAX_PAGE = 100;
+
+function encodeCursor(user: User): string {
+  return Buffer.from(`${user.createdAt.toISOString()}|${user.id}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+  const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  const createdAt = new Date(iso ?? '');
+  if (!id || Number.isNaN(createdAt.getTime()))
+    throw AppError.badInput('after', 'is not a valid cursor');
+  return { createdAt, id };
+}
 
 const normaliseEmail = (email: string) => email.trim().toLowerCase();
 
@@ -63,6 +76,38 @@ export function createUserHandlers(deps: {
       if (!(await users.delete(request.id))) throw AppError.notFound('User');
       await cache.forget(request.id);
       return {};
+    },
+    async listUsers(request) {
+      const first = request.first || 20;
+      if (first < 1 || first > MAX_PAGE)
+        throw AppError.badInput('first', `must be between 1 and ${MAX_PAGE}`);
+      const search = request.search.trim();
+      if (search.length > 254) throw AppError.badInput('search', 'must be at most 254 characters');
+      const page = await users.list({
+        first,
+        after: request.after ? decodeCursor(request.after) : undefined,
+        search: search || undefined,
+      });
+      return {
+        users: page.users.map(toProtoUser),
+        cursors: page.users.map(encodeCursor),
+        hasNextPage: page.hasNextPage,
+        totalCount: page.totalCount,
+      };
+    },
+    async updateUser(request) {
+      const displayName =
+        request.displayName === undefined ? undefined : validateDisplayName(request.displayName);
+      const status =
+        request.status === userV1.UserStatus.USER_STATUS_ACTIVE
+          ? 'ACTIVE'
+          : request.status === userV1.UserStatus.USER_STATUS_DISABLED
+            ? 'DISABLED'
+            : undefined;
+      const user = await users.update(request.id, { displayName, status });
+      if (!user) throw AppError.notFound('User');
+      await cache.forget(user.id);
+      return { user: toProtoUser(user) };
     },
     async batchGetUsers(request) {
       if (request.ids.length > MAX_BATCH)

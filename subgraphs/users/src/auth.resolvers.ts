@@ -4,6 +4,7 @@ import type { Logger } from '@platform/logger';
 import { type authV1, type permissionV1, userV1 } from '@platform/proto';
 import { requireViewer } from '@platform/subgraph';
 import { validateDisplayName, validateEmail, validatePassword } from '@platform/validation';
+import type { LoginThrottle } from './login.throttle';
 import type { UsersContext } from './users.resolvers';
 
 export interface IdentityClients {
@@ -28,7 +29,11 @@ function payload(tokens: authV1.SessionTokens | undefined, user: userV1.User | n
 const isActive = (user: userV1.User) => user.status === userV1.UserStatus.USER_STATUS_ACTIVE;
 
 /** Registration, sign-in and sessions: orchestrates the user, auth and permission services. */
-export function createAuthResolvers(clients: IdentityClients, logger: Logger) {
+export function createAuthResolvers(
+  clients: IdentityClients,
+  throttle: LoginThrottle,
+  logger: Logger,
+) {
   const { users, auth, permissions } = clients;
 
   return {
@@ -49,6 +54,7 @@ export function createAuthResolvers(clients: IdentityClients, logger: Logger) {
         { input }: { input: { email: string; password: string; displayName: string } },
         context: UsersContext,
       ) {
+        await throttle.checkAddress(context.clientAddress);
         // Everything is checked before anything is written.
         const email = validateEmail(input.email);
         const displayName = validateDisplayName(input.displayName);
@@ -86,9 +92,12 @@ export function createAuthResolvers(clients: IdentityClients, logger: Logger) {
       },
 
       async login(_: unknown, args: { email: string; password: string }, context: UsersContext) {
+        await throttle.checkAddress(context.clientAddress);
+        const email = args.email.trim().toLowerCase();
+        await throttle.checkAccount(email);
         let user: userV1.User | undefined;
         try {
-          user = (await users.getUserByEmail({ email: args.email })).user;
+          user = (await users.getUserByEmail({ email })).user;
         } catch (error) {
           if (!(
             error instanceof AppError &&
@@ -99,12 +108,19 @@ export function createAuthResolvers(clients: IdentityClients, logger: Logger) {
         }
         // Unknown, disabled or wrong password: one answer, in about the same time (auth hashes anyway).
         const userId = user && isActive(user) ? user.id : '';
-        const { tokens } = await auth.login({
-          userId,
-          password: args.password,
-          userAgent: context.userAgent ?? '',
-        });
-        return payload(tokens, user);
+        try {
+          const { tokens } = await auth.login({
+            userId,
+            password: args.password,
+            userAgent: context.userAgent ?? '',
+          });
+          await throttle.recordSuccess(email);
+          return payload(tokens, user);
+        } catch (error) {
+          if (error instanceof AppError && error.code === 'UNAUTHENTICATED')
+            await throttle.recordFailure(email);
+          throw error;
+        }
       },
 
       async refreshSession(_: unknown, args: { refreshToken: string }, context: UsersContext) {
@@ -137,7 +153,11 @@ export function createAuthResolvers(clients: IdentityClients, logger: Logger) {
 
       async logoutAll(_: unknown, __: unknown, context: UsersContext) {
         const viewer = requireViewer(context);
-        await auth.revokeAllSessions({ userId: viewer.userId, exceptSessionId: '' });
+        await auth.revokeAllSessions({
+          userId: viewer.userId,
+          exceptSessionId: '',
+          reason: 'logout_all',
+        });
         return true;
       },
     },

@@ -3,10 +3,18 @@ import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
 import { authV1, permissionV1, userV1 } from '@platform/proto';
 import { createRedis } from '@platform/redis';
-import { createSubgraph, loadTypeDefs } from '@platform/subgraph';
+import {
+  createAuthorizer,
+  createSubgraph,
+  loadTypeDefs,
+  type CheckPermissions,
+} from '@platform/subgraph';
 import { createSessionRevocations, createTokenVerifier } from '@platform/tokens';
 import { createAuthResolvers } from './auth.resolvers';
+import { startBootstrapAdmin } from './bootstrap-admin';
 import { env } from './environment';
+import { createLoginThrottle } from './login.throttle';
+import { createProfileResolvers } from './profile.resolvers';
 import { createUserLoader, usersResolvers } from './users.resolvers';
 
 const logger = createLogger({ name: 'users-subgraph', level: env.LOG_LEVEL });
@@ -35,16 +43,28 @@ lifecycle.run(async () => {
   });
   lifecycle.onShutdown('permission client', () => permissions.close());
 
-  const identity = createAuthResolvers({ users, auth, permissions }, logger);
+  const throttle = createLoginThrottle(redis, {
+    perAddressPerMinute: env.RATE_LIMIT_PER_ADDRESS,
+    freeFailures: 5,
+    maxDelaySeconds: 15 * 60,
+  });
+  const profiles = createProfileResolvers({ users, auth });
+  const checkPermissions: CheckPermissions = async (userId, list, scope) =>
+    (await permissions.checkPermissions({ userId, permissions: list, scope })).allowed;
+  const identity = createAuthResolvers({ users, auth, permissions }, throttle, logger);
   const subgraph = createSubgraph({
     name: 'users',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: {
       ...usersResolvers,
-      Query: { ...usersResolvers.Query, ...identity.Query },
-      Mutation: identity.Mutation,
+      Query: { ...usersResolvers.Query, ...identity.Query, ...profiles.Query },
+      Mutation: { ...identity.Mutation, ...profiles.Mutation },
     },
-    createContext: (base) => ({ ...base, users: createUserLoader(users) }),
+    createContext: (base) => ({
+      ...base,
+      users: createUserLoader(users),
+      authz: createAuthorizer(base.viewer, checkPermissions),
+    }),
     logger,
     tokens: createTokenVerifier({
       issuer: env.TOKEN_ISSUER,
@@ -55,4 +75,15 @@ lifecycle.run(async () => {
   });
   lifecycle.onShutdown('http server', () => subgraph.stop());
   await subgraph.start(env.HOST, env.PORT);
+
+  if (env.ADMIN_EMAIL && env.ADMIN_PASSWORD) {
+    const bootstrap = startBootstrapAdmin(
+      { users, auth, permissions },
+      { email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD },
+      logger,
+    );
+    lifecycle.onShutdown('bootstrap admin', () => bootstrap.stop());
+  } else if (env.ADMIN_EMAIL || env.ADMIN_PASSWORD) {
+    logger.warn('set both ADMIN_EMAIL and ADMIN_PASSWORD to create the bootstrap admin');
+  }
 });

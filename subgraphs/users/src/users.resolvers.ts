@@ -1,12 +1,13 @@
 import DataLoader from 'dataloader';
 import { userV1 } from '@platform/proto';
 import type { GrpcClient } from '@platform/grpc';
-import { DateTimeScalar, type SubgraphContext } from '@platform/subgraph';
+import { DateTimeScalar, type Authorizer, type SubgraphContext } from '@platform/subgraph';
 
 type UserClient = GrpcClient<typeof userV1.UserServiceService>;
 
 export interface UsersContext extends SubgraphContext {
   users: DataLoader<string, userV1.User | null>;
+  authz: Authorizer;
 }
 
 /** One BatchGetUsers call per tick for every User a request touches. */
