@@ -6,11 +6,15 @@ import type { UnaryHandlers } from '@platform/grpc';
 import type { authV1 } from '@platform/proto';
 import type { SessionRevocations, TokenSigner } from '@platform/tokens';
 import { isUuid, validatePassword } from '@platform/validation';
+import type { Logger } from '@platform/logger';
+import type { Mail, Mailer } from '@platform/mail';
+import type { OneTimeTokenRepository } from './one-time-token.repository';
 import type { PasswordHasher } from './password.hasher';
 import { AUTH_SCHEMA, type RevocationReason, type SessionRepository } from './session.repository';
 import type { SigningKeyRepository } from './signing-key.repository';
 
 const REFRESH_TOKEN = /^[\w-]{43}$/;
+const ONE_TIME_TOKEN = /^[\w-]{43}$/;
 const INVALID_LOGIN = 'Invalid email or password';
 
 const REVOCATION_REASONS: readonly RevocationReason[] = [
@@ -38,8 +42,20 @@ export function createAuthHandlers(deps: {
   revocations: SessionRevocations;
   /** Publish outbox events now rather than at the next poll. */
   relayKick: () => void;
+  oneTimeTokens: OneTimeTokenRepository;
+  mailer: Mailer;
+  logger: Logger;
 }): UnaryHandlers<typeof authV1.AuthServiceService> {
-  const { db, sessions, passwords, signer, revocations, relayKick } = deps;
+  const { db, sessions, passwords, signer, revocations, relayKick, oneTimeTokens, mailer, logger } =
+    deps;
+
+  /**
+   * Mails go out in the background (with the mailer's retries), so the answer takes the
+   * same time whether or not a mail was sent: password reset reveals nothing.
+   */
+  function sendInBackground(mail: Mail): void {
+    mailer.send(mail).catch((error: unknown) => logger.error({ err: error }, 'mail not delivered'));
+  }
 
   function tokensFor(session: Session, refreshToken: string): authV1.SessionTokens {
     return {
@@ -140,6 +156,56 @@ export function createAuthHandlers(deps: {
         reason,
       );
       return { revoked: ended.length };
+    },
+
+    async requestEmailVerification(request) {
+      const userId = requireUserId(request.userId);
+      const token = await oneTimeTokens.issue(userId, 'VERIFY_EMAIL');
+      sendInBackground({
+        to: request.email,
+        subject: 'Verify your email address',
+        text: `Use this code to verify your email address (valid for 24 hours):\n\n${token}\n`,
+      });
+      return {};
+    },
+
+    async verifyEmail(request) {
+      const userId = ONE_TIME_TOKEN.test(request.token)
+        ? await oneTimeTokens.consume(request.token, 'VERIFY_EMAIL')
+        : null;
+      if (!userId) throw AppError.badInput('token', 'is invalid, expired or already used');
+      return { userId };
+    },
+
+    async requestPasswordReset(request) {
+      const userId = requireUserId(request.userId);
+      const token = await oneTimeTokens.issue(userId, 'RESET_PASSWORD');
+      sendInBackground({
+        to: request.email,
+        subject: 'Reset your password',
+        text: `Use this code to choose a new password (valid for 30 minutes):\n\n${token}\n\nIf you did not ask for it, ignore this mail.\n`,
+      });
+      return {};
+    },
+
+    async resetPassword(request) {
+      const newPassword = validatePassword(request.newPassword, 'newPassword');
+      const userId = ONE_TIME_TOKEN.test(request.token)
+        ? await oneTimeTokens.consume(request.token, 'RESET_PASSWORD')
+        : null;
+      if (!userId) throw AppError.badInput('token', 'is invalid, expired or already used');
+      const passwordHash = await passwords.hash(newPassword);
+      await db.$transaction(async (tx) => {
+        await tx.credential.upsert({
+          where: { userId },
+          create: { userId, passwordHash },
+          update: { passwordHash },
+        });
+        await enqueueEvent(tx, AUTH_SCHEMA, createEvent('auth.password_changed', { userId }));
+      });
+      relayKick();
+      await end(userId, {}, 'password_reset');
+      return { userId };
     },
 
     async changePassword(request) {

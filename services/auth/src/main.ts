@@ -2,6 +2,7 @@ import { connectDatabase } from '@platform/db';
 import { bindService, createGrpcServer } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
+import { createMailer } from '@platform/mail';
 import { createMessageBroker } from '@platform/messaging';
 import { createOutboxRelay } from '@platform/outbox';
 import { authV1 } from '@platform/proto';
@@ -9,6 +10,7 @@ import { createRedis } from '@platform/redis';
 import { createSessionRevocations, createTokenSigner } from '@platform/tokens';
 import { createAuthHandlers } from './auth.grpc';
 import { env } from './environment';
+import { createOneTimeTokenRepository } from './one-time-token.repository';
 import { createPasswordHasher } from './password.hasher';
 import { AUTH_SCHEMA, createSessionRepository } from './session.repository';
 import { createSigningKeyRepository } from './signing-key.repository';
@@ -33,6 +35,9 @@ lifecycle.run(async () => {
 
   const relay = createOutboxRelay({ db, schema: AUTH_SCHEMA, broker, logger });
   lifecycle.onShutdown('outbox relay', () => relay.stop());
+
+  const mailer = createMailer({ smtpUrl: env.SMTP_URL, from: env.MAIL_FROM, logger });
+  lifecycle.onShutdown('mailer', () => mailer.close());
 
   const signingKeys = createSigningKeyRepository(db);
   const activeKey = await signingKeys.ensureActiveKey();
@@ -62,6 +67,9 @@ lifecycle.run(async () => {
           }),
           revocations: createSessionRevocations(redis),
           relayKick: () => relay.kick(),
+          oneTimeTokens: createOneTimeTokenRepository(db),
+          mailer,
+          logger,
         }),
       }),
     ],

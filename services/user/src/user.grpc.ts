@@ -104,7 +104,11 @@ export function createUserHandlers(deps: {
           : request.status === userV1.UserStatus.USER_STATUS_DISABLED
             ? 'DISABLED'
             : undefined;
-      const user = await users.update(request.id, { displayName, status });
+      const user = await users.update(request.id, {
+        displayName,
+        status,
+        emailVerified: request.emailVerified,
+      });
       if (!user) throw AppError.notFound('User');
       await cache.forget(user.id);
       return { user: toProtoUser(user) };

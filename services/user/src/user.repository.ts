@@ -22,7 +22,11 @@ export interface UserRepository {
   /** Changes what is given; emits user.updated / user.status_changed; null when absent. */
   update(
     id: string,
-    change: { displayName?: string | undefined; status?: UserStatus | undefined },
+    change: {
+      displayName?: string | undefined;
+      status?: UserStatus | undefined;
+      emailVerified?: boolean | undefined;
+    },
   ): Promise<User | null>;
 }
 
@@ -110,6 +114,7 @@ export function createUserRepository(
           data: {
             ...(change.displayName !== undefined ? { displayName: change.displayName } : {}),
             ...(change.status !== undefined ? { status: change.status } : {}),
+            ...(change.emailVerified !== undefined ? { emailVerified: change.emailVerified } : {}),
           },
         });
         if (after.displayName !== before.displayName) {

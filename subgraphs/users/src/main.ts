@@ -13,6 +13,7 @@ import { createSessionRevocations, createTokenVerifier } from '@platform/tokens'
 import { createAuthResolvers } from './auth.resolvers';
 import { startBootstrapAdmin } from './bootstrap-admin';
 import { env } from './environment';
+import { createEmailResolvers } from './email.resolvers';
 import { createLoginThrottle } from './login.throttle';
 import { createProfileResolvers } from './profile.resolvers';
 import { createUserLoader, usersResolvers } from './users.resolvers';
@@ -49,6 +50,7 @@ lifecycle.run(async () => {
     maxDelaySeconds: 15 * 60,
   });
   const profiles = createProfileResolvers({ users, auth });
+  const email = createEmailResolvers({ users, auth }, throttle);
   const checkPermissions: CheckPermissions = async (userId, list, scope) =>
     (await permissions.checkPermissions({ userId, permissions: list, scope })).allowed;
   const identity = createAuthResolvers({ users, auth, permissions }, throttle, logger);
@@ -58,7 +60,7 @@ lifecycle.run(async () => {
     resolvers: {
       ...usersResolvers,
       Query: { ...usersResolvers.Query, ...identity.Query, ...profiles.Query },
-      Mutation: { ...identity.Mutation, ...profiles.Mutation },
+      Mutation: { ...identity.Mutation, ...profiles.Mutation, ...email.Mutation },
     },
     createContext: (base) => ({
       ...base,

@@ -1,0 +1,200 @@
+import type { AddressInfo } from 'node:net';
+import pg from 'pg';
+import { SMTPServer } from 'smtp-server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { APP_NAMES } from '@platform/apps';
+import {
+  createTestRun,
+  eventually,
+  startApps,
+  type AppCluster,
+  type TestRun,
+} from '@platform/testing';
+import { graphql } from './graphql.client';
+
+interface ReceivedMail {
+  to: string;
+  raw: string;
+}
+
+/** A real SMTP server in the test process: the auth service mails to it. */
+async function startSmtp() {
+  const received: ReceivedMail[] = [];
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    onData(stream, session, callback) {
+      let raw = '';
+      stream.on('data', (chunk: Buffer) => (raw += chunk.toString()));
+      stream.on('end', () => {
+        received.push({ to: session.envelope.rcptTo.map((r) => r.address).join(','), raw });
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.server.address() as AddressInfo;
+  return {
+    received,
+    url: `smtp://127.0.0.1:${port}`,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+/** The token in a mail: the line of 43 base64url characters (soft line breaks undone). */
+function tokenIn(mail: ReceivedMail): string {
+  const body = mail.raw.replace(/=\r?\n/g, '');
+  const match = /^([\w-]{43})\s*$/m.exec(body);
+  if (!match?.[1]) throw new Error(`no token in mail:\n${mail.raw}`);
+  return match[1];
+}
+
+const REGISTER = `mutation ($input: RegisterInput!) { register(input: $input) { accessToken user { id } } }`;
+const LOGIN = `mutation ($email: String!, $password: String!) { login(email: $email, password: $password) { accessToken } }`;
+const codeOf = (response: { errors?: { extensions?: Record<string, unknown> }[] }) =>
+  response.errors?.[0]?.extensions?.['code'];
+
+describe('email verification and password reset, with mail through a real SMTP server', () => {
+  let run: TestRun;
+  let apps: AppCluster;
+  let gateway: string;
+  let smtp: Awaited<ReturnType<typeof startSmtp>>;
+
+  beforeAll(async () => {
+    smtp = await startSmtp();
+    run = await createTestRun();
+    apps = await startApps(run, APP_NAMES, { 'auth-service': { SMTP_URL: smtp.url } });
+    gateway = apps.httpUrl('gateway');
+  });
+
+  afterAll(async () => {
+    await apps?.stopAll();
+    await run?.close();
+    await smtp?.close();
+  });
+
+  async function register(email: string) {
+    const response = await graphql<{ register: { accessToken: string; user: { id: string } } }>(
+      gateway,
+      REGISTER,
+      {
+        variables: { input: { email, password: 'correct horse battery', displayName: 'Mia' } },
+      },
+    );
+    if (!response.data) throw new Error(JSON.stringify(response.errors));
+    return response.data.register;
+  }
+  const mailTo = (address: string) =>
+    eventually(() => {
+      const mail = smtp.received.find((m) => m.to === address);
+      if (!mail) throw new Error(`no mail to ${address} yet`);
+      return mail;
+    });
+
+  it('verifies an email address with the mailed token, once', async () => {
+    const account = await register('verify@example.com');
+    const asked = await graphql(gateway, 'mutation { requestEmailVerification }', {
+      token: account.accessToken,
+    });
+    expect(asked.data).toEqual({ requestEmailVerification: true });
+    const token = tokenIn(await mailTo('verify@example.com'));
+
+    const verified = await graphql<{ verifyEmail: { emailVerified: boolean } }>(
+      gateway,
+      'mutation ($token: String!) { verifyEmail(token: $token) { emailVerified } }',
+      { variables: { token } },
+    );
+    expect(verified.data?.verifyEmail.emailVerified).toBe(true);
+    const me = await graphql<{ me: { emailVerified: boolean } }>(
+      gateway,
+      '{ me { emailVerified } }',
+      {
+        token: account.accessToken,
+      },
+    );
+    expect(me.data?.me.emailVerified).toBe(true);
+
+    const again = await graphql(
+      gateway,
+      'mutation ($token: String!) { verifyEmail(token: $token) { id } }',
+      {
+        variables: { token },
+      },
+    );
+    expect(again.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'token' });
+  });
+
+  it('resets a password with the mailed token and ends every session; says nothing about unknown emails', async () => {
+    const account = await register('reset@example.com');
+    const unknown = await graphql(
+      gateway,
+      'mutation { requestPasswordReset(email: "nobody@example.com") }',
+    );
+    expect(unknown.data).toEqual({ requestPasswordReset: true });
+    const known = await graphql(
+      gateway,
+      'mutation { requestPasswordReset(email: "Reset@Example.com") }',
+    );
+    expect(known.data).toEqual({ requestPasswordReset: true });
+    const token = tokenIn(await mailTo('reset@example.com'));
+    expect(smtp.received.some((mail) => mail.to === 'nobody@example.com')).toBe(false);
+
+    const weak = await graphql(
+      gateway,
+      'mutation ($t: String!) { resetPassword(token: $t, newPassword: "short") }',
+      {
+        variables: { t: token },
+      },
+    );
+    expect(weak.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'newPassword' });
+
+    const reset = await graphql(
+      gateway,
+      'mutation ($t: String!) { resetPassword(token: $t, newPassword: "a fresh passphrase") }',
+      {
+        variables: { t: token },
+      },
+    );
+    expect(reset.data).toEqual({ resetPassword: true });
+    expect(codeOf(await graphql(gateway, '{ me { id } }', { token: account.accessToken }))).toBe(
+      'UNAUTHENTICATED',
+    );
+    const withNew = await graphql(gateway, LOGIN, {
+      variables: { email: 'reset@example.com', password: 'a fresh passphrase' },
+    });
+    expect(withNew.data).toBeTruthy();
+
+    const reused = await graphql(
+      gateway,
+      'mutation ($t: String!) { resetPassword(token: $t, newPassword: "yet another phrase") }',
+      {
+        variables: { t: token },
+      },
+    );
+    expect(reused.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'token' });
+  });
+
+  it('refuses an expired reset token', async () => {
+    await register('late@example.com');
+    await graphql(gateway, 'mutation { requestPasswordReset(email: "late@example.com") }');
+    const token = tokenIn(await mailTo('late@example.com'));
+    // Let the 30 minutes pass.
+    const db = new pg.Client({ connectionString: run.databaseUrl });
+    await db.connect();
+    try {
+      await db.query(
+        `UPDATE "auth"."one_time_tokens" SET expires_at = now() - interval '1 second'`,
+      );
+    } finally {
+      await db.end();
+    }
+    const late = await graphql(
+      gateway,
+      'mutation ($t: String!) { resetPassword(token: $t, newPassword: "a fresh passphrase") }',
+      {
+        variables: { t: token },
+      },
+    );
+    expect(late.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'token' });
+  });
+});

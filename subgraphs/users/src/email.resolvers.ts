@@ -1,0 +1,58 @@
+import { AppError } from '@platform/errors';
+import type { userV1 } from '@platform/proto';
+import { requireViewer } from '@platform/subgraph';
+import { validatePassword } from '@platform/validation';
+import type { IdentityClients } from './auth.resolvers';
+import type { LoginThrottle } from './login.throttle';
+import type { UsersContext } from './users.resolvers';
+
+/** Email verification and password reset: single-use tokens that the auth service mails. */
+export function createEmailResolvers(
+  { users, auth }: Pick<IdentityClients, 'users' | 'auth'>,
+  throttle: LoginThrottle,
+) {
+  return {
+    Mutation: {
+      async requestEmailVerification(_: unknown, __: unknown, context: UsersContext) {
+        const viewer = requireViewer(context);
+        const { user } = await users.getUser({ id: viewer.userId });
+        if (!user) throw AppError.notFound('User');
+        if (user.emailVerified) return true;
+        await auth.requestEmailVerification({ userId: user.id, email: user.email });
+        return true;
+      },
+
+      async verifyEmail(_: unknown, { token }: { token: string }) {
+        const { userId } = await auth.verifyEmail({ token });
+        const { user } = await users.updateUser({ id: userId, emailVerified: true, status: 0 });
+        return user;
+      },
+
+      async requestPasswordReset(_: unknown, { email }: { email: string }, context: UsersContext) {
+        await throttle.checkAddress(context.clientAddress);
+        let user: userV1.User | undefined;
+        try {
+          user = (await users.getUserByEmail({ email })).user;
+        } catch (error) {
+          // Unknown (or malformed) address: the same answer as for a real one.
+          if (
+            error instanceof AppError &&
+            (error.code === 'NOT_FOUND' || error.code === 'BAD_USER_INPUT')
+          )
+            return true;
+          throw error;
+        }
+        if (user) await auth.requestPasswordReset({ userId: user.id, email: user.email });
+        return true;
+      },
+
+      async resetPassword(_: unknown, args: { token: string; newPassword: string }) {
+        await auth.resetPassword({
+          token: args.token,
+          newPassword: validatePassword(args.newPassword, 'newPassword'),
+        });
+        return true;
+      },
+    },
+  };
+}
