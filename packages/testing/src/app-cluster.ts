@@ -18,6 +18,8 @@ export interface AppCluster {
   grpcAddress(name: AppName): string;
   /** Everything an app printed so far (for failure messages). */
   logs(name: AppName): string[];
+  /** The process id of a running app. */
+  pid(name: AppName): number | undefined;
   start(name: AppName): Promise<void>;
   stop(name: AppName): Promise<void>;
   stopAll(): Promise<void>;
@@ -85,6 +87,7 @@ export async function startApps(
     httpUrl: (name) => `http://127.0.0.1:${ports[name]}`,
     grpcAddress: (name) => `127.0.0.1:${ports[name]}`,
     logs: (name) => output.get(name) ?? [],
+    pid: (name) => running.get(name)?.child.pid,
     start,
     async stop(name) {
       await running.get(name)?.stop();

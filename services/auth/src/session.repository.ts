@@ -44,6 +44,36 @@ export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
+/** The columns of a session as raw SQL returns them (used where one statement beats several). */
+const SESSION_COLUMNS = `s.id::text, s.user_id::text, s.user_agent, s.created_at, s.last_used_at,
+  s.idle_expires_at, s.expires_at, s.revoked_at, s.revoked_reason`;
+
+interface SessionRow {
+  id: string;
+  user_id: string;
+  user_agent: string | null;
+  created_at: Date;
+  last_used_at: Date;
+  idle_expires_at: Date;
+  expires_at: Date;
+  revoked_at: Date | null;
+  revoked_reason: string | null;
+}
+
+function toSession(row: SessionRow): Session {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    userAgent: row.user_agent,
+    createdAt: row.created_at,
+    lastUsedAt: row.last_used_at,
+    idleExpiresAt: row.idle_expires_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+    revokedReason: row.revoked_reason,
+  };
+}
+
 const secondsFrom = (date: Date, seconds: number) => new Date(date.getTime() + seconds * 1000);
 const earliest = (a: Date, b: Date) => (a < b ? a : b);
 
@@ -73,14 +103,17 @@ export function createSessionRepository(
     },
 
     async rotate(refreshToken, userAgent) {
+      const tokenHash = hashToken(refreshToken);
       const result = await db.$transaction(async (tx): Promise<RotationResult> => {
-        // The row lock serialises concurrent refreshes of the same token.
-        const [row] = await tx.$queryRawUnsafe<{ session_id: string; rotated_at: Date | null }[]>(
-          `SELECT session_id::text, rotated_at FROM "auth"."refresh_tokens" WHERE token_hash = $1 FOR UPDATE`,
-          hashToken(refreshToken),
+        // One locked read: the row lock serialises concurrent refreshes of the same token.
+        const [row] = await tx.$queryRawUnsafe<(SessionRow & { rotated_at: Date | null })[]>(
+          `SELECT rt.rotated_at, ${SESSION_COLUMNS}
+             FROM "auth"."refresh_tokens" rt JOIN "auth"."sessions" s ON s.id = rt.session_id
+            WHERE rt.token_hash = $1 FOR UPDATE OF rt`,
+          tokenHash,
         );
         if (!row) return { kind: 'invalid' };
-        const session = await tx.session.findUniqueOrThrow({ where: { id: row.session_id } });
+        const session = toSession(row);
         const now = new Date();
         if (!isActive(session, now)) return { kind: 'invalid' };
 
@@ -105,24 +138,30 @@ export function createSessionRepository(
           return { kind: 'reused', session: revoked };
         }
 
-        if (row.rotated_at === null) {
-          await tx.refreshToken.update({
-            where: { tokenHash: hashToken(refreshToken) },
-            data: { rotatedAt: now },
-          });
-        }
-        // Within the grace window a second tab gets a token of its own; the family lives on.
+        // Mark the token rotated (first time only), add the new one, touch the session: one
+        // statement. Within the grace window a second tab gets a token of its own.
         const { token, hash } = newRefreshToken();
-        await tx.refreshToken.create({ data: { tokenHash: hash, sessionId: session.id } });
-        const updated = await tx.session.update({
-          where: { id: session.id },
-          data: {
-            lastUsedAt: now,
-            idleExpiresAt: earliest(secondsFrom(now, policy.idleTtlSeconds), session.expiresAt),
-            ...(userAgent ? { userAgent: userAgent.slice(0, 500) } : {}),
-          },
-        });
-        return { kind: 'rotated', session: updated, refreshToken: token };
+        const [updated] = await tx.$queryRawUnsafe<SessionRow[]>(
+          `WITH rotated AS (
+             UPDATE "auth"."refresh_tokens" SET rotated_at = COALESCE(rotated_at, $4::timestamptz) WHERE token_hash = $1
+           ), added AS (
+             INSERT INTO "auth"."refresh_tokens" (token_hash, session_id, created_at) VALUES ($2, $3::uuid, $4::timestamptz)
+           )
+           UPDATE "auth"."sessions" s
+              SET last_used_at = $4::timestamptz,
+                  idle_expires_at = LEAST($4::timestamptz + make_interval(secs => $5::double precision), expires_at),
+                  user_agent = COALESCE($6, user_agent)
+            WHERE id = $3::uuid
+           RETURNING ${SESSION_COLUMNS}`,
+          tokenHash,
+          hash,
+          session.id,
+          now,
+          policy.idleTtlSeconds,
+          userAgent?.slice(0, 500) ?? null,
+        );
+        if (!updated) return { kind: 'invalid' };
+        return { kind: 'rotated', session: toSession(updated), refreshToken: token };
       });
       if (result.kind === 'reused') relay.kick();
       return result;

@@ -1,0 +1,173 @@
+// `npm run bench:identity`: login (real argon2id), refreshSession and `me` through the
+// gateway at 50 concurrent connections, each for DURATION seconds, against the whole stack
+// started as processes on an isolated database. Prints requests/s, p50, p99, errors and the
+// peak memory (VmHWM) of every process. Figures from a run are recorded in docs/benchmarks.md.
+import { readFileSync } from 'node:fs';
+import autocannon, { type Result } from 'autocannon';
+import { APP_NAMES } from '@platform/apps';
+import { createTestRun, startApps } from '@platform/testing';
+
+const CONNECTIONS = 50;
+const DURATION = Number(process.env['BENCH_DURATION'] ?? 10);
+const PASSWORD = 'benchmark passphrase 42';
+
+const run = await createTestRun();
+const apps = await startApps(run, APP_NAMES, {
+  'users-subgraph': { RATE_LIMIT_PER_ADDRESS: '0', LOG_LEVEL: 'warn' },
+  gateway: { LOG_LEVEL: 'warn' },
+  'rbac-subgraph': { LOG_LEVEL: 'warn' },
+  'notifications-subgraph': { LOG_LEVEL: 'warn' },
+  'user-service': { LOG_LEVEL: 'warn' },
+  'auth-service': { LOG_LEVEL: 'warn' },
+  'permission-service': { LOG_LEVEL: 'warn' },
+  'notification-service': { LOG_LEVEL: 'warn' },
+});
+const url = `${apps.httpUrl('gateway')}/graphql`;
+
+async function graphql<T>(query: string, variables: object, token?: string): Promise<T> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as { data?: T; errors?: unknown };
+  if (!body.data) throw new Error(JSON.stringify(body.errors));
+  return body.data;
+}
+
+const REGISTER =
+  'mutation ($input: RegisterInput!) { register(input: $input) { accessToken refreshToken } }';
+const LOGIN =
+  'mutation ($email: String!, $password: String!) { login(email: $email, password: $password) { accessToken } }';
+const REFRESH =
+  'mutation ($token: String!) { refreshSession(refreshToken: $token) { refreshToken } }';
+const ME = '{ me { id email displayName status } }';
+
+const emails = Array.from({ length: CONNECTIONS }, (_, index) => `bench-${index}@example.com`);
+const sessions: { accessToken: string; refreshToken: string }[] = [];
+for (const email of emails) {
+  const { register } = await graphql<{ register: { accessToken: string; refreshToken: string } }>(
+    REGISTER,
+    {
+      input: { email, password: PASSWORD, displayName: email },
+    },
+  );
+  sessions.push(register);
+}
+
+function peakMemoryMiB(): Record<string, number> {
+  return Object.fromEntries(
+    APP_NAMES.map((name) => {
+      const status = readFileSync(`/proc/${apps.pid(name)}/status`, 'utf8');
+      const kib = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      return [name, Math.round(kib / 1024)];
+    }),
+  );
+}
+
+const graphqlErrors: Record<string, number> = {};
+
+/** Runs one scenario; GraphQL errors (HTTP 200 with `errors`) are counted separately. */
+function bench(title: string, request: autocannon.Request): Promise<Result> {
+  graphqlErrors[title] = 0;
+  const onResponse = request.onResponse;
+  return autocannon({
+    title,
+    url,
+    connections: CONNECTIONS,
+    duration: DURATION,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    requests: [
+      {
+        ...request,
+        onResponse: (status, body, context, headers) => {
+          if (body.includes('"errors"')) {
+            graphqlErrors[title] = (graphqlErrors[title] ?? 0) + 1;
+            if (graphqlErrors[title] === 1)
+              console.error(`${title}: first error: ${status} ${body.slice(0, 300)}`);
+          }
+          if (typeof onResponse === 'function') onResponse(status, body, context, headers);
+        },
+      },
+    ],
+  });
+}
+
+let next = 0;
+const results: { scenario: string; result: Result }[] = [];
+
+results.push({
+  scenario: 'login (argon2id)',
+  result: await bench('login', {
+    setupRequest: (request) => ({
+      ...request,
+      body: JSON.stringify({
+        query: LOGIN,
+        variables: { email: emails[next++ % emails.length], password: PASSWORD },
+      }),
+    }),
+  }),
+});
+
+// Each of the 50 sessions is refreshed in turn: a request takes a session's current token, its
+// response puts the rotated one back (one request per connection in flight, so never two
+// requests with one token).
+const queue = sessions.map((session) => session.refreshToken);
+results.push({
+  scenario: 'refreshSession',
+  result: await bench('refresh', {
+    setupRequest: (request) => ({
+      ...request,
+      body: JSON.stringify({ query: REFRESH, variables: { token: queue.shift() } }),
+    }),
+    onResponse: (_status, body) => {
+      const parsed = JSON.parse(body) as { data?: { refreshSession: { refreshToken: string } } };
+      if (parsed.data) queue.push(parsed.data.refreshSession.refreshToken);
+    },
+  }),
+});
+
+const meSession = await graphql<{ login: { accessToken: string } }>(LOGIN, {
+  email: emails[0],
+  password: PASSWORD,
+});
+results.push({
+  scenario: 'me',
+  result: await bench('me', {
+    headers: {
+      'content-type': 'application/json',
+      authorization: `Bearer ${meSession.login.accessToken}`,
+    },
+    body: JSON.stringify({ query: ME }),
+  }),
+});
+
+const memory = peakMemoryMiB();
+await apps.stopAll();
+await run.close();
+
+console.log(`\n${CONNECTIONS} connections, ${DURATION} s per scenario, through the gateway\n`);
+console.log('scenario          req/s    p50 ms   p99 ms   errors   graphql errors');
+for (const { scenario, result } of results) {
+  console.log(
+    [
+      scenario.padEnd(17),
+      String(Math.round(result.requests.average)).padStart(6),
+      String(result.latency.p50).padStart(8),
+      String(result.latency.p99).padStart(8),
+      String(result.errors + result.non2xx).padStart(8),
+      String(graphqlErrors[result.title ?? ''] ?? 0).padStart(16),
+    ].join(' '),
+  );
+}
+
+const [login, refresh] = results;
+console.log(
+  `\nrefresh / login = ${(refresh!.result.requests.average / login!.result.requests.average).toFixed(1)}x`,
+);
+console.log('\npeak resident memory (VmHWM), MiB');
+for (const [name, mib] of Object.entries(memory)) console.log(`  ${name.padEnd(24)} ${mib}`);
