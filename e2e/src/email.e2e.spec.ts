@@ -1,45 +1,17 @@
-import type { AddressInfo } from 'node:net';
 import pg from 'pg';
-import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { APP_NAMES } from '@platform/apps';
 import {
   createTestRun,
   eventually,
   startApps,
+  startTestSmtpServer,
   type AppCluster,
+  type ReceivedMail,
   type TestRun,
+  type TestSmtpServer,
 } from '@platform/testing';
 import { graphql } from './graphql.client';
-
-interface ReceivedMail {
-  to: string;
-  raw: string;
-}
-
-/** A real SMTP server in the test process: the auth service mails to it. */
-async function startSmtp() {
-  const received: ReceivedMail[] = [];
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    onData(stream, session, callback) {
-      let raw = '';
-      stream.on('data', (chunk: Buffer) => (raw += chunk.toString()));
-      stream.on('end', () => {
-        received.push({ to: session.envelope.rcptTo.map((r) => r.address).join(','), raw });
-        callback();
-      });
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.server.address() as AddressInfo;
-  return {
-    received,
-    url: `smtp://127.0.0.1:${port}`,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
-}
 
 /** The token in a mail: the line of 43 base64url characters (soft line breaks undone). */
 function tokenIn(mail: ReceivedMail): string {
@@ -58,10 +30,10 @@ describe('email verification and password reset, with mail through a real SMTP s
   let run: TestRun;
   let apps: AppCluster;
   let gateway: string;
-  let smtp: Awaited<ReturnType<typeof startSmtp>>;
+  let smtp: TestSmtpServer;
 
   beforeAll(async () => {
-    smtp = await startSmtp();
+    smtp = await startTestSmtpServer();
     run = await createTestRun();
     apps = await startApps(run, APP_NAMES, { 'auth-service': { SMTP_URL: smtp.url } });
     gateway = apps.httpUrl('gateway');

@@ -262,6 +262,35 @@ describe('identity: registration, sign-in, refresh rotation and sessions through
     expect(codeOf(elsewhere)).toBe('UNAUTHENTICATED');
   });
 
+  it('rotates the signing key: the old public key stays published and its tokens keep working', async () => {
+    const before = await register('rotation@example.com');
+    const jwks = async () =>
+      (
+        (await (await fetch(`${gateway}/.well-known/jwks.json`)).json()) as {
+          keys: { kid: string }[];
+        }
+      ).keys.map((key) => key.kid);
+    const oldKids = await jwks();
+    await apps.stop('auth-service');
+    await apps.start('auth-service', { SIGNING_KEY_MAX_AGE_DAYS: '0.000001' });
+    const kids = await jwks();
+    expect(kids).toHaveLength(oldKids.length + 1);
+    expect(kids).toEqual(expect.arrayContaining(oldKids));
+
+    const headerKid = (token: string) =>
+      (JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()) as { kid: string })
+        .kid;
+    const after = await graphql<{ login: AuthPayload }>(gateway, LOGIN, {
+      variables: { email: 'rotation@example.com', password: 'correct horse battery' },
+      headers: { 'x-forwarded-for': newAddress() },
+    });
+    expect(oldKids).not.toContain(headerKid(after.data!.login.accessToken));
+    for (const token of [before.accessToken, after.data!.login.accessToken]) {
+      const me = await graphql<{ me: { email: string } }>(gateway, '{ me { email } }', { token });
+      expect(me.data?.me.email).toBe('rotation@example.com');
+    }
+  });
+
   it('greets a new user with a welcome notification in their inbox', async () => {
     const registered = await register('wen@example.com', 'correct horse battery', 'Wen');
     const inbox = await eventually(async () => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { APP_NAMES } from '@platform/apps';
 import { createGrpcClient } from '@platform/grpc';
-import { userV1 } from '@platform/proto';
+import { notificationV1, userV1 } from '@platform/proto';
 import {
   createTestRun,
   eventually,
@@ -42,6 +42,24 @@ describe('profiles: reading and managing users through the gateway', () => {
     await apps?.stopAll();
     await run?.close();
   });
+
+  async function notificationCount(recipientId: string): Promise<number> {
+    const notifications = createGrpcClient(notificationV1.NotificationServiceService, {
+      address: apps.grpcAddress('notification-service'),
+      internalToken: run.internalToken,
+    });
+    try {
+      const page = await notifications.listNotifications({
+        recipientId,
+        first: 1,
+        after: '',
+        unreadOnly: false,
+      });
+      return page.totalCount;
+    } finally {
+      notifications.close();
+    }
+  }
 
   async function login(email: string, password: string): Promise<Session> {
     const response = await graphql<{ login: { accessToken: string; user: { id: string } } }>(
@@ -235,6 +253,7 @@ describe('profiles: reading and managing users through the gateway', () => {
   it('deletes an account (self, or users:delete): it can no longer sign in or be read', async () => {
     const self = await register('leaving@example.com');
     const other = await register('removed@example.com');
+    await eventually(async () => expect(await notificationCount(self.id)).toBe(1)); // the welcome
     expect(
       codeOf(
         await graphql(gateway, `mutation { deleteUser(id: "${other.id}") }`, { token: self.token }),
@@ -251,6 +270,8 @@ describe('profiles: reading and managing users through the gateway', () => {
     await expect(login('leaving@example.com', 'correct horse battery')).rejects.toThrow(
       /UNAUTHENTICATED/,
     );
+    // Other services remove the user's data too (user.deleted): the welcome notification is gone.
+    await eventually(async () => expect(await notificationCount(self.id)).toBe(0));
 
     expect(
       (await graphql(gateway, `mutation { deleteUser(id: "${other.id}") }`, { token: admin.token }))

@@ -3,6 +3,20 @@ import { z } from 'zod';
 
 const id = z.string().min(1);
 
+/** Why a session ended (auth.session_revoked). */
+const sessionRevocationReason = z.enum([
+  'logout',
+  'revoked',
+  'logout_all',
+  'refresh_token_reuse',
+  'password_changed',
+  'password_reset',
+  'user_disabled',
+  'user_deleted',
+]);
+
+export const SESSION_REVOCATION_REASONS = sessionRevocationReason.options;
+
 /**
  * Every event the platform publishes: routing key = type. A payload change that is not
  * backwards compatible gets a new version; consumers read the version they know.
@@ -29,16 +43,7 @@ export const eventContracts = {
     payload: z.object({
       userId: id,
       sessionId: id,
-      reason: z.enum([
-        'logout',
-        'revoked',
-        'logout_all',
-        'refresh_token_reuse',
-        'password_changed',
-        'password_reset',
-        'user_disabled',
-        'user_deleted',
-      ]),
+      reason: sessionRevocationReason,
     }),
   },
   'rbac.role_assigned': {

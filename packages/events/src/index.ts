@@ -3,6 +3,7 @@ export {
   eventContracts,
   EVENT_TYPES,
   parseEvent,
+  SESSION_REVOCATION_REASONS,
   type EventEnvelope,
   type EventPayload,
   type EventType,

@@ -20,7 +20,8 @@ export interface AppCluster {
   logs(name: AppName): string[];
   /** The process id of a running app. */
   pid(name: AppName): number | undefined;
-  start(name: AppName): Promise<void>;
+  /** Starts (or restarts) an app; `env` adds to what the cluster gave it. */
+  start(name: AppName, env?: Record<string, string>): Promise<void>;
   stop(name: AppName): Promise<void>;
   stopAll(): Promise<void>;
 }
@@ -39,7 +40,7 @@ export async function startApps(
   const running = new Map<AppName, AppProcess>();
   const output = new Map<AppName, string[]>();
 
-  async function start(name: AppName): Promise<void> {
+  async function start(name: AppName, env: Record<string, string> = {}): Promise<void> {
     const app = APPS.find((candidate) => candidate.name === name);
     if (!app) throw new Error(`unknown app ${name}`);
     const lines = output.get(name) ?? [];
@@ -52,6 +53,7 @@ export async function startApps(
         ...appEnvironment(app, ports),
         ...(app.kind === 'gateway' ? { GATEWAY_HOST: '127.0.0.1' } : {}),
         ...extraEnv[name],
+        ...env,
       },
       onLine: (line) => lines.push(line),
     });
@@ -76,7 +78,8 @@ export async function startApps(
   const subgraphs = names.filter((name) => name.endsWith('-subgraph'));
   const rest = names.filter((name) => !services.includes(name) && !subgraphs.includes(name));
   try {
-    for (const stage of [services, subgraphs, rest]) await Promise.all(stage.map(start));
+    for (const stage of [services, subgraphs, rest])
+      await Promise.all(stage.map((name) => start(name)));
   } catch (error) {
     await stopAll();
     throw error;

@@ -3,3 +3,4 @@ export { startApps, type AppCluster } from './app-cluster';
 export { freePort } from '@platform/apps';
 export { createTcpProxy, type TcpProxy } from './network';
 export { eventually } from './eventually';
+export { startTestSmtpServer, type ReceivedMail, type TestSmtpServer } from './smtp-server';

@@ -6,3 +6,4 @@ export {
   validateEmail,
   validatePassword,
 } from './rules';
+export { decodeCursor, encodeCursor, type CursorPosition } from './cursor';

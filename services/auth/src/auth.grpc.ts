@@ -1,5 +1,5 @@
 import { Prisma, type PrismaClient, type Session } from '@platform/db';
-import { createEvent } from '@platform/events';
+import { createEvent, SESSION_REVOCATION_REASONS } from '@platform/events';
 import { enqueueEvent } from '@platform/outbox';
 import { AppError } from '@platform/errors';
 import type { UnaryHandlers } from '@platform/grpc';
@@ -16,17 +16,6 @@ import type { SigningKeyRepository } from './signing-key.repository';
 const REFRESH_TOKEN = /^[\w-]{43}$/;
 const ONE_TIME_TOKEN = /^[\w-]{43}$/;
 const INVALID_LOGIN = 'Invalid email or password';
-
-const REVOCATION_REASONS: readonly RevocationReason[] = [
-  'logout',
-  'revoked',
-  'logout_all',
-  'refresh_token_reuse',
-  'password_changed',
-  'password_reset',
-  'user_disabled',
-  'user_deleted',
-];
 
 function requireUserId(userId: string): string {
   if (!isUuid(userId)) throw AppError.badInput('userId', 'must be a user id');
@@ -149,7 +138,8 @@ export function createAuthHandlers(deps: {
 
     async revokeAllSessions(request) {
       const userId = requireUserId(request.userId);
-      const reason = REVOCATION_REASONS.find((known) => known === request.reason) ?? 'logout_all';
+      const reason =
+        SESSION_REVOCATION_REASONS.find((known) => known === request.reason) ?? 'logout_all';
       const ended = await end(
         userId,
         request.exceptSessionId ? { except: request.exceptSessionId } : {},

@@ -21,7 +21,14 @@ export const env = loadEnv({
   ...tokenEnv,
   ...grpcServerEnv(DEFAULT_PORTS['auth-service']),
   /** Access token lifetime. */
-  ACCESS_TOKEN_TTL: seconds(900),
+  ACCESS_TOKEN_TTL: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(24 * 3600)
+    .default(900),
+  /** The signing key is replaced at start once it is this old; the old one stays published a day. */
+  SIGNING_KEY_MAX_AGE_DAYS: z.coerce.number().positive().default(30),
   /** A rotated refresh token presented again within this window is tolerated (two tabs). */
   REFRESH_REUSE_GRACE_SECONDS: seconds(10),
   /** A session ends after this long unused ... */

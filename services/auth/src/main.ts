@@ -40,7 +40,9 @@ lifecycle.run(async () => {
   lifecycle.onShutdown('mailer', () => mailer.close());
 
   const signingKeys = createSigningKeyRepository(db);
-  const activeKey = await signingKeys.ensureActiveKey();
+  const activeKey = await signingKeys.ensureActiveKey(
+    env.SIGNING_KEY_MAX_AGE_DAYS * 24 * 3600 * 1000,
+  );
   logger.info({ kid: activeKey.kid }, 'signing key ready');
 
   const server = createGrpcServer({

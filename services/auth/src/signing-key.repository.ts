@@ -2,12 +2,18 @@ import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import type { PrismaClient, SigningKey } from '@platform/db';
 import { ACCESS_TOKEN_ALGORITHM, type PublicJwk } from '@platform/tokens';
 
-/** How long a retired key stays published: longer than any access token it signed lives. */
+/**
+ * How long a retired key stays published: longer than any access token it signed lives
+ * (ACCESS_TOKEN_TTL is at most a day).
+ */
 const RETIRED_KEY_PUBLISHED_MS = 24 * 60 * 60 * 1000;
 
 export interface SigningKeyRepository {
-  /** The key new tokens are signed with; created on first start. */
-  ensureActiveKey(): Promise<SigningKey>;
+  /**
+   * The key new tokens are signed with: created on first start, and replaced by a new one
+   * when it is older than `maxAgeMs` (the old one is retired but stays published).
+   */
+  ensureActiveKey(maxAgeMs: number): Promise<SigningKey>;
   /** Public keys of the active key and of retired keys whose tokens may still be valid. */
   publishedKeys(): Promise<PublicJwk[]>;
 }
@@ -33,15 +39,20 @@ function newKey(): { kid: string; publicJwk: PublicJwk; privateKeyPem: string } 
 
 export function createSigningKeyRepository(db: PrismaClient): SigningKeyRepository {
   return {
-    async ensureActiveKey() {
-      // Several instances may start at once: a transaction-scoped advisory lock lets one create the key.
+    async ensureActiveKey(maxAgeMs) {
+      // Several instances may start at once: a transaction-scoped advisory lock lets one act.
       return db.$transaction(async (tx) => {
         await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(hashtext('auth.signing_keys'))`);
         const active = await tx.signingKey.findFirst({
           where: { retiredAt: null },
           orderBy: { createdAt: 'desc' },
         });
-        if (active) return active;
+        if (active && Date.now() - active.createdAt.getTime() < maxAgeMs) return active;
+        if (active)
+          await tx.signingKey.update({
+            where: { kid: active.kid },
+            data: { retiredAt: new Date() },
+          });
         const key = newKey();
         return tx.signingKey.create({
           data: {

@@ -3,6 +3,7 @@ import type { NotificationRepository } from './notification.repository';
 import type { UnreadCountCache } from './unread-count.cache';
 
 const WELCOME_CONSUMER = 'notification.welcome';
+const USER_DELETED_CONSUMER = 'notification.user-deleted';
 
 /** Notifications that domain events call for. Each handler is idempotent per event id. */
 export async function startNotificationConsumers(deps: {
@@ -24,6 +25,15 @@ export async function startNotificationConsumers(deps: {
         body: 'Your account is ready.',
       });
       if (created) await unreadCounts.forget(created.recipientId);
+    },
+  });
+  // A deleted user's notifications go with them.
+  await broker.consume({
+    queue: `${deps.queuePrefix}.${USER_DELETED_CONSUMER}`,
+    events: ['user.deleted'],
+    async handle(event) {
+      await notifications.removeRecipient(USER_DELETED_CONSUMER, event);
+      await unreadCounts.forget(event.payload.userId);
     },
   });
 }

@@ -1,4 +1,4 @@
-import { isUuid } from '@platform/validation';
+import { decodeCursor, encodeCursor, isUuid } from '@platform/validation';
 import type { Notification } from '@platform/db';
 import { AppError } from '@platform/errors';
 import type { UnaryHandlers } from '@platform/grpc';
@@ -25,20 +25,6 @@ function toProto(notification: Notification): notificationV1.Notification {
     readAt: notification.readAt ?? undefined,
     createdAt: notification.createdAt,
   };
-}
-
-function encodeCursor(notification: Notification): string {
-  return Buffer.from(`${notification.createdAt.toISOString()}|${notification.id}`).toString(
-    'base64url',
-  );
-}
-
-function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  const createdAt = new Date(iso ?? '');
-  if (!id || Number.isNaN(createdAt.getTime()))
-    throw AppError.badInput('after', 'is not a valid cursor');
-  return { createdAt, id };
 }
 
 export function createNotificationHandlers(deps: {

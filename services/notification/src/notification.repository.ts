@@ -37,6 +37,8 @@ export interface NotificationRepository {
     },
   ): Promise<NotificationPage>;
   countUnread(recipientId: string): Promise<number>;
+  /** Deletes everything of the user an event names (once per event). */
+  removeRecipient(consumer: string, event: EventEnvelope<'user.deleted'>): Promise<void>;
 }
 
 export function createNotificationRepository(
@@ -83,6 +85,12 @@ export function createNotificationRepository(
         db.notification.count({ where }),
       ]);
       return { notifications: rows.slice(0, first), hasNextPage: rows.length > first, totalCount };
+    },
+    async removeRecipient(consumer, event) {
+      await db.$transaction(async (tx) => {
+        if (!(await processOnce(tx, NOTIFICATIONS_SCHEMA, consumer, event.id))) return;
+        await tx.notification.deleteMany({ where: { recipientId: event.payload.userId } });
+      });
     },
     countUnread(recipientId) {
       return db.notification.count({ where: { recipientId, readAt: null } });

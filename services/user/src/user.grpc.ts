@@ -2,24 +2,17 @@ import type { User } from '@platform/db';
 import { AppError } from '@platform/errors';
 import type { UnaryHandlers } from '@platform/grpc';
 import { userV1 } from '@platform/proto';
-import { validateDisplayName, validateEmail } from '@platform/validation';
+import {
+  decodeCursor,
+  encodeCursor,
+  validateDisplayName,
+  validateEmail,
+} from '@platform/validation';
 import type { UserCache } from './user.cache';
 import type { UserRepository } from './user.repository';
 
 const MAX_BATCH = 500;
 const MAX_PAGE = 100;
-
-function encodeCursor(user: User): string {
-  return Buffer.from(`${user.createdAt.toISOString()}|${user.id}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  const createdAt = new Date(iso ?? '');
-  if (!id || Number.isNaN(createdAt.getTime()))
-    throw AppError.badInput('after', 'is not a valid cursor');
-  return { createdAt, id };
-}
 
 const normaliseEmail = (email: string) => email.trim().toLowerCase();
 
