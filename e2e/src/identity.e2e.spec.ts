@@ -1,3 +1,5 @@
+import { generateKeyPairSync } from 'node:crypto';
+import jwt from 'jsonwebtoken';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { APP_NAMES } from '@platform/apps';
 import {
@@ -289,6 +291,44 @@ describe('identity: registration, sign-in, refresh rotation and sessions through
       const me = await graphql<{ me: { email: string } }>(gateway, '{ me { email } }', { token });
       expect(me.data?.me.email).toBe('rotation@example.com');
     }
+  });
+
+  it('refuses tampered, forged, expired and misaddressed access tokens', async () => {
+    const { accessToken, user } = await register('tamper@example.com');
+    const [header, payload, signature] = accessToken.split('.') as [string, string, string];
+    const { kid } = JSON.parse(Buffer.from(header, 'base64url').toString()) as { kid: string };
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<
+      string,
+      unknown
+    >;
+    const attacker = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    const forge = (
+      extra: Record<string, unknown>,
+      options: jwt.SignOptions = {},
+      key: jwt.Secret = attacker,
+    ) => jwt.sign({ ...claims, ...extra }, key, { algorithm: 'ES256', keyid: kid, ...options });
+    const otherUser = Buffer.from(
+      JSON.stringify({ ...claims, sub: '00000000-0000-4000-8000-000000000000' }),
+    ).toString('base64url');
+
+    const cases: [string, string][] = [
+      ['payload changed, signature kept', `${header}.${otherUser}.${signature}`],
+      ['signed by another key under the real kid', forge({})],
+      ['alg none', jwt.sign({ ...claims }, null, { algorithm: 'none', keyid: kid })],
+      ['HS256 (a symmetric algorithm)', forge({}, { algorithm: 'HS256' }, 'not-the-key')],
+      ['expired', forge({ exp: Math.floor(Date.now() / 1000) - 60 })],
+      ['for another audience', forge({ aud: 'someone-else' })],
+      ['from another issuer', forge({ iss: 'evil' })],
+    ];
+    for (const [name, token] of cases) {
+      const response = await graphql(gateway, '{ me { id } }', { token });
+      expect(codeOf(response), name).toBe('UNAUTHENTICATED');
+    }
+    // The genuine token still works.
+    const genuine = await graphql<{ me: { id: string } }>(gateway, '{ me { id } }', {
+      token: accessToken,
+    });
+    expect(genuine.data?.me.id).toBe(user.id);
   });
 
   it('greets a new user with a welcome notification in their inbox', async () => {
