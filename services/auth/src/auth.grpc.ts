@@ -1,4 +1,4 @@
-import { Prisma, type PrismaClient, type Session } from '@platform/db';
+import { Prisma, type OneTimeTokenPurpose, type PrismaClient, type Session } from '@platform/db';
 import { createEvent, SESSION_REVOCATION_REASONS } from '@platform/events';
 import { enqueueEvent } from '@platform/outbox';
 import { AppError } from '@platform/errors';
@@ -42,6 +42,13 @@ export function createAuthHandlers(deps: {
    * Mails go out in the background (with the mailer's retries), so the answer takes the
    * same time whether or not a mail was sent: password reset reveals nothing.
    */
+  /** The user a mailed single-use token belongs to; BAD_USER_INPUT if it cannot be used. */
+  async function consumeMailedToken(token: string, purpose: OneTimeTokenPurpose): Promise<string> {
+    const userId = ONE_TIME_TOKEN.test(token) ? await oneTimeTokens.consume(token, purpose) : null;
+    if (!userId) throw AppError.badInput('token', 'is invalid, expired or already used');
+    return userId;
+  }
+
   function sendInBackground(mail: Mail): void {
     mailer.send(mail).catch((error: unknown) => logger.error({ err: error }, 'mail not delivered'));
   }
@@ -160,10 +167,7 @@ export function createAuthHandlers(deps: {
     },
 
     async verifyEmail(request) {
-      const userId = ONE_TIME_TOKEN.test(request.token)
-        ? await oneTimeTokens.consume(request.token, 'VERIFY_EMAIL')
-        : null;
-      if (!userId) throw AppError.badInput('token', 'is invalid, expired or already used');
+      const userId = await consumeMailedToken(request.token, 'VERIFY_EMAIL');
       return { userId };
     },
 
@@ -180,10 +184,7 @@ export function createAuthHandlers(deps: {
 
     async resetPassword(request) {
       const newPassword = validatePassword(request.newPassword, 'newPassword');
-      const userId = ONE_TIME_TOKEN.test(request.token)
-        ? await oneTimeTokens.consume(request.token, 'RESET_PASSWORD')
-        : null;
-      if (!userId) throw AppError.badInput('token', 'is invalid, expired or already used');
+      const userId = await consumeMailedToken(request.token, 'RESET_PASSWORD');
       const passwordHash = await passwords.hash(newPassword);
       await db.$transaction(async (tx) => {
         await tx.credential.upsert({

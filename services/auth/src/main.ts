@@ -1,12 +1,9 @@
-import { connectDatabase } from '@platform/db';
 import { bindService, createGrpcServer } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
+import { openServiceInfrastructure } from '@platform/service-runtime';
 import { createMailer } from '@platform/mail';
-import { createMessageBroker } from '@platform/messaging';
-import { createOutboxRelay } from '@platform/outbox';
 import { authV1 } from '@platform/proto';
-import { createRedis } from '@platform/redis';
 import { createSessionRevocations, createTokenSigner } from '@platform/tokens';
 import { createAuthHandlers } from './auth.grpc';
 import { env } from './environment';
@@ -19,22 +16,12 @@ const logger = createLogger({ name: 'auth-service', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
 
 lifecycle.run(async () => {
-  const db = await connectDatabase({ databaseUrl: env.DATABASE_URL });
-  lifecycle.onShutdown('database', () => db.$disconnect());
-
-  const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
-  lifecycle.onShutdown('redis', async () => void (await redis.quit()));
-
-  const broker = await createMessageBroker({
-    url: env.RABBITMQ_URL,
-    exchange: env.EVENTS_EXCHANGE,
-    queueExpiresMs: env.EVENTS_QUEUE_EXPIRES_MS,
+  const { db, redis, relay } = await openServiceInfrastructure({
+    env,
+    schema: AUTH_SCHEMA,
     logger,
+    lifecycle,
   });
-  lifecycle.onShutdown('rabbitmq', () => broker.close());
-
-  const relay = createOutboxRelay({ db, schema: AUTH_SCHEMA, broker, logger });
-  lifecycle.onShutdown('outbox relay', () => relay.stop());
 
   const mailer = createMailer({ smtpUrl: env.SMTP_URL, from: env.MAIL_FROM, logger });
   lifecycle.onShutdown('mailer', () => mailer.close());

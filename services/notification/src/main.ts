@@ -1,11 +1,8 @@
-import { connectDatabase } from '@platform/db';
 import { bindService, createGrpcServer } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
-import { createMessageBroker } from '@platform/messaging';
-import { createOutboxRelay } from '@platform/outbox';
+import { openServiceInfrastructure } from '@platform/service-runtime';
 import { notificationV1 } from '@platform/proto';
-import { createRedis } from '@platform/redis';
 import { env } from './environment';
 import { startNotificationConsumers } from './notification.consumers';
 import { createNotificationHandlers } from './notification.grpc';
@@ -16,22 +13,12 @@ const logger = createLogger({ name: 'notification-service', level: env.LOG_LEVEL
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
 
 lifecycle.run(async () => {
-  const db = await connectDatabase({ databaseUrl: env.DATABASE_URL });
-  lifecycle.onShutdown('database', () => db.$disconnect());
-
-  const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
-  lifecycle.onShutdown('redis', async () => void (await redis.quit()));
-
-  const broker = await createMessageBroker({
-    url: env.RABBITMQ_URL,
-    exchange: env.EVENTS_EXCHANGE,
-    queueExpiresMs: env.EVENTS_QUEUE_EXPIRES_MS,
+  const { db, redis, broker, relay } = await openServiceInfrastructure({
+    env,
+    schema: NOTIFICATIONS_SCHEMA,
     logger,
+    lifecycle,
   });
-  lifecycle.onShutdown('rabbitmq', () => broker.close());
-
-  const relay = createOutboxRelay({ db, schema: NOTIFICATIONS_SCHEMA, broker, logger });
-  lifecycle.onShutdown('outbox relay', () => relay.stop());
 
   const unreadCounts = createUnreadCountCache(redis);
   const notifications = createNotificationRepository(db, relay);

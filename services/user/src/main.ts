@@ -1,11 +1,8 @@
-import { connectDatabase } from '@platform/db';
 import { bindService, createGrpcServer } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
-import { createMessageBroker } from '@platform/messaging';
-import { createOutboxRelay } from '@platform/outbox';
+import { openServiceInfrastructure } from '@platform/service-runtime';
 import { userV1 } from '@platform/proto';
-import { createRedis } from '@platform/redis';
 import { env } from './environment';
 import { createUserCache } from './user.cache';
 import { createUserHandlers } from './user.grpc';
@@ -15,22 +12,12 @@ const logger = createLogger({ name: 'user-service', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
 
 lifecycle.run(async () => {
-  const db = await connectDatabase({ databaseUrl: env.DATABASE_URL });
-  lifecycle.onShutdown('database', () => db.$disconnect());
-
-  const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
-  lifecycle.onShutdown('redis', async () => void (await redis.quit()));
-
-  const broker = await createMessageBroker({
-    url: env.RABBITMQ_URL,
-    exchange: env.EVENTS_EXCHANGE,
-    queueExpiresMs: env.EVENTS_QUEUE_EXPIRES_MS,
+  const { db, redis, relay } = await openServiceInfrastructure({
+    env,
+    schema: USERS_SCHEMA,
     logger,
+    lifecycle,
   });
-  lifecycle.onShutdown('rabbitmq', () => broker.close());
-
-  const relay = createOutboxRelay({ db, schema: USERS_SCHEMA, broker, logger });
-  lifecycle.onShutdown('outbox relay', () => relay.stop());
 
   const server = createGrpcServer({
     logger,

@@ -26,6 +26,24 @@ function payload(tokens: authV1.SessionTokens | undefined, user: userV1.User | n
   };
 }
 
+/** The user with this email, or undefined when there is none (or it is not an address). */
+export async function findUserByEmail(
+  users: IdentityClients['users'],
+  email: string,
+): Promise<userV1.User | undefined> {
+  try {
+    return (await users.getUserByEmail({ email })).user;
+  } catch (error) {
+    if (
+      error instanceof AppError &&
+      (error.code === 'NOT_FOUND' || error.code === 'BAD_USER_INPUT')
+    ) {
+      return undefined;
+    }
+    throw error;
+  }
+}
+
 const isActive = (user: userV1.User) => user.status === userV1.UserStatus.USER_STATUS_ACTIVE;
 
 /** Registration, sign-in and sessions: orchestrates the user, auth and permission services. */
@@ -95,17 +113,7 @@ export function createAuthResolvers(
         await throttle.checkAddress(context.clientAddress);
         const email = args.email.trim().toLowerCase();
         await throttle.checkAccount(email);
-        let user: userV1.User | undefined;
-        try {
-          user = (await users.getUserByEmail({ email })).user;
-        } catch (error) {
-          if (!(
-            error instanceof AppError &&
-            (error.code === 'NOT_FOUND' || error.code === 'BAD_USER_INPUT')
-          )) {
-            throw error;
-          }
-        }
+        const user = await findUserByEmail(users, email);
         // Unknown, disabled or wrong password: one answer, in about the same time (auth hashes anyway).
         const userId = user && isActive(user) ? user.id : '';
         try {

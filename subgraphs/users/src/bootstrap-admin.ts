@@ -2,7 +2,7 @@ import { AppError } from '@platform/errors';
 import type { Logger } from '@platform/logger';
 import type { userV1 } from '@platform/proto';
 import { validateEmail, validatePassword } from '@platform/validation';
-import type { IdentityClients } from './auth.resolvers';
+import { findUserByEmail, type IdentityClients } from './auth.resolvers';
 
 const isCode = (error: unknown, code: string) => error instanceof AppError && error.code === code;
 
@@ -17,14 +17,7 @@ export async function ensureBootstrapAdmin(
 ): Promise<void> {
   const email = validateEmail(admin.email, 'ADMIN_EMAIL');
   const password = validatePassword(admin.password, 'ADMIN_PASSWORD');
-  const find = () =>
-    clients.users.getUserByEmail({ email }).then(
-      ({ user }) => user,
-      (error: unknown) => {
-        if (isCode(error, 'NOT_FOUND')) return undefined;
-        throw error;
-      },
-    );
+  const find = () => findUserByEmail(clients.users, email);
 
   let user: userV1.User | undefined = await find();
   if (!user) {

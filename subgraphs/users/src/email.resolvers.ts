@@ -1,8 +1,7 @@
 import { AppError } from '@platform/errors';
-import type { userV1 } from '@platform/proto';
 import { requireViewer } from '@platform/subgraph';
 import { validatePassword } from '@platform/validation';
-import type { IdentityClients } from './auth.resolvers';
+import { findUserByEmail, type IdentityClients } from './auth.resolvers';
 import type { LoginThrottle } from './login.throttle';
 import type { UsersContext } from './users.resolvers';
 
@@ -30,18 +29,8 @@ export function createEmailResolvers(
 
       async requestPasswordReset(_: unknown, { email }: { email: string }, context: UsersContext) {
         await throttle.checkAddress(context.clientAddress);
-        let user: userV1.User | undefined;
-        try {
-          user = (await users.getUserByEmail({ email })).user;
-        } catch (error) {
-          // Unknown (or malformed) address: the same answer as for a real one.
-          if (
-            error instanceof AppError &&
-            (error.code === 'NOT_FOUND' || error.code === 'BAD_USER_INPUT')
-          )
-            return true;
-          throw error;
-        }
+        // Unknown (or malformed) address: the same answer as for a real one.
+        const user = await findUserByEmail(users, email);
         if (user) await auth.requestPasswordReset({ userId: user.id, email: user.email });
         return true;
       },

@@ -1,0 +1,1 @@
+export { openServiceInfrastructure, type ServiceInfrastructure } from './service-infrastructure';

@@ -1,0 +1,56 @@
+import { connectDatabase, type PrismaClient } from '@platform/db';
+import type { Lifecycle } from '@platform/lifecycle';
+import type { Logger } from '@platform/logger';
+import { createMessageBroker, type MessageBroker } from '@platform/messaging';
+import { createOutboxRelay, type OutboxRelay } from '@platform/outbox';
+import { createRedis, type Redis } from '@platform/redis';
+
+/** What every domain service stands on. */
+export interface ServiceInfrastructure {
+  db: PrismaClient;
+  redis: Redis;
+  broker: MessageBroker;
+  /** Publishes the service's outbox (its own Postgres schema). */
+  relay: OutboxRelay;
+}
+
+interface InfrastructureEnv {
+  DATABASE_URL: string;
+  REDIS_URL: string;
+  REDIS_KEY_PREFIX: string;
+  RABBITMQ_URL: string;
+  EVENTS_EXCHANGE: string;
+  EVENTS_QUEUE_EXPIRES_MS?: number | undefined;
+}
+
+/**
+ * Connects PostgreSQL, Redis and RabbitMQ and starts the outbox relay, in that order,
+ * registering each teardown as soon as the resource exists (so they close in reverse).
+ */
+export async function openServiceInfrastructure(options: {
+  env: InfrastructureEnv;
+  /** The service's Postgres schema, whose outbox the relay drains. */
+  schema: string;
+  logger: Logger;
+  lifecycle: Lifecycle;
+}): Promise<ServiceInfrastructure> {
+  const { env, logger, lifecycle } = options;
+  const db = await connectDatabase({ databaseUrl: env.DATABASE_URL });
+  lifecycle.onShutdown('database', () => db.$disconnect());
+
+  const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
+  lifecycle.onShutdown('redis', async () => void (await redis.quit()));
+
+  const broker = await createMessageBroker({
+    url: env.RABBITMQ_URL,
+    exchange: env.EVENTS_EXCHANGE,
+    queueExpiresMs: env.EVENTS_QUEUE_EXPIRES_MS,
+    logger,
+  });
+  lifecycle.onShutdown('rabbitmq', () => broker.close());
+
+  const relay = createOutboxRelay({ db, schema: options.schema, broker, logger });
+  lifecycle.onShutdown('outbox relay', () => relay.stop());
+
+  return { db, redis, broker, relay };
+}
