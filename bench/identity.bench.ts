@@ -11,17 +11,24 @@ const CONNECTIONS = 50;
 const DURATION = Number(process.env['BENCH_DURATION'] ?? 10);
 const PASSWORD = 'benchmark passphrase 42';
 
+// BENCH_SCENARIOS=me,refresh runs only those; BENCH_NODE_ARGS (e.g. `--cpu-prof
+// --cpu-prof-dir=/tmp/prof`) are given to every app's node, for profiling under load.
+const SCENARIOS = new Set((process.env['BENCH_SCENARIOS'] ?? 'login,refresh,me').split(','));
+const NODE_ARGS = process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean);
+
 const run = await createTestRun();
-const apps = await startApps(run, APP_NAMES, {
-  'users-subgraph': { RATE_LIMIT_PER_ADDRESS: '0', LOG_LEVEL: 'warn' },
-  gateway: { LOG_LEVEL: 'warn' },
-  'rbac-subgraph': { LOG_LEVEL: 'warn' },
-  'notifications-subgraph': { LOG_LEVEL: 'warn' },
-  'user-service': { LOG_LEVEL: 'warn' },
-  'auth-service': { LOG_LEVEL: 'warn' },
-  'permission-service': { LOG_LEVEL: 'warn' },
-  'notification-service': { LOG_LEVEL: 'warn' },
-});
+const appEnv = { LOG_LEVEL: 'warn' };
+const apps = await startApps(
+  run,
+  APP_NAMES,
+  Object.fromEntries(
+    APP_NAMES.map((name) => [
+      name,
+      name === 'users-subgraph' ? { ...appEnv, RATE_LIMIT_PER_ADDRESS: '0' } : appEnv,
+    ]),
+  ),
+  { nodeArgs: NODE_ARGS },
+);
 const url = `${apps.httpUrl('gateway')}/graphql`;
 
 async function graphql<T>(query: string, variables: object, token?: string): Promise<T> {
@@ -100,51 +107,54 @@ function bench(title: string, request: autocannon.Request): Promise<Result> {
 let next = 0;
 const results: { scenario: string; result: Result }[] = [];
 
-results.push({
-  scenario: 'login (argon2id)',
-  result: await bench('login', {
-    setupRequest: (request) => ({
-      ...request,
-      body: JSON.stringify({
-        query: LOGIN,
-        variables: { email: emails[next++ % emails.length], password: PASSWORD },
+if (SCENARIOS.has('login'))
+  results.push({
+    scenario: 'login (argon2id)',
+    result: await bench('login', {
+      setupRequest: (request) => ({
+        ...request,
+        body: JSON.stringify({
+          query: LOGIN,
+          variables: { email: emails[next++ % emails.length], password: PASSWORD },
+        }),
       }),
     }),
-  }),
-});
+  });
 
 // Each of the 50 sessions is refreshed in turn: a request takes a session's current token, its
 // response puts the rotated one back (one request per connection in flight, so never two
 // requests with one token).
 const queue = sessions.map((session) => session.refreshToken);
-results.push({
-  scenario: 'refreshSession',
-  result: await bench('refresh', {
-    setupRequest: (request) => ({
-      ...request,
-      body: JSON.stringify({ query: REFRESH, variables: { token: queue.shift() } }),
+if (SCENARIOS.has('refresh'))
+  results.push({
+    scenario: 'refreshSession',
+    result: await bench('refresh', {
+      setupRequest: (request) => ({
+        ...request,
+        body: JSON.stringify({ query: REFRESH, variables: { token: queue.shift() } }),
+      }),
+      onResponse: (_status, body) => {
+        const parsed = JSON.parse(body) as { data?: { refreshSession: { refreshToken: string } } };
+        if (parsed.data) queue.push(parsed.data.refreshSession.refreshToken);
+      },
     }),
-    onResponse: (_status, body) => {
-      const parsed = JSON.parse(body) as { data?: { refreshSession: { refreshToken: string } } };
-      if (parsed.data) queue.push(parsed.data.refreshSession.refreshToken);
-    },
-  }),
-});
+  });
 
 const meSession = await graphql<{ login: { accessToken: string } }>(LOGIN, {
   email: emails[0],
   password: PASSWORD,
 });
-results.push({
-  scenario: 'me',
-  result: await bench('me', {
-    headers: {
-      'content-type': 'application/json',
-      authorization: `Bearer ${meSession.login.accessToken}`,
-    },
-    body: JSON.stringify({ query: ME }),
-  }),
-});
+if (SCENARIOS.has('me'))
+  results.push({
+    scenario: 'me',
+    result: await bench('me', {
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${meSession.login.accessToken}`,
+      },
+      body: JSON.stringify({ query: ME }),
+    }),
+  });
 
 const memory = peakMemoryMiB();
 await apps.stopAll();
@@ -165,9 +175,11 @@ for (const { scenario, result } of results) {
   );
 }
 
-const [login, refresh] = results;
-console.log(
-  `\nrefresh / login = ${(refresh!.result.requests.average / login!.result.requests.average).toFixed(1)}x`,
-);
+const login = results.find((r) => r.scenario === 'login (argon2id)');
+const refresh = results.find((r) => r.scenario === 'refreshSession');
+if (login && refresh)
+  console.log(
+    `\nrefresh / login = ${(refresh.result.requests.average / login.result.requests.average).toFixed(1)}x`,
+  );
 console.log('\npeak resident memory (VmHWM), MiB');
 for (const [name, mib] of Object.entries(memory)) console.log(`  ${name.padEnd(24)} ${mib}`);

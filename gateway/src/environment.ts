@@ -28,6 +28,8 @@ export const env = loadEnv({
   USERS_SUBGRAPH_URL: subgraphUrl,
   RBAC_SUBGRAPH_URL: subgraphUrl,
   NOTIFICATIONS_SUBGRAPH_URL: subgraphUrl,
+  /** How long a subgraph may take to answer (headers, then body) before the call fails. */
+  SUBGRAPH_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
   USER_SERVICE_ADDR: grpcClientEnv(localAddress('user-service')),
   AUTH_SERVICE_ADDR: grpcClientEnv(localAddress('auth-service')),
   PERMISSION_SERVICE_ADDR: grpcClientEnv(localAddress('permission-service')),

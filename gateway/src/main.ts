@@ -20,6 +20,7 @@ import { withCors } from './cors';
 import { env } from './environment';
 import { checkReadiness, grpcDependency, httpDependency } from './readiness';
 import { SubgraphDataSource, type GatewayContext } from './subgraph.data-source';
+import { createSubgraphFetcher } from './subgraph.fetcher';
 import { loadSupergraphSdl } from './supergraph.source';
 
 const logger = createLogger({ name: 'gateway', level: env.LOG_LEVEL });
@@ -42,12 +43,14 @@ lifecycle.run(async () => {
     notifications: env.NOTIFICATIONS_SUBGRAPH_URL,
   };
   const subgraphUrls = new Map<string, string>();
+  const subgraphClient = createSubgraphFetcher({ timeoutMs: env.SUBGRAPH_TIMEOUT_MS });
+  lifecycle.onShutdown('subgraph client', () => subgraphClient.close());
   const gateway = new ApolloGateway({
     supergraphSdl,
     buildService: ({ name, url }) => {
       const target = urlOverrides[name] ?? url ?? '';
       subgraphUrls.set(name, target);
-      return new SubgraphDataSource({ url: target });
+      return new SubgraphDataSource({ url: target, fetcher: subgraphClient.fetcher });
     },
   });
 

@@ -5,6 +5,8 @@ import { REPO_ROOT, type AppDefinition } from './apps.registry';
 export interface AppProcessOptions {
   app: AppDefinition;
   env: Record<string, string>;
+  /** Extra Node.js flags (e.g. `--cpu-prof`, which NODE_OPTIONS does not accept). */
+  nodeArgs?: readonly string[];
   /** Receives each line the app prints (stdout and stderr). */
   onLine: (line: string, stream: 'stdout' | 'stderr') => void;
 }
@@ -23,7 +25,7 @@ export function startAppProcess(options: AppProcessOptions): AppProcess {
   const { app } = options;
   const child = spawn(
     process.execPath,
-    ['--enable-source-maps', join(REPO_ROOT, app.dir, 'dist/main.js')],
+    ['--enable-source-maps', ...(options.nodeArgs ?? []), join(REPO_ROOT, app.dir, 'dist/main.js')],
     {
       cwd: join(REPO_ROOT, app.dir),
       env: options.env,

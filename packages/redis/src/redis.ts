@@ -21,6 +21,8 @@ export async function createRedis(options: RedisOptions): Promise<Redis> {
   const redis = new Redis(options.url, {
     keyPrefix: options.keyPrefix,
     lazyConnect: true,
+    // Commands issued in the same tick go out as one write (many requests in flight at once).
+    enableAutoPipelining: true,
     maxRetriesPerRequest: 2,
     enableOfflineQueue: true,
     connectTimeout: options.connectTimeoutMs ?? 5_000,

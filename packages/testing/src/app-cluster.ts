@@ -34,6 +34,7 @@ export async function startApps(
   run: TestRun,
   names: readonly AppName[],
   extraEnv: Partial<Record<AppName, Record<string, string>>> = {},
+  options: { nodeArgs?: readonly string[] } = {},
 ): Promise<AppCluster> {
   const ports = { ...DEFAULT_PORTS } as Record<AppName, number>;
   for (const app of APPS) ports[app.name] = await freePort();
@@ -55,6 +56,7 @@ export async function startApps(
         ...extraEnv[name],
         ...env,
       },
+      nodeArgs: options.nodeArgs,
       onLine: (line) => lines.push(line),
     });
     running.set(name, child);

@@ -1,6 +1,6 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTokenVerifier } from './token.verifier';
 import type { PublicJwk } from './token.types';
 
@@ -87,8 +87,60 @@ describe('createTokenVerifier', () => {
       },
     ],
     ['without a session id', () => sign({ sub: 'u' }, key.privateKey)],
+    [
+      'without an expiry',
+      () =>
+        jwt.sign({ sub: 'u', sid: 's' }, key.privateKey, {
+          algorithm: 'ES256',
+          keyid: 'k1',
+          issuer,
+          audience,
+        }),
+    ],
   ])('refuses a token %s', async (_name, make) => {
     await expect(verifier().verify(make())).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+  });
+
+  it('asks about revocation on every use of a token it has verified before', async () => {
+    const ended = new Set<string>();
+    const tokens = createTokenVerifier({
+      issuer,
+      audience,
+      fetchJwks: async () => [key.jwk],
+      isRevoked: async (sessionId) => ended.has(sessionId),
+    });
+    const token = sign({ sub: 'user-1', sid: 'session-1' }, key.privateKey);
+    await expect(tokens.verify(token)).resolves.toMatchObject({ userId: 'user-1' });
+    ended.add('session-1');
+    await expect(tokens.verify(token)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+  });
+
+  it('refuses a token verified before once it has expired', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const tokens = verifier();
+      const token = sign({ sub: 'user-1', sid: 'session-1' }, key.privateKey, { expiresIn: 60 });
+      await expect(tokens.verify(token)).resolves.toMatchObject({ userId: 'user-1' });
+      vi.setSystemTime(Date.now() + 61_000);
+      await expect(tokens.verify(token)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('refuses a token verified before once its key is no longer published', async () => {
+    let published = [key.jwk];
+    const tokens = createTokenVerifier({
+      issuer,
+      audience,
+      fetchJwks: async () => published,
+      refreshIntervalMs: 0,
+    });
+    const token = sign({ sub: 'user-1', sid: 'session-1' }, key.privateKey);
+    await expect(tokens.verify(token)).resolves.toMatchObject({ userId: 'user-1' });
+    published = [makeKey('k2').jwk];
+    // The key set is fetched again (the interval has passed) before the next verdict.
+    await expect(tokens.verify(token)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
   });
 
   it('treats a missing header as anonymous and a malformed one as an error', async () => {

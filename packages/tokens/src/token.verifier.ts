@@ -17,6 +17,8 @@ export interface TokenVerifierOptions {
   refreshIntervalMs?: number;
   /** Whether the token's session has ended (logout, revocation): such tokens are refused. */
   isRevoked?: (sessionId: string) => Promise<boolean>;
+  /** How many verified tokens to remember (their signature is not checked again). */
+  cacheSize?: number;
 }
 
 export interface TokenVerifier {
@@ -28,9 +30,21 @@ export interface TokenVerifier {
 
 const INVALID = () => AppError.unauthenticated('Invalid or expired access token');
 
+interface VerifiedToken {
+  identity: Identity;
+  kid: string;
+  /** Expiry, epoch milliseconds. */
+  expiresAt: number;
+}
+
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
   const refreshIntervalMs = options.refreshIntervalMs ?? 60_000;
+  const cacheSize = options.cacheSize ?? 10_000;
   let keys = new Map<string, KeyObject>();
+  // A token string whose signature and claims were checked stays valid until its `exp`, as
+  // long as its key is still published: the ECDSA check is the costliest step of a request.
+  // Revocation is never cached; it is asked on every use.
+  const verified = new Map<string, VerifiedToken>();
   let fetchedAt = 0;
   let inflight: Promise<void> | undefined;
 
@@ -50,6 +64,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
             ]),
         );
         fetchedAt = Date.now();
+        // A key that is no longer published takes its tokens' cached verdicts with it.
+        for (const [token, entry] of verified) if (!keys.has(entry.kid)) verified.delete(token);
       })
       .finally(() => {
         inflight = undefined;
@@ -63,7 +79,27 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     return keys.get(kid);
   }
 
+  function remember(token: string, entry: VerifiedToken): void {
+    if (verified.size >= cacheSize) {
+      const oldest = verified.keys().next();
+      if (!oldest.done) verified.delete(oldest.value);
+    }
+    verified.set(token, entry);
+  }
+
+  async function checkRevocation(identity: Identity): Promise<Identity> {
+    if (await options.isRevoked?.(identity.sessionId))
+      throw AppError.unauthenticated('Session has ended');
+    return identity;
+  }
+
   async function verify(token: string): Promise<Identity> {
+    const cached = verified.get(token);
+    if (cached) {
+      if (cached.expiresAt > Date.now() && (await keyFor(cached.kid)))
+        return checkRevocation(cached.identity);
+      verified.delete(token);
+    }
     const decoded = jwt.decode(token, { complete: true });
     if (!decoded || decoded.header.alg !== ACCESS_TOKEN_ALGORITHM || !decoded.header.kid)
       throw INVALID();
@@ -79,17 +115,17 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       if (
         typeof claims === 'string' ||
         typeof claims.sub !== 'string' ||
-        typeof claims['sid'] !== 'string'
+        typeof claims['sid'] !== 'string' ||
+        typeof claims.exp !== 'number'
       ) {
         throw INVALID();
       }
       identity = { userId: claims.sub, sessionId: claims['sid'] };
+      remember(token, { identity, kid: decoded.header.kid, expiresAt: claims.exp * 1000 });
     } catch {
       throw INVALID();
     }
-    if (await options.isRevoked?.(identity.sessionId))
-      throw AppError.unauthenticated('Session has ended');
-    return identity;
+    return checkRevocation(identity);
   }
 
   return {
