@@ -1,5 +1,5 @@
 // `npm run bench:identity`: login (real argon2id), refreshSession and `me` through the
-// gateway at 50 concurrent connections, each for DURATION seconds, against the whole stack
+// gateway at 50 concurrent connections, each for BENCH_DURATION seconds after BENCH_WARMUP, against the whole stack
 // started as processes on an isolated database. Prints requests/s, p50, p99, errors and the
 // peak memory (VmHWM) of every process. Figures from a run are recorded in docs/benchmarks.md.
 import { readFileSync } from 'node:fs';
@@ -9,6 +9,7 @@ import { createTestRun, startApps } from '@platform/testing';
 
 const CONNECTIONS = 50;
 const DURATION = Number(process.env['BENCH_DURATION'] ?? 10);
+const WARMUP = Number(process.env['BENCH_WARMUP'] ?? 3);
 const PASSWORD = 'benchmark passphrase 42';
 
 // BENCH_SCENARIOS=me,refresh runs only those; BENCH_NODE_ARGS (e.g. `--cpu-prof
@@ -53,7 +54,9 @@ const REFRESH =
   'mutation ($token: String!) { refreshSession(refreshToken: $token) { refreshToken } }';
 const ME = '{ me { id email displayName status } }';
 
-const emails = Array.from({ length: CONNECTIONS }, (_, index) => `bench-${index}@example.com`);
+// Three sessions per connection: requests cut off at the end of the warm-up take their rotated
+// tokens with them, and enough must be left for every connection afterwards.
+const emails = Array.from({ length: 3 * CONNECTIONS }, (_, index) => `bench-${index}@example.com`);
 const sessions: { accessToken: string; refreshToken: string }[] = [];
 for (const email of emails) {
   const { register } = await graphql<{ register: { accessToken: string; refreshToken: string } }>(
@@ -78,14 +81,20 @@ function peakMemoryMiB(): Record<string, number> {
 const graphqlErrors: Record<string, number> = {};
 
 /** Runs one scenario; GraphQL errors (HTTP 200 with `errors`) are counted separately. */
-function bench(title: string, request: autocannon.Request): Promise<Result> {
+async function bench(title: string, request: autocannon.Request): Promise<Result> {
+  // An unrecorded warm-up first, so the figures are of JIT-compiled code, not of start-up.
+  if (WARMUP > 0) await load(title, request, WARMUP);
+  return load(title, request, DURATION);
+}
+
+function load(title: string, request: autocannon.Request, duration: number): Promise<Result> {
   graphqlErrors[title] = 0;
   const onResponse = request.onResponse;
   return autocannon({
     title,
     url,
     connections: CONNECTIONS,
-    duration: DURATION,
+    duration,
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     requests: [
@@ -121,7 +130,7 @@ if (SCENARIOS.has('login'))
     }),
   });
 
-// Each of the 50 sessions is refreshed in turn: a request takes a session's current token, its
+// Each of the sessions is refreshed in turn: a request takes a session's current token, its
 // response puts the rotated one back (one request per connection in flight, so never two
 // requests with one token).
 const queue = sessions.map((session) => session.refreshToken);

@@ -1,5 +1,5 @@
 import type { RemoteGraphQLDataSource } from '@apollo/gateway';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, request } from 'undici';
 
 type Fetcher = RemoteGraphQLDataSource['fetcher'];
 type FetcherResponse = Awaited<ReturnType<Fetcher>>;
@@ -21,7 +21,7 @@ export function createSubgraphFetcher(options: { timeoutMs: number }): {
   const fetcher: Fetcher = async (url, init) => {
     const response = await request(url, {
       dispatcher,
-      method: (init?.method ?? 'GET') as Dispatcher.HttpMethod,
+      method: init?.method ?? 'GET',
       headers: init?.headers,
       body: init?.body,
     });

@@ -112,14 +112,14 @@ export function createAuthHandlers(deps: {
     },
 
     async refreshSession(request) {
-      const invalid = AppError.unauthenticated('Invalid or expired refresh token');
-      if (!REFRESH_TOKEN.test(request.refreshToken)) throw invalid;
+      const invalid = () => AppError.unauthenticated('Invalid or expired refresh token');
+      if (!REFRESH_TOKEN.test(request.refreshToken)) throw invalid();
       const result = await sessions.rotate(request.refreshToken, request.userAgent || undefined);
       if (result.kind === 'reused') {
         await revocations.revoke([result.session.id], signer.ttlSeconds + 60);
-        throw invalid;
+        throw invalid();
       }
-      if (result.kind === 'invalid') throw invalid;
+      if (result.kind === 'invalid') throw invalid();
       return { tokens: tokensFor(result.session, result.refreshToken) };
     },
 

@@ -104,6 +104,42 @@ export function createSessionRepository(
 
     async rotate(refreshToken, userAgent) {
       const tokenHash = hashToken(refreshToken);
+      // The common case in one statement (one round trip, no interactive transaction): the
+      // token is current, or rotated within the grace window, and its session is active.
+      // FOR UPDATE makes a concurrent refresh of the same token wait and then see it rotated.
+      const fresh = newRefreshToken();
+      const [rotated] = await db.$queryRawUnsafe<SessionRow[]>(
+        `WITH current AS (
+           SELECT rt.token_hash, rt.session_id
+             FROM "auth"."refresh_tokens" rt JOIN "auth"."sessions" s ON s.id = rt.session_id
+            WHERE rt.token_hash = $1
+              AND (rt.rotated_at IS NULL OR rt.rotated_at >= $3::timestamptz - make_interval(secs => $6::double precision))
+              AND s.revoked_at IS NULL AND s.idle_expires_at > $3::timestamptz AND s.expires_at > $3::timestamptz
+              FOR UPDATE OF rt
+         ), rotated AS (
+           UPDATE "auth"."refresh_tokens" rt SET rotated_at = COALESCE(rt.rotated_at, $3::timestamptz)
+             FROM current WHERE rt.token_hash = current.token_hash
+         ), added AS (
+           INSERT INTO "auth"."refresh_tokens" (token_hash, session_id, created_at)
+           SELECT $2, session_id, $3::timestamptz FROM current
+         )
+         UPDATE "auth"."sessions" s
+            SET last_used_at = $3::timestamptz,
+                idle_expires_at = LEAST($3::timestamptz + make_interval(secs => $4::double precision), expires_at),
+                user_agent = COALESCE($5, user_agent)
+           FROM current WHERE s.id = current.session_id
+         RETURNING ${SESSION_COLUMNS}`,
+        tokenHash,
+        fresh.hash,
+        new Date(),
+        policy.idleTtlSeconds,
+        userAgent?.slice(0, 500) ?? null,
+        policy.reuseGraceSeconds,
+      );
+      if (rotated)
+        return { kind: 'rotated', session: toSession(rotated), refreshToken: fresh.token };
+
+      // Unknown, ended, or reused after the grace window: decide under the row lock.
       const result = await db.$transaction(async (tx): Promise<RotationResult> => {
         // One locked read: the row lock serialises concurrent refreshes of the same token.
         const [row] = await tx.$queryRawUnsafe<(SessionRow & { rotated_at: Date | null })[]>(
