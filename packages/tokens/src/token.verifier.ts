@@ -74,7 +74,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   }
 
   async function keyFor(kid: string): Promise<KeyObject | undefined> {
-    const stale = Date.now() - fetchedAt > refreshIntervalMs;
+    const stale = Date.now() - fetchedAt >= refreshIntervalMs;
     if (stale || (!keys.has(kid) && Date.now() - fetchedAt > 1_000)) await refresh();
     return keys.get(kid);
   }
