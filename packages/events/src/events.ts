@@ -64,7 +64,14 @@ export const eventContracts = {
       scope: z.string().nullable(),
     }),
   },
-  'rbac.role_changed': { version: 1, payload: z.object({ roleId: id, roleName: z.string() }) },
+  'rbac.role_changed': {
+    version: 1,
+    payload: z.object({
+      roleId: id,
+      roleName: z.string(),
+      change: z.enum(['created', 'updated', 'deleted']),
+    }),
+  },
   'notification.created': {
     version: 1,
     payload: z.object({ notificationId: id, recipientId: id, type: z.string() }),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { grants, isValidPermission } from './permissions';
+import { grants, isValidPermission, permissionProblem, uncovered } from './permissions';
 
 describe('grants', () => {
   it('matches exactly, by resource wildcard and by the global wildcard', () => {
@@ -23,4 +23,29 @@ describe('isValidPermission', () => {
     'rejects %j',
     (p) => expect(isValidPermission(p)).toBe(false),
   );
+});
+
+describe('uncovered', () => {
+  it('finds what the holder could not grant', () => {
+    expect(uncovered(['users:read'], ['users:read', 'users:write'])).toEqual(['users:write']);
+    expect(uncovered(['users:*'], ['users:read', 'users:*'])).toEqual([]);
+  });
+
+  it('does not let every action of a resource stand in for its wildcard, nor anything for *', () => {
+    const every = ['users:read', 'users:write', 'users:delete'];
+    expect(uncovered(every, ['users:*'])).toEqual(['users:*']);
+    expect(uncovered(['users:*', 'roles:*', 'audit:*'], ['*'])).toEqual(['*']);
+    expect(uncovered(['*'], ['*', 'users:*'])).toEqual([]);
+  });
+});
+
+describe('permissionProblem', () => {
+  it.each(['*', 'users:read', 'roles:*'])('lets a role grant %s', (p) =>
+    expect(permissionProblem(p)).toBeNull(),
+  );
+  it.each([
+    ['users:fly', /not a known permission/],
+    ['widgets:*', /not a known permission/],
+    ['Users:read', /resource:action/],
+  ])('refuses %s', (p, message) => expect(permissionProblem(p)).toMatch(message));
 });

@@ -44,3 +44,38 @@ export function grants(granted: string, required: string): boolean {
   if (granted.endsWith(':*')) return required.startsWith(granted.slice(0, -1));
   return false;
 }
+
+/** Whether the granted set covers a required permission. */
+export function isGranted(granted: readonly string[], required: string): boolean {
+  return granted.some((permission) => grants(permission, required));
+}
+
+/**
+ * The permissions of `wanted` that `held` does not cover: the escalation a caller holding
+ * `held` would commit by granting `wanted`. A wildcard is covered only by an equal or wider
+ * wildcard (holding every `users:` action today does not cover `users:*`), so only a holder
+ * of `*` can grant `*`.
+ */
+export function uncovered(held: readonly string[], wanted: readonly string[]): string[] {
+  return wanted.filter((permission) => !isGranted(held, permission));
+}
+
+const RESOURCES = new Set(Object.keys(PERMISSION_CATALOGUE).map((name) => name.split(':')[0]));
+
+/**
+ * Why a permission cannot be granted by a role, or null when it can: it must be in the
+ * catalogue, `resource:*` for a catalogued resource, or `*`.
+ */
+export function permissionProblem(permission: string): string | null {
+  if (!isValidPermission(permission)) return `"${permission}" must look like resource:action`;
+  if (permission === '*' || permission in PERMISSION_CATALOGUE) return null;
+  const [resource, action] = permission.split(':');
+  if (action === '*' && RESOURCES.has(resource)) return null;
+  return `"${permission}" is not a known permission`;
+}
+
+/** Role names: lowercase, 2-50 characters, starting with a letter. */
+export const ROLE_NAME = /^[a-z][a-z0-9_-]{1,49}$/;
+
+/** Scopes such as `tenant:acme`: 1-200 characters of letters, digits and `_.:-`. */
+export const SCOPE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$/;

@@ -3,6 +3,7 @@ export {
   type Subgraph,
   type SubgraphContext,
   type SubgraphOptions,
+  type PermissionChecks,
 } from './subgraph.server';
 export { loadTypeDefs } from './type-defs';
 export { requireViewer } from './viewer';

@@ -17,10 +17,22 @@ import {
 } from '@platform/http-server';
 import { currentContext, newCorrelationId, runWithContext, type Logger } from '@platform/logger';
 import type { Identity, TokenVerifier } from '@platform/tokens';
+import { createAuthorizer, type Authorizer, type CheckPermissions } from './authorizer';
+
+/** What the authorizer needs of the permission service's gRPC client. */
+export interface PermissionChecks {
+  checkPermissions(request: {
+    userId: string;
+    permissions: string[];
+    scope: string;
+  }): Promise<{ allowed: boolean[] }>;
+}
 
 export interface SubgraphContext {
   /** The caller, verified from the forwarded access token; null when anonymous. */
   viewer: Identity | null;
+  /** The caller's permission checks, memoised and batched for this request. */
+  authz: Authorizer;
   /** The end user's client, as the gateway forwarded it. */
   userAgent: string | undefined;
   /** The end user's network address, as the gateway saw it. */
@@ -36,6 +48,8 @@ export interface SubgraphOptions<TContext extends SubgraphContext> {
   logger: Logger;
   /** Subgraphs verify the token again: they never trust the network they sit on. */
   tokens: TokenVerifier;
+  /** The permission service (its batch check), behind every `context.authz`. */
+  permissionService: PermissionChecks;
   /** Readiness of what this subgraph depends on (its gRPC services). */
   checkReady?: () => Promise<Record<string, boolean>>;
 }
@@ -54,6 +68,8 @@ export function createSubgraph<TContext extends SubgraphContext>(
   options: SubgraphOptions<TContext>,
 ): Subgraph {
   const { logger } = options;
+  const checkPermissions: CheckPermissions = async (userId, permissions, scope) =>
+    (await options.permissionService.checkPermissions({ userId, permissions, scope })).allowed;
   const apollo = new ApolloServer<TContext>({
     schema: buildSubgraphSchema([
       { typeDefs: options.typeDefs, resolvers: options.resolvers as GraphQLResolverMap<unknown> },
@@ -80,6 +96,7 @@ export function createSubgraph<TContext extends SubgraphContext>(
     if (identity instanceof Error) throw toGraphQLError(identity);
     return options.createContext({
       viewer: identity,
+      authz: createAuthorizer(identity, checkPermissions),
       userAgent: req.headers['user-agent'],
       clientAddress: req.headers['x-client-address']?.toString(),
     });

@@ -2,8 +2,10 @@ import {
   commonEnv,
   databaseEnv,
   DEFAULT_PORTS,
+  grpcClientEnv,
   grpcServerEnv,
   loadEnv,
+  localAddress,
   rabbitEnv,
   redisEnv,
 } from '@platform/config';
@@ -14,4 +16,5 @@ export const env = loadEnv({
   ...redisEnv,
   ...rabbitEnv,
   ...grpcServerEnv(DEFAULT_PORTS['permission-service']),
+  USER_SERVICE_ADDR: grpcClientEnv(localAddress('user-service')),
 });

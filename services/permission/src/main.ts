@@ -1,13 +1,13 @@
-import { bindService, createGrpcServer } from '@platform/grpc';
+import { bindService, createGrpcClient, createGrpcServer } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
 import { openServiceInfrastructure } from '@platform/service-runtime';
-import { permissionV1 } from '@platform/proto';
+import { permissionV1, userV1 } from '@platform/proto';
 import { env } from './environment';
 import { createPermissionCache } from './permission.cache';
 import { startPermissionConsumers } from './permission.consumers';
-import { createPermissionHandlers } from './permission.grpc';
-import { createPermissionRepository, RBAC_SCHEMA } from './permission.repository';
+import { anyActive, createPermissionHandlers } from './permission.grpc';
+import { createRoleRepository, RBAC_SCHEMA } from './role.repository';
 
 const logger = createLogger({ name: 'permission-service', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
@@ -20,11 +20,22 @@ lifecycle.run(async () => {
     lifecycle,
   });
 
-  const roles = createPermissionRepository(db, relay);
-  await roles.ensureBuiltInRoles();
+  // Assignments need the user to exist; the last-admin rule needs to know who is active.
+  const users = createGrpcClient(userV1.UserServiceService, {
+    address: env.USER_SERVICE_ADDR,
+    internalToken: env.INTERNAL_TOKEN,
+  });
+  lifecycle.onShutdown('user client', () => users.close());
+
+  const roles = createRoleRepository({
+    db,
+    relay,
+    isAnyActive: (ids) => anyActive(users, ids),
+  });
+  await roles.seed();
 
   const cache = createPermissionCache(redis);
-  await startPermissionConsumers({ broker, db, cache, queuePrefix: env.EVENTS_EXCHANGE });
+  await startPermissionConsumers({ broker, roles, cache, queuePrefix: env.EVENTS_EXCHANGE });
 
   const server = createGrpcServer({
     logger,
@@ -33,7 +44,7 @@ lifecycle.run(async () => {
       bindService({
         name: 'permission.v1.PermissionService',
         definition: permissionV1.PermissionServiceService,
-        handlers: createPermissionHandlers({ roles, cache }),
+        handlers: createPermissionHandlers({ roles, cache, users }),
       }),
     ],
   });

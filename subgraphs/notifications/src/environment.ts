@@ -3,4 +3,5 @@ import { DEFAULT_PORTS, grpcClientEnv, loadEnv, localAddress, subgraphEnv } from
 export const env = loadEnv({
   ...subgraphEnv(DEFAULT_PORTS['notifications-subgraph']),
   NOTIFICATION_SERVICE_ADDR: grpcClientEnv(localAddress('notification-service')),
+  PERMISSION_SERVICE_ADDR: grpcClientEnv(localAddress('permission-service')),
 });

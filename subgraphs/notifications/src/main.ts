@@ -1,7 +1,7 @@
 import { createGrpcClient } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
-import { authV1, notificationV1 } from '@platform/proto';
+import { authV1, notificationV1, permissionV1 } from '@platform/proto';
 import { createSubgraph, loadTypeDefs } from '@platform/subgraph';
 import { createRedis } from '@platform/redis';
 import { createSessionRevocations, createTokenVerifier } from '@platform/tokens';
@@ -28,6 +28,11 @@ lifecycle.run(async () => {
     address: env.NOTIFICATION_SERVICE_ADDR,
   });
   lifecycle.onShutdown('notification client', () => notifications.close());
+  const permissions = createGrpcClient(permissionV1.PermissionServiceService, {
+    ...grpc,
+    address: env.PERMISSION_SERVICE_ADDR,
+  });
+  lifecycle.onShutdown('permission client', () => permissions.close());
 
   const subgraph = createSubgraph({
     name: 'notifications',
@@ -35,6 +40,7 @@ lifecycle.run(async () => {
     resolvers: notificationsResolvers,
     createContext: (base) => ({ ...base, notifications }),
     logger,
+    permissionService: permissions,
     tokens: createTokenVerifier({
       issuer: env.TOKEN_ISSUER,
       audience: env.TOKEN_AUDIENCE,

@@ -6,7 +6,7 @@ import { createSubgraph, loadTypeDefs } from '@platform/subgraph';
 import { createRedis } from '@platform/redis';
 import { createSessionRevocations, createTokenVerifier } from '@platform/tokens';
 import { env } from './environment';
-import { rbacResolvers } from './rbac.resolvers';
+import { createRoleLoader, rbacResolvers } from './rbac.resolvers';
 
 const logger = createLogger({ name: 'rbac-subgraph', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
@@ -33,8 +33,9 @@ lifecycle.run(async () => {
     name: 'rbac',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: rbacResolvers,
-    createContext: (base) => ({ ...base, permissions }),
+    createContext: (base) => ({ ...base, permissions, roles: createRoleLoader(permissions) }),
     logger,
+    permissionService: permissions,
     tokens: createTokenVerifier({
       issuer: env.TOKEN_ISSUER,
       audience: env.TOKEN_AUDIENCE,

@@ -80,7 +80,13 @@ export function createAuthResolvers(
         const { user } = await users.createUser({ email, displayName });
         if (!user) throw new Error('user service answered without a user');
         try {
-          await permissions.assignRole({ userId: user.id, roleName: DEFAULT_ROLE, scope: '' });
+          await permissions.assignRole({
+            actorId: '',
+            userId: user.id,
+            roleId: '',
+            roleName: DEFAULT_ROLE,
+            scope: '',
+          });
           const { tokens } = await auth.createCredential({
             userId: user.id,
             password,

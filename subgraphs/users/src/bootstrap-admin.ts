@@ -35,7 +35,14 @@ export async function ensureBootstrapAdmin(
       });
     logger.info({ email }, 'bootstrap admin created');
   }
-  await clients.permissions.assignRole({ userId: user.id, roleName: 'admin', scope: '' });
+  // The platform itself assigns it (no actor).
+  await clients.permissions.assignRole({
+    actorId: '',
+    userId: user.id,
+    roleId: '',
+    roleName: 'admin',
+    scope: '',
+  });
 }
 
 /** Retries until the services answer: the subgraph may start before them. */

@@ -3,12 +3,7 @@ import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
 import { authV1, permissionV1, userV1 } from '@platform/proto';
 import { createRedis } from '@platform/redis';
-import {
-  createAuthorizer,
-  createSubgraph,
-  loadTypeDefs,
-  type CheckPermissions,
-} from '@platform/subgraph';
+import { createSubgraph, loadTypeDefs } from '@platform/subgraph';
 import { createSessionRevocations, createTokenVerifier } from '@platform/tokens';
 import { createAuthResolvers } from './auth.resolvers';
 import { startBootstrapAdmin } from './bootstrap-admin';
@@ -49,10 +44,8 @@ lifecycle.run(async () => {
     freeFailures: 5,
     maxDelaySeconds: 15 * 60,
   });
-  const profiles = createProfileResolvers({ users, auth });
+  const profiles = createProfileResolvers({ users, auth, permissions });
   const email = createEmailResolvers({ users, auth }, throttle);
-  const checkPermissions: CheckPermissions = async (userId, list, scope) =>
-    (await permissions.checkPermissions({ userId, permissions: list, scope })).allowed;
   const identity = createAuthResolvers({ users, auth, permissions }, throttle, logger);
   const subgraph = createSubgraph({
     name: 'users',
@@ -65,9 +58,9 @@ lifecycle.run(async () => {
     createContext: (base) => ({
       ...base,
       users: createUserLoader(users),
-      authz: createAuthorizer(base.viewer, checkPermissions),
     }),
     logger,
+    permissionService: permissions,
     tokens: createTokenVerifier({
       issuer: env.TOKEN_ISSUER,
       audience: env.TOKEN_AUDIENCE,

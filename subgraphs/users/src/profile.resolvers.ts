@@ -2,6 +2,7 @@ import { AppError } from '@platform/errors';
 import { PERMISSIONS } from '@platform/permissions';
 import { userV1 } from '@platform/proto';
 import { requireViewer } from '@platform/subgraph';
+import { isUuid } from '@platform/validation';
 import type { IdentityClients } from './auth.resolvers';
 import type { UsersContext } from './users.resolvers';
 
@@ -11,7 +12,17 @@ const STATUS_TO_PROTO = {
 } as const;
 
 /** Reading and managing profiles; every field checks who may do it. */
-export function createProfileResolvers({ users, auth }: Pick<IdentityClients, 'users' | 'auth'>) {
+export function createProfileResolvers({
+  users,
+  auth,
+  permissions,
+}: Pick<IdentityClients, 'users' | 'auth' | 'permissions'>) {
+  /** The platform must keep someone who can administer it. */
+  async function requireNotLastAdmin(userId: string): Promise<void> {
+    const { lastAdmin } = await permissions.isLastAdmin({ userId });
+    if (lastAdmin) throw AppError.badInput('id', 'is the last active global admin');
+  }
+
   return {
     Query: {
       async user(_: unknown, { id }: { id: string }, context: UsersContext) {
@@ -68,6 +79,8 @@ export function createProfileResolvers({ users, auth }: Pick<IdentityClients, 'u
         context: UsersContext,
       ) {
         await context.authz.require(PERMISSIONS['users:write']);
+        if (!isUuid(args.id)) throw AppError.badInput('id', 'must be a user id');
+        if (args.status === 'DISABLED') await requireNotLastAdmin(args.id);
         const { user } = await users.updateUser({
           id: args.id,
           status: STATUS_TO_PROTO[args.status],
@@ -84,6 +97,7 @@ export function createProfileResolvers({ users, auth }: Pick<IdentityClients, 'u
       async deleteUser(_: unknown, { id }: { id: string }, context: UsersContext) {
         await context.authz.requireSelfOr(id, PERMISSIONS['users:delete']);
         await users.getUser({ id }); // NOT_FOUND before anything is removed
+        await requireNotLastAdmin(id);
         // Credentials and sessions first: from here on the account cannot be used.
         await auth.deleteCredential({ userId: id });
         await users.deleteUser({ id });
