@@ -134,6 +134,18 @@ describe('identity: registration, sign-in, refresh rotation and sessions through
       variables: { email: 'GRACE@example.com', password: 'correct horse battery' },
       headers: { 'user-agent': 'phone-app/2.0' },
     });
+    // The stolen refresh token left a security notice in the owner's inbox.
+    await eventually(async () => {
+      const inbox = await graphql<{
+        me: { notifications: { edges: { node: { type: string; title: string } }[] } };
+      }>(gateway, '{ me { notifications(first: 5) { edges { node { type title } } } } }', {
+        token: phone.data!.login.accessToken,
+      });
+      expect(inbox.data?.me.notifications.edges.map((edge) => edge.node)).toContainEqual({
+        type: 'security',
+        title: 'A session was signed out for your safety',
+      });
+    }, 10_000);
     const sessions = await graphql<{ mySessions: { userAgent: string; current: boolean }[] }>(
       gateway,
       '{ mySessions { userAgent current } }',

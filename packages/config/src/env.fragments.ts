@@ -69,3 +69,19 @@ export const tokenEnv = {
   TOKEN_ISSUER: z.string().min(1).default('platform'),
   TOKEN_AUDIENCE: z.string().min(1).default('platform-api'),
 };
+
+/** Outgoing mail (@platform/mail); unset SMTP_URL: mails are written to the log instead. */
+export const mailEnv = {
+  SMTP_URL: url(['smtp', 'smtps']).optional(),
+  MAIL_FROM: z.string().default('Platform <no-reply@localhost>'),
+};
+
+/** Comma-separated milliseconds, e.g. `1000,10000,60000`. */
+export const delayList = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .refine((value) => /^\d+(,\d+)*$/.test(value), {
+      message: 'must be comma-separated milliseconds',
+    })
+    .transform((value) => value.split(',').map(Number));

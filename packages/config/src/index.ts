@@ -10,6 +10,8 @@ export {
   redisEnv,
   secret,
   tokenEnv,
+  mailEnv,
+  delayList,
   url,
 } from './env.fragments';
 export { subgraphEnv } from './subgraph.env';

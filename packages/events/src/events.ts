@@ -53,6 +53,8 @@ export const eventContracts = {
       roleId: id,
       roleName: z.string(),
       scope: z.string().nullable(),
+      /** Who made the change; null when the platform did (registration, bootstrap). */
+      actorId: id.nullable(),
     }),
   },
   'rbac.role_unassigned': {
@@ -62,6 +64,8 @@ export const eventContracts = {
       roleId: id,
       roleName: z.string(),
       scope: z.string().nullable(),
+      /** Who made the change; null when the platform did (registration, bootstrap). */
+      actorId: id.nullable(),
     }),
   },
   'rbac.role_changed': {
@@ -71,6 +75,10 @@ export const eventContracts = {
       roleName: z.string(),
       change: z.enum(['created', 'updated', 'deleted']),
     }),
+  },
+  'notification.email_requested': {
+    version: 1,
+    payload: z.object({ deliveryId: id, notificationId: id }),
   },
   'notification.created': {
     version: 1,
@@ -91,6 +99,9 @@ export interface EventEnvelope<T extends EventType = EventType> {
   readonly occurredAt: string;
   readonly payload: EventPayload<T>;
 }
+
+/** One envelope per type of the union: `event.type` narrows `event.payload`. */
+export type EventOf<T extends EventType> = T extends EventType ? EventEnvelope<T> : never;
 
 export function createEvent<T extends EventType>(
   type: T,

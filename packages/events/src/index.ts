@@ -5,6 +5,7 @@ export {
   parseEvent,
   SESSION_REVOCATION_REASONS,
   type EventEnvelope,
+  type EventOf,
   type EventPayload,
   type EventType,
 } from './events';

@@ -1,5 +1,5 @@
 import { connect, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
-import { parseEvent, type EventEnvelope, type EventType } from '@platform/events';
+import { parseEvent, type EventEnvelope, type EventOf, type EventType } from '@platform/events';
 import type { Logger } from '@platform/logger';
 
 export interface MessageBrokerOptions {
@@ -27,7 +27,7 @@ export interface ConsumerOptions<T extends EventType = EventType> {
    * Does the work; resolving acks the message. Must be idempotent (the broker delivers at
    * least once): record the event id in the same transaction as the effect.
    */
-  handle: (event: EventEnvelope<T>) => Promise<void>;
+  handle: (event: EventOf<T>) => Promise<void>;
   /** Delay before each retry of a failed message; after the last, it goes to `<queue>.dlq`. */
   retryDelaysMs?: readonly number[];
   prefetch?: number;
@@ -164,7 +164,8 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
         return;
       }
       try {
-        await consumer.handle(event);
+        // parseEvent checked the payload against the contract of `event.type`.
+        await consumer.handle(event as EventOf<EventType>);
         channel.ack(message);
       } catch (error) {
         const nextDelay = retryDelays[attemptNo];

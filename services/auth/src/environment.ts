@@ -8,7 +8,7 @@ import {
   rabbitEnv,
   redisEnv,
   tokenEnv,
-  url,
+  mailEnv,
 } from '@platform/config';
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -35,7 +35,6 @@ export const env = loadEnv({
   SESSION_IDLE_TTL: seconds(7 * 24 * 3600),
   /** ... and after this long in any case. */
   SESSION_ABSOLUTE_TTL: seconds(30 * 24 * 3600),
-  /** Outgoing mail (verification, password reset); unset: mails are written to the log. */
-  SMTP_URL: url(['smtp', 'smtps']).optional(),
-  MAIL_FROM: z.string().default('Platform <no-reply@localhost>'),
+  /** Outgoing mail (verification, password reset). */
+  ...mailEnv,
 });

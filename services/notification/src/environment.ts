@@ -2,8 +2,12 @@ import {
   commonEnv,
   databaseEnv,
   DEFAULT_PORTS,
+  delayList,
+  grpcClientEnv,
   grpcServerEnv,
   loadEnv,
+  localAddress,
+  mailEnv,
   rabbitEnv,
   redisEnv,
 } from '@platform/config';
@@ -14,4 +18,9 @@ export const env = loadEnv({
   ...redisEnv,
   ...rabbitEnv,
   ...grpcServerEnv(DEFAULT_PORTS['notification-service']),
+  /** Recipients' email addresses, and whether a recipient exists. */
+  USER_SERVICE_ADDR: grpcClientEnv(localAddress('user-service')),
+  ...mailEnv,
+  /** Back-off between attempts at an email; after the last, it is FAILED and dead-lettered. */
+  NOTIFICATION_EMAIL_RETRY_DELAYS_MS: delayList('5000,60000,600000'),
 });

@@ -1,8 +1,10 @@
-import { bindService, createGrpcServer } from '@platform/grpc';
+import { bindService, createGrpcClient, createGrpcServer } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
+import { createMailer } from '@platform/mail';
 import { openServiceInfrastructure } from '@platform/service-runtime';
-import { notificationV1 } from '@platform/proto';
+import { notificationV1, userV1 } from '@platform/proto';
+import { createEmailSender } from './email.sender';
 import { env } from './environment';
 import { startNotificationConsumers } from './notification.consumers';
 import { createNotificationHandlers } from './notification.grpc';
@@ -20,12 +22,34 @@ lifecycle.run(async () => {
     lifecycle,
   });
 
+  const users = createGrpcClient(userV1.UserServiceService, {
+    address: env.USER_SERVICE_ADDR,
+    internalToken: env.INTERNAL_TOKEN,
+  });
+  lifecycle.onShutdown('user client', () => users.close());
+  // One attempt per delivery of the message: the broker's retry queues do the back-off.
+  const mailer = createMailer({
+    smtpUrl: env.SMTP_URL,
+    from: env.MAIL_FROM,
+    logger,
+    retryDelaysMs: [],
+  });
+  lifecycle.onShutdown('mailer', () => mailer.close());
+
   const unreadCounts = createUnreadCountCache(redis);
   const notifications = createNotificationRepository(db, relay);
   await startNotificationConsumers({
     broker,
     notifications,
     unreadCounts,
+    email: createEmailSender({
+      db,
+      users,
+      mailer,
+      logger,
+      maxAttempts: env.NOTIFICATION_EMAIL_RETRY_DELAYS_MS.length + 1,
+    }),
+    emailRetryDelaysMs: env.NOTIFICATION_EMAIL_RETRY_DELAYS_MS,
     queuePrefix: env.EVENTS_EXCHANGE,
   });
 
@@ -36,7 +60,7 @@ lifecycle.run(async () => {
       bindService({
         name: 'notification.v1.NotificationService',
         definition: notificationV1.NotificationServiceService,
-        handlers: createNotificationHandlers({ notifications, unreadCounts }),
+        handlers: createNotificationHandlers({ notifications, unreadCounts, users }),
       }),
     ],
   });

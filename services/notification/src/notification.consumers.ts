@@ -1,39 +1,113 @@
 import type { MessageBroker } from '@platform/messaging';
+import type { EmailSender } from './email.sender';
 import type { NotificationRepository } from './notification.repository';
 import type { UnreadCountCache } from './unread-count.cache';
 
 const WELCOME_CONSUMER = 'notification.welcome';
+const ROLE_CONSUMER = 'notification.role-changed';
+const SECURITY_CONSUMER = 'notification.security';
 const USER_DELETED_CONSUMER = 'notification.user-deleted';
+const EMAIL_CONSUMER = 'notification.email';
+
+const inScope = (scope: string | null) => (scope ? ` in ${scope}` : '');
 
 /** Notifications that domain events call for. Each handler is idempotent per event id. */
 export async function startNotificationConsumers(deps: {
   broker: MessageBroker;
   notifications: NotificationRepository;
   unreadCounts: UnreadCountCache;
+  email: EmailSender;
+  /** Back-off between email attempts; after the last, the message is dead-lettered. */
+  emailRetryDelaysMs: readonly number[];
   /** Queues are named after the exchange, so isolated runs never share a queue. */
   queuePrefix: string;
 }): Promise<void> {
   const { broker, notifications, unreadCounts } = deps;
+  const queue = (name: string) => `${deps.queuePrefix}.${name}`;
+
+  /** Creates the notification (once per event) and drops the cached unread count. */
+  async function notify(
+    consumer: string,
+    eventId: string,
+    input: Parameters<NotificationRepository['create']>[0],
+  ): Promise<void> {
+    const created = await notifications.create(input, { consumer, eventId });
+    if (created) await unreadCounts.forget(created.recipientId);
+  }
+
   await broker.consume({
-    queue: `${deps.queuePrefix}.${WELCOME_CONSUMER}`,
+    queue: queue(WELCOME_CONSUMER),
     events: ['user.registered'],
-    async handle(event) {
-      const created = await notifications.createFromEvent(WELCOME_CONSUMER, event, {
+    handle: (event) =>
+      notify(WELCOME_CONSUMER, event.id, {
         recipientId: event.payload.userId,
         type: 'welcome',
         title: `Welcome, ${event.payload.displayName}!`,
         body: 'Your account is ready.',
+      }),
+  });
+
+  await broker.consume({
+    queue: queue(ROLE_CONSUMER),
+    events: ['rbac.role_assigned', 'rbac.role_unassigned'],
+    handle: async (event) => {
+      const { userId, roleId, roleName, scope, actorId } = event.payload;
+      // The platform's own assignments (registration's default role) are not news.
+      if (actorId === null) return;
+      const assigned = event.type === 'rbac.role_assigned';
+      return notify(ROLE_CONSUMER, event.id, {
+        recipientId: userId,
+        type: 'role_changed',
+        title: assigned
+          ? `You were given the role "${roleName}"${inScope(scope)}`
+          : `The role "${roleName}" was taken away${inScope(scope)}`,
+        body: assigned
+          ? `You now hold the permissions of the role "${roleName}"${inScope(scope)}.`
+          : `You no longer hold the permissions of the role "${roleName}"${inScope(scope)}.`,
+        data: { roleId, roleName, scope, change: assigned ? 'assigned' : 'unassigned' },
       });
-      if (created) await unreadCounts.forget(created.recipientId);
     },
   });
-  // A deleted user's notifications go with them.
+
   await broker.consume({
-    queue: `${deps.queuePrefix}.${USER_DELETED_CONSUMER}`,
+    queue: queue(SECURITY_CONSUMER),
+    events: ['auth.password_changed', 'auth.session_revoked'],
+    handle: async (event) => {
+      if (event.type === 'auth.password_changed')
+        return notify(SECURITY_CONSUMER, event.id, {
+          recipientId: event.payload.userId,
+          type: 'security',
+          title: 'Your password was changed',
+          body: "If this wasn't you, reset your password now. Your other sessions were signed out.",
+        });
+      // Only theft is news to the user; they ended their other sessions themselves.
+      if (event.payload.reason !== 'refresh_token_reuse') return;
+      return notify(SECURITY_CONSUMER, event.id, {
+        recipientId: event.payload.userId,
+        type: 'security',
+        title: 'A session was signed out for your safety',
+        body:
+          'A refresh token of one of your sessions was used twice, which happens when someone ' +
+          "else holds a copy. That session was signed out. If this wasn't you, change your password.",
+        data: { sessionId: event.payload.sessionId },
+      });
+    },
+  });
+
+  // A deleted user's notifications and preferences go with them.
+  await broker.consume({
+    queue: queue(USER_DELETED_CONSUMER),
     events: ['user.deleted'],
     async handle(event) {
       await notifications.removeRecipient(USER_DELETED_CONSUMER, event);
       await unreadCounts.forget(event.payload.userId);
     },
+  });
+
+  await broker.consume({
+    queue: queue(EMAIL_CONSUMER),
+    events: ['notification.email_requested'],
+    retryDelaysMs: deps.emailRetryDelaysMs,
+    handle: (event) => deps.email.deliver(event.payload.deliveryId),
   });
 }

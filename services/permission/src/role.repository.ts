@@ -356,6 +356,7 @@ export function createRoleRepository(options: RoleRepositoryOptions): RoleReposi
             roleId: role.id,
             roleName: role.name,
             scope: scope || null,
+            actorId: actor.id,
           }),
         );
         return true;
@@ -389,6 +390,7 @@ export function createRoleRepository(options: RoleRepositoryOptions): RoleReposi
             roleId: role.id,
             roleName: role.name,
             scope: scope || null,
+            actorId: actor.id,
           }),
         );
         return true;

@@ -6,7 +6,7 @@ import { createSubgraph, loadTypeDefs } from '@platform/subgraph';
 import { createRedis } from '@platform/redis';
 import { createSessionRevocations, createTokenVerifier } from '@platform/tokens';
 import { env } from './environment';
-import { notificationsResolvers } from './notifications.resolvers';
+import { createDeliveryLoader, notificationsResolvers } from './notifications.resolvers';
 
 const logger = createLogger({ name: 'notifications-subgraph', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
@@ -38,7 +38,11 @@ lifecycle.run(async () => {
     name: 'notifications',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: notificationsResolvers,
-    createContext: (base) => ({ ...base, notifications }),
+    createContext: (base) => ({
+      ...base,
+      notifications,
+      deliveries: createDeliveryLoader(notifications),
+    }),
     logger,
     permissionService: permissions,
     tokens: createTokenVerifier({

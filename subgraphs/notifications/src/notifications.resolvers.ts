@@ -1,23 +1,57 @@
+import DataLoader from 'dataloader';
 import { AppError } from '@platform/errors';
 import type { GrpcClient } from '@platform/grpc';
-import type { notificationV1 } from '@platform/proto';
+import { PERMISSIONS } from '@platform/permissions';
+import { notificationV1 } from '@platform/proto';
 import {
   DateTimeScalar,
   JSONScalar,
   requireViewer,
   type SubgraphContext,
 } from '@platform/subgraph';
+import { isUuid } from '@platform/validation';
 
 type NotificationClient = GrpcClient<typeof notificationV1.NotificationServiceService>;
 
 export interface NotificationsContext extends SubgraphContext {
   notifications: NotificationClient;
+  /** Email deliveries by notification id, one call per tick. */
+  deliveries: DataLoader<string, notificationV1.EmailDelivery | null>;
+}
+
+export function createDeliveryLoader(
+  client: NotificationClient,
+): NotificationsContext['deliveries'] {
+  return new DataLoader(async (ids) => {
+    const { deliveries } = await client.listEmailDeliveries({ notificationIds: [...ids] });
+    const byNotification = new Map(deliveries.map((d) => [d.notificationId, d]));
+    return ids.map((id) => byNotification.get(id) ?? null);
+  });
 }
 
 /** Notifications are private: only their recipient sees them. */
 function requireSelf(user: { id: string }, context: NotificationsContext): void {
   if (requireViewer(context).userId !== user.id)
     throw AppError.forbidden('Only the user can see their notifications');
+}
+
+function requireId(id: string): string {
+  if (!isUuid(id)) throw AppError.badInput('id', 'must be a notification id');
+  return id;
+}
+
+const STATUS = {
+  [notificationV1.DeliveryStatus.DELIVERY_STATUS_PENDING]: 'PENDING',
+  [notificationV1.DeliveryStatus.DELIVERY_STATUS_SENT]: 'SENT',
+  [notificationV1.DeliveryStatus.DELIVERY_STATUS_FAILED]: 'FAILED',
+} as Record<number, string | undefined>;
+
+interface SendInput {
+  userId: string;
+  type: string;
+  title: string;
+  body: string;
+  data?: unknown;
 }
 
 export const notificationsResolvers = {
@@ -31,6 +65,80 @@ export const notificationsResolvers = {
       __typename: 'User',
       id: notification.recipientId,
     }),
+    emailDelivery: (
+      notification: notificationV1.Notification,
+      _: unknown,
+      context: NotificationsContext,
+    ) => context.deliveries.load(notification.id),
+  },
+  EmailDelivery: {
+    status: (delivery: notificationV1.EmailDelivery) => STATUS[delivery.status] ?? 'PENDING',
+    lastError: (delivery: notificationV1.EmailDelivery) => delivery.lastError || null,
+  },
+  Query: {
+    async notification(_: unknown, { id }: { id: string }, context: NotificationsContext) {
+      const viewer = requireViewer(context);
+      const { notification } = await context.notifications.getNotification({
+        id: requireId(id),
+        recipientId: viewer.userId,
+      });
+      return notification;
+    },
+  },
+  Mutation: {
+    async sendNotification(
+      _: unknown,
+      { input }: { input: SendInput },
+      context: NotificationsContext,
+    ) {
+      const viewer = await context.authz.require(PERMISSIONS['notifications:send']);
+      if (!isUuid(input.userId)) throw AppError.badInput('userId', 'must be a user id');
+      const { notification } = await context.notifications.sendNotification({
+        senderId: viewer.userId,
+        recipientId: input.userId,
+        type: input.type,
+        title: input.title,
+        body: input.body,
+        dataJson: input.data === undefined || input.data === null ? '' : JSON.stringify(input.data),
+      });
+      return notification;
+    },
+    async markNotificationRead(_: unknown, { id }: { id: string }, context: NotificationsContext) {
+      const viewer = requireViewer(context);
+      const { notification } = await context.notifications.markRead({
+        id: requireId(id),
+        recipientId: viewer.userId,
+      });
+      return notification;
+    },
+    async markAllNotificationsRead(_: unknown, __: unknown, context: NotificationsContext) {
+      const viewer = requireViewer(context);
+      return (await context.notifications.markAllRead({ recipientId: viewer.userId })).changed;
+    },
+    async deleteNotification(_: unknown, { id }: { id: string }, context: NotificationsContext) {
+      const viewer = requireViewer(context);
+      await context.notifications.deleteNotification({
+        id: requireId(id),
+        recipientId: viewer.userId,
+      });
+      return true;
+    },
+    async updateNotificationPreferences(
+      _: unknown,
+      { input }: { input: { type: string; inApp?: boolean | null; email?: boolean | null }[] },
+      context: NotificationsContext,
+    ) {
+      const viewer = requireViewer(context);
+      const { preferences } = await context.notifications.updatePreferences({
+        userId: viewer.userId,
+        changes: input.map((change) => ({
+          type: change.type,
+          inApp: change.inApp ?? undefined,
+          email: change.email ?? undefined,
+        })),
+      });
+      return preferences;
+    },
   },
   User: {
     async notifications(
@@ -59,6 +167,10 @@ export const notificationsResolvers = {
     async unreadNotificationCount(user: { id: string }, _: unknown, context: NotificationsContext) {
       requireSelf(user, context);
       return (await context.notifications.countUnread({ recipientId: user.id })).count;
+    },
+    async notificationPreferences(user: { id: string }, _: unknown, context: NotificationsContext) {
+      requireSelf(user, context);
+      return (await context.notifications.getPreferences({ userId: user.id })).preferences;
     },
   },
 };

@@ -1,0 +1,408 @@
+import { connect as connectAmqp } from 'amqplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { APP_NAMES } from '@platform/apps';
+import { createEvent } from '@platform/events';
+import { createLogger } from '@platform/logger';
+import { createMessageBroker } from '@platform/messaging';
+import {
+  createTestRun,
+  eventually,
+  startApps,
+  startTestSmtpServer,
+  type AppCluster,
+  type TestRun,
+  type TestSmtpServer,
+} from '@platform/testing';
+import { codeOf, graphql, signIn, signUp, type SignedIn } from './graphql.client';
+
+const ADMIN = { email: 'root@example.com', password: 'admin bootstrap secret' };
+const PASSWORD = 'correct horse battery';
+const SEND = `mutation ($input: SendNotificationInput!) { sendNotification(input: $input) {
+  id type title body data read readAt createdAt recipient { id email } } }`;
+const INBOX = `query ($first: Int, $after: String, $unreadOnly: Boolean) { me {
+  unreadNotificationCount
+  notifications(first: $first, after: $after, unreadOnly: $unreadOnly) {
+    totalCount edges { cursor node { id type title read } } pageInfo { hasNextPage endCursor } } } }`;
+const PREFERENCES = `mutation ($input: [NotificationPreferenceInput!]!) {
+  updateNotificationPreferences(input: $input) { type inApp email } }`;
+
+interface InboxNode {
+  id: string;
+  type: string;
+  title: string;
+  read: boolean;
+}
+interface Inbox {
+  me: {
+    unreadNotificationCount: number;
+    notifications: { totalCount: number; edges: { cursor: string; node: InboxNode }[] };
+  };
+}
+
+describe('notifications: inbox, preferences and the email channel', () => {
+  let run: TestRun;
+  let apps: AppCluster;
+  let smtp: TestSmtpServer;
+  let gateway: string;
+  let admin: SignedIn;
+
+  beforeAll(async () => {
+    run = await createTestRun();
+    // The first mail is refused once (451): its delivery must be retried.
+    smtp = await startTestSmtpServer({ refuseFirst: 1 });
+    apps = await startApps(run, APP_NAMES, {
+      'users-subgraph': {
+        ADMIN_EMAIL: ADMIN.email,
+        ADMIN_PASSWORD: ADMIN.password,
+        RATE_LIMIT_PER_ADDRESS: '0',
+      },
+      'notification-service': {
+        SMTP_URL: smtp.url,
+        NOTIFICATION_EMAIL_RETRY_DELAYS_MS: '200,400',
+      },
+    });
+    gateway = apps.httpUrl('gateway');
+    admin = await eventually(() => signIn(gateway, ADMIN.email, ADMIN.password), 20_000);
+  });
+
+  afterAll(async () => {
+    await apps?.stopAll();
+    await smtp?.close();
+    await run?.close();
+  });
+
+  async function as<T>(who: SignedIn, query: string, variables?: Record<string, unknown>) {
+    return graphql<T>(gateway, query, { token: who.token, variables });
+  }
+
+  async function inbox(who: SignedIn, variables: Record<string, unknown> = {}): Promise<Inbox> {
+    const response = await as<Inbox>(who, INBOX, { first: 50, ...variables });
+    if (!response.data) throw new Error(JSON.stringify(response.errors));
+    return response.data;
+  }
+
+  /** Signs up and waits for the welcome notification, so counts start from a known state. */
+  async function newUser(email: string): Promise<SignedIn> {
+    const user = await signUp(gateway, email, PASSWORD);
+    await eventually(async () => {
+      const { me } = await inbox(user);
+      if (me.notifications.totalCount !== 1) throw new Error('no welcome yet');
+    }, 10_000);
+    return user;
+  }
+
+  it('delivers a sent notification to its recipient only, with fields from the users subgraph', async () => {
+    const alice = await newUser('alice@example.com');
+    const bob = await newUser('bob@example.com');
+    const sent = await as<{ sendNotification: Record<string, unknown> & { id: string } }>(
+      admin,
+      SEND,
+      {
+        input: {
+          userId: alice.id,
+          type: 'invoice.paid',
+          title: '  Invoice paid  ',
+          body: 'Thanks!',
+          data: { invoice: 42, lines: [1, 2] },
+        },
+      },
+    );
+    expect(sent.data?.sendNotification).toMatchObject({
+      type: 'invoice.paid',
+      title: 'Invoice paid',
+      data: { invoice: 42, lines: [1, 2] },
+      read: false,
+      readAt: null,
+      recipient: { id: alice.id, email: 'alice@example.com' },
+    });
+    const id = sent.data!.sendNotification.id;
+
+    const mine = await inbox(alice);
+    expect(mine.me.unreadNotificationCount).toBe(2);
+    expect(mine.me.notifications.edges[0]?.node).toMatchObject({ id, title: 'Invoice paid' });
+    expect((await inbox(bob)).me.notifications.totalCount).toBe(1);
+
+    const own = await as(alice, 'query ($id: ID!) { notification(id: $id) { id } }', { id });
+    expect(own.data).toEqual({ notification: { id } });
+    const theirs = await as(bob, 'query ($id: ID!) { notification(id: $id) { id } }', { id });
+    expect(codeOf(theirs)).toBe('NOT_FOUND');
+    for (const mutation of [
+      'mutation ($id: ID!) { markNotificationRead(id: $id) { id } }',
+      'mutation ($id: ID!) { deleteNotification(id: $id) }',
+    ])
+      expect(codeOf(await as(bob, mutation, { id }))).toBe('NOT_FOUND');
+    expect((await inbox(alice)).me.unreadNotificationCount).toBe(2);
+
+    // Sending needs notifications:send.
+    const refused = await as(bob, SEND, {
+      input: { userId: alice.id, type: 'spam', title: 'Hi', body: '' },
+    });
+    expect(codeOf(refused)).toBe('FORBIDDEN');
+  });
+
+  it('refuses bad input with BAD_USER_INPUT naming the field, and an unknown recipient with NOT_FOUND', async () => {
+    const carol = await newUser('carol@example.com');
+    const base = { userId: carol.id, type: 'note', title: 'Hi', body: 'Hello' };
+    const cases: [Record<string, unknown>, string, RegExp][] = [
+      [{ type: 'Not A Slug' }, 'BAD_USER_INPUT', /^type/],
+      [{ type: 'x'.repeat(51) }, 'BAD_USER_INPUT', /^type/],
+      [{ title: '   ' }, 'BAD_USER_INPUT', /^title/],
+      [{ title: 't'.repeat(201) }, 'BAD_USER_INPUT', /^title/],
+      [{ body: 'b'.repeat(5_001) }, 'BAD_USER_INPUT', /^body/],
+      [{ data: { blob: 'd'.repeat(16 * 1024) } }, 'BAD_USER_INPUT', /^data/],
+      [{ userId: 'nobody' }, 'BAD_USER_INPUT', /^userId/],
+      [{ userId: '00000000-0000-4000-8000-000000000000' }, 'NOT_FOUND', /User/],
+    ];
+    for (const [change, code, message] of cases) {
+      const response = await as(admin, SEND, { input: { ...base, ...change } });
+      expect({ change: Object.keys(change), code: codeOf(response) }).toEqual({
+        change: Object.keys(change),
+        code,
+      });
+      expect(response.errors?.[0]?.message).toMatch(message);
+    }
+    expect((await inbox(carol)).me.notifications.totalCount).toBe(1);
+  });
+
+  it('marks read, marks all read, deletes, and keeps the counts right', async () => {
+    const dave = await newUser('dave@example.com');
+    const ids: string[] = [];
+    for (const title of ['one', 'two', 'three']) {
+      const sent = await as<{ sendNotification: { id: string } }>(admin, SEND, {
+        input: { userId: dave.id, type: 'note', title, body: '' },
+      });
+      ids.push(sent.data!.sendNotification.id);
+    }
+    expect((await inbox(dave)).me.unreadNotificationCount).toBe(4);
+
+    const read = await as<{ markNotificationRead: { read: boolean; readAt: string } }>(
+      dave,
+      'mutation ($id: ID!) { markNotificationRead(id: $id) { read readAt } }',
+      { id: ids[0] },
+    );
+    expect(read.data?.markNotificationRead.read).toBe(true);
+    const again = await as<{ markNotificationRead: { readAt: string } }>(
+      dave,
+      'mutation ($id: ID!) { markNotificationRead(id: $id) { readAt } }',
+      { id: ids[0] },
+    );
+    expect(again.data?.markNotificationRead.readAt).toBe(read.data?.markNotificationRead.readAt);
+    const unread = await inbox(dave, { unreadOnly: true });
+    expect(unread.me.unreadNotificationCount).toBe(3);
+    expect(unread.me.notifications.edges.map((edge) => edge.node.id)).not.toContain(ids[0]);
+
+    const deleted = await as(dave, 'mutation ($id: ID!) { deleteNotification(id: $id) }', {
+      id: ids[1],
+    });
+    expect(deleted.data).toEqual({ deleteNotification: true });
+    expect(
+      codeOf(await as(dave, 'mutation ($id: ID!) { deleteNotification(id: $id) }', { id: ids[1] })),
+    ).toBe('NOT_FOUND');
+    expect((await inbox(dave)).me).toMatchObject({
+      unreadNotificationCount: 2,
+      notifications: { totalCount: 3 },
+    });
+
+    const all = await as(dave, 'mutation { markAllNotificationsRead }');
+    expect(all.data).toEqual({ markAllNotificationsRead: 2 });
+    expect((await as(dave, 'mutation { markAllNotificationsRead }')).data).toEqual({
+      markAllNotificationsRead: 0,
+    });
+    expect((await inbox(dave)).me.unreadNotificationCount).toBe(0);
+
+    // Pages of one walk the inbox newest first.
+    const first = await inbox(dave, { first: 1 });
+    const second = await inbox(dave, {
+      first: 1,
+      after: first.me.notifications.edges[0]?.cursor,
+    });
+    expect(first.me.notifications.edges[0]?.node.title).toBe('three');
+    expect(second.me.notifications.edges[0]?.node.title).toBe('one');
+  });
+
+  it('tells a user about role changes', async () => {
+    const erin = await newUser('erin@example.com');
+    const roles = await as<{ roles: { id: string; name: string }[] }>(
+      admin,
+      '{ roles { id name } }',
+    );
+    const created = await as<{ createRole: { id: string } }>(
+      admin,
+      'mutation { createRole(input: { name: "editor", permissions: ["users:read"] }) { id } }',
+    );
+    const roleId = created.data!.createRole.id;
+    expect(roles.data?.roles.length).toBeGreaterThan(0);
+    await as(
+      admin,
+      'mutation ($u: ID!, $r: ID!) { assignRole(userId: $u, roleId: $r, scope: "tenant:acme") }',
+      {
+        u: erin.id,
+        r: roleId,
+      },
+    );
+    await eventually(async () => {
+      const titles = (await inbox(erin)).me.notifications.edges.map((edge) => edge.node);
+      expect(titles[0]).toMatchObject({
+        type: 'role_changed',
+        title: 'You were given the role "editor" in tenant:acme',
+      });
+    }, 10_000);
+  });
+
+  it('creates one notification for an event delivered twice', async () => {
+    const frank = await newUser('frank@example.com');
+    const broker = await createMessageBroker({
+      url: run.rabbitmqUrl,
+      exchange: run.exchange,
+      logger: createLogger({ name: 'inbox-test', level: 'silent' }),
+    });
+    try {
+      const event = createEvent('rbac.role_assigned', {
+        userId: frank.id,
+        roleId: '00000000-0000-4000-8000-0000000000aa',
+        roleName: 'twice',
+        scope: null,
+        actorId: admin.id,
+      });
+      await broker.publish(event);
+      await broker.publish(event);
+      await eventually(async () => {
+        const titles = (await inbox(frank)).me.notifications.edges.map((e) => e.node.title);
+        expect(titles).toContain('You were given the role "twice"');
+      }, 10_000);
+      // Give the duplicate time to be handled too, then count.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const titles = (await inbox(frank)).me.notifications.edges.map((e) => e.node.title);
+      expect(titles.filter((title) => title.includes('"twice"'))).toHaveLength(1);
+    } finally {
+      await broker.close();
+    }
+  });
+
+  it('has per-type preferences: security stays on in-app, and email off stops the mail', async () => {
+    const grace = await newUser('grace@example.com');
+    const defaults = await as<{ me: { notificationPreferences: unknown[] } }>(
+      grace,
+      '{ me { notificationPreferences { type inApp email } } }',
+    );
+    expect(defaults.data?.me.notificationPreferences).toEqual(
+      expect.arrayContaining([
+        { type: 'security', inApp: true, email: true },
+        { type: 'welcome', inApp: true, email: false },
+      ]),
+    );
+    const locked = await as(grace, PREFERENCES, { input: [{ type: 'security', inApp: false }] });
+    expect(codeOf(locked)).toBe('BAD_USER_INPUT');
+    expect(locked.errors?.[0]?.message).toMatch(/^inApp/);
+
+    // Email on (the default): a password change mails a security notice (after one retry:
+    // the test SMTP server refuses the first mail).
+    const changed = await as(
+      grace,
+      'mutation ($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }',
+      { c: PASSWORD, n: 'another horse battery' },
+    );
+    expect(changed.errors).toBeUndefined();
+    const notice = await eventually(async () => {
+      const node = (await inbox(grace)).me.notifications.edges[0]?.node;
+      if (node?.type !== 'security') throw new Error('no security notice yet');
+      return node;
+    }, 10_000);
+    const delivered = await eventually(async () => {
+      const response = await as<{
+        notification: { emailDelivery: { status: string; attempts: number } | null };
+      }>(
+        grace,
+        'query ($id: ID!) { notification(id: $id) { emailDelivery { status attempts lastError } } }',
+        {
+          id: notice.id,
+        },
+      );
+      const delivery = response.data?.notification.emailDelivery;
+      if (delivery?.status !== 'SENT') throw new Error(JSON.stringify(response));
+      return delivery;
+    }, 10_000);
+    expect(delivered).toMatchObject({ status: 'SENT', attempts: 2, lastError: null });
+    expect(smtp.received.filter((mail) => mail.to === 'grace@example.com')).toHaveLength(1);
+
+    // Email off: the next notice is in the inbox, and no mail goes out.
+    const off = await as<{ updateNotificationPreferences: unknown[] }>(grace, PREFERENCES, {
+      input: [{ type: 'security', email: false }],
+    });
+    expect(off.data?.updateNotificationPreferences).toContainEqual({
+      type: 'security',
+      inApp: true,
+      email: false,
+    });
+    await as(
+      grace,
+      'mutation ($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }',
+      { c: 'another horse battery', n: 'a third horse battery' },
+    );
+    const second = await eventually(async () => {
+      const nodes = (await inbox(grace)).me.notifications.edges.map((edge) => edge.node);
+      const security = nodes.filter((node) => node.type === 'security');
+      if (security.length < 2) throw new Error('no second notice yet');
+      return security[0]!;
+    }, 10_000);
+    const noMail = await as<{ notification: { emailDelivery: unknown } }>(
+      grace,
+      'query ($id: ID!) { notification(id: $id) { emailDelivery { status } } }',
+      { id: second.id },
+    );
+    expect(noMail.data?.notification.emailDelivery).toBeNull();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(smtp.received.filter((mail) => mail.to === 'grace@example.com')).toHaveLength(1);
+
+    // In-app off for another type: kept out of the inbox.
+    await as(grace, PREFERENCES, { input: [{ type: 'digest', inApp: false }] });
+    await as(admin, SEND, {
+      input: { userId: grace.id, type: 'digest', title: 'Weekly', body: '' },
+    });
+    const titles = (await inbox(grace)).me.notifications.edges.map((edge) => edge.node.title);
+    expect(titles).not.toContain('Weekly');
+  });
+
+  it('records a mail that never goes through as FAILED, with the reason, and dead-letters it', async () => {
+    const refusing = await startTestSmtpServer({ refuseFirst: 1_000 });
+    try {
+      await apps.stop('notification-service');
+      await apps.start('notification-service', {
+        SMTP_URL: refusing.url,
+        NOTIFICATION_EMAIL_RETRY_DELAYS_MS: '100,200',
+      });
+      const henry = await newUser('henry@example.com');
+      const sent = await as<{ sendNotification: { id: string } }>(admin, SEND, {
+        input: { userId: henry.id, type: 'security', title: 'Heads up', body: 'Test' },
+      });
+      const id = sent.data!.sendNotification.id;
+      const failed = await eventually(async () => {
+        const response = await as<{
+          notification: { emailDelivery: { status: string; attempts: number; lastError: string } };
+        }>(
+          henry,
+          'query ($id: ID!) { notification(id: $id) { emailDelivery { status attempts lastError } } }',
+          {
+            id,
+          },
+        );
+        const delivery = response.data?.notification.emailDelivery;
+        if (delivery?.status !== 'FAILED') throw new Error(JSON.stringify(response));
+        return delivery;
+      }, 15_000);
+      expect(failed).toMatchObject({ status: 'FAILED', attempts: 3 });
+      expect(failed.lastError).toMatch(/^SMTP 451/);
+
+      const connection = await connectAmqp(run.rabbitmqUrl);
+      try {
+        const channel = await connection.createChannel();
+        const dlq = await channel.checkQueue(`${run.exchange}.notification.email.dlq`);
+        expect(dlq.messageCount).toBe(1);
+      } finally {
+        await connection.close();
+      }
+    } finally {
+      await refusing.close();
+    }
+  });
+});

@@ -1,0 +1,35 @@
+/** Notification types are short slugs: `welcome`, `security`, `invoice.paid`. */
+export const NOTIFICATION_TYPE = /^[a-z][a-z0-9_.-]{0,49}$/;
+
+export interface Channels {
+  inApp: boolean;
+  email: boolean;
+}
+
+interface KnownType extends Channels {
+  /** The in-app channel cannot be switched off (security notices). */
+  inAppLocked?: boolean;
+}
+
+/** The types the platform itself sends, with their default channels. */
+export const KNOWN_TYPES: Record<string, KnownType> = {
+  welcome: { inApp: true, email: false },
+  role_changed: { inApp: true, email: false },
+  security: { inApp: true, email: true, inAppLocked: true },
+};
+
+/** Any other type (sent with `sendNotification`): in the inbox, no email. */
+const OTHER_TYPES: Channels = { inApp: true, email: false };
+
+export const defaultsFor = (type: string): Channels => {
+  const known = KNOWN_TYPES[type];
+  return known ? { inApp: known.inApp, email: known.email } : OTHER_TYPES;
+};
+
+export const isInAppLocked = (type: string): boolean => KNOWN_TYPES[type]?.inAppLocked === true;
+
+/** What applies: the user's stored choice over the default; a locked in-app channel stays on. */
+export function effectiveChannels(type: string, stored: Channels | undefined): Channels {
+  const channels = stored ?? defaultsFor(type);
+  return isInAppLocked(type) ? { ...channels, inApp: true } : channels;
+}
