@@ -39,6 +39,18 @@ export const env = loadEnv({
   ...redisEnv,
   /** Comma-separated browser origins; unset = any origin in development, none in production. */
   CORS_ORIGINS: z.string().optional(),
+  /** Concurrent subscriptions one user may hold on one gateway instance. */
+  MAX_SUBSCRIPTIONS_PER_USER: z.coerce.number().int().positive().default(20),
+  /** A subscriber whose unsent data exceeds this many bytes is disconnected (close 1013). */
+  SUBSCRIPTION_MAX_BUFFERED_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024),
+  /** How often open WebSocket connections are checked for an ended session. */
+  SUBSCRIPTION_SESSION_CHECK_MS: z.coerce.number().int().positive().default(2_000),
+  /** WebSocket ping interval; a client that misses a pong is dropped. */
+  WS_PING_MS: z.coerce.number().int().positive().default(15_000),
   /** Behind a load balancer: take the client address from the first X-Forwarded-For entry. */
   TRUST_PROXY: z
     .enum(['true', 'false'])

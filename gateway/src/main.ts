@@ -21,6 +21,9 @@ import { env } from './environment';
 import { checkReadiness, grpcDependency, httpDependency } from './readiness';
 import { SubgraphDataSource, type GatewayContext } from './subgraph.data-source';
 import { createSubgraphFetcher } from './subgraph.fetcher';
+import { createFederatedSubscriptions } from './subscriptions/federated-subscriptions';
+import { attachSubscriptionServer } from './subscriptions/subscription.server';
+import { createUpstreamSubscriptions } from './subscriptions/upstream';
 import { loadSupergraphSdl } from './supergraph.source';
 
 const logger = createLogger({ name: 'gateway', level: env.LOG_LEVEL });
@@ -43,6 +46,7 @@ lifecycle.run(async () => {
     notifications: env.NOTIFICATIONS_SUBGRAPH_URL,
   };
   const subgraphUrls = new Map<string, string>();
+  const dataSources = new Map<string, SubgraphDataSource>();
   const subgraphClient = createSubgraphFetcher({ timeoutMs: env.SUBGRAPH_TIMEOUT_MS });
   lifecycle.onShutdown('subgraph client', () => subgraphClient.close());
   const gateway = new ApolloGateway({
@@ -50,7 +54,9 @@ lifecycle.run(async () => {
     buildService: ({ name, url }) => {
       const target = urlOverrides[name] ?? url ?? '';
       subgraphUrls.set(name, target);
-      return new SubgraphDataSource({ url: target, fetcher: subgraphClient.fetcher });
+      const dataSource = new SubgraphDataSource({ url: target, fetcher: subgraphClient.fetcher });
+      dataSources.set(name, dataSource);
+      return dataSource;
     },
   });
 
@@ -136,7 +142,30 @@ lifecycle.run(async () => {
       }, cors),
     },
   });
+  // Subscriptions: graphql-ws on the same port and path, planned against the supergraph.
+  const upstream = createUpstreamSubscriptions({
+    urls: subgraphUrls,
+    internalToken: env.INTERNAL_TOKEN,
+    logger,
+  });
+  lifecycle.onShutdown('upstream subscriptions', () => upstream.close());
+  const subscriptions = attachSubscriptionServer({
+    server: http.server,
+    federated: createFederatedSubscriptions({ supergraphSdl, dataSources, upstream, logger }),
+    tokens,
+    revocations,
+    limits: {
+      perUser: env.MAX_SUBSCRIPTIONS_PER_USER,
+      maxBufferedBytes: env.SUBSCRIPTION_MAX_BUFFERED_BYTES,
+      sessionCheckMs: env.SUBSCRIPTION_SESSION_CHECK_MS,
+      pingMs: env.WS_PING_MS,
+    },
+    clientAddressOf: (req) => clientAddressOf(req, env.TRUST_PROXY),
+    logger,
+  });
   lifecycle.onShutdown('http server', () => http.close());
+  // Open WebSockets first: they would keep the HTTP server from closing.
+  lifecycle.onShutdown('subscriptions', () => subscriptions.close());
   const port = await http.listen(env.GATEWAY_HOST, env.GATEWAY_PORT);
   logger.info({ url: `http://localhost:${port}/graphql` }, 'gateway ready');
 });

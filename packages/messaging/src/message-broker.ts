@@ -31,6 +31,12 @@ export interface ConsumerOptions<T extends EventType = EventType> {
   /** Delay before each retry of a failed message; after the last, it goes to `<queue>.dlq`. */
   retryDelaysMs?: readonly number[];
   prefetch?: number;
+  /**
+   * A queue for this connection only (exclusive, deleted with it), for live fan-out to the
+   * clients of one instance: give it a name unique to the instance. Nothing is retried or
+   * dead-lettered; while disconnected, events are missed (clients catch up by querying).
+   */
+  ephemeral?: boolean;
 }
 
 export interface MessageBroker {
@@ -125,6 +131,30 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
     );
     await channel.prefetch(consumer.prefetch ?? 10);
     const expiry = options.queueExpiresMs ? { 'x-expires': options.queueExpiresMs } : {};
+    if (consumer.ephemeral) {
+      await channel.assertQueue(consumer.queue, {
+        exclusive: true,
+        autoDelete: true,
+        durable: false,
+      });
+      for (const type of consumer.events) await channel.bindQueue(consumer.queue, exchange, type);
+      await channel.consume(consumer.queue, (message) => {
+        if (!message) return;
+        (async () => {
+          try {
+            const event = parseEvent(JSON.parse(message.content.toString('utf8')));
+            await consumer.handle(event as EventOf<EventType>);
+          } catch (error) {
+            logger.warn({ err: error, queue: consumer.queue }, 'live event dropped');
+          }
+          channel.ack(message);
+        })().catch((error: unknown) => {
+          // The channel closed meanwhile; its queue went with it.
+          logger.debug({ err: error, queue: consumer.queue }, 'could not ack live event');
+        });
+      });
+      return;
+    }
     await channel.assertQueue(consumer.queue, { durable: true, arguments: expiry });
     for (const type of consumer.events) await channel.bindQueue(consumer.queue, exchange, type);
     const deadLetterQueue = `${consumer.queue}.dlq`;

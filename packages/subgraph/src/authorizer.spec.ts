@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createAuthorizer, type CheckPermissions } from './authorizer';
 
-const viewer = { userId: 'u1', sessionId: 's1' };
+const viewer = { userId: 'u1', sessionId: 's1', expiresAt: Date.now() + 60_000 };
 
 function recordingCheck(granted: string[]) {
   const calls: { permissions: string[]; scope: string }[] = [];

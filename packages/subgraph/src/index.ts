@@ -9,3 +9,4 @@ export { loadTypeDefs } from './type-defs';
 export { requireViewer } from './viewer';
 export { DateTimeScalar, JSONScalar } from './scalars';
 export { createAuthorizer, type Authorizer, type CheckPermissions } from './authorizer';
+export type { UpstreamConnectionParams, UpstreamSubscribeExtensions } from './subscriptions';

@@ -18,6 +18,7 @@ import {
 import { currentContext, newCorrelationId, runWithContext, type Logger } from '@platform/logger';
 import type { Identity, TokenVerifier } from '@platform/tokens';
 import { createAuthorizer, type Authorizer, type CheckPermissions } from './authorizer';
+import { attachSubscriptionServer } from './subscriptions';
 
 /** What the authorizer needs of the permission service's gRPC client. */
 export interface PermissionChecks {
@@ -52,6 +53,11 @@ export interface SubgraphOptions<TContext extends SubgraphContext> {
   permissionService: PermissionChecks;
   /** Readiness of what this subgraph depends on (its gRPC services). */
   checkReady?: () => Promise<Record<string, boolean>>;
+  /**
+   * Serve the schema's subscriptions over graphql-ws on `/graphql`, to callers presenting
+   * this internal credential (the gateway).
+   */
+  subscriptions?: { internalToken: string };
 }
 
 export interface Subgraph {
@@ -70,10 +76,11 @@ export function createSubgraph<TContext extends SubgraphContext>(
   const { logger } = options;
   const checkPermissions: CheckPermissions = async (userId, permissions, scope) =>
     (await options.permissionService.checkPermissions({ userId, permissions, scope })).allowed;
+  const schema = buildSubgraphSchema([
+    { typeDefs: options.typeDefs, resolvers: options.resolvers as GraphQLResolverMap<unknown> },
+  ]);
   const apollo = new ApolloServer<TContext>({
-    schema: buildSubgraphSchema([
-      { typeDefs: options.typeDefs, resolvers: options.resolvers as GraphQLResolverMap<unknown> },
-    ]),
+    schema,
     // Subgraphs are internal: only the gateway talks to them, and it needs introspection of _service.
     plugins: [
       ApolloServerPluginLandingPageDisabled(),
@@ -118,7 +125,12 @@ export function createSubgraph<TContext extends SubgraphContext>(
           () => graphql(req, res),
         );
       },
-      '/health': (_req, res) => sendJson(res, 200, { status: 'ok' }),
+      '/health': (_req, res) =>
+        sendJson(res, 200, {
+          status: 'ok',
+          // Gateways multiplex their subscriptions: one connection each, however many clients.
+          ...(subscriptions ? { subscriptionConnections: subscriptions.connections() } : {}),
+        }),
       '/ready': async (_req, res) => {
         const checks = (await options.checkReady?.()) ?? {};
         const ready = Object.values(checks).every(Boolean);
@@ -126,6 +138,23 @@ export function createSubgraph<TContext extends SubgraphContext>(
       },
     },
   });
+
+  const subscriptions =
+    options.subscriptions &&
+    attachSubscriptionServer({
+      server: http.server,
+      schema,
+      internalToken: options.subscriptions.internalToken,
+      tokens: options.tokens,
+      logger,
+      createContext: (viewer) =>
+        options.createContext({
+          viewer,
+          authz: createAuthorizer(viewer, checkPermissions),
+          userAgent: undefined,
+          clientAddress: undefined,
+        }),
+    });
 
   return {
     http,
@@ -136,6 +165,8 @@ export function createSubgraph<TContext extends SubgraphContext>(
       return bound;
     },
     async stop() {
+      // Open subscriptions end first: they would keep the HTTP server from closing.
+      await subscriptions?.close();
       await http.close();
       await apollo.stop();
     },

@@ -10,6 +10,8 @@ const key = (sessionId: string) => `auth:revoked-session:${sessionId}`;
 export interface SessionRevocations {
   revoke(sessionIds: readonly string[], ttlSeconds: number): Promise<void>;
   isRevoked(sessionId: string): Promise<boolean>;
+  /** The ended ones among many sessions, in one round trip. */
+  revokedAmong(sessionIds: readonly string[]): Promise<Set<string>>;
 }
 
 export function createSessionRevocations(redis: Redis): SessionRevocations {
@@ -24,6 +26,11 @@ export function createSessionRevocations(redis: Redis): SessionRevocations {
     },
     async isRevoked(sessionId) {
       return (await redis.exists(key(sessionId))) === 1;
+    },
+    async revokedAmong(sessionIds) {
+      if (sessionIds.length === 0) return new Set();
+      const values = await redis.mget(sessionIds.map(key));
+      return new Set(sessionIds.filter((_, index) => values[index] !== null));
     },
   };
 }

@@ -41,6 +41,7 @@ describe('createTokenVerifier', () => {
     await expect(verifier().verify(token)).resolves.toEqual({
       userId: 'user-1',
       sessionId: 'session-1',
+      expiresAt: (jwt.decode(token) as { exp: number }).exp * 1000,
     });
   });
 

@@ -6,6 +6,8 @@ import { ACCESS_TOKEN_ALGORITHM, type PublicJwk } from './token.types';
 export interface Identity {
   userId: string;
   sessionId: string;
+  /** When the access token expires, epoch milliseconds. */
+  expiresAt: number;
 }
 
 export interface TokenVerifierOptions {
@@ -33,8 +35,6 @@ const INVALID = () => AppError.unauthenticated('Invalid or expired access token'
 interface VerifiedToken {
   identity: Identity;
   kid: string;
-  /** Expiry, epoch milliseconds. */
-  expiresAt: number;
 }
 
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
@@ -96,7 +96,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   async function verify(token: string): Promise<Identity> {
     const cached = verified.get(token);
     if (cached) {
-      if (cached.expiresAt > Date.now() && (await keyFor(cached.kid)))
+      if (cached.identity.expiresAt > Date.now() && (await keyFor(cached.kid)))
         return checkRevocation(cached.identity);
       verified.delete(token);
     }
@@ -120,8 +120,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       ) {
         throw INVALID();
       }
-      identity = { userId: claims.sub, sessionId: claims['sid'] };
-      remember(token, { identity, kid: decoded.header.kid, expiresAt: claims.exp * 1000 });
+      identity = { userId: claims.sub, sessionId: claims['sid'], expiresAt: claims.exp * 1000 };
+      remember(token, { identity, kid: decoded.header.kid });
     } catch {
       throw INVALID();
     }

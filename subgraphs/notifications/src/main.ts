@@ -1,11 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { createGrpcClient } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
+import { createMessageBroker } from '@platform/messaging';
 import { authV1, notificationV1, permissionV1 } from '@platform/proto';
 import { createSubgraph, loadTypeDefs } from '@platform/subgraph';
 import { createRedis } from '@platform/redis';
 import { createSessionRevocations, createTokenVerifier } from '@platform/tokens';
 import { env } from './environment';
+import { createLiveHub } from './live-hub';
 import { createDeliveryLoader, notificationsResolvers } from './notifications.resolvers';
 
 const logger = createLogger({ name: 'notifications-subgraph', level: env.LOG_LEVEL });
@@ -34,6 +37,41 @@ lifecycle.run(async () => {
   });
   lifecycle.onShutdown('permission client', () => permissions.close());
 
+  // Live push: this instance's own queue receives every new notification; the ones whose
+  // recipient has a subscription open here are read once and pushed to it.
+  const live = createLiveHub<notificationV1.Notification>();
+  lifecycle.onShutdown('live subscriptions', () => live.close());
+  const broker = await createMessageBroker({
+    url: env.RABBITMQ_URL,
+    exchange: env.EVENTS_EXCHANGE,
+    logger,
+  });
+  lifecycle.onShutdown('rabbitmq', () => broker.close());
+  await broker.consume({
+    queue: `${env.EVENTS_EXCHANGE}.notifications-subgraph.live.${randomUUID()}`,
+    events: ['notification.created'],
+    ephemeral: true,
+    async handle(event) {
+      const { notificationId, recipientId } = event.payload;
+      if (!live.hasSubscribers(recipientId)) return;
+      // The notification service may be restarting: a few quick retries, then the event is
+      // dropped (logged), and the client catches up with `notifications(after:)`.
+      for (const delayMs of [250, 1_000, 2_000, undefined]) {
+        try {
+          const { notification } = await notifications.getNotification({
+            id: notificationId,
+            recipientId,
+          });
+          if (notification) live.publish(recipientId, notification);
+          return;
+        } catch (error) {
+          if (delayMs === undefined) throw error;
+          await new Promise((resolve) => setTimeout(resolve, delayMs));
+        }
+      }
+    },
+  });
+
   const subgraph = createSubgraph({
     name: 'notifications',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
@@ -41,10 +79,12 @@ lifecycle.run(async () => {
     createContext: (base) => ({
       ...base,
       notifications,
+      live,
       deliveries: createDeliveryLoader(notifications),
     }),
     logger,
     permissionService: permissions,
+    subscriptions: { internalToken: env.INTERNAL_TOKEN },
     tokens: createTokenVerifier({
       issuer: env.TOKEN_ISSUER,
       audience: env.TOKEN_AUDIENCE,

@@ -10,11 +10,14 @@ import {
   type SubgraphContext,
 } from '@platform/subgraph';
 import { isUuid } from '@platform/validation';
+import type { LiveHub } from './live-hub';
 
 type NotificationClient = GrpcClient<typeof notificationV1.NotificationServiceService>;
 
 export interface NotificationsContext extends SubgraphContext {
   notifications: NotificationClient;
+  /** This instance's live subscribers. */
+  live: LiveHub<notificationV1.Notification>;
   /** Email deliveries by notification id, one call per tick. */
   deliveries: DataLoader<string, notificationV1.EmailDelivery | null>;
 }
@@ -74,6 +77,13 @@ export const notificationsResolvers = {
   EmailDelivery: {
     status: (delivery: notificationV1.EmailDelivery) => STATUS[delivery.status] ?? 'PENDING',
     lastError: (delivery: notificationV1.EmailDelivery) => delivery.lastError || null,
+  },
+  Subscription: {
+    notificationAdded: {
+      subscribe: (_: unknown, __: unknown, context: NotificationsContext) =>
+        context.live.subscribe(requireViewer(context).userId),
+      resolve: (notification: notificationV1.Notification) => notification,
+    },
   },
   Query: {
     async notification(_: unknown, { id }: { id: string }, context: NotificationsContext) {

@@ -1,0 +1,91 @@
+import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
+import WebSocket from 'ws';
+
+/** A graphql-ws connection to the gateway, as a browser client would open one. */
+export interface LiveClient {
+  client: Client;
+  /** Resolves with the close code once the server closes the connection. */
+  closed: Promise<{ code: number; reason: string }>;
+  /** Subscribes; every result (or error) lands in the returned list. */
+  subscribe(query: string, variables?: Record<string, unknown>): LiveSubscription;
+  dispose(): Promise<void>;
+}
+
+export interface LiveSubscription {
+  results: FormattedExecutionResult[];
+  errors: unknown[];
+  completed: boolean;
+  /** Resolves once `count` results have arrived. */
+  next(count: number, timeoutMs?: number): Promise<FormattedExecutionResult[]>;
+  unsubscribe(): void;
+}
+
+export function connectLive(gatewayUrl: string, token: string | undefined): LiveClient {
+  let resolveClosed: (value: { code: number; reason: string }) => void = () => undefined;
+  const closed = new Promise<{ code: number; reason: string }>(
+    (resolve) => (resolveClosed = resolve),
+  );
+  const client = createClient({
+    url: `${gatewayUrl.replace(/^http/, 'ws')}/graphql`,
+    webSocketImpl: WebSocket,
+    connectionParams: token ? { authorization: `Bearer ${token}` } : {},
+    retryAttempts: 0,
+    lazy: false,
+    on: {
+      closed: (event) => {
+        const { code, reason } = event as { code: number; reason: string };
+        resolveClosed({ code, reason: String(reason) });
+      },
+    },
+  });
+  return {
+    client,
+    closed,
+    subscribe(query, variables) {
+      const results: FormattedExecutionResult[] = [];
+      const errors: unknown[] = [];
+      const waiters: (() => void)[] = [];
+      const subscription: LiveSubscription = {
+        results,
+        errors,
+        completed: false,
+        next(count, timeoutMs = 10_000) {
+          return new Promise((resolve, reject) => {
+            const check = () => {
+              if (results.length >= count) {
+                clearTimeout(timer);
+                resolve(results.slice(0, count));
+                return true;
+              }
+              return false;
+            };
+            const timer = setTimeout(
+              () =>
+                reject(
+                  new Error(
+                    `got ${results.length} of ${count}: ${JSON.stringify({ results, errors })}`,
+                  ),
+                ),
+              timeoutMs,
+            );
+            if (!check()) waiters.push(() => void check());
+          });
+        },
+        unsubscribe: () => unsubscribe(),
+      };
+      const unsubscribe = client.subscribe(
+        { query, variables },
+        {
+          next: (result) => {
+            results.push(result as FormattedExecutionResult);
+            for (const wake of waiters) wake();
+          },
+          error: (error) => errors.push(error),
+          complete: () => (subscription.completed = true),
+        },
+      );
+      return subscription;
+    },
+    dispose: () => client.dispose() as Promise<void>,
+  };
+}

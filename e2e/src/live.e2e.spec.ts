@@ -1,0 +1,255 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { APP_NAMES } from '@platform/apps';
+import {
+  createTestRun,
+  eventually,
+  startApps,
+  type AppCluster,
+  type TestRun,
+} from '@platform/testing';
+import { codeOf, graphql, signIn, signUp, type SignedIn } from './graphql.client';
+import { connectLive, type LiveClient } from './live.client';
+
+const ADMIN = { email: 'root@example.com', password: 'admin bootstrap secret' };
+const SEND = `mutation ($input: SendNotificationInput!) { sendNotification(input: $input) { id } }`;
+const ADDED = `subscription { notificationAdded {
+  id type title read recipient { id email displayName roles { role { name } } unreadNotificationCount } } }`;
+const PER_USER = 3;
+
+interface Added {
+  notificationAdded: {
+    id: string;
+    type: string;
+    title: string;
+    recipient: {
+      id: string;
+      email: string;
+      displayName: string;
+      roles: { role: { name: string } }[];
+    };
+  };
+}
+
+describe('live notifications: federated subscriptions through the gateway', () => {
+  let run: TestRun;
+  let apps: AppCluster;
+  let gateway: string;
+  let admin: SignedIn;
+  const clients: LiveClient[] = [];
+
+  beforeAll(async () => {
+    run = await createTestRun();
+    apps = await startApps(run, APP_NAMES, {
+      'users-subgraph': {
+        ADMIN_EMAIL: ADMIN.email,
+        ADMIN_PASSWORD: ADMIN.password,
+        RATE_LIMIT_PER_ADDRESS: '0',
+      },
+      gateway: {
+        MAX_SUBSCRIPTIONS_PER_USER: String(PER_USER),
+        SUBSCRIPTION_SESSION_CHECK_MS: '500',
+      },
+    });
+    gateway = apps.httpUrl('gateway');
+    admin = await eventually(() => signIn(gateway, ADMIN.email, ADMIN.password), 20_000);
+  });
+
+  afterAll(async () => {
+    for (const client of clients) await client.dispose();
+    await apps?.stopAll();
+    await run?.close();
+  });
+
+  function live(token: string | undefined, url = gateway): LiveClient {
+    const client = connectLive(url, token);
+    clients.push(client);
+    return client;
+  }
+
+  async function send(userId: string, title: string): Promise<string> {
+    const response = await graphql<{ sendNotification: { id: string } }>(gateway, SEND, {
+      token: admin.token,
+      variables: { input: { userId, type: 'note', title, body: '' } },
+    });
+    if (!response.data) throw new Error(JSON.stringify(response.errors));
+    return response.data.sendNotification.id;
+  }
+
+  /** Waits until the gateway's subscriptions reach the subgraph (they are not acknowledged). */
+  async function subscribed(client: LiveClient, query = ADDED) {
+    const subscription = client.subscribe(query);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return subscription;
+  }
+
+  it('pushes a sent notification to its recipient with fields from all three subgraphs, and to nobody else', async () => {
+    const alice = await signUp(gateway, 'alice@example.com');
+    const bob = await signUp(gateway, 'bob@example.com');
+    const aliceLive = await subscribed(live(alice.token));
+    const bobLive = await subscribed(live(bob.token));
+    // Let the welcome notifications pass first.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const before = { alice: aliceLive.results.length, bob: bobLive.results.length };
+
+    const id = await send(alice.id, 'Hello Alice');
+    const [result] = (await aliceLive.next(before.alice + 1)).slice(before.alice);
+    expect(result?.errors).toBeUndefined();
+    expect((result?.data as unknown as Added).notificationAdded).toEqual({
+      id,
+      type: 'note',
+      title: 'Hello Alice',
+      read: false,
+      recipient: {
+        id: alice.id,
+        email: 'alice@example.com',
+        displayName: 'alice',
+        roles: [{ role: { name: 'user' } }],
+        unreadNotificationCount: expect.any(Number) as unknown,
+      },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(bobLive.results).toHaveLength(before.bob);
+  });
+
+  it('shows a new user the welcome notification live, and role changes as they happen', async () => {
+    // The welcome waits for the notification service, so the subscription is in place first.
+    await apps.stop('notification-service');
+    const carol = await signUp(gateway, 'carol@example.com');
+    const carolLive = await subscribed(live(carol.token));
+    await apps.start('notification-service');
+    const [welcome] = await carolLive.next(1, 15_000);
+    expect((welcome?.data as unknown as Added).notificationAdded).toMatchObject({
+      type: 'welcome',
+      title: 'Welcome, carol!',
+    });
+
+    const role = await graphql<{ createRole: { id: string } }>(
+      gateway,
+      'mutation { createRole(input: { name: "reviewer", permissions: ["users:read"] }) { id } }',
+      { token: admin.token },
+    );
+    await graphql(gateway, 'mutation ($u: ID!, $r: ID!) { assignRole(userId: $u, roleId: $r) }', {
+      token: admin.token,
+      variables: { u: carol.id, r: role.data!.createRole.id },
+    });
+    const [, notice] = await carolLive.next(2);
+    expect((notice?.data as unknown as Added).notificationAdded).toMatchObject({
+      type: 'role_changed',
+      title: 'You were given the role "reviewer"',
+      // Resolved after the change: the recipient's roles already include it.
+      recipient: { roles: expect.arrayContaining([{ role: { name: 'reviewer' } }]) as unknown },
+    });
+  });
+
+  it('serves many client subscriptions over one upstream connection', async () => {
+    const dave = await signUp(gateway, 'dave@example.com');
+    const erin = await signUp(gateway, 'erin@example.com');
+    const subscriptions = [
+      await subscribed(live(dave.token)),
+      await subscribed(live(dave.token)),
+      await subscribed(live(erin.token)),
+    ];
+    const health = (await (
+      await fetch(`${apps.httpUrl('notifications-subgraph')}/health`)
+    ).json()) as {
+      subscriptionConnections: number;
+    };
+    expect(health.subscriptionConnections).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const before = subscriptions.map((s) => s.results.length);
+    const id = await send(dave.id, 'For Dave, twice');
+    await subscriptions[0]!.next(before[0]! + 1);
+    await subscriptions[1]!.next(before[1]! + 1);
+    for (const subscription of subscriptions.slice(0, 2))
+      expect((subscription.results.at(-1)?.data as unknown as Added).notificationAdded.id).toBe(id);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(subscriptions[2]!.results).toHaveLength(before[2]!);
+  });
+
+  it('closes a connection without a valid token with 4401', async () => {
+    expect((await live(undefined).closed).code).toBe(4401);
+    expect((await live('not-a-token').closed).code).toBe(4401);
+    const forged = `${admin.token.slice(0, -4)}AAAA`;
+    expect((await live(forged).closed).code).toBe(4401);
+  });
+
+  it('closes the live connection when its session ends', async () => {
+    const frank = await signUp(gateway, 'frank@example.com');
+    const client = live(frank.token);
+    await subscribed(client);
+    const loggedOut = await graphql(gateway, 'mutation { logout }', { token: frank.token });
+    expect(loggedOut.errors).toBeUndefined();
+    const started = Date.now();
+    const { code, reason } = await client.closed;
+    expect({ code, reason }).toEqual({ code: 4401, reason: 'Session ended' });
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('limits concurrent subscriptions per user, with an error for the one too many', async () => {
+    const grace = await signUp(gateway, 'grace@example.com');
+    const client = live(grace.token);
+    for (let n = 0; n < PER_USER; n++) client.subscribe(ADDED);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const extra = client.subscribe(ADDED);
+    await eventually(async () => {
+      if (extra.errors.length === 0) throw new Error('no error yet');
+    }, 5_000);
+    expect(extra.errors[0]).toEqual([
+      expect.objectContaining({
+        extensions: expect.objectContaining({ code: 'RATE_LIMITED' }) as unknown,
+      }),
+    ]);
+  });
+
+  it('refuses a subscription it cannot serve, and queries over the socket, with an error message', async () => {
+    const henry = await signUp(gateway, 'henry@example.com');
+    const client = live(henry.token);
+    const invalid = client.subscribe('subscription { nothingHere }');
+    const query = client.subscribe('{ me { id } }');
+    await eventually(async () => {
+      if (invalid.errors.length === 0 || query.errors.length === 0) throw new Error('waiting');
+    }, 5_000);
+    expect(JSON.stringify(invalid.errors[0])).toContain('nothingHere');
+    expect(JSON.stringify(query.errors[0])).toContain('HTTP');
+    expect(codeOf({ errors: invalid.errors[0] as never })).toBe('BAD_USER_INPUT');
+  });
+
+  it('delivers exactly once per subscriber with two gateways and two subgraph instances', async () => {
+    // A second notifications subgraph and a second gateway using it, on the same services.
+    const addresses = {
+      AUTH_SERVICE_ADDR: apps.grpcAddress('auth-service'),
+      USER_SERVICE_ADDR: apps.grpcAddress('user-service'),
+      PERMISSION_SERVICE_ADDR: apps.grpcAddress('permission-service'),
+      NOTIFICATION_SERVICE_ADDR: apps.grpcAddress('notification-service'),
+    };
+    const second = await startApps(run, ['notifications-subgraph', 'gateway'], {
+      'notifications-subgraph': addresses,
+      gateway: {
+        ...addresses,
+        USERS_SUBGRAPH_URL: `${apps.httpUrl('users-subgraph')}/graphql`,
+        RBAC_SUBGRAPH_URL: `${apps.httpUrl('rbac-subgraph')}/graphql`,
+      },
+    });
+    try {
+      const iris = await signUp(gateway, 'iris@example.com');
+      const subscribers = [
+        await subscribed(live(iris.token, gateway)),
+        await subscribed(live(iris.token, second.httpUrl('gateway'))),
+      ];
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const before = subscribers.map((s) => s.results.length);
+      const ids: string[] = [];
+      for (let n = 0; n < 5; n++) ids.push(await send(iris.id, `Number ${n}`));
+      for (const [index, subscriber] of subscribers.entries()) {
+        await subscriber.next(before[index]! + 5);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const received = subscriber.results
+          .slice(before[index])
+          .map((result) => (result.data as unknown as Added).notificationAdded.id);
+        expect(received.sort()).toEqual([...ids].sort());
+      }
+    } finally {
+      await second.stopAll();
+    }
+  });
+});

@@ -1,0 +1,150 @@
+import {
+  buildOperationContext,
+  executeQueryPlan,
+  type GraphQLDataSource,
+  type ServiceMap,
+} from '@apollo/gateway';
+import { operationFromDocument, Supergraph } from '@apollo/federation-internals';
+import { QueryPlanner, type FetchNode, type PlanNode, type QueryPlan } from '@apollo/query-planner';
+import type { GatewayGraphQLRequestContext } from '@apollo/server-gateway-interface';
+import { GraphQLError, type DocumentNode, type ExecutionResult, type GraphQLSchema } from 'graphql';
+import type { Logger } from '@platform/logger';
+import type { GatewayContext } from '../subgraph.data-source';
+import type { UpstreamSubscriptions } from './upstream';
+
+/** The plan of one subscription operation: the root field's fetch, then the rest. */
+interface SubscriptionPlan {
+  primary: FetchNode;
+  rest: PlanNode | undefined;
+}
+
+/** The primary fetch is answered from the upstream event under this (reserved) name. */
+const EVENT_SOURCE = '__subscription_event__';
+
+export interface FederatedSubscriptions {
+  /** The API schema (what clients see), for validating operations. */
+  readonly schema: GraphQLSchema;
+  /**
+   * Plans a subscription against the supergraph; throws a GraphQLError when the operation
+   * cannot be planned or is not a subscription.
+   */
+  plan(document: DocumentNode, operationName: string | undefined): SubscriptionPlan;
+  /**
+   * Subscribes to the root field's subgraph (over the shared upstream connection) and, for
+   * each event, resolves what the other subgraphs own exactly as for a query.
+   */
+  run(options: {
+    plan: SubscriptionPlan;
+    document: DocumentNode;
+    operationName: string | undefined;
+    variables: Record<string, unknown>;
+    context: GatewayContext;
+  }): AsyncGenerator<ExecutionResult>;
+}
+
+export function createFederatedSubscriptions(options: {
+  supergraphSdl: string;
+  /** The gateway's own data sources, by subgraph name. */
+  dataSources: ReadonlyMap<string, GraphQLDataSource>;
+  upstream: UpstreamSubscriptions;
+  logger: Logger;
+}): FederatedSubscriptions {
+  const supergraph = Supergraph.build(options.supergraphSdl);
+  const apiSchema = supergraph.apiSchema();
+  const schema = apiSchema.toGraphQLJSSchema();
+  const supergraphSchema = supergraph.schema.toGraphQLJSSchema();
+  const planner = new QueryPlanner(supergraph);
+  const plans = new Map<string, SubscriptionPlan>();
+  const { logger } = options;
+
+  function plan(document: DocumentNode, operationName: string | undefined): SubscriptionPlan {
+    const operation = operationFromDocument(apiSchema, document, { operationName });
+    const key = `${operationName ?? ''}\n${operation.toString()}`;
+    const cached = plans.get(key);
+    if (cached) return cached;
+    const queryPlan: QueryPlan = planner.buildQueryPlan(operation);
+    const node = queryPlan.node;
+    if (node?.kind !== 'Subscription')
+      throw new GraphQLError(
+        'Only subscriptions are served over WebSocket; use HTTP for the rest',
+        {
+          extensions: { code: 'BAD_USER_INPUT' },
+        },
+      );
+    const planned = { primary: node.primary, rest: node.rest };
+    if (plans.size < 1_000) plans.set(key, planned);
+    return planned;
+  }
+
+  async function* run({
+    plan: { primary, rest },
+    document,
+    operationName,
+    variables,
+    context,
+  }: Parameters<FederatedSubscriptions['run']>[0]): AsyncGenerator<ExecutionResult> {
+    const operationContext = buildOperationContext({
+      schema,
+      operationDocument: document,
+      operationName,
+    });
+    const primaryVariables = Object.fromEntries(
+      (primary.variableUsages ?? []).map((name) => [name, variables[name]]),
+    );
+    const events = options.upstream.subscribe(primary.serviceName, {
+      query: primary.operation,
+      operationName: primary.operationName,
+      variables: primaryVariables,
+      // The subgraph verifies the user again (zero trust), per subscription.
+      extensions: { authorization: context.authorization },
+    });
+    // Each event runs the plan with its root fetch answered by the event itself.
+    const eventFetch: FetchNode = { ...primary, serviceName: EVENT_SOURCE };
+    const queryPlan: QueryPlan = {
+      kind: 'QueryPlan',
+      node: rest ? { kind: 'Sequence', nodes: [eventFetch, rest] } : eventFetch,
+    };
+    try {
+      for await (const event of events) {
+        // The subgraph's errors, as it formatted them (codes kept, nothing internal).
+        const errors = (event.errors ?? []).map(
+          (error) =>
+            new GraphQLError(error.message, { path: error.path, extensions: error.extensions }),
+        );
+        if (!event.data) {
+          yield { errors };
+          return;
+        }
+        const eventSource: GraphQLDataSource = {
+          process: () =>
+            Promise.resolve({
+              data: event.data,
+              ...(errors.length ? { errors: event.errors } : {}),
+            }),
+        };
+        const serviceMap: ServiceMap = {
+          ...Object.fromEntries(options.dataSources),
+          [EVENT_SOURCE]: eventSource,
+        };
+        const requestContext = {
+          request: { variables },
+          context,
+          logger,
+          metrics: {},
+        } as unknown as GatewayGraphQLRequestContext;
+        yield await executeQueryPlan(
+          queryPlan,
+          serviceMap,
+          requestContext,
+          operationContext,
+          supergraphSchema,
+          apiSchema,
+        );
+      }
+    } finally {
+      await events.return?.(undefined);
+    }
+  }
+
+  return { schema, plan, run };
+}

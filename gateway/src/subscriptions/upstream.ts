@@ -1,0 +1,75 @@
+import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
+import WebSocket from 'ws';
+import type { Logger } from '@platform/logger';
+import type { UpstreamConnectionParams } from '@platform/subgraph';
+
+export interface UpstreamPayload {
+  query: string;
+  operationName: string | undefined;
+  variables: Record<string, unknown>;
+  extensions: Record<string, unknown>;
+}
+
+/**
+ * Subscriptions to subgraphs over graphql-ws: one connection per subgraph for this whole
+ * gateway instance, carrying every client subscription (each with its user's token). The
+ * connection is opened on first use, kept alive with pings and re-established after a drop
+ * (its subscriptions are re-sent; events in between are missed, and clients catch up by
+ * querying `notifications(after:)`).
+ */
+export interface UpstreamSubscriptions {
+  subscribe(
+    subgraph: string,
+    payload: UpstreamPayload,
+  ): AsyncIterableIterator<FormattedExecutionResult>;
+  /** Open upstream connections (one per subgraph in use). */
+  connections(): number;
+  close(): Promise<void>;
+}
+
+export function createUpstreamSubscriptions(options: {
+  /** HTTP URLs of the subgraphs, by name. */
+  urls: ReadonlyMap<string, string>;
+  internalToken: string;
+  logger: Logger;
+}): UpstreamSubscriptions {
+  const clients = new Map<string, Client>();
+  const { logger } = options;
+
+  function clientFor(subgraph: string): Client {
+    const existing = clients.get(subgraph);
+    if (existing) return existing;
+    const url = options.urls.get(subgraph);
+    if (!url) throw new Error(`no URL for subgraph ${subgraph}`);
+    const connectionParams: UpstreamConnectionParams & Record<string, unknown> = {
+      internalToken: options.internalToken,
+    };
+    const client = createClient({
+      url: url.replace(/^http/, 'ws'),
+      webSocketImpl: WebSocket,
+      connectionParams,
+      lazy: true,
+      keepAlive: 10_000,
+      retryAttempts: Number.POSITIVE_INFINITY,
+      shouldRetry: () => true,
+      on: {
+        connected: () => logger.info({ subgraph }, 'upstream subscription connection open'),
+        closed: (event) =>
+          logger.debug({ subgraph, code: (event as { code?: number }).code }, 'upstream closed'),
+      },
+    });
+    clients.set(subgraph, client);
+    return client;
+  }
+
+  return {
+    subscribe(subgraph, payload) {
+      return clientFor(subgraph).iterate(payload);
+    },
+    connections: () => clients.size,
+    async close() {
+      await Promise.all([...clients.values()].map((client) => Promise.resolve(client.dispose())));
+      clients.clear();
+    },
+  };
+}

@@ -1,0 +1,96 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { Server } from 'node:http';
+import { GraphQLError, parse, validate, type DocumentNode, type GraphQLSchema } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import { toGraphQLError } from '@platform/errors';
+import type { Logger } from '@platform/logger';
+import type { Identity, TokenVerifier } from '@platform/tokens';
+
+/** What the gateway puts in `connection_init`: the platform's internal credential. */
+export interface UpstreamConnectionParams {
+  internalToken?: string;
+}
+
+/** What the gateway puts in each `subscribe` message's extensions: the end user's token. */
+export interface UpstreamSubscribeExtensions {
+  authorization?: string;
+}
+
+function sameSecret(given: unknown, expected: string): boolean {
+  if (typeof given !== 'string') return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * graphql-ws on the subgraph's `/graphql`, for the gateway only: the connection carries the
+ * internal credential, and every subscription carries its end user's access token, which is
+ * verified here again. One connection serves every subscription of a gateway instance.
+ */
+export function attachSubscriptionServer<TContext>(options: {
+  server: Server;
+  schema: GraphQLSchema;
+  internalToken: string;
+  tokens: TokenVerifier;
+  logger: Logger;
+  createContext: (viewer: Identity) => TContext;
+}): { close(): Promise<void>; connections(): number } {
+  const { schema, logger } = options;
+  const wss = new WebSocketServer({ server: options.server, path: '/graphql' });
+  const documents = new Map<string, DocumentNode>();
+
+  const cleanup = useServer(
+    {
+      schema,
+      onConnect: (ctx) =>
+        sameSecret(
+          (ctx.connectionParams as UpstreamConnectionParams | undefined)?.internalToken,
+          options.internalToken,
+        ),
+      onSubscribe: async (_ctx, _id, payload) => {
+        const extensions = payload.extensions as UpstreamSubscribeExtensions | undefined;
+        let viewer: Identity | null;
+        try {
+          viewer = await options.tokens.verifyHeader(extensions?.authorization);
+        } catch (error) {
+          return [toGraphQLError(error)];
+        }
+        if (!viewer)
+          return [new GraphQLError('Not signed in', { extensions: { code: 'UNAUTHENTICATED' } })];
+        // The gateway sends the same few plan fetches again and again: parse each once.
+        let document = documents.get(payload.query);
+        if (!document) {
+          try {
+            document = parse(payload.query);
+          } catch (error) {
+            return [error as GraphQLError];
+          }
+          const errors = validate(schema, document);
+          if (errors.length > 0) return errors;
+          if (documents.size < 1_000) documents.set(payload.query, document);
+        }
+        return {
+          schema,
+          document,
+          variableValues: payload.variables ?? undefined,
+          operationName: payload.operationName ?? undefined,
+          contextValue: options.createContext(viewer),
+        };
+      },
+      onError: (_ctx, _id, _payload, errors) => {
+        logger.debug({ errors: errors.map((error) => error.message) }, 'subscription error');
+      },
+    },
+    wss,
+  );
+
+  return {
+    connections: () => wss.clients.size,
+    async close() {
+      await cleanup.dispose();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
