@@ -39,6 +39,25 @@ interface SubscriptionContext {
   plan: ReturnType<FederatedSubscriptions['plan']>;
 }
 
+/**
+ * Passes results on while the client keeps up: once more than `maxBufferedBytes` wait unsent
+ * on its socket, calls `tooSlow` (which closes it) and stops, instead of buffering more.
+ */
+export async function* unlessTooSlow<T>(
+  results: AsyncIterable<T>,
+  socket: { readonly bufferedAmount: number },
+  maxBufferedBytes: number,
+  tooSlow: () => void,
+): AsyncGenerator<T> {
+  for await (const result of results) {
+    if (socket.bufferedAmount > maxBufferedBytes) {
+      tooSlow();
+      return;
+    }
+    yield result;
+  }
+}
+
 /** Close codes (graphql-ws reserves 4400-4499 for its protocol; 4401 = unauthorized). */
 const UNAUTHORIZED = 4401;
 const TRY_AGAIN_LATER = 1013;
@@ -74,17 +93,13 @@ export function attachSubscriptionServer(options: {
     results: AsyncGenerator<ExecutionResult>,
   ): AsyncGenerator<ExecutionResult> {
     const { userId } = context.connection.identity;
+    const { socket } = context.connection;
     perUser.set(userId, (perUser.get(userId) ?? 0) + 1);
     try {
-      for await (const result of results) {
-        const { socket } = context.connection;
-        if (socket.bufferedAmount > limits.maxBufferedBytes) {
-          logger.warn({ userId, buffered: socket.bufferedAmount }, 'slow subscriber disconnected');
-          close(socket, TRY_AGAIN_LATER, 'Client too slow: outbound buffer full');
-          return;
-        }
-        yield result;
-      }
+      yield* unlessTooSlow(results, socket, limits.maxBufferedBytes, () => {
+        logger.warn({ userId, buffered: socket.bufferedAmount }, 'slow subscriber disconnected');
+        close(socket, TRY_AGAIN_LATER, 'Client too slow: outbound buffer full');
+      });
     } finally {
       const left = (perUser.get(userId) ?? 1) - 1;
       if (left > 0) perUser.set(userId, left);
