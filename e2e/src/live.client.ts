@@ -31,6 +31,8 @@ export function connectLive(gatewayUrl: string, token: string | undefined): Live
     connectionParams: token ? { authorization: `Bearer ${token}` } : {},
     retryAttempts: 0,
     lazy: false,
+    // The close is what some tests wait for (see `closed`), not an error to print.
+    onNonLazyError: () => undefined,
     on: {
       closed: (event) => {
         const { code, reason } = event as { code: number; reason: string };

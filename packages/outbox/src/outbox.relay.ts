@@ -48,27 +48,27 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let failures = 0;
 
   async function publishBatch(): Promise<number> {
-    return db.$transaction(async (tx) => {
+    const result = await db.$transaction(async (tx) => {
       const rows = await tx.$queryRawUnsafe<OutboxRow[]>(
         `SELECT id::text AS id, envelope FROM ${table} WHERE published_at IS NULL ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`,
         batchSize,
       );
-      const published: string[] = [];
-      try {
-        for (const row of rows) {
-          await broker.publish(row.envelope);
-          published.push(row.id);
-        }
-      } finally {
-        if (published.length > 0) {
-          await tx.$executeRawUnsafe(
-            `UPDATE ${table} SET published_at = now() WHERE id = ANY($1::uuid[])`,
-            published,
-          );
-        }
+      // All at once on the one channel (it keeps their order); each is confirmed on its own,
+      // and only the confirmed ones are marked published.
+      const outcomes = await Promise.allSettled(rows.map((row) => broker.publish(row.envelope)));
+      const published = rows.filter((_, index) => outcomes[index]?.status === 'fulfilled');
+      if (published.length > 0) {
+        await tx.$executeRawUnsafe(
+          `UPDATE ${table} SET published_at = now() WHERE id = ANY($1::uuid[])`,
+          published.map((row) => row.id),
+        );
       }
-      return published.length;
+      const failure = outcomes.find((outcome) => outcome.status === 'rejected');
+      return { count: published.length, failure };
     });
+    // Reported after the commit, so the confirmed ones stay marked published.
+    if (result.failure) throw result.failure.reason;
+    return result.count;
   }
 
   async function drain(): Promise<number> {

@@ -1,7 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import type { EmailDelivery, Notification, Prisma, PrismaClient } from '@platform/db';
 import { createEvent, type EventEnvelope } from '@platform/events';
-import { enqueueEvent, processOnce, type OutboxRelay } from '@platform/outbox';
-import { effectiveChannels, KNOWN_TYPES, type Channels } from './notification.types';
+import { processOnce, type OutboxRelay } from '@platform/outbox';
+import {
+  defaultsFor,
+  effectiveChannels,
+  isInAppLocked,
+  KNOWN_TYPES,
+  type Channels,
+} from './notification.types';
 
 export const NOTIFICATIONS_SCHEMA = 'notifications';
 
@@ -60,6 +67,38 @@ export interface NotificationRepository {
   removeRecipient(consumer: string, event: EventEnvelope<'user.deleted'>): Promise<void>;
 }
 
+/** A notification as raw SQL returns it (where one statement beats several). */
+const NOTIFICATION_COLUMNS = `id::text, recipient_id::text, type, title, body, data, read_at,
+  created_at, source_event_id::text, in_app`;
+
+interface NotificationRow {
+  id: string;
+  recipient_id: string;
+  type: string;
+  title: string;
+  body: string;
+  data: Prisma.JsonValue | null;
+  read_at: Date | null;
+  created_at: Date;
+  source_event_id: string | null;
+  in_app: boolean;
+}
+
+function toNotification(row: NotificationRow): Notification {
+  return {
+    id: row.id,
+    recipientId: row.recipient_id,
+    type: row.type,
+    title: row.title,
+    body: row.body,
+    data: row.data,
+    readAt: row.read_at,
+    createdAt: row.created_at,
+    sourceEventId: row.source_event_id,
+    inApp: row.in_app,
+  };
+}
+
 export function createNotificationRepository(
   db: PrismaClient,
   relay: Pick<OutboxRelay, 'kick'>,
@@ -75,51 +114,70 @@ export function createNotificationRepository(
 
   return {
     async create(input, source) {
-      const created = await db.$transaction(async (tx) => {
-        if (
-          source &&
-          !(await processOnce(tx, NOTIFICATIONS_SCHEMA, source.consumer, source.eventId))
-        )
-          return null;
-        const stored = await tx.notificationPreference.findUnique({
-          where: { userId_type: { userId: input.recipientId, type: input.type } },
-        });
-        const channels = effectiveChannels(input.type, stored ?? undefined);
-        const notification = await tx.notification.create({
-          data: {
-            ...input,
-            data: input.data ?? undefined,
-            sourceEventId: source?.eventId,
-            inApp: channels.inApp,
-          },
-        });
-        if (channels.inApp)
-          await enqueueEvent(
-            tx,
-            NOTIFICATIONS_SCHEMA,
-            createEvent('notification.created', {
-              notificationId: notification.id,
-              recipientId: notification.recipientId,
-              type: notification.type,
-            }),
-          );
-        if (channels.email) {
-          const delivery = await tx.emailDelivery.create({
-            data: { notificationId: notification.id },
-          });
-          await enqueueEvent(
-            tx,
-            NOTIFICATIONS_SCHEMA,
-            createEvent('notification.email_requested', {
-              deliveryId: delivery.id,
-              notificationId: notification.id,
-            }),
-          );
-        }
-        return notification;
+      // One statement, no interactive transaction (this is the hot path of sending): record
+      // the event (when there is one) and stop if it was seen before; apply the recipient's
+      // preference for the type; insert the notification, its outbox event for live push
+      // when shown in-app, and an email delivery with its outbox event when mailed.
+      const id = randomUUID();
+      const deliveryId = randomUUID();
+      const defaults = defaultsFor(input.type);
+      const live = createEvent('notification.created', {
+        notificationId: id,
+        recipientId: input.recipientId,
+        type: input.type,
       });
-      if (created) relay.kick();
-      return created;
+      const mail = createEvent('notification.email_requested', { deliveryId, notificationId: id });
+      const [row] = await db.$queryRawUnsafe<NotificationRow[]>(
+        `WITH once AS (
+           INSERT INTO "notifications"."processed_events" (consumer, event_id)
+           SELECT $9, $10::uuid WHERE $9::text IS NOT NULL
+           ON CONFLICT DO NOTHING RETURNING 1
+         ), channels AS (
+           SELECT COALESCE(p.in_app, $6) OR $7 AS in_app, COALESCE(p.email, $8) AS email
+             FROM (SELECT 1) AS one
+             LEFT JOIN "notifications"."preferences" p ON p.user_id = $2::uuid AND p.type = $3
+            WHERE $9::text IS NULL OR EXISTS (SELECT 1 FROM once)
+         ), created AS (
+           INSERT INTO "notifications"."notifications"
+                  (id, recipient_id, type, title, body, data, in_app, source_event_id)
+           SELECT $1::uuid, $2::uuid, $3, $4, $5, $11::jsonb, in_app, $10::uuid FROM channels
+           RETURNING *
+         ), pushed AS (
+           INSERT INTO "notifications"."outbox_events" (id, type, envelope, created_at)
+           SELECT $12::uuid, $13, $14::jsonb, $15::timestamptz FROM created WHERE created.in_app
+         ), delivery AS (
+           INSERT INTO "notifications"."email_deliveries" (id, notification_id, updated_at)
+           SELECT $16::uuid, created.id, now() FROM created, channels WHERE channels.email
+           RETURNING id
+         ), mailed AS (
+           INSERT INTO "notifications"."outbox_events" (id, type, envelope, created_at)
+           SELECT $17::uuid, $18, $19::jsonb, $20::timestamptz FROM delivery
+         )
+         SELECT ${NOTIFICATION_COLUMNS} FROM created`,
+        id,
+        input.recipientId,
+        input.type,
+        input.title,
+        input.body,
+        defaults.inApp,
+        isInAppLocked(input.type),
+        defaults.email,
+        source?.consumer ?? null,
+        source?.eventId ?? null,
+        input.data === undefined ? null : JSON.stringify(input.data),
+        live.id,
+        live.type,
+        JSON.stringify(live),
+        live.occurredAt,
+        deliveryId,
+        mail.id,
+        mail.type,
+        JSON.stringify(mail),
+        mail.occurredAt,
+      );
+      if (!row) return null; // an event seen before
+      relay.kick();
+      return toNotification(row);
     },
 
     async list(recipientId, { first, after, unreadOnly }) {
