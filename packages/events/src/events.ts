@@ -82,7 +82,16 @@ export const eventContracts = {
   },
   'notification.created': {
     version: 1,
-    payload: z.object({ notificationId: id, recipientId: id, type: z.string() }),
+    // The whole notification, so live push needs no read-back.
+    payload: z.object({
+      notificationId: id,
+      recipientId: id,
+      type: z.string(),
+      title: z.string(),
+      body: z.string(),
+      data: z.unknown().optional(),
+      createdAt: z.string(),
+    }),
   },
 } as const;
 

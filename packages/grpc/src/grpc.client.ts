@@ -47,7 +47,9 @@ export function createGrpcClient<S extends ServiceDefinition>(
   const defaultDeadlineMs = options.defaultDeadlineMs ?? 5_000;
 
   function metadataForCall(): Metadata {
-    const metadata = new Metadata();
+    // waitForReady: while the service restarts, calls wait (within their deadline) for the
+    // channel to reconnect instead of failing at once.
+    const metadata = new Metadata({ waitForReady: true });
     metadata.set(METADATA.internalToken, options.internalToken);
     const context = currentContext();
     if (context) {

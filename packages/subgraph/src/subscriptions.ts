@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import { GraphQLError, parse, validate, type DocumentNode, type GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
-import { toGraphQLError } from '@platform/errors';
+import { formatGraphQLError, toGraphQLError } from '@platform/errors';
 import type { Logger } from '@platform/logger';
 import type { Identity, TokenVerifier } from '@platform/tokens';
 
@@ -79,8 +79,20 @@ export function attachSubscriptionServer<TContext>(options: {
           contextValue: options.createContext(viewer),
         };
       },
+      // Like the HTTP path: errors leave with the contract's codes, internals masked and logged.
+      onNext: (_ctx, _id, _payload, _args, result) => {
+        if (!result.errors?.length) return;
+        return {
+          ...result,
+          errors: result.errors.map((error) =>
+            formatGraphQLError(error.toJSON(), error, (internal) =>
+              logger.error({ err: internal }, 'subscription resolver failed'),
+            ),
+          ),
+        };
+      },
       onError: (_ctx, _id, _payload, errors) => {
-        logger.debug({ errors: errors.map((error) => error.message) }, 'subscription error');
+        logger.debug({ errors: errors.map((error) => error.message) }, 'subscription refused');
       },
     },
     wss,

@@ -121,10 +121,15 @@ export function createNotificationRepository(
       const id = randomUUID();
       const deliveryId = randomUUID();
       const defaults = defaultsFor(input.type);
+      const createdAt = new Date();
       const live = createEvent('notification.created', {
         notificationId: id,
         recipientId: input.recipientId,
         type: input.type,
+        title: input.title,
+        body: input.body,
+        data: input.data,
+        createdAt: createdAt.toISOString(),
       });
       const mail = createEvent('notification.email_requested', { deliveryId, notificationId: id });
       const [row] = await db.$queryRawUnsafe<NotificationRow[]>(
@@ -139,8 +144,9 @@ export function createNotificationRepository(
             WHERE $9::text IS NULL OR EXISTS (SELECT 1 FROM once)
          ), created AS (
            INSERT INTO "notifications"."notifications"
-                  (id, recipient_id, type, title, body, data, in_app, source_event_id)
-           SELECT $1::uuid, $2::uuid, $3, $4, $5, $11::jsonb, in_app, $10::uuid FROM channels
+                  (id, recipient_id, type, title, body, data, in_app, source_event_id, created_at)
+           SELECT $1::uuid, $2::uuid, $3, $4, $5, $11::jsonb, in_app, $10::uuid, $21::timestamptz
+             FROM channels
            RETURNING *
          ), pushed AS (
            INSERT INTO "notifications"."outbox_events" (id, type, envelope, created_at)
@@ -174,6 +180,7 @@ export function createNotificationRepository(
         mail.type,
         JSON.stringify(mail),
         mail.occurredAt,
+        createdAt,
       );
       if (!row) return null; // an event seen before
       relay.kick();

@@ -51,24 +51,19 @@ lifecycle.run(async () => {
     queue: `${env.EVENTS_EXCHANGE}.notifications-subgraph.live.${randomUUID()}`,
     events: ['notification.created'],
     ephemeral: true,
-    async handle(event) {
-      const { notificationId, recipientId } = event.payload;
-      if (!live.hasSubscribers(recipientId)) return;
-      // The notification service may be restarting: a few quick retries, then the event is
-      // dropped (logged), and the client catches up with `notifications(after:)`.
-      for (const delayMs of [250, 1_000, 2_000, undefined]) {
-        try {
-          const { notification } = await notifications.getNotification({
-            id: notificationId,
-            recipientId,
-          });
-          if (notification) live.publish(recipientId, notification);
-          return;
-        } catch (error) {
-          if (delayMs === undefined) throw error;
-          await new Promise((resolve) => setTimeout(resolve, delayMs));
-        }
-      }
+    handle: async (event) => {
+      const { notificationId, recipientId, type, title, body, data, createdAt } = event.payload;
+      // New, so unread; the event carries all of it (no read-back per push).
+      live.publish(recipientId, {
+        id: notificationId,
+        recipientId,
+        type,
+        title,
+        body,
+        dataJson: data === undefined || data === null ? '' : JSON.stringify(data),
+        readAt: undefined,
+        createdAt: new Date(createdAt),
+      });
     },
   });
 
