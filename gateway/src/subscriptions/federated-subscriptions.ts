@@ -9,6 +9,8 @@ import { QueryPlanner, type FetchNode, type PlanNode, type QueryPlan } from '@ap
 import type { GatewayGraphQLRequestContext } from '@apollo/server-gateway-interface';
 import { GraphQLError, type DocumentNode, type ExecutionResult, type GraphQLSchema } from 'graphql';
 import type { Logger } from '@platform/logger';
+
+type OperationContext = ReturnType<typeof buildOperationContext>;
 import type { GatewayContext } from '../subgraph.data-source';
 import type { UpstreamSubscriptions } from './upstream';
 
@@ -76,6 +78,19 @@ export function createFederatedSubscriptions(options: {
     return planned;
   }
 
+  // One per operation text (documents are shared by the subscription server), not per client.
+  const operationContexts = new WeakMap<DocumentNode, Map<string, OperationContext>>();
+  function operationContextFor(document: DocumentNode, operationName: string | undefined) {
+    const byName = operationContexts.get(document) ?? new Map<string, OperationContext>();
+    operationContexts.set(document, byName);
+    let context = byName.get(operationName ?? '');
+    if (!context) {
+      context = buildOperationContext({ schema, operationDocument: document, operationName });
+      byName.set(operationName ?? '', context);
+    }
+    return context;
+  }
+
   async function* run({
     plan: { primary, rest },
     document,
@@ -83,11 +98,7 @@ export function createFederatedSubscriptions(options: {
     variables,
     context,
   }: Parameters<FederatedSubscriptions['run']>[0]): AsyncGenerator<ExecutionResult> {
-    const operationContext = buildOperationContext({
-      schema,
-      operationDocument: document,
-      operationName,
-    });
+    const operationContext = operationContextFor(document, operationName);
     const primaryVariables = Object.fromEntries(
       (primary.variableUsages ?? []).map((name) => [name, variables[name]]),
     );

@@ -82,6 +82,7 @@ export function attachSubscriptionServer(options: {
   const wss = new WebSocketServer({ server: options.server, path: '/graphql' });
   const connections = new Map<WebSocket, Connection>();
   const perUser = new Map<string, number>();
+  const documents = new Map<string, DocumentNode>();
 
   function close(socket: WebSocket, code: number, reason: string): void {
     connections.delete(socket);
@@ -140,18 +141,25 @@ export function attachSubscriptionServer(options: {
         const connection = connections.get(ctx.extra.socket);
         if (!connection)
           return [new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } })];
-        let document: DocumentNode;
-        try {
-          document = parse(payload.query);
-        } catch (error) {
-          return [error as GraphQLError];
+        // Many clients send the same few subscriptions: each text is parsed and validated once.
+        let document = documents.get(payload.query);
+        if (!document) {
+          try {
+            document = parse(payload.query);
+          } catch (error) {
+            return [error as GraphQLError];
+          }
+          const errors = validate(federated.schema, document);
+          if (errors.length === 0 && documents.size < 1_000) documents.set(payload.query, document);
+          if (errors.length > 0)
+            return errors.map(
+              (error) =>
+                new GraphQLError(error.message, {
+                  ...error,
+                  extensions: { code: 'BAD_USER_INPUT' },
+                }),
+            );
         }
-        const errors = validate(federated.schema, document);
-        if (errors.length > 0)
-          return errors.map(
-            (error) =>
-              new GraphQLError(error.message, { ...error, extensions: { code: 'BAD_USER_INPUT' } }),
-          );
         let plan: SubscriptionContext['plan'];
         try {
           plan = federated.plan(document, payload.operationName ?? undefined);
