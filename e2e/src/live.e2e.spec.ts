@@ -183,6 +183,18 @@ describe('live notifications: federated subscriptions through the gateway', () =
     const { code, reason } = await client.closed;
     expect({ code, reason }).toEqual({ code: 4401, reason: 'Session ended' });
     expect(Date.now() - started).toBeLessThan(5_000);
+
+    // Disabling the user ends their sessions too, and so their live connections.
+    const gina = await signUp(gateway, 'gina@example.com');
+    const ginaClient = live(gina.token);
+    await subscribed(ginaClient);
+    const disabled = await graphql(
+      gateway,
+      'mutation ($id: ID!) { setUserStatus(id: $id, status: DISABLED) { id } }',
+      { token: admin.token, variables: { id: gina.id } },
+    );
+    expect(disabled.errors).toBeUndefined();
+    expect((await ginaClient.closed).code).toBe(4401);
   });
 
   it('limits concurrent subscriptions per user, with an error for the one too many', async () => {
