@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import autocannon, { type Result } from 'autocannon';
 import { APP_NAMES } from '@platform/apps';
 import { createTestRun, startApps } from '@platform/testing';
+import { gatewayClient } from './gateway.client';
 
 const CONNECTIONS = 50;
 const DURATION = Number(process.env['BENCH_DURATION'] ?? 10);
@@ -32,19 +33,7 @@ const apps = await startApps(
 );
 const url = `${apps.httpUrl('gateway')}/graphql`;
 
-async function graphql<T>(query: string, variables: object, token?: string): Promise<T> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = (await response.json()) as { data?: T; errors?: unknown };
-  if (!body.data) throw new Error(JSON.stringify(body.errors));
-  return body.data;
-}
+const graphql = gatewayClient(apps.httpUrl('gateway'));
 
 const REGISTER =
   'mutation ($input: RegisterInput!) { register(input: $input) { accessToken refreshToken } }';

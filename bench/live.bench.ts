@@ -10,6 +10,7 @@ import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { APP_NAMES } from '@platform/apps';
 import { createTestRun, eventually, startApps } from '@platform/testing';
+import { gatewayClient } from './gateway.client';
 
 const SUBSCRIBERS = Number(process.env['BENCH_SUBSCRIBERS'] ?? 1_000);
 const RATE = Number(process.env['BENCH_RATE'] ?? 500);
@@ -51,19 +52,7 @@ const second = await startApps(run, ['notifications-subgraph', 'gateway'], {
 const gateways = [apps.httpUrl('gateway'), second.httpUrl('gateway')];
 const gatewayPids = [apps.pid('gateway')!, second.pid('gateway')!];
 
-async function graphql<T>(query: string, variables: object, token?: string): Promise<T> {
-  const response = await fetch(`${gateways[0]}/graphql`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = (await response.json()) as { data?: T; errors?: unknown };
-  if (!body.data) throw new Error(JSON.stringify(body.errors));
-  return body.data;
-}
+const graphql = gatewayClient(gateways[0]!);
 
 const rssKiB = (pid: number) =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);

@@ -9,15 +9,11 @@ import {
   type AppCluster,
   type TestRun,
 } from '@platform/testing';
-import { graphql } from './graphql.client';
+import { codeOf, graphql, signIn, signUp, type SignedIn } from './graphql.client';
 
 const ADMIN = { email: 'root@example.com', password: 'admin bootstrap secret' };
-const LOGIN = `mutation ($email: String!, $password: String!) { login(email: $email, password: $password) { accessToken user { id } } }`;
-const REGISTER = `mutation ($input: RegisterInput!) { register(input: $input) { accessToken user { id } } }`;
 
-type Session = { token: string; id: string };
-const codeOf = (response: { errors?: { extensions?: Record<string, unknown> }[] }) =>
-  response.errors?.[0]?.extensions?.['code'];
+type Session = SignedIn;
 
 describe('profiles: reading and managing users through the gateway', () => {
   let run: TestRun;
@@ -61,29 +57,8 @@ describe('profiles: reading and managing users through the gateway', () => {
     }
   }
 
-  async function login(email: string, password: string): Promise<Session> {
-    const response = await graphql<{ login: { accessToken: string; user: { id: string } } }>(
-      gateway,
-      LOGIN,
-      {
-        variables: { email, password },
-      },
-    );
-    if (!response.data) throw new Error(JSON.stringify(response.errors));
-    return { token: response.data.login.accessToken, id: response.data.login.user.id };
-  }
-
-  async function register(email: string, password = 'correct horse battery'): Promise<Session> {
-    const response = await graphql<{ register: { accessToken: string; user: { id: string } } }>(
-      gateway,
-      REGISTER,
-      {
-        variables: { input: { email, password, displayName: email.split('@')[0] } },
-      },
-    );
-    if (!response.data) throw new Error(JSON.stringify(response.errors));
-    return { token: response.data.register.accessToken, id: response.data.register.user.id };
-  }
+  const login = (email: string, password: string) => signIn(gateway, email, password);
+  const register = (email: string) => signUp(gateway, email);
 
   it('gives the bootstrap admin every permission', async () => {
     const response = await graphql<{ hasPermission: boolean }>(

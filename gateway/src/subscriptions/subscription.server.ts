@@ -1,15 +1,9 @@
 import type { IncomingMessage, Server } from 'node:http';
-import {
-  GraphQLError,
-  parse,
-  validate,
-  type DocumentNode,
-  type ExecutionArgs,
-  type ExecutionResult,
-} from 'graphql';
+import { GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { formatGraphQLError } from '@platform/errors';
+import { formatResultErrors } from '@platform/errors';
+import { createDocumentCache } from '@platform/http-server';
 import { newCorrelationId, type Logger } from '@platform/logger';
 import type { Identity, SessionRevocations, TokenVerifier } from '@platform/tokens';
 import type { FederatedSubscriptions } from './federated-subscriptions';
@@ -82,7 +76,7 @@ export function attachSubscriptionServer(options: {
   const wss = new WebSocketServer({ server: options.server, path: '/graphql' });
   const connections = new Map<WebSocket, Connection>();
   const perUser = new Map<string, number>();
-  const documents = new Map<string, DocumentNode>();
+  const parseDocument = createDocumentCache(federated.schema);
 
   function close(socket: WebSocket, code: number, reason: string): void {
     connections.delete(socket);
@@ -141,25 +135,8 @@ export function attachSubscriptionServer(options: {
         const connection = connections.get(ctx.extra.socket);
         if (!connection)
           return [new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } })];
-        // Many clients send the same few subscriptions: each text is parsed and validated once.
-        let document = documents.get(payload.query);
-        if (!document) {
-          try {
-            document = parse(payload.query);
-          } catch (error) {
-            return [error as GraphQLError];
-          }
-          const errors = validate(federated.schema, document);
-          if (errors.length === 0 && documents.size < 1_000) documents.set(payload.query, document);
-          if (errors.length > 0)
-            return errors.map(
-              (error) =>
-                new GraphQLError(error.message, {
-                  ...error,
-                  extensions: { code: 'BAD_USER_INPUT' },
-                }),
-            );
-        }
+        const document = parseDocument(payload.query);
+        if (!('kind' in document)) return document;
         let plan: SubscriptionContext['plan'];
         try {
           plan = federated.plan(document, payload.operationName ?? undefined);
@@ -202,17 +179,10 @@ export function attachSubscriptionServer(options: {
           }),
         );
       },
-      onNext(_ctx, _id, _payload, _args, result) {
-        if (!result.errors?.length) return;
-        return {
-          ...result,
-          errors: result.errors.map((error) =>
-            formatGraphQLError(error.toJSON(), error, (internal) =>
-              logger.error({ err: internal }, 'subscription event failed'),
-            ),
-          ),
-        };
-      },
+      onNext: (_ctx, _id, _payload, _args, result) =>
+        formatResultErrors(result, (internal) =>
+          logger.error({ err: internal }, 'subscription event failed'),
+        ),
     },
     wss,
   );

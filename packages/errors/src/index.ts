@@ -1,6 +1,7 @@
 export { AppError, isAppError, type AppErrorOptions, type ErrorCode } from './app-error';
 export {
   formatGraphQLError,
+  formatResultErrors,
   fromGrpcError,
   toGrpcError,
   toGraphQLError,

@@ -129,3 +129,19 @@ function pickPublic(extensions: GraphQLFormattedError['extensions']): Record<str
     ...(retryAfter !== undefined ? { retryAfter } : {}),
   };
 }
+
+/**
+ * An execution result as a client may see it: every error formatted by `formatGraphQLError`
+ * (for results that do not pass through Apollo Server, e.g. over WebSocket); undefined when
+ * there is nothing to change.
+ */
+export function formatResultErrors<T extends { errors?: readonly GraphQLError[] | undefined }>(
+  result: T,
+  onInternal: (error: unknown) => void,
+): (Omit<T, 'errors'> & { errors: GraphQLFormattedError[] }) | undefined {
+  if (!result.errors?.length) return undefined;
+  return {
+    ...result,
+    errors: result.errors.map((error) => formatGraphQLError(error.toJSON(), error, onInternal)),
+  };
+}

@@ -7,3 +7,4 @@ export {
 } from './http-server';
 export { createGraphQLHandler } from './graphql.handler';
 export { requestLogPlugin } from './request-log.plugin';
+export { createDocumentCache } from './document-cache';

@@ -1,9 +1,10 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Server } from 'node:http';
-import { GraphQLError, parse, validate, type DocumentNode, type GraphQLSchema } from 'graphql';
+import { GraphQLError, type GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
-import { formatGraphQLError, toGraphQLError } from '@platform/errors';
+import { formatResultErrors, toGraphQLError } from '@platform/errors';
+import { createDocumentCache } from '@platform/http-server';
 import type { Logger } from '@platform/logger';
 import type { Identity, TokenVerifier } from '@platform/tokens';
 
@@ -39,7 +40,7 @@ export function attachSubscriptionServer<TContext>(options: {
 }): { close(): Promise<void>; connections(): number } {
   const { schema, logger } = options;
   const wss = new WebSocketServer({ server: options.server, path: '/graphql' });
-  const documents = new Map<string, DocumentNode>();
+  const parseDocument = createDocumentCache(schema);
 
   const cleanup = useServer(
     {
@@ -59,18 +60,9 @@ export function attachSubscriptionServer<TContext>(options: {
         }
         if (!viewer)
           return [new GraphQLError('Not signed in', { extensions: { code: 'UNAUTHENTICATED' } })];
-        // The gateway sends the same few plan fetches again and again: parse each once.
-        let document = documents.get(payload.query);
-        if (!document) {
-          try {
-            document = parse(payload.query);
-          } catch (error) {
-            return [error as GraphQLError];
-          }
-          const errors = validate(schema, document);
-          if (errors.length > 0) return errors;
-          if (documents.size < 1_000) documents.set(payload.query, document);
-        }
+        // The gateway sends the same few plan fetches again and again: parsed once.
+        const document = parseDocument(payload.query);
+        if (!('kind' in document)) return document;
         return {
           schema,
           document,
@@ -80,17 +72,10 @@ export function attachSubscriptionServer<TContext>(options: {
         };
       },
       // Like the HTTP path: errors leave with the contract's codes, internals masked and logged.
-      onNext: (_ctx, _id, _payload, _args, result) => {
-        if (!result.errors?.length) return;
-        return {
-          ...result,
-          errors: result.errors.map((error) =>
-            formatGraphQLError(error.toJSON(), error, (internal) =>
-              logger.error({ err: internal }, 'subscription resolver failed'),
-            ),
-          ),
-        };
-      },
+      onNext: (_ctx, _id, _payload, _args, result) =>
+        formatResultErrors(result, (internal) =>
+          logger.error({ err: internal }, 'subscription resolver failed'),
+        ),
       onError: (_ctx, _id, _payload, errors) => {
         logger.debug({ errors: errors.map((error) => error.message) }, 'subscription refused');
       },
