@@ -10,3 +10,4 @@ export { requireViewer } from './viewer';
 export { DateTimeScalar, JSONScalar } from './scalars';
 export { createAuthorizer, type Authorizer, type CheckPermissions } from './authorizer';
 export type { UpstreamConnectionParams, UpstreamSubscribeExtensions } from './subscriptions';
+export { openSubgraphRuntime, type SubgraphRuntime, type SubgraphRuntimeEnv } from './runtime';

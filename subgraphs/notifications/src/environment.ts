@@ -10,7 +10,6 @@ import {
 export const env = loadEnv({
   ...subgraphEnv(DEFAULT_PORTS['notifications-subgraph']),
   NOTIFICATION_SERVICE_ADDR: grpcClientEnv(localAddress('notification-service')),
-  PERMISSION_SERVICE_ADDR: grpcClientEnv(localAddress('permission-service')),
   /** `notification.created` arrives here, for the live subscriptions of this instance. */
   ...rabbitEnv,
 });

@@ -1,6 +1,3 @@
-import { DEFAULT_PORTS, grpcClientEnv, loadEnv, localAddress, subgraphEnv } from '@platform/config';
+import { DEFAULT_PORTS, loadEnv, subgraphEnv } from '@platform/config';
 
-export const env = loadEnv({
-  ...subgraphEnv(DEFAULT_PORTS['rbac-subgraph']),
-  PERMISSION_SERVICE_ADDR: grpcClientEnv(localAddress('permission-service')),
-});
+export const env = loadEnv(subgraphEnv(DEFAULT_PORTS['rbac-subgraph']));

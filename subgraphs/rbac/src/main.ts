@@ -1,10 +1,6 @@
-import { createGrpcClient } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
-import { authV1, permissionV1 } from '@platform/proto';
-import { createSubgraph, loadTypeDefs } from '@platform/subgraph';
-import { createRedis } from '@platform/redis';
-import { createSessionRevocations, createTokenVerifier } from '@platform/tokens';
+import { createSubgraph, loadTypeDefs, openSubgraphRuntime } from '@platform/subgraph';
 import { env } from './environment';
 import { createRoleLoader, rbacResolvers } from './rbac.resolvers';
 
@@ -12,22 +8,7 @@ const logger = createLogger({ name: 'rbac-subgraph', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
 
 lifecycle.run(async () => {
-  // Ended sessions are looked up in Redis, so their access tokens stop working at once.
-  const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
-  lifecycle.onShutdown('redis', async () => void (await redis.quit()));
-  const revocations = createSessionRevocations(redis);
-
-  const grpc = { internalToken: env.INTERNAL_TOKEN };
-  const auth = createGrpcClient(authV1.AuthServiceService, {
-    ...grpc,
-    address: env.AUTH_SERVICE_ADDR,
-  });
-  lifecycle.onShutdown('auth client', () => auth.close());
-  const permissions = createGrpcClient(permissionV1.PermissionServiceService, {
-    ...grpc,
-    address: env.PERMISSION_SERVICE_ADDR,
-  });
-  lifecycle.onShutdown('permission client', () => permissions.close());
+  const { permissions, tokens } = await openSubgraphRuntime({ env, logger, lifecycle });
 
   const subgraph = createSubgraph({
     name: 'rbac',
@@ -36,12 +17,7 @@ lifecycle.run(async () => {
     createContext: (base) => ({ ...base, permissions, roles: createRoleLoader(permissions) }),
     logger,
     permissionService: permissions,
-    tokens: createTokenVerifier({
-      issuer: env.TOKEN_ISSUER,
-      audience: env.TOKEN_AUDIENCE,
-      fetchJwks: async () => (await auth.getJwks({})).keys,
-      isRevoked: (sessionId) => revocations.isRevoked(sessionId),
-    }),
+    tokens,
   });
   lifecycle.onShutdown('http server', () => subgraph.stop());
   await subgraph.start(env.HOST, env.PORT);

@@ -1,10 +1,7 @@
-import { createGrpcClient } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
-import { authV1, permissionV1, userV1 } from '@platform/proto';
-import { createRedis } from '@platform/redis';
-import { createSubgraph, loadTypeDefs } from '@platform/subgraph';
-import { createSessionRevocations, createTokenVerifier } from '@platform/tokens';
+import { userV1 } from '@platform/proto';
+import { createSubgraph, loadTypeDefs, openSubgraphRuntime } from '@platform/subgraph';
 import { createAuthResolvers } from './auth.resolvers';
 import { startBootstrapAdmin } from './bootstrap-admin';
 import { env } from './environment';
@@ -17,27 +14,9 @@ const logger = createLogger({ name: 'users-subgraph', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
 
 lifecycle.run(async () => {
-  // Ended sessions are looked up in Redis, so their access tokens stop working at once.
-  const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
-  lifecycle.onShutdown('redis', async () => void (await redis.quit()));
-  const revocations = createSessionRevocations(redis);
-
-  const grpc = { internalToken: env.INTERNAL_TOKEN };
-  const auth = createGrpcClient(authV1.AuthServiceService, {
-    ...grpc,
-    address: env.AUTH_SERVICE_ADDR,
-  });
-  lifecycle.onShutdown('auth client', () => auth.close());
-  const users = createGrpcClient(userV1.UserServiceService, {
-    ...grpc,
-    address: env.USER_SERVICE_ADDR,
-  });
-  lifecycle.onShutdown('user client', () => users.close());
-  const permissions = createGrpcClient(permissionV1.PermissionServiceService, {
-    ...grpc,
-    address: env.PERMISSION_SERVICE_ADDR,
-  });
-  lifecycle.onShutdown('permission client', () => permissions.close());
+  const runtime = await openSubgraphRuntime({ env, logger, lifecycle });
+  const { redis, auth, permissions, tokens } = runtime;
+  const users = runtime.client('user', userV1.UserServiceService, env.USER_SERVICE_ADDR);
 
   const throttle = createLoginThrottle(redis, {
     perAddressPerMinute: env.RATE_LIMIT_PER_ADDRESS,
@@ -61,12 +40,7 @@ lifecycle.run(async () => {
     }),
     logger,
     permissionService: permissions,
-    tokens: createTokenVerifier({
-      issuer: env.TOKEN_ISSUER,
-      audience: env.TOKEN_AUDIENCE,
-      fetchJwks: async () => (await auth.getJwks({})).keys,
-      isRevoked: (sessionId) => revocations.isRevoked(sessionId),
-    }),
+    tokens,
   });
   lifecycle.onShutdown('http server', () => subgraph.stop());
   await subgraph.start(env.HOST, env.PORT);

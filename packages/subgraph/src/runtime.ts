@@ -1,0 +1,69 @@
+import type { ServiceDefinition } from '@grpc/grpc-js';
+import { createGrpcClient, type GrpcClient } from '@platform/grpc';
+import type { Lifecycle } from '@platform/lifecycle';
+import type { Logger } from '@platform/logger';
+import { authV1, permissionV1 } from '@platform/proto';
+import { createRedis, type Redis } from '@platform/redis';
+import {
+  createSessionRevocations,
+  createTokenVerifier,
+  type TokenVerifier,
+} from '@platform/tokens';
+
+/** What `subgraphEnv` (in @platform/config) gives every subgraph. */
+export interface SubgraphRuntimeEnv {
+  INTERNAL_TOKEN: string;
+  AUTH_SERVICE_ADDR: string;
+  PERMISSION_SERVICE_ADDR: string;
+  TOKEN_ISSUER: string;
+  TOKEN_AUDIENCE: string;
+  REDIS_URL: string;
+  REDIS_KEY_PREFIX: string;
+}
+
+/** What every subgraph stands on, each part torn down with the lifecycle. */
+export interface SubgraphRuntime {
+  redis: Redis;
+  auth: GrpcClient<typeof authV1.AuthServiceService>;
+  permissions: GrpcClient<typeof permissionV1.PermissionServiceService>;
+  /** Verifies access tokens: keys from the auth service, ended sessions from Redis. */
+  tokens: TokenVerifier;
+  /** A client of another service (with the internal credential), closed at shutdown. */
+  client<S extends ServiceDefinition>(name: string, definition: S, address: string): GrpcClient<S>;
+}
+
+export async function openSubgraphRuntime(options: {
+  env: SubgraphRuntimeEnv;
+  logger: Logger;
+  lifecycle: Pick<Lifecycle, 'onShutdown'>;
+}): Promise<SubgraphRuntime> {
+  const { env, logger, lifecycle } = options;
+  // Ended sessions are looked up in Redis, so their access tokens stop working at once.
+  const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
+  lifecycle.onShutdown('redis', async () => void (await redis.quit()));
+  const revocations = createSessionRevocations(redis);
+
+  function client<S extends ServiceDefinition>(
+    name: string,
+    definition: S,
+    address: string,
+  ): GrpcClient<S> {
+    const created = createGrpcClient(definition, { address, internalToken: env.INTERNAL_TOKEN });
+    lifecycle.onShutdown(`${name} client`, () => created.close());
+    return created;
+  }
+
+  const auth = client('auth', authV1.AuthServiceService, env.AUTH_SERVICE_ADDR);
+  const permissions = client(
+    'permission',
+    permissionV1.PermissionServiceService,
+    env.PERMISSION_SERVICE_ADDR,
+  );
+  const tokens = createTokenVerifier({
+    issuer: env.TOKEN_ISSUER,
+    audience: env.TOKEN_AUDIENCE,
+    fetchJwks: async () => (await auth.getJwks({})).keys,
+    isRevoked: (sessionId) => revocations.isRevoked(sessionId),
+  });
+  return { redis, auth, permissions, tokens, client };
+}
