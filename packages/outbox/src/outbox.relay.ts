@@ -26,6 +26,8 @@ export interface OutboxRelay {
   stop(): Promise<void>;
 }
 
+const KICK_COALESCE_MS = 5;
+
 interface OutboxRow {
   id: string;
   envelope: EventEnvelope;
@@ -118,11 +120,22 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   timer.unref();
   run();
 
+  // Kicks within a few milliseconds share one run: under load, one transaction publishes
+  // many events instead of one each.
+  let kicked: NodeJS.Timeout | undefined;
+  function kick(): void {
+    kicked ??= setTimeout(() => {
+      kicked = undefined;
+      run();
+    }, KICK_COALESCE_MS);
+  }
+
   return {
-    kick: run,
+    kick,
     drain,
     async stop() {
       stopped = true;
+      clearTimeout(kicked);
       clearInterval(timer);
       await running?.catch(() => undefined);
     },
