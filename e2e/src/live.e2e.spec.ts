@@ -115,9 +115,15 @@ describe('live notifications: federated subscriptions through the gateway', () =
     // The welcome waits for the notification service, so the subscription is in place first.
     await apps.stop('notification-service');
     const carol = await signUp(gateway, 'carol@example.com');
-    const carolLive = await subscribed(live(carol.token));
+    // Only what the users and rbac subgraphs add: a subgraph's gRPC channel to the restarted
+    // service may still be reconnecting (calls fail fast for up to ~2 s) when the event comes.
+    const carolLive = await subscribed(
+      live(carol.token),
+      'subscription { notificationAdded { id type title recipient { email roles { role { name } } } } }',
+    );
     await apps.start('notification-service');
     const [welcome] = await carolLive.next(1, 15_000);
+    if (welcome?.errors) throw new Error(JSON.stringify(welcome.errors));
     expect((welcome?.data as unknown as Added).notificationAdded).toMatchObject({
       type: 'welcome',
       title: 'Welcome, carol!',

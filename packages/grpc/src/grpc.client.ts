@@ -47,9 +47,9 @@ export function createGrpcClient<S extends ServiceDefinition>(
   const defaultDeadlineMs = options.defaultDeadlineMs ?? 5_000;
 
   function metadataForCall(): Metadata {
-    // waitForReady: while the service restarts, calls wait (within their deadline) for the
-    // channel to reconnect instead of failing at once.
-    const metadata = new Metadata({ waitForReady: true });
+    // Calls fail at once while a service is unreachable (no waitForReady: it measurably slowed
+    // every call under load); the short reconnect backoff above bounds that to ~2 s.
+    const metadata = new Metadata();
     metadata.set(METADATA.internalToken, options.internalToken);
     const context = currentContext();
     if (context) {
