@@ -1,6 +1,9 @@
 import { ApolloGateway } from '@apollo/gateway';
 import { ApolloServer } from '@apollo/server';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import {
+  ApolloServerPluginCacheControlDisabled,
+  ApolloServerPluginLandingPageDisabled,
+} from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { formatGraphQLError, toGraphQLError } from '@platform/errors';
 import { createGrpcClient } from '@platform/grpc';
@@ -84,6 +87,8 @@ lifecycle.run(async () => {
         ? ApolloServerPluginLandingPageDisabled()
         : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
       requestLogPlugin(logger),
+      // Responses are per user and never cached by HTTP caches: no cache-control computation.
+      ApolloServerPluginCacheControlDisabled(),
     ],
     formatError: (formatted, error) =>
       formatGraphQLError(formatted, error, (internal) =>

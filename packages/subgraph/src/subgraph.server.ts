@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { ApolloServer } from '@apollo/server';
 import {
+  ApolloServerPluginCacheControlDisabled,
   ApolloServerPluginInlineTraceDisabled,
   ApolloServerPluginLandingPageDisabled,
 } from '@apollo/server/plugin/disabled';
@@ -84,6 +85,8 @@ export function createSubgraph<TContext extends SubgraphContext>(
     // Subgraphs are internal: only the gateway talks to them, and it needs introspection of _service.
     plugins: [
       ApolloServerPluginLandingPageDisabled(),
+      // No HTTP caching of GraphQL responses here: skip computing cache hints per field.
+      ApolloServerPluginCacheControlDisabled(),
       ApolloServerPluginInlineTraceDisabled(),
       requestLogPlugin(logger),
     ],
