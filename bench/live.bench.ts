@@ -88,8 +88,18 @@ for (let start = 0; start < SUBSCRIBERS; start += 8) {
 // Let the welcome notifications go by before anyone subscribes.
 await new Promise((resolve) => setTimeout(resolve, 3_000));
 
-// Warm each gateway's WebSocket path first (code loaded, heap grown), so the memory measured
-// next is that of the connections.
+// Warm both gateways alike before measuring (the first one served every registration):
+// HTTP queries, then a few WebSocket subscriptions, so code is loaded and the heap has grown
+// on both, and what is measured next is the connections' own cost.
+for (const gatewayUrl of gateways) {
+  const query = gatewayClient(gatewayUrl);
+  for (let n = 0; n < 500; n += 10)
+    await Promise.all(
+      users
+        .slice(n, n + 10)
+        .map((user) => query<{ me: { id: string } }>('{ me { id } }', {}, user.token)),
+    );
+}
 const warm = users.slice(0, 20).map((user, index) =>
   createClient({
     url: `${gateways[index % 2]!.replace(/^http/, 'ws')}/graphql`,
