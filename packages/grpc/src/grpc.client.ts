@@ -75,3 +75,25 @@ export function createGrpcClient<S extends ServiceDefinition>(
   }
   return Object.assign(methods as PromiseClient<S>, { close: () => client.close() });
 }
+
+/** Creates a client of another service, closed when the app shuts down. */
+export type ManagedClientFactory = <S extends ServiceDefinition>(
+  name: string,
+  definition: S,
+  address: string,
+) => GrpcClient<S>;
+
+/**
+ * The clients an app opens to other services: each carries the internal credential and has
+ * its teardown registered (`onShutdown` is the app's lifecycle).
+ */
+export function managedClients(options: {
+  internalToken: string;
+  onShutdown: (name: string, teardown: () => void) => void;
+}): ManagedClientFactory {
+  return (name, definition, address) => {
+    const client = createGrpcClient(definition, { address, internalToken: options.internalToken });
+    options.onShutdown(`${name} client`, () => client.close());
+    return client;
+  };
+}

@@ -5,6 +5,12 @@ export {
   type GrpcServerOptions,
   type ServiceBinding,
 } from './grpc.server';
-export { createGrpcClient, type GrpcClient, type GrpcClientOptions } from './grpc.client';
+export {
+  createGrpcClient,
+  managedClients,
+  type GrpcClient,
+  type GrpcClientOptions,
+  type ManagedClientFactory,
+} from './grpc.client';
 export { checkGrpcHealth } from './grpc.health';
 export type { CallContext, UnaryHandlers } from './grpc.types';

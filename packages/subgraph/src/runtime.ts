@@ -1,5 +1,4 @@
-import type { ServiceDefinition } from '@grpc/grpc-js';
-import { createGrpcClient, type GrpcClient } from '@platform/grpc';
+import { managedClients, type GrpcClient, type ManagedClientFactory } from '@platform/grpc';
 import type { Lifecycle } from '@platform/lifecycle';
 import type { Logger } from '@platform/logger';
 import { authV1, permissionV1 } from '@platform/proto';
@@ -29,7 +28,7 @@ export interface SubgraphRuntime {
   /** Verifies access tokens: keys from the auth service, ended sessions from Redis. */
   tokens: TokenVerifier;
   /** A client of another service (with the internal credential), closed at shutdown. */
-  client<S extends ServiceDefinition>(name: string, definition: S, address: string): GrpcClient<S>;
+  client: ManagedClientFactory;
 }
 
 export async function openSubgraphRuntime(options: {
@@ -43,15 +42,10 @@ export async function openSubgraphRuntime(options: {
   lifecycle.onShutdown('redis', async () => void (await redis.quit()));
   const revocations = createSessionRevocations(redis);
 
-  function client<S extends ServiceDefinition>(
-    name: string,
-    definition: S,
-    address: string,
-  ): GrpcClient<S> {
-    const created = createGrpcClient(definition, { address, internalToken: env.INTERNAL_TOKEN });
-    lifecycle.onShutdown(`${name} client`, () => created.close());
-    return created;
-  }
+  const client = managedClients({
+    internalToken: env.INTERNAL_TOKEN,
+    onShutdown: (name, teardown) => lifecycle.onShutdown(name, teardown),
+  });
 
   const auth = client('auth', authV1.AuthServiceService, env.AUTH_SERVICE_ADDR);
   const permissions = client(

@@ -2,6 +2,7 @@ export {
   isCommonPassword,
   isUuid,
   PASSWORD_LENGTH,
+  requireId,
   validateDisplayName,
   validateEmail,
   validatePassword,

@@ -20,6 +20,13 @@ export const isCommonPassword = (password: string): boolean =>
 
 export const isUuid = (value: string): boolean => UUID.test(value);
 
+/** The id itself; BAD_USER_INPUT naming `field` ("must be a <kind> id") when it is not one. */
+export function requireId(field: string, value: string, kind?: string): string {
+  if (!isUuid(value))
+    throw AppError.badInput(field, kind ? `must be a ${kind} id` : 'must be an id');
+  return value;
+}
+
 /** Trimmed and lower-cased; BAD_USER_INPUT naming `field` when not an address. */
 export function validateEmail(value: string, field = 'email'): string {
   const email = value.trim().toLowerCase();

@@ -5,7 +5,7 @@ import { AppError } from '@platform/errors';
 import type { UnaryHandlers } from '@platform/grpc';
 import type { authV1 } from '@platform/proto';
 import type { SessionRevocations, TokenSigner } from '@platform/tokens';
-import { isUuid, validatePassword } from '@platform/validation';
+import { isUuid, requireId, validatePassword } from '@platform/validation';
 import type { Logger } from '@platform/logger';
 import type { Mail, Mailer } from '@platform/mail';
 import type { OneTimeTokenRepository } from './one-time-token.repository';
@@ -17,10 +17,7 @@ const REFRESH_TOKEN = /^[\w-]{43}$/;
 const ONE_TIME_TOKEN = /^[\w-]{43}$/;
 const INVALID_LOGIN = 'Invalid email or password';
 
-function requireUserId(userId: string): string {
-  if (!isUuid(userId)) throw AppError.badInput('userId', 'must be a user id');
-  return userId;
-}
+const requireUserId = (userId: string) => requireId('userId', userId, 'user');
 
 export function createAuthHandlers(deps: {
   db: PrismaClient;

@@ -1,4 +1,4 @@
-import { bindService, createGrpcClient, createGrpcServer } from '@platform/grpc';
+import { bindService, createGrpcServer, managedClients } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
 import { createMailer } from '@platform/mail';
@@ -22,11 +22,11 @@ lifecycle.run(async () => {
     lifecycle,
   });
 
-  const users = createGrpcClient(userV1.UserServiceService, {
-    address: env.USER_SERVICE_ADDR,
+  const client = managedClients({
     internalToken: env.INTERNAL_TOKEN,
+    onShutdown: (name, teardown) => lifecycle.onShutdown(name, teardown),
   });
-  lifecycle.onShutdown('user client', () => users.close());
+  const users = client('user', userV1.UserServiceService, env.USER_SERVICE_ADDR);
   // One attempt per delivery of the message: the broker's retry queues do the back-off.
   const mailer = createMailer({
     smtpUrl: env.SMTP_URL,

@@ -2,7 +2,7 @@ import type { EmailDelivery, Notification, Prisma } from '@platform/db';
 import { AppError } from '@platform/errors';
 import type { GrpcClient, UnaryHandlers } from '@platform/grpc';
 import { notificationV1, type userV1 } from '@platform/proto';
-import { decodeCursor, encodeCursor, isUuid } from '@platform/validation';
+import { decodeCursor, encodeCursor, isUuid, requireId } from '@platform/validation';
 import type { NotificationRepository } from './notification.repository';
 import { isInAppLocked, NOTIFICATION_TYPE } from './notification.types';
 import type { UnreadCountCache } from './unread-count.cache';
@@ -14,11 +14,6 @@ const MAX_DATA_BYTES = 16 * 1024;
 const MAX_PREFERENCE_CHANGES = 50;
 
 type UserClient = GrpcClient<typeof userV1.UserServiceService>;
-
-function requireId(field: string, id: string): string {
-  if (!isUuid(id)) throw AppError.badInput(field, 'must be an id');
-  return id;
-}
 
 function requireType(type: string): string {
   if (!NOTIFICATION_TYPE.test(type))

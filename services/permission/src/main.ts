@@ -1,4 +1,4 @@
-import { bindService, createGrpcClient, createGrpcServer } from '@platform/grpc';
+import { bindService, createGrpcServer, managedClients } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
 import { openServiceInfrastructure } from '@platform/service-runtime';
@@ -21,11 +21,11 @@ lifecycle.run(async () => {
   });
 
   // Assignments need the user to exist; the last-admin rule needs to know who is active.
-  const users = createGrpcClient(userV1.UserServiceService, {
-    address: env.USER_SERVICE_ADDR,
+  const client = managedClients({
     internalToken: env.INTERNAL_TOKEN,
+    onShutdown: (name, teardown) => lifecycle.onShutdown(name, teardown),
   });
-  lifecycle.onShutdown('user client', () => users.close());
+  const users = client('user', userV1.UserServiceService, env.USER_SERVICE_ADDR);
 
   const roles = createRoleRepository({
     db,

@@ -9,10 +9,10 @@ import {
   uncovered,
 } from '@platform/permissions';
 import { userV1, type permissionV1 } from '@platform/proto';
-import { isUuid } from '@platform/validation';
+import { isUuid, requireId } from '@platform/validation';
 import type { PermissionCache } from './permission.cache';
 import type { RoleView } from './role.graph';
-import type { Actor, RoleRepository } from './role.repository';
+import type { Actor, AssignmentView, RoleRepository } from './role.repository';
 
 const MAX_BATCH = 100;
 const MAX_PERMISSIONS_PER_ROLE = 100;
@@ -20,11 +20,6 @@ const MAX_PARENTS = 20;
 const MAX_DESCRIPTION = 500;
 
 type UserClient = GrpcClient<typeof userV1.UserServiceService>;
-
-function requireUuid(field: string, value: string): string {
-  if (!isUuid(value)) throw AppError.badInput(field, 'must be an id');
-  return value;
-}
 
 function requireScope(scope: string): string {
   if (scope !== '' && !SCOPE.test(scope))
@@ -60,7 +55,7 @@ function requireGrantable(permissions: readonly string[]): string[] {
 
 function requireParentIds(ids: readonly string[]): string[] {
   if (ids.length > MAX_PARENTS) throw AppError.badInput('inherits', `at most ${MAX_PARENTS}`);
-  for (const id of ids) requireUuid('inherits', id);
+  for (const id of ids) requireId('inherits', id);
   return [...new Set(ids)].sort();
 }
 
@@ -76,6 +71,14 @@ function toRole(role: RoleView): permissionV1.Role {
   };
 }
 
+function toAssignment(assignment: AssignmentView): permissionV1.Assignment {
+  return {
+    role: toRole(assignment.role),
+    scope: assignment.scope,
+    assignedAt: assignment.assignedAt,
+  };
+}
+
 export function createPermissionHandlers(deps: {
   roles: RoleRepository;
   cache: PermissionCache;
@@ -84,7 +87,7 @@ export function createPermissionHandlers(deps: {
   const { roles, cache, users } = deps;
 
   async function effective(userId: string, scope: string): Promise<string[]> {
-    requireUuid('userId', userId);
+    requireId('userId', userId);
     requireScope(scope);
     return cache.get(userId, scope, () => roles.effectivePermissions(userId, scope));
   }
@@ -98,7 +101,7 @@ export function createPermissionHandlers(deps: {
   /** The platform (no actor), or a user bound by the no-escalation rule. */
   function actorOf(actorId: string): Actor {
     if (actorId === '') return { id: null };
-    requireUuid('actorId', actorId);
+    requireId('actorId', actorId);
     return {
       id: actorId,
       async guard(granted, scope) {
@@ -110,7 +113,7 @@ export function createPermissionHandlers(deps: {
   }
 
   async function requireUser(userId: string): Promise<void> {
-    requireUuid('userId', userId);
+    requireId('userId', userId);
     await users.getUser({ id: userId }); // NOT_FOUND when there is no such user
   }
 
@@ -159,7 +162,7 @@ export function createPermissionHandlers(deps: {
     },
 
     async updateRole(request) {
-      requireUuid('id', request.id);
+      requireId('id', request.id);
       const role = await roles.updateRole(actorOf(request.actorId), request.id, {
         name: request.name === undefined ? undefined : requireName(request.name),
         description:
@@ -172,7 +175,7 @@ export function createPermissionHandlers(deps: {
     },
 
     async deleteRole(request) {
-      requireUuid('id', request.id);
+      requireId('id', request.id);
       await roles.deleteRole(actorOf(request.actorId), request.id);
       await cache.forgetRoles();
       return {};
@@ -180,7 +183,7 @@ export function createPermissionHandlers(deps: {
 
     async assignRole(request) {
       const scope = requireScope(request.scope);
-      if (request.roleId) requireUuid('roleId', request.roleId);
+      if (request.roleId) requireId('roleId', request.roleId);
       else if (!request.roleName) throw AppError.badInput('roleId', 'is required');
       const actor = actorOf(request.actorId);
       await requireUser(request.userId);
@@ -197,8 +200,8 @@ export function createPermissionHandlers(deps: {
 
     async unassignRole(request) {
       const scope = requireScope(request.scope);
-      requireUuid('userId', request.userId);
-      requireUuid('roleId', request.roleId);
+      requireId('userId', request.userId);
+      requireId('roleId', request.roleId);
       const changed = await roles.unassign(
         actorOf(request.actorId),
         request.userId,
@@ -210,19 +213,26 @@ export function createPermissionHandlers(deps: {
     },
 
     async listAssignments(request) {
-      requireUuid('userId', request.userId);
-      const assignments = await roles.listAssignments(request.userId);
+      const userId = requireId('userId', request.userId);
+      const byUser = await roles.listAssignments([userId]);
+      return { assignments: (byUser.get(userId) ?? []).map(toAssignment) };
+    },
+
+    async batchListAssignments(request) {
+      if (request.userIds.length > MAX_BATCH)
+        throw AppError.badInput('userIds', `at most ${MAX_BATCH} per call`);
+      for (const userId of request.userIds) requireId('userIds', userId);
+      const byUser = await roles.listAssignments(request.userIds);
       return {
-        assignments: assignments.map((assignment) => ({
-          role: toRole(assignment.role),
-          scope: assignment.scope,
-          assignedAt: assignment.assignedAt,
+        users: request.userIds.map((userId) => ({
+          userId,
+          assignments: (byUser.get(userId) ?? []).map(toAssignment),
         })),
       };
     },
 
     async isLastAdmin(request) {
-      requireUuid('userId', request.userId);
+      requireId('userId', request.userId);
       if (!(await roles.holdsGlobalAdmin(request.userId))) return { lastAdmin: false };
       const others = await roles.otherGlobalAdmins(request.userId);
       return { lastAdmin: !(await anyActive(users, others)) };

@@ -70,7 +70,8 @@ export interface RoleRepository {
   ): Promise<boolean>;
   /** True when there was such an assignment. */
   unassign(actor: Actor, userId: string, roleId: string, scope: string): Promise<boolean>;
-  listAssignments(userId: string): Promise<AssignmentView[]>;
+  /** Each user's assignments, oldest first, in one query. */
+  listAssignments(userIds: string[]): Promise<Map<string, AssignmentView[]>>;
   /** Permissions granted by the user's global assignments and those in `scope`, sorted. */
   effectivePermissions(userId: string, scope: string): Promise<string[]>;
   /** The other users holding admin globally. */
@@ -397,20 +398,23 @@ export function createRoleRepository(options: RoleRepositoryOptions): RoleReposi
       });
     },
 
-    async listAssignments(userId) {
+    async listAssignments(userIds) {
       const [graph, rows] = await Promise.all([
         loadGraph(db),
         db.roleAssignment.findMany({
-          where: { userId },
+          where: { userId: { in: userIds } },
           orderBy: [{ createdAt: 'asc' }, { roleId: 'asc' }],
         }),
       ]);
-      return rows.flatMap((row) => {
+      const byUser = new Map<string, AssignmentView[]>(userIds.map((id) => [id, []]));
+      for (const row of rows) {
         const role = graph.get(row.roleId);
-        return role
-          ? [{ role: graph.view(role), scope: row.scope, assignedAt: row.createdAt }]
-          : [];
-      });
+        if (role)
+          byUser
+            .get(row.userId)
+            ?.push({ role: graph.view(role), scope: row.scope, assignedAt: row.createdAt });
+      }
+      return byUser;
     },
 
     async effectivePermissions(userId, scope) {

@@ -9,7 +9,7 @@ import {
   requireViewer,
   type SubgraphContext,
 } from '@platform/subgraph';
-import { isUuid } from '@platform/validation';
+import { requireId } from '@platform/validation';
 import type { LiveHub } from './live-hub';
 
 type NotificationClient = GrpcClient<typeof notificationV1.NotificationServiceService>;
@@ -36,11 +36,6 @@ export function createDeliveryLoader(
 function requireSelf(user: { id: string }, context: NotificationsContext): void {
   if (requireViewer(context).userId !== user.id)
     throw AppError.forbidden('Only the user can see their notifications');
-}
-
-function requireId(id: string): string {
-  if (!isUuid(id)) throw AppError.badInput('id', 'must be a notification id');
-  return id;
 }
 
 const STATUS = {
@@ -89,7 +84,7 @@ export const notificationsResolvers = {
     async notification(_: unknown, { id }: { id: string }, context: NotificationsContext) {
       const viewer = requireViewer(context);
       const { notification } = await context.notifications.getNotification({
-        id: requireId(id),
+        id: requireId('id', id, 'notification'),
         recipientId: viewer.userId,
       });
       return notification;
@@ -102,7 +97,7 @@ export const notificationsResolvers = {
       context: NotificationsContext,
     ) {
       const viewer = await context.authz.require(PERMISSIONS['notifications:send']);
-      if (!isUuid(input.userId)) throw AppError.badInput('userId', 'must be a user id');
+      requireId('userId', input.userId, 'user');
       const { notification } = await context.notifications.sendNotification({
         senderId: viewer.userId,
         recipientId: input.userId,
@@ -116,7 +111,7 @@ export const notificationsResolvers = {
     async markNotificationRead(_: unknown, { id }: { id: string }, context: NotificationsContext) {
       const viewer = requireViewer(context);
       const { notification } = await context.notifications.markRead({
-        id: requireId(id),
+        id: requireId('id', id, 'notification'),
         recipientId: viewer.userId,
       });
       return notification;
@@ -128,7 +123,7 @@ export const notificationsResolvers = {
     async deleteNotification(_: unknown, { id }: { id: string }, context: NotificationsContext) {
       const viewer = requireViewer(context);
       await context.notifications.deleteNotification({
-        id: requireId(id),
+        id: requireId('id', id, 'notification'),
         recipientId: viewer.userId,
       });
       return true;

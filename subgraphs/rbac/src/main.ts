@@ -2,7 +2,7 @@ import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
 import { createSubgraph, loadTypeDefs, openSubgraphRuntime } from '@platform/subgraph';
 import { env } from './environment';
-import { createRoleLoader, rbacResolvers } from './rbac.resolvers';
+import { createAssignmentLoader, createRoleLoader, rbacResolvers } from './rbac.resolvers';
 
 const logger = createLogger({ name: 'rbac-subgraph', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
@@ -14,7 +14,12 @@ lifecycle.run(async () => {
     name: 'rbac',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: rbacResolvers,
-    createContext: (base) => ({ ...base, permissions, roles: createRoleLoader(permissions) }),
+    createContext: (base) => ({
+      ...base,
+      permissions,
+      roles: createRoleLoader(permissions),
+      assignments: createAssignmentLoader(permissions),
+    }),
     logger,
     permissionService: permissions,
     tokens,

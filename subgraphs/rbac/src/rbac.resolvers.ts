@@ -9,7 +9,7 @@ import {
   requireViewer,
   type SubgraphContext,
 } from '@platform/subgraph';
-import { isUuid } from '@platform/validation';
+import { requireId } from '@platform/validation';
 
 type PermissionClient = GrpcClient<typeof permissionV1.PermissionServiceService>;
 
@@ -17,6 +17,18 @@ export interface RbacContext extends SubgraphContext {
   permissions: PermissionClient;
   /** Roles by id, one BatchGetRoles call per tick. */
   roles: DataLoader<string, permissionV1.Role | null>;
+  /** Users' role assignments, one BatchListAssignments call per tick. */
+  assignments: DataLoader<string, permissionV1.Assignment[]>;
+}
+
+export function createAssignmentLoader(client: PermissionClient): RbacContext['assignments'] {
+  return new DataLoader(
+    async (userIds) => {
+      const { users } = await client.batchListAssignments({ userIds: [...userIds] });
+      return users.map((user) => user.assignments);
+    },
+    { maxBatchSize: 100 },
+  );
 }
 
 export function createRoleLoader(client: PermissionClient): RbacContext['roles'] {
@@ -33,11 +45,6 @@ function validScope(scope: string | null | undefined): string {
   if (!SCOPE.test(scope))
     throw AppError.badInput('scope', 'must be 1-200 letters, digits or _.:- (or null for global)');
   return scope;
-}
-
-function requireId(field: string, id: string): string {
-  if (!isUuid(id)) throw AppError.badInput(field, 'must be an id');
-  return id;
 }
 
 interface RoleInput {
@@ -167,7 +174,7 @@ export const rbacResolvers = {
   User: {
     async roles(user: { id: string }, _: unknown, context: RbacContext) {
       await context.authz.requireSelfOr(user.id, PERMISSIONS['roles:read']);
-      const { assignments } = await context.permissions.listAssignments({ userId: user.id });
+      const assignments = await context.assignments.load(user.id);
       return assignments.map((assignment) => ({
         role: assignment.role,
         scope: assignment.scope || null,

@@ -2,7 +2,7 @@ import { AppError } from '@platform/errors';
 import { PERMISSIONS } from '@platform/permissions';
 import { userV1 } from '@platform/proto';
 import { requireViewer } from '@platform/subgraph';
-import { isUuid } from '@platform/validation';
+import { requireId } from '@platform/validation';
 import type { IdentityClients } from './auth.resolvers';
 import type { UsersContext } from './users.resolvers';
 
@@ -79,7 +79,7 @@ export function createProfileResolvers({
         context: UsersContext,
       ) {
         await context.authz.require(PERMISSIONS['users:write']);
-        if (!isUuid(args.id)) throw AppError.badInput('id', 'must be a user id');
+        requireId('id', args.id, 'user');
         if (args.status === 'DISABLED') await requireNotLastAdmin(args.id);
         const { user } = await users.updateUser({
           id: args.id,
