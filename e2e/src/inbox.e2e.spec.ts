@@ -1,21 +1,18 @@
 import { connect as connectAmqp } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APP_NAMES } from '@platform/apps';
 import { createEvent } from '@platform/events';
 import { createLogger } from '@platform/logger';
 import { createMessageBroker } from '@platform/messaging';
 import {
-  createTestRun,
   eventually,
-  startApps,
   startTestSmtpServer,
   type AppCluster,
   type TestRun,
   type TestSmtpServer,
 } from '@platform/testing';
-import { codeOf, graphql, signIn, signUp, type SignedIn } from './graphql.client';
+import { startPlatform, stopPlatform, type Platform } from './platform.harness';
+import { codeOf, graphql, signUp, type SignedIn } from './graphql.client';
 
-const ADMIN = { email: 'root@example.com', password: 'admin bootstrap secret' };
 const PASSWORD = 'correct horse battery';
 const SEND = `mutation ($input: SendNotificationInput!) { sendNotification(input: $input) {
   id type title body data read readAt createdAt recipient { id email } } }`;
@@ -40,6 +37,7 @@ interface Inbox {
 }
 
 describe('notifications: inbox, preferences and the email channel', () => {
+  let platform: Platform | undefined;
   let run: TestRun;
   let apps: AppCluster;
   let smtp: TestSmtpServer;
@@ -47,28 +45,20 @@ describe('notifications: inbox, preferences and the email channel', () => {
   let admin: SignedIn;
 
   beforeAll(async () => {
-    run = await createTestRun();
     // The first mail is refused once (451): its delivery must be retried.
     smtp = await startTestSmtpServer({ refuseFirst: 1 });
-    apps = await startApps(run, APP_NAMES, {
-      'users-subgraph': {
-        ADMIN_EMAIL: ADMIN.email,
-        ADMIN_PASSWORD: ADMIN.password,
-        RATE_LIMIT_PER_ADDRESS: '0',
-      },
+    platform = await startPlatform({
       'notification-service': {
         SMTP_URL: smtp.url,
         NOTIFICATION_EMAIL_RETRY_DELAYS_MS: '200,400',
       },
     });
-    gateway = apps.httpUrl('gateway');
-    admin = await eventually(() => signIn(gateway, ADMIN.email, ADMIN.password), 20_000);
+    ({ run, apps, gateway, admin } = platform);
   });
 
   afterAll(async () => {
-    await apps?.stopAll();
+    await stopPlatform(platform);
     await smtp?.close();
-    await run?.close();
   });
 
   async function as<T>(who: SignedIn, query: string, variables?: Record<string, unknown>) {

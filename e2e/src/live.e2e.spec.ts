@@ -1,16 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APP_NAMES } from '@platform/apps';
-import {
-  createTestRun,
-  eventually,
-  startApps,
-  type AppCluster,
-  type TestRun,
-} from '@platform/testing';
-import { codeOf, graphql, signIn, signUp, type SignedIn } from './graphql.client';
+import { eventually, startApps, type AppCluster, type TestRun } from '@platform/testing';
+import { startPlatform, stopPlatform, type Platform } from './platform.harness';
+import { codeOf, graphql, signUp, type SignedIn } from './graphql.client';
 import { connectLive, type LiveClient } from './live.client';
 
-const ADMIN = { email: 'root@example.com', password: 'admin bootstrap secret' };
 const SEND = `mutation ($input: SendNotificationInput!) { sendNotification(input: $input) { id } }`;
 const ADDED = `subscription { notificationAdded {
   id type title read recipient { id email displayName roles { role { name } } unreadNotificationCount } } }`;
@@ -31,6 +24,7 @@ interface Added {
 }
 
 describe('live notifications: federated subscriptions through the gateway', () => {
+  let platform: Platform | undefined;
   let run: TestRun;
   let apps: AppCluster;
   let gateway: string;
@@ -38,26 +32,18 @@ describe('live notifications: federated subscriptions through the gateway', () =
   const clients: LiveClient[] = [];
 
   beforeAll(async () => {
-    run = await createTestRun();
-    apps = await startApps(run, APP_NAMES, {
-      'users-subgraph': {
-        ADMIN_EMAIL: ADMIN.email,
-        ADMIN_PASSWORD: ADMIN.password,
-        RATE_LIMIT_PER_ADDRESS: '0',
-      },
+    platform = await startPlatform({
       gateway: {
         MAX_SUBSCRIPTIONS_PER_USER: String(PER_USER),
         SUBSCRIPTION_SESSION_CHECK_MS: '500',
       },
     });
-    gateway = apps.httpUrl('gateway');
-    admin = await eventually(() => signIn(gateway, ADMIN.email, ADMIN.password), 20_000);
+    ({ run, apps, gateway, admin } = platform);
   });
 
   afterAll(async () => {
     for (const client of clients) await client.dispose();
-    await apps?.stopAll();
-    await run?.close();
+    await stopPlatform(platform);
   });
 
   function live(token: string | undefined, url = gateway): LiveClient {

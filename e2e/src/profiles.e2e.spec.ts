@@ -1,42 +1,26 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APP_NAMES } from '@platform/apps';
 import { createGrpcClient } from '@platform/grpc';
 import { notificationV1, userV1 } from '@platform/proto';
-import {
-  createTestRun,
-  eventually,
-  startApps,
-  type AppCluster,
-  type TestRun,
-} from '@platform/testing';
+import { eventually, type AppCluster, type TestRun } from '@platform/testing';
+import { startPlatform, stopPlatform, type Platform } from './platform.harness';
 import { codeOf, graphql, signIn, signUp, type SignedIn } from './graphql.client';
-
-const ADMIN = { email: 'root@example.com', password: 'admin bootstrap secret' };
 
 type Session = SignedIn;
 
 describe('profiles: reading and managing users through the gateway', () => {
+  let platform: Platform | undefined;
   let run: TestRun;
   let apps: AppCluster;
   let gateway: string;
   let admin: Session;
 
   beforeAll(async () => {
-    run = await createTestRun();
-    apps = await startApps(run, APP_NAMES, {
-      'users-subgraph': {
-        ADMIN_EMAIL: ADMIN.email,
-        ADMIN_PASSWORD: ADMIN.password,
-        RATE_LIMIT_PER_ADDRESS: '0',
-      },
-    });
-    gateway = apps.httpUrl('gateway');
-    admin = await eventually(() => login(ADMIN.email, ADMIN.password), 20_000);
+    platform = await startPlatform();
+    ({ run, apps, gateway, admin } = platform);
   });
 
   afterAll(async () => {
-    await apps?.stopAll();
-    await run?.close();
+    await stopPlatform(platform);
   });
 
   async function notificationCount(recipientId: string): Promise<number> {

@@ -1,17 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APP_NAMES } from '@platform/apps';
 import { createGrpcClient } from '@platform/grpc';
 import { permissionV1 } from '@platform/proto';
-import {
-  createTestRun,
-  eventually,
-  startApps,
-  type AppCluster,
-  type TestRun,
-} from '@platform/testing';
+import { eventually, startApps, type AppCluster, type TestRun } from '@platform/testing';
+import { ADMIN, startPlatform, stopPlatform, type Platform } from './platform.harness';
 import { codeOf, graphql, signIn, signUp, type SignedIn } from './graphql.client';
-
-const ADMIN = { email: 'root@example.com', password: 'admin bootstrap secret' };
 
 interface RoleShape {
   id: string;
@@ -40,6 +32,7 @@ interface AuditNode {
 }
 
 describe('rbac: roles, scoped assignments, consistent checks and the audit log', () => {
+  let platform: Platform | undefined;
   let run: TestRun;
   let apps: AppCluster;
   let gateway: string;
@@ -47,23 +40,14 @@ describe('rbac: roles, scoped assignments, consistent checks and the audit log',
   let adminRoleId: string;
 
   beforeAll(async () => {
-    run = await createTestRun();
-    apps = await startApps(run, APP_NAMES, {
-      'users-subgraph': {
-        ADMIN_EMAIL: ADMIN.email,
-        ADMIN_PASSWORD: ADMIN.password,
-        RATE_LIMIT_PER_ADDRESS: '0',
-      },
-    });
-    gateway = apps.httpUrl('gateway');
-    admin = await eventually(() => signIn(gateway, ADMIN.email, ADMIN.password), 20_000);
+    platform = await startPlatform();
+    ({ run, apps, gateway, admin } = platform);
     const roles = await asAdmin<{ roles: RoleShape[] }>(`{ roles { ${ROLE_FIELDS} } }`);
     adminRoleId = roles.roles.find((role) => role.name === 'admin')!.id;
   });
 
   afterAll(async () => {
-    await apps?.stopAll();
-    await run?.close();
+    await stopPlatform(platform);
   });
 
   async function as<T>(who: SignedIn, query: string, variables?: Record<string, unknown>) {
