@@ -107,6 +107,41 @@ describe('transactional outbox and idempotent consumers', () => {
     expect(await effects(consumer)).toBe(1);
   });
 
+  it('leaves a batch claimed by a relay that died alone until its lease lapses, then publishes it', async () => {
+    const consumer = 'lease';
+    const received: string[] = [];
+    const subscriber = await broker();
+    await subscriber.consume({
+      queue: `${run.exchange}.${consumer}`,
+      events: ['user.deleted'],
+      handle: async (event) => void received.push(event.id),
+    });
+    const event = createEvent('user.deleted', { userId: USER_ID });
+    await db.$transaction((tx) => enqueueEvent(tx, 'users', event));
+    // What a relay that claimed the event and then died leaves behind.
+    await db.$executeRawUnsafe(
+      `UPDATE "users"."outbox_events" SET claimed_until = now() + interval '1500 milliseconds' WHERE id = $1::uuid`,
+      event.id,
+    );
+    const relay = createOutboxRelay({
+      db,
+      schema: 'users',
+      broker: await broker(),
+      logger,
+      pollIntervalMs: 100,
+    });
+    closers.push(() => relay.stop());
+
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(received).toEqual([]);
+    await eventually(async () => {
+      const row = await db.userOutboxEvent.findUniqueOrThrow({ where: { id: event.id } });
+      expect(row.publishedAt).not.toBeNull();
+      expect(row.claimedUntil).toBeNull();
+    });
+    await eventually(() => expect(received).toEqual([event.id]));
+  });
+
   it('redelivers a message whose consumer died before acking, and its effect happens once', async () => {
     const consumer = 'crash';
     const queue = `${run.exchange}.${consumer}`;

@@ -3,12 +3,8 @@ import type { Logger } from '@platform/logger';
 import type { MessageBroker } from '@platform/messaging';
 import { qualified, type SqlExecutor } from './outbox';
 
-interface TransactionRunner extends SqlExecutor {
-  $transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
-}
-
 export interface OutboxRelayOptions {
-  db: TransactionRunner;
+  db: SqlExecutor;
   /** The Postgres schema whose `outbox_events` this relay drains. */
   schema: string;
   broker: Pick<MessageBroker, 'publish'>;
@@ -16,6 +12,11 @@ export interface OutboxRelayOptions {
   /** How often to look for events when nobody kicked the relay. */
   pollIntervalMs?: number;
   batchSize?: number;
+  /**
+   * How long a relay holds the events it is publishing. Another instance takes them over only
+   * after this, so a relay that died mid-batch delays its events by at most this much.
+   */
+  claimMs?: number;
 }
 
 export interface OutboxRelay {
@@ -34,43 +35,53 @@ interface OutboxRow {
 }
 
 /**
- * Publishes outbox events in order of creation and marks them published. Rows are claimed
- * with FOR UPDATE SKIP LOCKED, so several instances of a service can run relays side by
- * side. A crash between publish and commit republishes the batch: delivery is at least
- * once and consumers deduplicate by event id.
+ * Publishes outbox events in order of creation and marks them published. A batch is claimed
+ * with a lease (FOR UPDATE SKIP LOCKED inside the claiming UPDATE), so several instances of a
+ * service can run relays side by side without holding a transaction open while the broker
+ * confirms. A crash between publishing and marking republishes the batch once the lease
+ * lapses: delivery is at least once and consumers deduplicate by event id.
  */
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { db, logger, broker } = options;
   const table = qualified(options.schema, 'outbox_events');
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
   const batchSize = options.batchSize ?? 100;
+  const claimMs = options.claimMs ?? 30_000;
   let running: Promise<number> | undefined;
   let again = false;
   let stopped = false;
   let failures = 0;
 
   async function publishBatch(): Promise<number> {
-    const result = await db.$transaction(async (tx) => {
-      const rows = await tx.$queryRawUnsafe<OutboxRow[]>(
-        `SELECT id::text AS id, envelope FROM ${table} WHERE published_at IS NULL ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-        batchSize,
-      );
-      // All at once on the one channel (it keeps their order); each is confirmed on its own,
-      // and only the confirmed ones are marked published.
-      const outcomes = await Promise.allSettled(rows.map((row) => broker.publish(row.envelope)));
-      const published = rows.filter((_, index) => outcomes[index]?.status === 'fulfilled');
-      if (published.length > 0) {
-        await tx.$executeRawUnsafe(
-          `UPDATE ${table} SET published_at = now() WHERE id = ANY($1::uuid[])`,
-          published.map((row) => row.id),
-        );
-      }
-      const failure = outcomes.find((outcome) => outcome.status === 'rejected');
-      return { count: published.length, failure };
-    });
-    // Reported after the commit, so the confirmed ones stay marked published.
-    if (result.failure) throw result.failure.reason;
-    return result.count;
+    // Claim a batch with a lease (one statement, no transaction held open while publishing),
+    // publish it, then mark what the broker confirmed and release the rest (one statement).
+    const rows = await db.$queryRawUnsafe<OutboxRow[]>(
+      `WITH claimed AS (
+         UPDATE ${table} SET claimed_until = now() + $2::integer * interval '1 millisecond'
+         WHERE id IN (
+           SELECT id FROM ${table}
+           WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
+           ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING id, envelope, created_at)
+       SELECT id::text AS id, envelope FROM claimed ORDER BY created_at, id`,
+      batchSize,
+      claimMs,
+    );
+    if (rows.length === 0) return 0;
+    // All at once on the one channel (it keeps their order); each is confirmed on its own,
+    // and only the confirmed ones are marked published.
+    const outcomes = await Promise.allSettled(rows.map((row) => broker.publish(row.envelope)));
+    const published = rows.filter((_, index) => outcomes[index]?.status === 'fulfilled');
+    await db.$executeRawUnsafe(
+      `UPDATE ${table} SET claimed_until = NULL,
+         published_at = CASE WHEN id = ANY($1::uuid[]) THEN now() END
+       WHERE id = ANY($2::uuid[])`,
+      published.map((row) => row.id),
+      rows.map((row) => row.id),
+    );
+    const failure = outcomes.find((outcome) => outcome.status === 'rejected');
+    if (failure) throw failure.reason;
+    return published.length;
   }
 
   async function drain(): Promise<number> {
