@@ -135,6 +135,20 @@ export function createPermissionHandlers(deps: {
       return { permissions: await effective(request.userId, request.scope) };
     },
 
+    async batchListEffectivePermissions(request) {
+      if (request.userIds.length > MAX_BATCH)
+        throw AppError.badInput('userIds', `at most ${MAX_BATCH} per call`);
+      const permissions = await Promise.all(
+        request.userIds.map((userId) => effective(userId, request.scope)),
+      );
+      return {
+        users: request.userIds.map((userId, index) => ({
+          userId,
+          permissions: permissions[index] ?? [],
+        })),
+      };
+    },
+
     async listPermissions() {
       return { permissions: await roles.listPermissions() };
     },

@@ -2,7 +2,12 @@ import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
 import { createSubgraph, loadTypeDefs, openSubgraphRuntime } from '@platform/subgraph';
 import { env } from './environment';
-import { createAssignmentLoader, createRoleLoader, rbacResolvers } from './rbac.resolvers';
+import {
+  createAssignmentLoader,
+  createEffectivePermissionsLoader,
+  createRoleLoader,
+  rbacResolvers,
+} from './rbac.resolvers';
 
 const logger = createLogger({ name: 'rbac-subgraph', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
@@ -19,6 +24,7 @@ lifecycle.run(async () => {
       permissions,
       roles: createRoleLoader(permissions),
       assignments: createAssignmentLoader(permissions),
+      effectivePermissions: createEffectivePermissionsLoader(permissions),
     }),
     logger,
     permissionService: permissions,

@@ -19,6 +19,29 @@ export interface RbacContext extends SubgraphContext {
   roles: DataLoader<string, permissionV1.Role | null>;
   /** Users' role assignments, one BatchListAssignments call per tick. */
   assignments: DataLoader<string, permissionV1.Assignment[]>;
+  /** Users' effective permissions by `{ userId, scope }`, one call per scope and tick. */
+  effectivePermissions: DataLoader<{ userId: string; scope: string }, string[], string>;
+}
+
+export function createEffectivePermissionsLoader(
+  client: PermissionClient,
+): RbacContext['effectivePermissions'] {
+  return new DataLoader(
+    async (keys) => {
+      const byScope = new Map<string, string[]>();
+      for (const { userId, scope } of keys)
+        byScope.set(scope, [...(byScope.get(scope) ?? []), userId]);
+      const answers = new Map<string, string[]>();
+      await Promise.all(
+        [...byScope].map(async ([scope, userIds]) => {
+          const { users } = await client.batchListEffectivePermissions({ userIds, scope });
+          for (const user of users) answers.set(`${scope}|${user.userId}`, user.permissions);
+        }),
+      );
+      return keys.map(({ userId, scope }) => answers.get(`${scope}|${userId}`) ?? []);
+    },
+    { maxBatchSize: 100, cacheKeyFn: ({ userId, scope }) => `${scope}|${userId}` },
+  );
 }
 
 export function createAssignmentLoader(client: PermissionClient): RbacContext['assignments'] {
@@ -187,11 +210,7 @@ export const rbacResolvers = {
       context: RbacContext,
     ): Promise<string[]> {
       await context.authz.requireSelfOr(user.id, PERMISSIONS['roles:read']);
-      const { permissions } = await context.permissions.listEffectivePermissions({
-        userId: user.id,
-        scope: validScope(args.scope),
-      });
-      return permissions;
+      return context.effectivePermissions.load({ userId: user.id, scope: validScope(args.scope) });
     },
   },
 
