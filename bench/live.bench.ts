@@ -15,7 +15,7 @@ import { gatewayClient } from './gateway.client';
 const SUBSCRIBERS = Number(process.env['BENCH_SUBSCRIBERS'] ?? 1_000);
 const RATE = Number(process.env['BENCH_RATE'] ?? 500);
 const DURATION = Number(process.env['BENCH_DURATION'] ?? 10);
-const MAX_IN_FLIGHT = 50;
+const MAX_IN_FLIGHT = Number(process.env['BENCH_IN_FLIGHT'] ?? 50);
 const ADMIN = { email: 'bench-admin@example.com', password: 'benchmark admin secret' };
 
 const run = await createTestRun();
@@ -53,6 +53,19 @@ const gateways = [apps.httpUrl('gateway'), second.httpUrl('gateway')];
 const gatewayPids = [apps.pid('gateway')!, second.pid('gateway')!];
 
 const graphql = gatewayClient(gateways[0]!);
+
+/** The machine's CPU time (all cores, in core-seconds) busy and in all, from /proc/stat. */
+function machineCpu(since?: { busy: number; total: number }) {
+  const ticks = readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]!
+    .trim()
+    .split(/\s+/)
+    .slice(1, 9)
+    .map(Number);
+  const total = ticks.reduce((sum, tick) => sum + tick, 0) / 100;
+  const busy = total - (ticks[3]! + ticks[4]!) / 100; // all but idle and iowait
+  return since ? { busy: busy - since.busy, total: total - since.total } : { busy, total };
+}
 
 const rssKiB = (pid: number) =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
@@ -158,6 +171,7 @@ const total = Math.round(RATE * DURATION);
 let issued = 0;
 let inFlight = 0;
 let sendErrors = 0;
+const cpuBefore = machineCpu();
 const started = performance.now();
 await new Promise<void>((done) => {
   const pump = () => {
@@ -189,6 +203,7 @@ await new Promise<void>((done) => {
   pump();
 });
 const sendSeconds = (performance.now() - started) / 1000;
+const cpuDuringSend = machineCpu(cpuBefore);
 // The last deliveries.
 await new Promise((resolve) => setTimeout(resolve, 3_000));
 
@@ -235,6 +250,9 @@ console.log(
 );
 console.log(
   `latency from the moment each send was due (includes the send): p50 ${quantile(endToEnd, 0.5).toFixed(1)} ms, p99 ${quantile(endToEnd, 0.99).toFixed(1)} ms`,
+);
+console.log(
+  `machine CPU while sending: ${((100 * cpuDuringSend.busy) / cpuDuringSend.total).toFixed(0)}% busy, ${((1000 * cpuDuringSend.busy) / Math.max(1, sentAt.size)).toFixed(2)} ms of CPU per notification (all processes)`,
 );
 console.log(
   `gateway memory per idle connection (RSS growth / connections): ${perConnection.map((bytes) => `${(bytes / 1024).toFixed(1)} KB`).join(', ')}`,

@@ -1,5 +1,6 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { PrismaClient } from './generated/client';
 
 export * from './generated/client';
@@ -11,10 +12,37 @@ export interface DatabaseOptions {
 }
 
 /**
+ * A statement a hot path runs often, by name: each pooled connection parses and plans it once
+ * and then only binds and executes it (Prisma's raw queries are parsed and planned on every
+ * call, and cost several times the CPU on both sides).
+ */
+export interface PreparedStatement {
+  readonly name: string;
+  readonly text: string;
+}
+
+const statementNames = new Map<string, string>();
+
+/** Declares a prepared statement; a name stands for one text only. */
+export function prepared(name: string, text: string): PreparedStatement {
+  const known = statementNames.get(name);
+  if (known !== undefined && known !== text)
+    throw new Error(`prepared statement ${name} is already declared with another text`);
+  statementNames.set(name, text);
+  return { name, text };
+}
+
+/** Prisma Client plus prepared statements on the same connection pool. */
+export interface Database extends PrismaClient {
+  /** Runs a prepared statement; resolves to its rows (none for a statement without RETURNING). */
+  $run<T>(statement: PreparedStatement, values: readonly unknown[]): Promise<T[]>;
+}
+
+/**
  * Prisma Client over the `pg` driver adapter (no native engine needed), connected: fails
  * with a clear message when PostgreSQL cannot be reached.
  */
-export async function connectDatabase(options: DatabaseOptions): Promise<PrismaClient> {
+export async function connectDatabase(options: DatabaseOptions): Promise<Database> {
   const client = createPrismaClient(options);
   try {
     await client.$queryRawUnsafe('SELECT 1');
@@ -28,13 +56,25 @@ export async function connectDatabase(options: DatabaseOptions): Promise<PrismaC
 }
 
 /** Prisma Client over the `pg` driver adapter (no native engine needed). */
-export function createPrismaClient(options: DatabaseOptions): PrismaClient {
-  const adapter = new PrismaPg({
+export function createPrismaClient(options: DatabaseOptions): Database {
+  const pool = new pg.Pool({
     connectionString: options.databaseUrl,
     max: options.poolSize ?? 10,
     connectionTimeoutMillis: 5_000,
   });
-  return new PrismaClient({ adapter });
+  // Prisma owns the pool: it reports idle-connection errors and ends it on $disconnect.
+  const adapter = new PrismaPg(pool, { disposeExternalPool: true });
+  const client = new PrismaClient({ adapter });
+  return Object.assign(client, {
+    async $run<T>(statement: PreparedStatement, values: readonly unknown[]): Promise<T[]> {
+      const result = await pool.query({
+        name: statement.name,
+        text: statement.text,
+        values: [...values],
+      });
+      return result.rows as T[];
+    },
+  });
 }
 
 export { applyMigrations, createDatabaseIfMissing, createMigration } from './schema-engine';

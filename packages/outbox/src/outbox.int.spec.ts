@@ -1,6 +1,6 @@
 import { connect as connectAmqp } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectDatabase, type PrismaClient } from '@platform/db';
+import { connectDatabase, type Database } from '@platform/db';
 import { createEvent, type EventEnvelope } from '@platform/events';
 import { createLogger } from '@platform/logger';
 import { createMessageBroker, type MessageBroker } from '@platform/messaging';
@@ -13,7 +13,7 @@ const USER_ID = '00000000-0000-4000-8000-000000000001';
 
 describe('transactional outbox and idempotent consumers', () => {
   let run: TestRun;
-  let db: PrismaClient;
+  let db: Database;
   const closers: (() => Promise<void>)[] = [];
 
   beforeAll(async () => {

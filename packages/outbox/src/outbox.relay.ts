@@ -1,10 +1,11 @@
 import type { EventEnvelope } from '@platform/events';
 import type { Logger } from '@platform/logger';
 import type { MessageBroker } from '@platform/messaging';
-import { qualified, type SqlExecutor } from './outbox';
+import { prepared, type Database } from '@platform/db';
+import { qualified } from './outbox';
 
 export interface OutboxRelayOptions {
-  db: SqlExecutor;
+  db: Pick<Database, '$run'>;
   /** The Postgres schema whose `outbox_events` this relay drains. */
   schema: string;
   broker: Pick<MessageBroker, 'publish'>;
@@ -44,6 +45,23 @@ interface OutboxRow {
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { db, logger, broker } = options;
   const table = qualified(options.schema, 'outbox_events');
+  const claim = prepared(
+    `outbox-claim:${options.schema}`,
+    `WITH claimed AS (
+       UPDATE ${table} SET claimed_until = now() + $2::integer * interval '1 millisecond'
+       WHERE id IN (
+         SELECT id FROM ${table}
+         WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
+         ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+       RETURNING id, envelope, created_at)
+     SELECT id::text AS id, envelope FROM claimed ORDER BY created_at, id`,
+  );
+  const settle = prepared(
+    `outbox-settle:${options.schema}`,
+    `UPDATE ${table} SET claimed_until = NULL,
+       published_at = CASE WHEN id = ANY($1::uuid[]) THEN now() END
+     WHERE id = ANY($2::uuid[])`,
+  );
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
   const batchSize = options.batchSize ?? 100;
   const claimMs = options.claimMs ?? 30_000;
@@ -55,30 +73,13 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   async function publishBatch(): Promise<number> {
     // Claim a batch with a lease (one statement, no transaction held open while publishing),
     // publish it, then mark what the broker confirmed and release the rest (one statement).
-    const rows = await db.$queryRawUnsafe<OutboxRow[]>(
-      `WITH claimed AS (
-         UPDATE ${table} SET claimed_until = now() + $2::integer * interval '1 millisecond'
-         WHERE id IN (
-           SELECT id FROM ${table}
-           WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
-           ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING id, envelope, created_at)
-       SELECT id::text AS id, envelope FROM claimed ORDER BY created_at, id`,
-      batchSize,
-      claimMs,
-    );
+    const rows = await db.$run<OutboxRow>(claim, [batchSize, claimMs]);
     if (rows.length === 0) return 0;
     // All at once on the one channel (it keeps their order); each is confirmed on its own,
     // and only the confirmed ones are marked published.
     const outcomes = await Promise.allSettled(rows.map((row) => broker.publish(row.envelope)));
     const published = rows.filter((_, index) => outcomes[index]?.status === 'fulfilled');
-    await db.$executeRawUnsafe(
-      `UPDATE ${table} SET claimed_until = NULL,
-         published_at = CASE WHEN id = ANY($1::uuid[]) THEN now() END
-       WHERE id = ANY($2::uuid[])`,
-      published.map((row) => row.id),
-      rows.map((row) => row.id),
-    );
+    await db.$run(settle, [published.map((row) => row.id), rows.map((row) => row.id)]);
     const failure = outcomes.find((outcome) => outcome.status === 'rejected');
     if (failure) throw failure.reason;
     return published.length;

@@ -1,4 +1,4 @@
-import { connectDatabase, type PrismaClient } from '@platform/db';
+import { connectDatabase, type Database } from '@platform/db';
 import type { Lifecycle } from '@platform/lifecycle';
 import type { Logger } from '@platform/logger';
 import { createMessageBroker, type MessageBroker } from '@platform/messaging';
@@ -7,7 +7,7 @@ import { createRedis, type Redis } from '@platform/redis';
 
 /** What every domain service stands on. */
 export interface ServiceInfrastructure {
-  db: PrismaClient;
+  db: Database;
   redis: Redis;
   broker: MessageBroker;
   /** Publishes the service's outbox (its own Postgres schema). */

@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { EmailDelivery, Notification, Prisma, PrismaClient } from '@platform/db';
+import {
+  prepared,
+  type Database,
+  type EmailDelivery,
+  type Notification,
+  type Prisma,
+} from '@platform/db';
 import { createEvent, type EventEnvelope } from '@platform/events';
 import { processOnce, type OutboxRelay } from '@platform/outbox';
 import {
@@ -71,6 +77,43 @@ export interface NotificationRepository {
 const NOTIFICATION_COLUMNS = `id::text, recipient_id::text, type, title, body, data, read_at,
   created_at, source_event_id::text, in_app`;
 
+/**
+ * Creating a notification, in one statement (the hot path of sending): record the event
+ * (when there is one) and stop if it was seen before; apply the recipient's preference for
+ * the type; insert the notification, its outbox event for live push when shown in-app, and
+ * an email delivery with its outbox event when mailed.
+ */
+const CREATE_NOTIFICATION = prepared(
+  'notification-create',
+  `WITH once AS (
+     INSERT INTO "notifications"."processed_events" (consumer, event_id)
+     SELECT $9, $10::uuid WHERE $9::text IS NOT NULL
+     ON CONFLICT DO NOTHING RETURNING 1
+   ), channels AS (
+     SELECT COALESCE(p.in_app, $6) OR $7 AS in_app, COALESCE(p.email, $8) AS email
+       FROM (SELECT 1) AS one
+       LEFT JOIN "notifications"."preferences" p ON p.user_id = $2::uuid AND p.type = $3
+      WHERE $9::text IS NULL OR EXISTS (SELECT 1 FROM once)
+   ), created AS (
+     INSERT INTO "notifications"."notifications"
+      (id, recipient_id, type, title, body, data, in_app, source_event_id, created_at)
+     SELECT $1::uuid, $2::uuid, $3, $4, $5, $11::jsonb, in_app, $10::uuid, $21::timestamptz
+       FROM channels
+     RETURNING *
+   ), pushed AS (
+     INSERT INTO "notifications"."outbox_events" (id, type, envelope, created_at)
+     SELECT $12::uuid, $13, $14::jsonb, $15::timestamptz FROM created WHERE created.in_app
+   ), delivery AS (
+     INSERT INTO "notifications"."email_deliveries" (id, notification_id, updated_at)
+     SELECT $16::uuid, created.id, now() FROM created, channels WHERE channels.email
+     RETURNING id
+   ), mailed AS (
+     INSERT INTO "notifications"."outbox_events" (id, type, envelope, created_at)
+     SELECT $17::uuid, $18, $19::jsonb, $20::timestamptz FROM delivery
+   )
+   SELECT ${NOTIFICATION_COLUMNS} FROM created`,
+);
+
 interface NotificationRow {
   id: string;
   recipient_id: string;
@@ -100,7 +143,7 @@ function toNotification(row: NotificationRow): Notification {
 }
 
 export function createNotificationRepository(
-  db: PrismaClient,
+  db: Database,
   relay: Pick<OutboxRelay, 'kick'>,
 ): NotificationRepository {
   const visible = { inApp: true } as const;
@@ -114,10 +157,6 @@ export function createNotificationRepository(
 
   return {
     async create(input, source) {
-      // One statement, no interactive transaction (this is the hot path of sending): record
-      // the event (when there is one) and stop if it was seen before; apply the recipient's
-      // preference for the type; insert the notification, its outbox event for live push
-      // when shown in-app, and an email delivery with its outbox event when mailed.
       const id = randomUUID();
       const deliveryId = randomUUID();
       const defaults = defaultsFor(input.type);
@@ -132,34 +171,7 @@ export function createNotificationRepository(
         createdAt: createdAt.toISOString(),
       });
       const mail = createEvent('notification.email_requested', { deliveryId, notificationId: id });
-      const [row] = await db.$queryRawUnsafe<NotificationRow[]>(
-        `WITH once AS (
-           INSERT INTO "notifications"."processed_events" (consumer, event_id)
-           SELECT $9, $10::uuid WHERE $9::text IS NOT NULL
-           ON CONFLICT DO NOTHING RETURNING 1
-         ), channels AS (
-           SELECT COALESCE(p.in_app, $6) OR $7 AS in_app, COALESCE(p.email, $8) AS email
-             FROM (SELECT 1) AS one
-             LEFT JOIN "notifications"."preferences" p ON p.user_id = $2::uuid AND p.type = $3
-            WHERE $9::text IS NULL OR EXISTS (SELECT 1 FROM once)
-         ), created AS (
-           INSERT INTO "notifications"."notifications"
-                  (id, recipient_id, type, title, body, data, in_app, source_event_id, created_at)
-           SELECT $1::uuid, $2::uuid, $3, $4, $5, $11::jsonb, in_app, $10::uuid, $21::timestamptz
-             FROM channels
-           RETURNING *
-         ), pushed AS (
-           INSERT INTO "notifications"."outbox_events" (id, type, envelope, created_at)
-           SELECT $12::uuid, $13, $14::jsonb, $15::timestamptz FROM created WHERE created.in_app
-         ), delivery AS (
-           INSERT INTO "notifications"."email_deliveries" (id, notification_id, updated_at)
-           SELECT $16::uuid, created.id, now() FROM created, channels WHERE channels.email
-           RETURNING id
-         ), mailed AS (
-           INSERT INTO "notifications"."outbox_events" (id, type, envelope, created_at)
-           SELECT $17::uuid, $18, $19::jsonb, $20::timestamptz FROM delivery
-         )
-         SELECT ${NOTIFICATION_COLUMNS} FROM created`,
+      const [row] = await db.$run<NotificationRow>(CREATE_NOTIFICATION, [
         id,
         input.recipientId,
         input.type,
@@ -181,7 +193,7 @@ export function createNotificationRepository(
         JSON.stringify(mail),
         mail.occurredAt,
         createdAt,
-      );
+      ]);
       if (!row) return null; // an event seen before
       relay.kick();
       return toNotification(row);
