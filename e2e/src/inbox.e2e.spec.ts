@@ -1,8 +1,10 @@
 import { connect as connectAmqp } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEvent } from '@platform/events';
+import { createGrpcClient } from '@platform/grpc';
 import { createLogger } from '@platform/logger';
 import { createMessageBroker } from '@platform/messaging';
+import { notificationV1 } from '@platform/proto';
 import {
   eventually,
   startTestSmtpServer,
@@ -237,6 +239,38 @@ describe('notifications: inbox, preferences and the email channel', () => {
         title: 'You were given the role "editor" in tenant:acme',
       });
     }, 10_000);
+  });
+
+  it('refuses to send to a user once they are deleted, and keeps nothing of theirs', async () => {
+    const grace = await newUser('grace@example.com');
+    const note = { userId: grace.id, type: 'note', title: 'Before', body: '' };
+    expect(codeOf(await as(admin, SEND, { input: note }))).toBeUndefined();
+    const deleted = await as(grace, 'mutation ($id: ID!) { deleteUser(id: $id) }', {
+      id: grace.id,
+    });
+    expect(deleted.data).toEqual({ deleteUser: true });
+
+    // The notification service remembered that grace existed; her deletion reaches it as an
+    // event, after which every send is refused and her notifications are gone.
+    await eventually(async () => {
+      const response = await as(admin, SEND, { input: { ...note, title: 'After' } });
+      expect(codeOf(response)).toBe('NOT_FOUND');
+    }, 10_000);
+    const notifications = createGrpcClient(notificationV1.NotificationServiceService, {
+      address: apps.grpcAddress('notification-service'),
+      internalToken: run.internalToken,
+    });
+    try {
+      const left = await notifications.listNotifications({
+        recipientId: grace.id,
+        first: 50,
+        after: '',
+        unreadOnly: false,
+      });
+      expect(left.totalCount).toBe(0);
+    } finally {
+      notifications.close();
+    }
   });
 
   it('creates one notification for an event delivered twice', async () => {

@@ -9,6 +9,7 @@ import { env } from './environment';
 import { startNotificationConsumers } from './notification.consumers';
 import { createNotificationHandlers } from './notification.grpc';
 import { createNotificationRepository, NOTIFICATIONS_SCHEMA } from './notification.repository';
+import { createRecipientDirectory } from './recipient.directory';
 import { createUnreadCountCache } from './unread-count.cache';
 
 const logger = createLogger({ name: 'notification-service', level: env.LOG_LEVEL });
@@ -60,7 +61,11 @@ lifecycle.run(async () => {
       bindService({
         name: 'notification.v1.NotificationService',
         definition: notificationV1.NotificationServiceService,
-        handlers: createNotificationHandlers({ notifications, unreadCounts, users }),
+        handlers: createNotificationHandlers({
+          notifications,
+          unreadCounts,
+          recipients: createRecipientDirectory(users),
+        }),
       }),
     ],
   });

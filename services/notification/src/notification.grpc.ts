@@ -1,19 +1,18 @@
 import type { EmailDelivery, Notification, Prisma } from '@platform/db';
 import { AppError } from '@platform/errors';
-import type { GrpcClient, UnaryHandlers } from '@platform/grpc';
-import { notificationV1, type userV1 } from '@platform/proto';
+import type { UnaryHandlers } from '@platform/grpc';
+import { notificationV1 } from '@platform/proto';
 import { decodeCursor, encodeCursor, isUuid, requireId } from '@platform/validation';
 import type { NotificationRepository } from './notification.repository';
 import { isInAppLocked, NOTIFICATION_TYPE } from './notification.types';
 import type { UnreadCountCache } from './unread-count.cache';
+import type { RecipientDirectory } from './recipient.directory';
 
 const MAX_PAGE = 100;
 const MAX_TITLE = 200;
 const MAX_BODY = 5_000;
 const MAX_DATA_BYTES = 16 * 1024;
 const MAX_PREFERENCE_CHANGES = 50;
-
-type UserClient = GrpcClient<typeof userV1.UserServiceService>;
 
 function requireType(type: string): string {
   if (!NOTIFICATION_TYPE.test(type))
@@ -68,9 +67,9 @@ function toDeliveryProto(delivery: EmailDelivery): notificationV1.EmailDelivery 
 export function createNotificationHandlers(deps: {
   notifications: NotificationRepository;
   unreadCounts: UnreadCountCache;
-  users: UserClient;
+  recipients: RecipientDirectory;
 }): UnaryHandlers<typeof notificationV1.NotificationServiceService> {
-  const { notifications, unreadCounts, users } = deps;
+  const { notifications, unreadCounts, recipients } = deps;
 
   async function requireOwn(notification: Notification | null): Promise<Notification> {
     if (!notification) throw AppError.notFound('Notification');
@@ -120,7 +119,7 @@ export function createNotificationHandlers(deps: {
       if (request.body.length > MAX_BODY)
         throw AppError.badInput('body', `must be at most ${MAX_BODY} characters`);
       const data = parseData(request.dataJson);
-      await users.getUser({ id: recipientId }); // NOT_FOUND: no such recipient
+      await recipients.requireExists(recipientId);
       const notification = await notifications.create({
         recipientId,
         type,
@@ -128,7 +127,7 @@ export function createNotificationHandlers(deps: {
         body: request.body,
         data,
       });
-      if (!notification) throw new Error('notification was not created');
+      if (!notification) throw AppError.notFound('User'); // deleted after it was looked up
       await unreadCounts.forget(recipientId);
       return { notification: toProto(notification) };
     },

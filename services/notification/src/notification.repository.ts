@@ -41,7 +41,8 @@ export interface NotificationRepository {
    * Creates a notification as the recipient's preferences for its type say: in the inbox
    * (and pushed live through `notification.created`) and/or mailed (an `EmailDelivery` and
    * `notification.email_requested`), all in one transaction. With `source`, exactly once per
-   * (consumer, event): a redelivered event creates nothing and gets null.
+   * (consumer, event): a redelivered event creates nothing and gets null. Nothing is created
+   * (null) for a recipient whose `user.deleted` was handled.
    */
   create(
     input: NewNotification,
@@ -79,9 +80,9 @@ const NOTIFICATION_COLUMNS = `id::text, recipient_id::text, type, title, body, d
 
 /**
  * Creating a notification, in one statement (the hot path of sending): record the event
- * (when there is one) and stop if it was seen before; apply the recipient's preference for
- * the type; insert the notification, its outbox event for live push when shown in-app, and
- * an email delivery with its outbox event when mailed.
+ * (when there is one) and stop if it was seen before or the recipient was deleted; apply the
+ * recipient's preference for the type; insert the notification, its outbox event for live
+ * push when shown in-app, and an email delivery with its outbox event when mailed.
  */
 const CREATE_NOTIFICATION = prepared(
   'notification-create',
@@ -93,7 +94,8 @@ const CREATE_NOTIFICATION = prepared(
      SELECT COALESCE(p.in_app, $6) OR $7 AS in_app, COALESCE(p.email, $8) AS email
        FROM (SELECT 1) AS one
        LEFT JOIN "notifications"."preferences" p ON p.user_id = $2::uuid AND p.type = $3
-      WHERE $9::text IS NULL OR EXISTS (SELECT 1 FROM once)
+      WHERE ($9::text IS NULL OR EXISTS (SELECT 1 FROM once))
+        AND NOT EXISTS (SELECT 1 FROM "notifications"."deleted_recipients" d WHERE d.user_id = $2::uuid)
    ), created AS (
      INSERT INTO "notifications"."notifications"
       (id, recipient_id, type, title, body, data, in_app, source_event_id, created_at)
@@ -194,7 +196,7 @@ export function createNotificationRepository(
         mail.occurredAt,
         createdAt,
       ]);
-      if (!row) return null; // an event seen before
+      if (!row) return null; // an event seen before, or a deleted recipient
       relay.kick();
       return toNotification(row);
     },
@@ -285,6 +287,11 @@ export function createNotificationRepository(
     async removeRecipient(consumer, event) {
       await db.$transaction(async (tx) => {
         if (!(await processOnce(tx, NOTIFICATIONS_SCHEMA, consumer, event.id))) return;
+        await tx.deletedRecipient.upsert({
+          where: { userId: event.payload.userId },
+          create: { userId: event.payload.userId },
+          update: {},
+        });
         await tx.notification.deleteMany({ where: { recipientId: event.payload.userId } });
         await tx.notificationPreference.deleteMany({ where: { userId: event.payload.userId } });
       });
