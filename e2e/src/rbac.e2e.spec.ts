@@ -127,6 +127,18 @@ describe('rbac: roles, scoped assignments, consistent checks and the audit log',
       ]) as unknown,
     });
     expect(codeOf(await as(user, '{ users(first: 1) { totalCount } }'))).toBe('FORBIDDEN');
+    // A page of users answers each user's permissions, per scope (batched, not mixed up).
+    const page = await asAdmin<{
+      users: { edges: { node: { email: string; global: string[]; acme: string[] } }[] };
+    }>(
+      `{ users(first: 100) { edges { node { email global: permissions acme: permissions(scope: "tenant:acme") } } } }`,
+    );
+    const byEmail = new Map(page.users.edges.map(({ node }) => [node.email, node]));
+    expect(byEmail.get('scoped@example.com')).toMatchObject({
+      global: [],
+      acme: ['audit:read', 'users:read'],
+    });
+    expect(byEmail.get(ADMIN.email)).toMatchObject({ global: ['*'], acme: ['*'] });
 
     // Global: applies in every scope, and to the global checks of the users subgraph.
     await asAdmin(ASSIGN, { userId: user.id, roleId: support.id });
@@ -137,19 +149,6 @@ describe('rbac: roles, scoped assignments, consistent checks and the audit log',
       '{ users(first: 1) { totalCount } }',
     );
     expect(listed.data?.users.totalCount).toBeGreaterThan(0);
-
-    // A page of users answers each user's permissions, per scope (batched, not mixed up).
-    const page = await asAdmin<{
-      users: { edges: { node: { email: string; global: string[]; acme: string[] } }[] };
-    }>(
-      `{ users(first: 100) { edges { node { email global: permissions acme: permissions(scope: "tenant:acme") } } } }`,
-    );
-    const byEmail = new Map(page.users.edges.map(({ node }) => [node.email, node]));
-    expect(byEmail.get('scoped@example.com')).toMatchObject({
-      global: ['audit:read', 'users:read'],
-      acme: ['audit:read', 'users:read'],
-    });
-    expect(byEmail.get(ADMIN.email)).toMatchObject({ global: ['*'], acme: ['*'] });
 
     // Assigning twice changes nothing.
     const before = await latestAudit();

@@ -9,6 +9,8 @@ export interface DatabaseOptions {
   databaseUrl: string;
   /** Connections in this process's pool. */
   poolSize?: number;
+  /** Told when an idle pooled connection fails (the pool drops it and opens another). */
+  onPoolError?: (error: Error) => void;
 }
 
 /**
@@ -62,7 +64,9 @@ export function createPrismaClient(options: DatabaseOptions): Database {
     max: options.poolSize ?? 10,
     connectionTimeoutMillis: 5_000,
   });
-  // Prisma owns the pool: it reports idle-connection errors and ends it on $disconnect.
+  // Without a listener, an idle connection's error would end the process.
+  pool.on('error', (error) => options.onPoolError?.(error));
+  // Prisma ends the pool on $disconnect.
   const adapter = new PrismaPg(pool, { disposeExternalPool: true });
   const client = new PrismaClient({ adapter });
   return Object.assign(client, {

@@ -117,11 +117,15 @@ describe('transactional outbox and idempotent consumers', () => {
       handle: async (event) => void received.push(event.id),
     });
     const event = createEvent('user.deleted', { userId: USER_ID });
-    await db.$transaction((tx) => enqueueEvent(tx, 'users', event));
-    // What a relay that claimed the event and then died leaves behind.
+    // What a relay that claimed the event and then died leaves behind (written claimed in one
+    // statement, so no relay still running from an earlier test can take it first).
     await db.$executeRawUnsafe(
-      `UPDATE "users"."outbox_events" SET claimed_until = now() + interval '1500 milliseconds' WHERE id = $1::uuid`,
+      `INSERT INTO "users"."outbox_events" (id, type, envelope, created_at, claimed_until)
+       VALUES ($1::uuid, $2, $3::jsonb, $4::timestamptz, now() + interval '1500 milliseconds')`,
       event.id,
+      event.type,
+      JSON.stringify(event),
+      event.occurredAt,
     );
     const relay = createOutboxRelay({
       db,
@@ -140,6 +144,53 @@ describe('transactional outbox and idempotent consumers', () => {
       expect(row.claimedUntil).toBeNull();
     });
     await eventually(() => expect(received).toEqual([event.id]));
+  });
+
+  it('does not undo the work of a relay that took over a batch whose lease lapsed', async () => {
+    const consumer = 'takeover';
+    const received: string[] = [];
+    const subscriber = await broker();
+    await subscriber.consume({
+      queue: `${run.exchange}.${consumer}`,
+      events: ['user.status_changed'],
+      handle: async (event) => void received.push(event.id),
+    });
+    const event = createEvent('user.status_changed', { userId: USER_ID, status: 'DISABLED' });
+    const real = await broker();
+    // Relay A's broker stalls past A's lease, then fails.
+    const stalling = {
+      publish: () =>
+        new Promise<void>((_, reject) =>
+          setTimeout(() => reject(new Error('confirm timed out')), 2_000),
+        ),
+    };
+    const relayA = createOutboxRelay({
+      db,
+      schema: 'auth',
+      broker: stalling,
+      logger,
+      claimMs: 1_000,
+      pollIntervalMs: 60_000,
+    });
+    closers.push(() => relayA.stop());
+    await db.$transaction((tx) => enqueueEvent(tx, 'auth', event));
+    relayA.kick();
+    await new Promise((resolve) => setTimeout(resolve, 300)); // A holds the lease now
+    const relayB = createOutboxRelay({
+      db,
+      schema: 'auth',
+      broker: real,
+      logger,
+      pollIntervalMs: 100,
+    });
+    closers.push(() => relayB.stop());
+
+    await eventually(() => expect(received).toEqual([event.id]));
+    // A's failure report comes after B published: it must leave B's result alone.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const row = await db.authOutboxEvent.findUniqueOrThrow({ where: { id: event.id } });
+    expect(row.publishedAt).not.toBeNull();
+    expect(received).toEqual([event.id]);
   });
 
   it('redelivers a message whose consumer died before acking, and its effect happens once', async () => {

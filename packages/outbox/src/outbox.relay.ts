@@ -33,6 +33,8 @@ const KICK_COALESCE_MS = 5;
 interface OutboxRow {
   id: string;
   envelope: EventEnvelope;
+  /** The lease's end as PostgreSQL wrote it: the same for the whole batch, its claim token. */
+  lease: string;
 }
 
 /**
@@ -53,18 +55,24 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
          SELECT id FROM ${table}
          WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
          ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
-       RETURNING id, envelope, created_at)
-     SELECT id::text AS id, envelope FROM claimed ORDER BY created_at, id`,
+       RETURNING id, envelope, created_at, claimed_until)
+     SELECT id::text AS id, envelope, claimed_until::text AS lease
+       FROM claimed ORDER BY created_at, id`,
   );
   const settle = prepared(
     `outbox-settle:${options.schema}`,
+    // Only rows still under this relay's lease: one that outlived its lease was taken over.
     `UPDATE ${table} SET claimed_until = NULL,
-       published_at = CASE WHEN id = ANY($1::uuid[]) THEN now() END
-     WHERE id = ANY($2::uuid[])`,
+       published_at = CASE WHEN id = ANY($1::uuid[]) THEN now() ELSE published_at END
+     WHERE id = ANY($2::uuid[]) AND claimed_until = $3::timestamptz`,
   );
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
   const batchSize = options.batchSize ?? 100;
   const claimMs = options.claimMs ?? 30_000;
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new Error('outbox relay: batchSize must be a positive integer');
+  if (!Number.isInteger(claimMs) || claimMs < 1_000)
+    throw new Error('outbox relay: claimMs must be an integer of at least 1000');
   let running: Promise<number> | undefined;
   let again = false;
   let stopped = false;
@@ -79,7 +87,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     // and only the confirmed ones are marked published.
     const outcomes = await Promise.allSettled(rows.map((row) => broker.publish(row.envelope)));
     const published = rows.filter((_, index) => outcomes[index]?.status === 'fulfilled');
-    await db.$run(settle, [published.map((row) => row.id), rows.map((row) => row.id)]);
+    await db.$run(settle, [
+      published.map((row) => row.id),
+      rows.map((row) => row.id),
+      rows[0]?.lease,
+    ]);
     const failure = outcomes.find((outcome) => outcome.status === 'rejected');
     if (failure) throw failure.reason;
     return published.length;

@@ -35,7 +35,10 @@ export async function openServiceInfrastructure(options: {
   lifecycle: Lifecycle;
 }): Promise<ServiceInfrastructure> {
   const { env, logger, lifecycle } = options;
-  const db = await connectDatabase({ databaseUrl: env.DATABASE_URL });
+  const db = await connectDatabase({
+    databaseUrl: env.DATABASE_URL,
+    onPoolError: (error) => logger.warn({ err: error }, 'idle database connection failed'),
+  });
   lifecycle.onShutdown('database', () => db.$disconnect());
 
   const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });

@@ -285,15 +285,20 @@ export function createNotificationRepository(
     },
 
     async removeRecipient(consumer, event) {
+      const { userId } = event.payload;
+      // First the tombstone, committed on its own (repeating it is harmless): every create
+      // that starts after this sees it and creates nothing.
+      await db.deletedRecipient.upsert({ where: { userId }, create: { userId }, update: {} });
       await db.$transaction(async (tx) => {
         if (!(await processOnce(tx, NOTIFICATIONS_SCHEMA, consumer, event.id))) return;
-        await tx.deletedRecipient.upsert({
-          where: { userId: event.payload.userId },
-          create: { userId: event.payload.userId },
-          update: {},
-        });
-        await tx.notification.deleteMany({ where: { recipientId: event.payload.userId } });
-        await tx.notificationPreference.deleteMany({ where: { userId: event.payload.userId } });
+        // Creates that started before the tombstone may still be running: SHARE mode waits for
+        // them to commit (and holds new ones back until this commits), so the deletes below
+        // see every notification the user will ever have. Deletions are rare; this is brief.
+        await tx.$executeRawUnsafe(
+          `LOCK TABLE "${NOTIFICATIONS_SCHEMA}"."notifications" IN SHARE MODE`,
+        );
+        await tx.notification.deleteMany({ where: { recipientId: userId } });
+        await tx.notificationPreference.deleteMany({ where: { userId } });
       });
     },
   };

@@ -38,7 +38,10 @@ export function createEffectivePermissionsLoader(
           for (const user of users) answers.set(`${scope}|${user.userId}`, user.permissions);
         }),
       );
-      return keys.map(({ userId, scope }) => answers.get(`${scope}|${userId}`) ?? []);
+      return keys.map(
+        ({ userId, scope }) =>
+          answers.get(`${scope}|${userId}`) ?? new Error('permissions missing from the answer'),
+      );
     },
     { maxBatchSize: 100, cacheKeyFn: ({ userId, scope }) => `${scope}|${userId}` },
   );
