@@ -18,6 +18,7 @@ const DURATION = Number(process.env['BENCH_DURATION'] ?? 10);
 const MAX_IN_FLIGHT = Number(process.env['BENCH_IN_FLIGHT'] ?? 50);
 const ADMIN = { email: 'bench-admin@example.com', password: 'benchmark admin secret' };
 
+const nodeArgs = process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean);
 const run = await createTestRun();
 const quiet = { LOG_LEVEL: 'warn' };
 const apps = await startApps(
@@ -32,23 +33,14 @@ const apps = await startApps(
       RATE_LIMIT_PER_ADDRESS: '0',
     },
   },
-  { nodeArgs: process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) },
+  { nodeArgs },
 );
-const addresses = {
-  AUTH_SERVICE_ADDR: apps.grpcAddress('auth-service'),
-  USER_SERVICE_ADDR: apps.grpcAddress('user-service'),
-  PERMISSION_SERVICE_ADDR: apps.grpcAddress('permission-service'),
-  NOTIFICATION_SERVICE_ADDR: apps.grpcAddress('notification-service'),
-};
-const second = await startApps(run, ['notifications-subgraph', 'gateway'], {
-  'notifications-subgraph': { ...quiet, ...addresses },
-  gateway: {
-    ...quiet,
-    ...addresses,
-    USERS_SUBGRAPH_URL: `${apps.httpUrl('users-subgraph')}/graphql`,
-    RBAC_SUBGRAPH_URL: `${apps.httpUrl('rbac-subgraph')}/graphql`,
-  },
-});
+const second = await startApps(
+  run,
+  ['notifications-subgraph', 'gateway'],
+  { 'notifications-subgraph': quiet, gateway: quiet },
+  { nodeArgs, alongside: apps },
+);
 const gateways = [apps.httpUrl('gateway'), second.httpUrl('gateway')];
 const gatewayPids = [apps.pid('gateway')!, second.pid('gateway')!];
 

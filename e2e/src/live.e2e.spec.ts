@@ -220,20 +220,14 @@ describe('live notifications: federated subscriptions through the gateway', () =
 
   it('delivers exactly once per subscriber with two gateways and two subgraph instances', async () => {
     // A second notifications subgraph and a second gateway using it, on the same services.
-    const addresses = {
-      AUTH_SERVICE_ADDR: apps.grpcAddress('auth-service'),
-      USER_SERVICE_ADDR: apps.grpcAddress('user-service'),
-      PERMISSION_SERVICE_ADDR: apps.grpcAddress('permission-service'),
-      NOTIFICATION_SERVICE_ADDR: apps.grpcAddress('notification-service'),
-    };
-    const second = await startApps(run, ['notifications-subgraph', 'gateway'], {
-      'notifications-subgraph': addresses,
-      gateway: {
-        ...addresses,
-        USERS_SUBGRAPH_URL: `${apps.httpUrl('users-subgraph')}/graphql`,
-        RBAC_SUBGRAPH_URL: `${apps.httpUrl('rbac-subgraph')}/graphql`,
+    const second = await startApps(
+      run,
+      ['notifications-subgraph', 'gateway'],
+      {},
+      {
+        alongside: apps,
       },
-    });
+    );
     try {
       const iris = await signUp(gateway, 'iris@example.com');
       const subscribers = [

@@ -34,10 +34,21 @@ export async function startApps(
   run: TestRun,
   names: readonly AppName[],
   extraEnv: Partial<Record<AppName, Record<string, string>>> = {},
-  options: { nodeArgs?: readonly string[] } = {},
+  options: {
+    nodeArgs?: readonly string[];
+    /**
+     * Another cluster on the same run: the apps started here are more instances beside it,
+     * wired to its services and to its subgraphs except the ones started here.
+     */
+    alongside?: AppCluster;
+  } = {},
 ): Promise<AppCluster> {
   const ports = { ...DEFAULT_PORTS } as Record<AppName, number>;
-  for (const app of APPS) ports[app.name] = await freePort();
+  for (const app of APPS)
+    ports[app.name] =
+      options.alongside && !names.includes(app.name)
+        ? options.alongside.ports[app.name]
+        : await freePort();
   const running = new Map<AppName, AppProcess>();
   const output = new Map<AppName, string[]>();
 

@@ -1,5 +1,6 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
+import { BoundedMap } from '@platform/collections';
 import { AppError } from '@platform/errors';
 import { ACCESS_TOKEN_ALGORITHM, type PublicJwk } from './token.types';
 
@@ -39,12 +40,11 @@ interface VerifiedToken {
 
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
   const refreshIntervalMs = options.refreshIntervalMs ?? 60_000;
-  const cacheSize = options.cacheSize ?? 10_000;
   let keys = new Map<string, KeyObject>();
   // A token string whose signature and claims were checked stays valid until its `exp`, as
   // long as its key is still published: the ECDSA check is the costliest step of a request.
   // Revocation is never cached; it is asked on every use.
-  const verified = new Map<string, VerifiedToken>();
+  const verified = new BoundedMap<string, VerifiedToken>(options.cacheSize ?? 10_000);
   let fetchedAt = 0;
   let inflight: Promise<void> | undefined;
 
@@ -77,14 +77,6 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     const stale = Date.now() - fetchedAt >= refreshIntervalMs;
     if (stale || (!keys.has(kid) && Date.now() - fetchedAt > 1_000)) await refresh();
     return keys.get(kid);
-  }
-
-  function remember(token: string, entry: VerifiedToken): void {
-    if (verified.size >= cacheSize) {
-      const oldest = verified.keys().next();
-      if (!oldest.done) verified.delete(oldest.value);
-    }
-    verified.set(token, entry);
   }
 
   async function checkRevocation(identity: Identity): Promise<Identity> {
@@ -121,7 +113,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         throw INVALID();
       }
       identity = { userId: claims.sub, sessionId: claims['sid'], expiresAt: claims.exp * 1000 };
-      remember(token, { identity, kid: decoded.header.kid });
+      verified.set(token, { identity, kid: decoded.header.kid });
     } catch {
       throw INVALID();
     }

@@ -1,3 +1,4 @@
+import { BoundedMap } from '@platform/collections';
 import type { GrpcClient } from '@platform/grpc';
 import type { userV1 } from '@platform/proto';
 
@@ -24,18 +25,13 @@ export function createRecipientDirectory(
   const ttlMs = options.ttlMs ?? 5 * 60_000;
   const maxEntries = options.maxEntries ?? 50_000;
   const now = options.now ?? Date.now;
-  const knownUntil = new Map<string, number>();
+  const knownUntil = new BoundedMap<string, number>(maxEntries);
 
   return {
     async requireExists(userId) {
       const until = knownUntil.get(userId);
       if (until !== undefined && until > now()) return;
       await users.getUser({ id: userId });
-      knownUntil.delete(userId);
-      if (knownUntil.size >= maxEntries) {
-        const oldest = knownUntil.keys().next();
-        if (!oldest.done) knownUntil.delete(oldest.value);
-      }
       knownUntil.set(userId, now() + ttlMs);
     },
   };

@@ -1,3 +1,4 @@
+import { BoundedMap } from '@platform/collections';
 import type { Redis } from '@platform/redis';
 
 const TTL_SECONDS = 300;
@@ -26,17 +27,9 @@ export function createPermissionCache(
   redis: Redis,
   options: { localEntries?: number } = {},
 ): PermissionCache {
-  const localEntries = options.localEntries ?? 10_000;
-  const local = new Map<string, { version: string; permissions: string[] }>();
-
-  function remember(key: string, version: string, permissions: string[]): void {
-    local.delete(key);
-    if (local.size >= localEntries) {
-      const oldest = local.keys().next();
-      if (!oldest.done) local.delete(oldest.value);
-    }
-    local.set(key, { version, permissions });
-  }
+  const local = new BoundedMap<string, { version: string; permissions: string[] }>(
+    options.localEntries ?? 10_000,
+  );
 
   return {
     async get(userId, scope, load) {
@@ -50,7 +43,7 @@ export function createPermissionCache(
       const cached = await redis.get(key);
       const permissions = cached === null ? await load() : (JSON.parse(cached) as string[]);
       if (cached === null) await redis.set(key, JSON.stringify(permissions), 'EX', TTL_SECONDS);
-      remember(localKey, version, permissions);
+      local.set(localKey, { version, permissions });
       return permissions;
     },
     async forgetUser(userId) {

@@ -148,6 +148,36 @@ async function roleChanged(
   );
 }
 
+/** Records an assignment's change: its audit entry and its event, in the change's transaction. */
+async function assignmentChanged(
+  tx: Tx,
+  actor: Actor,
+  change: 'assigned' | 'unassigned',
+  userId: string,
+  role: RoleNode,
+  scope: string,
+): Promise<void> {
+  const assignment = { role: { id: role.id, name: role.name }, scope: scope || null };
+  await audit(tx, actor, `role.${change}`, `user:${userId}`, {
+    before: change === 'assigned' ? null : assignment,
+    after: change === 'assigned' ? assignment : null,
+  });
+  const payload = {
+    userId,
+    roleId: role.id,
+    roleName: role.name,
+    scope: scope || null,
+    actorId: actor.id,
+  };
+  await enqueueEvent(
+    tx,
+    RBAC_SCHEMA,
+    change === 'assigned'
+      ? createEvent('rbac.role_assigned', payload)
+      : createEvent('rbac.role_unassigned', payload),
+  );
+}
+
 function requireParents(graph: RoleGraph, inherits: readonly string[]): void {
   for (const id of inherits)
     if (!graph.get(id)) throw AppError.badInput('inherits', `no role has the id ${id}`);
@@ -345,21 +375,7 @@ export function createRoleRepository(options: RoleRepositoryOptions): RoleReposi
           skipDuplicates: true,
         });
         if (created.count === 0) return false;
-        await audit(tx, actor, 'role.assigned', `user:${userId}`, {
-          before: null,
-          after: { role: { id: role.id, name: role.name }, scope: scope || null },
-        });
-        await enqueueEvent(
-          tx,
-          RBAC_SCHEMA,
-          createEvent('rbac.role_assigned', {
-            userId,
-            roleId: role.id,
-            roleName: role.name,
-            scope: scope || null,
-            actorId: actor.id,
-          }),
-        );
+        await assignmentChanged(tx, actor, 'assigned', userId, role, scope);
         return true;
       });
     },
@@ -379,21 +395,7 @@ export function createRoleRepository(options: RoleRepositoryOptions): RoleReposi
         }
         const removed = await tx.roleAssignment.deleteMany({ where: { userId, roleId, scope } });
         if (removed.count === 0) return false;
-        await audit(tx, actor, 'role.unassigned', `user:${userId}`, {
-          before: { role: { id: role.id, name: role.name }, scope: scope || null },
-          after: null,
-        });
-        await enqueueEvent(
-          tx,
-          RBAC_SCHEMA,
-          createEvent('rbac.role_unassigned', {
-            userId,
-            roleId: role.id,
-            roleName: role.name,
-            scope: scope || null,
-            actorId: actor.id,
-          }),
-        );
+        await assignmentChanged(tx, actor, 'unassigned', userId, role, scope);
         return true;
       });
     },
