@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeCursor, encodeCursor } from './cursor';
+import { decodeCursor, decodeSequenceCursor, encodeCursor, encodeSequenceCursor } from './cursor';
 
 describe('keyset cursors', () => {
   it('round-trip a position', () => {
@@ -15,5 +15,39 @@ describe('keyset cursors', () => {
     expect(() => decodeCursor(Buffer.from('yesterday|x').toString('base64url'), 'before')).toThrow(
       /^before: /,
     );
+  });
+});
+
+describe('sequence cursors', () => {
+  it('round-trip a sequence number, up to the largest bigint PostgreSQL stores', () => {
+    for (const seq of [0n, 1n, 42n, 9_223_372_036_854_775_807n])
+      expect(decodeSequenceCursor('audit', encodeSequenceCursor('audit', seq))).toBe(seq);
+  });
+
+  it('keep the format cursors already handed out have: base64url of kind:number', () => {
+    expect(encodeSequenceCursor('audit', 17n)).toBe(Buffer.from('audit:17').toString('base64url'));
+  });
+
+  it('refuse a cursor of another kind, a keyset cursor or garbage, naming the argument', () => {
+    const others = [
+      encodeSequenceCursor('other', 1n),
+      encodeCursor({ createdAt: new Date(), id: '5b0e9f1c-0000-4000-8000-000000000001' }),
+      'not-a-cursor',
+      '',
+      Buffer.from('audit:').toString('base64url'),
+      Buffer.from('audit:-1').toString('base64url'),
+      Buffer.from('audit:1x').toString('base64url'),
+      Buffer.from(`audit:${'9'.repeat(19)}`).toString('base64url'),
+      Buffer.from(`audit:${'9'.repeat(20)}`).toString('base64url'),
+    ];
+    for (const cursor of others)
+      expect(() => decodeSequenceCursor('audit', cursor)).toThrow(/^after: is not a valid cursor$/);
+    expect(() => decodeSequenceCursor('audit', 'x', 'before')).toThrow(/^before: /);
+  });
+
+  it('refuse to make a cursor of a number out of range or a malformed kind', () => {
+    expect(() => encodeSequenceCursor('audit', -1n)).toThrow();
+    expect(() => encodeSequenceCursor('audit', 9_223_372_036_854_775_808n)).toThrow();
+    expect(() => encodeSequenceCursor('Audit:x', 1n)).toThrow();
   });
 });

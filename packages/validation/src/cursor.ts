@@ -19,3 +19,35 @@ export function decodeCursor(cursor: string, field = 'after'): CursorPosition {
     throw AppError.badInput(field, 'is not a valid cursor');
   return { createdAt, id };
 }
+
+const KIND = /^[a-z][a-z_-]*$/;
+/** PostgreSQL's largest bigint: no row has a larger sequence number. */
+const MAX_SEQUENCE = 9_223_372_036_854_775_807n;
+
+function requireKind(kind: string): string {
+  if (!KIND.test(kind)) throw new Error(`invalid cursor kind ${JSON.stringify(kind)}`);
+  return kind;
+}
+
+/**
+ * An opaque cursor for a row of a list ordered by a sequence number (an insertion order such
+ * as a bigserial), tagged with what the sequence counts so one list's cursor is refused by
+ * another's.
+ */
+export function encodeSequenceCursor(kind: string, seq: bigint): string {
+  if (seq < 0n || seq > MAX_SEQUENCE) throw new Error(`no row has the sequence number ${seq}`);
+  return Buffer.from(`${requireKind(kind)}:${seq}`).toString('base64url');
+}
+
+/**
+ * The sequence number a cursor of `kind` stands for; BAD_USER_INPUT naming `field` when it
+ * is not one of ours.
+ */
+export function decodeSequenceCursor(kind: string, cursor: string, field = 'after'): bigint {
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  const prefix = `${requireKind(kind)}:`;
+  const digits = text.startsWith(prefix) ? text.slice(prefix.length) : '';
+  const seq = /^\d{1,19}$/.test(digits) ? BigInt(digits) : null;
+  if (seq === null || seq > MAX_SEQUENCE) throw AppError.badInput(field, 'is not a valid cursor');
+  return seq;
+}

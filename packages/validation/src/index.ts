@@ -7,4 +7,10 @@ export {
   validateEmail,
   validatePassword,
 } from './rules';
-export { decodeCursor, encodeCursor, type CursorPosition } from './cursor';
+export {
+  decodeCursor,
+  decodeSequenceCursor,
+  encodeCursor,
+  encodeSequenceCursor,
+  type CursorPosition,
+} from './cursor';

@@ -80,6 +80,24 @@ interface RoleInput {
   inherits?: string[] | null;
 }
 
+interface AssignmentArgs {
+  userId: string;
+  roleId: string;
+  scope?: string | null;
+}
+
+/** An assignment change's arguments, checked, by a viewer who may assign roles in its scope. */
+async function assignmentChange(args: AssignmentArgs, context: RbacContext) {
+  const scope = validScope(args.scope);
+  const viewer = await context.authz.require(PERMISSIONS['roles:assign'], scope);
+  return {
+    actorId: viewer.userId,
+    userId: requireId('userId', args.userId),
+    roleId: requireId('roleId', args.roleId),
+    scope,
+  };
+}
+
 export const rbacResolvers = {
   DateTime: DateTimeScalar,
   JSON: JSONScalar,
@@ -164,35 +182,15 @@ export const rbacResolvers = {
       await context.permissions.deleteRole({ actorId: viewer.userId, id: requireId('id', id) });
       return true;
     },
-    async assignRole(
-      _: unknown,
-      args: { userId: string; roleId: string; scope?: string | null },
-      context: RbacContext,
-    ) {
-      const scope = validScope(args.scope);
-      const viewer = await context.authz.require(PERMISSIONS['roles:assign'], scope);
+    async assignRole(_: unknown, args: AssignmentArgs, context: RbacContext) {
       await context.permissions.assignRole({
-        actorId: viewer.userId,
-        userId: requireId('userId', args.userId),
-        roleId: requireId('roleId', args.roleId),
+        ...(await assignmentChange(args, context)),
         roleName: '',
-        scope,
       });
       return true;
     },
-    async unassignRole(
-      _: unknown,
-      args: { userId: string; roleId: string; scope?: string | null },
-      context: RbacContext,
-    ) {
-      const scope = validScope(args.scope);
-      const viewer = await context.authz.require(PERMISSIONS['roles:assign'], scope);
-      await context.permissions.unassignRole({
-        actorId: viewer.userId,
-        userId: requireId('userId', args.userId),
-        roleId: requireId('roleId', args.roleId),
-        scope,
-      });
+    async unassignRole(_: unknown, args: AssignmentArgs, context: RbacContext) {
+      await context.permissions.unassignRole(await assignmentChange(args, context));
       return true;
     },
   },
