@@ -14,3 +14,10 @@ export {
   encodeSequenceCursor,
   type CursorPosition,
 } from './cursor';
+export {
+  readKeysetPage,
+  type KeysetCondition,
+  type KeysetOrder,
+  type KeysetPage,
+  type KeysetQuery,
+} from './keyset';
