@@ -3,11 +3,17 @@ import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
 import { openServiceInfrastructure } from '@platform/service-runtime';
 import { permissionV1, userV1 } from '@platform/proto';
+import { createActorPolicy } from './actor.policy';
+import { createAssignmentService } from './assignment.service';
+import { createAuditService } from './audit.service';
 import { env } from './environment';
 import { createPermissionCache } from './permission.cache';
+import { createPermissionCheckService } from './permission-check.service';
 import { startPermissionConsumers } from './permission.consumers';
-import { anyActive, createPermissionHandlers } from './permission.grpc';
-import { createRoleRepository, RBAC_SCHEMA } from './role.repository';
+import { createPermissionHandlers } from './permission.grpc';
+import { createRbacStore, RBAC_SCHEMA } from './rbac.store';
+import { createRoleService } from './role.service';
+import { createUserDirectory } from './user.directory';
 
 const logger = createLogger({ name: 'permission-service', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
@@ -25,17 +31,20 @@ lifecycle.run(async () => {
     internalToken: env.INTERNAL_TOKEN,
     onShutdown: (name, teardown) => lifecycle.onShutdown(name, teardown),
   });
-  const users = client('user', userV1.UserServiceService, env.USER_SERVICE_ADDR);
+  const users = createUserDirectory(
+    client('user', userV1.UserServiceService, env.USER_SERVICE_ADDR),
+  );
 
-  const roles = createRoleRepository({
-    db,
-    relay,
-    isAnyActive: (ids) => anyActive(users, ids),
-  });
+  const store = createRbacStore({ db, relay });
+  const cache = createPermissionCache(redis);
+  const checks = createPermissionCheckService({ assignments: store.assignments, cache });
+  const policy = createActorPolicy({ checks });
+  const roles = createRoleService({ store, policy, cache });
+  const assignments = createAssignmentService({ store, policy, cache, users });
+  const audit = createAuditService({ store });
   await roles.seed();
 
-  const cache = createPermissionCache(redis);
-  await startPermissionConsumers({ broker, roles, cache, queuePrefix: env.EVENTS_EXCHANGE });
+  await startPermissionConsumers({ broker, assignments, queuePrefix: env.EVENTS_EXCHANGE });
 
   const server = createGrpcServer({
     logger,
@@ -44,7 +53,7 @@ lifecycle.run(async () => {
       bindService({
         name: 'permission.v1.PermissionService',
         definition: permissionV1.PermissionServiceService,
-        handlers: createPermissionHandlers({ roles, cache, users }),
+        handlers: createPermissionHandlers({ roles, assignments, checks, audit }),
       }),
     ],
   });

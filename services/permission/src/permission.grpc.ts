@@ -1,25 +1,28 @@
 import { AppError } from '@platform/errors';
-import type { GrpcClient, UnaryHandlers } from '@platform/grpc';
+import type { UnaryHandlers } from '@platform/grpc';
+import { isValidPermission, permissionProblem, ROLE_NAME, SCOPE } from '@platform/permissions';
+import type { permissionV1 } from '@platform/proto';
 import {
-  isGranted,
-  isValidPermission,
-  permissionProblem,
-  ROLE_NAME,
-  SCOPE,
-  uncovered,
-} from '@platform/permissions';
-import { userV1, type permissionV1 } from '@platform/proto';
-import { isUuid, requireId } from '@platform/validation';
-import type { PermissionCache } from './permission.cache';
+  decodeSequenceCursor,
+  encodeSequenceCursor,
+  isUuid,
+  requireId,
+} from '@platform/validation';
+import { PLATFORM, type Actor } from './actor.policy';
+import type { AssignmentService, AssignmentView } from './assignment.service';
+import type { AuditService } from './audit.service';
+import type { PermissionCheckService } from './permission-check.service';
 import type { RoleView } from './role.graph';
-import type { Actor, AssignmentView, RoleRepository } from './role.repository';
+import type { RoleService } from './role.service';
+
+// Requests become well-formed commands here (formats and sizes: BAD_USER_INPUT naming the
+// field) and answers become messages; every rule that needs state lives in the services.
 
 const MAX_BATCH = 100;
 const MAX_PERMISSIONS_PER_ROLE = 100;
 const MAX_PARENTS = 20;
 const MAX_DESCRIPTION = 500;
-
-type UserClient = GrpcClient<typeof userV1.UserServiceService>;
+const AUDIT_CURSOR = 'audit';
 
 function requireScope(scope: string): string {
   if (scope !== '' && !SCOPE.test(scope))
@@ -59,6 +62,27 @@ function requireParentIds(ids: readonly string[]): string[] {
   return [...new Set(ids)].sort();
 }
 
+function requirePermission(permission: string): string {
+  if (!isValidPermission(permission))
+    throw AppError.badInput('permission', 'must look like resource:action');
+  return permission;
+}
+
+function requireBatch<T>(field: string, items: readonly T[]): readonly T[] {
+  if (items.length > MAX_BATCH) throw AppError.badInput(field, `at most ${MAX_BATCH} per call`);
+  return items;
+}
+
+/** The user and scope of a check. */
+function requireSubject(userId: string, scope: string): { userId: string; scope: string } {
+  return { userId: requireId('userId', userId), scope: requireScope(scope) };
+}
+
+/** An empty actor id is the platform itself. */
+function actorOf(actorId: string): Actor {
+  return actorId === '' ? PLATFORM : { id: requireId('actorId', actorId) };
+}
+
 function toRole(role: RoleView): permissionV1.Role {
   return {
     id: role.id,
@@ -80,72 +104,39 @@ function toAssignment(assignment: AssignmentView): permissionV1.Assignment {
 }
 
 export function createPermissionHandlers(deps: {
-  roles: RoleRepository;
-  cache: PermissionCache;
-  users: UserClient;
+  roles: RoleService;
+  assignments: AssignmentService;
+  checks: PermissionCheckService;
+  audit: AuditService;
 }): UnaryHandlers<typeof permissionV1.PermissionServiceService> {
-  const { roles, cache, users } = deps;
-
-  async function effective(userId: string, scope: string): Promise<string[]> {
-    requireId('userId', userId);
-    requireScope(scope);
-    return cache.get(userId, scope, () => roles.effectivePermissions(userId, scope));
-  }
-
-  function requireValid(permission: string): string {
-    if (!isValidPermission(permission))
-      throw AppError.badInput('permission', 'must look like resource:action');
-    return permission;
-  }
-
-  /** The platform (no actor), or a user bound by the no-escalation rule. */
-  function actorOf(actorId: string): Actor {
-    if (actorId === '') return { id: null };
-    requireId('actorId', actorId);
-    return {
-      id: actorId,
-      async guard(granted, scope) {
-        const missing = uncovered(await effective(actorId, scope), granted);
-        if (missing.length > 0)
-          throw AppError.forbidden(`You cannot grant what you do not hold: ${missing.join(', ')}`);
-      },
-    };
-  }
-
-  async function requireUser(userId: string): Promise<void> {
-    requireId('userId', userId);
-    await users.getUser({ id: userId }); // NOT_FOUND when there is no such user
-  }
+  const { roles, assignments, checks, audit } = deps;
 
   return {
     async checkPermission(request) {
-      const required = requireValid(request.permission);
-      return { allowed: isGranted(await effective(request.userId, request.scope), required) };
+      const permission = requirePermission(request.permission);
+      const { userId, scope } = requireSubject(request.userId, request.scope);
+      return { allowed: await checks.isAllowed(userId, scope, permission) };
     },
 
     async checkPermissions(request) {
-      if (request.permissions.length > MAX_BATCH)
-        throw AppError.badInput('permissions', `at most ${MAX_BATCH} per call`);
-      const required = request.permissions.map(requireValid);
-      const granted = await effective(request.userId, request.scope);
-      return { allowed: required.map((needed) => isGranted(granted, needed)) };
+      const permissions = requireBatch('permissions', request.permissions).map(requirePermission);
+      const { userId, scope } = requireSubject(request.userId, request.scope);
+      return { allowed: await checks.areAllowed(userId, scope, permissions) };
     },
 
     async listEffectivePermissions(request) {
-      return { permissions: await effective(request.userId, request.scope) };
+      const { userId, scope } = requireSubject(request.userId, request.scope);
+      return { permissions: await checks.effectivePermissions(userId, scope) };
     },
 
     async batchListEffectivePermissions(request) {
-      if (request.userIds.length > MAX_BATCH)
-        throw AppError.badInput('userIds', `at most ${MAX_BATCH} per call`);
+      const userIds = requireBatch('userIds', request.userIds);
+      for (const userId of userIds) requireSubject(userId, request.scope);
       const permissions = await Promise.all(
-        request.userIds.map((userId) => effective(userId, request.scope)),
+        userIds.map((userId) => checks.effectivePermissions(userId, request.scope)),
       );
       return {
-        users: request.userIds.map((userId, index) => ({
-          userId,
-          permissions: permissions[index] ?? [],
-        })),
+        users: userIds.map((userId, index) => ({ userId, permissions: permissions[index] ?? [] })),
       };
     },
 
@@ -158,9 +149,7 @@ export function createPermissionHandlers(deps: {
     },
 
     async batchGetRoles(request) {
-      if (request.ids.length > MAX_BATCH)
-        throw AppError.badInput('ids', `at most ${MAX_BATCH} per call`);
-      const ids = request.ids.filter((id) => isUuid(id));
+      const ids = requireBatch('ids', request.ids).filter((id) => isUuid(id));
       return { roles: (await roles.getRoles(ids)).map(toRole) };
     },
 
@@ -171,7 +160,6 @@ export function createPermissionHandlers(deps: {
         permissions: requireGrantable(request.permissions),
         inherits: requireParentIds(request.inherits),
       });
-      // A new role is assigned to no one yet: nobody's permissions changed.
       return { role: toRole(role) };
     },
 
@@ -184,14 +172,12 @@ export function createPermissionHandlers(deps: {
         permissions: request.permissions && requireGrantable(request.permissions.values),
         inherits: request.inherits && requireParentIds(request.inherits.values),
       });
-      await cache.forgetRoles();
       return { role: toRole(role) };
     },
 
     async deleteRole(request) {
       requireId('id', request.id);
       await roles.deleteRole(actorOf(request.actorId), request.id);
-      await cache.forgetRoles();
       return {};
     },
 
@@ -200,15 +186,12 @@ export function createPermissionHandlers(deps: {
       if (request.roleId) requireId('roleId', request.roleId);
       else if (!request.roleName) throw AppError.badInput('roleId', 'is required');
       const actor = actorOf(request.actorId);
-      await requireUser(request.userId);
-      const changed = await roles.assign(
+      const changed = await assignments.assign(
         actor,
-        request.userId,
+        requireId('userId', request.userId),
         request.roleId ? { id: request.roleId } : { name: request.roleName },
         scope,
       );
-      // The very next check, on any instance, must see the new role.
-      if (changed) await cache.forgetUser(request.userId);
       return { changed };
     },
 
@@ -216,29 +199,27 @@ export function createPermissionHandlers(deps: {
       const scope = requireScope(request.scope);
       requireId('userId', request.userId);
       requireId('roleId', request.roleId);
-      const changed = await roles.unassign(
+      const changed = await assignments.unassign(
         actorOf(request.actorId),
         request.userId,
         request.roleId,
         scope,
       );
-      if (changed) await cache.forgetUser(request.userId);
       return { changed };
     },
 
     async listAssignments(request) {
       const userId = requireId('userId', request.userId);
-      const byUser = await roles.listAssignments([userId]);
+      const byUser = await assignments.listAssignments([userId]);
       return { assignments: (byUser.get(userId) ?? []).map(toAssignment) };
     },
 
     async batchListAssignments(request) {
-      if (request.userIds.length > MAX_BATCH)
-        throw AppError.badInput('userIds', `at most ${MAX_BATCH} per call`);
-      for (const userId of request.userIds) requireId('userIds', userId);
-      const byUser = await roles.listAssignments(request.userIds);
+      const userIds = requireBatch('userIds', request.userIds);
+      for (const userId of userIds) requireId('userIds', userId);
+      const byUser = await assignments.listAssignments(userIds);
       return {
-        users: request.userIds.map((userId) => ({
+        users: userIds.map((userId) => ({
           userId,
           assignments: (byUser.get(userId) ?? []).map(toAssignment),
         })),
@@ -246,44 +227,27 @@ export function createPermissionHandlers(deps: {
     },
 
     async isLastAdmin(request) {
-      requireId('userId', request.userId);
-      if (!(await roles.holdsGlobalAdmin(request.userId))) return { lastAdmin: false };
-      const others = await roles.otherGlobalAdmins(request.userId);
-      return { lastAdmin: !(await anyActive(users, others)) };
+      return { lastAdmin: await assignments.isLastAdmin(requireId('userId', request.userId)) };
     },
 
     async listAuditEntries(request) {
       const first = request.first;
       if (!Number.isInteger(first) || first < 1 || first > 100)
         throw AppError.badInput('first', 'must be between 1 and 100');
-      const after = request.after ? decodeAuditCursor(request.after) : null;
-      const rows = await roles.listAudit(first + 1, after);
+      const after = request.after ? decodeSequenceCursor(AUDIT_CURSOR, request.after) : null;
+      const page = await audit.listEntries(first, after);
       return {
-        entries: rows.slice(0, first).map((row) => ({
+        entries: page.entries.map((row) => ({
           id: row.id,
-          cursor: Buffer.from(`audit:${row.seq}`).toString('base64url'),
+          cursor: encodeSequenceCursor(AUDIT_CURSOR, row.seq),
           actorId: row.actorId ?? '',
           action: row.action,
           target: row.target,
           details: (row.details ?? undefined) as Record<string, unknown> | undefined,
           createdAt: row.createdAt,
         })),
-        hasNextPage: rows.length > first,
+        hasNextPage: page.hasNextPage,
       };
     },
   };
-}
-
-/** The position an audit-log cursor stands for; BAD_USER_INPUT when it is not one of ours. */
-function decodeAuditCursor(cursor: string): bigint {
-  const match = /^audit:(\d{1,19})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!match?.[1]) throw AppError.badInput('after', 'is not a valid cursor');
-  return BigInt(match[1]);
-}
-
-/** Whether any of these users exists and is active. */
-export async function anyActive(users: UserClient, ids: string[]): Promise<boolean> {
-  if (ids.length === 0) return false;
-  const { users: found } = await users.batchGetUsers({ ids });
-  return found.some((user) => user.status === userV1.UserStatus.USER_STATUS_ACTIVE);
 }

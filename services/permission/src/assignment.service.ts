@@ -1,0 +1,175 @@
+import { AppError } from '@platform/errors';
+import { createEvent } from '@platform/events';
+import type { Actor, ActorPolicy } from './actor.policy';
+import type { AssignmentRepository } from './assignment.repository';
+import type { PermissionCache } from './permission.cache';
+import type { RoleNode, RoleView } from './role.graph';
+import { ADMIN_ROLE } from './role.service';
+import type { RbacStore, RbacTransaction } from './rbac.store';
+import type { UserDirectory } from './user.directory';
+
+/** A role to assign: by id, or by name (the platform's own assignments). */
+export type RoleRef = { id: string } | { name: string };
+
+export interface AssignmentView {
+  role: RoleView;
+  /** "": global. */
+  scope: string;
+  assignedAt: Date;
+}
+
+/** The use cases on role assignments. */
+export interface AssignmentService {
+  /** True when the assignment is new. NOT_FOUND for an unknown role or user. */
+  assign(actor: Actor, userId: string, role: RoleRef, scope: string): Promise<boolean>;
+  /** True when there was such an assignment. The last active global admin stays one. */
+  unassign(actor: Actor, userId: string, roleId: string, scope: string): Promise<boolean>;
+  /** Each user's assignments, oldest first. */
+  listAssignments(userIds: readonly string[]): Promise<Map<string, AssignmentView[]>>;
+  /** Whether the user holds admin globally and no other active user does. */
+  isLastAdmin(userId: string): Promise<boolean>;
+  /** A deleted user's assignments go (once per event id); true when this call did it. */
+  removeDeletedUser(userId: string, consumer: string, eventId: string): Promise<boolean>;
+}
+
+/** An assignment's audit entry and its event, in the change's transaction. */
+async function recordAssignmentChange(
+  tx: RbacTransaction,
+  actor: Actor,
+  change: 'assigned' | 'unassigned',
+  userId: string,
+  role: RoleNode,
+  scope: string,
+): Promise<void> {
+  const assignment = { role: { id: role.id, name: role.name }, scope: scope || null };
+  await tx.audit.append({
+    actorId: actor.id,
+    action: `role.${change}`,
+    target: `user:${userId}`,
+    details: {
+      before: change === 'assigned' ? null : assignment,
+      after: change === 'assigned' ? assignment : null,
+    },
+  });
+  const payload = {
+    userId,
+    roleId: role.id,
+    roleName: role.name,
+    scope: scope || null,
+    actorId: actor.id,
+  };
+  await tx.outbox.enqueue(
+    change === 'assigned'
+      ? createEvent('rbac.role_assigned', payload)
+      : createEvent('rbac.role_unassigned', payload),
+  );
+}
+
+export function createAssignmentService(deps: {
+  store: RbacStore;
+  policy: ActorPolicy;
+  cache: Pick<PermissionCache, 'forgetUser'>;
+  users: UserDirectory;
+}): AssignmentService {
+  const { store, policy, cache, users } = deps;
+
+  /** Whether another user holding admin globally is active. */
+  async function anotherActiveAdmin(
+    assignments: AssignmentRepository,
+    userId: string,
+  ): Promise<boolean> {
+    return users.anyActive(await assignments.holderIds(ADMIN_ROLE, '', userId));
+  }
+
+  return {
+    async assign(actor, userId, which, scope) {
+      await users.requireExists(userId);
+      const changed = await store.transaction(async (tx) => {
+        const graph = await tx.roles.loadGraph();
+        const role =
+          'id' in which
+            ? graph.get(which.id)
+            : graph.all().find((candidate) => candidate.name === which.name);
+        if (!role) throw AppError.notFound('Role');
+        await policy.requireMayGrant(actor, graph.view(role).effectivePermissions, scope);
+        if (!(await tx.assignments.insert({ userId, roleId: role.id, scope }))) return false;
+        await recordAssignmentChange(tx, actor, 'assigned', userId, role, scope);
+        return true;
+      });
+      // The very next check, on any instance, must see the new role.
+      if (changed) await cache.forgetUser(userId);
+      return changed;
+    },
+
+    async unassign(actor, userId, roleId, scope) {
+      const changed = await store.transaction(async (tx) => {
+        const graph = await tx.roles.loadGraph();
+        const role = graph.get(roleId);
+        if (!role) throw AppError.notFound('Role');
+        await policy.requireMayGrant(actor, graph.view(role).effectivePermissions, scope);
+        if (role.name === ADMIN_ROLE && scope === '') {
+          // Under the lock, two admins stepping down at once cannot both see the other stay.
+          await tx.roles.lockGraph();
+          if (
+            (await tx.assignments.holds(userId, ADMIN_ROLE, '')) &&
+            !(await anotherActiveAdmin(tx.assignments, userId))
+          )
+            throw AppError.badInput('userId', 'is the last active global admin');
+        }
+        if (!(await tx.assignments.delete({ userId, roleId, scope }))) return false;
+        await recordAssignmentChange(tx, actor, 'unassigned', userId, role, scope);
+        return true;
+      });
+      if (changed) await cache.forgetUser(userId);
+      return changed;
+    },
+
+    async listAssignments(userIds) {
+      const [graph, rows] = await Promise.all([
+        store.roles.loadGraph(),
+        store.assignments.listForUsers(userIds),
+      ]);
+      const byUser = new Map<string, AssignmentView[]>(userIds.map((id) => [id, []]));
+      for (const row of rows) {
+        const role = graph.get(row.roleId);
+        if (role)
+          byUser
+            .get(row.userId)
+            ?.push({ role: graph.view(role), scope: row.scope, assignedAt: row.assignedAt });
+      }
+      return byUser;
+    },
+
+    async isLastAdmin(userId) {
+      if (!(await store.assignments.holds(userId, ADMIN_ROLE, ''))) return false;
+      return !(await anotherActiveAdmin(store.assignments, userId));
+    },
+
+    async removeDeletedUser(userId, consumer, eventId) {
+      const removed = await store.transaction(async (tx) => {
+        if (!(await tx.outbox.processOnce(consumer, eventId))) return false;
+        const graph = await tx.roles.loadGraph();
+        const assignments = await tx.assignments.listForUsers([userId]);
+        await tx.assignments.deleteForUser(userId);
+        for (const assignment of assignments)
+          await tx.audit.append({
+            actorId: null,
+            action: 'role.unassigned',
+            target: `user:${userId}`,
+            details: {
+              reason: 'user deleted',
+              before: {
+                role: { id: assignment.roleId, name: graph.get(assignment.roleId)?.name ?? null },
+                scope: assignment.scope || null,
+              },
+              after: null,
+            },
+          });
+        return true;
+      });
+      // Also on a redelivery: the bump may be what failed the first time.
+      await cache.forgetUser(userId);
+      return removed;
+    },
+  };
+}

@@ -1,0 +1,216 @@
+import { AppError } from '@platform/errors';
+import { createEvent, type EventPayload } from '@platform/events';
+import { BUILT_IN_ROLES, PERMISSION_CATALOGUE } from '@platform/permissions';
+import type { Actor, ActorPolicy } from './actor.policy';
+import type { AuditRecord } from './audit.repository';
+import type { PermissionCache } from './permission.cache';
+import { RoleGraph, type RoleNode, type RoleView } from './role.graph';
+import type { RbacStore, RbacTransaction } from './rbac.store';
+
+/** The built-in role that grants everything (`*`); the last active global holder stays. */
+export const ADMIN_ROLE = 'admin';
+
+export interface RoleInput {
+  name: string;
+  description: string | null;
+  permissions: string[];
+  inherits: string[];
+}
+
+/** What to change of a role; absent: unchanged. */
+export interface RoleChange {
+  name?: string | undefined;
+  description?: string | null | undefined;
+  permissions?: string[] | undefined;
+  inherits?: string[] | undefined;
+}
+
+/** The use cases on roles and the permission catalogue. */
+export interface RoleService {
+  /** Seeds the permission catalogue and the built-in roles; safe on every start. */
+  seed(): Promise<void>;
+  listPermissions(): Promise<{ name: string; description: string }[]>;
+  /** Every role, by name. */
+  listRoles(): Promise<RoleView[]>;
+  /** The roles with these ids; unknown ids are left out. */
+  getRoles(ids: readonly string[]): Promise<RoleView[]>;
+  createRole(actor: Actor, input: RoleInput): Promise<RoleView>;
+  updateRole(actor: Actor, id: string, change: RoleChange): Promise<RoleView>;
+  deleteRole(actor: Actor, id: string): Promise<void>;
+}
+
+const roleSummary = (role: RoleNode) => ({
+  name: role.name,
+  description: role.description,
+  permissions: role.permissions,
+  inherits: role.inherits,
+});
+
+/** The role's audit entry and its event, in the change's transaction. */
+async function recordRoleChange(
+  tx: RbacTransaction,
+  actor: Actor,
+  role: RoleNode,
+  change: EventPayload<'rbac.role_changed'>['change'],
+  details: AuditRecord['details'],
+): Promise<void> {
+  await tx.audit.append({
+    actorId: actor.id,
+    action: `role.${change}`,
+    target: `role:${role.id}`,
+    details,
+  });
+  await tx.outbox.enqueue(
+    createEvent('rbac.role_changed', { roleId: role.id, roleName: role.name, change }),
+  );
+}
+
+function requireParents(graph: RoleGraph, inherits: readonly string[]): void {
+  for (const id of inherits)
+    if (!graph.get(id)) throw AppError.badInput('inherits', `no role has the id ${id}`);
+}
+
+async function requireNameFree(tx: RbacTransaction, name: string): Promise<void> {
+  if (await tx.roles.findByName(name))
+    throw AppError.conflict(`A role named "${name}" already exists`);
+}
+
+/** The role after `change`, or why it may not become that. */
+function changedRole(graph: RoleGraph, before: RoleNode, change: RoleChange): RoleNode {
+  const after: RoleNode = {
+    ...before,
+    name: change.name ?? before.name,
+    description: change.description === undefined ? before.description : change.description,
+    permissions: change.permissions ?? before.permissions,
+    inherits: change.inherits ?? before.inherits,
+  };
+  if (before.system && after.name !== before.name)
+    throw AppError.badInput('name', 'of a built-in role cannot change');
+  if (before.name === ADMIN_ROLE && (change.permissions || change.inherits))
+    throw AppError.badInput('permissions', 'of the admin role are always "*"');
+  requireParents(graph, after.inherits);
+  if (graph.closesCycle(before.id, after.inherits))
+    throw AppError.badInput('inherits', 'would make the role inherit from itself');
+  return after;
+}
+
+export function createRoleService(deps: {
+  store: RbacStore;
+  policy: ActorPolicy;
+  cache: Pick<PermissionCache, 'forgetRoles'>;
+}): RoleService {
+  const { store, policy, cache } = deps;
+
+  return {
+    async seed() {
+      await store.transaction(async (tx) => {
+        await tx.roles.lockGraph();
+        for (const [name, description] of Object.entries(PERMISSION_CATALOGUE))
+          await tx.roles.upsertPermission(name, description);
+        for (const [name, role] of Object.entries(BUILT_IN_ROLES)) {
+          const existing = await tx.roles.findByName(name);
+          if (!existing)
+            await tx.roles.create({
+              name,
+              description: role.description,
+              permissions: role.permissions,
+              inherits: [],
+              system: true,
+            });
+          else if (!existing.system) await tx.roles.markSystem(name);
+        }
+      });
+    },
+
+    async listPermissions() {
+      return store.roles.listPermissions();
+    },
+
+    async listRoles() {
+      return (await store.roles.loadGraph()).all();
+    },
+
+    async getRoles(ids) {
+      const graph = await store.roles.loadGraph();
+      return ids.flatMap((id) => {
+        const role = graph.get(id);
+        return role ? [graph.view(role)] : [];
+      });
+    },
+
+    async createRole(actor, input) {
+      // A new role is assigned to no one yet: nobody's permissions changed.
+      return store.transaction(async (tx) => {
+        await tx.roles.lockGraph();
+        const graph = await tx.roles.loadGraph();
+        requireParents(graph, input.inherits);
+        await policy.requireMayGrant(actor, graph.grantedBy(input.permissions, input.inherits), '');
+        await requireNameFree(tx, input.name);
+        const role = await tx.roles.create(input);
+        await recordRoleChange(tx, actor, role, 'created', { after: roleSummary(role) });
+        return new RoleGraph([...graph.all(), role]).view(role);
+      });
+    },
+
+    async updateRole(actor, id, change) {
+      const updated = await store.transaction(async (tx) => {
+        await tx.roles.lockGraph();
+        const graph = await tx.roles.loadGraph();
+        const before = graph.get(id);
+        if (!before) throw AppError.notFound('Role');
+        const after = changedRole(graph, before, change);
+        await policy.requireMayGrant(actor, graph.grantedBy(after.permissions, after.inherits), '');
+        if (after.name !== before.name) await requireNameFree(tx, after.name);
+
+        await tx.roles.rename(id, { name: after.name, description: after.description });
+        const granted = after.permissions.filter((p) => !before.permissions.includes(p));
+        const revoked = before.permissions.filter((p) => !after.permissions.includes(p));
+        await tx.roles.removePermissions(id, revoked);
+        await tx.roles.addPermissions(id, granted);
+        if (change.inherits) await tx.roles.replaceParents(id, after.inherits);
+
+        await recordRoleChange(tx, actor, after, 'updated', {
+          before: roleSummary(before),
+          after: roleSummary(after),
+        });
+        const permissionChanges = [
+          ...granted.map((permission) => ['permission.granted', null, permission] as const),
+          ...revoked.map((permission) => ['permission.revoked', permission, null] as const),
+        ];
+        for (const [action, was, now] of permissionChanges)
+          await tx.audit.append({
+            actorId: actor.id,
+            action,
+            target: `role:${id}`,
+            details: { role: after.name, before: was, after: now },
+          });
+        return new RoleGraph(graph.all().map((role) => (role.id === id ? after : role))).view(
+          after,
+        );
+      });
+      // Every user holding it, or a role below it, may hold other permissions now.
+      await cache.forgetRoles();
+      return updated;
+    },
+
+    async deleteRole(actor, id) {
+      await store.transaction(async (tx) => {
+        await tx.roles.lockGraph();
+        const graph = await tx.roles.loadGraph();
+        const role = graph.get(id);
+        if (!role) throw AppError.notFound('Role');
+        if (role.system)
+          throw AppError.badInput('id', 'names a built-in role, which cannot be deleted');
+        await policy.requireMayGrant(actor, graph.view(role).effectivePermissions, '');
+        const assignments = await tx.assignments.countForRole(id);
+        const inheritedBy = await tx.roles.childIds(id);
+        await tx.roles.delete(id);
+        await recordRoleChange(tx, actor, role, 'deleted', {
+          before: { ...roleSummary(role), assignments, inheritedBy },
+          after: null,
+        });
+      });
+      await cache.forgetRoles();
+    },
+  };
+}
