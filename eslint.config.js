@@ -1,5 +1,7 @@
 import js from '@eslint/js';
+import { createNodeResolver, importX } from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
+import { boundaries } from './eslint.boundaries.js';
 
 export default tseslint.config(
   {
@@ -35,6 +37,16 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    plugins: { 'import-x': importX },
+    settings: { 'import-x/resolver-next': [createNodeResolver()] },
+    rules: {
+      // A relative import never reaches into another workspace: import its package instead.
+      'import-x/no-relative-packages': 'error',
+    },
+  },
+  // The layers (Nx tags) and declared dependencies of every workspace.
+  ...boundaries,
   {
     // Where the environment is read: each app's one environment module, the config package,
     // the launcher and test/bench harnesses (which build child environments).
