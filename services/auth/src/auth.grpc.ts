@@ -1,123 +1,54 @@
-import { Prisma, type OneTimeTokenPurpose, type PrismaClient, type Session } from '@platform/db';
-import { createEvent, SESSION_REVOCATION_REASONS } from '@platform/events';
-import { enqueueEvent } from '@platform/outbox';
-import { AppError } from '@platform/errors';
+import { SESSION_REVOCATION_REASONS } from '@platform/events';
 import type { UnaryHandlers } from '@platform/grpc';
 import type { authV1 } from '@platform/proto';
-import type { SessionRevocations, TokenSigner } from '@platform/tokens';
-import { isUuid, requireId, validatePassword } from '@platform/validation';
-import type { Logger } from '@platform/logger';
-import type { Mail, Mailer } from '@platform/mail';
-import type { OneTimeTokenRepository } from './one-time-token.repository';
-import type { PasswordHasher } from './password.hasher';
-import { AUTH_SCHEMA, type RevocationReason, type SessionRepository } from './session.repository';
-import type { SigningKeyRepository } from './signing-key.repository';
+import { requireId } from '@platform/validation';
+import type { CredentialService } from './credential.service';
+import type { OneTimeTokenService } from './one-time-token.service';
+import type { SessionService } from './session.service';
+import type { SigningKeyService } from './signing-key.service';
 
-const REFRESH_TOKEN = /^[\w-]{43}$/;
-const ONE_TIME_TOKEN = /^[\w-]{43}$/;
-const INVALID_LOGIN = 'Invalid email or password';
+export interface AuthUseCases {
+  sessions: SessionService;
+  credentials: CredentialService;
+  oneTimeTokens: OneTimeTokenService;
+  signingKeys: SigningKeyService;
+}
 
 const requireUserId = (userId: string) => requireId('userId', userId, 'user');
+/** Proto3 sends an unset string as ''. */
+const optional = (value: string) => value || undefined;
 
-export function createAuthHandlers(deps: {
-  db: PrismaClient;
-  signingKeys: SigningKeyRepository;
-  sessions: SessionRepository;
-  passwords: PasswordHasher;
-  signer: TokenSigner;
-  revocations: SessionRevocations;
-  /** Publish outbox events now rather than at the next poll. */
-  relayKick: () => void;
-  oneTimeTokens: OneTimeTokenRepository;
-  mailer: Mailer;
-  logger: Logger;
-}): UnaryHandlers<typeof authV1.AuthServiceService> {
-  const { db, sessions, passwords, signer, revocations, relayKick, oneTimeTokens, mailer, logger } =
-    deps;
-
-  /**
-   * Mails go out in the background (with the mailer's retries), so the answer takes the
-   * same time whether or not a mail was sent: password reset reveals nothing.
-   */
-  /** The user a mailed single-use token belongs to; BAD_USER_INPUT if it cannot be used. */
-  async function consumeMailedToken(token: string, purpose: OneTimeTokenPurpose): Promise<string> {
-    const userId = ONE_TIME_TOKEN.test(token) ? await oneTimeTokens.consume(token, purpose) : null;
-    if (!userId) throw AppError.badInput('token', 'is invalid, expired or already used');
-    return userId;
-  }
-
-  function sendInBackground(mail: Mail): void {
-    mailer.send(mail).catch((error: unknown) => logger.error({ err: error }, 'mail not delivered'));
-  }
-
-  function tokensFor(session: Session, refreshToken: string): authV1.SessionTokens {
-    return {
-      accessToken: signer.sign({ userId: session.userId, sessionId: session.id }),
-      refreshToken,
-      expiresIn: signer.ttlSeconds,
-      userId: session.userId,
-      sessionId: session.id,
-    };
-  }
-
-  async function end(
-    userId: string,
-    filter: { only?: string; except?: string },
-    reason: RevocationReason,
-  ) {
-    const ids = await sessions.revoke(userId, filter, reason);
-    // Access tokens of these sessions stop working now; the entries outlive the tokens.
-    await revocations.revoke(ids, signer.ttlSeconds + 60);
-    return ids;
-  }
+/** The AuthService gRPC API: requests to use cases and their answers back. */
+export function createAuthHandlers(
+  useCases: AuthUseCases,
+): UnaryHandlers<typeof authV1.AuthServiceService> {
+  const { sessions, credentials, oneTimeTokens, signingKeys } = useCases;
 
   return {
     async getJwks() {
-      return { keys: await deps.signingKeys.publishedKeys() };
+      return { keys: await signingKeys.publishedKeys() };
     },
 
     async createCredential(request) {
       const userId = requireUserId(request.userId);
-      const passwordHash = await passwords.hash(validatePassword(request.password));
-      try {
-        await db.credential.create({ data: { userId, passwordHash } });
-      } catch (error) {
-        if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') {
-          throw AppError.conflict('This user already has a password');
-        }
-        throw error;
-      }
-      const opened = await sessions.open(userId, request.userAgent || undefined);
-      return { tokens: tokensFor(opened.session, opened.refreshToken) };
+      const userAgent = optional(request.userAgent);
+      return { tokens: await credentials.create(userId, request.password, userAgent) };
     },
 
     async deleteCredential(request) {
-      const userId = requireUserId(request.userId);
-      await end(userId, {}, 'user_deleted');
-      await db.credential.deleteMany({ where: { userId } });
+      await credentials.delete(requireUserId(request.userId));
       return {};
     },
 
     async login(request) {
-      const userId = request.userId && isUuid(request.userId) ? request.userId : undefined;
-      const credential = userId ? await db.credential.findUnique({ where: { userId } }) : null;
-      // Always hash: an unknown email costs as much time as a wrong password.
-      const valid = await passwords.verify(credential?.passwordHash, request.password);
-      if (!credential || !valid) throw AppError.unauthenticated(INVALID_LOGIN);
-      const opened = await sessions.open(credential.userId, request.userAgent || undefined);
-      return { tokens: tokensFor(opened.session, opened.refreshToken) };
+      const userId = optional(request.userId);
+      const userAgent = optional(request.userAgent);
+      return { tokens: await credentials.login(userId, request.password, userAgent) };
     },
 
     async refreshSession(request) {
-      const invalid = () => AppError.unauthenticated('Invalid or expired refresh token');
-      if (!REFRESH_TOKEN.test(request.refreshToken)) throw invalid();
-      const result = await sessions.rotate(request.refreshToken, request.userAgent || undefined);
-      if (result.kind === 'reused') {
-        await revocations.revoke([result.session.id], signer.ttlSeconds + 60);
-        throw invalid();
-      }
-      if (result.kind === 'invalid') throw invalid();
-      return { tokens: tokensFor(result.session, result.refreshToken) };
+      const userAgent = optional(request.userAgent);
+      return { tokens: await sessions.refresh(request.refreshToken, userAgent) };
     },
 
     async listSessions(request) {
@@ -133,10 +64,7 @@ export function createAuthHandlers(deps: {
     },
 
     async revokeSession(request) {
-      const userId = requireUserId(request.userId);
-      if (!isUuid(request.sessionId)) throw AppError.notFound('Session');
-      const ended = await end(userId, { only: request.sessionId }, 'revoked');
-      if (ended.length === 0) throw AppError.notFound('Session');
+      await sessions.revoke(requireUserId(request.userId), request.sessionId);
       return {};
     },
 
@@ -144,73 +72,34 @@ export function createAuthHandlers(deps: {
       const userId = requireUserId(request.userId);
       const reason =
         SESSION_REVOCATION_REASONS.find((known) => known === request.reason) ?? 'logout_all';
-      const ended = await end(
-        userId,
-        request.exceptSessionId ? { except: request.exceptSessionId } : {},
-        reason,
-      );
-      return { revoked: ended.length };
+      const except = optional(request.exceptSessionId);
+      return { revoked: await sessions.revokeAll(userId, reason, except) };
     },
 
     async requestEmailVerification(request) {
-      const userId = requireUserId(request.userId);
-      const token = await oneTimeTokens.issue(userId, 'VERIFY_EMAIL');
-      sendInBackground({
-        to: request.email,
-        subject: 'Verify your email address',
-        text: `Use this code to verify your email address (valid for 24 hours):\n\n${token}\n`,
-      });
+      await oneTimeTokens.send('VERIFY_EMAIL', requireUserId(request.userId), request.email);
       return {};
     },
 
     async verifyEmail(request) {
-      const userId = await consumeMailedToken(request.token, 'VERIFY_EMAIL');
-      return { userId };
+      return { userId: await oneTimeTokens.consume('VERIFY_EMAIL', request.token) };
     },
 
     async requestPasswordReset(request) {
-      const userId = requireUserId(request.userId);
-      const token = await oneTimeTokens.issue(userId, 'RESET_PASSWORD');
-      sendInBackground({
-        to: request.email,
-        subject: 'Reset your password',
-        text: `Use this code to choose a new password (valid for 30 minutes):\n\n${token}\n\nIf you did not ask for it, ignore this mail.\n`,
-      });
+      await oneTimeTokens.send('RESET_PASSWORD', requireUserId(request.userId), request.email);
       return {};
     },
 
     async resetPassword(request) {
-      const newPassword = validatePassword(request.newPassword, 'newPassword');
-      const userId = await consumeMailedToken(request.token, 'RESET_PASSWORD');
-      const passwordHash = await passwords.hash(newPassword);
-      await db.$transaction(async (tx) => {
-        await tx.credential.upsert({
-          where: { userId },
-          create: { userId, passwordHash },
-          update: { passwordHash },
-        });
-        await enqueueEvent(tx, AUTH_SCHEMA, createEvent('auth.password_changed', { userId }));
-      });
-      relayKick();
-      await end(userId, {}, 'password_reset');
-      return { userId };
+      return { userId: await credentials.resetPassword(request.token, request.newPassword) };
     },
 
     async changePassword(request) {
-      const userId = requireUserId(request.userId);
-      const newPassword = validatePassword(request.newPassword, 'newPassword');
-      const credential = await db.credential.findUnique({ where: { userId } });
-      if (!(await passwords.verify(credential?.passwordHash, request.currentPassword))) {
-        throw AppError.badInput('currentPassword', 'is not your current password');
-      }
-      const passwordHash = await passwords.hash(newPassword);
-      await db.$transaction(async (tx) => {
-        await tx.credential.update({ where: { userId }, data: { passwordHash } });
-        await enqueueEvent(tx, AUTH_SCHEMA, createEvent('auth.password_changed', { userId }));
+      await credentials.changePassword(requireUserId(request.userId), {
+        currentPassword: request.currentPassword,
+        newPassword: request.newPassword,
+        keepSessionId: optional(request.sessionId),
       });
-      relayKick();
-      // Whoever else knew the old password is signed out; this session stays.
-      await end(userId, request.sessionId ? { except: request.sessionId } : {}, 'password_changed');
       return {};
     },
   };

@@ -6,11 +6,17 @@ import { createMailer } from '@platform/mail';
 import { authV1 } from '@platform/proto';
 import { createSessionRevocations, createTokenSigner } from '@platform/tokens';
 import { createAuthHandlers } from './auth.grpc';
+import { AUTH_SCHEMA, createAuthTransactions } from './auth.transactions';
+import { createCredentialRepository } from './credential.repository';
+import { createCredentialService } from './credential.service';
 import { env } from './environment';
 import { createOneTimeTokenRepository } from './one-time-token.repository';
+import { createOneTimeTokenService } from './one-time-token.service';
 import { createPasswordHasher } from './password.hasher';
-import { AUTH_SCHEMA, createSessionRepository } from './session.repository';
+import { createSessionRepository } from './session.repository';
+import { createSessionService } from './session.service';
 import { createSigningKeyRepository } from './signing-key.repository';
+import { createSigningKeyService } from './signing-key.service';
 
 const logger = createLogger({ name: 'auth-service', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
@@ -22,15 +28,48 @@ lifecycle.run(async () => {
     logger,
     lifecycle,
   });
+  const transactions = createAuthTransactions(db, relay);
 
   const mailer = createMailer({ smtpUrl: env.SMTP_URL, from: env.MAIL_FROM, logger });
   lifecycle.onShutdown('mailer', () => mailer.close());
 
-  const signingKeys = createSigningKeyRepository(db);
+  const signingKeys = createSigningKeyService({
+    signingKeys: createSigningKeyRepository(db),
+    transactions,
+  });
   const activeKey = await signingKeys.ensureActiveKey(
     env.SIGNING_KEY_MAX_AGE_DAYS * 24 * 3600 * 1000,
   );
   logger.info({ kid: activeKey.kid }, 'signing key ready');
+
+  const sessions = createSessionService({
+    sessions: createSessionRepository(db),
+    transactions,
+    signer: createTokenSigner({
+      issuer: env.TOKEN_ISSUER,
+      audience: env.TOKEN_AUDIENCE,
+      ttlSeconds: env.ACCESS_TOKEN_TTL,
+      key: activeKey,
+    }),
+    revocations: createSessionRevocations(redis),
+    policy: {
+      idleTtlSeconds: env.SESSION_IDLE_TTL,
+      absoluteTtlSeconds: env.SESSION_ABSOLUTE_TTL,
+      reuseGraceSeconds: env.REFRESH_REUSE_GRACE_SECONDS,
+    },
+  });
+  const oneTimeTokens = createOneTimeTokenService({
+    tokens: createOneTimeTokenRepository(db),
+    mailer,
+    logger,
+  });
+  const credentials = createCredentialService({
+    credentials: createCredentialRepository(db),
+    passwords: await createPasswordHasher(),
+    sessions,
+    oneTimeTokens,
+    transactions,
+  });
 
   const server = createGrpcServer({
     logger,
@@ -39,27 +78,7 @@ lifecycle.run(async () => {
       bindService({
         name: 'auth.v1.AuthService',
         definition: authV1.AuthServiceService,
-        handlers: createAuthHandlers({
-          db,
-          signingKeys,
-          sessions: createSessionRepository(db, relay, {
-            idleTtlSeconds: env.SESSION_IDLE_TTL,
-            absoluteTtlSeconds: env.SESSION_ABSOLUTE_TTL,
-            reuseGraceSeconds: env.REFRESH_REUSE_GRACE_SECONDS,
-          }),
-          passwords: await createPasswordHasher(),
-          signer: createTokenSigner({
-            issuer: env.TOKEN_ISSUER,
-            audience: env.TOKEN_AUDIENCE,
-            ttlSeconds: env.ACCESS_TOKEN_TTL,
-            key: activeKey,
-          }),
-          revocations: createSessionRevocations(redis),
-          relayKick: () => relay.kick(),
-          oneTimeTokens: createOneTimeTokenRepository(db),
-          mailer,
-          logger,
-        }),
+        handlers: createAuthHandlers({ sessions, credentials, oneTimeTokens, signingKeys }),
       }),
     ],
   });

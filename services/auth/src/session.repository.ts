@@ -1,47 +1,64 @@
-import { createHash, randomBytes } from 'node:crypto';
 import type { PrismaClient, Session } from '@platform/db';
-import { createEvent, type EventPayload } from '@platform/events';
-import { enqueueEvent, type OutboxRelay } from '@platform/outbox';
+import type { AuthTx } from './auth.transactions';
 
-export const AUTH_SCHEMA = 'auth';
-
-export type RevocationReason = EventPayload<'auth.session_revoked'>['reason'];
-
-export interface SessionPolicy {
-  idleTtlSeconds: number;
-  absoluteTtlSeconds: number;
-  reuseGraceSeconds: number;
+export interface NewSession {
+  userId: string;
+  userAgent: string | null;
+  createdAt: Date;
+  idleExpiresAt: Date;
+  expiresAt: Date;
+  /** The hash of its first refresh token. */
+  refreshTokenHash: string;
 }
 
-export type RotationResult =
-  | { kind: 'rotated'; session: Session; refreshToken: string }
-  | { kind: 'reused'; session: Session }
-  | { kind: 'invalid' };
+/** The exchange of a refresh token for its successor. */
+export interface Rotation {
+  tokenHash: string;
+  successorHash: string;
+  at: Date;
+  /** The session's new idle expiry; never moved past its absolute expiry. */
+  idleExpiresAt: Date;
+  /** Replaces the stored user agent; null keeps it. */
+  userAgent: string | null;
+}
+
+/** A presented refresh token: its session, and when it was rotated (null: it is current). */
+export interface PresentedToken {
+  session: Session;
+  rotatedAt: Date | null;
+}
+
+/** Which of a user's sessions a statement touches (none set: all). */
+export interface SessionFilter {
+  only?: string | undefined;
+  except?: string | undefined;
+}
 
 export interface SessionRepository {
-  open(
-    userId: string,
-    userAgent: string | undefined,
-  ): Promise<{ session: Session; refreshToken: string }>;
-  /** Exchanges a refresh token for a new one (see docs/identity.md for the reuse rules). */
-  rotate(refreshToken: string, userAgent: string | undefined): Promise<RotationResult>;
-  listActive(userId: string): Promise<Session[]>;
-  /** Ends the given active sessions of a user; returns the ids that were ended. */
+  create(session: NewSession): Promise<Session>;
+  /**
+   * One statement (no interactive transaction): rotates the token if it is current or was
+   * rotated at `rotatedSince` or later, and its session is active at `rotation.at`. Null when
+   * it did not (nothing changed). A concurrent call for the same token waits for this one.
+   */
+  rotateIfUsable(rotation: Rotation, rotatedSince: Date): Promise<Session | null>;
+  /** The token and its session, the token's row locked until `tx` ends. */
+  lockToken(tx: AuthTx, tokenHash: string): Promise<PresentedToken | null>;
+  /** Rotates the token of `sessionId` (its first rotation time is kept) and adds the successor. */
+  rotate(tx: AuthTx, sessionId: string, rotation: Rotation): Promise<Session | null>;
+  /** Not revoked, not expired at `at`; most recently used first. */
+  listActive(userId: string, at: Date): Promise<Session[]>;
+  /**
+   * Marks revoked the user's sessions that are neither revoked nor past their absolute expiry
+   * at `at`, in one statement: of concurrent calls, one ends each session. Returns their ids.
+   */
   revoke(
+    tx: AuthTx,
     userId: string,
-    filter: { only?: string; except?: string },
-    reason: RevocationReason,
+    which: SessionFilter,
+    reason: string,
+    at: Date,
   ): Promise<string[]>;
-}
-
-/** 256 bits of randomness; only its SHA-256 is stored. */
-function newRefreshToken(): { token: string; hash: string } {
-  const token = randomBytes(32).toString('base64url');
-  return { token, hash: hashToken(token) };
-}
-
-export function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
 }
 
 /** The columns of a session as raw SQL returns them (used where one statement beats several). */
@@ -74,46 +91,29 @@ function toSession(row: SessionRow): Session {
   };
 }
 
-const secondsFrom = (date: Date, seconds: number) => new Date(date.getTime() + seconds * 1000);
-const earliest = (a: Date, b: Date) => (a < b ? a : b);
+const touchedSession = (row: SessionRow | undefined) => (row ? toSession(row) : null);
 
-export function createSessionRepository(
-  db: PrismaClient,
-  relay: Pick<OutboxRelay, 'kick'>,
-  policy: SessionPolicy,
-): SessionRepository {
-  const isActive = (session: Session, now: Date) =>
-    !session.revokedAt && session.idleExpiresAt > now && session.expiresAt > now;
-
+export function createSessionRepository(db: PrismaClient): SessionRepository {
   return {
-    async open(userId, userAgent) {
-      const now = new Date();
-      const expiresAt = secondsFrom(now, policy.absoluteTtlSeconds);
-      const { token, hash } = newRefreshToken();
-      const session = await db.session.create({
+    create({ refreshTokenHash, createdAt, ...session }) {
+      return db.session.create({
         data: {
-          userId,
-          userAgent: userAgent?.slice(0, 500) ?? null,
-          idleExpiresAt: earliest(secondsFrom(now, policy.idleTtlSeconds), expiresAt),
-          expiresAt,
-          refreshTokens: { create: { tokenHash: hash } },
+          ...session,
+          createdAt,
+          lastUsedAt: createdAt,
+          refreshTokens: { create: { tokenHash: refreshTokenHash, createdAt } },
         },
       });
-      return { session, refreshToken: token };
     },
 
-    async rotate(refreshToken, userAgent) {
-      const tokenHash = hashToken(refreshToken);
-      // The common case in one statement (one round trip, no interactive transaction): the
-      // token is current, or rotated within the grace window, and its session is active.
-      // FOR UPDATE makes a concurrent refresh of the same token wait and then see it rotated.
-      const fresh = newRefreshToken();
-      const [rotated] = await db.$queryRawUnsafe<SessionRow[]>(
+    async rotateIfUsable(rotation, rotatedSince) {
+      // FOR UPDATE makes a concurrent refresh of the same token wait, then see it rotated.
+      const [row] = await db.$queryRawUnsafe<SessionRow[]>(
         `WITH current AS (
            SELECT rt.token_hash, rt.session_id
              FROM "auth"."refresh_tokens" rt JOIN "auth"."sessions" s ON s.id = rt.session_id
             WHERE rt.token_hash = $1
-              AND (rt.rotated_at IS NULL OR rt.rotated_at >= $3::timestamptz - make_interval(secs => $6::double precision))
+              AND (rt.rotated_at IS NULL OR rt.rotated_at >= $6::timestamptz)
               AND s.revoked_at IS NULL AND s.idle_expires_at > $3::timestamptz AND s.expires_at > $3::timestamptz
               FOR UPDATE OF rt
          ), rotated AS (
@@ -125,121 +125,75 @@ export function createSessionRepository(
          )
          UPDATE "auth"."sessions" s
             SET last_used_at = $3::timestamptz,
-                idle_expires_at = LEAST($3::timestamptz + make_interval(secs => $4::double precision), expires_at),
+                idle_expires_at = LEAST($4::timestamptz, expires_at),
                 user_agent = COALESCE($5, user_agent)
            FROM current WHERE s.id = current.session_id
          RETURNING ${SESSION_COLUMNS}`,
-        tokenHash,
-        fresh.hash,
-        new Date(),
-        policy.idleTtlSeconds,
-        userAgent?.slice(0, 500) ?? null,
-        policy.reuseGraceSeconds,
+        rotation.tokenHash,
+        rotation.successorHash,
+        rotation.at,
+        rotation.idleExpiresAt,
+        rotation.userAgent,
+        rotatedSince,
       );
-      if (rotated)
-        return { kind: 'rotated', session: toSession(rotated), refreshToken: fresh.token };
-
-      // Unknown, ended, or reused after the grace window: decide under the row lock.
-      const result = await db.$transaction(async (tx): Promise<RotationResult> => {
-        // One locked read: the row lock serialises concurrent refreshes of the same token.
-        const [row] = await tx.$queryRawUnsafe<(SessionRow & { rotated_at: Date | null })[]>(
-          `SELECT rt.rotated_at, ${SESSION_COLUMNS}
-             FROM "auth"."refresh_tokens" rt JOIN "auth"."sessions" s ON s.id = rt.session_id
-            WHERE rt.token_hash = $1 FOR UPDATE OF rt`,
-          tokenHash,
-        );
-        if (!row) return { kind: 'invalid' };
-        const session = toSession(row);
-        const now = new Date();
-        if (!isActive(session, now)) return { kind: 'invalid' };
-
-        const withinGrace =
-          row.rotated_at !== null &&
-          now.getTime() - row.rotated_at.getTime() <= policy.reuseGraceSeconds * 1000;
-        if (row.rotated_at !== null && !withinGrace) {
-          // A token rotated away long ago is back: someone else holds a copy. End the session.
-          const revoked = await tx.session.update({
-            where: { id: session.id },
-            data: { revokedAt: now, revokedReason: 'refresh_token_reuse' },
-          });
-          await enqueueEvent(
-            tx,
-            AUTH_SCHEMA,
-            createEvent('auth.session_revoked', {
-              userId: session.userId,
-              sessionId: session.id,
-              reason: 'refresh_token_reuse',
-            }),
-          );
-          return { kind: 'reused', session: revoked };
-        }
-
-        // Mark the token rotated (first time only), add the new one, touch the session: one
-        // statement. Within the grace window a second tab gets a token of its own.
-        const { token, hash } = newRefreshToken();
-        const [updated] = await tx.$queryRawUnsafe<SessionRow[]>(
-          `WITH rotated AS (
-             UPDATE "auth"."refresh_tokens" SET rotated_at = COALESCE(rotated_at, $4::timestamptz) WHERE token_hash = $1
-           ), added AS (
-             INSERT INTO "auth"."refresh_tokens" (token_hash, session_id, created_at) VALUES ($2, $3::uuid, $4::timestamptz)
-           )
-           UPDATE "auth"."sessions" s
-              SET last_used_at = $4::timestamptz,
-                  idle_expires_at = LEAST($4::timestamptz + make_interval(secs => $5::double precision), expires_at),
-                  user_agent = COALESCE($6, user_agent)
-            WHERE id = $3::uuid
-           RETURNING ${SESSION_COLUMNS}`,
-          tokenHash,
-          hash,
-          session.id,
-          now,
-          policy.idleTtlSeconds,
-          userAgent?.slice(0, 500) ?? null,
-        );
-        if (!updated) return { kind: 'invalid' };
-        return { kind: 'rotated', session: toSession(updated), refreshToken: token };
-      });
-      if (result.kind === 'reused') relay.kick();
-      return result;
+      return touchedSession(row);
     },
 
-    listActive(userId) {
-      const now = new Date();
+    async lockToken(tx, tokenHash) {
+      const [row] = await tx.$queryRawUnsafe<(SessionRow & { rotated_at: Date | null })[]>(
+        `SELECT rt.rotated_at, ${SESSION_COLUMNS}
+           FROM "auth"."refresh_tokens" rt JOIN "auth"."sessions" s ON s.id = rt.session_id
+          WHERE rt.token_hash = $1 FOR UPDATE OF rt`,
+        tokenHash,
+      );
+      return row ? { session: toSession(row), rotatedAt: row.rotated_at } : null;
+    },
+
+    async rotate(tx, sessionId, rotation) {
+      const [row] = await tx.$queryRawUnsafe<SessionRow[]>(
+        `WITH rotated AS (
+           UPDATE "auth"."refresh_tokens" SET rotated_at = COALESCE(rotated_at, $4::timestamptz) WHERE token_hash = $1
+         ), added AS (
+           INSERT INTO "auth"."refresh_tokens" (token_hash, session_id, created_at) VALUES ($2, $3::uuid, $4::timestamptz)
+         )
+         UPDATE "auth"."sessions" s
+            SET last_used_at = $4::timestamptz,
+                idle_expires_at = LEAST($5::timestamptz, expires_at),
+                user_agent = COALESCE($6, user_agent)
+          WHERE id = $3::uuid
+         RETURNING ${SESSION_COLUMNS}`,
+        rotation.tokenHash,
+        rotation.successorHash,
+        sessionId,
+        rotation.at,
+        rotation.idleExpiresAt,
+        rotation.userAgent,
+      );
+      return touchedSession(row);
+    },
+
+    listActive(userId, at) {
       return db.session.findMany({
-        where: { userId, revokedAt: null, idleExpiresAt: { gt: now }, expiresAt: { gt: now } },
+        where: { userId, revokedAt: null, idleExpiresAt: { gt: at }, expiresAt: { gt: at } },
         orderBy: { lastUsedAt: 'desc' },
       });
     },
 
-    async revoke(userId, filter, reason) {
-      const ids = await db.$transaction(async (tx) => {
-        const now = new Date();
-        const sessions = await tx.session.findMany({
-          where: {
-            userId,
-            revokedAt: null,
-            expiresAt: { gt: now },
-            ...(filter.only ? { id: filter.only } : {}),
-            ...(filter.except ? { NOT: { id: filter.except } } : {}),
-          },
-          select: { id: true },
-        });
-        if (sessions.length === 0) return [];
-        await tx.session.updateMany({
-          where: { id: { in: sessions.map((s) => s.id) } },
-          data: { revokedAt: now, revokedReason: reason },
-        });
-        for (const { id } of sessions) {
-          await enqueueEvent(
-            tx,
-            AUTH_SCHEMA,
-            createEvent('auth.session_revoked', { userId, sessionId: id, reason }),
-          );
-        }
-        return sessions.map((s) => s.id);
-      });
-      if (ids.length > 0) relay.kick();
-      return ids;
+    async revoke(tx, userId, which, reason, at) {
+      // `revoked_at IS NULL` is checked again on the latest row version after a concurrent
+      // revocation commits, so two revocations never both end (and announce) one session.
+      const rows = await tx.$queryRawUnsafe<{ id: string }[]>(
+        `UPDATE "auth"."sessions" SET revoked_at = $2::timestamptz, revoked_reason = $3
+          WHERE user_id = $1::uuid AND revoked_at IS NULL AND expires_at > $2::timestamptz
+            AND ($4::uuid IS NULL OR id = $4::uuid) AND ($5::uuid IS NULL OR id <> $5::uuid)
+         RETURNING id::text`,
+        userId,
+        at,
+        reason,
+        which.only ?? null,
+        which.except ?? null,
+      );
+      return rows.map((row) => row.id);
     },
   };
 }

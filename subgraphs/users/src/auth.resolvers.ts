@@ -95,22 +95,13 @@ export function createAuthResolvers(
           return payload(tokens, user);
         } catch (error) {
           // No half-created account: undo the profile (its user.deleted event cleans up the rest).
-          await auth
-            .deleteCredential({ userId: user.id })
-            .catch((cleanup: unknown) =>
-              logger.error(
-                { err: cleanup, userId: user.id },
-                'register: could not remove credential',
-              ),
+          // Each undo step runs after the previous one, and a failed step does not stop the next.
+          const undo = (step: () => Promise<unknown>, what: string) =>
+            step().catch((cleanup: unknown) =>
+              logger.error({ err: cleanup, userId: user.id }, `register: could not remove ${what}`),
             );
-          await users
-            .deleteUser({ id: user.id })
-            .catch((cleanup: unknown) =>
-              logger.error(
-                { err: cleanup, userId: user.id },
-                'register: could not remove half-created user',
-              ),
-            );
+          await undo(() => auth.deleteCredential({ userId: user.id }), 'credential');
+          await undo(() => users.deleteUser({ id: user.id }), 'half-created user');
           throw error;
         }
       },

@@ -1,0 +1,46 @@
+import { Prisma, type Credential, type PrismaClient } from '@platform/db';
+import type { AuthTx } from './auth.transactions';
+
+export interface CredentialRepository {
+  find(userId: string): Promise<Credential | null>;
+  /** Stores a user's first password hash; false if the user already has one. */
+  create(userId: string, passwordHash: string): Promise<boolean>;
+  /** Replaces the password hash; throws if the user has none. */
+  update(tx: AuthTx, userId: string, passwordHash: string): Promise<void>;
+  /** Replaces the password hash, or stores it if the user has none. */
+  upsert(tx: AuthTx, userId: string, passwordHash: string): Promise<void>;
+  delete(tx: AuthTx, userId: string): Promise<void>;
+}
+
+const isUniqueViolation = (error: unknown) =>
+  error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
+
+export function createCredentialRepository(db: PrismaClient): CredentialRepository {
+  return {
+    find(userId) {
+      return db.credential.findUnique({ where: { userId } });
+    },
+    async create(userId, passwordHash) {
+      try {
+        await db.credential.create({ data: { userId, passwordHash } });
+        return true;
+      } catch (error) {
+        if (isUniqueViolation(error)) return false;
+        throw error;
+      }
+    },
+    async update(tx, userId, passwordHash) {
+      await tx.credential.update({ where: { userId }, data: { passwordHash } });
+    },
+    async upsert(tx, userId, passwordHash) {
+      await tx.credential.upsert({
+        where: { userId },
+        create: { userId, passwordHash },
+        update: { passwordHash },
+      });
+    },
+    async delete(tx, userId) {
+      await tx.credential.deleteMany({ where: { userId } });
+    },
+  };
+}

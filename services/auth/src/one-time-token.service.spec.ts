@@ -1,0 +1,110 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '@platform/logger';
+import { createOneTimeTokenService } from './one-time-token.service';
+import { appErrorOf } from './testing/app-error';
+import {
+  createFakeMailer,
+  createFakeOneTimeTokenRepository,
+  createTestClock,
+} from './testing/auth.fakes';
+
+function setUp() {
+  const clock = createTestClock();
+  const mailer = createFakeMailer();
+  const tokens = createFakeOneTimeTokenRepository();
+  const service = createOneTimeTokenService({
+    tokens,
+    mailer,
+    logger: createLogger({ name: 'one-time-token-test', level: 'silent' }),
+    clock: clock.now,
+  });
+  const mailedToken = () => /\n\n([\w-]{43})\n/.exec(mailer.sent.at(-1)?.text ?? '')?.[1] ?? '';
+  return { clock, mailer, tokens, service, mailedToken };
+}
+
+describe('OneTimeTokenService', () => {
+  describe('send', () => {
+    it('mails a verification code valid for a day, storing only its hash', async () => {
+      const { service, mailer, tokens, mailedToken } = setUp();
+      await service.send('VERIFY_EMAIL', randomUUID(), 'ada@example.com');
+      expect(mailer.sent).toEqual([
+        {
+          to: 'ada@example.com',
+          subject: 'Verify your email address',
+          text: `Use this code to verify your email address (valid for 24 hours):\n\n${mailedToken()}\n`,
+        },
+      ]);
+      expect([...tokens.tokens.keys()]).not.toContain(mailedToken());
+    });
+
+    it('mails a reset code valid for 30 minutes, telling whoever did not ask to ignore it', async () => {
+      const { service, mailer, mailedToken } = setUp();
+      await service.send('RESET_PASSWORD', randomUUID(), 'ada@example.com');
+      expect(mailer.sent).toEqual([
+        {
+          to: 'ada@example.com',
+          subject: 'Reset your password',
+          text: `Use this code to choose a new password (valid for 30 minutes):\n\n${mailedToken()}\n\nIf you did not ask for it, ignore this mail.\n`,
+        },
+      ]);
+    });
+
+    it('answers before the mail is delivered, and a mail that cannot be delivered fails nothing', async () => {
+      const { service, mailer } = setUp();
+      mailer.failing = true;
+      await expect(
+        service.send('RESET_PASSWORD', randomUUID(), 'ada@example.com'),
+      ).resolves.toBeUndefined();
+      expect(mailer.sent).toHaveLength(1);
+    });
+  });
+
+  describe('consume', () => {
+    it('gives the user of a mailed token once', async () => {
+      const { service, mailedToken } = setUp();
+      const userId = randomUUID();
+      await service.send('VERIFY_EMAIL', userId, 'ada@example.com');
+      expect(await service.consume('VERIFY_EMAIL', mailedToken())).toBe(userId);
+      expect(await appErrorOf(service.consume('VERIFY_EMAIL', mailedToken()))).toMatchObject({
+        code: 'BAD_USER_INPUT',
+        field: 'token',
+        message: 'token: is invalid, expired or already used',
+      });
+    });
+
+    it('refuses a token for another purpose, a malformed one and an unknown one', async () => {
+      const { service, mailedToken } = setUp();
+      await service.send('VERIFY_EMAIL', randomUUID(), 'ada@example.com');
+      for (const token of [mailedToken(), 'short', 'a'.repeat(43)]) {
+        expect(await appErrorOf(service.consume('RESET_PASSWORD', token))).toMatchObject({
+          code: 'BAD_USER_INPUT',
+          field: 'token',
+        });
+      }
+    });
+
+    it('takes a reset token until 30 minutes have passed, and not after', async () => {
+      const { service, clock, mailedToken } = setUp();
+      const userId = randomUUID();
+      await service.send('RESET_PASSWORD', userId, 'ada@example.com');
+      const early = mailedToken();
+      await service.send('RESET_PASSWORD', userId, 'ada@example.com');
+      const late = mailedToken();
+      clock.advance(30 * 60 - 1);
+      expect(await service.consume('RESET_PASSWORD', early)).toBe(userId);
+      clock.advance(1);
+      expect((await appErrorOf(service.consume('RESET_PASSWORD', late))).code).toBe(
+        'BAD_USER_INPUT',
+      );
+    });
+
+    it('takes a verification token for a day', async () => {
+      const { service, clock, mailedToken } = setUp();
+      const userId = randomUUID();
+      await service.send('VERIFY_EMAIL', userId, 'ada@example.com');
+      clock.advance(24 * 3600 - 1);
+      expect(await service.consume('VERIFY_EMAIL', mailedToken())).toBe(userId);
+    });
+  });
+});
