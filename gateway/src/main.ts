@@ -17,7 +17,7 @@ import { createLifecycle } from '@platform/lifecycle';
 import { createLogger, currentContext, newCorrelationId } from '@platform/logger';
 import { authV1 } from '@platform/proto';
 import { createRedis } from '@platform/redis';
-import { createSessionRevocations, createTokenVerifier } from '@platform/tokens';
+import { createAccessTokens } from '@platform/tokens';
 import { clientAddressOf } from './client-address';
 import { withCors } from './cors';
 import { env } from './environment';
@@ -34,10 +34,8 @@ const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT
 const production = env.NODE_ENV === 'production';
 
 lifecycle.run(async () => {
-  // Ended sessions are looked up in Redis, so their access tokens stop working at once.
   const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
   lifecycle.onShutdown('redis', async () => void (await redis.quit()));
-  const revocations = createSessionRevocations(redis);
 
   const supergraphSdl = loadSupergraphSdl({
     configPath: env.SUPERGRAPH_CONFIG,
@@ -68,12 +66,15 @@ lifecycle.run(async () => {
     internalToken: env.INTERNAL_TOKEN,
   });
   lifecycle.onShutdown('auth client', () => auth.close());
-  const fetchJwks = async () => (await auth.getJwks({})).keys;
-  const tokens = createTokenVerifier({
+  const {
+    verifier: tokens,
+    revocations,
+    fetchJwks,
+  } = createAccessTokens({
     issuer: env.TOKEN_ISSUER,
     audience: env.TOKEN_AUDIENCE,
-    fetchJwks,
-    isRevoked: (sessionId) => revocations.isRevoked(sessionId),
+    redis,
+    jwks: auth,
   });
 
   const apollo = new ApolloServer<GatewayContext>({

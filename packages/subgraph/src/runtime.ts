@@ -3,11 +3,7 @@ import type { Lifecycle } from '@platform/lifecycle';
 import type { Logger } from '@platform/logger';
 import { authV1, permissionV1 } from '@platform/proto';
 import { createRedis, type Redis } from '@platform/redis';
-import {
-  createSessionRevocations,
-  createTokenVerifier,
-  type TokenVerifier,
-} from '@platform/tokens';
+import { createAccessTokens, type TokenVerifier } from '@platform/tokens';
 
 /** What `subgraphEnv` (in @platform/config) gives every subgraph. */
 export interface SubgraphRuntimeEnv {
@@ -37,10 +33,8 @@ export async function openSubgraphRuntime(options: {
   lifecycle: Pick<Lifecycle, 'onShutdown'>;
 }): Promise<SubgraphRuntime> {
   const { env, logger, lifecycle } = options;
-  // Ended sessions are looked up in Redis, so their access tokens stop working at once.
   const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
   lifecycle.onShutdown('redis', async () => void (await redis.quit()));
-  const revocations = createSessionRevocations(redis);
 
   const client = managedClients({
     internalToken: env.INTERNAL_TOKEN,
@@ -53,11 +47,11 @@ export async function openSubgraphRuntime(options: {
     permissionV1.PermissionServiceService,
     env.PERMISSION_SERVICE_ADDR,
   );
-  const tokens = createTokenVerifier({
+  const { verifier: tokens } = createAccessTokens({
     issuer: env.TOKEN_ISSUER,
     audience: env.TOKEN_AUDIENCE,
-    fetchJwks: async () => (await auth.getJwks({})).keys,
-    isRevoked: (sessionId) => revocations.isRevoked(sessionId),
+    redis,
+    jwks: auth,
   });
   return { redis, auth, permissions, tokens, client };
 }

@@ -12,3 +12,9 @@ export {
   type TokenSigner,
   type TokenSignerOptions,
 } from './token.signer';
+export {
+  createAccessTokens,
+  type AccessTokens,
+  type AccessTokensOptions,
+  type JwksSource,
+} from './access-tokens';
