@@ -22,7 +22,7 @@ export interface AccessTokens {
   /** Ended sessions, also asked by long-lived connections after their token was accepted. */
   revocations: SessionRevocations;
   /** The current JSON Web Key Set, as the auth service publishes it. */
-  fetchJwks(): Promise<readonly PublicJwk[]>;
+  readonly fetchJwks: () => Promise<readonly PublicJwk[]>;
 }
 
 export function createAccessTokens(options: AccessTokensOptions): AccessTokens {
