@@ -7,18 +7,22 @@ const logger = createLogger({ name: 'http-test', level: 'silent' });
 describe('createHttpServer', () => {
   it('lets an in-flight request finish on close, then refuses new connections', async () => {
     let release: () => void = () => undefined;
+    let arrived: () => void = () => undefined;
+    const requestArrived = new Promise<void>((resolve) => (arrived = resolve));
     const http = createHttpServer({
       logger,
       routes: {
         '/slow': async (_req, res) => {
-          await new Promise<void>((resolve) => (release = resolve));
+          const released = new Promise<void>((resolve) => (release = resolve));
+          arrived();
+          await released;
           sendJson(res, 200, { done: true });
         },
       },
     });
     const port = await http.listen('127.0.0.1', 0);
     const inFlight = fetch(`http://127.0.0.1:${port}/slow`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await requestArrived;
 
     const closed = http.close();
     release();
