@@ -1,0 +1,126 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { createSessionRepository } from './session.repository';
+import { createSessionService, type SessionTokens } from './session.service';
+import { appErrorOf } from './testing/app-error';
+import { createTestClock, fakeSigner } from './testing/auth.fakes';
+import { useAuthTestWorld } from './testing/auth.test-world';
+
+const GRACE_SECONDS = 10;
+
+describe('SessionService against PostgreSQL and Redis', () => {
+  const world = useAuthTestWorld();
+  // Refresh compares times it writes itself, so a test clock can step past the grace window.
+  const clock = createTestClock();
+  const service = () =>
+    createSessionService({
+      sessions: createSessionRepository(world.db),
+      transactions: world.transactions,
+      signer: fakeSigner,
+      revocations: world.revocations,
+      policy: { idleTtlSeconds: 3600, absoluteTtlSeconds: 86_400, reuseGraceSeconds: 10 },
+      clock: clock.now,
+    });
+
+  const refresh = (token: string) => service().refresh(token, undefined);
+  const sessionRow = (id: string) => world.db.session.findUniqueOrThrow({ where: { id } });
+  const revokedEventsOf = async (sessionId: string) =>
+    (await world.outboxEvents('auth.session_revoked')).filter(
+      (event) => (event.payload as { sessionId: string }).sessionId === sessionId,
+    );
+
+  /** A session whose first refresh token was rotated longer ago than the grace window. */
+  async function sessionWithStolenToken() {
+    const opened = await service().open(randomUUID(), undefined);
+    const current = await refresh(opened.refreshToken);
+    clock.advance(GRACE_SECONDS + 1);
+    return { stolen: opened.refreshToken, current, sessionId: opened.sessionId };
+  }
+
+  it('gives each of two simultaneous refreshes of one token a successor of its own, every time', async () => {
+    for (let round = 0; round < 20; round++) {
+      const opened = await service().open(randomUUID(), undefined);
+      const both = await Promise.all([refresh(opened.refreshToken), refresh(opened.refreshToken)]);
+      expect(both.map((tokens) => tokens.sessionId)).toEqual([opened.sessionId, opened.sessionId]);
+      expect(new Set(both.map((tokens) => tokens.refreshToken)).size).toBe(2);
+      // Both tabs stay signed in.
+      for (const tokens of both) await refresh(tokens.refreshToken);
+      expect(await revokedEventsOf(opened.sessionId)).toEqual([]);
+    }
+  });
+
+  it('ends the session when a rotated token comes back after the grace window: in PostgreSQL, the outbox and Redis', async () => {
+    const { stolen, current, sessionId } = await sessionWithStolenToken();
+    const kicks = world.relayKicks;
+
+    expect((await appErrorOf(refresh(stolen))).code).toBe('UNAUTHENTICATED');
+    expect(await sessionRow(sessionId)).toMatchObject({
+      revokedAt: clock.now(),
+      revokedReason: 'refresh_token_reuse',
+    });
+    expect((await revokedEventsOf(sessionId)).map((event) => event.payload)).toEqual([
+      { userId: current.userId, sessionId, reason: 'refresh_token_reuse' },
+    ]);
+    expect(world.relayKicks).toBe(kicks + 1);
+    expect(await world.revocations.isRevoked(sessionId)).toBe(true);
+    expect(await world.redis.ttl(`auth:revoked-session:${sessionId}`)).toBeGreaterThan(900);
+    expect((await appErrorOf(refresh(current.refreshToken))).code).toBe('UNAUTHENTICATED');
+  });
+
+  it('ends the session once when a stolen token is replayed many times at once, every time', async () => {
+    for (let round = 0; round < 5; round++) {
+      const { stolen, sessionId } = await sessionWithStolenToken();
+      const answers = await Promise.allSettled(Array.from({ length: 6 }, () => refresh(stolen)));
+      expect(answers.map((answer) => answer.status)).toEqual(Array(6).fill('rejected'));
+      expect(await revokedEventsOf(sessionId)).toHaveLength(1);
+      expect(await world.revocations.isRevoked(sessionId)).toBe(true);
+    }
+  });
+
+  it('never lets a refresh racing a logout outlive it, every time', async () => {
+    for (let round = 0; round < 10; round++) {
+      const userId = randomUUID();
+      const opened = await service().open(userId, undefined);
+      const [refreshed] = await Promise.allSettled([
+        refresh(opened.refreshToken),
+        service().revoke(userId, opened.sessionId),
+      ]);
+      // Whether the refresh came first or not, nothing it may have issued still works.
+      if (refreshed.status === 'fulfilled') {
+        const later: SessionTokens = refreshed.value;
+        expect((await appErrorOf(refresh(later.refreshToken))).code).toBe('UNAUTHENTICATED');
+      }
+      expect(await service().listActive(userId)).toEqual([]);
+      expect(await revokedEventsOf(opened.sessionId)).toHaveLength(1);
+      expect(await world.revocations.isRevoked(opened.sessionId)).toBe(true);
+    }
+  });
+
+  it('ends each session once when two sign-outs everywhere race, every time', async () => {
+    for (let round = 0; round < 10; round++) {
+      const userId = randomUUID();
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) ids.push((await service().open(userId, undefined)).sessionId);
+      const counts = await Promise.all([
+        service().revokeAll(userId, 'logout_all', undefined),
+        service().revokeAll(userId, 'logout_all', undefined),
+      ]);
+      expect(counts[0] + counts[1]).toBe(3);
+      for (const id of ids) expect(await revokedEventsOf(id)).toHaveLength(1);
+      expect((await world.revocations.revokedAmong(ids)).size).toBe(3);
+    }
+  });
+
+  it('writes no event and no Redis entry when a revocation is rolled back', async () => {
+    const userId = randomUUID();
+    const { sessionId } = await service().open(userId, undefined);
+    const failed = world.transactions.run(async (tx) => {
+      await service().endWithin(tx, userId, {}, 'password_changed');
+      throw new Error('the rest of the change failed');
+    });
+    await expect(failed).rejects.toThrow('the rest of the change failed');
+    expect((await sessionRow(sessionId)).revokedAt).toBeNull();
+    expect(await revokedEventsOf(sessionId)).toEqual([]);
+    expect(await world.revocations.isRevoked(sessionId)).toBe(false);
+  });
+});
