@@ -1,1 +1,6 @@
-export { composeSupergraph, loadSupergraphConfig, type SubgraphConfig } from './supergraph';
+export {
+  printApiSchema,
+  composeSupergraph,
+  loadSupergraphConfig,
+  type SubgraphConfig,
+} from './supergraph';

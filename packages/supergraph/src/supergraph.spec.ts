@@ -1,11 +1,13 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { format, resolveConfig } from 'prettier';
 import { describe, expect, it } from 'vitest';
-import { composeSupergraph, loadSupergraphConfig } from './supergraph';
+import { composeSupergraph, loadSupergraphConfig, printApiSchema } from './supergraph';
 
 const repoConfig = fileURLToPath(new URL('../../../supergraph.yaml', import.meta.url));
+const publishedSchema = fileURLToPath(new URL('../../../docs/schema.graphql', import.meta.url));
 
 describe('composeSupergraph', () => {
   it('composes the three subgraphs of supergraph.yaml', () => {
@@ -14,6 +16,16 @@ describe('composeSupergraph', () => {
     const sdl = composeSupergraph(subgraphs);
     expect(sdl).toContain('join__Graph');
     expect(sdl).toMatch(/type User\b/);
+  });
+
+  it('publishes the current public API in docs/schema.graphql (regenerate with npm run schema)', async () => {
+    const api = printApiSchema(composeSupergraph(loadSupergraphConfig(repoConfig)));
+    expect(api).not.toMatch(/join__|_entities|_Service/);
+    const formatted = await format(api, {
+      ...(await resolveConfig(publishedSchema)),
+      filepath: publishedSchema,
+    });
+    expect(readFileSync(publishedSchema, 'utf8')).toBe(formatted);
   });
 
   it('fails with the composition errors when subgraphs conflict', () => {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { composeServices } from '@apollo/composition';
+import { printSchema, Supergraph } from '@apollo/federation-internals';
 import { parse } from 'graphql';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -48,4 +49,12 @@ export function composeSupergraph(subgraphs: readonly SubgraphConfig[]): string 
     );
   }
   return result.supergraphSdl;
+}
+
+/**
+ * The API clients see: the supergraph without federation's machinery (join directives,
+ * `_entities`, inaccessible elements). `npm run schema` writes it to docs/schema.graphql.
+ */
+export function printApiSchema(supergraphSdl: string): string {
+  return `${printSchema(Supergraph.build(supergraphSdl).apiSchema())}\n`;
 }
