@@ -28,9 +28,12 @@ RUN --mount=type=cache,target=/root/.npm \
 # Codegen (buf + ts-proto, prisma generate) runs first: every build target depends on it.
 RUN npx nx run-many -t build --outputStyle=static
 
-# The migration CLI is TypeScript run with tsx, a dev dependency; bundle it like the apps
-# (third-party packages stay external) so the runtime image needs no TypeScript tooling.
-# It finds schema.prisma and migrations/ one folder up from itself, i.e. in prisma/.
+# Migrations: the same runner as `npm run migrate` (Prisma's schema engine as WebAssembly, so
+# nothing is downloaded; see docs/database.md). Its CLI is TypeScript run with tsx, a dev
+# dependency; bundle it like the apps (third-party packages stay external: @prisma/adapter-pg,
+# @prisma/driver-adapter-utils, @prisma/schema-engine-wasm and pg are runtime dependencies)
+# so the runtime image needs no TypeScript tooling. It finds schema.prisma and migrations/ one
+# folder up from itself, i.e. in prisma/.
 RUN npx esbuild prisma/scripts/migrate.ts --bundle --platform=node --target=node20 \
       --format=esm --packages=external --sourcemap --log-level=warning \
       --outfile=prisma/dist/migrate.js

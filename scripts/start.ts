@@ -17,6 +17,7 @@ import {
   type AppProcess,
 } from '@platform/apps';
 import { DEFAULT_PORTS, databaseEnv, loadEnv, port, rabbitEnv, redisEnv } from '@platform/config';
+import { applyMigrations, createDatabaseIfMissing, MIGRATIONS } from '@platform/db/migrate';
 import { findUnreachableDependencies } from './dependencies';
 import { formatLogLine } from './log-format';
 
@@ -69,8 +70,6 @@ if (env.START_SKIP_BUILD === 'false') {
   ]);
 }
 
-// Imported only now: the database package needs its generated client.
-const { applyMigrations, createDatabaseIfMissing, MIGRATIONS } = await import('@platform/db');
 if (await createDatabaseIfMissing(env.DATABASE_URL))
   say(`created database ${new URL(env.DATABASE_URL).pathname.slice(1)}`);
 const applied = await applyMigrations({ databaseUrl: env.DATABASE_URL, ...MIGRATIONS });

@@ -3,6 +3,7 @@
  *
  *   npx tsx prisma/scripts/migrate.ts deploy          apply pending migrations
  *   npx tsx prisma/scripts/migrate.ts create <name>   write a new migration from the schema
+ *   npx tsx prisma/scripts/migrate.ts diff            print the SQL the database lacks (exit 2)
  *
  * Environment:
  *   DATABASE_URL            default postgresql://postgres:postgres@127.0.0.1:5432/backend
@@ -13,21 +14,29 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+// Relative, not `@platform/db/migrate`: the Dockerfile bundles this script with packages kept
+// external (prisma/dist/migrate.js), and the image has no workspace links.
 import {
   applyMigrations,
   createDatabaseIfMissing,
   createMigration,
+  diffDatabase,
   setSchemaEngineLogger,
-} from '../src/schema-engine';
+} from '../src/migrate/index';
 
 const DEFAULT_DATABASE_URL = 'postgresql://postgres:postgres@127.0.0.1:5432/backend';
 const packageDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 const USAGE = `Usage:
   tsx prisma/scripts/migrate.ts deploy          Apply pending migrations to DATABASE_URL
-  tsx prisma/scripts/migrate.ts create <name>   Create a migration from the Prisma schema`;
+  tsx prisma/scripts/migrate.ts create <name>   Create a migration from the Prisma schema
+  tsx prisma/scripts/migrate.ts diff            Print the SQL that would bring DATABASE_URL to
+                                                the schema; exit code 2 when there is any
 
-async function main(argv: readonly string[]): Promise<void> {
+Exit codes: 0 done, 1 failed (or wrong usage), 2 the database differs from the schema (diff).`;
+
+/** Runs one command; resolves to the process's exit code. */
+async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   const databaseUrl = process.env['DATABASE_URL'] || DEFAULT_DATABASE_URL;
   const schemaPath = process.env['PRISMA_SCHEMA_PATH'] || path.join(packageDir, 'schema.prisma');
@@ -47,7 +56,7 @@ async function main(argv: readonly string[]): Promise<void> {
         console.log(`Applied ${applied.length} migration(s):`);
         for (const name of applied) console.log(`  ${name}`);
       }
-      return;
+      return 0;
     }
     case 'create': {
       const [name, ...extra] = rest;
@@ -62,7 +71,17 @@ async function main(argv: readonly string[]): Promise<void> {
           ? 'The migrations are already in sync with the schema: no migration created.'
           : `Created ${path.join(path.relative(process.cwd(), migrationsDir), created, 'migration.sql')}`,
       );
-      return;
+      return 0;
+    }
+    case 'diff': {
+      if (rest.length > 0) throw new UsageError(`"diff" takes no arguments.`);
+      const script = await diffDatabase({ databaseUrl, migrationsDir, schemaPath });
+      if (script === null) {
+        console.log('The database matches the schema.');
+        return 0;
+      }
+      process.stdout.write(script);
+      return 2; // as `prisma migrate diff --exit-code`
     }
     default:
       throw new UsageError(
@@ -74,13 +93,13 @@ async function main(argv: readonly string[]): Promise<void> {
 class UsageError extends Error {}
 
 main(process.argv.slice(2)).then(
-  () => {
-    process.exitCode = 0;
+  (code) => {
+    process.exitCode = code;
   },
   (error: unknown) => {
     if (error instanceof UsageError) {
       console.error(`${error.message}\n\n${USAGE}`);
-      process.exitCode = 2;
+      process.exitCode = 1;
       return;
     }
     console.error(`migrate failed: ${error instanceof Error ? error.message : String(error)}`);

@@ -1,5 +1,4 @@
 import { PrismaPg } from '@prisma/adapter-pg';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { PrismaClient } from './generated/client';
 
@@ -80,11 +79,3 @@ export function createPrismaClient(options: DatabaseOptions): Database {
     },
   });
 }
-
-export { applyMigrations, createDatabaseIfMissing, createMigration } from './schema-engine';
-
-/** Where the schema and its migrations live (Prisma's standard layout). */
-export const MIGRATIONS = {
-  schemaPath: fileURLToPath(new URL('../schema.prisma', import.meta.url)),
-  migrationsDir: fileURLToPath(new URL('../migrations', import.meta.url)),
-} as const;

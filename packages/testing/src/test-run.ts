@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { connect as connectAmqp } from 'amqplib';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { applyMigrations, MIGRATIONS } from '@platform/db';
+import { applyMigrations, MIGRATIONS } from '@platform/db/migrate';
 
 const BASE = {
   databaseUrl: process.env['TEST_DATABASE_URL'] ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
