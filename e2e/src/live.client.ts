@@ -17,6 +17,11 @@ export interface LiveSubscription {
   completed: boolean;
   /** Resolves once `count` results have arrived. */
   next(count: number, timeoutMs?: number): Promise<FormattedExecutionResult[]>;
+  /** Resolves with the first result (already arrived or still to come) that `matches`. */
+  received(
+    matches: (result: FormattedExecutionResult) => boolean,
+    timeoutMs?: number,
+  ): Promise<FormattedExecutionResult>;
   unsubscribe(): void;
 }
 
@@ -47,31 +52,39 @@ export function connectLive(gatewayUrl: string, token: string | undefined): Live
       const results: FormattedExecutionResult[] = [];
       const errors: unknown[] = [];
       const waiters: (() => void)[] = [];
+      /** Resolves with what `found` gives once it gives something, checked at every result. */
+      const waitUntil = <T>(found: () => T | undefined, missing: () => string, timeoutMs: number) =>
+        new Promise<T>((resolve, reject) => {
+          const check = () => {
+            const value = found();
+            if (value === undefined) return false;
+            clearTimeout(timer);
+            resolve(value);
+            return true;
+          };
+          const timer = setTimeout(
+            () => reject(new Error(`${missing()}: ${JSON.stringify({ results, errors })}`)),
+            timeoutMs,
+          );
+          if (!check()) waiters.push(() => void check());
+        });
       const subscription: LiveSubscription = {
         results,
         errors,
         completed: false,
         next(count, timeoutMs = 10_000) {
-          return new Promise((resolve, reject) => {
-            const check = () => {
-              if (results.length >= count) {
-                clearTimeout(timer);
-                resolve(results.slice(0, count));
-                return true;
-              }
-              return false;
-            };
-            const timer = setTimeout(
-              () =>
-                reject(
-                  new Error(
-                    `got ${results.length} of ${count}: ${JSON.stringify({ results, errors })}`,
-                  ),
-                ),
-              timeoutMs,
-            );
-            if (!check()) waiters.push(() => void check());
-          });
+          return waitUntil(
+            () => (results.length >= count ? results.slice(0, count) : undefined),
+            () => `got ${results.length} of ${count}`,
+            timeoutMs,
+          );
+        },
+        received(matches, timeoutMs = 10_000) {
+          return waitUntil(
+            () => results.find(matches),
+            () => 'no matching result',
+            timeoutMs,
+          );
         },
         unsubscribe: () => unsubscribe(),
       };

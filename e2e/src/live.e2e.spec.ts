@@ -61,26 +61,33 @@ describe('live notifications: federated subscriptions through the gateway', () =
     return response.data.sendNotification.id;
   }
 
-  /** Waits until the gateway's subscriptions reach the subgraph (they are not acknowledged). */
-  async function subscribed(client: LiveClient, query = ADDED) {
+  /** The subscriptions a notifications subgraph is serving right now (its `/health`). */
+  async function subgraphSubscriptions(cluster: AppCluster = apps): Promise<number> {
+    const response = await fetch(`${cluster.httpUrl('notifications-subgraph')}/health`);
+    return ((await response.json()) as { subscriptions: number }).subscriptions;
+  }
+
+  /** Subscribes and waits until the subscription reaches the subgraph (graphql-ws sends no ack). */
+  async function subscribed(client: LiveClient, query = ADDED, cluster: AppCluster = apps) {
+    const before = await subgraphSubscriptions(cluster);
     const subscription = client.subscribe(query);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await eventually(async () => expect(await subgraphSubscriptions(cluster)).toBe(before + 1));
     return subscription;
   }
+
+  const idOf = (result: { data?: unknown }) => (result.data as Added).notificationAdded.id;
+  const withId = (id: string) => (result: { data?: unknown }) => idOf(result) === id;
 
   it('pushes a sent notification to its recipient with fields from all three subgraphs, and to nobody else', async () => {
     const alice = await signUp(gateway, 'alice@example.com');
     const bob = await signUp(gateway, 'bob@example.com');
     const aliceLive = await subscribed(live(alice.token));
     const bobLive = await subscribed(live(bob.token));
-    // Let the welcome notifications pass first.
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const before = { alice: aliceLive.results.length, bob: bobLive.results.length };
 
     const id = await send(alice.id, 'Hello Alice');
-    const [result] = (await aliceLive.next(before.alice + 1)).slice(before.alice);
-    expect(result?.errors).toBeUndefined();
-    expect((result?.data as unknown as Added).notificationAdded).toEqual({
+    const result = await aliceLive.received(withId(id));
+    expect(result.errors).toBeUndefined();
+    expect((result.data as unknown as Added).notificationAdded).toEqual({
       id,
       type: 'note',
       title: 'Hello Alice',
@@ -93,8 +100,9 @@ describe('live notifications: federated subscriptions through the gateway', () =
         unreadNotificationCount: expect.any(Number) as unknown,
       },
     });
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(bobLive.results).toHaveLength(before.bob);
+    // Bob's own next notification comes through the same queue and connection after Alice's.
+    await bobLive.received(withId(await send(bob.id, 'Hello Bob')));
+    expect(bobLive.results.map(idOf)).not.toContain(id);
   });
 
   it('shows a new user the welcome notification live, and role changes as they happen', async () => {
@@ -147,15 +155,10 @@ describe('live notifications: federated subscriptions through the gateway', () =
       subscriptionConnections: number;
     };
     expect(health.subscriptionConnections).toBe(1);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const before = subscriptions.map((s) => s.results.length);
     const id = await send(dave.id, 'For Dave, twice');
-    await subscriptions[0]!.next(before[0]! + 1);
-    await subscriptions[1]!.next(before[1]! + 1);
-    for (const subscription of subscriptions.slice(0, 2))
-      expect((subscription.results.at(-1)?.data as unknown as Added).notificationAdded.id).toBe(id);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(subscriptions[2]!.results).toHaveLength(before[2]!);
+    for (const subscription of subscriptions.slice(0, 2)) await subscription.received(withId(id));
+    await subscriptions[2]!.received(withId(await send(erin.id, 'For Erin')));
+    expect(subscriptions[2]!.results.map(idOf)).not.toContain(id);
   });
 
   it('closes a connection without a valid token with 4401', async () => {
@@ -192,8 +195,7 @@ describe('live notifications: federated subscriptions through the gateway', () =
   it('limits concurrent subscriptions per user, with an error for the one too many', async () => {
     const grace = await signUp(gateway, 'grace@example.com');
     const client = live(grace.token);
-    for (let n = 0; n < PER_USER; n++) client.subscribe(ADDED);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    for (let n = 0; n < PER_USER; n++) await subscribed(client);
     const extra = client.subscribe(ADDED);
     await eventually(async () => {
       if (extra.errors.length === 0) throw new Error('no error yet');
@@ -232,18 +234,15 @@ describe('live notifications: federated subscriptions through the gateway', () =
       const iris = await signUp(gateway, 'iris@example.com');
       const subscribers = [
         await subscribed(live(iris.token, gateway)),
-        await subscribed(live(iris.token, second.httpUrl('gateway'))),
+        await subscribed(live(iris.token, second.httpUrl('gateway')), ADDED, second),
       ];
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      const before = subscribers.map((s) => s.results.length);
       const ids: string[] = [];
       for (let n = 0; n < 5; n++) ids.push(await send(iris.id, `Number ${n}`));
-      for (const [index, subscriber] of subscribers.entries()) {
-        await subscriber.next(before[index]! + 5);
-        await new Promise((resolve) => setTimeout(resolve, 300));
-        const received = subscriber.results
-          .slice(before[index])
-          .map((result) => (result.data as unknown as Added).notificationAdded.id);
+      // A last one behind them: once it is in, a duplicate of the five would be in too.
+      const last = await send(iris.id, 'The last');
+      for (const subscriber of subscribers) {
+        await subscriber.received(withId(last));
+        const received = subscriber.results.map(idOf).filter((id) => ids.includes(id));
         expect(received.sort()).toEqual([...ids].sort());
       }
     } finally {

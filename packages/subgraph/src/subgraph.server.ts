@@ -132,7 +132,12 @@ export function createSubgraph<TContext extends SubgraphContext>(
         sendJson(res, 200, {
           status: 'ok',
           // Gateways multiplex their subscriptions: one connection each, however many clients.
-          ...(subscriptions ? { subscriptionConnections: subscriptions.connections() } : {}),
+          ...(subscriptions
+            ? {
+                subscriptionConnections: subscriptions.connections(),
+                subscriptions: subscriptions.subscriptions(),
+              }
+            : {}),
         }),
       '/ready': async (_req, res) => {
         const checks = (await options.checkReady?.()) ?? {};

@@ -37,19 +37,25 @@ export function attachSubscriptionServer<TContext>(options: {
   tokens: TokenVerifier;
   logger: Logger;
   createContext: (viewer: Identity) => TContext;
-}): { close(): Promise<void>; connections(): number } {
+}): { close(): Promise<void>; connections(): number; subscriptions(): number } {
   const { schema, logger } = options;
   const wss = new WebSocketServer({ server: options.server, path: '/graphql' });
   const parseDocument = createDocumentCache(schema);
+  // Per connection, the subscriptions whose source is running (graphql-ws keeps them by id).
+  const open = new Set<{ subscriptions: Record<string, unknown> }>();
 
   const cleanup = useServer(
     {
       schema,
-      onConnect: (ctx) =>
-        sameSecret(
+      onConnect: (ctx) => {
+        const accepted = sameSecret(
           (ctx.connectionParams as UpstreamConnectionParams | undefined)?.internalToken,
           options.internalToken,
-        ),
+        );
+        if (accepted) open.add(ctx);
+        return accepted;
+      },
+      onClose: (ctx) => void open.delete(ctx),
       onSubscribe: async (_ctx, _id, payload) => {
         const extensions = payload.extensions as UpstreamSubscribeExtensions | undefined;
         let viewer: Identity | null;
@@ -85,6 +91,12 @@ export function attachSubscriptionServer<TContext>(options: {
 
   return {
     connections: () => wss.clients.size,
+    subscriptions: () => {
+      let count = 0;
+      for (const ctx of open)
+        for (const source of Object.values(ctx.subscriptions)) if (source) count++;
+      return count;
+    },
     async close() {
       await cleanup.dispose();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
