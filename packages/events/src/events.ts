@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 
 const id = z.string().min(1);
+/** A time: an ISO-8601 string on the wire (as `JSON.stringify` writes a Date), a Date once parsed. */
+const isoDate = z.iso.datetime().transform((text) => new Date(text));
 
 /** Why a session ended (auth.session_revoked). */
 const sessionRevocationReason = z.enum([
@@ -81,16 +83,18 @@ export const eventContracts = {
     payload: z.object({ deliveryId: id, notificationId: id }),
   },
   'notification.created': {
-    version: 1,
-    // The whole notification, so live push needs no read-back.
+    // 2: the payload is the new (unread) notification in the shape live push sends it on.
+    version: 2,
     payload: z.object({
-      notificationId: id,
+      id,
       recipientId: id,
       type: z.string(),
       title: z.string(),
       body: z.string(),
-      data: z.unknown().optional(),
-      createdAt: z.string(),
+      /** Any JSON value the sender attached; null when none. */
+      data: z.unknown().default(null),
+      /** ISO-8601 on the wire. */
+      createdAt: isoDate,
     }),
   },
 } as const;

@@ -1,2 +1,8 @@
-export { enqueueEvent, processOnce, type SqlExecutor } from './outbox';
+export {
+  createOutboxInsert,
+  enqueueEvent,
+  processOnce,
+  type OutboxInsert,
+  type SqlExecutor,
+} from './outbox';
 export { createOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './outbox.relay';

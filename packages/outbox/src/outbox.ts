@@ -17,6 +17,30 @@ export function qualified(schema: string, table: string): string {
 }
 
 /**
+ * The statement that writes one outbox row, to run alone or inside a larger statement (a CTE):
+ * `sql` takes the event's id, type, envelope and time as four parameters numbered from
+ * `firstParameter`, and `values(event)` gives them in that order. `from` (e.g.
+ * `FROM created WHERE created.in_app`) writes the row only for the rows it selects.
+ */
+export interface OutboxInsert {
+  readonly sql: string;
+  values(event: EventEnvelope): [id: string, type: string, envelope: string, occurredAt: string];
+}
+
+export function createOutboxInsert(
+  schema: string,
+  options: { firstParameter?: number; from?: string } = {},
+): OutboxInsert {
+  const first = options.firstParameter ?? 1;
+  const [id, type, envelope, occurredAt] = [0, 1, 2, 3].map((offset) => `$${first + offset}`);
+  return {
+    sql: `INSERT INTO ${qualified(schema, 'outbox_events')} (id, type, envelope, created_at)
+     SELECT ${id}::uuid, ${type}, ${envelope}::jsonb, ${occurredAt}::timestamptz ${options.from ?? ''}`.trimEnd(),
+    values: (event) => [event.id, event.type, JSON.stringify(event), event.occurredAt],
+  };
+}
+
+/**
  * Writes an event to the owning service's outbox. Call it with the transaction client of the
  * state change, so the event exists if and only if the change committed.
  */
@@ -25,13 +49,8 @@ export async function enqueueEvent(
   schema: string,
   event: EventEnvelope,
 ): Promise<void> {
-  await tx.$executeRawUnsafe(
-    `INSERT INTO ${qualified(schema, 'outbox_events')} (id, type, envelope, created_at) VALUES ($1::uuid, $2, $3::jsonb, $4::timestamptz)`,
-    event.id,
-    event.type,
-    JSON.stringify(event),
-    event.occurredAt,
-  );
+  const insert = createOutboxInsert(schema);
+  await tx.$executeRawUnsafe(insert.sql, ...insert.values(event));
 }
 
 /**

@@ -4,11 +4,14 @@ import { createLogger } from '@platform/logger';
 import { createMailer } from '@platform/mail';
 import { openServiceInfrastructure } from '@platform/service-runtime';
 import { notificationV1, userV1 } from '@platform/proto';
-import { createEmailSender } from './email.sender';
+import { createEmailDeliveryRepository } from './email-delivery.repository';
+import { createEmailDeliveryService } from './email-delivery.service';
 import { env } from './environment';
 import { startNotificationConsumers } from './notification.consumers';
 import { createNotificationHandlers } from './notification.grpc';
 import { createNotificationRepository, NOTIFICATIONS_SCHEMA } from './notification.repository';
+import { createNotificationService } from './notification.service';
+import { createPreferenceService } from './preference.service';
 import { createRecipientDirectory } from './recipient.directory';
 import { createUnreadCountCache } from './unread-count.cache';
 
@@ -37,19 +40,24 @@ lifecycle.run(async () => {
   });
   lifecycle.onShutdown('mailer', () => mailer.close());
 
-  const unreadCounts = createUnreadCountCache(redis);
-  const notifications = createNotificationRepository(db, relay);
+  const repository = createNotificationRepository(db);
+  const notifications = createNotificationService({
+    notifications: repository,
+    unreadCounts: createUnreadCountCache(redis),
+    recipients: createRecipientDirectory(users),
+    relay,
+  });
+  const deliveries = createEmailDeliveryService({
+    deliveries: createEmailDeliveryRepository(db),
+    users,
+    mailer,
+    logger,
+    maxAttempts: env.NOTIFICATION_EMAIL_RETRY_DELAYS_MS.length + 1,
+  });
   await startNotificationConsumers({
     broker,
     notifications,
-    unreadCounts,
-    email: createEmailSender({
-      db,
-      users,
-      mailer,
-      logger,
-      maxAttempts: env.NOTIFICATION_EMAIL_RETRY_DELAYS_MS.length + 1,
-    }),
+    deliveries,
     emailRetryDelaysMs: env.NOTIFICATION_EMAIL_RETRY_DELAYS_MS,
     queuePrefix: env.EVENTS_EXCHANGE,
   });
@@ -63,8 +71,8 @@ lifecycle.run(async () => {
         definition: notificationV1.NotificationServiceService,
         handlers: createNotificationHandlers({
           notifications,
-          unreadCounts,
-          recipients: createRecipientDirectory(users),
+          preferences: createPreferenceService({ notifications: repository }),
+          deliveries,
         }),
       }),
     ],

@@ -1,7 +1,6 @@
 import type { MessageBroker } from '@platform/messaging';
-import type { EmailSender } from './email.sender';
-import type { NotificationRepository } from './notification.repository';
-import type { UnreadCountCache } from './unread-count.cache';
+import type { EmailDeliveryService } from './email-delivery.service';
+import type { NotificationService } from './notification.service';
 
 const WELCOME_CONSUMER = 'notification.welcome';
 const ROLE_CONSUMER = 'notification.role-changed';
@@ -13,33 +12,22 @@ const inScope = (scope: string | null) => (scope ? ` in ${scope}` : '');
 
 /** Notifications that domain events call for. Each handler is idempotent per event id. */
 export async function startNotificationConsumers(deps: {
-  broker: MessageBroker;
-  notifications: NotificationRepository;
-  unreadCounts: UnreadCountCache;
-  email: EmailSender;
+  broker: Pick<MessageBroker, 'consume'>;
+  notifications: Pick<NotificationService, 'notify' | 'removeRecipient'>;
+  deliveries: Pick<EmailDeliveryService, 'deliver'>;
   /** Back-off between email attempts; after the last, the message is dead-lettered. */
   emailRetryDelaysMs: readonly number[];
   /** Queues are named after the exchange, so isolated runs never share a queue. */
   queuePrefix: string;
 }): Promise<void> {
-  const { broker, notifications, unreadCounts } = deps;
+  const { broker, notifications } = deps;
   const queue = (name: string) => `${deps.queuePrefix}.${name}`;
-
-  /** Creates the notification (once per event) and drops the cached unread count. */
-  async function notify(
-    consumer: string,
-    eventId: string,
-    input: Parameters<NotificationRepository['create']>[0],
-  ): Promise<void> {
-    const created = await notifications.create(input, { consumer, eventId });
-    if (created) await unreadCounts.forget(created.recipientId);
-  }
 
   await broker.consume({
     queue: queue(WELCOME_CONSUMER),
     events: ['user.registered'],
     handle: (event) =>
-      notify(WELCOME_CONSUMER, event.id, {
+      notifications.notify(WELCOME_CONSUMER, event.id, {
         recipientId: event.payload.userId,
         type: 'welcome',
         title: `Welcome, ${event.payload.displayName}!`,
@@ -55,7 +43,7 @@ export async function startNotificationConsumers(deps: {
       // The platform's own assignments (registration's default role) are not news.
       if (actorId === null) return;
       const assigned = event.type === 'rbac.role_assigned';
-      return notify(ROLE_CONSUMER, event.id, {
+      return notifications.notify(ROLE_CONSUMER, event.id, {
         recipientId: userId,
         type: 'role_changed',
         title: assigned
@@ -74,7 +62,7 @@ export async function startNotificationConsumers(deps: {
     events: ['auth.password_changed', 'auth.session_revoked'],
     handle: async (event) => {
       if (event.type === 'auth.password_changed')
-        return notify(SECURITY_CONSUMER, event.id, {
+        return notifications.notify(SECURITY_CONSUMER, event.id, {
           recipientId: event.payload.userId,
           type: 'security',
           title: 'Your password was changed',
@@ -82,7 +70,7 @@ export async function startNotificationConsumers(deps: {
         });
       // Only theft is news to the user; they ended their other sessions themselves.
       if (event.payload.reason !== 'refresh_token_reuse') return;
-      return notify(SECURITY_CONSUMER, event.id, {
+      return notifications.notify(SECURITY_CONSUMER, event.id, {
         recipientId: event.payload.userId,
         type: 'security',
         title: 'A session was signed out for your safety',
@@ -98,16 +86,13 @@ export async function startNotificationConsumers(deps: {
   await broker.consume({
     queue: queue(USER_DELETED_CONSUMER),
     events: ['user.deleted'],
-    async handle(event) {
-      await notifications.removeRecipient(USER_DELETED_CONSUMER, event);
-      await unreadCounts.forget(event.payload.userId);
-    },
+    handle: (event) => notifications.removeRecipient(USER_DELETED_CONSUMER, event),
   });
 
   await broker.consume({
     queue: queue(EMAIL_CONSUMER),
     events: ['notification.email_requested'],
     retryDelaysMs: deps.emailRetryDelaysMs,
-    handle: (event) => deps.email.deliver(event.payload.deliveryId),
+    handle: (event) => deps.deliveries.deliver(event.payload.deliveryId),
   });
 }

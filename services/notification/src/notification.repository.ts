@@ -1,82 +1,94 @@
-import { randomUUID } from 'node:crypto';
 import {
   prepared,
   type Database,
-  type EmailDelivery,
   type Notification,
+  type NotificationPreference,
   type Prisma,
 } from '@platform/db';
-import { createEvent, type EventEnvelope } from '@platform/events';
-import { processOnce, type OutboxRelay } from '@platform/outbox';
-import {
-  defaultsFor,
-  effectiveChannels,
-  isInAppLocked,
-  KNOWN_TYPES,
-  type Channels,
-} from './notification.types';
+import type { EventEnvelope } from '@platform/events';
+import { createOutboxInsert, processOnce } from '@platform/outbox';
+import { readKeysetPage, type CursorPosition, type KeysetPage } from '@platform/validation';
+import type { Channels } from './notification.types';
 
 export const NOTIFICATIONS_SCHEMA = 'notifications';
 
-export interface NewNotification {
-  recipientId: string;
-  type: string;
-  title: string;
-  body: string;
-  data?: Prisma.InputJsonValue | undefined;
+/** What one create writes, in one statement. */
+export interface NotificationWrite {
+  /** The notification as its event carries it; pushed live when it is shown in-app. */
+  created: EventEnvelope<'notification.created'>;
+  /** Written, with the delivery it names, when the channels say to mail it. */
+  emailRequested: EventEnvelope<'notification.email_requested'>;
+  /** The type's channels where the recipient stored no preference for it. */
+  defaults: Channels;
+  /** Shown in-app whatever the recipient's preference says. */
+  inAppLocked: boolean;
+  /** The event it comes from: then written at most once per (consumer, event). */
+  source?: { consumer: string; eventId: string } | undefined;
 }
 
-export interface NotificationPage {
-  notifications: Notification[];
-  hasNextPage: boolean;
-  totalCount: number;
-}
-
-export interface Preference extends Channels {
-  type: string;
+/** The queries a use case may run inside one transaction. */
+export interface NotificationTransaction {
+  /** Records that `consumer` handled the event; false when it already had. */
+  processOnce(consumer: string, eventId: string): Promise<boolean>;
+  /**
+   * Waits for the creates running now to commit and holds new ones back until this
+   * transaction ends (SHARE lock on the notifications table).
+   */
+  holdBackCreates(): Promise<void>;
+  removeAllOf(recipientId: string): Promise<void>;
+  /**
+   * Sets the channels `change` gives over the stored ones (over `defaults` when none are
+   * stored), in one statement: concurrent changes of one preference all take effect.
+   */
+  changePreference(
+    userId: string,
+    type: string,
+    change: Partial<Channels>,
+    defaults: Channels,
+  ): Promise<void>;
+  removePreferencesOf(userId: string): Promise<void>;
 }
 
 export interface NotificationRepository {
   /**
-   * Creates a notification as the recipient's preferences for its type say: in the inbox
-   * (and pushed live through `notification.created`) and/or mailed (an `EmailDelivery` and
-   * `notification.email_requested`), all in one transaction. With `source`, exactly once per
-   * (consumer, event): a redelivered event creates nothing and gets null. Nothing is created
-   * (null) for a recipient whose `user.deleted` was handled.
+   * Writes the notification with the channels the recipient's stored preference (else
+   * `defaults`, with in-app forced on when locked) gives: in the inbox with its
+   * `notification.created`, and/or an email delivery with `notification.email_requested`.
+   * Null when nothing was written: `source` was handled before, or the recipient is deleted.
    */
-  create(
-    input: NewNotification,
-    source?: { consumer: string; eventId: string },
-  ): Promise<Notification | null>;
+  create(write: NotificationWrite): Promise<Notification | null>;
+  /** Newest first; only what is shown in-app. */
   list(
     recipientId: string,
-    page: {
-      first: number;
-      after?: { createdAt: Date; id: string } | undefined;
-      unreadOnly: boolean;
-    },
-  ): Promise<NotificationPage>;
+    page: { first: number; after?: CursorPosition | undefined; unreadOnly: boolean },
+  ): Promise<KeysetPage<Notification>>;
   countUnread(recipientId: string): Promise<number>;
   /** The recipient's own notification, or null (anyone else's is null too). */
   get(id: string, recipientId: string): Promise<Notification | null>;
+  /** Read once: a second call keeps the first read time. Null when not the recipient's. */
   markRead(id: string, recipientId: string): Promise<Notification | null>;
   /** How many changed. */
   markAllRead(recipientId: string): Promise<number>;
   /** False when the recipient has no such notification. */
   remove(id: string, recipientId: string): Promise<boolean>;
-  preferences(userId: string): Promise<Preference[]>;
-  updatePreferences(
-    userId: string,
-    changes: { type: string; inApp?: boolean | undefined; email?: boolean | undefined }[],
-  ): Promise<Preference[]>;
-  deliveries(notificationIds: string[]): Promise<EmailDelivery[]>;
-  /** Deletes everything of the user an event names (once per event). */
-  removeRecipient(consumer: string, event: EventEnvelope<'user.deleted'>): Promise<void>;
+  /** From now on nothing is created for the user (repeating it is harmless). */
+  recordDeletedRecipient(userId: string): Promise<void>;
+  preferencesOf(userId: string): Promise<NotificationPreference[]>;
+  transaction<T>(work: (tx: NotificationTransaction) => Promise<T>): Promise<T>;
 }
 
 /** A notification as raw SQL returns it (where one statement beats several). */
 const NOTIFICATION_COLUMNS = `id::text, recipient_id::text, type, title, body, data, read_at,
   created_at, source_event_id::text, in_app`;
+
+const pushed = createOutboxInsert(NOTIFICATIONS_SCHEMA, {
+  firstParameter: 14,
+  from: 'FROM created WHERE created.in_app',
+});
+const mailed = createOutboxInsert(NOTIFICATIONS_SCHEMA, {
+  firstParameter: 18,
+  from: 'FROM delivery',
+});
 
 /**
  * Creating a notification, in one statement (the hot path of sending): record the event
@@ -99,19 +111,17 @@ const CREATE_NOTIFICATION = prepared(
    ), created AS (
      INSERT INTO "notifications"."notifications"
       (id, recipient_id, type, title, body, data, in_app, source_event_id, created_at)
-     SELECT $1::uuid, $2::uuid, $3, $4, $5, $11::jsonb, in_app, $10::uuid, $21::timestamptz
+     SELECT $1::uuid, $2::uuid, $3, $4, $5, $11::jsonb, in_app, $10::uuid, $12::timestamptz
        FROM channels
      RETURNING *
    ), pushed AS (
-     INSERT INTO "notifications"."outbox_events" (id, type, envelope, created_at)
-     SELECT $12::uuid, $13, $14::jsonb, $15::timestamptz FROM created WHERE created.in_app
+     ${pushed.sql}
    ), delivery AS (
      INSERT INTO "notifications"."email_deliveries" (id, notification_id, updated_at)
-     SELECT $16::uuid, created.id, now() FROM created, channels WHERE channels.email
+     SELECT $13::uuid, created.id, now() FROM created, channels WHERE channels.email
      RETURNING id
    ), mailed AS (
-     INSERT INTO "notifications"."outbox_events" (id, type, envelope, created_at)
-     SELECT $17::uuid, $18, $19::jsonb, $20::timestamptz FROM delivery
+     ${mailed.sql}
    )
    SELECT ${NOTIFICATION_COLUMNS} FROM created`,
 );
@@ -144,82 +154,67 @@ function toNotification(row: NotificationRow): Notification {
   };
 }
 
-export function createNotificationRepository(
-  db: Database,
-  relay: Pick<OutboxRelay, 'kick'>,
-): NotificationRepository {
+function transactionQueries(tx: Prisma.TransactionClient): NotificationTransaction {
+  return {
+    processOnce: (consumer, eventId) => processOnce(tx, NOTIFICATIONS_SCHEMA, consumer, eventId),
+    async holdBackCreates() {
+      await tx.$executeRawUnsafe(
+        `LOCK TABLE "${NOTIFICATIONS_SCHEMA}"."notifications" IN SHARE MODE`,
+      );
+    },
+    async removeAllOf(recipientId) {
+      await tx.notification.deleteMany({ where: { recipientId } });
+    },
+    async changePreference(userId, type, { inApp, email }, defaults) {
+      await tx.notificationPreference.upsert({
+        where: { userId_type: { userId, type } },
+        create: { userId, type, inApp: inApp ?? defaults.inApp, email: email ?? defaults.email },
+        update: { inApp, email },
+      });
+    },
+    async removePreferencesOf(userId) {
+      await tx.notificationPreference.deleteMany({ where: { userId } });
+    },
+  };
+}
+
+export function createNotificationRepository(db: Database): NotificationRepository {
+  // What the recipient switched off in-app is kept (and mailed) but not listed or counted.
   const visible = { inApp: true } as const;
 
-  async function preferences(userId: string): Promise<Preference[]> {
-    const stored = await db.notificationPreference.findMany({ where: { userId } });
-    const byType = new Map(stored.map((row) => [row.type, row]));
-    const types = [...new Set([...Object.keys(KNOWN_TYPES), ...byType.keys()])].sort();
-    return types.map((type) => ({ type, ...effectiveChannels(type, byType.get(type)) }));
-  }
-
   return {
-    async create(input, source) {
-      const id = randomUUID();
-      const deliveryId = randomUUID();
-      const defaults = defaultsFor(input.type);
-      const createdAt = new Date();
-      const live = createEvent('notification.created', {
-        notificationId: id,
-        recipientId: input.recipientId,
-        type: input.type,
-        title: input.title,
-        body: input.body,
-        data: input.data,
-        createdAt: createdAt.toISOString(),
-      });
-      const mail = createEvent('notification.email_requested', { deliveryId, notificationId: id });
+    async create({ created, emailRequested, defaults, inAppLocked, source }) {
+      const notification = created.payload;
       const [row] = await db.$run<NotificationRow>(CREATE_NOTIFICATION, [
-        id,
-        input.recipientId,
-        input.type,
-        input.title,
-        input.body,
+        notification.id,
+        notification.recipientId,
+        notification.type,
+        notification.title,
+        notification.body,
         defaults.inApp,
-        isInAppLocked(input.type),
+        inAppLocked,
         defaults.email,
         source?.consumer ?? null,
         source?.eventId ?? null,
-        input.data === undefined ? null : JSON.stringify(input.data),
-        live.id,
-        live.type,
-        JSON.stringify(live),
-        live.occurredAt,
-        deliveryId,
-        mail.id,
-        mail.type,
-        JSON.stringify(mail),
-        mail.occurredAt,
-        createdAt,
+        notification.data === undefined ? null : JSON.stringify(notification.data),
+        notification.createdAt,
+        emailRequested.payload.deliveryId,
+        ...pushed.values(created),
+        ...mailed.values(emailRequested),
       ]);
-      if (!row) return null; // an event seen before, or a deleted recipient
-      relay.kick();
-      return toNotification(row);
+      return row ? toNotification(row) : null;
     },
 
-    async list(recipientId, { first, after, unreadOnly }) {
+    list(recipientId, { first, after, unreadOnly }) {
       const where = { recipientId, ...visible, ...(unreadOnly ? { readAt: null } : {}) };
-      const [rows, totalCount] = await Promise.all([
-        db.notification.findMany({
-          where: after
-            ? {
-                ...where,
-                OR: [
-                  { createdAt: { lt: after.createdAt } },
-                  { createdAt: after.createdAt, id: { lt: after.id } },
-                ],
-              }
-            : where,
-          orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-          take: first + 1,
-        }),
-        db.notification.count({ where }),
-      ]);
-      return { notifications: rows.slice(0, first), hasNextPage: rows.length > first, totalCount };
+      return readKeysetPage(
+        where,
+        { first, after, order: 'desc' },
+        {
+          rows: (query) => db.notification.findMany(query),
+          count: (matching) => db.notification.count({ where: matching }),
+        },
+      );
     },
 
     countUnread(recipientId) {
@@ -231,7 +226,6 @@ export function createNotificationRepository(
     },
 
     async markRead(id, recipientId) {
-      // Read once: a second call keeps the first read time.
       await db.notification.updateMany({
         where: { id, recipientId, ...visible, readAt: null },
         data: { readAt: new Date() },
@@ -254,52 +248,14 @@ export function createNotificationRepository(
       return count > 0;
     },
 
-    preferences,
-
-    async updatePreferences(userId, changes) {
-      await db.$transaction(async (tx) => {
-        for (const change of changes) {
-          const stored = await tx.notificationPreference.findUnique({
-            where: { userId_type: { userId, type: change.type } },
-          });
-          const current = effectiveChannels(change.type, stored ?? undefined);
-          const next = {
-            inApp: change.inApp ?? current.inApp,
-            email: change.email ?? current.email,
-          };
-          await tx.notificationPreference.upsert({
-            where: { userId_type: { userId, type: change.type } },
-            create: { userId, type: change.type, ...next },
-            update: next,
-          });
-        }
-      });
-      return preferences(userId);
-    },
-
-    deliveries(notificationIds) {
-      return db.emailDelivery.findMany({
-        where: { notificationId: { in: notificationIds } },
-        orderBy: { createdAt: 'asc' },
-      });
-    },
-
-    async removeRecipient(consumer, event) {
-      const { userId } = event.payload;
-      // First the tombstone, committed on its own (repeating it is harmless): every create
-      // that starts after this sees it and creates nothing.
+    async recordDeletedRecipient(userId) {
       await db.deletedRecipient.upsert({ where: { userId }, create: { userId }, update: {} });
-      await db.$transaction(async (tx) => {
-        if (!(await processOnce(tx, NOTIFICATIONS_SCHEMA, consumer, event.id))) return;
-        // Creates that started before the tombstone may still be running: SHARE mode waits for
-        // them to commit (and holds new ones back until this commits), so the deletes below
-        // see every notification the user will ever have. Deletions are rare; this is brief.
-        await tx.$executeRawUnsafe(
-          `LOCK TABLE "${NOTIFICATIONS_SCHEMA}"."notifications" IN SHARE MODE`,
-        );
-        await tx.notification.deleteMany({ where: { recipientId: userId } });
-        await tx.notificationPreference.deleteMany({ where: { userId } });
-      });
     },
+
+    preferencesOf(userId) {
+      return db.notificationPreference.findMany({ where: { userId } });
+    },
+
+    transaction: (work) => db.$transaction((tx) => work(transactionQueries(tx))),
   };
 }

@@ -1,5 +1,17 @@
+import { AppError } from '@platform/errors';
+
 /** Notification types are short slugs: `welcome`, `security`, `invoice.paid`. */
-export const NOTIFICATION_TYPE = /^[a-z][a-z0-9_.-]{0,49}$/;
+const NOTIFICATION_TYPE = /^[a-z][a-z0-9_.-]{0,49}$/;
+
+/** The type itself; BAD_USER_INPUT when it is not a slug. */
+export function requireType(type: string): string {
+  if (!NOTIFICATION_TYPE.test(type))
+    throw AppError.badInput(
+      'type',
+      'must be a slug: a lowercase letter, then up to 49 of a-z 0-9 _ . -',
+    );
+  return type;
+}
 
 export interface Channels {
   inApp: boolean;

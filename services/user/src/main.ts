@@ -7,6 +7,7 @@ import { env } from './environment';
 import { createUserCache } from './user.cache';
 import { createUserHandlers } from './user.grpc';
 import { createUserRepository, USERS_SCHEMA } from './user.repository';
+import { createUserService } from './user.service';
 
 const logger = createLogger({ name: 'user-service', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
@@ -27,8 +28,11 @@ lifecycle.run(async () => {
         name: 'user.v1.UserService',
         definition: userV1.UserServiceService,
         handlers: createUserHandlers({
-          users: createUserRepository(db, relay),
-          cache: createUserCache(redis),
+          users: createUserService({
+            users: createUserRepository(db),
+            cache: createUserCache(redis),
+            relay,
+          }),
         }),
       }),
     ],

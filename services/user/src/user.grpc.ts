@@ -1,119 +1,82 @@
-import type { User } from '@platform/db';
-import { AppError } from '@platform/errors';
+import type { User, UserStatus } from '@platform/db';
 import type { UnaryHandlers } from '@platform/grpc';
 import { userV1 } from '@platform/proto';
-import {
-  decodeCursor,
-  encodeCursor,
-  validateDisplayName,
-  validateEmail,
-} from '@platform/validation';
-import type { UserCache } from './user.cache';
-import type { UserRepository } from './user.repository';
+import { decodeCursor, encodeCursor } from '@platform/validation';
+import type { UserService } from './user.service';
 
-const MAX_BATCH = 500;
-const MAX_PAGE = 100;
+const DEFAULT_PAGE = 20;
 
-const normaliseEmail = (email: string) => email.trim().toLowerCase();
+const STATUS_TO_PROTO: Record<UserStatus, userV1.UserStatus> = {
+  ACTIVE: userV1.UserStatus.USER_STATUS_ACTIVE,
+  DISABLED: userV1.UserStatus.USER_STATUS_DISABLED,
+};
+
+/** The status a request asks for; undefined (unchanged) for UNSPECIFIED or absent. */
+function statusFromProto(status: userV1.UserStatus | undefined): UserStatus | undefined {
+  if (status === userV1.UserStatus.USER_STATUS_ACTIVE) return 'ACTIVE';
+  if (status === userV1.UserStatus.USER_STATUS_DISABLED) return 'DISABLED';
+  return undefined;
+}
 
 export function toProtoUser(user: User): userV1.User {
   return {
     id: user.id,
     email: user.email,
     displayName: user.displayName,
-    status:
-      user.status === 'ACTIVE'
-        ? userV1.UserStatus.USER_STATUS_ACTIVE
-        : userV1.UserStatus.USER_STATUS_DISABLED,
+    status: STATUS_TO_PROTO[user.status],
     emailVerified: user.emailVerified,
     createdAt: user.createdAt,
     updatedAt: user.updatedAt,
   };
 }
 
+/** gRPC <-> use cases: proto in, domain out and back; the rules live in user.service.ts. */
 export function createUserHandlers(deps: {
-  users: UserRepository;
-  cache: UserCache;
+  users: UserService;
 }): UnaryHandlers<typeof userV1.UserServiceService> {
-  const { users, cache } = deps;
-
-  async function load(ids: readonly string[]): Promise<Map<string, User>> {
-    const found = await cache.getMany(ids);
-    const missing = ids.filter((id) => !found.has(id));
-    if (missing.length > 0) {
-      const loaded = await users.findByIds(missing);
-      await cache.setMany(loaded);
-      for (const user of loaded) found.set(user.id, user);
-    }
-    return found;
-  }
+  const { users } = deps;
 
   return {
     async createUser(request) {
-      const email = validateEmail(request.email);
-      const displayName = validateDisplayName(request.displayName);
-      const user = await users.create({ email, displayName });
+      const user = await users.register({
+        email: request.email,
+        displayName: request.displayName,
+      });
       return { user: toProtoUser(user) };
     },
     async getUser(request) {
-      const user = (await load([request.id])).get(request.id);
-      if (!user) throw AppError.notFound('User');
-      return { user: toProtoUser(user) };
+      return { user: toProtoUser(await users.get(request.id)) };
     },
     async getUserByEmail(request) {
-      const user = await users.findByEmail(normaliseEmail(request.email));
-      if (!user) throw AppError.notFound('User');
-      return { user: toProtoUser(user) };
+      return { user: toProtoUser(await users.findByEmail(request.email)) };
     },
     async deleteUser(request) {
-      if (!(await users.delete(request.id))) throw AppError.notFound('User');
-      await cache.forget(request.id);
+      await users.delete(request.id);
       return {};
     },
     async listUsers(request) {
-      const first = request.first || 20;
-      if (first < 1 || first > MAX_PAGE)
-        throw AppError.badInput('first', `must be between 1 and ${MAX_PAGE}`);
-      const search = request.search.trim();
-      if (search.length > 254) throw AppError.badInput('search', 'must be at most 254 characters');
       const page = await users.list({
-        first,
+        first: request.first || DEFAULT_PAGE,
         after: request.after ? decodeCursor(request.after) : undefined,
-        search: search || undefined,
+        search: request.search,
       });
       return {
-        users: page.users.map(toProtoUser),
-        cursors: page.users.map(encodeCursor),
+        users: page.rows.map(toProtoUser),
+        cursors: page.rows.map(encodeCursor),
         hasNextPage: page.hasNextPage,
         totalCount: page.totalCount,
       };
     },
     async updateUser(request) {
-      const displayName =
-        request.displayName === undefined ? undefined : validateDisplayName(request.displayName);
-      const status =
-        request.status === userV1.UserStatus.USER_STATUS_ACTIVE
-          ? 'ACTIVE'
-          : request.status === userV1.UserStatus.USER_STATUS_DISABLED
-            ? 'DISABLED'
-            : undefined;
       const user = await users.update(request.id, {
-        displayName,
-        status,
+        displayName: request.displayName,
+        status: statusFromProto(request.status),
         emailVerified: request.emailVerified,
       });
-      if (!user) throw AppError.notFound('User');
-      await cache.forget(user.id);
       return { user: toProtoUser(user) };
     },
     async batchGetUsers(request) {
-      if (request.ids.length > MAX_BATCH)
-        throw AppError.badInput('ids', `at most ${MAX_BATCH} per call`);
-      const unique = [...new Set(request.ids)];
-      const found = await load(unique);
-      return {
-        users: unique.flatMap((id) => (found.has(id) ? [toProtoUser(found.get(id)!)] : [])),
-      };
+      return { users: (await users.getMany(request.ids)).map(toProtoUser) };
     },
   };
 }

@@ -1,79 +1,79 @@
-import { isUuid } from '@platform/validation';
 import { Prisma, type PrismaClient, type User, type UserStatus } from '@platform/db';
 import { AppError } from '@platform/errors';
-import { createEvent } from '@platform/events';
-import { enqueueEvent, type OutboxRelay } from '@platform/outbox';
+import type { EventEnvelope } from '@platform/events';
+import { enqueueEvent } from '@platform/outbox';
+import { readKeysetPage, type CursorPosition, type KeysetPage } from '@platform/validation';
 
 export const USERS_SCHEMA = 'users';
 
-export interface UserRepository {
-  create(input: { email: string; displayName: string }): Promise<User>;
-  findById(id: string): Promise<User | null>;
-  findByIds(ids: readonly string[]): Promise<User[]>;
-  findByEmail(email: string): Promise<User | null>;
-  /** Removes the profile and emits user.deleted; false when there was none. */
-  delete(id: string): Promise<boolean>;
-  /** A page in creation order; `search` matches the start of the email or display name. */
-  list(page: {
-    first: number;
-    after?: { createdAt: Date; id: string } | undefined;
-    search?: string | undefined;
-  }): Promise<{ users: User[]; hasNextPage: boolean; totalCount: number }>;
-  /** Changes what is given; emits user.updated / user.status_changed; null when absent. */
-  update(
-    id: string,
-    change: {
-      displayName?: string | undefined;
-      status?: UserStatus | undefined;
-      emailVerified?: boolean | undefined;
-    },
-  ): Promise<User | null>;
+export interface UserChange {
+  displayName?: string | undefined;
+  status?: UserStatus | undefined;
+  emailVerified?: boolean | undefined;
 }
 
-export function createUserRepository(
-  db: PrismaClient,
-  relay: Pick<OutboxRelay, 'kick'>,
-): UserRepository {
+/** The queries a use case may run inside one transaction. */
+export interface UserTransaction {
+  /** CONFLICT when the email is taken. */
+  insert(user: { email: string; displayName: string }): Promise<User>;
+  /** The user, locked until the transaction ends (so changes to them queue up); or null. */
+  lock(id: string): Promise<User | null>;
+  /** Changes what is given. */
+  update(id: string, change: UserChange): Promise<User>;
+  /** False when there was no such user. */
+  delete(id: string): Promise<boolean>;
+  /** Writes the event to the outbox: it is published if and only if the transaction commits. */
+  enqueue(event: EventEnvelope): Promise<void>;
+}
+
+export interface UserRepository {
+  findByIds(ids: readonly string[]): Promise<User[]>;
+  findByEmail(email: string): Promise<User | null>;
+  /** Oldest first; `search` matches the start of the email or display name, in any case. */
+  list(page: {
+    first: number;
+    after?: CursorPosition | undefined;
+    search?: string | undefined;
+  }): Promise<KeysetPage<User>>;
+  transaction<T>(work: (tx: UserTransaction) => Promise<T>): Promise<T>;
+}
+
+function transactionQueries(tx: Prisma.TransactionClient): UserTransaction {
   return {
-    async create({ email, displayName }) {
+    async insert(user) {
       try {
-        const user = await db.$transaction(async (tx) => {
-          const created = await tx.user.create({ data: { email, displayName } });
-          await enqueueEvent(
-            tx,
-            USERS_SCHEMA,
-            createEvent('user.registered', { userId: created.id, email, displayName }),
-          );
-          return created;
-        });
-        relay.kick();
-        return user;
+        return await tx.user.create({ data: user });
       } catch (error) {
-        if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') {
+        if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002')
           throw AppError.conflict('A user with this email already exists');
-        }
         throw error;
       }
     },
-    async findById(id) {
-      if (!isUuid(id)) return null;
-      return db.user.findUnique({ where: { id } });
+    async lock(id) {
+      const [locked] = await tx.$queryRaw<{ id: string }[]>`
+        SELECT id::text FROM "users"."users" WHERE id = ${id}::uuid FOR UPDATE`;
+      return locked ? tx.user.findUnique({ where: { id } }) : null;
+    },
+    update(id, change) {
+      return tx.user.update({ where: { id }, data: change });
+    },
+    async delete(id) {
+      const { count } = await tx.user.deleteMany({ where: { id } });
+      return count > 0;
+    },
+    enqueue: (event) => enqueueEvent(tx, USERS_SCHEMA, event),
+  };
+}
+
+export function createUserRepository(db: PrismaClient): UserRepository {
+  return {
+    findByIds(ids) {
+      return db.user.findMany({ where: { id: { in: [...ids] } } });
     },
     findByEmail(email) {
       return db.user.findUnique({ where: { email } });
     },
-    async delete(id) {
-      if (!isUuid(id)) return false;
-      const deleted = await db.$transaction(async (tx) => {
-        const { count } = await tx.user.deleteMany({ where: { id } });
-        if (count === 0) return false;
-        await enqueueEvent(tx, USERS_SCHEMA, createEvent('user.deleted', { userId: id }));
-        return true;
-      });
-      if (deleted) relay.kick();
-      return deleted;
-    },
-    async list({ first, after, search }) {
+    list({ first, after, search }) {
       const where: Prisma.UserWhereInput = search
         ? {
             OR: [
@@ -82,64 +82,15 @@ export function createUserRepository(
             ],
           }
         : {};
-      const [rows, totalCount] = await Promise.all([
-        db.user.findMany({
-          where: after
-            ? {
-                AND: [
-                  where,
-                  {
-                    OR: [
-                      { createdAt: { gt: after.createdAt } },
-                      { createdAt: after.createdAt, id: { gt: after.id } },
-                    ],
-                  },
-                ],
-              }
-            : where,
-          orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
-          take: first + 1,
-        }),
-        db.user.count({ where }),
-      ]);
-      return { users: rows.slice(0, first), hasNextPage: rows.length > first, totalCount };
+      return readKeysetPage(
+        where,
+        { first, after, order: 'asc' },
+        {
+          rows: (query) => db.user.findMany(query),
+          count: (matching) => db.user.count({ where: matching }),
+        },
+      );
     },
-    async update(id, change) {
-      if (!isUuid(id)) return null;
-      const updated = await db.$transaction(async (tx) => {
-        const before = await tx.user.findUnique({ where: { id } });
-        if (!before) return null;
-        const after = await tx.user.update({
-          where: { id },
-          data: {
-            ...(change.displayName !== undefined ? { displayName: change.displayName } : {}),
-            ...(change.status !== undefined ? { status: change.status } : {}),
-            ...(change.emailVerified !== undefined ? { emailVerified: change.emailVerified } : {}),
-          },
-        });
-        if (after.displayName !== before.displayName) {
-          await enqueueEvent(
-            tx,
-            USERS_SCHEMA,
-            createEvent('user.updated', { userId: id, displayName: after.displayName }),
-          );
-        }
-        if (after.status !== before.status) {
-          await enqueueEvent(
-            tx,
-            USERS_SCHEMA,
-            createEvent('user.status_changed', { userId: id, status: after.status }),
-          );
-        }
-        return after;
-      });
-      if (updated) relay.kick();
-      return updated;
-    },
-    async findByIds(ids) {
-      const valid = ids.filter((id) => isUuid(id));
-      if (valid.length === 0) return [];
-      return db.user.findMany({ where: { id: { in: valid } } });
-    },
+    transaction: (work) => db.$transaction((tx) => work(transactionQueries(tx))),
   };
 }

@@ -20,8 +20,9 @@ lifecycle.run(async () => {
     env.NOTIFICATION_SERVICE_ADDR,
   );
 
-  // Live push: this instance's own queue receives every new notification; the ones whose
-  // recipient has a subscription open here are read once and pushed to it.
+  // Live push: this instance's own queue receives every new notification (the event carries
+  // it whole, in the shape pushed), and the ones whose recipient has a subscription open
+  // here are pushed to it.
   const live = createLiveHub<notificationV1.Notification>();
   lifecycle.onShutdown('live subscriptions', () => live.close());
   const broker = await createMessageBroker({
@@ -34,20 +35,8 @@ lifecycle.run(async () => {
     queue: `${env.EVENTS_EXCHANGE}.notifications-subgraph.live.${randomUUID()}`,
     events: ['notification.created'],
     ephemeral: true,
-    handle: async (event) => {
-      const { notificationId, recipientId, type, title, body, data, createdAt } = event.payload;
-      // New, so unread; the event carries all of it (no read-back per push).
-      live.publish(recipientId, {
-        id: notificationId,
-        recipientId,
-        type,
-        title,
-        body,
-        dataJson: data === undefined || data === null ? '' : JSON.stringify(data),
-        readAt: undefined,
-        createdAt: new Date(createdAt),
-      });
-    },
+    handle: async ({ payload: notification }) =>
+      live.publish(notification.recipientId, { ...notification, readAt: undefined }),
   });
 
   const subgraph = createSubgraph({

@@ -44,6 +44,16 @@ const STATUS = {
   [notificationV1.DeliveryStatus.DELIVERY_STATUS_FAILED]: 'FAILED',
 } as Record<number, string | undefined>;
 
+/** Containers a notification's data may nest (gRPC decodes JSON values about 33 deep). */
+const MAX_DATA_DEPTH = 32;
+
+function nestsDeeperThan(value: unknown, levels: number): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  if (levels === 0) return true;
+  const children: unknown[] = Array.isArray(value) ? value : Object.values(value);
+  return children.some((child) => nestsDeeperThan(child, levels - 1));
+}
+
 interface SendInput {
   userId: string;
   type: string;
@@ -57,8 +67,6 @@ export const notificationsResolvers = {
   JSON: JSONScalar,
   Notification: {
     read: (notification: notificationV1.Notification) => notification.readAt !== undefined,
-    data: (notification: notificationV1.Notification): unknown =>
-      notification.dataJson ? JSON.parse(notification.dataJson) : null,
     recipient: (notification: notificationV1.Notification) => ({
       __typename: 'User',
       id: notification.recipientId,
@@ -98,13 +106,15 @@ export const notificationsResolvers = {
     ) {
       const viewer = await context.authz.require(PERMISSIONS['notifications:send']);
       requireId('userId', input.userId, 'user');
+      if (nestsDeeperThan(input.data, MAX_DATA_DEPTH))
+        throw AppError.badInput('data', `must nest at most ${MAX_DATA_DEPTH} levels deep`);
       const { notification } = await context.notifications.sendNotification({
         senderId: viewer.userId,
         recipientId: input.userId,
         type: input.type,
         title: input.title,
         body: input.body,
-        dataJson: input.data === undefined || input.data === null ? '' : JSON.stringify(input.data),
+        data: input.data ?? undefined,
       });
       return notification;
     },

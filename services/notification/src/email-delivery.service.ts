@@ -1,19 +1,25 @@
-import type { PrismaClient } from '@platform/db';
-import { isAppError } from '@platform/errors';
+import type { EmailDelivery } from '@platform/db';
+import { AppError, isAppError } from '@platform/errors';
 import type { GrpcClient } from '@platform/grpc';
 import type { Logger } from '@platform/logger';
 import type { Mailer } from '@platform/mail';
 import type { userV1 } from '@platform/proto';
+import { isUuid } from '@platform/validation';
+import type { EmailDeliveryRepository } from './email-delivery.repository';
 
 type UserClient = GrpcClient<typeof userV1.UserServiceService>;
 
-export interface EmailSender {
+const MAX_LISTED = 100;
+
+export interface EmailDeliveryService {
   /**
    * Makes one attempt at a delivery and records its outcome (status, attempts, reason).
    * Throws when the attempt failed, so the broker retries it with back-off and, after
    * `maxAttempts`, dead-letters it; the delivery is FAILED by then, with the last reason.
    */
   deliver(deliveryId: string): Promise<void>;
+  /** The deliveries of up to 100 notifications (ids that are not ids have none). */
+  listFor(notificationIds: readonly string[]): Promise<EmailDelivery[]>;
 }
 
 /** What a failure's reason may say: the SMTP reply or error code, never a stack. */
@@ -24,21 +30,18 @@ function reasonOf(error: unknown): string {
   return 'mail transport error';
 }
 
-export function createEmailSender(deps: {
-  db: PrismaClient;
-  users: UserClient;
-  mailer: Mailer;
+export function createEmailDeliveryService(deps: {
+  deliveries: EmailDeliveryRepository;
+  users: Pick<UserClient, 'getUser'>;
+  mailer: Pick<Mailer, 'send'>;
   logger: Logger;
   maxAttempts: number;
-}): EmailSender {
-  const { db, users, mailer, logger, maxAttempts } = deps;
+}): EmailDeliveryService {
+  const { deliveries, users, mailer, logger, maxAttempts } = deps;
 
   return {
     async deliver(deliveryId) {
-      const delivery = await db.emailDelivery.findUnique({
-        where: { id: deliveryId },
-        include: { notification: true },
-      });
+      const delivery = await deliveries.find(deliveryId);
       // Deleted with its notification, or already settled by an earlier delivery of the event.
       if (!delivery || delivery.status !== 'PENDING') return;
 
@@ -49,9 +52,9 @@ export function createEmailSender(deps: {
         to = user.email;
       } catch (error) {
         if (isAppError(error) && error.code === 'NOT_FOUND') {
-          await db.emailDelivery.update({
-            where: { id: deliveryId },
-            data: { status: 'FAILED', lastError: 'the recipient no longer exists' },
+          await deliveries.record(deliveryId, {
+            status: 'FAILED',
+            lastError: 'the recipient no longer exists',
           });
           return;
         }
@@ -67,9 +70,10 @@ export function createEmailSender(deps: {
         });
       } catch (error) {
         const failed = attempts >= maxAttempts;
-        await db.emailDelivery.update({
-          where: { id: deliveryId },
-          data: { attempts, lastError: reasonOf(error), status: failed ? 'FAILED' : 'PENDING' },
+        await deliveries.record(deliveryId, {
+          attempts,
+          lastError: reasonOf(error),
+          status: failed ? 'FAILED' : 'PENDING',
         });
         logger.warn(
           { deliveryId, attempts, failed, reason: reasonOf(error) },
@@ -77,10 +81,13 @@ export function createEmailSender(deps: {
         );
         throw error;
       }
-      await db.emailDelivery.update({
-        where: { id: deliveryId },
-        data: { attempts, status: 'SENT', lastError: null },
-      });
+      await deliveries.record(deliveryId, { attempts, status: 'SENT', lastError: null });
+    },
+
+    async listFor(notificationIds) {
+      if (notificationIds.length > MAX_LISTED)
+        throw AppError.badInput('notificationIds', `at most ${MAX_LISTED} per call`);
+      return deliveries.listFor(notificationIds.filter((id) => isUuid(id)));
     },
   };
 }

@@ -1,0 +1,181 @@
+import { randomUUID } from 'node:crypto';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { createEvent } from '@platform/events';
+import { createNotificationService, type NewNotification } from './notification.service';
+import {
+  createFakeNotificationRepository,
+  createFakeRecipientDirectory,
+  createFakeUnreadCountCache,
+  type FakeNotificationRepository,
+} from './testing/notification.fakes';
+
+const alice = randomUUID();
+const bob = randomUUID();
+
+describe('NotificationService', () => {
+  let repository: FakeNotificationRepository;
+  let kicks: number;
+  let service: ReturnType<typeof createNotificationService>;
+
+  beforeEach(() => {
+    repository = createFakeNotificationRepository();
+    kicks = 0;
+    service = createNotificationService({
+      notifications: repository,
+      unreadCounts: createFakeUnreadCountCache(),
+      recipients: createFakeRecipientDirectory([alice, bob]),
+      relay: { kick: () => void kicks++ },
+    });
+  });
+
+  const note = (change: Partial<NewNotification> = {}): NewNotification => ({
+    recipientId: alice,
+    type: 'note',
+    title: 'Hello',
+    body: 'Body',
+    ...change,
+  });
+
+  describe('send', () => {
+    it('refuses bad input with BAD_USER_INPUT naming the field', async () => {
+      const cases: [Partial<NewNotification>, RegExp][] = [
+        [{ recipientId: 'nobody' }, /^userId:/],
+        [{ type: 'Not A Slug' }, /^type:/],
+        [{ type: 'x'.repeat(51) }, /^type:/],
+        [{ title: '   ' }, /^title:/],
+        [{ title: 't'.repeat(201) }, /^title:/],
+        [{ body: 'b'.repeat(5_001) }, /^body:/],
+        [{ data: { blob: 'd'.repeat(16 * 1024) } }, /^data:/],
+      ];
+      for (const [change, message] of cases)
+        await expect(service.send(note(change))).rejects.toMatchObject({
+          code: 'BAD_USER_INPUT',
+          message: expect.stringMatching(message) as unknown,
+        });
+      expect(repository.notifications).toEqual([]);
+    });
+
+    it('trims the title, keeps the data as sent and pushes the notification live', async () => {
+      const data = { invoice: 42, lines: [1, 2], none: null };
+      const sent = await service.send(note({ title: '  Paid  ', data }));
+      expect(sent).toMatchObject({ recipientId: alice, title: 'Paid', data, readAt: null });
+      expect(repository.events).toEqual([
+        expect.objectContaining({
+          type: 'notification.created',
+          payload: {
+            id: sent.id,
+            recipientId: alice,
+            type: 'note',
+            title: 'Paid',
+            body: 'Body',
+            data,
+            createdAt: sent.createdAt,
+          },
+        }),
+      ]);
+      expect(kicks).toBe(1);
+    });
+
+    it('refuses a user the user service does not know, creating nothing', async () => {
+      await expect(service.send(note({ recipientId: randomUUID() }))).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+      });
+      expect(repository.notifications).toEqual([]);
+    });
+
+    it('refuses a recipient deleted after the lookup', async () => {
+      await repository.recordDeletedRecipient(alice);
+      await expect(service.send(note())).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+        message: 'User not found',
+      });
+    });
+
+    it('counts the new notification in the unread count at once', async () => {
+      expect(await service.countUnread(alice)).toBe(0);
+      await service.send(note());
+      expect(await service.countUnread(alice)).toBe(1);
+    });
+
+    it('mails a security notice by default, and a note only shows in the inbox', async () => {
+      const security = await service.send(note({ type: 'security' }));
+      await service.send(note({ type: 'note' }));
+      expect(repository.deliveries.map((d) => d.notificationId)).toEqual([security.id]);
+    });
+
+    it('shows a security notice even to a recipient who switched them off in-app', async () => {
+      await repository.transaction((tx) =>
+        tx.changePreference(
+          alice,
+          'security',
+          { inApp: false, email: false },
+          { inApp: true, email: true },
+        ),
+      );
+      const security = await service.send(note({ type: 'security' }));
+      const page = await service.list({ recipientId: alice, first: 10, unreadOnly: false });
+      expect(page.rows.map((n) => n.id)).toEqual([security.id]);
+      expect(repository.deliveries).toEqual([]);
+    });
+  });
+
+  describe('notify', () => {
+    it('creates one notification per event however often the event arrives', async () => {
+      const event = createEvent('user.registered', {
+        userId: alice,
+        email: 'a@example.com',
+        displayName: 'A',
+      });
+      await service.notify('welcome', event.id, note({ type: 'welcome' }));
+      expect(await service.countUnread(alice)).toBe(1);
+      await service.notify('welcome', event.id, note({ type: 'welcome' }));
+      expect(repository.notifications).toHaveLength(1);
+      expect(kicks).toBe(1);
+    });
+  });
+
+  describe('reading and removing', () => {
+    it("treats someone else's notification as not found, and leaves it alone", async () => {
+      const { id } = await service.send(note({ recipientId: alice }));
+      await expect(service.get(id, bob)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(service.markRead(id, bob)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(service.remove(id, bob)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      expect(await service.markAllRead(bob)).toBe(0);
+      expect(await service.get(id, alice)).toMatchObject({ id, readAt: null });
+    });
+
+    it('keeps the unread count right through read, read-all and delete', async () => {
+      const first = await service.send(note());
+      const second = await service.send(note());
+      await service.send(note());
+      expect(await service.countUnread(alice)).toBe(3);
+      const read = await service.markRead(first.id, alice);
+      expect(await service.countUnread(alice)).toBe(2);
+      expect((await service.markRead(first.id, alice)).readAt).toEqual(read.readAt);
+      await service.remove(second.id, alice);
+      expect(await service.countUnread(alice)).toBe(1);
+      expect(await service.markAllRead(alice)).toBe(1);
+      expect(await service.countUnread(alice)).toBe(0);
+    });
+
+    it('refuses a page size outside 1 to 100', async () => {
+      for (const first of [0, 101])
+        await expect(
+          service.list({ recipientId: alice, first, unreadOnly: false }),
+        ).rejects.toMatchObject({ code: 'BAD_USER_INPUT', message: /^first:/ });
+    });
+  });
+
+  describe('removeRecipient', () => {
+    it('removes the user’s notifications, drops the count and refuses what is sent later', async () => {
+      await service.send(note());
+      expect(await service.countUnread(alice)).toBe(1);
+      await service.removeRecipient('deleted', createEvent('user.deleted', { userId: alice }));
+      expect(await service.countUnread(alice)).toBe(0);
+      expect(repository.notifications).toEqual([]);
+      await expect(service.send(note())).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await service.notify('welcome', randomUUID(), note());
+      expect(repository.notifications).toEqual([]);
+    });
+  });
+});

@@ -1,0 +1,71 @@
+import { randomUUID } from 'node:crypto';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { createPreferenceService, type PreferenceService } from './preference.service';
+import { createFakeNotificationRepository } from './testing/notification.fakes';
+
+const user = randomUUID();
+
+describe('PreferenceService', () => {
+  let preferences: PreferenceService;
+
+  beforeEach(() => {
+    preferences = createPreferenceService({ notifications: createFakeNotificationRepository() });
+  });
+
+  describe('get', () => {
+    it('lists every type the platform sends with its defaults when nothing is stored', async () => {
+      expect(await preferences.get(user)).toEqual([
+        { type: 'role_changed', inApp: true, email: false },
+        { type: 'security', inApp: true, email: true },
+        { type: 'welcome', inApp: true, email: false },
+      ]);
+    });
+
+    it('refuses a user id that is not an id', async () => {
+      await expect(preferences.get('me')).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+    });
+  });
+
+  describe('update', () => {
+    it('changes only the channel given and lists other types stored too', async () => {
+      await preferences.update(user, [{ type: 'welcome', email: true }]);
+      const after = await preferences.update(user, [
+        { type: 'welcome', inApp: false },
+        { type: 'invoice.paid', email: true },
+      ]);
+      expect(after).toEqual([
+        { type: 'invoice.paid', inApp: true, email: true },
+        { type: 'role_changed', inApp: true, email: false },
+        { type: 'security', inApp: true, email: true },
+        { type: 'welcome', inApp: false, email: true },
+      ]);
+    });
+
+    it('refuses to switch security notices off in-app, but lets their email go', async () => {
+      await expect(
+        preferences.update(user, [{ type: 'security', inApp: false }]),
+      ).rejects.toMatchObject({ code: 'BAD_USER_INPUT', message: /^inApp:/ });
+      const after = await preferences.update(user, [{ type: 'security', email: false }]);
+      expect(after).toContainEqual({ type: 'security', inApp: true, email: false });
+    });
+
+    it('refuses more than 50 changes at once and a type that is not a slug, changing nothing', async () => {
+      const many = Array.from({ length: 51 }, (_, n) => ({ type: `t${n}`, email: true }));
+      await expect(preferences.update(user, many)).rejects.toMatchObject({
+        code: 'BAD_USER_INPUT',
+        message: /^input:/,
+      });
+      await expect(
+        preferences.update(user, [
+          { type: 'welcome', email: true },
+          { type: 'Bad Type', email: true },
+        ]),
+      ).rejects.toMatchObject({ code: 'BAD_USER_INPUT', message: /^type:/ });
+      expect(await preferences.get(user)).toContainEqual({
+        type: 'welcome',
+        inApp: true,
+        email: false,
+      });
+    });
+  });
+});

@@ -1,0 +1,120 @@
+// Test-only: in-memory stand-ins for the user repository and cache, for unit tests of the use
+// cases. A transaction that throws leaves nothing behind, as PostgreSQL's would.
+import { randomUUID } from 'node:crypto';
+import type { User } from '@platform/db';
+import { AppError } from '@platform/errors';
+import type { EventEnvelope } from '@platform/events';
+import type { UserCache } from '../user.cache';
+import type { UserRepository, UserTransaction } from '../user.repository';
+
+export interface FakeUserRepository extends UserRepository {
+  readonly users: Map<string, User>;
+  /** The outbox, in order. */
+  readonly events: EventEnvelope[];
+  /** How many times the users were read by id. */
+  readonly reads: number;
+}
+
+export function createFakeUserRepository(): FakeUserRepository {
+  let users = new Map<string, User>();
+  let events: EventEnvelope[] = [];
+  let reads = 0;
+
+  function queries(): UserTransaction {
+    return {
+      async insert({ email, displayName }) {
+        if ([...users.values()].some((user) => user.email === email))
+          throw AppError.conflict('A user with this email already exists');
+        const now = new Date();
+        const user: User = {
+          id: randomUUID(),
+          email,
+          displayName,
+          status: 'ACTIVE',
+          emailVerified: false,
+          createdAt: now,
+          updatedAt: now,
+        };
+        users.set(user.id, user);
+        return user;
+      },
+      async lock(id) {
+        return users.get(id) ?? null;
+      },
+      async update(id, change) {
+        const before = users.get(id);
+        if (!before) throw new Error(`no user ${id}`);
+        const defined = Object.fromEntries(
+          Object.entries(change).filter(([, value]) => value !== undefined),
+        );
+        const after: User = { ...before, ...defined, updatedAt: new Date() };
+        users.set(id, after);
+        return after;
+      },
+      async delete(id) {
+        return users.delete(id);
+      },
+      async enqueue(event) {
+        events.push(event);
+      },
+    };
+  }
+
+  return {
+    get users() {
+      return users;
+    },
+    get events() {
+      return events;
+    },
+    get reads() {
+      return reads;
+    },
+    async findByIds(ids) {
+      reads++;
+      return ids.flatMap((id) => users.get(id) ?? []);
+    },
+    async findByEmail(email) {
+      return [...users.values()].find((user) => user.email === email) ?? null;
+    },
+    async list({ first, search }) {
+      const rows = [...users.values()].filter(
+        (user) =>
+          !search ||
+          [user.email, user.displayName].some((text) =>
+            text.toLowerCase().startsWith(search.toLowerCase()),
+          ),
+      );
+      return {
+        rows: rows.slice(0, first),
+        hasNextPage: rows.length > first,
+        totalCount: rows.length,
+      };
+    },
+    async transaction(work) {
+      const saved = { users: new Map(users), events: [...events] };
+      try {
+        return await work(queries());
+      } catch (error) {
+        ({ users, events } = saved);
+        throw error;
+      }
+    },
+  };
+}
+
+/** A profile cache that keeps what it was given until it is told to forget, as Redis does. */
+export function createFakeUserCache(): UserCache {
+  const cached = new Map<string, User>();
+  return {
+    async getMany(ids) {
+      return new Map(ids.flatMap((id) => (cached.has(id) ? [[id, cached.get(id)!]] : [])));
+    },
+    async setMany(users) {
+      for (const user of users) cached.set(user.id, user);
+    },
+    async forget(id) {
+      cached.delete(id);
+    },
+  };
+}
