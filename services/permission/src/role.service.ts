@@ -10,6 +10,7 @@ import type { RbacStore, RbacTransaction } from './rbac.store';
 /** The built-in role that grants everything (`*`); the last active global holder stays. */
 export const ADMIN_ROLE = 'admin';
 
+/** A role as the gRPC layer parsed it: well-formed, lists sorted and without repeats. */
 export interface RoleInput {
   name: string;
   description: string | null;
@@ -94,13 +95,15 @@ function changedRole(graph: RoleGraph, before: RoleNode, change: RoleChange): Ro
   return after;
 }
 
-export function createRoleService(deps: {
+export function createRoleService({
+  store,
+  policy,
+  cache,
+}: {
   store: RbacStore;
   policy: ActorPolicy;
   cache: Pick<PermissionCache, 'forgetRoles'>;
 }): RoleService {
-  const { store, policy, cache } = deps;
-
   return {
     async seed() {
       await store.transaction(async (tx) => {
