@@ -1,48 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '@platform/logger';
-import { createCredentialService } from './credential.service';
-import { createOneTimeTokenService } from './one-time-token.service';
-import { createSessionService } from './session.service';
-import {
-  createFakeCredentialRepository,
-  createFakeMailer,
-  createFakeOneTimeTokenRepository,
-  createFakePasswordHasher,
-  createFakeRevocations,
-  createFakeSessionRepository,
-  createFakeTransactions,
-  fakeSigner,
-} from './testing/auth.fakes';
+import { wireOverFakes } from './testing/auth.wiring';
 import { appErrorOf } from './testing/app-error';
 
 const PASSWORD = 'correct horse battery';
 
 function setUp() {
-  const transactions = createFakeTransactions();
-  const revocations = createFakeRevocations();
-  const credentials = createFakeCredentialRepository();
-  const passwords = createFakePasswordHasher();
-  const mailer = createFakeMailer();
-  const sessions = createSessionService({
-    sessions: createFakeSessionRepository(),
-    transactions,
-    signer: fakeSigner,
-    revocations,
-    policy: { idleTtlSeconds: 3600, absoluteTtlSeconds: 7200, reuseGraceSeconds: 10 },
-  });
-  const oneTimeTokens = createOneTimeTokenService({
-    tokens: createFakeOneTimeTokenRepository(),
-    mailer,
-    logger: createLogger({ name: 'credential-test', level: 'silent' }),
-  });
-  const service = createCredentialService({
-    credentials,
-    passwords,
-    sessions,
-    oneTimeTokens,
-    transactions,
-  });
+  const { credentials: service, sessions, oneTimeTokens, mailedToken, fakes } = wireOverFakes();
+  const { credentials, passwords, revocations, transactions } = fakes;
   const eventsOf = (type: string) =>
     transactions.events.filter((event) => event.type === type).map((event) => event.payload);
   /** A user with a password and `count` open sessions. */
@@ -53,8 +18,6 @@ function setUp() {
     for (let i = 1; i < count; i++) more.push(await service.login(userId, PASSWORD, undefined));
     return { userId, sessionIds: [first, ...more].map((tokens) => tokens.sessionId) };
   }
-  /** The token in the last mail sent. */
-  const mailedToken = () => /\n\n([\w-]{43})\n/.exec(mailer.sent.at(-1)?.text ?? '')?.[1] ?? '';
   return {
     service,
     sessions,

@@ -1,25 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '@platform/logger';
-import { createOneTimeTokenService } from './one-time-token.service';
 import { appErrorOf } from './testing/app-error';
-import {
-  createFakeMailer,
-  createFakeOneTimeTokenRepository,
-  createTestClock,
-} from './testing/auth.fakes';
+import { wireOverFakes } from './testing/auth.wiring';
 
 function setUp() {
-  const clock = createTestClock();
-  const mailer = createFakeMailer();
-  const tokens = createFakeOneTimeTokenRepository();
-  const service = createOneTimeTokenService({
-    tokens,
-    mailer,
-    logger: createLogger({ name: 'one-time-token-test', level: 'silent' }),
-    clock: clock.now,
-  });
-  const mailedToken = () => /\n\n([\w-]{43})\n/.exec(mailer.sent.at(-1)?.text ?? '')?.[1] ?? '';
+  const { oneTimeTokens: service, mailedToken, fakes } = wireOverFakes();
+  const { clock, mailer, oneTimeTokens: tokens } = fakes;
   return { clock, mailer, tokens, service, mailedToken };
 }
 

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { eventually } from '@platform/testing';
 import { hashOpaqueToken, newOpaqueToken } from './opaque-token';
 import { createSessionRepository, type Rotation } from './session.repository';
 import { useAuthTestWorld } from './testing/auth.test-world';
+import { holdLock, untilOneWaitsForALock } from './testing/lock-holder';
 
 const SECOND = 1000;
 const HOUR = 3600 * SECOND;
@@ -159,28 +159,15 @@ describe('SessionRepository against PostgreSQL', () => {
 
     it('makes a second transaction presenting the token wait until the first one ends', async () => {
       const { refreshToken } = await world.newSession();
-      let release = () => {};
-      const released = new Promise<void>((resolve) => (release = resolve));
-      let locked = () => {};
-      const firstLocked = new Promise<void>((resolve) => (locked = resolve));
-      const first = world.transactions.run(async ({ client }) => {
-        await repository().lockToken(client, hashOpaqueToken(refreshToken));
-        locked();
-        await released;
-      });
-      await firstLocked;
+      const first = await holdLock(world.transactions, (client) =>
+        repository().lockToken(client, hashOpaqueToken(refreshToken)),
+      );
       let secondLocked = false;
       const second = lock(refreshToken).then(() => (secondLocked = true));
-      await eventually(async () => {
-        const [row] = await world.db.$queryRawUnsafe<{ waiting: number }[]>(
-          `SELECT count(*)::int AS waiting FROM pg_stat_activity
-            WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-        );
-        expect(row?.waiting).toBe(1);
-      });
+      await untilOneWaitsForALock(world.db);
       expect(secondLocked).toBe(false);
-      release();
-      await Promise.all([first, second]);
+      await first.release();
+      await second;
       expect(secondLocked).toBe(true);
     });
   });

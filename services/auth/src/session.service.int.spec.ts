@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { createSessionRepository } from './session.repository';
-import { createSessionService, type SessionTokens } from './session.service';
+import type { SessionTokens } from './session.service';
 import { appErrorOf } from './testing/app-error';
-import { createTestClock, fakeSigner } from './testing/auth.fakes';
+import { createTestClock } from './testing/auth.fakes';
 import { useAuthTestWorld } from './testing/auth.test-world';
+import { wireOverWorld } from './testing/auth.wiring';
 
 const GRACE_SECONDS = 10;
 
@@ -13,14 +13,7 @@ describe('SessionService against PostgreSQL and Redis', () => {
   // Refresh compares times it writes itself, so a test clock can step past the grace window.
   const clock = createTestClock();
   const service = () =>
-    createSessionService({
-      sessions: createSessionRepository(world.db),
-      transactions: world.transactions,
-      signer: fakeSigner,
-      revocations: world.revocations,
-      policy: { idleTtlSeconds: 3600, absoluteTtlSeconds: 86_400, reuseGraceSeconds: 10 },
-      clock: clock.now,
-    });
+    wireOverWorld(world, { clock, policy: { reuseGraceSeconds: GRACE_SECONDS } }).sessions;
 
   const refresh = (token: string) => service().refresh(token, undefined);
   const sessionRow = (id: string) => world.db.session.findUniqueOrThrow({ where: { id } });

@@ -1,34 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { createSessionService, type SessionPolicy } from './session.service';
-import {
-  createFakeRevocations,
-  createFakeSessionRepository,
-  createFakeTransactions,
-  createTestClock,
-  fakeSigner,
-} from './testing/auth.fakes';
+import type { SessionPolicy } from './session.service';
+import { wireOverFakes } from './testing/auth.wiring';
 import { appErrorOf } from './testing/app-error';
 
-const POLICY: SessionPolicy = {
-  idleTtlSeconds: 3600,
-  absoluteTtlSeconds: 4 * 3600,
-  reuseGraceSeconds: 10,
-};
-
-function setUp(policy = POLICY) {
-  const clock = createTestClock();
-  const sessions = createFakeSessionRepository();
-  const transactions = createFakeTransactions();
-  const revocations = createFakeRevocations();
-  const service = createSessionService({
-    sessions,
-    transactions,
-    signer: fakeSigner,
-    revocations,
-    policy,
-    clock: clock.now,
-  });
+function setUp(policy: Partial<SessionPolicy> = {}) {
+  const { sessions: service, fakes } = wireOverFakes({ policy });
+  const { clock, sessions, transactions, revocations } = fakes;
   const revokedEvents = () =>
     transactions.events.filter((event) => event.type === 'auth.session_revoked');
   return { clock, sessions, transactions, revocations, service, revokedEvents };
@@ -53,7 +31,7 @@ describe('SessionService', () => {
     });
 
     it('lets a session sit idle no longer than it may live at all', async () => {
-      const { service, sessions, clock } = setUp({ ...POLICY, idleTtlSeconds: 10 * 3600 });
+      const { service, sessions, clock } = setUp({ idleTtlSeconds: 10 * 3600 });
       const { sessionId } = await service.open(randomUUID(), undefined);
       const session = sessions.sessions.get(sessionId)!;
       expect(session.expiresAt.getTime() - clock.now().getTime()).toBe(4 * 3600 * 1000);

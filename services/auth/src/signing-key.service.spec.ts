@@ -1,23 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { createSigningKeyService, RETIRED_KEY_PUBLISHED_MS } from './signing-key.service';
-import {
-  createFakeSigningKeyRepository,
-  createFakeTransactions,
-  createTestClock,
-} from './testing/auth.fakes';
+import { RETIRED_KEY_PUBLISHED_MS } from './signing-key.service';
+import { wireOverFakes } from './testing/auth.wiring';
 
 const DAY_MS = 24 * 3600 * 1000;
 
 function setUp() {
-  const clock = createTestClock();
-  const signingKeys = createFakeSigningKeyRepository();
-  const service = createSigningKeyService({
-    signingKeys,
-    transactions: createFakeTransactions(),
-    clock: clock.now,
-  });
+  const { signingKeys: service, fakes } = wireOverFakes();
+  const { clock, signingKeys } = fakes;
   const advanceMs = (ms: number) => clock.advance(ms / 1000);
-  return { clock, advanceMs, signingKeys, service };
+  return { advanceMs, signingKeys, service };
 }
 
 describe('SigningKeyService', () => {

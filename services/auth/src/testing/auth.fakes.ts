@@ -16,8 +16,8 @@ import type { SigningKeyRepository } from '../signing-key.repository';
 
 /** A clock that moves only when told to. */
 export interface TestClock {
-  now(): Date;
-  advance(seconds: number): void;
+  readonly now: () => Date;
+  readonly advance: (seconds: number) => void;
 }
 
 export function createTestClock(start = new Date()): TestClock {

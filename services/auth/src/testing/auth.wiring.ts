@@ -1,0 +1,125 @@
+// The use cases wired the way main.ts wires them, for tests: over in-memory fakes (unit
+// tests) or over the real repositories of a test world (integration tests). Mail, password
+// hashing and token signing are faked in both: they are not what these tests are about.
+import { createLogger } from '@platform/logger';
+import type { SessionRevocations } from '@platform/tokens';
+import type { AuthTransactions } from '../auth.transactions';
+import { createCredentialRepository, type CredentialRepository } from '../credential.repository';
+import { createCredentialService } from '../credential.service';
+import {
+  createOneTimeTokenRepository,
+  type OneTimeTokenRepository,
+} from '../one-time-token.repository';
+import { createOneTimeTokenService } from '../one-time-token.service';
+import { createSessionRepository, type SessionRepository } from '../session.repository';
+import { createSessionService, type SessionPolicy } from '../session.service';
+import { createSigningKeyRepository, type SigningKeyRepository } from '../signing-key.repository';
+import { createSigningKeyService } from '../signing-key.service';
+import {
+  createFakeCredentialRepository,
+  createFakeMailer,
+  createFakeOneTimeTokenRepository,
+  createFakePasswordHasher,
+  createFakeRevocations,
+  createFakeSessionRepository,
+  createFakeSigningKeyRepository,
+  createFakeTransactions,
+  createTestClock,
+  fakeSigner,
+  type FakeMailer,
+  type FakePasswordHasher,
+  type TestClock,
+} from './auth.fakes';
+import type { AuthTestWorld } from './auth.test-world';
+
+const DEFAULT_POLICY: SessionPolicy = {
+  idleTtlSeconds: 3600,
+  absoluteTtlSeconds: 4 * 3600,
+  reuseGraceSeconds: 10,
+};
+
+export interface WiringOptions {
+  policy?: Partial<SessionPolicy>;
+  clock?: TestClock;
+}
+
+interface Parts {
+  transactions: AuthTransactions;
+  revocations: SessionRevocations;
+  sessions: SessionRepository;
+  credentials: CredentialRepository;
+  oneTimeTokens: OneTimeTokenRepository;
+  signingKeys: SigningKeyRepository;
+  passwords: FakePasswordHasher;
+  mailer: FakeMailer;
+  clock: TestClock;
+}
+
+function wire(parts: Parts, options: WiringOptions) {
+  const { transactions, clock, mailer } = parts;
+  const sessions = createSessionService({
+    sessions: parts.sessions,
+    transactions,
+    signer: fakeSigner,
+    revocations: parts.revocations,
+    policy: { ...DEFAULT_POLICY, ...options.policy },
+    clock: clock.now,
+  });
+  const oneTimeTokens = createOneTimeTokenService({
+    tokens: parts.oneTimeTokens,
+    mailer,
+    logger: createLogger({ name: 'auth-test', level: 'silent' }),
+    clock: clock.now,
+  });
+  return {
+    sessions,
+    oneTimeTokens,
+    credentials: createCredentialService({
+      credentials: parts.credentials,
+      passwords: parts.passwords,
+      sessions,
+      oneTimeTokens,
+      transactions,
+    }),
+    signingKeys: createSigningKeyService({
+      signingKeys: parts.signingKeys,
+      transactions,
+      clock: clock.now,
+    }),
+    /** The token in the last mail sent. */
+    mailedToken: () => /\n\n([\w-]{43})\n/.exec(mailer.sent.at(-1)?.text ?? '')?.[1] ?? '',
+  };
+}
+
+/** The use cases over in-memory fakes, which come along to be looked into. */
+export function wireOverFakes(options: WiringOptions = {}) {
+  const fakes = {
+    transactions: createFakeTransactions(),
+    revocations: createFakeRevocations(),
+    sessions: createFakeSessionRepository(),
+    credentials: createFakeCredentialRepository(),
+    oneTimeTokens: createFakeOneTimeTokenRepository(),
+    signingKeys: createFakeSigningKeyRepository(),
+    passwords: createFakePasswordHasher(),
+    mailer: createFakeMailer(),
+    clock: options.clock ?? createTestClock(),
+  };
+  return { ...wire(fakes, options), fakes };
+}
+
+/** The use cases over the real repositories, transactions and Redis of a test world. */
+export function wireOverWorld(world: AuthTestWorld, options: WiringOptions = {}) {
+  const { db } = world;
+  const parts = {
+    transactions: world.transactions,
+    revocations: world.revocations,
+    sessions: createSessionRepository(db),
+    credentials: createCredentialRepository(db),
+    oneTimeTokens: createOneTimeTokenRepository(db),
+    signingKeys: createSigningKeyRepository(db),
+    passwords: createFakePasswordHasher(),
+    mailer: createFakeMailer(),
+    clock: options.clock ?? createTestClock(),
+  };
+  return { ...wire(parts, options), mailer: parts.mailer };
+}
