@@ -32,6 +32,8 @@ const ALLOWED = {
 };
 const NO_DATA = new Set(['type:gateway', 'type:subgraph']);
 const DATA_LIBRARIES = ['@prisma/*', 'prisma', 'pg', 'pg-*'];
+/** Entry points only tooling and tests use: migrations run before the apps, never inside one. */
+const TOOLING_ENTRIES = ['@platform/db/migrate'];
 /** Test files may also use the test-only projects (harness, app registry, fixtures). */
 const TEST_FILES = ['**/*.spec.ts', '**/testing/**/*.ts'];
 
@@ -73,6 +75,14 @@ function refused(project, allowedTypes) {
       name: other.name,
       message: `${project.dir} (${project.type}) may not import ${other.name} (${other.tags.join(', ')}): see docs/architecture.md.`,
     }));
+  if (!allowedTypes.includes('type:test')) {
+    for (const name of TOOLING_ENTRIES) {
+      names.push({
+        name,
+        message: `${name} is for the launcher, the migrate CLI and tests: apps never run migrations.`,
+      });
+    }
+  }
   const patterns = NO_DATA.has(project.type)
     ? [
         {

@@ -53,7 +53,7 @@ export default tseslint.config(
     files: [
       '**/environment.ts',
       'packages/config/**',
-      'packages/testing/**',
+      'internal/testing/**',
       'scripts/**',
       'prisma/scripts/**',
       'bench/**',

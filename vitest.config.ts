@@ -10,14 +10,14 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['{packages,services,subgraphs,gateway,prisma,proto}/**/*.spec.ts'],
+          include: ['{packages,internal,services,subgraphs,gateway,prisma,proto}/**/*.spec.ts'],
           exclude: ['**/node_modules/**', '**/*.int.spec.ts', '**/*.e2e.spec.ts'],
         },
       },
       {
         test: {
           name: 'integration',
-          include: ['{packages,services,subgraphs,gateway,prisma}/**/*.int.spec.ts'],
+          include: ['{packages,internal,services,subgraphs,gateway,prisma}/**/*.int.spec.ts'],
           exclude: ['**/node_modules/**'],
           testTimeout: 30_000,
           hookTimeout: 60_000,
