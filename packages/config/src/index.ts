@@ -14,5 +14,6 @@ export {
   delayList,
   url,
 } from './env.fragments';
+export { serviceEnv } from './service.env';
 export { subgraphEnv } from './subgraph.env';
 export { DEFAULT_PORTS, localAddress, type AppName } from './ports';

@@ -1,25 +1,11 @@
 import { z } from 'zod';
-import {
-  commonEnv,
-  databaseEnv,
-  DEFAULT_PORTS,
-  grpcServerEnv,
-  loadEnv,
-  rabbitEnv,
-  redisEnv,
-  tokenEnv,
-  mailEnv,
-} from '@platform/config';
+import { loadEnv, mailEnv, serviceEnv, tokenEnv } from '@platform/config';
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 export const env = loadEnv({
-  ...commonEnv,
-  ...databaseEnv,
-  ...redisEnv,
-  ...rabbitEnv,
+  ...serviceEnv('auth-service'),
   ...tokenEnv,
-  ...grpcServerEnv(DEFAULT_PORTS['auth-service']),
   /** Access token lifetime. */
   ACCESS_TOKEN_TTL: z.coerce
     .number()

@@ -1,23 +1,14 @@
 import {
-  commonEnv,
-  databaseEnv,
-  DEFAULT_PORTS,
   delayList,
   grpcClientEnv,
-  grpcServerEnv,
   loadEnv,
   localAddress,
   mailEnv,
-  rabbitEnv,
-  redisEnv,
+  serviceEnv,
 } from '@platform/config';
 
 export const env = loadEnv({
-  ...commonEnv,
-  ...databaseEnv,
-  ...redisEnv,
-  ...rabbitEnv,
-  ...grpcServerEnv(DEFAULT_PORTS['notification-service']),
+  ...serviceEnv('notification-service'),
   /** Recipients' email addresses, and whether a recipient exists. */
   USER_SERVICE_ADDR: grpcClientEnv(localAddress('user-service')),
   ...mailEnv,

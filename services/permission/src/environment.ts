@@ -1,20 +1,6 @@
-import {
-  commonEnv,
-  databaseEnv,
-  DEFAULT_PORTS,
-  grpcClientEnv,
-  grpcServerEnv,
-  loadEnv,
-  localAddress,
-  rabbitEnv,
-  redisEnv,
-} from '@platform/config';
+import { grpcClientEnv, loadEnv, localAddress, serviceEnv } from '@platform/config';
 
 export const env = loadEnv({
-  ...commonEnv,
-  ...databaseEnv,
-  ...redisEnv,
-  ...rabbitEnv,
-  ...grpcServerEnv(DEFAULT_PORTS['permission-service']),
+  ...serviceEnv('permission-service'),
   USER_SERVICE_ADDR: grpcClientEnv(localAddress('user-service')),
 });

@@ -1,17 +1,3 @@
-import {
-  commonEnv,
-  databaseEnv,
-  DEFAULT_PORTS,
-  grpcServerEnv,
-  loadEnv,
-  rabbitEnv,
-  redisEnv,
-} from '@platform/config';
+import { loadEnv, serviceEnv } from '@platform/config';
 
-export const env = loadEnv({
-  ...commonEnv,
-  ...databaseEnv,
-  ...redisEnv,
-  ...rabbitEnv,
-  ...grpcServerEnv(DEFAULT_PORTS['user-service']),
-});
+export const env = loadEnv(serviceEnv('user-service'));
