@@ -249,7 +249,7 @@ export function createNotificationRepository(db: Database): NotificationReposito
     },
 
     async recordDeletedRecipient(userId) {
-      await db.deletedRecipient.upsert({ where: { userId }, create: { userId }, update: {} });
+      await db.deletedRecipient.createMany({ data: [{ userId }], skipDuplicates: true });
     },
 
     preferencesOf(userId) {

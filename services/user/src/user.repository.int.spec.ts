@@ -1,0 +1,162 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectDatabase, type Database } from '@platform/db';
+import { createEvent } from '@platform/events';
+import { createTestRun, eventually, type TestRun } from '@platform/testing';
+import { createUserRepository, type UserRepository } from './user.repository';
+import { newUser } from './testing/user.factories';
+
+const RACES = 10;
+
+describe('UserRepository', () => {
+  let run: TestRun;
+  let db: Database;
+  let users: UserRepository;
+
+  beforeAll(async () => {
+    run = await createTestRun();
+    db = await connectDatabase({ databaseUrl: run.databaseUrl });
+    users = createUserRepository(db);
+  });
+
+  afterAll(async () => {
+    await db.$disconnect();
+    await run.close();
+  });
+
+  const insert = (user = newUser()) => users.transaction((tx) => tx.insert(user));
+
+  describe('insert', () => {
+    it('stores a new user, active and unverified', async () => {
+      const user = await insert(newUser({ email: 'ada@example.com', displayName: 'Ada' }));
+      expect(user).toMatchObject({
+        email: 'ada@example.com',
+        displayName: 'Ada',
+        status: 'ACTIVE',
+        emailVerified: false,
+      });
+      expect(await users.findByEmail('ada@example.com')).toEqual(user);
+    });
+
+    it('refuses a taken email with CONFLICT, also when two inserts race for it', async () => {
+      for (let race = 0; race < RACES; race++) {
+        const email = newUser().email;
+        const outcomes = await Promise.allSettled([
+          insert(newUser({ email })),
+          insert(newUser({ email })),
+        ]);
+        expect(outcomes.map((outcome) => outcome.status).sort()).toEqual(['fulfilled', 'rejected']);
+        const refused = outcomes.find((outcome) => outcome.status === 'rejected');
+        expect(refused?.reason).toMatchObject({ code: 'CONFLICT' });
+        expect(await db.user.count({ where: { email } })).toBe(1);
+      }
+    });
+  });
+
+  describe('findByIds', () => {
+    it('finds the users that exist among the ids', async () => {
+      const [ada, bob] = [await insert(), await insert()];
+      const found = await users.findByIds([bob.id, randomUUID(), ada.id]);
+      expect(found.map((user) => user.id).sort()).toEqual([ada.id, bob.id].sort());
+      expect(await users.findByIds([])).toEqual([]);
+    });
+  });
+
+  describe('list', () => {
+    it('pages oldest first through users created at one instant, skipping and repeating none', async () => {
+      const prefix = `tie${randomUUID().slice(0, 6)}`;
+      const created = [];
+      for (let n = 0; n < 7; n++)
+        created.push(await insert(newUser({ email: `${prefix}-${n}@example.com` })));
+      await db.user.updateMany({
+        where: { id: { in: created.map((user) => user.id) } },
+        data: { createdAt: new Date('2020-01-01T00:00:00.000Z') },
+      });
+      const expected = created.map((user) => user.id).sort();
+
+      const seen: string[] = [];
+      let after: { createdAt: Date; id: string } | undefined;
+      for (;;) {
+        const page = await users.list({ first: 3, after, search: prefix });
+        expect(page.totalCount).toBe(7);
+        seen.push(...page.rows.map((user) => user.id));
+        after = page.rows.at(-1);
+        if (!page.hasNextPage) break;
+      }
+      expect(seen).toEqual(expected);
+    });
+
+    it('finds users by the start of their email or display name, in any case', async () => {
+      const tag = `Srch${randomUUID().slice(0, 6)}`;
+      const byEmail = await insert(newUser({ email: `${tag.toLowerCase()}@example.com` }));
+      const byName = await insert(newUser({ displayName: `${tag} Lovelace` }));
+      await insert(newUser({ displayName: `Not ${tag}` }));
+      const page = await users.list({ first: 10, search: tag.toUpperCase() });
+      expect(page.rows.map((user) => user.id)).toEqual([byEmail.id, byName.id]);
+      expect(page).toMatchObject({ hasNextPage: false, totalCount: 2 });
+    });
+  });
+
+  describe('transaction', () => {
+    it('changes only what is given', async () => {
+      const { id } = await insert(newUser({ displayName: 'Ada' }));
+      const after = await users.transaction((tx) =>
+        tx.update(id, { status: 'DISABLED', displayName: undefined }),
+      );
+      expect(after).toMatchObject({ displayName: 'Ada', status: 'DISABLED', emailVerified: false });
+    });
+
+    it('deletes a user once when two deletions race', async () => {
+      for (let race = 0; race < RACES; race++) {
+        const { id } = await insert();
+        const deleted = await Promise.all(
+          [1, 2].map(() => users.transaction((tx) => tx.delete(id))),
+        );
+        expect(deleted.sort()).toEqual([false, true]);
+      }
+    });
+
+    it('makes a second lock of one user wait until the first transaction ends', async () => {
+      const { id } = await insert(newUser({ displayName: 'Ada' }));
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let locked!: () => void;
+      const isLocked = new Promise<void>((resolve) => (locked = resolve));
+      const first = users.transaction(async (tx) => {
+        await tx.lock(id);
+        locked();
+        await held;
+        await tx.update(id, { displayName: 'First' });
+      });
+      await isLocked;
+      const second = users.transaction((tx) => tx.lock(id));
+      // The second waits on the row lock (as PostgreSQL reports it), not on a timer.
+      await eventually(async () => {
+        const [waiting] = await db.$queryRaw<{ count: bigint }[]>`
+          SELECT count(*) AS count FROM pg_stat_activity
+           WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+        expect(waiting?.count).toBe(1n);
+      });
+      release();
+      await first;
+      expect(await second).toMatchObject({ displayName: 'First' });
+      expect(await users.transaction((tx) => tx.lock(randomUUID()))).toBeNull();
+    });
+
+    it('writes an event to the outbox if and only if the transaction commits', async () => {
+      const kept = createEvent('user.deleted', { userId: randomUUID() });
+      const dropped = createEvent('user.deleted', { userId: randomUUID() });
+      await users.transaction((tx) => tx.enqueue(kept));
+      await expect(
+        users.transaction(async (tx) => {
+          await tx.enqueue(dropped);
+          throw new Error('rolled back');
+        }),
+      ).rejects.toThrow('rolled back');
+      const rows = await db.userOutboxEvent.findMany({
+        where: { id: { in: [kept.id, dropped.id] } },
+      });
+      expect(rows.map((row) => row.envelope)).toEqual([JSON.parse(JSON.stringify(kept))]);
+    });
+  });
+});
