@@ -72,10 +72,17 @@ describe('transactional outbox and idempotent consumers', () => {
     const proxied = new URL(run.rabbitmqUrl);
     proxied.port = String(proxy.port);
     const publisher = await broker(proxied.toString());
+    let failedAttempts = 0;
     const relay = createOutboxRelay({
       db,
       schema: 'users',
-      broker: publisher,
+      broker: {
+        publish: (event) =>
+          publisher.publish(event).catch((error: unknown) => {
+            failedAttempts++;
+            throw error;
+          }),
+      },
       logger,
       pollIntervalMs: 100,
     });
@@ -89,7 +96,8 @@ describe('transactional outbox and idempotent consumers', () => {
     });
     await db.$transaction((tx) => enqueueEvent(tx, 'users', event));
     relay.kick();
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // The relay tried while RabbitMQ was unreachable: the event stays pending.
+    await eventually(() => expect(failedAttempts).toBeGreaterThan(0), 15_000);
     const pending = await db.userOutboxEvent.findUniqueOrThrow({ where: { id: event.id } });
     expect(pending.publishedAt).toBeNull();
     expect(received).toEqual([]);
@@ -121,7 +129,7 @@ describe('transactional outbox and idempotent consumers', () => {
     // statement, so no relay still running from an earlier test can take it first).
     await db.$executeRawUnsafe(
       `INSERT INTO "users"."outbox_events" (id, type, envelope, created_at, claimed_until)
-       VALUES ($1::uuid, $2, $3::jsonb, $4::timestamptz, now() + interval '1500 milliseconds')`,
+       VALUES ($1::uuid, $2, $3::jsonb, $4::timestamptz, now() + interval '1 hour')`,
       event.id,
       event.type,
       JSON.stringify(event),
@@ -136,8 +144,17 @@ describe('transactional outbox and idempotent consumers', () => {
     });
     closers.push(() => relay.stop());
 
-    await new Promise((resolve) => setTimeout(resolve, 700));
-    expect(received).toEqual([]);
+    // A run of the relay while the lease holds publishes nothing and leaves the claim alone.
+    expect(await relay.drain()).toBe(0);
+    const leased = await db.userOutboxEvent.findUniqueOrThrow({ where: { id: event.id } });
+    expect(leased).toMatchObject({ publishedAt: null, claimedUntil: expect.any(Date) as unknown });
+
+    // The lease lapses (its end moves into the past, as if the hour went by).
+    await db.$executeRawUnsafe(
+      `UPDATE "users"."outbox_events" SET claimed_until = now() - interval '1 millisecond'
+        WHERE id = $1::uuid`,
+      event.id,
+    );
     await eventually(async () => {
       const row = await db.userOutboxEvent.findUniqueOrThrow({ where: { id: event.id } });
       expect(row.publishedAt).not.toBeNull();
@@ -157,25 +174,34 @@ describe('transactional outbox and idempotent consumers', () => {
     });
     const event = createEvent('user.status_changed', { userId: USER_ID, status: 'DISABLED' });
     const real = await broker();
-    // Relay A's broker stalls past A's lease, then fails.
+    // Relay A's broker stalls past A's lease, and fails when the test says so.
+    let failA!: (error: Error) => void;
+    let publishingA!: () => void;
+    const isPublishingA = new Promise<void>((resolve) => (publishingA = resolve));
     const stalling = {
       publish: () =>
-        new Promise<void>((_, reject) =>
-          setTimeout(() => reject(new Error('confirm timed out')), 2_000),
-        ),
+        new Promise<void>((_, reject) => {
+          failA = reject;
+          publishingA();
+        }),
     };
     const relayA = createOutboxRelay({
       db,
       schema: 'auth',
       broker: stalling,
       logger,
-      claimMs: 1_000,
       pollIntervalMs: 60_000,
     });
     closers.push(() => relayA.stop());
     await db.$transaction((tx) => enqueueEvent(tx, 'auth', event));
     relayA.kick();
-    await new Promise((resolve) => setTimeout(resolve, 300)); // A holds the lease now
+    await isPublishingA; // A holds the lease now
+    // A's lease lapses (its end moves into the past, as if its 30 s went by).
+    await db.$executeRawUnsafe(
+      `UPDATE "auth"."outbox_events" SET claimed_until = now() - interval '1 millisecond'
+        WHERE id = $1::uuid`,
+      event.id,
+    );
     const relayB = createOutboxRelay({
       db,
       schema: 'auth',
@@ -186,10 +212,16 @@ describe('transactional outbox and idempotent consumers', () => {
     closers.push(() => relayB.stop());
 
     await eventually(() => expect(received).toEqual([event.id]));
+    await eventually(async () => {
+      const row = await db.authOutboxEvent.findUniqueOrThrow({ where: { id: event.id } });
+      expect(row.publishedAt).not.toBeNull();
+    });
     // A's failure report comes after B published: it must leave B's result alone.
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    failA(new Error('confirm timed out'));
+    await relayA.stop(); // returns once A's batch is settled
     const row = await db.authOutboxEvent.findUniqueOrThrow({ where: { id: event.id } });
     expect(row.publishedAt).not.toBeNull();
+    expect(row.claimedUntil).toBeNull();
     expect(received).toEqual([event.id]);
   });
 
