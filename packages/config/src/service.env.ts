@@ -1,0 +1,14 @@
+import { commonEnv, databaseEnv, grpcServerEnv, rabbitEnv, redisEnv } from './env.fragments';
+import { DEFAULT_PORTS, type AppName } from './ports';
+
+/**
+ * What every domain service reads: its gRPC port and credential, its database, Redis and
+ * the events exchange. A service adds what only it needs.
+ */
+export const serviceEnv = (app: AppName) => ({
+  ...commonEnv,
+  ...databaseEnv,
+  ...redisEnv,
+  ...rabbitEnv,
+  ...grpcServerEnv(DEFAULT_PORTS[app]),
+});
