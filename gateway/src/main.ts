@@ -18,6 +18,7 @@ import { createLogger, currentContext, newCorrelationId } from '@platform/logger
 import { authV1 } from '@platform/proto';
 import { createRedis } from '@platform/redis';
 import { createAccessTokens } from '@platform/tokens';
+import { asTokenRefusal, publicRootFields, refusedTokenPlugin } from './access/public-operations';
 import { clientAddressOf } from './client-address';
 import { withCors } from './cors';
 import { env } from './environment';
@@ -88,6 +89,7 @@ lifecycle.run(async () => {
         ? ApolloServerPluginLandingPageDisabled()
         : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
       requestLogPlugin(logger),
+      refusedTokenPlugin<GatewayContext>(publicRootFields(supergraphSdl)),
       // Responses are per user and never cached by HTTP caches: no cache-control computation.
       ApolloServerPluginCacheControlDisabled(),
     ],
@@ -101,14 +103,19 @@ lifecycle.run(async () => {
 
   const graphql = createGraphQLHandler(apollo, async (req) => {
     const authorization = req.headers.authorization;
+    let tokenRefusal;
     try {
-      // Verified once here; subgraphs verify again before trusting it.
-      await tokens.verifyHeader(authorization);
+      // Verified once here; subgraphs verify again before trusting it. A refused token is
+      // the client's fault (refusedTokenPlugin answers it); anything else is ours.
+      await tokens
+        .verifyHeader(authorization)
+        .catch((error: unknown) => void (tokenRefusal = asTokenRefusal(error)));
     } catch (error) {
       throw toGraphQLError(error);
     }
     return {
       authorization,
+      tokenRefusal,
       correlationId: currentContext()?.correlationId ?? newCorrelationId(),
       userAgent: req.headers['user-agent'],
       clientAddress: clientAddressOf(req, env.TRUST_PROXY),

@@ -1,6 +1,7 @@
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
+import type { TokenCheck } from './access/public-operations';
 
-export interface GatewayContext {
+export interface GatewayContext extends TokenCheck {
   /** The caller's Authorization header, forwarded only after the gateway verified it. */
   authorization?: string | undefined;
   correlationId: string;

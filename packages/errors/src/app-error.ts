@@ -13,8 +13,13 @@ export interface AppErrorOptions {
   field?: string | undefined;
   /** Seconds until a retry may succeed, for RATE_LIMITED. */
   retryAfter?: number | undefined;
+  /** A machine-readable refinement of the code (`extensions.reason`), e.g. `expired`. */
+  reason?: string | undefined;
   cause?: unknown;
 }
+
+/** Why an access token was refused: the client refreshes on `expired`, signs in again otherwise. */
+export type TokenRefusal = 'invalid' | 'expired' | 'ended';
 
 /**
  * An expected failure with a stable code. Its message is shown to the caller, so it must
@@ -23,6 +28,7 @@ export interface AppErrorOptions {
 export class AppError extends Error {
   readonly field: string | undefined;
   readonly retryAfter: number | undefined;
+  readonly reason: string | undefined;
 
   constructor(
     readonly code: ErrorCode,
@@ -33,6 +39,7 @@ export class AppError extends Error {
     this.name = 'AppError';
     this.field = options.field;
     this.retryAfter = options.retryAfter;
+    this.reason = options.reason;
   }
 
   static badInput(field: string, reason: string): AppError {
@@ -45,6 +52,16 @@ export class AppError extends Error {
 
   static unauthenticated(message = 'Not signed in'): AppError {
     return new AppError('UNAUTHENTICATED', message);
+  }
+
+  /** A presented access token that cannot be used: a client fault, never a server error. */
+  static tokenRefused(reason: TokenRefusal): AppError {
+    const messages: Record<TokenRefusal, string> = {
+      invalid: 'Invalid access token',
+      expired: 'Access token has expired',
+      ended: 'Session has ended',
+    };
+    return new AppError('UNAUTHENTICATED', messages[reason], { reason });
   }
 
   static forbidden(message = 'Not allowed'): AppError {

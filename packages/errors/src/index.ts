@@ -1,4 +1,10 @@
-export { AppError, isAppError, type AppErrorOptions, type ErrorCode } from './app-error';
+export {
+  AppError,
+  isAppError,
+  type AppErrorOptions,
+  type ErrorCode,
+  type TokenRefusal,
+} from './app-error';
 export {
   formatGraphQLError,
   formatResultErrors,

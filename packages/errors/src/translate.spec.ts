@@ -17,12 +17,12 @@ describe('error translation', () => {
     ['RATE_LIMITED', status.RESOURCE_EXHAUSTED],
   ] as const)('carries %s across gRPC to GraphQL', (code, grpcStatus) => {
     const wire = toGrpcError(
-      new AppError(code, 'message for the user', { retryAfter: 7, field: 'email' }),
+      new AppError(code, 'message for the user', { retryAfter: 7, field: 'email', reason: 'why' }),
     );
     expect(wire.code).toBe(grpcStatus);
     const graphqlError = toGraphQLError(fromGrpcError(asServiceError(wire)));
     expect(graphqlError.message).toBe('message for the user');
-    expect(graphqlError.extensions).toEqual({ code, field: 'email', retryAfter: 7 });
+    expect(graphqlError.extensions).toEqual({ code, field: 'email', retryAfter: 7, reason: 'why' });
   });
 
   it('masks unexpected errors on the way out of a service', () => {

@@ -23,6 +23,7 @@ export const INTERNAL_MESSAGE = 'Internal server error';
 const ERROR_CODE_KEY = 'x-error-code';
 const FIELD_KEY = 'x-error-field';
 const RETRY_AFTER_KEY = 'x-retry-after';
+const REASON_KEY = 'x-error-reason';
 
 export interface GrpcErrorShape {
   code: status;
@@ -40,6 +41,7 @@ export function toGrpcError(error: unknown): GrpcErrorShape {
   metadata.set(ERROR_CODE_KEY, error.code);
   if (error.field) metadata.set(FIELD_KEY, error.field);
   if (error.retryAfter !== undefined) metadata.set(RETRY_AFTER_KEY, String(error.retryAfter));
+  if (error.reason) metadata.set(REASON_KEY, error.reason);
   return { code: GRPC_STATUS[error.code], details: error.message, metadata };
 }
 
@@ -66,6 +68,7 @@ export function fromGrpcError(error: unknown): AppError {
   return new AppError(code, error.details, {
     field: metadata?.get(FIELD_KEY)[0]?.toString(),
     retryAfter: Number.isFinite(retryAfter) ? retryAfter : undefined,
+    reason: metadata?.get(REASON_KEY)[0]?.toString(),
     cause: error,
   });
 }
@@ -76,6 +79,7 @@ export function toGraphQLError(error: unknown): GraphQLError {
   const extensions: Record<string, unknown> = { code: appError.code };
   if (appError.field) extensions['field'] = appError.field;
   if (appError.retryAfter !== undefined) extensions['retryAfter'] = appError.retryAfter;
+  if (appError.reason) extensions['reason'] = appError.reason;
   return new GraphQLError(appError.message, { extensions });
 }
 
@@ -122,11 +126,12 @@ export function formatGraphQLError(
 }
 
 function pickPublic(extensions: GraphQLFormattedError['extensions']): Record<string, unknown> {
-  const { code, field, retryAfter } = extensions ?? {};
+  const { code, field, retryAfter, reason } = extensions ?? {};
   return {
     code,
     ...(field !== undefined ? { field } : {}),
     ...(retryAfter !== undefined ? { retryAfter } : {}),
+    ...(reason !== undefined ? { reason } : {}),
   };
 }
 

@@ -21,7 +21,12 @@ export interface Authorizer {
   requireSelfOr(userId: string, permission: string): Promise<Identity>;
 }
 
-export function createAuthorizer(viewer: Identity | null, check: CheckPermissions): Authorizer {
+export function createAuthorizer(
+  viewer: Identity | null,
+  check: CheckPermissions,
+  /** Why the caller is anonymous although it presented a token (refused: expired, ...). */
+  tokenRefusal?: AppError,
+): Authorizer {
   const loaders = new Map<string, DataLoader<string, boolean>>();
   const loaderFor = (scope: string) => {
     let loader = loaders.get(scope);
@@ -35,7 +40,7 @@ export function createAuthorizer(viewer: Identity | null, check: CheckPermission
     return loader;
   };
   const signedIn = (): Identity => {
-    if (!viewer) throw AppError.unauthenticated();
+    if (!viewer) throw tokenRefusal ?? AppError.unauthenticated();
     return viewer;
   };
   return {

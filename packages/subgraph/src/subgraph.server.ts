@@ -8,7 +8,7 @@ import {
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper';
 import type { DocumentNode } from 'graphql';
-import { formatGraphQLError, toGraphQLError } from '@platform/errors';
+import { AppError, formatGraphQLError, toGraphQLError } from '@platform/errors';
 import {
   createGraphQLHandler,
   createHttpServer,
@@ -33,6 +33,8 @@ export interface PermissionChecks {
 export interface SubgraphContext {
   /** The caller, verified from the forwarded access token; null when anonymous. */
   viewer: Identity | null;
+  /** Why a presented token was refused (the caller is then anonymous); what `requireViewer` throws. */
+  tokenRefusal?: AppError | undefined;
   /** The caller's permission checks, memoised and batched for this request. */
   authz: Authorizer;
   /** The end user's client, as the gateway forwarded it. */
@@ -71,6 +73,9 @@ export interface Subgraph {
  * A federation subgraph on node:http: `/graphql`, `/health`, `/ready`. Errors are
  * translated to the contract's codes and internals are masked (and logged).
  */
+const isTokenRefusal = (error: unknown): error is AppError =>
+  error instanceof AppError && error.code === 'UNAUTHENTICATED';
+
 export function createSubgraph<TContext extends SubgraphContext>(
   options: SubgraphOptions<TContext>,
 ): Subgraph {
@@ -103,10 +108,14 @@ export function createSubgraph<TContext extends SubgraphContext>(
   const identities = new WeakMap<IncomingMessage, Identity | Error | null>();
   const graphql = createGraphQLHandler(apollo, async (req: IncomingMessage) => {
     const identity = identities.get(req) ?? null;
-    if (identity instanceof Error) throw toGraphQLError(identity);
+    // A refused token leaves the caller anonymous: public fields work, the others say why.
+    const tokenRefusal = isTokenRefusal(identity) ? identity : undefined;
+    if (identity instanceof Error && !tokenRefusal) throw toGraphQLError(identity);
+    const viewer = identity instanceof Error ? null : identity;
     return options.createContext({
-      viewer: identity,
-      authz: createAuthorizer(identity, checkPermissions),
+      viewer,
+      tokenRefusal,
+      authz: createAuthorizer(viewer, checkPermissions, tokenRefusal),
       userAgent: req.headers['user-agent'],
       clientAddress: req.headers['x-client-address']?.toString(),
     });

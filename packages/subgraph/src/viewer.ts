@@ -4,6 +4,6 @@ import type { SubgraphContext } from './subgraph.server';
 
 /** The signed-in caller, or UNAUTHENTICATED. */
 export function requireViewer(context: SubgraphContext): Identity {
-  if (!context.viewer) throw AppError.unauthenticated();
+  if (!context.viewer) throw context.tokenRefusal ?? AppError.unauthenticated();
   return context.viewer;
 }

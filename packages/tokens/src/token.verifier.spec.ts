@@ -98,8 +98,11 @@ describe('createTokenVerifier', () => {
           audience,
         }),
     ],
-  ])('refuses a token %s', async (_name, make) => {
-    await expect(verifier().verify(make())).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+  ])('refuses a token %s', async (name, make) => {
+    await expect(verifier().verify(make())).rejects.toMatchObject({
+      code: 'UNAUTHENTICATED',
+      reason: name === 'expired' ? 'expired' : 'invalid',
+    });
   });
 
   it('asks about revocation on every use of a token it has verified before', async () => {
@@ -113,7 +116,10 @@ describe('createTokenVerifier', () => {
     const token = sign({ sub: 'user-1', sid: 'session-1' }, key.privateKey);
     await expect(tokens.verify(token)).resolves.toMatchObject({ userId: 'user-1' });
     ended.add('session-1');
-    await expect(tokens.verify(token)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    await expect(tokens.verify(token)).rejects.toMatchObject({
+      code: 'UNAUTHENTICATED',
+      reason: 'ended',
+    });
   });
 
   it('refuses a token verified before once it has expired', async () => {
@@ -123,10 +129,32 @@ describe('createTokenVerifier', () => {
       const token = sign({ sub: 'user-1', sid: 'session-1' }, key.privateKey, { expiresIn: 60 });
       await expect(tokens.verify(token)).resolves.toMatchObject({ userId: 'user-1' });
       vi.setSystemTime(Date.now() + 61_000);
-      await expect(tokens.verify(token)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+      await expect(tokens.verify(token)).rejects.toMatchObject({
+        code: 'UNAUTHENTICATED',
+        reason: 'expired',
+      });
     } finally {
       vi.useRealTimers();
     }
+  });
+
+  it('says a session has ended rather than that its token expired: refreshing would not help', async () => {
+    const tokens = createTokenVerifier({
+      issuer,
+      audience,
+      fetchJwks: async () => [key.jwk],
+      isRevoked: async (sessionId) => sessionId === 'ended-session',
+    });
+    const expired = (sid: string) =>
+      sign({ sub: 'u', sid, iat: Math.floor(Date.now() / 1000) - 120 }, key.privateKey, {
+        expiresIn: 60,
+      });
+    await expect(tokens.verify(expired('ended-session'))).rejects.toMatchObject({
+      reason: 'ended',
+    });
+    await expect(tokens.verify(expired('live-session'))).rejects.toMatchObject({
+      reason: 'expired',
+    });
   });
 
   it('refuses a token verified before once its key is no longer published', async () => {

@@ -31,7 +31,8 @@ export interface TokenVerifier {
   verifyHeader(header: string | undefined): Promise<Identity | null>;
 }
 
-const INVALID = () => AppError.unauthenticated('Invalid or expired access token');
+const INVALID = () => AppError.tokenRefused('invalid');
+const EXPIRED = () => AppError.tokenRefused('expired');
 
 interface VerifiedToken {
   identity: Identity;
@@ -79,17 +80,18 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     return keys.get(kid);
   }
 
-  async function checkRevocation(identity: Identity): Promise<Identity> {
-    if (await options.isRevoked?.(identity.sessionId))
-      throw AppError.unauthenticated('Session has ended');
+  /** A genuine token's session may have ended (sign in again) or it may only have expired (refresh). */
+  async function checkUsable(identity: Identity): Promise<Identity> {
+    if (await options.isRevoked?.(identity.sessionId)) throw AppError.tokenRefused('ended');
+    if (identity.expiresAt <= Date.now()) throw EXPIRED();
     return identity;
   }
 
   async function verify(token: string): Promise<Identity> {
     const cached = verified.get(token);
     if (cached) {
-      if (cached.identity.expiresAt > Date.now() && (await keyFor(cached.kid)))
-        return checkRevocation(cached.identity);
+      if (cached.identity.expiresAt <= Date.now()) verified.delete(token);
+      if (await keyFor(cached.kid)) return checkUsable(cached.identity);
       verified.delete(token);
     }
     const decoded = jwt.decode(token, { complete: true });
@@ -99,10 +101,12 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     if (!key) throw INVALID();
     let identity: Identity;
     try {
+      // Expiry is checked after the session (checkUsable), so an ended session says so.
       const claims = jwt.verify(token, key, {
         algorithms: [ACCESS_TOKEN_ALGORITHM],
         issuer: options.issuer,
         audience: options.audience,
+        ignoreExpiration: true,
       });
       if (
         typeof claims === 'string' ||
@@ -113,11 +117,11 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         throw INVALID();
       }
       identity = { userId: claims.sub, sessionId: claims['sid'], expiresAt: claims.exp * 1000 };
-      verified.set(token, { identity, kid: decoded.header.kid });
     } catch {
       throw INVALID();
     }
-    return checkRevocation(identity);
+    if (identity.expiresAt > Date.now()) verified.set(token, { identity, kid: decoded.header.kid });
+    return checkUsable(identity);
   }
 
   return {
