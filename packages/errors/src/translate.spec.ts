@@ -1,7 +1,8 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { GraphQLError } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { AppError } from './app-error';
-import { fromGrpcError, toGraphQLError, toGrpcError } from './translate';
+import { formatGraphQLError, fromGrpcError, toGraphQLError, toGrpcError } from './translate';
 
 function asServiceError(shape: ReturnType<typeof toGrpcError>): ServiceError {
   return Object.assign(new Error(`${shape.code} ${shape.details}`), shape);
@@ -42,5 +43,25 @@ describe('error translation', () => {
     const graphqlError = toGraphQLError(unavailable);
     expect(graphqlError.message).toBe('Internal server error');
     expect(graphqlError.extensions['code']).toBe('INTERNAL_SERVER_ERROR');
+  });
+});
+
+describe('formatGraphQLError', () => {
+  it('keeps the limit and the measured value of an operation refused as too complex', () => {
+    const refused = new GraphQLError('Query depth is 14, above the limit of 12', {
+      extensions: { code: 'QUERY_TOO_COMPLEX', reason: 'DEPTH', limit: 12, measured: 14 },
+    });
+    const formatted = formatGraphQLError(refused.toJSON(), refused, () => undefined);
+    expect(formatted).toEqual({
+      message: 'Query depth is 14, above the limit of 12',
+      extensions: { code: 'QUERY_TOO_COMPLEX', reason: 'DEPTH', limit: 12, measured: 14 },
+    });
+  });
+
+  it('maps an undeclared invalid-argument status back to BAD_USER_INPUT, not QUERY_TOO_COMPLEX', () => {
+    const wire = toGrpcError(AppError.badInput('first', 'must be between 1 and 100'));
+    wire.metadata.remove('x-error-code');
+    wire.metadata.set('x-error-code', 'SOMETHING_NEW');
+    expect(fromGrpcError(asServiceError(wire)).code).toBe('BAD_USER_INPUT');
   });
 });

@@ -8,15 +8,17 @@ const GRPC_STATUS: Record<ErrorCode, status> = {
   UNAUTHENTICATED: status.UNAUTHENTICATED,
   FORBIDDEN: status.PERMISSION_DENIED,
   BAD_USER_INPUT: status.INVALID_ARGUMENT,
+  QUERY_TOO_COMPLEX: status.INVALID_ARGUMENT,
   NOT_FOUND: status.NOT_FOUND,
   CONFLICT: status.ALREADY_EXISTS,
   RATE_LIMITED: status.RESOURCE_EXHAUSTED,
   INTERNAL_SERVER_ERROR: status.INTERNAL,
 };
 
-const CODE_BY_STATUS = new Map<status, ErrorCode>(
-  Object.entries(GRPC_STATUS).map(([code, grpcStatus]) => [grpcStatus, code as ErrorCode]),
-);
+// A status shared by two codes maps back to the first of them.
+const CODE_BY_STATUS = new Map<status, ErrorCode>();
+for (const [code, grpcStatus] of Object.entries(GRPC_STATUS))
+  if (!CODE_BY_STATUS.has(grpcStatus)) CODE_BY_STATUS.set(grpcStatus, code as ErrorCode);
 
 export const INTERNAL_MESSAGE = 'Internal server error';
 
@@ -126,12 +128,15 @@ export function formatGraphQLError(
 }
 
 function pickPublic(extensions: GraphQLFormattedError['extensions']): Record<string, unknown> {
-  const { code, field, retryAfter, reason } = extensions ?? {};
+  const { code, field, retryAfter, reason, limit, measured } = extensions ?? {};
   return {
     code,
     ...(field !== undefined ? { field } : {}),
     ...(retryAfter !== undefined ? { retryAfter } : {}),
     ...(reason !== undefined ? { reason } : {}),
+    // QUERY_TOO_COMPLEX: the limit exceeded and the operation's measured value.
+    ...(limit !== undefined ? { limit } : {}),
+    ...(measured !== undefined ? { measured } : {}),
   };
 }
 
