@@ -188,9 +188,13 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('publishes a port for the gateway only', () => {
+  it('publishes a port for the gateway only (and the mail catcher on this machine only)', () => {
     for (const [name, svc] of Object.entries(compose.services)) {
       if (name === 'gateway') continue;
+      if (name === 'mailpit') {
+        expect(svc.ports?.map(String)).toEqual(['127.0.0.1:${MAILPIT_PORT:-8025}:8025']);
+        continue;
+      }
       expect(svc.ports, name).toBeUndefined();
     }
     const gateway = APPS.find((app) => app.kind === 'gateway')!;
@@ -200,6 +204,15 @@ describe('docker-compose.yml', () => {
       `\${GATEWAY_PORT:-${DEFAULT_PORTS.gateway}}:${listenPort(gateway)}`,
     );
   });
+
+  it.each(['auth-service', 'notification-service'])(
+    '%s sends its mail to the bundled mail catcher unless SMTP_URL says otherwise, so production starts and logs no one-time code',
+    (name) => {
+      expect(healthcheckText(service('mailpit'))).toMatch(/^CMD(-SHELL)? \S/);
+      expect(service(name).environment?.['SMTP_URL']).toBe('${SMTP_URL:-smtp://mailpit:1025}');
+      expect(environmentOf(name)['NODE_ENV']).toBe('production');
+    },
+  );
 
   it.each(Object.keys(INFRASTRUCTURE))('%s has a healthcheck and a named volume', (name) => {
     const svc = service(name);

@@ -70,11 +70,27 @@ export const tokenEnv = {
   TOKEN_AUDIENCE: z.string().min(1).default('platform-api'),
 };
 
-/** Outgoing mail (@platform/mail); unset SMTP_URL: mails are written to the log instead. */
+/**
+ * Outgoing mail (@platform/mail). Without SMTP_URL (development only) a mail is logged as
+ * sent, to whom and its subject; its body (one-time codes) only with MAIL_LOG_BODIES=true.
+ */
 export const mailEnv = {
   SMTP_URL: url(['smtp', 'smtps']).optional(),
   MAIL_FROM: z.string().default('Platform <no-reply@localhost>'),
+  MAIL_LOG_BODIES: booleanFlag(false),
 };
+
+/** Mails carry one-time codes: production sends them and never writes them to a log. */
+export const mailRules = [
+  (env: { NODE_ENV: string; SMTP_URL?: string | undefined }) =>
+    env.NODE_ENV === 'production' && !env.SMTP_URL
+      ? 'SMTP_URL: is required in production (mails carry one-time codes; they are never logged there)'
+      : undefined,
+  (env: { NODE_ENV: string; MAIL_LOG_BODIES: boolean }) =>
+    env.NODE_ENV === 'production' && env.MAIL_LOG_BODIES
+      ? 'MAIL_LOG_BODIES: must not be true in production (it writes one-time codes to the log)'
+      : undefined,
+];
 
 /** Comma-separated milliseconds, e.g. `1000,10000,60000`. */
 export const delayList = (fallback: string) =>

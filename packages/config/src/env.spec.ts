@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { EnvError, parseEnv } from './env';
-import { port, url } from './env.fragments';
+import { commonEnv, mailEnv, mailRules, port, url } from './env.fragments';
 
 describe('parseEnv', () => {
   const shape = {
@@ -40,5 +40,32 @@ describe('parseEnv', () => {
     expect(() => parseEnv(shape, { DATABASE_URL: 'mysql://h/db' })).toThrow(
       /DATABASE_URL: must be a URL with scheme postgresql/,
     );
+  });
+});
+
+describe('mailRules', () => {
+  const shape = { ...commonEnv, ...mailEnv };
+
+  it('refuses production without a mail transport, saying why', () => {
+    expect(() => parseEnv(shape, { NODE_ENV: 'production' }, mailRules)).toThrow(
+      /SMTP_URL: is required in production/,
+    );
+  });
+
+  it('refuses logging mail bodies in production', () => {
+    expect(() =>
+      parseEnv(
+        shape,
+        { NODE_ENV: 'production', SMTP_URL: 'smtp://mail:25', MAIL_LOG_BODIES: 'true' },
+        mailRules,
+      ),
+    ).toThrow(/MAIL_LOG_BODIES: must not be true in production/);
+  });
+
+  it('lets development run without SMTP, bodies not logged unless asked', () => {
+    expect(parseEnv(shape, {}, mailRules)).toMatchObject({ MAIL_LOG_BODIES: false });
+    expect(
+      parseEnv(shape, { NODE_ENV: 'production', SMTP_URL: 'smtp://mail:25' }, mailRules),
+    ).toMatchObject({ SMTP_URL: 'smtp://mail:25' });
   });
 });

@@ -9,10 +9,14 @@ export class EnvError extends Error {
 
 type Env = Record<string, string | undefined>;
 
-/** Validates `env` against `shape`, collecting every problem before failing. */
+/** A rule across variables: a problem to report, or undefined when the values agree. */
+export type EnvRule<T> = (env: T) => string | undefined;
+
+/** Validates `env` against `shape` and then `rules`, collecting every problem before failing. */
 export function parseEnv<T extends z.ZodRawShape>(
   shape: T,
   env: Env,
+  rules: readonly EnvRule<z.infer<z.ZodObject<T>>>[] = [],
 ): Readonly<z.infer<z.ZodObject<T>>> {
   // Empty strings count as unset, so `FOO= npm start` falls back to the default.
   const cleaned = Object.fromEntries(
@@ -31,6 +35,8 @@ export function parseEnv<T extends z.ZodRawShape>(
       }),
     );
   }
+  const problems = rules.flatMap((rule) => rule(result.data) ?? []);
+  if (problems.length > 0) throw new EnvError(problems);
   return Object.freeze(result.data);
 }
 
@@ -40,10 +46,11 @@ export function parseEnv<T extends z.ZodRawShape>(
  */
 export function loadEnv<T extends z.ZodRawShape>(
   shape: T,
+  rules: readonly EnvRule<z.infer<z.ZodObject<T>>>[] = [],
   env: Env = process.env,
 ): Readonly<z.infer<z.ZodObject<T>>> {
   try {
-    return parseEnv(shape, env);
+    return parseEnv(shape, env, rules);
   } catch (error) {
     if (error instanceof EnvError) {
       process.stderr.write(`${error.message}\n`);

@@ -1,4 +1,4 @@
-export { loadEnv, parseEnv, EnvError } from './env';
+export { loadEnv, parseEnv, EnvError, type EnvRule } from './env';
 export {
   booleanFlag,
   commonEnv,
@@ -11,6 +11,7 @@ export {
   secret,
   tokenEnv,
   mailEnv,
+  mailRules,
   delayList,
   url,
 } from './env.fragments';

@@ -8,9 +8,11 @@ export interface Mail {
 }
 
 export interface MailerOptions {
-  /** `smtp://user:pass@host:port` (or smtps://); unset: mails are written to the log instead. */
+  /** `smtp://user:pass@host:port` (or smtps://); unset (development only): logged, not sent. */
   smtpUrl?: string | undefined;
   from: string;
+  /** Without SMTP, also log each mail's body (one-time codes): development only, opt-in. */
+  logBodies?: boolean;
   logger: Logger;
   /** Delay before each retry of a failed delivery. */
   retryDelaysMs?: readonly number[];
@@ -23,9 +25,9 @@ export interface Mailer {
 }
 
 /**
- * Outgoing mail for every service. Without SMTP (local development) each mail goes to the
- * log, which is how a developer reads a verification link; never configure it that way in
- * production, where the log must not hold one-time tokens.
+ * Outgoing mail for every service. Without SMTP (local development; production refuses to
+ * start without it) a mail is only logged: to whom and its subject, and its body (which holds
+ * one-time codes) only when `logBodies` is asked for.
  */
 export function createMailer(options: MailerOptions): Mailer {
   const { logger } = options;
@@ -37,10 +39,8 @@ export function createMailer(options: MailerOptions): Mailer {
   return {
     async send(mail) {
       if (!transport) {
-        logger.info(
-          { mail: { to: mail.to, subject: mail.subject, text: mail.text } },
-          'mail (no SMTP_URL: logged, not sent)',
-        );
+        const logged = options.logBodies ? mail : { to: mail.to, subject: mail.subject };
+        logger.info({ mail: logged }, 'mail (no SMTP_URL: logged, not sent)');
         return;
       }
       for (let attempt = 0; ; attempt++) {

@@ -1,26 +1,29 @@
 import { z } from 'zod';
-import { loadEnv, mailEnv, serviceEnv, tokenEnv } from '@platform/config';
+import { loadEnv, mailEnv, mailRules, serviceEnv, tokenEnv } from '@platform/config';
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
-export const env = loadEnv({
-  ...serviceEnv('auth-service'),
-  ...tokenEnv,
-  /** Access token lifetime. */
-  ACCESS_TOKEN_TTL: z.coerce
-    .number()
-    .int()
-    .positive()
-    .max(24 * 3600)
-    .default(900),
-  /** The signing key is replaced at start once it is this old; the old one stays published a day. */
-  SIGNING_KEY_MAX_AGE_DAYS: z.coerce.number().positive().default(30),
-  /** A rotated refresh token presented again within this window is tolerated (two tabs). */
-  REFRESH_REUSE_GRACE_SECONDS: seconds(10),
-  /** A session ends after this long unused ... */
-  SESSION_IDLE_TTL: seconds(7 * 24 * 3600),
-  /** ... and after this long in any case. */
-  SESSION_ABSOLUTE_TTL: seconds(30 * 24 * 3600),
-  /** Outgoing mail (verification, password reset). */
-  ...mailEnv,
-});
+export const env = loadEnv(
+  {
+    ...serviceEnv('auth-service'),
+    ...tokenEnv,
+    /** Access token lifetime. */
+    ACCESS_TOKEN_TTL: z.coerce
+      .number()
+      .int()
+      .positive()
+      .max(24 * 3600)
+      .default(900),
+    /** The signing key is replaced at start once it is this old; the old one stays published a day. */
+    SIGNING_KEY_MAX_AGE_DAYS: z.coerce.number().positive().default(30),
+    /** A rotated refresh token presented again within this window is tolerated (two tabs). */
+    REFRESH_REUSE_GRACE_SECONDS: seconds(10),
+    /** A session ends after this long unused ... */
+    SESSION_IDLE_TTL: seconds(7 * 24 * 3600),
+    /** ... and after this long in any case. */
+    SESSION_ABSOLUTE_TTL: seconds(30 * 24 * 3600),
+    /** Outgoing mail (verification, password reset). */
+    ...mailEnv,
+  },
+  mailRules,
+);

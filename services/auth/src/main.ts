@@ -30,7 +30,12 @@ lifecycle.run(async () => {
   });
   const transactions = createAuthTransactions(db, relay);
 
-  const mailer = createMailer({ smtpUrl: env.SMTP_URL, from: env.MAIL_FROM, logger });
+  const mailer = createMailer({
+    smtpUrl: env.SMTP_URL,
+    from: env.MAIL_FROM,
+    logBodies: env.MAIL_LOG_BODIES,
+    logger,
+  });
   lifecycle.onShutdown('mailer', () => mailer.close());
 
   const signingKeys = createSigningKeyService({

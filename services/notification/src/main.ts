@@ -35,6 +35,7 @@ lifecycle.run(async () => {
   const mailer = createMailer({
     smtpUrl: env.SMTP_URL,
     from: env.MAIL_FROM,
+    logBodies: env.MAIL_LOG_BODIES,
     logger,
     retryDelaysMs: [],
   });
