@@ -11,49 +11,37 @@ describe('event contracts', () => {
     expect(parseEvent(JSON.parse(JSON.stringify(event)))).toEqual(event);
   });
 
-  it('carries a new notification whole, its time back as a Date and its data as sent', () => {
-    const event = createEvent('notification.created', {
-      id: 'n1',
-      recipientId: 'u1',
-      type: 'invoice.paid',
-      title: 'Paid',
-      body: '',
-      data: { invoice: 42, lines: [1, 2], note: null },
-      createdAt: new Date('2026-01-02T03:04:05.678Z'),
-    });
-    const received = parseEvent(JSON.parse(JSON.stringify(event)));
-    expect(received).toEqual(event);
-    expect(received.payload).toMatchObject({ createdAt: new Date('2026-01-02T03:04:05.678Z') });
-  });
+  describe('notification.created', () => {
+    const created = (change: { data?: unknown; createdAt?: Date } = {}) =>
+      createEvent('notification.created', {
+        id: 'n1',
+        recipientId: 'u1',
+        type: 'invoice.paid',
+        title: 'Paid',
+        body: '',
+        data: change.data,
+        createdAt: change.createdAt ?? new Date(),
+      });
+    /** What a consumer reads from the broker. */
+    const received = (event: object) => parseEvent(JSON.parse(JSON.stringify(event)));
 
-  it('reads a notification.created without data as one whose data is null', () => {
-    const event = createEvent('notification.created', {
-      id: 'n1',
-      recipientId: 'u1',
-      type: 'note',
-      title: 'Hi',
-      body: '',
-      data: undefined,
-      createdAt: new Date(),
+    it('carries a new notification whole, its time back as a Date and its data as sent', () => {
+      const createdAt = new Date('2026-01-02T03:04:05.678Z');
+      const event = created({ data: { invoice: 42, lines: [1, 2], note: null }, createdAt });
+      expect(received(event)).toEqual(event);
+      expect(received(event).payload).toMatchObject({ createdAt });
     });
-    expect(parseEvent(JSON.parse(JSON.stringify(event))).payload).toMatchObject({ data: null });
-  });
 
-  it('refuses a notification.created whose time is not an ISO-8601 time', () => {
-    const event = createEvent('notification.created', {
-      id: 'n1',
-      recipientId: 'u1',
-      type: 'note',
-      title: 'Hi',
-      body: '',
-      data: null,
-      createdAt: new Date(),
+    it('reads one sent without data as one whose data is null', () => {
+      expect(received(created()).payload).toMatchObject({ data: null });
     });
-    const wire = JSON.parse(JSON.stringify(event)) as { payload: Record<string, unknown> };
-    expect(parseEvent(wire).payload).toMatchObject({ data: null });
-    expect(() =>
-      parseEvent({ ...wire, payload: { ...wire.payload, createdAt: 'yesterday' } }),
-    ).toThrow();
+
+    it('refuses one whose time is not an ISO-8601 time', () => {
+      const wire = JSON.parse(JSON.stringify(created())) as { payload: Record<string, unknown> };
+      expect(() =>
+        received({ ...wire, payload: { ...wire.payload, createdAt: 'yesterday' } }),
+      ).toThrow();
+    });
   });
 
   it('refuses an unknown type, a wrong version and a payload that breaks the contract', () => {

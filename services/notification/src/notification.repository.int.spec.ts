@@ -1,35 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectDatabase, type Database } from '@platform/db';
+import { describe, expect, it } from 'vitest';
 import { parseEvent, type EventEnvelope } from '@platform/events';
-import { createTestRun, type TestRun } from '@platform/testing';
-import {
-  createNotificationRepository,
-  type NotificationRepository,
-} from './notification.repository';
 import { newNotification } from './testing/notification.factories';
+import { useNotificationWorld } from './testing/notification.world';
 
 const RACES = 10;
 
 describe('NotificationRepository', () => {
-  let run: TestRun;
-  let db: Database;
-  let notifications: NotificationRepository;
-
-  beforeAll(async () => {
-    run = await createTestRun();
-    db = await connectDatabase({ databaseUrl: run.databaseUrl });
-    notifications = createNotificationRepository(db);
-  });
-
-  afterAll(async () => {
-    await db.$disconnect();
-    await run.close();
-  });
+  const world = useNotificationWorld();
 
   /** A notification's events in the outbox, as a consumer reads them; by type. */
   const outboxOf = async (notificationId: string) =>
-    (await db.notificationOutboxEvent.findMany({ orderBy: { type: 'asc' } }))
+    (await world.db.notificationOutboxEvent.findMany({ orderBy: { type: 'asc' } }))
       .map((row) => parseEvent(row.envelope))
       .filter(({ payload }) =>
         [
@@ -41,15 +23,26 @@ describe('NotificationRepository', () => {
   /** An event as its consumers receive it. */
   const received = (event: EventEnvelope) => parseEvent(JSON.parse(JSON.stringify(event)));
 
+  /** A stored notification (what its event carries). */
+  const stored = async () => {
+    const write = newNotification();
+    await world.notifications.create(write);
+    return write.created.payload;
+  };
+
+  /** Starts `call` `times` times at once. */
+  const atOnce = <T>(times: number, call: () => Promise<T>) =>
+    Promise.all(Array.from({ length: times }, call));
+
   const setPreference = (userId: string, type: string, inApp: boolean, email: boolean) =>
-    notifications.transaction((tx) =>
+    world.notifications.transaction((tx) =>
       tx.changePreference(userId, type, { inApp, email }, { inApp: true, email: false }),
     );
 
   describe('create', () => {
     it('writes the notification and, for live push, notification.created with the same content', async () => {
       const write = newNotification({ data: { invoice: 42, lines: [1, 2] } });
-      const created = await notifications.create(write);
+      const created = await world.notifications.create(write);
       const { payload } = write.created;
       expect(created).toEqual({
         ...payload,
@@ -58,13 +51,13 @@ describe('NotificationRepository', () => {
         inApp: true,
       });
       expect(await outboxOf(payload.id)).toEqual([received(write.created)]);
-      expect(await db.emailDelivery.count({ where: { notificationId: payload.id } })).toBe(0);
+      expect(await world.db.emailDelivery.count({ where: { notificationId: payload.id } })).toBe(0);
     });
 
     it('mails a type whose channels say so: an email delivery and notification.email_requested', async () => {
       const write = newNotification({ type: 'security' });
-      await notifications.create(write);
-      const delivery = await db.emailDelivery.findUniqueOrThrow({
+      await world.notifications.create(write);
+      const delivery = await world.db.emailDelivery.findUniqueOrThrow({
         where: { id: write.emailRequested.payload.deliveryId },
       });
       expect(delivery).toMatchObject({
@@ -81,18 +74,18 @@ describe('NotificationRepository', () => {
       const write = newNotification();
       const { recipientId } = write.created.payload;
       await setPreference(recipientId, 'note', false, true);
-      const created = await notifications.create(write);
+      const created = await world.notifications.create(write);
       expect(created).toMatchObject({ inApp: false });
       expect(await outboxOf(write.created.payload.id)).toEqual([received(write.emailRequested)]);
-      expect(await notifications.get(write.created.payload.id, recipientId)).toBeNull();
-      expect(await notifications.countUnread(recipientId)).toBe(0);
+      expect(await world.notifications.get(write.created.payload.id, recipientId)).toBeNull();
+      expect(await world.notifications.countUnread(recipientId)).toBe(0);
     });
 
     it('shows a locked type in-app whatever the stored preference says', async () => {
       const write = newNotification({ type: 'security' });
       const { recipientId } = write.created.payload;
       await setPreference(recipientId, 'security', false, false);
-      expect(await notifications.create(write)).toMatchObject({ inApp: true });
+      expect(await world.notifications.create(write)).toMatchObject({ inApp: true });
       expect(await outboxOf(write.created.payload.id)).toEqual([received(write.created)]);
     });
 
@@ -105,7 +98,7 @@ describe('NotificationRepository', () => {
         false,
         undefined,
       ]) {
-        const created = await notifications.create(newNotification({ data }));
+        const created = await world.notifications.create(newNotification({ data }));
         expect(created?.data).toEqual(data ?? null);
       }
     });
@@ -114,25 +107,29 @@ describe('NotificationRepository', () => {
       for (let race = 0; race < RACES; race++) {
         const source = { consumer: 'welcome', eventId: randomUUID() };
         const recipientId = randomUUID();
-        const results = await Promise.all(
-          [1, 2, 3].map(() => notifications.create(newNotification({ recipientId, source }))),
+        const results = await atOnce(3, () =>
+          world.notifications.create(newNotification({ recipientId, source })),
         );
         expect(results.filter((created) => created !== null)).toHaveLength(1);
-        expect(await db.notification.count({ where: { recipientId } })).toBe(1);
-        expect(await notifications.create(newNotification({ recipientId, source }))).toBeNull();
+        expect(await world.db.notification.count({ where: { recipientId } })).toBe(1);
+        expect(
+          await world.notifications.create(newNotification({ recipientId, source })),
+        ).toBeNull();
       }
       expect(
-        await db.notificationOutboxEvent.count({ where: { type: 'notification.created' } }),
-      ).toBe(await db.notification.count({ where: { inApp: true } }));
+        await world.db.notificationOutboxEvent.count({ where: { type: 'notification.created' } }),
+      ).toBe(await world.db.notification.count({ where: { inApp: true } }));
     });
 
     it('writes nothing, not even its events, for a deleted recipient', async () => {
       const write = newNotification({ type: 'security' });
-      await notifications.recordDeletedRecipient(write.created.payload.recipientId);
-      expect(await notifications.create(write)).toBeNull();
+      await world.notifications.recordDeletedRecipient(write.created.payload.recipientId);
+      expect(await world.notifications.create(write)).toBeNull();
       expect(await outboxOf(write.created.payload.id)).toEqual([]);
       expect(
-        await db.emailDelivery.count({ where: { id: write.emailRequested.payload.deliveryId } }),
+        await world.db.emailDelivery.count({
+          where: { id: write.emailRequested.payload.deliveryId },
+        }),
       ).toBe(0);
     });
   });
@@ -145,7 +142,7 @@ describe('NotificationRepository', () => {
       const ids: string[] = [];
       for (const createdAt of [instant, later, instant, instant, instant, later, instant]) {
         const write = newNotification({ recipientId, createdAt });
-        await notifications.create(write);
+        await world.notifications.create(write);
         ids.push(write.created.payload.id);
       }
       const expected = ids
@@ -153,31 +150,34 @@ describe('NotificationRepository', () => {
         .sort((x, y) => y.at - x.at || (x.id < y.id ? 1 : -1))
         .map(({ id }) => id);
 
-      const seen: string[] = [];
-      let after: { createdAt: Date; id: string } | undefined;
-      for (;;) {
-        const page = await notifications.list(recipientId, { first: 3, after, unreadOnly: false });
-        expect(page.totalCount).toBe(7);
-        seen.push(...page.rows.map((row) => row.id));
-        after = page.rows.at(-1);
-        if (!page.hasNextPage) break;
-      }
-      expect(seen).toEqual(expected);
+      const page = (after?: { createdAt: Date; id: string }) =>
+        world.notifications.list(recipientId, { first: 3, after, unreadOnly: false });
+      const first = await page();
+      const second = await page(first.rows.at(-1));
+      const third = await page(second.rows.at(-1));
+      expect(
+        [first, second, third].map(({ hasNextPage, totalCount }) => [hasNextPage, totalCount]),
+      ).toEqual([
+        [true, 7],
+        [true, 7],
+        [false, 7],
+      ]);
+      expect([...first.rows, ...second.rows, ...third.rows].map((row) => row.id)).toEqual(expected);
     });
 
     it('counts what the filter matches on every page: unread only, the recipient’s own, in-app only', async () => {
       const recipientId = randomUUID();
       const created = [];
       for (let n = 0; n < 4; n++)
-        created.push(await notifications.create(newNotification({ recipientId })));
-      await notifications.create(newNotification());
+        created.push(await world.notifications.create(newNotification({ recipientId })));
+      await world.notifications.create(newNotification());
       await setPreference(recipientId, 'hidden', false, false);
-      await notifications.create(newNotification({ recipientId, type: 'hidden' }));
-      await notifications.markRead(created[0]!.id, recipientId);
+      await world.notifications.create(newNotification({ recipientId, type: 'hidden' }));
+      await world.notifications.markRead(created[0]!.id, recipientId);
 
-      const unread = await notifications.list(recipientId, { first: 2, unreadOnly: true });
+      const unread = await world.notifications.list(recipientId, { first: 2, unreadOnly: true });
       expect(unread).toMatchObject({ totalCount: 3, hasNextPage: true });
-      const rest = await notifications.list(recipientId, {
+      const rest = await world.notifications.list(recipientId, {
         first: 2,
         after: unread.rows.at(-1),
         unreadOnly: true,
@@ -190,33 +190,27 @@ describe('NotificationRepository', () => {
           .sort(),
       );
       expect(
-        (await notifications.list(recipientId, { first: 10, unreadOnly: false })).totalCount,
+        (await world.notifications.list(recipientId, { first: 10, unreadOnly: false })).totalCount,
       ).toBe(4);
-      expect(await notifications.countUnread(recipientId)).toBe(3);
+      expect(await world.notifications.countUnread(recipientId)).toBe(3);
     });
   });
 
   describe('reading and removing', () => {
     it("leaves someone else's notification alone: read, read-all and delete find nothing", async () => {
-      const write = newNotification();
-      const { id, recipientId } = write.created.payload;
-      await notifications.create(write);
+      const { id, recipientId } = await stored();
       const stranger = randomUUID();
-      expect(await notifications.get(id, stranger)).toBeNull();
-      expect(await notifications.markRead(id, stranger)).toBeNull();
-      expect(await notifications.markAllRead(stranger)).toBe(0);
-      expect(await notifications.remove(id, stranger)).toBe(false);
-      expect(await notifications.get(id, recipientId)).toMatchObject({ id, readAt: null });
+      expect(await world.notifications.get(id, stranger)).toBeNull();
+      expect(await world.notifications.markRead(id, stranger)).toBeNull();
+      expect(await world.notifications.markAllRead(stranger)).toBe(0);
+      expect(await world.notifications.remove(id, stranger)).toBe(false);
+      expect(await world.notifications.get(id, recipientId)).toMatchObject({ id, readAt: null });
     });
 
     it('keeps the first read time when one notification is read several times at once', async () => {
       for (let race = 0; race < RACES; race++) {
-        const write = newNotification();
-        const { id, recipientId } = write.created.payload;
-        await notifications.create(write);
-        const reads = await Promise.all(
-          [1, 2, 3].map(() => notifications.markRead(id, recipientId)),
-        );
+        const { id, recipientId } = await stored();
+        const reads = await atOnce(3, () => world.notifications.markRead(id, recipientId));
         const times = new Set(reads.map((read) => read?.readAt?.getTime()));
         expect(times.size).toBe(1);
         expect([...times][0]).toEqual(expect.any(Number));
@@ -226,19 +220,18 @@ describe('NotificationRepository', () => {
     it('marks each unread notification read once when read-all runs twice at once', async () => {
       for (let race = 0; race < RACES; race++) {
         const recipientId = randomUUID();
-        for (let n = 0; n < 5; n++) await notifications.create(newNotification({ recipientId }));
-        const changed = await Promise.all([1, 2].map(() => notifications.markAllRead(recipientId)));
+        for (let n = 0; n < 5; n++)
+          await world.notifications.create(newNotification({ recipientId }));
+        const changed = await atOnce(2, () => world.notifications.markAllRead(recipientId));
         expect(changed[0]! + changed[1]!).toBe(5);
-        expect(await notifications.countUnread(recipientId)).toBe(0);
+        expect(await world.notifications.countUnread(recipientId)).toBe(0);
       }
     });
 
     it('deletes a notification once when two deletes race', async () => {
       for (let race = 0; race < RACES; race++) {
-        const write = newNotification();
-        const { id, recipientId } = write.created.payload;
-        await notifications.create(write);
-        const removed = await Promise.all([1, 2].map(() => notifications.remove(id, recipientId)));
+        const { id, recipientId } = await stored();
+        const removed = await atOnce(2, () => world.notifications.remove(id, recipientId));
         expect(removed.sort()).toEqual([false, true]);
       }
     });
@@ -248,8 +241,8 @@ describe('NotificationRepository', () => {
     it('records a deleted recipient once when the deletion is handled twice at once', async () => {
       for (let race = 0; race < RACES; race++) {
         const userId = randomUUID();
-        await Promise.all([1, 2].map(() => notifications.recordDeletedRecipient(userId)));
-        expect(await db.deletedRecipient.count({ where: { userId } })).toBe(1);
+        await atOnce(2, () => world.notifications.recordDeletedRecipient(userId));
+        expect(await world.db.deletedRecipient.count({ where: { userId } })).toBe(1);
       }
     });
   });
@@ -258,7 +251,7 @@ describe('NotificationRepository', () => {
     it('records an event once per consumer', async () => {
       const eventId = randomUUID();
       const once = (consumer: string) =>
-        notifications.transaction((tx) => tx.processOnce(consumer, eventId));
+        world.notifications.transaction((tx) => tx.processOnce(consumer, eventId));
       expect(await once('a')).toBe(true);
       expect(await once('a')).toBe(false);
       expect(await once('b')).toBe(true);
@@ -267,47 +260,47 @@ describe('NotificationRepository', () => {
     it('removes everything of one recipient and nothing of anyone else', async () => {
       const [gone, kept] = [randomUUID(), randomUUID()];
       for (const recipientId of [gone, kept]) {
-        await notifications.create(newNotification({ recipientId }));
+        await world.notifications.create(newNotification({ recipientId }));
         await setPreference(recipientId, 'note', true, true);
       }
-      await notifications.transaction(async (tx) => {
+      await world.notifications.transaction(async (tx) => {
         await tx.holdBackCreates();
         await tx.removeAllOf(gone);
         await tx.removePreferencesOf(gone);
       });
-      expect(await notifications.countUnread(gone)).toBe(0);
-      expect(await notifications.preferencesOf(gone)).toEqual([]);
-      expect(await notifications.countUnread(kept)).toBe(1);
-      expect(await notifications.preferencesOf(kept)).toHaveLength(1);
+      expect(await world.notifications.countUnread(gone)).toBe(0);
+      expect(await world.notifications.preferencesOf(gone)).toEqual([]);
+      expect(await world.notifications.countUnread(kept)).toBe(1);
+      expect(await world.notifications.preferencesOf(kept)).toHaveLength(1);
     });
 
     it('writes nothing of a transaction that fails', async () => {
       const userId = randomUUID();
       await expect(
-        notifications.transaction(async (tx) => {
+        world.notifications.transaction(async (tx) => {
           await tx.changePreference(userId, 'note', { email: true }, { inApp: true, email: false });
           throw new Error('changed my mind');
         }),
       ).rejects.toThrow('changed my mind');
-      expect(await notifications.preferencesOf(userId)).toEqual([]);
+      expect(await world.notifications.preferencesOf(userId)).toEqual([]);
     });
 
     it('sets only the channels a preference change gives, over the defaults when none is stored', async () => {
       const userId = randomUUID();
       const change = (channels: { inApp?: boolean; email?: boolean }) =>
-        notifications.transaction((tx) =>
+        world.notifications.transaction((tx) =>
           tx.changePreference(userId, 'note', channels, { inApp: true, email: false }),
         );
       await change({ email: true });
-      expect(await notifications.preferencesOf(userId)).toMatchObject([
+      expect(await world.notifications.preferencesOf(userId)).toMatchObject([
         { inApp: true, email: true },
       ]);
       await change({ inApp: false });
-      expect(await notifications.preferencesOf(userId)).toMatchObject([
+      expect(await world.notifications.preferencesOf(userId)).toMatchObject([
         { inApp: false, email: true },
       ]);
       await change({});
-      expect(await notifications.preferencesOf(userId)).toMatchObject([
+      expect(await world.notifications.preferencesOf(userId)).toMatchObject([
         { inApp: false, email: true },
       ]);
     });

@@ -1,59 +1,35 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectDatabase, type Database } from '@platform/db';
+import { describe, expect, it } from 'vitest';
 import { createEvent } from '@platform/events';
-import { createTestRun, eventually, type TestRun } from '@platform/testing';
-import { createNotificationRepository } from './notification.repository';
-import { createNotificationService, type NotificationService } from './notification.service';
-import {
-  createFakeRecipientDirectory,
-  createFakeUnreadCountCache,
-} from './testing/notification.fakes';
+import { eventually } from '@platform/testing';
+import { useNotificationWorld } from './testing/notification.world';
 
 const RACES = 20;
 
 /** The use cases that own a transaction or race one, on the real PostgreSQL. */
 describe('NotificationService on PostgreSQL', () => {
-  let run: TestRun;
-  let db: Database;
-  let recipients: string[];
-  let service: NotificationService;
-
-  beforeAll(async () => {
-    run = await createTestRun();
-    db = await connectDatabase({ databaseUrl: run.databaseUrl });
-    recipients = Array.from({ length: RACES }, () => randomUUID());
-    service = createNotificationService({
-      notifications: createNotificationRepository(db),
-      unreadCounts: createFakeUnreadCountCache(),
-      recipients: createFakeRecipientDirectory(recipients),
-      relay: { kick: () => undefined },
-    });
-  });
-
-  afterAll(async () => {
-    await db.$disconnect();
-    await run.close();
-  });
+  const world = useNotificationWorld();
 
   const note = (recipientId: string) => ({ recipientId, type: 'security', title: 'Hi', body: '' });
   const leftOf = async (recipientId: string) => ({
-    notifications: await db.notification.count({ where: { recipientId } }),
-    preferences: await db.notificationPreference.count({ where: { userId: recipientId } }),
+    notifications: await world.db.notification.count({ where: { recipientId } }),
+    preferences: await world.db.notificationPreference.count({ where: { userId: recipientId } }),
   });
 
   it('either refuses or removes a notification sent while its recipient is being deleted', async () => {
     const outcomes = new Set<string>();
-    for (const recipientId of recipients) {
-      await service.send(note(recipientId));
-      await db.notificationPreference.create({
+    for (let race = 0; race < RACES; race++) {
+      const recipientId = randomUUID();
+      world.users.add(recipientId);
+      await world.service.send(note(recipientId));
+      await world.db.notificationPreference.create({
         data: { userId: recipientId, type: 'note', inApp: true, email: true },
       });
       const deleted = createEvent('user.deleted', { userId: recipientId });
       const [notified, ...sent] = await Promise.allSettled([
-        service.notify('role', randomUUID(), note(recipientId)),
-        ...[1, 2, 3, 4].map(() => service.send(note(recipientId))),
-        service.removeRecipient('user-deleted', deleted),
+        world.service.notify('role', randomUUID(), note(recipientId)),
+        ...[1, 2, 3, 4].map(() => world.service.send(note(recipientId))),
+        world.service.removeRecipient('user-deleted', deleted),
       ]);
       sent.pop();
       expect(notified.status).toBe('fulfilled');
@@ -63,19 +39,13 @@ describe('NotificationService on PostgreSQL', () => {
         outcomes.add(outcome.status);
       }
       expect(await leftOf(recipientId)).toEqual({ notifications: 0, preferences: 0 });
-      await expect(service.send(note(recipientId))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(world.service.send(note(recipientId))).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+      });
     }
     // Not asserted (timing decides), but worth seeing when a run covers only one order.
     expect(['fulfilled', 'rejected']).toEqual(expect.arrayContaining([...outcomes]));
   });
-
-  /** Sessions of this run's database waiting for a lock, as PostgreSQL reports them. */
-  const waitingForLocks = async () => {
-    const [row] = await db.$queryRaw<{ count: bigint }[]>`
-      SELECT count(*) AS count FROM pg_stat_activity
-       WHERE datname = current_database() AND wait_event_type = 'Lock'`;
-    return Number(row?.count ?? 0);
-  };
 
   it('removes a notification whose create began before the deletion and commits after it', async () => {
     const recipientId = randomUUID();
@@ -86,7 +56,7 @@ describe('NotificationService on PostgreSQL', () => {
     const rolledBack = new Promise<void>((resolve) => (rollBack = resolve));
     let holding!: () => void;
     const isHolding = new Promise<void>((resolve) => (holding = resolve));
-    const otherDelivery = db
+    const otherDelivery = world.db
       .$transaction(async (tx) => {
         await tx.$executeRaw`INSERT INTO "notifications"."processed_events" (consumer, event_id)
           VALUES ('role', ${eventId}::uuid)`;
@@ -96,15 +66,17 @@ describe('NotificationService on PostgreSQL', () => {
       })
       .catch(() => undefined);
     await isHolding;
-    const created = service.notify('role', eventId, note(recipientId));
-    await eventually(async () => expect(await waitingForLocks()).toBe(1));
+    const created = world.service.notify('role', eventId, note(recipientId));
+    await eventually(async () => expect(await world.waitingForLocks()).toBe(1));
 
     let removed = false;
-    const removal = service
+    const removal = world.service
       .removeRecipient('user-deleted', createEvent('user.deleted', { userId: recipientId }))
       .then(() => void (removed = true));
     // The removal either waits for the create (two sessions waiting) or, were it not to, ends.
-    await eventually(async () => expect(removed || (await waitingForLocks()) === 2).toBe(true));
+    await eventually(async () =>
+      expect(removed || (await world.waitingForLocks()) === 2).toBe(true),
+    );
     rollBack();
     await Promise.all([otherDelivery, created, removal]);
     expect(await leftOf(recipientId)).toEqual({ notifications: 0, preferences: 0 });
@@ -113,9 +85,9 @@ describe('NotificationService on PostgreSQL', () => {
   it('handles one user.deleted delivered twice at once without an error', async () => {
     for (let race = 0; race < 5; race++) {
       const userId = randomUUID();
-      await service.notify('welcome', randomUUID(), note(userId));
+      await world.service.notify('welcome', randomUUID(), note(userId));
       const deleted = createEvent('user.deleted', { userId });
-      await Promise.all([1, 2].map(() => service.removeRecipient('user-deleted', deleted)));
+      await Promise.all([1, 2].map(() => world.service.removeRecipient('user-deleted', deleted)));
       expect(await leftOf(userId)).toEqual({ notifications: 0, preferences: 0 });
     }
   });
@@ -124,8 +96,8 @@ describe('NotificationService on PostgreSQL', () => {
     for (let race = 0; race < 5; race++) {
       const userId = randomUUID();
       const eventId = randomUUID();
-      await Promise.all([1, 2].map(() => service.notify('welcome', eventId, note(userId))));
-      expect(await service.countUnread(userId)).toBe(1);
+      await Promise.all([1, 2].map(() => world.service.notify('welcome', eventId, note(userId))));
+      expect(await world.service.countUnread(userId)).toBe(1);
     }
   });
 });

@@ -12,21 +12,25 @@ import {
 const alice = randomUUID();
 const bob = randomUUID();
 
+/** The use cases on in-memory repositories, with alice and bob known to the user service. */
+function setUp() {
+  const repository = createFakeNotificationRepository();
+  const relay = { kicks: 0, kick: () => void relay.kicks++ };
+  const service = createNotificationService({
+    notifications: repository,
+    unreadCounts: createFakeUnreadCountCache(),
+    recipients: createFakeRecipientDirectory(new Set([alice, bob])),
+    relay,
+  });
+  return { repository, relay, service };
+}
+
 describe('NotificationService', () => {
   let repository: FakeNotificationRepository;
-  let kicks: number;
+  let relay: { kicks: number };
   let service: ReturnType<typeof createNotificationService>;
 
-  beforeEach(() => {
-    repository = createFakeNotificationRepository();
-    kicks = 0;
-    service = createNotificationService({
-      notifications: repository,
-      unreadCounts: createFakeUnreadCountCache(),
-      recipients: createFakeRecipientDirectory([alice, bob]),
-      relay: { kick: () => void kicks++ },
-    });
-  });
+  beforeEach(() => ({ repository, relay, service } = setUp()));
 
   const note = (change: Partial<NewNotification> = {}): NewNotification => ({
     recipientId: alice,
@@ -73,7 +77,7 @@ describe('NotificationService', () => {
           },
         }),
       ]);
-      expect(kicks).toBe(1);
+      expect(relay.kicks).toBe(1);
     });
 
     it('refuses a user the user service does not know, creating nothing', async () => {
@@ -130,7 +134,7 @@ describe('NotificationService', () => {
       expect(await service.countUnread(alice)).toBe(1);
       await service.notify('welcome', event.id, note({ type: 'welcome' }));
       expect(repository.notifications).toHaveLength(1);
-      expect(kicks).toBe(1);
+      expect(relay.kicks).toBe(1);
     });
   });
 

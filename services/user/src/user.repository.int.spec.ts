@@ -1,30 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectDatabase, type Database } from '@platform/db';
+import { describe, expect, it } from 'vitest';
 import { createEvent } from '@platform/events';
-import { createTestRun, eventually, type TestRun } from '@platform/testing';
-import { createUserRepository, type UserRepository } from './user.repository';
+import { eventually } from '@platform/testing';
 import { newUser } from './testing/user.factories';
+import { useUserWorld } from './testing/user.world';
 
 const RACES = 10;
 
 describe('UserRepository', () => {
-  let run: TestRun;
-  let db: Database;
-  let users: UserRepository;
+  const world = useUserWorld();
 
-  beforeAll(async () => {
-    run = await createTestRun();
-    db = await connectDatabase({ databaseUrl: run.databaseUrl });
-    users = createUserRepository(db);
-  });
-
-  afterAll(async () => {
-    await db.$disconnect();
-    await run.close();
-  });
-
-  const insert = (user = newUser()) => users.transaction((tx) => tx.insert(user));
+  const insert = (user = newUser()) => world.users.transaction((tx) => tx.insert(user));
 
   describe('insert', () => {
     it('stores a new user, active and unverified', async () => {
@@ -35,7 +21,7 @@ describe('UserRepository', () => {
         status: 'ACTIVE',
         emailVerified: false,
       });
-      expect(await users.findByEmail('ada@example.com')).toEqual(user);
+      expect(await world.users.findByEmail('ada@example.com')).toEqual(user);
     });
 
     it('refuses a taken email with CONFLICT, also when two inserts race for it', async () => {
@@ -48,7 +34,7 @@ describe('UserRepository', () => {
         expect(outcomes.map((outcome) => outcome.status).sort()).toEqual(['fulfilled', 'rejected']);
         const refused = outcomes.find((outcome) => outcome.status === 'rejected');
         expect(refused?.reason).toMatchObject({ code: 'CONFLICT' });
-        expect(await db.user.count({ where: { email } })).toBe(1);
+        expect(await world.db.user.count({ where: { email } })).toBe(1);
       }
     });
   });
@@ -56,9 +42,9 @@ describe('UserRepository', () => {
   describe('findByIds', () => {
     it('finds the users that exist among the ids', async () => {
       const [ada, bob] = [await insert(), await insert()];
-      const found = await users.findByIds([bob.id, randomUUID(), ada.id]);
+      const found = await world.users.findByIds([bob.id, randomUUID(), ada.id]);
       expect(found.map((user) => user.id).sort()).toEqual([ada.id, bob.id].sort());
-      expect(await users.findByIds([])).toEqual([]);
+      expect(await world.users.findByIds([])).toEqual([]);
     });
   });
 
@@ -68,7 +54,7 @@ describe('UserRepository', () => {
       const created = [];
       for (let n = 0; n < 7; n++)
         created.push(await insert(newUser({ email: `${prefix}-${n}@example.com` })));
-      await db.user.updateMany({
+      await world.db.user.updateMany({
         where: { id: { in: created.map((user) => user.id) } },
         data: { createdAt: new Date('2020-01-01T00:00:00.000Z') },
       });
@@ -77,7 +63,7 @@ describe('UserRepository', () => {
       const seen: string[] = [];
       let after: { createdAt: Date; id: string } | undefined;
       for (;;) {
-        const page = await users.list({ first: 3, after, search: prefix });
+        const page = await world.users.list({ first: 3, after, search: prefix });
         expect(page.totalCount).toBe(7);
         seen.push(...page.rows.map((user) => user.id));
         after = page.rows.at(-1);
@@ -91,7 +77,7 @@ describe('UserRepository', () => {
       const byEmail = await insert(newUser({ email: `${tag.toLowerCase()}@example.com` }));
       const byName = await insert(newUser({ displayName: `${tag} Lovelace` }));
       await insert(newUser({ displayName: `Not ${tag}` }));
-      const page = await users.list({ first: 10, search: tag.toUpperCase() });
+      const page = await world.users.list({ first: 10, search: tag.toUpperCase() });
       expect(page.rows.map((user) => user.id)).toEqual([byEmail.id, byName.id]);
       expect(page).toMatchObject({ hasNextPage: false, totalCount: 2 });
     });
@@ -100,7 +86,7 @@ describe('UserRepository', () => {
   describe('transaction', () => {
     it('changes only what is given', async () => {
       const { id } = await insert(newUser({ displayName: 'Ada' }));
-      const after = await users.transaction((tx) =>
+      const after = await world.users.transaction((tx) =>
         tx.update(id, { status: 'DISABLED', displayName: undefined }),
       );
       expect(after).toMatchObject({ displayName: 'Ada', status: 'DISABLED', emailVerified: false });
@@ -110,7 +96,7 @@ describe('UserRepository', () => {
       for (let race = 0; race < RACES; race++) {
         const { id } = await insert();
         const deleted = await Promise.all(
-          [1, 2].map(() => users.transaction((tx) => tx.delete(id))),
+          [1, 2].map(() => world.users.transaction((tx) => tx.delete(id))),
         );
         expect(deleted.sort()).toEqual([false, true]);
       }
@@ -122,17 +108,17 @@ describe('UserRepository', () => {
       const held = new Promise<void>((resolve) => (release = resolve));
       let locked!: () => void;
       const isLocked = new Promise<void>((resolve) => (locked = resolve));
-      const first = users.transaction(async (tx) => {
+      const first = world.users.transaction(async (tx) => {
         await tx.lock(id);
         locked();
         await held;
         await tx.update(id, { displayName: 'First' });
       });
       await isLocked;
-      const second = users.transaction((tx) => tx.lock(id));
+      const second = world.users.transaction((tx) => tx.lock(id));
       // The second waits on the row lock (as PostgreSQL reports it), not on a timer.
       await eventually(async () => {
-        const [waiting] = await db.$queryRaw<{ count: bigint }[]>`
+        const [waiting] = await world.db.$queryRaw<{ count: bigint }[]>`
           SELECT count(*) AS count FROM pg_stat_activity
            WHERE datname = current_database() AND wait_event_type = 'Lock'`;
         expect(waiting?.count).toBe(1n);
@@ -140,20 +126,20 @@ describe('UserRepository', () => {
       release();
       await first;
       expect(await second).toMatchObject({ displayName: 'First' });
-      expect(await users.transaction((tx) => tx.lock(randomUUID()))).toBeNull();
+      expect(await world.users.transaction((tx) => tx.lock(randomUUID()))).toBeNull();
     });
 
     it('writes an event to the outbox if and only if the transaction commits', async () => {
       const kept = createEvent('user.deleted', { userId: randomUUID() });
       const dropped = createEvent('user.deleted', { userId: randomUUID() });
-      await users.transaction((tx) => tx.enqueue(kept));
+      await world.users.transaction((tx) => tx.enqueue(kept));
       await expect(
-        users.transaction(async (tx) => {
+        world.users.transaction(async (tx) => {
           await tx.enqueue(dropped);
           throw new Error('rolled back');
         }),
       ).rejects.toThrow('rolled back');
-      const rows = await db.userOutboxEvent.findMany({
+      const rows = await world.db.userOutboxEvent.findMany({
         where: { id: { in: [kept.id, dropped.id] } },
       });
       expect(rows.map((row) => row.envelope)).toEqual([JSON.parse(JSON.stringify(kept))]);

@@ -146,9 +146,8 @@ export function createFakeUnreadCountCache(): UnreadCountCache {
   };
 }
 
-/** The users the user service knows. */
-export function createFakeRecipientDirectory(existing: Iterable<string>): RecipientDirectory {
-  const known = new Set(existing);
+/** The users the user service knows (the set may grow). */
+export function createFakeRecipientDirectory(known: ReadonlySet<string>): RecipientDirectory {
   return {
     async requireExists(userId) {
       if (!known.has(userId)) throw AppError.notFound('User');
