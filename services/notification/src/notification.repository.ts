@@ -77,9 +77,10 @@ export interface NotificationRepository {
   transaction<T>(work: (tx: NotificationTransaction) => Promise<T>): Promise<T>;
 }
 
-/** A notification as raw SQL returns it (where one statement beats several). */
-const NOTIFICATION_COLUMNS = `id::text, recipient_id::text, type, title, body, data, read_at,
-  created_at, source_event_id::text, in_app`;
+/** A notification from raw SQL (where one statement beats several), as Prisma returns it. */
+const NOTIFICATION_COLUMNS = `id::text, recipient_id::text AS "recipientId", type, title, body,
+  data, read_at AS "readAt", created_at AS "createdAt",
+  source_event_id::text AS "sourceEventId", in_app AS "inApp"`;
 
 const pushed = createOutboxInsert(NOTIFICATIONS_SCHEMA, {
   firstParameter: 14,
@@ -126,34 +127,6 @@ const CREATE_NOTIFICATION = prepared(
    SELECT ${NOTIFICATION_COLUMNS} FROM created`,
 );
 
-interface NotificationRow {
-  id: string;
-  recipient_id: string;
-  type: string;
-  title: string;
-  body: string;
-  data: Prisma.JsonValue | null;
-  read_at: Date | null;
-  created_at: Date;
-  source_event_id: string | null;
-  in_app: boolean;
-}
-
-function toNotification(row: NotificationRow): Notification {
-  return {
-    id: row.id,
-    recipientId: row.recipient_id,
-    type: row.type,
-    title: row.title,
-    body: row.body,
-    data: row.data,
-    readAt: row.read_at,
-    createdAt: row.created_at,
-    sourceEventId: row.source_event_id,
-    inApp: row.in_app,
-  };
-}
-
 function transactionQueries(tx: Prisma.TransactionClient): NotificationTransaction {
   return {
     processOnce: (consumer, eventId) => processOnce(tx, NOTIFICATIONS_SCHEMA, consumer, eventId),
@@ -185,7 +158,7 @@ export function createNotificationRepository(db: Database): NotificationReposito
   return {
     async create({ created, emailRequested, defaults, inAppLocked, source }) {
       const notification = created.payload;
-      const [row] = await db.$run<NotificationRow>(CREATE_NOTIFICATION, [
+      const [row] = await db.$run<Notification>(CREATE_NOTIFICATION, [
         notification.id,
         notification.recipientId,
         notification.type,
@@ -202,7 +175,7 @@ export function createNotificationRepository(db: Database): NotificationReposito
         ...pushed.values(created),
         ...mailed.values(emailRequested),
       ]);
-      return row ? toNotification(row) : null;
+      return row ?? null;
     },
 
     list(recipientId, { first, after, unreadOnly }) {
