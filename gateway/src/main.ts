@@ -21,7 +21,9 @@ import { createAccessTokens } from '@platform/tokens';
 import { asTokenRefusal, publicRootFields, refusedTokenPlugin } from './access/public-operations';
 import { clientAddressOf } from './client-address';
 import { withCors } from './cors';
-import { env } from './environment';
+import { env, operationLimits } from './environment';
+import { operationLimitsPlugin } from './limits/operation-limits.plugin';
+import { createRequestBudget } from './limits/request-budget';
 import { checkReadiness, grpcDependency, httpDependency } from './readiness';
 import { SubgraphDataSource, type GatewayContext } from './subgraph.data-source';
 import { createSubgraphFetcher } from './subgraph.fetcher';
@@ -56,7 +58,11 @@ lifecycle.run(async () => {
     buildService: ({ name, url }) => {
       const target = urlOverrides[name] ?? url ?? '';
       subgraphUrls.set(name, target);
-      const dataSource = new SubgraphDataSource({ url: target, fetcher: subgraphClient.fetcher });
+      const dataSource = new SubgraphDataSource({
+        url: target,
+        fetcher: subgraphClient.fetcher,
+        internalToken: env.INTERNAL_TOKEN,
+      });
       dataSources.set(name, dataSource);
       return dataSource;
     },
@@ -90,6 +96,17 @@ lifecycle.run(async () => {
         : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
       requestLogPlugin(logger),
       refusedTokenPlugin<GatewayContext>(publicRootFields(supergraphSdl)),
+      // Depth, field and cost limits, then the caller's budget: before planning.
+      operationLimitsPlugin<GatewayContext>({
+        limits: operationLimits,
+        budget: createRequestBudget({
+          redis,
+          perSecond: env.REQUEST_BUDGET_PER_SECOND,
+          burst: env.REQUEST_BUDGET_BURST,
+          logger,
+        }),
+        logger,
+      }),
       // Responses are per user and never cached by HTTP caches: no cache-control computation.
       ApolloServerPluginCacheControlDisabled(),
     ],
@@ -104,10 +121,11 @@ lifecycle.run(async () => {
   const graphql = createGraphQLHandler(apollo, async (req) => {
     const authorization = req.headers.authorization;
     let tokenRefusal;
+    let identity;
     try {
       // Verified once here; subgraphs verify again before trusting it. A refused token is
       // the client's fault (refusedTokenPlugin answers it); anything else is ours.
-      await tokens
+      identity = await tokens
         .verifyHeader(authorization)
         .catch((error: unknown) => void (tokenRefusal = asTokenRefusal(error)));
     } catch (error) {
@@ -116,6 +134,7 @@ lifecycle.run(async () => {
     return {
       authorization,
       tokenRefusal,
+      userId: identity?.userId,
       correlationId: currentContext()?.correlationId ?? newCorrelationId(),
       userAgent: req.headers['user-agent'],
       clientAddress: clientAddressOf(req, env.TRUST_PROXY),
@@ -167,6 +186,7 @@ lifecycle.run(async () => {
     federated: createFederatedSubscriptions({ supergraphSdl, dataSources, upstream, logger }),
     tokens,
     revocations,
+    operationLimits,
     limits: {
       perUser: env.MAX_SUBSCRIPTIONS_PER_USER,
       maxBufferedBytes: env.SUBSCRIPTION_MAX_BUFFERED_BYTES,

@@ -1,18 +1,35 @@
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
+import { INTERNAL_TOKEN_HEADER } from '@platform/subgraph';
 import type { TokenCheck } from './access/public-operations';
 
 export interface GatewayContext extends TokenCheck {
   /** The caller's Authorization header, forwarded only after the gateway verified it. */
   authorization?: string | undefined;
   correlationId: string;
+  /** The verified caller's id (undefined when anonymous), for per-user limits. */
+  userId?: string | undefined;
   /** The end user's client, for the sessions list. */
   userAgent?: string | undefined;
   /** The end user's address, for rate limits. */
   clientAddress?: string | undefined;
 }
 
-/** Forwards the caller's token (subgraphs verify it again) and the correlation id. */
+/**
+ * Forwards the caller's token (subgraphs verify it again) and the correlation id, and presents
+ * the internal credential: subgraphs serve nobody else.
+ */
 export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> {
+  constructor(
+    options: ConstructorParameters<typeof RemoteGraphQLDataSource<GatewayContext>>[0] & {
+      internalToken: string;
+    },
+  ) {
+    super(options);
+    this.internalToken = options.internalToken;
+  }
+
+  private readonly internalToken: string;
+
   override willSendRequest({
     request,
     context,
@@ -20,6 +37,7 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
     // The gateway's own requests (e.g. at load) come without a request context.
     const { authorization, correlationId, userAgent, clientAddress } =
       context as Partial<GatewayContext>;
+    request.http?.headers.set(INTERNAL_TOKEN_HEADER, this.internalToken);
     if (authorization) request.http?.headers.set('authorization', authorization);
     if (correlationId) request.http?.headers.set('x-correlation-id', correlationId);
     if (userAgent) request.http?.headers.set('user-agent', userAgent);

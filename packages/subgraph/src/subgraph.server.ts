@@ -7,7 +7,13 @@ import {
 } from '@apollo/server/plugin/disabled';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper';
-import type { DocumentNode } from 'graphql';
+import {
+  GraphQLError,
+  Kind,
+  type DocumentNode,
+  type SelectionSetNode,
+  type ValidationRule,
+} from 'graphql';
 import { AppError, formatGraphQLError, toGraphQLError } from '@platform/errors';
 import {
   createGraphQLHandler,
@@ -19,6 +25,7 @@ import {
 import { currentContext, newCorrelationId, runWithContext, type Logger } from '@platform/logger';
 import type { Identity, TokenVerifier } from '@platform/tokens';
 import { createAuthorizer, type Authorizer, type CheckPermissions } from './authorizer';
+import { INTERNAL_TOKEN_HEADER, isInternalCredential } from './internal-credential';
 import { attachSubscriptionServer } from './subscriptions';
 
 /** What the authorizer needs of the permission service's gRPC client. */
@@ -57,10 +64,66 @@ export interface SubgraphOptions<TContext extends SubgraphContext> {
   /** Readiness of what this subgraph depends on (its gRPC services). */
   checkReady?: () => Promise<Record<string, boolean>>;
   /**
-   * Serve the schema's subscriptions over graphql-ws on `/graphql`, to callers presenting
-   * this internal credential (the gateway).
+   * The platform's internal credential: only callers presenting it (the gateway) are served
+   * on `/graphql`, over HTTP and WebSocket; `/health` and `/ready` stay open to probes.
    */
-  subscriptions?: { internalToken: string };
+  internalToken: string;
+  /** Serve the schema's subscriptions over graphql-ws on `/graphql` too. */
+  subscriptions?: boolean;
+  /** Deepest operation served, every field counted (a second line behind the gateway's limits). */
+  maxDepth?: number;
+}
+
+/**
+ * The gateway's depth limit (12 by default, a connection's `edges` and `node` not counted)
+ * lets through at most 37 fields here: three per connection hop, plus `_entities`.
+ */
+const MAX_DEPTH = 40;
+
+/** Refuses operations nested deeper than `maxDepth` fields; introspection is not measured. */
+export function depthLimit(maxDepth: number): ValidationRule {
+  return (context) => {
+    const fragmentDepths = new Map<string, number>();
+    const depthOf = (selectionSet: SelectionSetNode, visiting: Set<string>): number => {
+      let deepest = 0;
+      for (const selection of selectionSet.selections) {
+        let depth: number;
+        if (selection.kind === Kind.FIELD)
+          depth =
+            selection.selectionSet && !selection.name.value.startsWith('__')
+              ? 1 + depthOf(selection.selectionSet, visiting)
+              : 1;
+        else if (selection.kind === Kind.INLINE_FRAGMENT)
+          depth = depthOf(selection.selectionSet, visiting);
+        else {
+          const name = selection.name.value;
+          const fragment = context.getFragment(name);
+          // Fragment cycles are NoFragmentCyclesRule's to report.
+          if (!fragment || visiting.has(name)) continue;
+          depth = fragmentDepths.get(name) ?? -1;
+          if (depth < 0) {
+            visiting.add(name);
+            depth = depthOf(fragment.selectionSet, visiting);
+            visiting.delete(name);
+            fragmentDepths.set(name, depth);
+          }
+        }
+        deepest = Math.max(deepest, depth);
+      }
+      return deepest;
+    };
+    return {
+      OperationDefinition(operation) {
+        const depth = depthOf(operation.selectionSet, new Set());
+        if (depth > maxDepth)
+          context.reportError(
+            new GraphQLError(`Query depth is ${depth}, above the limit of ${maxDepth}`, {
+              nodes: operation,
+            }),
+          );
+      },
+    };
+  };
 }
 
 export interface Subgraph {
@@ -69,13 +132,13 @@ export interface Subgraph {
   stop(): Promise<void>;
 }
 
+const isTokenRefusal = (error: unknown): error is AppError =>
+  error instanceof AppError && error.code === 'UNAUTHENTICATED';
+
 /**
  * A federation subgraph on node:http: `/graphql`, `/health`, `/ready`. Errors are
  * translated to the contract's codes and internals are masked (and logged).
  */
-const isTokenRefusal = (error: unknown): error is AppError =>
-  error instanceof AppError && error.code === 'UNAUTHENTICATED';
-
 export function createSubgraph<TContext extends SubgraphContext>(
   options: SubgraphOptions<TContext>,
 ): Subgraph {
@@ -87,6 +150,7 @@ export function createSubgraph<TContext extends SubgraphContext>(
   ]);
   const apollo = new ApolloServer<TContext>({
     schema,
+    validationRules: [depthLimit(options.maxDepth ?? MAX_DEPTH)],
     // Subgraphs are internal: only the gateway talks to them, and it needs introspection of _service.
     plugins: [
       ApolloServerPluginLandingPageDisabled(),
@@ -125,6 +189,19 @@ export function createSubgraph<TContext extends SubgraphContext>(
     logger,
     routes: {
       '/graphql': async (req, res) => {
+        // Only the gateway: anyone else on the network would read `_entities` and choose
+        // the client address rate limits are keyed by.
+        if (!isInternalCredential(req.headers[INTERNAL_TOKEN_HEADER], options.internalToken)) {
+          sendJson(res, 401, {
+            errors: [
+              {
+                message: 'Missing or invalid internal credential',
+                extensions: { code: 'UNAUTHENTICATED' },
+              },
+            ],
+          });
+          return;
+        }
         // Carry the verified identity in the request context, so gRPC calls forward it.
         const identity = await options.tokens
           .verifyHeader(req.headers.authorization)
@@ -156,22 +233,22 @@ export function createSubgraph<TContext extends SubgraphContext>(
     },
   });
 
-  const subscriptions =
-    options.subscriptions &&
-    attachSubscriptionServer({
-      server: http.server,
-      schema,
-      internalToken: options.subscriptions.internalToken,
-      tokens: options.tokens,
-      logger,
-      createContext: (viewer) =>
-        options.createContext({
-          viewer,
-          authz: createAuthorizer(viewer, checkPermissions),
-          userAgent: undefined,
-          clientAddress: undefined,
-        }),
-    });
+  const subscriptions = !options.subscriptions
+    ? undefined
+    : attachSubscriptionServer({
+        server: http.server,
+        schema,
+        internalToken: options.internalToken,
+        tokens: options.tokens,
+        logger,
+        createContext: (viewer) =>
+          options.createContext({
+            viewer,
+            authz: createAuthorizer(viewer, checkPermissions),
+            userAgent: undefined,
+            clientAddress: undefined,
+          }),
+      });
 
   return {
     http,

@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { Server } from 'node:http';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
@@ -7,6 +6,7 @@ import { formatResultErrors, toGraphQLError } from '@platform/errors';
 import { createDocumentCache } from '@platform/http-server';
 import type { Logger } from '@platform/logger';
 import type { Identity, TokenVerifier } from '@platform/tokens';
+import { isInternalCredential } from './internal-credential';
 
 /** What the gateway puts in `connection_init`: the platform's internal credential. */
 export interface UpstreamConnectionParams {
@@ -16,13 +16,6 @@ export interface UpstreamConnectionParams {
 /** What the gateway puts in each `subscribe` message's extensions: the end user's token. */
 export interface UpstreamSubscribeExtensions {
   authorization?: string;
-}
-
-function sameSecret(given: unknown, expected: string): boolean {
-  if (typeof given !== 'string') return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /**
@@ -48,7 +41,7 @@ export function attachSubscriptionServer<TContext>(options: {
     {
       schema,
       onConnect: (ctx) => {
-        const accepted = sameSecret(
+        const accepted = isInternalCredential(
           (ctx.connectionParams as UpstreamConnectionParams | undefined)?.internalToken,
           options.internalToken,
         );

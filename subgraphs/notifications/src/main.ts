@@ -51,7 +51,8 @@ lifecycle.run(async () => {
     }),
     logger,
     permissionService: permissions,
-    subscriptions: { internalToken: env.INTERNAL_TOKEN },
+    internalToken: env.INTERNAL_TOKEN,
+    subscriptions: true,
     tokens,
   });
   lifecycle.onShutdown('http server', () => subgraph.stop());

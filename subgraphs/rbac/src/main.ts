@@ -29,6 +29,7 @@ lifecycle.run(async () => {
     logger,
     permissionService: permissions,
     tokens,
+    internalToken: env.INTERNAL_TOKEN,
   });
   lifecycle.onShutdown('http server', () => subgraph.stop());
   await subgraph.start(env.HOST, env.PORT);
