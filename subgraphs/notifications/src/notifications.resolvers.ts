@@ -11,6 +11,7 @@ import {
 } from '@platform/subgraph';
 import { requireId } from '@platform/validation';
 import type { LiveHub } from './live-hub';
+import { requireSendableData } from './notification-data';
 
 type NotificationClient = GrpcClient<typeof notificationV1.NotificationServiceService>;
 
@@ -43,16 +44,6 @@ const STATUS = {
   [notificationV1.DeliveryStatus.DELIVERY_STATUS_SENT]: 'SENT',
   [notificationV1.DeliveryStatus.DELIVERY_STATUS_FAILED]: 'FAILED',
 } as Record<number, string | undefined>;
-
-/** Containers a notification's data may nest (gRPC decodes JSON values about 33 deep). */
-const MAX_DATA_DEPTH = 32;
-
-function nestsDeeperThan(value: unknown, levels: number): boolean {
-  if (value === null || typeof value !== 'object') return false;
-  if (levels === 0) return true;
-  const children: unknown[] = Array.isArray(value) ? value : Object.values(value);
-  return children.some((child) => nestsDeeperThan(child, levels - 1));
-}
 
 interface SendInput {
   userId: string;
@@ -106,15 +97,13 @@ export const notificationsResolvers = {
     ) {
       const viewer = await context.authz.require(PERMISSIONS['notifications:send']);
       requireId('userId', input.userId, 'user');
-      if (nestsDeeperThan(input.data, MAX_DATA_DEPTH))
-        throw AppError.badInput('data', `must nest at most ${MAX_DATA_DEPTH} levels deep`);
       const { notification } = await context.notifications.sendNotification({
         senderId: viewer.userId,
         recipientId: input.userId,
         type: input.type,
         title: input.title,
         body: input.body,
-        data: input.data ?? undefined,
+        data: requireSendableData(input.data),
       });
       return notification;
     },
