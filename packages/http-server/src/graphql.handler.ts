@@ -27,6 +27,8 @@ export function createGraphQLHandler<TContext extends BaseContext>(
       },
       context: () => context(req),
     });
+    // Answers are per user: no shared or browser cache keeps them.
+    res.setHeader('cache-control', 'no-store');
     for (const [key, value] of response.headers) res.setHeader(key, value);
     res.statusCode = response.status ?? 200;
     if (response.body.kind === 'complete') {

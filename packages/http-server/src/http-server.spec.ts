@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '@platform/logger';
 import { createHttpServer, sendJson } from './http-server';
@@ -61,6 +62,51 @@ describe('createHttpServer', () => {
       });
       expect(response.status).toBe(400);
       expect(await response.json()).toEqual({ error: 'request body is not valid JSON' });
+    } finally {
+      await http.close();
+    }
+  });
+
+  it('sends security headers with every response, and HSTS only over TLS', async () => {
+    const http = createHttpServer({
+      logger,
+      routes: { '/x': (_req, res) => sendJson(res, 200, {}) },
+      isSecure: (req) => req.headers['x-forwarded-proto'] === 'https',
+    });
+    const port = await http.listen('127.0.0.1', 0);
+    try {
+      for (const path of ['/x', '/missing']) {
+        const response = await fetch(`http://127.0.0.1:${port}${path}`);
+        expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+        expect(response.headers.get('x-frame-options')).toBe('DENY');
+        expect(response.headers.get('content-security-policy')).toBe("frame-ancestors 'none'");
+        expect(response.headers.get('strict-transport-security')).toBeNull();
+      }
+      const secure = await fetch(`http://127.0.0.1:${port}/x`, {
+        headers: { 'x-forwarded-proto': 'https' },
+      });
+      expect(secure.headers.get('strict-transport-security')).toMatch(/^max-age=\d+/);
+    } finally {
+      await http.close();
+    }
+  });
+
+  it('closes the socket of a client that sends its headers too slowly', async () => {
+    const http = createHttpServer({ logger, routes: {}, headersTimeoutMs: 300 });
+    const port = await http.listen('127.0.0.1', 0);
+    try {
+      const socket = connect(port, '127.0.0.1');
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      // Starts a request and never finishes its headers.
+      socket.write('POST /graphql HTTP/1.1\r\nHost: x\r\n');
+      const started = Date.now();
+      const reply = await new Promise<string>((resolve) => {
+        let text = '';
+        socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        socket.once('close', () => resolve(text));
+      });
+      expect(reply).toMatch(/^HTTP\/1\.1 408/);
+      expect(Date.now() - started).toBeLessThan(5_000);
     } finally {
       await http.close();
     }

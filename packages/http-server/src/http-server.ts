@@ -40,43 +40,70 @@ export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
   }
 }
 
+export interface HttpServerOptions {
+  logger: Logger;
+  routes: Record<string, Route>;
+  /** A client must have sent its request headers within this long (slow-header attacks). */
+  headersTimeoutMs?: number;
+  /** ... and its whole request, body included, within this long (slow-body attacks). */
+  requestTimeoutMs?: number;
+  /** Whether the request reached us over TLS (then HSTS is sent); e.g. a trusted proxy's word. */
+  isSecure?: (req: IncomingMessage) => boolean;
+}
+
+/** Sent with every response: no MIME sniffing, no framing by other sites, no referrer leaks. */
+const SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'content-security-policy': "frame-ancestors 'none'",
+  'referrer-policy': 'no-referrer',
+};
+
 /**
  * A plain node:http server with exact-path routes. Every request runs in a request context
  * whose correlation id comes from `x-correlation-id` (when well-formed) or is new, and is
- * echoed in the response.
+ * echoed in the response. Slow clients are cut off (header and request timeouts).
  */
-export function createHttpServer(options: {
-  logger: Logger;
-  routes: Record<string, Route>;
-}): HttpServer {
+export function createHttpServer(options: HttpServerOptions): HttpServer {
   const { logger, routes } = options;
   let closing = false;
-  const server = createServer((req, res) => {
-    if (closing) res.setHeader('connection', 'close');
-    // A keep-alive connection whose request was in flight at close() goes idle only now.
-    res.once('finish', () => {
-      if (closing) setImmediate(() => server.closeIdleConnections());
-    });
-    const correlationId = newCorrelationId(req.headers['x-correlation-id']?.toString());
-    res.setHeader('x-correlation-id', correlationId);
-    const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
-    const route = routes[path];
-    void runWithContext({ correlationId }, async () => {
-      if (!route) return sendJson(res, 404, { error: 'not found' });
-      try {
-        await route(req, res);
-      } catch (error) {
-        const status = (error as { status?: number }).status;
-        if (status && status < 500)
-          return sendJson(res, status, { error: (error as Error).message });
-        logger.error({ err: error, path }, 'request failed');
-        if (!res.headersSent) sendJson(res, 500, { error: 'internal server error' });
-        else res.destroy();
-      }
-    });
-  });
+  const headersTimeout = options.headersTimeoutMs ?? 10_000;
+  const server = createServer(
+    {
+      headersTimeout,
+      requestTimeout: Math.max(options.requestTimeoutMs ?? 30_000, headersTimeout),
+      // How often timed-out requests are looked for: the timeouts are only as exact as this.
+      connectionsCheckingInterval: Math.min(1_000, headersTimeout),
+    },
+    (req, res) => {
+      for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value);
+      if (options.isSecure?.(req))
+        res.setHeader('strict-transport-security', 'max-age=31536000; includeSubDomains');
+      if (closing) res.setHeader('connection', 'close');
+      // A keep-alive connection whose request was in flight at close() goes idle only now.
+      res.once('finish', () => {
+        if (closing) setImmediate(() => server.closeIdleConnections());
+      });
+      const correlationId = newCorrelationId(req.headers['x-correlation-id']?.toString());
+      res.setHeader('x-correlation-id', correlationId);
+      const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
+      const route = routes[path];
+      void runWithContext({ correlationId }, async () => {
+        if (!route) return sendJson(res, 404, { error: 'not found' });
+        try {
+          await route(req, res);
+        } catch (error) {
+          const status = (error as { status?: number }).status;
+          if (status && status < 500)
+            return sendJson(res, status, { error: (error as Error).message });
+          logger.error({ err: error, path }, 'request failed');
+          if (!res.headersSent) sendJson(res, 500, { error: 'internal server error' });
+          else res.destroy();
+        }
+      });
+    },
+  );
   server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
   return {
     server,
     listen(host, port) {

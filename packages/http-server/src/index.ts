@@ -3,6 +3,7 @@ export {
   readJsonBody,
   sendJson,
   type HttpServer,
+  type HttpServerOptions,
   type Route,
 } from './http-server';
 export { createGraphQLHandler } from './graphql.handler';
