@@ -1,4 +1,5 @@
 export {
+  findIllFormedText,
   isCommonPassword,
   isUuid,
   PASSWORD_LENGTH,

@@ -1,9 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { isCommonPassword, validateDisplayName, validateEmail, validatePassword } from './rules';
+import {
+  findIllFormedText,
+  isCommonPassword,
+  validateDisplayName,
+  validateEmail,
+  validatePassword,
+} from './rules';
 
 describe('validateEmail', () => {
   it('normalises case and surrounding space', () => {
     expect(validateEmail('  Ada@Example.COM ')).toBe('ada@example.com');
+  });
+  it('spells an address one way whatever its Unicode normalisation form', () => {
+    const nfd = 'jose\u0301@example.com';
+    expect(validateEmail(nfd)).toBe(validateEmail('jos\u00e9@example.com'));
   });
   it.each(['', 'ada', 'ada@', '@example.com', 'a b@example.com', `${'a'.repeat(250)}@x.io`])(
     'refuses %j naming the field',
@@ -41,5 +51,32 @@ describe('validateDisplayName', () => {
     expect(validateDisplayName('  Ada  ')).toBe('Ada');
     expect(() => validateDisplayName('   ')).toThrow(/^displayName: /);
     expect(() => validateDisplayName('x'.repeat(101))).toThrow(/^displayName: /);
+  });
+});
+
+describe('validateDisplayName refuses spoofing characters', () => {
+  it.each([
+    ['a right-to-left override', 'evil\u202Egnp.exe'],
+    ['a bidirectional isolate', 'admin\u2066x'],
+    ['a control character', 'line\nbreak'],
+  ])('refuses %s, naming the field', (_what, name) =>
+    expect(() => validateDisplayName(name)).toThrow(/^displayName: must not contain control/),
+  );
+  it('accepts names in any script', () => {
+    expect(validateDisplayName('مريم')).toBe('مريم');
+    expect(validateDisplayName('Zoë 👩‍💻')).toBe('Zoë 👩‍💻');
+  });
+});
+
+describe('findIllFormedText', () => {
+  it('finds a NUL or an unpaired surrogate anywhere in variables, by path', () => {
+    expect(findIllFormedText({ input: { title: 'ok', body: 'a\u0000b' } })).toBe('input.body');
+    expect(findIllFormedText({ list: ['fine', 'x\uD800'] })).toBe('list[1]');
+    expect(findIllFormedText({ ['k\uDC00']: 1 })).toBe('k\uDC00');
+  });
+  it('accepts well-formed text, emoji included', () => {
+    expect(
+      findIllFormedText({ title: 'Hello 👋', n: 3, nested: [null, { a: 'é' }] }),
+    ).toBeUndefined();
   });
 });

@@ -27,19 +27,58 @@ export function requireId(field: string, value: string, kind?: string): string {
   return value;
 }
 
-/** Trimmed and lower-cased; BAD_USER_INPUT naming `field` when not an address. */
+/**
+ * Unicode NFC, trimmed and lower-cased (so the NFC and NFD spellings of one address are one
+ * account); BAD_USER_INPUT naming `field` when not an address.
+ */
 export function validateEmail(value: string, field = 'email'): string {
-  const email = value.trim().toLowerCase();
+  const email = value.normalize('NFC').trim().toLowerCase();
   if (email.length > 254 || !EMAIL.test(email))
     throw AppError.badInput(field, 'must be a valid email address');
   return email;
 }
 
+// Control characters, and the bidirectional overrides and isolates that make a name display
+// as something else than it is ("Trojan Source"-style spoofing in admin lists and mails).
+const CONTROL_OR_BIDI = /[\p{Cc}\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/u;
+
 export function validateDisplayName(value: string, field = 'displayName'): string {
-  const name = value.trim();
+  const name = value.normalize('NFC').trim();
   if (name.length < 1 || name.length > 100)
     throw AppError.badInput(field, 'must be 1 to 100 characters');
+  if (CONTROL_OR_BIDI.test(name))
+    throw AppError.badInput(
+      field,
+      'must not contain control or bidirectional formatting characters',
+    );
   return name;
+}
+
+// NUL, or a UTF-16 surrogate not in a pair (in `u` mode a pair is one code point, not \p{Cs}).
+const ILL_FORMED = /[\0\p{Cs}]/u;
+
+/**
+ * Where in `value` (a request's variables, say) a string holds a NUL character or an unpaired
+ * UTF-16 surrogate, which no field accepts and PostgreSQL cannot store; undefined when none.
+ */
+export function findIllFormedText(value: unknown, path = ''): string | undefined {
+  if (typeof value === 'string') return ILL_FORMED.test(value) ? path || '(value)' : undefined;
+  if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) {
+      const found = findIllFormedText(item, `${path}[${index}]`);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (value && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      const found =
+        findIllFormedText(key, path ? `${path}.${key}` : key) ??
+        findIllFormedText(item, path ? `${path}.${key}` : key);
+      if (found) return found;
+    }
+  }
+  return undefined;
 }
 
 /** Length, and not among the most common passwords; no composition rules (NIST SP 800-63B). */
