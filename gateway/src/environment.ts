@@ -12,6 +12,7 @@ import {
   tokenEnv,
   url,
 } from '@platform/config';
+import { MAX_PAGE_SIZE, type OperationLimits } from './limits/operation-cost';
 
 const subgraphUrl = url(['http', 'https']).optional();
 
@@ -51,9 +52,30 @@ export const env = loadEnv({
   SUBSCRIPTION_SESSION_CHECK_MS: z.coerce.number().int().positive().default(2_000),
   /** WebSocket ping interval; a client that misses a pong is dropped. */
   WS_PING_MS: z.coerce.number().int().positive().default(15_000),
+  /** Operation limits, checked before planning (docs/security.md, "Operation limits"). */
+  QUERY_MAX_DEPTH: z.coerce.number().int().positive().default(12),
+  QUERY_MAX_FIELDS: z.coerce.number().int().positive().default(500),
+  QUERY_MAX_ROOT_FIELDS: z.coerce.number().int().positive().default(20),
+  QUERY_MAX_NODES: z.coerce.number().int().positive().default(10_000),
+  /** Length assumed for a list of objects without `first`/`last`, in the node count. */
+  QUERY_LIST_SIZE: z.coerce.number().int().positive().default(10),
+  /** Points a caller (user, else address) regains per second; 0 turns the budget off. */
+  REQUEST_BUDGET_PER_SECOND: z.coerce.number().int().nonnegative().default(5_000),
+  /** Points a caller may spend at once. */
+  REQUEST_BUDGET_BURST: z.coerce.number().int().positive().default(50_000),
   /** Behind a load balancer: take the client address from the first X-Forwarded-For entry. */
   TRUST_PROXY: z
     .enum(['true', 'false'])
     .default('false')
     .transform((value) => value === 'true'),
 });
+
+/** Every operation's limits, from the QUERY_* variables. */
+export const operationLimits: OperationLimits = {
+  maxDepth: env.QUERY_MAX_DEPTH,
+  maxFields: env.QUERY_MAX_FIELDS,
+  maxRootFields: env.QUERY_MAX_ROOT_FIELDS,
+  maxNodes: env.QUERY_MAX_NODES,
+  listSize: env.QUERY_LIST_SIZE,
+  pageSize: MAX_PAGE_SIZE,
+};

@@ -1,11 +1,12 @@
 import type { IncomingMessage, Server } from 'node:http';
-import { GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
+import { getOperationAST, GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { formatResultErrors } from '@platform/errors';
 import { createDocumentCache } from '@platform/http-server';
 import { newCorrelationId, type Logger } from '@platform/logger';
 import type { Identity, SessionRevocations, TokenVerifier } from '@platform/tokens';
+import { checkOperation, queryTooComplex, type OperationLimits } from '../limits/operation-cost';
 import type { FederatedSubscriptions } from './federated-subscriptions';
 
 export interface SubscriptionLimits {
@@ -69,6 +70,8 @@ export function attachSubscriptionServer(options: {
   tokens: TokenVerifier;
   revocations: SessionRevocations;
   limits: SubscriptionLimits;
+  /** The same limits as over HTTP, on each subscription's selection before it is planned. */
+  operationLimits: OperationLimits;
   clientAddressOf: (req: IncomingMessage) => string | undefined;
   logger: Logger;
 }): { close(): Promise<void>; connections(): number } {
@@ -137,6 +140,17 @@ export function attachSubscriptionServer(options: {
           return [new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } })];
         const document = parseDocument(payload.query);
         if (!('kind' in document)) return document;
+        const operation = getOperationAST(document, payload.operationName ?? undefined);
+        if (operation) {
+          const { exceeded } = checkOperation(
+            federated.schema,
+            document,
+            operation,
+            payload.variables ?? undefined,
+            options.operationLimits,
+          );
+          if (exceeded) return [queryTooComplex(exceeded, false)];
+        }
         let plan: SubscriptionContext['plan'];
         try {
           plan = federated.plan(document, payload.operationName ?? undefined);

@@ -1,0 +1,204 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AppName } from '@platform/config';
+import { eventually } from '@platform/testing';
+import { codeOf, signUp, type GraphQLResponse, type SignedIn } from './graphql.client';
+import { connectLive } from './live.client';
+import { startPlatform, stopPlatform, type Platform } from './platform.harness';
+
+/** `notifications(first: 100) { edges { node { recipient { ... } } } }`, `levels` deep. */
+function notificationChain(levels: number): string {
+  let inner = 'id';
+  for (let level = 0; level < levels; level++)
+    inner = `notifications(first: 100) { edges { node { recipient { ${inner} } } } }`;
+  return inner;
+}
+
+/** The reported operation: five levels of 100 notifications. */
+const REPORTED = `{ me { ${notificationChain(5)} } }`;
+const PAGE = '{ me { notifications(first: 20) { edges { node { id } } } } }';
+// 100 notifications for one point each, and one for the root field.
+const HUNDRED = '{ me { notifications(first: 100) { edges { node { id } } } } }';
+const SUBGRAPHS: AppName[] = ['users-subgraph', 'rbac-subgraph', 'notifications-subgraph'];
+
+interface HttpAnswer<T> {
+  status: number;
+  headers: Headers;
+  body: GraphQLResponse<T>;
+  ms: number;
+}
+
+describe('operation limits: depth, fields and cost checked before planning, and a budget per user', () => {
+  let platform: Platform | undefined;
+  let gateway: string;
+
+  beforeAll(async () => {
+    platform = await startPlatform({
+      // A budget small enough to use up in a few requests: 250 points, 1 a second back.
+      gateway: { REQUEST_BUDGET_PER_SECOND: '1', REQUEST_BUDGET_BURST: '250' },
+      // Every operation a subgraph serves is logged with its correlation id.
+      ...Object.fromEntries(SUBGRAPHS.map((name) => [name, { LOG_LEVEL: 'info' }])),
+    });
+    ({ gateway } = platform);
+  });
+
+  afterAll(async () => {
+    await stopPlatform(platform);
+  });
+
+  /** Posts an operation and keeps the HTTP status and headers, which the client helper drops. */
+  async function post<T = Record<string, unknown>>(
+    query: string,
+    options: { token?: string; correlationId?: string } = {},
+  ): Promise<HttpAnswer<T>> {
+    const started = performance.now();
+    const response = await fetch(`${gateway}/graphql`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+        ...(options.correlationId ? { 'x-correlation-id': options.correlationId } : {}),
+      },
+      body: JSON.stringify({ query }),
+    });
+    const body = (await response.json()) as GraphQLResponse<T>;
+    return {
+      status: response.status,
+      headers: response.headers,
+      body,
+      ms: performance.now() - started,
+    };
+  }
+
+  /**
+   * Proves that no subgraph saw the request with `correlationId`: a later request that every
+   * subgraph serves is waited for in each one's log (logs arrive in order), and the refused
+   * request's id is in none of them.
+   */
+  async function expectNoSubgraphSaw(correlationId: string, who: SignedIn): Promise<void> {
+    const control = randomUUID();
+    const answer = await post(
+      '{ me { id notifications(first: 1) { totalCount } } hasPermission(permission: "users:read") }',
+      { token: who.token, correlationId: control },
+    );
+    expect(answer.body.errors).toBeUndefined();
+    for (const name of SUBGRAPHS) {
+      const logs = () => platform!.apps.logs(name).join('\n');
+      await eventually(() => expect(logs()).toContain(control));
+      expect(logs()).not.toContain(correlationId);
+    }
+  }
+
+  it('refuses the reported five-level query with 400, naming the limit and the measured value, before any subgraph is called', async () => {
+    const newcomer = await signUp(gateway, 'newcomer@example.com');
+    const correlationId = randomUUID();
+    const answer = await post(REPORTED, { token: newcomer.token, correlationId });
+    expect(answer.status).toBe(400);
+    expect(answer.body.data).toBeUndefined();
+    expect(answer.body.errors).toEqual([
+      {
+        message:
+          'Estimated number of objects (list sizes multiplied down the tree) is 10,101,010,100, above the limit of 10,000',
+        extensions: {
+          code: 'QUERY_TOO_COMPLEX',
+          reason: 'NODES',
+          limit: 10_000,
+          measured: 10_101_010_100,
+        },
+      },
+    ]);
+    expect(answer.ms).toBeLessThan(1_000);
+    await expectNoSubgraphSaw(correlationId, newcomer);
+  });
+
+  it('refuses a mutation above the limits without running it', async () => {
+    const renamer = await signUp(gateway, 'renamer@example.com');
+    const answer = await post(
+      `mutation { updateProfile(input: { displayName: "changed" }) { ${notificationChain(3)} } }`,
+      { token: renamer.token },
+    );
+    expect(answer.status).toBe(400);
+    expect(codeOf(answer.body)).toBe('QUERY_TOO_COMPLEX');
+    const me = await post<{ me: { displayName: string } }>('{ me { displayName } }', {
+      token: renamer.token,
+    });
+    expect(me.body.data?.me.displayName).toBe('renamer');
+  });
+
+  it('refuses 500 aliases of hasPermission with 400, before any subgraph is called', async () => {
+    const aliaser = await signUp(gateway, 'aliaser@example.com');
+    const aliases = Array.from(
+      { length: 500 },
+      (_, n) => `p${n}: hasPermission(permission: "users:read")`,
+    );
+    const correlationId = randomUUID();
+    const answer = await post(`{ ${aliases.join(' ')} }`, { token: aliaser.token, correlationId });
+    expect(answer.status).toBe(400);
+    expect(answer.body.errors?.[0]?.extensions).toEqual({
+      code: 'QUERY_TOO_COMPLEX',
+      reason: 'ROOT_FIELDS',
+      limit: 20,
+      measured: 500,
+    });
+    expect(answer.body.errors?.[0]?.message).toBe(
+      'Number of root fields is 500, above the limit of 20',
+    );
+    await expectNoSubgraphSaw(correlationId, aliaser);
+  });
+
+  it('serves a page of notifications', async () => {
+    const reader = await signUp(gateway, 'reader@example.com');
+    const answer = await post<{ me: { notifications: { edges: { node: { id: string } }[] } } }>(
+      PAGE,
+      { token: reader.token },
+    );
+    expect(answer.status).toBe(200);
+    expect(answer.body.errors).toBeUndefined();
+    expect(Array.isArray(answer.body.data?.me.notifications.edges)).toBe(true);
+  });
+
+  it('refuses a subscription above the limits with the same error', async () => {
+    const listener = await signUp(gateway, 'listener@example.com');
+    const client = connectLive(gateway, listener.token);
+    try {
+      const subscription = client.subscribe(
+        `subscription { notificationAdded { recipient { ${notificationChain(3)} } } }`,
+      );
+      await eventually(() => expect(subscription.errors).toHaveLength(1));
+      expect(subscription.errors[0]).toEqual([
+        {
+          message:
+            'Estimated number of objects (list sizes multiplied down the tree) is 1,010,100, above the limit of 10,000',
+          extensions: {
+            code: 'QUERY_TOO_COMPLEX',
+            reason: 'NODES',
+            limit: 10_000,
+            measured: 1_010_100,
+          },
+        },
+      ]);
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it('refuses a user who used up their budget with 429 and retryAfter, while another user is served', async () => {
+    const [heavy, other] = [
+      await signUp(gateway, 'heavy@example.com'),
+      await signUp(gateway, 'other@example.com'),
+    ];
+    // 101 points each from a budget of 250 that comes back at 1 point a second.
+    expect((await post(HUNDRED, { token: heavy.token })).status).toBe(200);
+    expect((await post(HUNDRED, { token: heavy.token })).status).toBe(200);
+    const refused = await post(HUNDRED, { token: heavy.token });
+    expect(refused.status).toBe(429);
+    expect(codeOf(refused.body)).toBe('RATE_LIMITED');
+    const retryAfter = refused.body.errors?.[0]?.extensions?.['retryAfter'];
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(refused.headers.get('retry-after')).toBe(String(retryAfter));
+
+    const served = await post(HUNDRED, { token: other.token });
+    expect(served.status).toBe(200);
+    expect(served.body.errors).toBeUndefined();
+  });
+});

@@ -1,0 +1,129 @@
+import type {
+  GraphQLRequestContext,
+  GraphQLRequestContextDidResolveOperation,
+} from '@apollo/server';
+import { buildSchema, getOperationAST, GraphQLError, parse, validate } from 'graphql';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '@platform/logger';
+import type { OperationLimits } from './operation-cost';
+import { operationLimitsPlugin, type Caller } from './operation-limits.plugin';
+import type { RequestBudget } from './request-budget';
+
+const schema = buildSchema(`
+  type Item { id: ID! children(first: Int = 10): ItemConnection! }
+  type ItemEdge { node: Item! }
+  type ItemConnection { edges: [ItemEdge!]! }
+  type Query { item: Item hasPermission(permission: String!): Boolean! }
+`);
+
+const limits: OperationLimits = {
+  maxDepth: 12,
+  maxFields: 500,
+  maxRootFields: 20,
+  maxNodes: 10_000,
+  listSize: 10,
+  pageSize: 100,
+};
+
+/** An in-memory budget of `points` per caller that never refills. */
+function fixedBudget(points: number): RequestBudget & { charged: Map<string, number> } {
+  const charged = new Map<string, number>();
+  return {
+    charged,
+    async charge(caller, cost) {
+      const spent = (charged.get(caller) ?? 0) + cost;
+      if (spent > points) return { allowed: false, retryAfter: 7 };
+      charged.set(caller, spent);
+      return { allowed: true };
+    },
+  };
+}
+
+const logger = createLogger({ name: 'limits-test', level: 'silent' });
+
+/**
+ * The plugin's hook as Apollo Server calls it once the operation is resolved (Apollo runs
+ * the operation only if this returns). Resolves with the error it refused with, if any.
+ */
+function serve(budget: RequestBudget) {
+  const plugin = operationLimitsPlugin<Caller>({ limits, budget, logger });
+  return async (query: string, caller: Caller = { userId: 'u1' }) => {
+    const document = parse(query);
+    expect(validate(schema, document)).toEqual([]);
+    const listener = await plugin.requestDidStart?.({} as GraphQLRequestContext<Caller>);
+    try {
+      await listener?.didResolveOperation?.({
+        schema,
+        document,
+        operation: getOperationAST(document)!,
+        request: { query },
+        contextValue: caller,
+      } as unknown as GraphQLRequestContextDidResolveOperation<Caller>);
+      return undefined;
+    } catch (error) {
+      if (error instanceof GraphQLError) return error;
+      throw error;
+    }
+  };
+}
+
+function nested(levels: number, first = 100): string {
+  let inner = 'id';
+  for (let n = 0; n < levels; n++)
+    inner = `children(first: ${first}) { edges { node { ${inner} } } }`;
+  return `{ item { ${inner} } }`;
+}
+
+describe(operationLimitsPlugin.name, () => {
+  it('refuses an operation above a limit with HTTP 400, without charging the budget', async () => {
+    const budget = fixedBudget(1_000_000);
+    const error = await serve(budget)(nested(3));
+    expect(error?.message).toMatch(/is 1,010,100, above the limit of 10,000/);
+    expect(error?.extensions).toEqual({
+      code: 'QUERY_TOO_COMPLEX',
+      reason: 'NODES',
+      limit: 10_000,
+      measured: 100 + 100 ** 2 + 100 ** 3,
+      http: { status: 400 },
+    });
+    expect(budget.charged.size).toBe(0);
+  });
+
+  it('refuses 500 aliases of one root field', async () => {
+    const aliases = Array.from({ length: 500 }, (_, n) => `a${n}: hasPermission(permission: "x")`);
+    const error = await serve(fixedBudget(1_000_000))(`{ ${aliases.join(' ')} }`);
+    expect(error?.extensions).toMatchObject({
+      code: 'QUERY_TOO_COMPLEX',
+      reason: 'ROOT_FIELDS',
+      limit: 20,
+      measured: 500,
+    });
+  });
+
+  it('lets an operation within the limits run and charges its cost to the caller', async () => {
+    const budget = fixedBudget(1_000_000);
+    expect(await serve(budget)(nested(2, 50))).toBeUndefined();
+    expect(budget.charged.get('user:u1')).toBe(1 + 50 + 50 * 50);
+  });
+
+  it('refuses a caller whose budget is used up with HTTP 429 and Retry-After, and serves others', async () => {
+    const run = serve(fixedBudget(250));
+    expect(await run(nested(1))).toBeUndefined();
+    expect(await run(nested(1))).toBeUndefined();
+    const refused = await run(nested(1));
+    expect(refused?.extensions).toMatchObject({
+      code: 'RATE_LIMITED',
+      retryAfter: 7,
+      http: { status: 429 },
+    });
+    const http = refused?.extensions['http'] as { headers: Map<string, string> };
+    expect(http.headers.get('retry-after')).toBe('7');
+    expect(await run(nested(1), { userId: 'u2' })).toBeUndefined();
+  });
+
+  it('charges anonymous callers by their address', async () => {
+    const budget = fixedBudget(1_000);
+    await serve(budget)('{ item { id } }', { clientAddress: '203.0.113.9' });
+    expect(budget.charged.get('address:203.0.113.9')).toBe(1);
+  });
+});

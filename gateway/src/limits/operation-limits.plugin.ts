@@ -1,0 +1,79 @@
+import { HeaderMap, type ApolloServerPlugin } from '@apollo/server';
+import { GraphQLError } from 'graphql';
+import type { Logger } from '@platform/logger';
+import {
+  checkOperation,
+  queryTooComplex,
+  type OperationCost,
+  type OperationLimits,
+} from './operation-cost';
+import type { RequestBudget } from './request-budget';
+
+/** Who pays for an operation: the verified user, else the client's address. */
+export interface Caller {
+  /** The verified caller's id; undefined when anonymous. */
+  userId?: string | undefined;
+  clientAddress?: string | undefined;
+}
+
+/** What an operation costs from its caller's budget: a point per root field and per object. */
+export function budgetPoints(cost: OperationCost): number {
+  return Math.max(1, cost.rootFields + cost.nodes);
+}
+
+/** The budget key of a caller. */
+export function callerKey(caller: Caller): string {
+  return caller.userId ? `user:${caller.userId}` : `address:${caller.clientAddress ?? 'unknown'}`;
+}
+
+/** RATE_LIMITED with `retryAfter`, answered with HTTP 429 and a Retry-After header. */
+export function budgetExhausted(retryAfter: number): GraphQLError {
+  return new GraphQLError('Request budget used up; try again later', {
+    extensions: {
+      code: 'RATE_LIMITED',
+      retryAfter,
+      http: { status: 429, headers: new HeaderMap([['retry-after', String(retryAfter)]]) },
+    },
+  });
+}
+
+/**
+ * Holds every operation to the limits before it is planned: one that exceeds a limit is
+ * refused with QUERY_TOO_COMPLEX (HTTP 400), one whose caller has used up their budget with
+ * RATE_LIMITED (HTTP 429). Either way no subgraph is called.
+ */
+export function operationLimitsPlugin<TContext extends Caller>(options: {
+  limits: OperationLimits;
+  budget: RequestBudget;
+  logger: Logger;
+}): ApolloServerPlugin<TContext> {
+  const { limits, budget, logger } = options;
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ schema, document, operation, request, contextValue }) {
+          if (!operation) return;
+          const { cost, exceeded } = checkOperation(
+            schema,
+            document,
+            operation,
+            request.variables,
+            limits,
+          );
+          if (exceeded) {
+            logger.info({ ...exceeded, cost }, 'operation refused: too complex');
+            throw queryTooComplex(exceeded);
+          }
+          const decision = await budget.charge(callerKey(contextValue), budgetPoints(cost));
+          if (!decision.allowed) {
+            logger.info(
+              { userId: contextValue.userId, retryAfter: decision.retryAfter },
+              'operation refused: request budget used up',
+            );
+            throw budgetExhausted(decision.retryAfter);
+          }
+        },
+      };
+    },
+  };
+}
