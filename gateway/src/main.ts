@@ -17,6 +17,7 @@ import { createLifecycle } from '@platform/lifecycle';
 import { createLogger, currentContext, newCorrelationId } from '@platform/logger';
 import { authV1 } from '@platform/proto';
 import { createRedis } from '@platform/redis';
+import { INTERNAL_TOKEN_HEADER, isInternalCredential } from '@platform/subgraph';
 import { createAccessTokens } from '@platform/tokens';
 import { asTokenRefusal, publicRootFields, refusedTokenPlugin } from './access/public-operations';
 import { clientAddressOf } from './client-address';
@@ -24,7 +25,8 @@ import { withCors } from './cors';
 import { env, operationLimits } from './environment';
 import { operationLimitsPlugin } from './limits/operation-limits.plugin';
 import { createRequestBudget } from './limits/request-budget';
-import { checkReadiness, grpcDependency, httpDependency } from './readiness';
+import { wellFormedTextPlugin } from './input/well-formed-text.plugin';
+import { grpcDependency, httpDependency, readinessRoute } from './readiness';
 import { SubgraphDataSource, type GatewayContext } from './subgraph.data-source';
 import { createSubgraphFetcher } from './subgraph.fetcher';
 import { createFederatedSubscriptions } from './subscriptions/federated-subscriptions';
@@ -87,6 +89,8 @@ lifecycle.run(async () => {
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
     introspection: !production,
+    // No "Did you mean ...?" naming fields the caller did not ask for.
+    hideSchemaDetailsFromClientErrors: production,
     // Shutdown is ours (@platform/lifecycle): Apollo must not re-raise the signal mid-teardown.
     stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
@@ -96,6 +100,7 @@ lifecycle.run(async () => {
         : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
       requestLogPlugin(logger),
       refusedTokenPlugin<GatewayContext>(publicRootFields(supergraphSdl)),
+      wellFormedTextPlugin<GatewayContext>(),
       // Depth, field and cost limits, then the caller's budget: before planning.
       operationLimitsPlugin<GatewayContext>({
         limits: operationLimits,
@@ -161,13 +166,17 @@ lifecycle.run(async () => {
 
   const http = createHttpServer({
     logger,
+    // HSTS only where TLS ends at a proxy we trust to say so.
+    isSecure: (req) => env.TRUST_PROXY && req.headers['x-forwarded-proto'] === 'https',
     routes: {
       '/graphql': withCors(graphql, cors),
       '/health': (_req, res) => sendJson(res, 200, { status: 'ok' }),
-      '/ready': async (_req, res) => {
-        const { ready, body } = await checkReadiness(dependencies);
-        sendJson(res, ready ? 200 : 503, body);
-      },
+      '/ready': readinessRoute(
+        dependencies,
+        (req) =>
+          !production ||
+          isInternalCredential(req.headers[INTERNAL_TOKEN_HEADER], env.INTERNAL_TOKEN),
+      ),
       '/.well-known/jwks.json': withCors(async (_req, res) => {
         res.setHeader('cache-control', 'public, max-age=300');
         sendJson(res, 200, { keys: await fetchJwks() });

@@ -1,4 +1,6 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { checkGrpcHealth } from '@platform/grpc';
+import { sendJson } from '@platform/http-server';
 
 export interface Dependency {
   name: string;
@@ -36,5 +38,19 @@ export async function checkReadiness(dependencies: readonly Dependency[]) {
       down,
       checks: Object.fromEntries(results.map(([name, up]) => [name, up ? 'up' : 'down'])),
     },
+  };
+}
+
+/**
+ * `GET /ready`: 200 or 503. Which dependency is down is told only to callers `mayKnow` admits
+ * (in production: those presenting the internal credential), not to the internet.
+ */
+export function readinessRoute(
+  dependencies: readonly Dependency[],
+  mayKnow: (req: IncomingMessage) => boolean,
+) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const { ready, body } = await checkReadiness(dependencies);
+    sendJson(res, ready ? 200 : 503, mayKnow(req) ? body : { status: body.status });
   };
 }

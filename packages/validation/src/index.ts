@@ -2,6 +2,7 @@ export {
   findIllFormedText,
   isCommonPassword,
   isUuid,
+  normalizeEmail,
   PASSWORD_LENGTH,
   requireId,
   validateDisplayName,

@@ -28,11 +28,15 @@ export function requireId(field: string, value: string, kind?: string): string {
 }
 
 /**
- * Unicode NFC, trimmed and lower-cased (so the NFC and NFD spellings of one address are one
- * account); BAD_USER_INPUT naming `field` when not an address.
+ * The one spelling of an address: Unicode NFC, trimmed, lower-cased, so the NFC and NFD
+ * spellings (and any case) of one address are one account, at sign-up and sign-in alike.
  */
+export const normalizeEmail = (value: string): string =>
+  value.normalize('NFC').trim().toLowerCase();
+
+/** The normalised address; BAD_USER_INPUT naming `field` when not an address. */
 export function validateEmail(value: string, field = 'email'): string {
-  const email = value.normalize('NFC').trim().toLowerCase();
+  const email = normalizeEmail(value);
   if (email.length > 254 || !EMAIL.test(email))
     throw AppError.badInput(field, 'must be a valid email address');
   return email;

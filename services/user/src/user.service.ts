@@ -4,6 +4,7 @@ import { createEvent } from '@platform/events';
 import type { OutboxRelay } from '@platform/outbox';
 import {
   isUuid,
+  normalizeEmail,
   validateDisplayName,
   validateEmail,
   type CursorPosition,
@@ -83,7 +84,7 @@ export function createUserService(deps: {
     },
 
     async findByEmail(email) {
-      const user = await users.findByEmail(email.trim().toLowerCase());
+      const user = await users.findByEmail(normalizeEmail(email));
       if (!user) throw AppError.notFound('User');
       return user;
     },

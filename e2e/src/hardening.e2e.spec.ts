@@ -1,0 +1,102 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startPlatform, stopPlatform, type Platform } from './platform.harness';
+import { graphql, signIn, signUp } from './graphql.client';
+
+/** A POST keeping the HTTP status and headers. */
+async function post(gateway: string, query: string, variables?: Record<string, unknown>) {
+  const response = await fetch(`${gateway}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as {
+    data?: unknown;
+    errors?: { message: string; extensions?: Record<string, unknown> }[];
+  };
+  return { status: response.status, headers: response.headers, body };
+}
+
+const REGISTER = `mutation ($input: RegisterInput!) { register(input: $input) { user { id email } } }`;
+
+describe('the gateway in production reveals nothing it need not, and refuses text no field takes', () => {
+  let platform: Platform | undefined;
+  let gateway: string;
+
+  beforeAll(async () => {
+    platform = await startPlatform({
+      gateway: { NODE_ENV: 'production', CORS_ORIGINS: 'https://app.example' },
+    });
+    gateway = platform.gateway;
+  });
+
+  afterAll(() => stopPlatform(platform));
+
+  it('answers a misspelt field without suggesting the schema’s names', async () => {
+    const { status, body } = await post(gateway, '{ mee { id } }');
+    expect(status).toBe(400);
+    expect(body.errors?.[0]?.extensions?.['code']).toBe('BAD_USER_INPUT');
+    expect(body.errors?.[0]?.message).not.toMatch(/Did you mean/);
+  });
+
+  it('says only ready or not to the public, and everything to a caller with the internal credential', async () => {
+    const open = await fetch(`${gateway}/ready`);
+    expect(open.status).toBe(200);
+    expect(await open.json()).toEqual({ status: 'ready' });
+    const internal = await fetch(`${gateway}/ready`, {
+      headers: { 'x-internal-token': platform!.run.internalToken },
+    });
+    expect(await internal.json()).toMatchObject({ status: 'ready', down: [] });
+  });
+
+  it('sends security headers and forbids caching a GraphQL answer', async () => {
+    const { headers } = await post(gateway, '{ __typename }');
+    expect(headers.get('x-content-type-options')).toBe('nosniff');
+    expect(headers.get('x-frame-options')).toBe('DENY');
+    expect(headers.get('cache-control')).toBe('no-store');
+  });
+
+  it.each([
+    ['a NUL character', 'nul\u0000@example.com'],
+    ['an unpaired surrogate', 'lone\uD800@example.com'],
+  ])('refuses %s in variables with BAD_USER_INPUT, not a server error', async (_what, email) => {
+    const { status, body } = await post(gateway, REGISTER, {
+      input: { email, password: 'correct horse battery', displayName: 'x' },
+    });
+    expect(status).toBe(400);
+    expect(body.errors?.[0]?.extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      field: 'input.email',
+    });
+  });
+
+  it('refuses a display name that would display as something else', async () => {
+    const { body } = await post(gateway, REGISTER, {
+      input: {
+        email: 'spoof@example.com',
+        password: 'correct horse battery',
+        displayName: 'admin\u202Enimda',
+      },
+    });
+    expect(body.errors?.[0]?.extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      field: 'displayName',
+    });
+  });
+
+  it('treats the composed and decomposed spellings of an email as one account', async () => {
+    await signUp(gateway, 'jos\u00e9@example.com');
+    const again = await graphql(gateway, REGISTER, {
+      variables: {
+        input: {
+          email: 'jose\u0301@example.com',
+          password: 'correct horse battery',
+          displayName: 'other',
+        },
+      },
+    });
+    expect(again.errors?.[0]?.extensions?.['code']).toBe('CONFLICT');
+    await expect(
+      signIn(gateway, 'jose\u0301@example.com', 'correct horse battery'),
+    ).resolves.toMatchObject({ token: expect.any(String) as unknown });
+  });
+});
