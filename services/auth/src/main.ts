@@ -12,6 +12,7 @@ import { createCredentialService } from './credential.service';
 import { env } from './environment';
 import { createOneTimeTokenRepository } from './one-time-token.repository';
 import { createOneTimeTokenService } from './one-time-token.service';
+import { newSuccessorKey } from './opaque-token';
 import { createPasswordHasher } from './password.hasher';
 import { createSessionRepository } from './session.repository';
 import { createSessionService } from './session.service';
@@ -47,8 +48,9 @@ lifecycle.run(async () => {
   );
   logger.info({ kid: activeKey.kid }, 'signing key ready');
 
+  const sessionRepository = createSessionRepository(db);
   const sessions = createSessionService({
-    sessions: createSessionRepository(db),
+    sessions: sessionRepository,
     transactions,
     signer: createTokenSigner({
       issuer: env.TOKEN_ISSUER,
@@ -62,6 +64,8 @@ lifecycle.run(async () => {
       absoluteTtlSeconds: env.SESSION_ABSOLUTE_TTL,
       reuseGraceSeconds: env.REFRESH_REUSE_GRACE_SECONDS,
     },
+    // Kept in the database like the signing keys: every instance derives with the same key.
+    successorKey: await sessionRepository.ensureSuccessorKey(newSuccessorKey()),
   });
   const oneTimeTokens = createOneTimeTokenService({
     tokens: createOneTimeTokenRepository(db),

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 
 /** How a refresh token or a mailed token looks: 32 random bytes, base64url. */
 const OPAQUE_TOKEN = /^[\w-]{43}$/;
@@ -22,3 +22,19 @@ export function hashOpaqueToken(token: string): string {
 
 /** Whether a string can be a token at all (anything else is refused without a query). */
 export const isOpaqueToken = (value: string): boolean => OPAQUE_TOKEN.test(value);
+
+/** A new key for `successorOf`: 256 random bits. */
+export const newSuccessorKey = (): Uint8Array => randomBytes(32);
+
+/**
+ * The token that follows `token` in its chain: HMAC-SHA256 under `key`, so deriving it again
+ * gives the same token, and nobody without the key can, whatever tokens they hold. Looks like
+ * any other token (32 bytes, base64url); only its hash is stored.
+ */
+export function successorOf(token: string, key: Uint8Array): OpaqueToken {
+  const successor = createHmac('sha256', key)
+    .update('refresh-token-successor\0')
+    .update(token)
+    .digest('base64url');
+  return { token: successor, hash: hashOpaqueToken(successor) };
+}

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { hashOpaqueToken, newOpaqueToken } from './opaque-token';
+import { hashOpaqueToken, newOpaqueToken, newSuccessorKey } from './opaque-token';
 import { createSessionRepository, type Rotation } from './session.repository';
 import { useAuthTestWorld } from './testing/auth.test-world';
 import { holdLock, untilOneWaitsForALock } from './testing/lock-holder';
@@ -34,7 +34,7 @@ describe('SessionRepository against PostgreSQL', () => {
     );
 
   describe('create', () => {
-    it('stores a session with its first refresh token, not yet rotated', async () => {
+    it('stores a session with its first refresh token, not yet rotated, at generation 0', async () => {
       const { token, hash } = newOpaqueToken();
       const createdAt = new Date();
       const session = await repository().create({
@@ -50,26 +50,30 @@ describe('SessionRepository against PostgreSQL', () => {
         lastUsedAt: createdAt,
         revokedAt: null,
       });
-      expect(await lock(token)).toEqual({ session, rotatedAt: null });
+      expect(await lock(token)).toEqual({ session, rotatedAt: null, generation: 0 });
     });
   });
 
-  describe('rotateIfUsable', () => {
-    it('rotates a current token: marks it rotated, adds its successor and touches the session', async () => {
+  describe('rotateIfCurrent', () => {
+    it('rotates a current token: marks it rotated, adds its successor one generation on and touches the session', async () => {
       const { session, refreshToken } = await world.newSession({ userAgent: 'Firefox' });
       const rotation = rotationOf(refreshToken, new Date(), { userAgent: 'Chrome' });
-      const touched = await repository().rotateIfUsable(rotation, later(rotation.at, -10 * SECOND));
+      const touched = await repository().rotateIfCurrent(rotation);
       expect(touched).toEqual({
         ...session,
         lastUsedAt: rotation.at,
         idleExpiresAt: rotation.idleExpiresAt,
         userAgent: 'Chrome',
       });
-      expect((await tokenRow(rotation.tokenHash))?.rotatedAt).toEqual(rotation.at);
+      expect(await tokenRow(rotation.tokenHash)).toMatchObject({
+        rotatedAt: rotation.at,
+        generation: 0,
+      });
       expect(await tokenRow(rotation.successorHash)).toMatchObject({
         sessionId: session.id,
         createdAt: rotation.at,
         rotatedAt: null,
+        generation: 1,
       });
     });
 
@@ -79,26 +83,17 @@ describe('SessionRepository against PostgreSQL', () => {
         userAgent: 'Firefox',
         expiresAt: later(now, 30 * 60 * SECOND),
       });
-      const rotation = rotationOf(refreshToken, now);
-      const touched = await repository().rotateIfUsable(rotation, now);
+      const touched = await repository().rotateIfCurrent(rotationOf(refreshToken, now));
       expect(touched).toMatchObject({ userAgent: 'Firefox', idleExpiresAt: session.expiresAt });
     });
 
-    it('rotates a token rotated at or after the given time again, keeping its first rotation time', async () => {
+    it('changes nothing for a token already rotated, however recently', async () => {
       const rotatedAt = new Date();
       const { session, refreshToken } = await world.newSession({ rotatedAt });
-      const rotation = rotationOf(refreshToken, later(rotatedAt, 5 * SECOND));
-      expect(await repository().rotateIfUsable(rotation, rotatedAt)).not.toBeNull();
-      expect((await tokenRow(rotation.tokenHash))?.rotatedAt).toEqual(rotatedAt);
-      expect(await tokenCount(session.id)).toBe(3);
-    });
-
-    it('changes nothing for a token rotated before the given time', async () => {
-      const rotatedAt = new Date();
-      const { session, refreshToken } = await world.newSession({ rotatedAt });
-      const rotation = rotationOf(refreshToken, later(rotatedAt, 11 * SECOND));
-      expect(await repository().rotateIfUsable(rotation, later(rotatedAt, 1))).toBeNull();
+      const rotation = rotationOf(refreshToken, rotatedAt);
+      expect(await repository().rotateIfCurrent(rotation)).toBeNull();
       expect(await tokenCount(session.id)).toBe(2);
+      expect(await tokenRow(rotation.successorHash)).toBeNull();
       expect(await sessionRow(session.id)).toEqual(session);
     });
 
@@ -110,50 +105,36 @@ describe('SessionRepository against PostgreSQL', () => {
         await world.newSession({ expiresAt: now }),
       ];
       for (const { session, refreshToken } of ended) {
-        expect(await repository().rotateIfUsable(rotationOf(refreshToken, now), now)).toBeNull();
+        expect(await repository().rotateIfCurrent(rotationOf(refreshToken, now))).toBeNull();
         expect(await tokenCount(session.id)).toBe(1);
       }
       const unknown = rotationOf(newOpaqueToken().token, now);
-      expect(await repository().rotateIfUsable(unknown, now)).toBeNull();
+      expect(await repository().rotateIfCurrent(unknown)).toBeNull();
       expect(await tokenRow(unknown.successorHash)).toBeNull();
     });
 
-    it('serialises two simultaneous rotations of one token: the second sees it rotated, every time', async () => {
+    it('lets only the first of two simultaneous rotations of one token rotate it, every time', async () => {
       for (let round = 0; round < 10; round++) {
         const { session, refreshToken } = await world.newSession();
         const at = new Date();
         const [first, second] = [rotationOf(refreshToken, at), rotationOf(refreshToken, at)];
-        const since = later(at, -10 * SECOND);
         const touched = await Promise.all([
-          repository().rotateIfUsable(first, since),
-          repository().rotateIfUsable(second, since),
+          repository().rotateIfCurrent(first),
+          repository().rotateIfCurrent(second),
         ]);
-        expect(touched.map((row) => row?.id)).toEqual([session.id, session.id]);
-        expect(await tokenCount(session.id)).toBe(3);
-        expect((await tokenRow(first.tokenHash))?.rotatedAt).toEqual(at);
-      }
-    });
-
-    it('refuses the second of two simultaneous rotations when only the current token may rotate', async () => {
-      for (let round = 0; round < 10; round++) {
-        const { session, refreshToken } = await world.newSession();
-        const at = new Date();
-        const since = later(at, 1);
-        const touched = await Promise.all([
-          repository().rotateIfUsable(rotationOf(refreshToken, at), since),
-          repository().rotateIfUsable(rotationOf(refreshToken, at), since),
-        ]);
-        expect(touched.filter((row) => row !== null)).toHaveLength(1);
+        expect(touched.filter((row) => row?.id === session.id)).toHaveLength(1);
+        expect(touched.filter((row) => row === null)).toHaveLength(1);
         expect(await tokenCount(session.id)).toBe(2);
+        expect(await repository().listActive(session.userId, at)).toHaveLength(1);
       }
     });
   });
 
   describe('lockToken', () => {
-    it("gives the token's session and rotation time; nothing for an unknown token", async () => {
+    it("gives the token's session, rotation time and generation; nothing for an unknown token", async () => {
       const rotatedAt = new Date();
       const { session, refreshToken } = await world.newSession({ rotatedAt });
-      expect(await lock(refreshToken)).toEqual({ session, rotatedAt });
+      expect(await lock(refreshToken)).toEqual({ session, rotatedAt, generation: 0 });
       expect(await lock(newOpaqueToken().token)).toBeNull();
     });
 
@@ -172,21 +153,33 @@ describe('SessionRepository against PostgreSQL', () => {
     });
   });
 
-  describe('rotate', () => {
-    it('rotates the token of a session in the transaction, keeping its first rotation time', async () => {
-      const rotatedAt = new Date();
-      const { session, refreshToken } = await world.newSession({ rotatedAt });
-      const rotation = rotationOf(refreshToken, later(rotatedAt, SECOND), { userAgent: 'Safari' });
-      const touched = await world.transactions.run(({ client }) =>
-        repository().rotate(client, session.id, rotation),
+  describe('liveToken', () => {
+    it("gives the session's token not rotated yet, with its generation", async () => {
+      const { session, refreshToken } = await world.newSession();
+      const first = rotationOf(refreshToken);
+      await repository().rotateIfCurrent(first);
+      const second = { ...rotationOf(refreshToken), tokenHash: first.successorHash };
+      await repository().rotateIfCurrent(second);
+      const live = await world.transactions.run(({ client }) =>
+        repository().liveToken(client, session.id),
       );
-      expect(touched).toMatchObject({
-        id: session.id,
-        lastUsedAt: rotation.at,
-        userAgent: 'Safari',
-      });
-      expect((await tokenRow(rotation.tokenHash))?.rotatedAt).toEqual(rotatedAt);
-      expect((await tokenRow(rotation.successorHash))?.sessionId).toBe(session.id);
+      expect(live).toEqual({ tokenHash: second.successorHash, generation: 2 });
+      const unknown = await world.transactions.run(({ client }) =>
+        repository().liveToken(client, randomUUID()),
+      );
+      expect(unknown).toBeNull();
+    });
+  });
+
+  describe('ensureSuccessorKey', () => {
+    it('keeps the first key offered, also of simultaneous calls, and gives it to every caller', async () => {
+      const offered = [newSuccessorKey(), newSuccessorKey(), newSuccessorKey()];
+      const kept = await Promise.all(offered.map((key) => repository().ensureSuccessorKey(key)));
+      expect(offered.map((key) => Buffer.from(key).toString('hex'))).toContain(
+        Buffer.from(kept[0]!).toString('hex'),
+      );
+      expect(kept.slice(1)).toEqual([kept[0], kept[0]]);
+      expect(await repository().ensureSuccessorKey(newSuccessorKey())).toEqual(kept[0]);
     });
   });
 

@@ -22,10 +22,18 @@ export interface Rotation {
   userAgent: string | null;
 }
 
-/** A presented refresh token: its session, and when it was rotated (null: it is current). */
+/** A presented refresh token: its session, when it was rotated (null: it is current), its place. */
 export interface PresentedToken {
   session: Session;
   rotatedAt: Date | null;
+  /** Its place in the session's chain: 0 for the first token, each successor one more. */
+  generation: number;
+}
+
+/** The token of a session that has not been rotated: the one a client should hold now. */
+export interface LiveToken {
+  tokenHash: string;
+  generation: number;
 }
 
 /** Which of a user's sessions a statement touches (none set: all). */
@@ -37,15 +45,16 @@ export interface SessionFilter {
 export interface SessionRepository {
   create(session: NewSession): Promise<Session>;
   /**
-   * One statement (no interactive transaction): rotates the token if it is current or was
-   * rotated at `rotatedSince` or later, and its session is active at `rotation.at`. Null when
-   * it did not (nothing changed). A concurrent call for the same token waits for this one.
+   * One statement (no interactive transaction): rotates the token if it is current (never
+   * rotated) and its session is active at `rotation.at`, adding the successor one generation
+   * on. Null when it did not (nothing changed). A concurrent call for the same token waits for
+   * this one, then finds it rotated.
    */
-  rotateIfUsable(rotation: Rotation, rotatedSince: Date): Promise<Session | null>;
+  rotateIfCurrent(rotation: Rotation): Promise<Session | null>;
   /** The token and its session, the token's row locked until `tx` ends. */
   lockToken(tx: AuthTx, tokenHash: string): Promise<PresentedToken | null>;
-  /** Rotates the token of `sessionId` (its first rotation time is kept) and adds the successor. */
-  rotate(tx: AuthTx, sessionId: string, rotation: Rotation): Promise<Session | null>;
+  /** The session's token not rotated yet (the newest, should there be several). */
+  liveToken(tx: AuthTx, sessionId: string): Promise<LiveToken | null>;
   /** Not revoked, not expired at `at`; most recently used first. */
   listActive(userId: string, at: Date): Promise<Session[]>;
   /**
@@ -59,6 +68,11 @@ export interface SessionRepository {
     reason: string,
     at: Date,
   ): Promise<string[]>;
+  /**
+   * The key successors of refresh tokens are derived with: the stored one, or `candidate`,
+   * stored, if there is none yet. Of instances starting at once, all get the same key.
+   */
+  ensureSuccessorKey(candidate: Uint8Array): Promise<Uint8Array>;
 }
 
 /** The columns of a session as raw SQL returns them (used where one statement beats several). */
@@ -91,6 +105,9 @@ function toSession(row: SessionRow): Session {
   };
 }
 
+/** `auth.refresh_token_keys` holds one key, under this id. */
+const SUCCESSOR_KEY_ID = 1;
+
 const touchedSession = (row: SessionRow | undefined) => (row ? toSession(row) : null);
 
 export function createSessionRepository(db: PrismaClient): SessionRepository {
@@ -106,22 +123,21 @@ export function createSessionRepository(db: PrismaClient): SessionRepository {
       });
     },
 
-    async rotateIfUsable(rotation, rotatedSince) {
+    async rotateIfCurrent(rotation) {
       // FOR UPDATE makes a concurrent refresh of the same token wait, then see it rotated.
       const [row] = await db.$queryRawUnsafe<SessionRow[]>(
         `WITH current AS (
-           SELECT rt.token_hash, rt.session_id
+           SELECT rt.token_hash, rt.session_id, rt.generation
              FROM "auth"."refresh_tokens" rt JOIN "auth"."sessions" s ON s.id = rt.session_id
-            WHERE rt.token_hash = $1
-              AND (rt.rotated_at IS NULL OR rt.rotated_at >= $6::timestamptz)
+            WHERE rt.token_hash = $1 AND rt.rotated_at IS NULL
               AND s.revoked_at IS NULL AND s.idle_expires_at > $3::timestamptz AND s.expires_at > $3::timestamptz
               FOR UPDATE OF rt
          ), rotated AS (
-           UPDATE "auth"."refresh_tokens" rt SET rotated_at = COALESCE(rt.rotated_at, $3::timestamptz)
+           UPDATE "auth"."refresh_tokens" rt SET rotated_at = $3::timestamptz
              FROM current WHERE rt.token_hash = current.token_hash
          ), added AS (
-           INSERT INTO "auth"."refresh_tokens" (token_hash, session_id, created_at)
-           SELECT $2, session_id, $3::timestamptz FROM current
+           INSERT INTO "auth"."refresh_tokens" (token_hash, session_id, created_at, generation)
+           SELECT $2, session_id, $3::timestamptz, generation + 1 FROM current
          )
          UPDATE "auth"."sessions" s
             SET last_used_at = $3::timestamptz,
@@ -134,42 +150,30 @@ export function createSessionRepository(db: PrismaClient): SessionRepository {
         rotation.at,
         rotation.idleExpiresAt,
         rotation.userAgent,
-        rotatedSince,
       );
       return touchedSession(row);
     },
 
     async lockToken(tx, tokenHash) {
-      const [row] = await tx.$queryRawUnsafe<(SessionRow & { rotated_at: Date | null })[]>(
-        `SELECT rt.rotated_at, ${SESSION_COLUMNS}
+      const [row] = await tx.$queryRawUnsafe<
+        (SessionRow & { rotated_at: Date | null; generation: number })[]
+      >(
+        `SELECT rt.rotated_at, rt.generation, ${SESSION_COLUMNS}
            FROM "auth"."refresh_tokens" rt JOIN "auth"."sessions" s ON s.id = rt.session_id
           WHERE rt.token_hash = $1 FOR UPDATE OF rt`,
         tokenHash,
       );
-      return row ? { session: toSession(row), rotatedAt: row.rotated_at } : null;
+      return row
+        ? { session: toSession(row), rotatedAt: row.rotated_at, generation: row.generation }
+        : null;
     },
 
-    async rotate(tx, sessionId, rotation) {
-      const [row] = await tx.$queryRawUnsafe<SessionRow[]>(
-        `WITH rotated AS (
-           UPDATE "auth"."refresh_tokens" SET rotated_at = COALESCE(rotated_at, $4::timestamptz) WHERE token_hash = $1
-         ), added AS (
-           INSERT INTO "auth"."refresh_tokens" (token_hash, session_id, created_at) VALUES ($2, $3::uuid, $4::timestamptz)
-         )
-         UPDATE "auth"."sessions" s
-            SET last_used_at = $4::timestamptz,
-                idle_expires_at = LEAST($5::timestamptz, expires_at),
-                user_agent = COALESCE($6, user_agent)
-          WHERE id = $3::uuid
-         RETURNING ${SESSION_COLUMNS}`,
-        rotation.tokenHash,
-        rotation.successorHash,
-        sessionId,
-        rotation.at,
-        rotation.idleExpiresAt,
-        rotation.userAgent,
-      );
-      return touchedSession(row);
+    liveToken(tx, sessionId) {
+      return tx.refreshToken.findFirst({
+        where: { sessionId, rotatedAt: null },
+        orderBy: { generation: 'desc' },
+        select: { tokenHash: true, generation: true },
+      });
     },
 
     listActive(userId, at) {
@@ -194,6 +198,18 @@ export function createSessionRepository(db: PrismaClient): SessionRepository {
         which.except ?? null,
       );
       return rows.map((row) => row.id);
+    },
+
+    async ensureSuccessorKey(candidate) {
+      // One row: the first instance's insert wins, the others' do nothing and read it.
+      await db.refreshTokenKey.createMany({
+        data: [{ id: SUCCESSOR_KEY_ID, secret: Uint8Array.from(candidate) }],
+        skipDuplicates: true,
+      });
+      const { secret } = await db.refreshTokenKey.findUniqueOrThrow({
+        where: { id: SUCCESSOR_KEY_ID },
+      });
+      return secret;
     },
   };
 }

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { SessionTokens } from './session.service';
+import { newSuccessorKey } from './opaque-token';
+import { createSessionRepository } from './session.repository';
+import { createSessionService, type SessionTokens } from './session.service';
 import { appErrorOf } from './testing/app-error';
-import { createTestClock } from './testing/auth.fakes';
+import { createTestClock, fakeSigner } from './testing/auth.fakes';
 import { useAuthTestWorld } from './testing/auth.test-world';
 import { wireOverWorld } from './testing/auth.wiring';
 
@@ -17,6 +19,8 @@ describe('SessionService against PostgreSQL and Redis', () => {
 
   const refresh = (token: string) => service().refresh(token, undefined);
   const sessionRow = (id: string) => world.db.session.findUniqueOrThrow({ where: { id } });
+  const liveTokensOf = (sessionId: string) =>
+    world.db.refreshToken.count({ where: { sessionId, rotatedAt: null } });
   const revokedEventsOf = async (sessionId: string) =>
     (await world.outboxEvents('auth.session_revoked')).filter(
       (event) => (event.payload as { sessionId: string }).sessionId === sessionId,
@@ -30,15 +34,77 @@ describe('SessionService against PostgreSQL and Redis', () => {
     return { stolen: opened.refreshToken, current, sessionId: opened.sessionId };
   }
 
-  it('gives each of two simultaneous refreshes of one token a successor of its own, every time', async () => {
+  it('gives both of two simultaneous refreshes of one token the same successor, and both tabs stay signed in, every time', async () => {
     for (let round = 0; round < 20; round++) {
       const opened = await service().open(randomUUID(), undefined);
       const both = await Promise.all([refresh(opened.refreshToken), refresh(opened.refreshToken)]);
       expect(both.map((tokens) => tokens.sessionId)).toEqual([opened.sessionId, opened.sessionId]);
-      expect(new Set(both.map((tokens) => tokens.refreshToken)).size).toBe(2);
-      // Both tabs stay signed in.
-      for (const tokens of both) await refresh(tokens.refreshToken);
+      expect(both[1].refreshToken).toBe(both[0].refreshToken);
+      expect(both[0].refreshToken).not.toBe(opened.refreshToken);
+      // The tabs go on: one rotates, the other follows within the window.
+      const next = await refresh(both[0].refreshToken);
+      expect((await refresh(both[1].refreshToken)).refreshToken).toBe(next.refreshToken);
+      expect(await liveTokensOf(opened.sessionId)).toBe(1);
       expect(await revokedEventsOf(opened.sessionId)).toEqual([]);
+    }
+  });
+
+  it('answers five simultaneous replays of a rotated token within the grace window with its successor, leaving one live token, every time', async () => {
+    for (let round = 0; round < 10; round++) {
+      const opened = await service().open(randomUUID(), undefined);
+      const owner = await refresh(opened.refreshToken);
+      clock.advance(GRACE_SECONDS / 2);
+      const replays = await Promise.all(
+        Array.from({ length: 5 }, () => refresh(opened.refreshToken)),
+      );
+      expect(replays.map((tokens) => tokens.refreshToken)).toEqual(
+        Array(5).fill(owner.refreshToken),
+      );
+      expect(replays.map((tokens) => tokens.sessionId)).toEqual(Array(5).fill(opened.sessionId));
+      expect(await liveTokensOf(opened.sessionId)).toBe(1);
+      expect(await revokedEventsOf(opened.sessionId)).toEqual([]);
+    }
+  });
+
+  it('ends the session once, its access tokens too, when replays come after the grace window, even of a token a replay got, every time', async () => {
+    for (let round = 0; round < 10; round++) {
+      const opened = await service().open(randomUUID(), undefined);
+      const owner = await refresh(opened.refreshToken);
+      const replayed = await refresh(opened.refreshToken);
+      const ownerNext = await refresh(owner.refreshToken);
+      clock.advance(GRACE_SECONDS + 1);
+
+      const answers = await Promise.allSettled(
+        Array.from({ length: 5 }, () => refresh(replayed.refreshToken)),
+      );
+      expect(answers.map((answer) => answer.status)).toEqual(Array(5).fill('rejected'));
+      expect((await revokedEventsOf(opened.sessionId)).map((event) => event.payload)).toEqual([
+        { userId: opened.userId, sessionId: opened.sessionId, reason: 'refresh_token_reuse' },
+      ]);
+      expect(await world.revocations.isRevoked(opened.sessionId)).toBe(true);
+      expect((await appErrorOf(refresh(ownerNext.refreshToken))).code).toBe('UNAUTHENTICATED');
+    }
+  });
+
+  it('answers a replay on another instance with the same successor: every instance loads one key from the database', async () => {
+    const instance = async () =>
+      createSessionService({
+        sessions: createSessionRepository(world.db),
+        transactions: world.transactions,
+        signer: fakeSigner,
+        revocations: world.revocations,
+        policy: { idleTtlSeconds: 3600, absoluteTtlSeconds: 4 * 3600, reuseGraceSeconds: 10 },
+        successorKey: await createSessionRepository(world.db).ensureSuccessorKey(newSuccessorKey()),
+      });
+    const [first, second] = await Promise.all([instance(), instance()]);
+    for (let round = 0; round < 10; round++) {
+      const opened = await first.open(randomUUID(), undefined);
+      const tabs = await Promise.all([
+        first.refresh(opened.refreshToken, undefined),
+        second.refresh(opened.refreshToken, undefined),
+      ]);
+      expect(tabs[1].refreshToken).toBe(tabs[0].refreshToken);
+      expect(await liveTokensOf(opened.sessionId)).toBe(1);
     }
   });
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { newOpaqueToken } from './opaque-token';
 import type { SessionPolicy } from './session.service';
 import { wireOverFakes } from './testing/auth.wiring';
 import { appErrorOf } from './testing/app-error';
@@ -87,17 +88,89 @@ describe('SessionService', () => {
       }
     });
 
-    it('gives a second tab that presents the same token within the grace window a token of its own', async () => {
+    it('gives a second tab that presents the same token within the grace window the token the first tab got', async () => {
       const { service, clock, revokedEvents } = setUp();
       const opened = await service.open(randomUUID(), undefined);
       const first = await service.refresh(opened.refreshToken, undefined);
       clock.advance(10);
       const second = await service.refresh(opened.refreshToken, undefined);
-      expect(second.sessionId).toBe(opened.sessionId);
-      expect(new Set([first.refreshToken, second.refreshToken]).size).toBe(2);
-      await service.refresh(first.refreshToken, undefined);
-      await service.refresh(second.refreshToken, undefined);
+      expect(second).toEqual(first);
+      // Either tab goes on as usual, and the other one follows within the window.
+      const next = await service.refresh(second.refreshToken, undefined);
+      expect(await service.refresh(first.refreshToken, undefined)).toEqual(next);
       expect(revokedEvents()).toEqual([]);
+    });
+
+    it('keeps one live token however often a rotated token is replayed within the grace window', async () => {
+      const { service, sessions, clock } = setUp();
+      const opened = await service.open(randomUUID(), undefined);
+      const first = await service.refresh(opened.refreshToken, undefined);
+      for (let replay = 0; replay < 5; replay++) {
+        clock.advance(1);
+        expect((await service.refresh(opened.refreshToken, undefined)).refreshToken).toBe(
+          first.refreshToken,
+        );
+      }
+      const live = [...sessions.tokens.values()].filter((token) => !token.rotatedAt);
+      expect(live).toEqual([{ sessionId: opened.sessionId, rotatedAt: null, generation: 1 }]);
+    });
+
+    it('answers a replay within the grace window with the live token, however often the session rotated since', async () => {
+      const { service, clock } = setUp();
+      const opened = await service.open(randomUUID(), undefined);
+      const chain = [opened.refreshToken];
+      for (let rotation = 0; rotation < 3; rotation++) {
+        clock.advance(2);
+        chain.push((await service.refresh(chain.at(-1)!, undefined)).refreshToken);
+      }
+      for (const replayed of chain.slice(0, -1)) {
+        expect((await service.refresh(replayed, undefined)).refreshToken).toBe(chain.at(-1));
+      }
+    });
+
+    it('ends the session when the token a replay got comes back after it was rotated again and the window passed', async () => {
+      const { service, clock, revocations, revokedEvents } = setUp();
+      const userId = randomUUID();
+      const opened = await service.open(userId, undefined);
+      const owner = await service.refresh(opened.refreshToken, undefined);
+      const replayed = await service.refresh(opened.refreshToken, undefined);
+      const ownerNext = await service.refresh(owner.refreshToken, undefined);
+      clock.advance(11);
+
+      const error = await appErrorOf(service.refresh(replayed.refreshToken, undefined));
+      expect(error.code).toBe('UNAUTHENTICATED');
+      expect(revokedEvents().map((event) => event.payload)).toEqual([
+        { userId, sessionId: opened.sessionId, reason: 'refresh_token_reuse' },
+      ]);
+      expect(await revocations.isRevoked(opened.sessionId)).toBe(true);
+      expect((await appErrorOf(service.refresh(ownerNext.refreshToken, undefined))).code).toBe(
+        'UNAUTHENTICATED',
+      );
+    });
+
+    it('refuses a replay within the grace window whose chain does not lead to the live token, and leaves the session alone', async () => {
+      const { service, sessions, revokedEvents } = setUp();
+      const userId = randomUUID();
+      const opened = await service.open(userId, undefined);
+      // As if it had been rotated before successors were derived from their predecessors.
+      const [firstHash] = sessions.tokens.keys();
+      sessions.tokens.set(firstHash!, {
+        sessionId: opened.sessionId,
+        rotatedAt: new Date(),
+        generation: 0,
+      });
+      sessions.tokens.set(newOpaqueToken().hash, {
+        sessionId: opened.sessionId,
+        rotatedAt: null,
+        generation: 1,
+      });
+
+      const error = await appErrorOf(service.refresh(opened.refreshToken, undefined));
+      expect(error.code).toBe('UNAUTHENTICATED');
+      expect(revokedEvents()).toEqual([]);
+      expect((await service.listActive(userId)).map((session) => session.id)).toEqual([
+        opened.sessionId,
+      ]);
     });
 
     it('ends the whole session when a rotated token comes back after the grace window', async () => {

@@ -4,15 +4,30 @@ import { createEvent, type EventPayload } from '@platform/events';
 import type { SessionRevocations, TokenSigner } from '@platform/tokens';
 import { isUuid } from '@platform/validation';
 import type { AuthTransaction, AuthTransactions } from './auth.transactions';
-import { hashOpaqueToken, isOpaqueToken, newOpaqueToken, type OpaqueToken } from './opaque-token';
-import type { Rotation, SessionFilter, SessionRepository } from './session.repository';
+import {
+  hashOpaqueToken,
+  isOpaqueToken,
+  newOpaqueToken,
+  successorOf,
+  type OpaqueToken,
+} from './opaque-token';
+import type {
+  LiveToken,
+  PresentedToken,
+  Rotation,
+  SessionFilter,
+  SessionRepository,
+} from './session.repository';
 
 export type RevocationReason = EventPayload<'auth.session_revoked'>['reason'];
 
 export interface SessionPolicy {
   idleTtlSeconds: number;
   absoluteTtlSeconds: number;
-  /** A rotated refresh token presented again within this window is tolerated (two tabs). */
+  /**
+   * A rotated refresh token presented again within this window gets the session's live token
+   * (two tabs refreshing at once); after it, it ends the session.
+   */
   reuseGraceSeconds: number;
 }
 
@@ -59,6 +74,8 @@ export interface SessionServiceDeps {
   /** The Redis copy of ended sessions that every token verifier reads. */
   revocations: SessionRevocations;
   policy: SessionPolicy;
+  /** The key successors of refresh tokens are derived with (`ensureSuccessorKey`). */
+  successorKey: Uint8Array;
   clock?: () => Date;
 }
 
@@ -71,7 +88,7 @@ export const isActive = (session: Session, at: Date): boolean =>
   !session.revokedAt && session.idleExpiresAt > at && session.expiresAt > at;
 
 export function createSessionService(deps: SessionServiceDeps): SessionService {
-  const { sessions, transactions, signer, revocations, policy } = deps;
+  const { sessions, transactions, signer, revocations, policy, successorKey } = deps;
   const clock = deps.clock ?? (() => new Date());
   // Revocation entries outlive the access tokens of the session they name.
   const revocationTtlSeconds = signer.ttlSeconds + 60;
@@ -96,13 +113,22 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     return { tokenHash, successorHash: successor.hash, at, idleExpiresAt, userAgent };
   }
 
-  /** Unknown, ended, or presented again after the grace window: decided under the row lock. */
-  async function refreshUnderLock(
-    tx: AuthTransaction,
-    tokenHash: string,
-    userAgent: string | null,
-  ) {
-    const presented = await sessions.lockToken(tx.client, tokenHash);
+  /**
+   * The live token of the presented token's chain, derived again: every successor is
+   * `successorOf` its predecessor, so it lies `live.generation - presented.generation` steps
+   * on. Null if it does not (a token rotated before successors were derived).
+   */
+  function deriveLiveToken(token: string, presented: PresentedToken, live: LiveToken) {
+    let derived = token;
+    for (let step = presented.generation; step < live.generation; step++) {
+      derived = successorOf(derived, successorKey).token;
+    }
+    return hashOpaqueToken(derived) === live.tokenHash ? derived : null;
+  }
+
+  /** Unknown, ended, or no longer current: decided under the row lock. */
+  async function refreshUnderLock(tx: AuthTransaction, token: string) {
+    const presented = await sessions.lockToken(tx.client, hashOpaqueToken(token));
     const now = clock();
     if (!presented || !isActive(presented.session, now)) return null;
     const { session, rotatedAt } = presented;
@@ -111,14 +137,11 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       await endWithin(tx, session.userId, { only: session.id }, 'refresh_token_reuse');
       return null;
     }
-    // Within the grace window a second tab gets a token of its own.
-    const successor = newOpaqueToken();
-    const touched = await sessions.rotate(
-      tx.client,
-      session.id,
-      rotation(tokenHash, successor, now, userAgent),
-    );
-    return touched && tokensFor(touched, successor.token);
+    // Rotated within the grace window (a second tab, a retry): the caller gets the token the
+    // session has now, not one of its own, so the session keeps a single chain of tokens.
+    const live = await sessions.liveToken(tx.client, session.id);
+    const liveToken = live && deriveLiveToken(token, presented, live);
+    return liveToken ? tokensFor(session, liveToken) : null;
   }
 
   async function endWithin(
@@ -154,19 +177,16 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
 
     async refresh(refreshToken, userAgent) {
       if (!isOpaqueToken(refreshToken)) throw invalidRefreshToken();
-      const tokenHash = hashOpaqueToken(refreshToken);
-      const agent = clipUserAgent(userAgent);
-      // The common case in one statement: the token is current, or rotated within the grace
-      // window, and its session is active.
+      // The common case in one statement: the token is current and its session is active.
+      // Its successor is derived from it, so a later replay can derive the same one again.
       const now = clock();
-      const successor = newOpaqueToken();
-      const rotated = await sessions.rotateIfUsable(
-        rotation(tokenHash, successor, now, agent),
-        secondsFrom(now, -policy.reuseGraceSeconds),
+      const successor = successorOf(refreshToken, successorKey);
+      const rotated = await sessions.rotateIfCurrent(
+        rotation(hashOpaqueToken(refreshToken), successor, now, clipUserAgent(userAgent)),
       );
       // A session ended while the statement waited for the token is touched but stays ended.
       if (rotated && isActive(rotated, now)) return tokensFor(rotated, successor.token);
-      const tokens = await transactions.run((tx) => refreshUnderLock(tx, tokenHash, agent));
+      const tokens = await transactions.run((tx) => refreshUnderLock(tx, refreshToken));
       if (!tokens) throw invalidRefreshToken();
       return tokens;
     },

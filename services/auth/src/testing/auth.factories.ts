@@ -62,7 +62,7 @@ export function createAuthFactories(db: Database): AuthFactories {
       });
       if (fields.rotatedAt) {
         await db.refreshToken.create({
-          data: { tokenHash: newOpaqueToken().hash, sessionId: session.id },
+          data: { tokenHash: newOpaqueToken().hash, sessionId: session.id, generation: 1 },
         });
       }
       return { session, refreshToken: token };

@@ -10,7 +10,7 @@ import type { AuthTransaction, AuthTransactions, AuthTx } from '../auth.transact
 import type { CredentialRepository } from '../credential.repository';
 import type { NewOneTimeToken, OneTimeTokenRepository } from '../one-time-token.repository';
 import type { PasswordHasher } from '../password.hasher';
-import type { Rotation, SessionRepository } from '../session.repository';
+import type { SessionRepository } from '../session.repository';
 import { isActive } from '../session.service';
 import type { SigningKeyRepository } from '../signing-key.repository';
 
@@ -66,37 +66,32 @@ export function createFakeTransactions(): FakeTransactions {
   };
 }
 
+/** A refresh token as the fake keeps it (by hash). */
+export interface FakeRefreshToken {
+  sessionId: string;
+  rotatedAt: Date | null;
+  generation: number;
+}
+
 export interface FakeSessionRepository extends SessionRepository {
   readonly sessions: Map<string, Session>;
   /** Refresh tokens by hash. */
-  readonly tokens: Map<string, { sessionId: string; rotatedAt: Date | null }>;
+  readonly tokens: Map<string, FakeRefreshToken>;
+  /** The successor key stored by the first `ensureSuccessorKey`. */
+  readonly successorKey: Uint8Array | undefined;
 }
 
 export function createFakeSessionRepository(): FakeSessionRepository {
   const sessions = new Map<string, Session>();
-  const tokens = new Map<string, { sessionId: string; rotatedAt: Date | null }>();
-
-  function apply(sessionId: string, rotation: Rotation): Session | null {
-    const token = tokens.get(rotation.tokenHash);
-    const session = sessions.get(sessionId);
-    if (!token || !session) return null;
-    token.rotatedAt ??= rotation.at;
-    tokens.set(rotation.successorHash, { sessionId, rotatedAt: null });
-    const idleExpiresAt =
-      rotation.idleExpiresAt < session.expiresAt ? rotation.idleExpiresAt : session.expiresAt;
-    const touched = {
-      ...session,
-      lastUsedAt: rotation.at,
-      idleExpiresAt,
-      userAgent: rotation.userAgent ?? session.userAgent,
-    };
-    sessions.set(sessionId, touched);
-    return { ...touched };
-  }
+  const tokens = new Map<string, FakeRefreshToken>();
+  let successorKey: Uint8Array | undefined;
 
   return {
     sessions,
     tokens,
+    get successorKey() {
+      return successorKey;
+    },
     async create({ refreshTokenHash, createdAt, ...fields }) {
       const session: Session = {
         ...fields,
@@ -107,23 +102,42 @@ export function createFakeSessionRepository(): FakeSessionRepository {
         revokedReason: null,
       };
       sessions.set(session.id, session);
-      tokens.set(refreshTokenHash, { sessionId: session.id, rotatedAt: null });
+      tokens.set(refreshTokenHash, { sessionId: session.id, rotatedAt: null, generation: 0 });
       return { ...session };
     },
-    async rotateIfUsable(rotation, rotatedSince) {
+    async rotateIfCurrent(rotation) {
       const token = tokens.get(rotation.tokenHash);
       const session = token && sessions.get(token.sessionId);
-      if (!token || !session || !isActive(session, rotation.at)) return null;
-      if (token.rotatedAt && token.rotatedAt < rotatedSince) return null;
-      return apply(session.id, rotation);
+      if (!token || token.rotatedAt || !session || !isActive(session, rotation.at)) return null;
+      token.rotatedAt = rotation.at;
+      tokens.set(rotation.successorHash, {
+        sessionId: session.id,
+        rotatedAt: null,
+        generation: token.generation + 1,
+      });
+      const idleExpiresAt =
+        rotation.idleExpiresAt < session.expiresAt ? rotation.idleExpiresAt : session.expiresAt;
+      const touched = {
+        ...session,
+        lastUsedAt: rotation.at,
+        idleExpiresAt,
+        userAgent: rotation.userAgent ?? session.userAgent,
+      };
+      sessions.set(session.id, touched);
+      return { ...touched };
     },
     async lockToken(_tx, tokenHash) {
       const token = tokens.get(tokenHash);
       const session = token && sessions.get(token.sessionId);
-      return token && session ? { session: { ...session }, rotatedAt: token.rotatedAt } : null;
+      if (!token || !session) return null;
+      return { session: { ...session }, rotatedAt: token.rotatedAt, generation: token.generation };
     },
-    async rotate(_tx, sessionId, rotation) {
-      return apply(sessionId, rotation);
+    async liveToken(_tx, sessionId) {
+      const live = [...tokens]
+        .filter(([, token]) => token.sessionId === sessionId && !token.rotatedAt)
+        .sort(([, a], [, b]) => b.generation - a.generation);
+      const [newest] = live;
+      return newest ? { tokenHash: newest[0], generation: newest[1].generation } : null;
     },
     async listActive(userId, at) {
       return [...sessions.values()]
@@ -143,6 +157,10 @@ export function createFakeSessionRepository(): FakeSessionRepository {
         sessions.set(session.id, { ...session, revokedAt: at, revokedReason: reason });
       }
       return ended.map((session) => session.id);
+    },
+    async ensureSuccessorKey(candidate) {
+      successorKey ??= candidate;
+      return successorKey;
     },
   };
 }

@@ -11,6 +11,7 @@ import {
   type OneTimeTokenRepository,
 } from '../one-time-token.repository';
 import { createOneTimeTokenService } from '../one-time-token.service';
+import { newSuccessorKey } from '../opaque-token';
 import { createSessionRepository, type SessionRepository } from '../session.repository';
 import { createSessionService, type SessionPolicy } from '../session.service';
 import { createSigningKeyRepository, type SigningKeyRepository } from '../signing-key.repository';
@@ -38,6 +39,9 @@ const DEFAULT_POLICY: SessionPolicy = {
   reuseGraceSeconds: 10,
 };
 
+/** One key for every wiring of a test file, as every instance of the service loads one. */
+const TEST_SUCCESSOR_KEY = newSuccessorKey();
+
 export interface WiringOptions {
   policy?: Partial<SessionPolicy>;
   clock?: TestClock;
@@ -63,6 +67,7 @@ function wire(parts: Parts, options: WiringOptions) {
     signer: fakeSigner,
     revocations: parts.revocations,
     policy: { ...DEFAULT_POLICY, ...options.policy },
+    successorKey: TEST_SUCCESSOR_KEY,
     clock: clock.now,
   });
   const oneTimeTokens = createOneTimeTokenService({
