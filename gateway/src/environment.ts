@@ -42,6 +42,12 @@ export const env = loadEnv({
   CORS_ORIGINS: z.string().optional(),
   /** Concurrent subscriptions one user may hold on one gateway instance. */
   MAX_SUBSCRIPTIONS_PER_USER: z.coerce.number().int().positive().default(20),
+  /** Concurrent WebSocket connections per user per instance (more close with 4429). */
+  MAX_CONNECTIONS_PER_USER: z.coerce.number().int().positive().default(10),
+  /** Largest WebSocket message before `connection_init` is accepted; bigger ones close (1009). */
+  WS_MAX_UNAUTHENTICATED_MESSAGE_BYTES: z.coerce.number().int().positive().default(4_096),
+  /** Largest WebSocket message at all; ws refuses bigger frames before buffering them (1009). */
+  WS_MAX_MESSAGE_BYTES: z.coerce.number().int().positive().default(65_536),
   /** A subscriber whose unsent data exceeds this many bytes is disconnected (close 1013). */
   SUBSCRIPTION_MAX_BUFFERED_BYTES: z.coerce
     .number()

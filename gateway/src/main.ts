@@ -198,6 +198,9 @@ lifecycle.run(async () => {
     operationLimits,
     limits: {
       perUser: env.MAX_SUBSCRIPTIONS_PER_USER,
+      connectionsPerUser: env.MAX_CONNECTIONS_PER_USER,
+      maxUnauthenticatedMessageBytes: env.WS_MAX_UNAUTHENTICATED_MESSAGE_BYTES,
+      maxMessageBytes: env.WS_MAX_MESSAGE_BYTES,
       maxBufferedBytes: env.SUBSCRIPTION_MAX_BUFFERED_BYTES,
       sessionCheckMs: env.SUBSCRIPTION_SESSION_CHECK_MS,
       pingMs: env.WS_PING_MS,

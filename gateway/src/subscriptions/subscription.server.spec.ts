@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { unlessTooSlow } from './subscription.server';
+import { unlessTooSlow } from './socket-messages';
 
 async function* events(count: number): AsyncGenerator<number> {
   for (let n = 0; n < count; n++) yield n;

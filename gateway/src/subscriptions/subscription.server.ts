@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server } from 'node:http';
-import { getOperationAST, GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
+import { getOperationAST, GraphQLError, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { formatResultErrors } from '@platform/errors';
@@ -8,10 +8,17 @@ import { newCorrelationId, type Logger } from '@platform/logger';
 import type { Identity, SessionRevocations, TokenVerifier } from '@platform/tokens';
 import { checkOperation, queryTooComplex, type OperationLimits } from '../limits/operation-cost';
 import type { FederatedSubscriptions } from './federated-subscriptions';
+import { byteLength, completedId, unlessTooSlow } from './socket-messages';
 
 export interface SubscriptionLimits {
   /** Concurrent subscriptions one user may hold on this gateway instance. */
   perUser: number;
+  /** Concurrent WebSocket connections one user may hold on this gateway instance. */
+  connectionsPerUser: number;
+  /** Largest message accepted before `connection_init` is accepted (bytes). */
+  maxUnauthenticatedMessageBytes: number;
+  /** Largest message accepted at all (bytes); bigger frames close the connection (1009). */
+  maxMessageBytes: number;
   /** A client whose unsent data exceeds this is disconnected (1013) instead of buffered. */
   maxBufferedBytes: number;
   /** How often open connections are checked for an ended session or an expired token. */
@@ -23,6 +30,8 @@ export interface SubscriptionLimits {
 interface Connection {
   socket: WebSocket;
   identity: Identity;
+  /** Subscription ids holding one of the user's slots, released exactly once. */
+  slots: Set<string>;
   authorization: string;
   userAgent: string | undefined;
   clientAddress: string | undefined;
@@ -34,27 +43,10 @@ interface SubscriptionContext {
   plan: ReturnType<FederatedSubscriptions['plan']>;
 }
 
-/**
- * Passes results on while the client keeps up: once more than `maxBufferedBytes` wait unsent
- * on its socket, calls `tooSlow` (which closes it) and stops, instead of buffering more.
- */
-export async function* unlessTooSlow<T>(
-  results: AsyncIterable<T>,
-  socket: { readonly bufferedAmount: number },
-  maxBufferedBytes: number,
-  tooSlow: () => void,
-): AsyncGenerator<T> {
-  for await (const result of results) {
-    if (socket.bufferedAmount > maxBufferedBytes) {
-      tooSlow();
-      return;
-    }
-    yield result;
-  }
-}
-
 /** Close codes (graphql-ws reserves 4400-4499 for its protocol; 4401 = unauthorized). */
 const UNAUTHORIZED = 4401;
+const TOO_MANY_CONNECTIONS = 4429;
+const MESSAGE_TOO_BIG = 1009;
 const TRY_AGAIN_LATER = 1013;
 
 /**
@@ -74,36 +66,61 @@ export function attachSubscriptionServer(options: {
   operationLimits: OperationLimits;
   clientAddressOf: (req: IncomingMessage) => string | undefined;
   logger: Logger;
-}): { close(): Promise<void>; connections(): number } {
+}): { close(): Promise<void>; connections(): number; subscriptions(): number } {
   const { federated, limits, logger } = options;
-  const wss = new WebSocketServer({ server: options.server, path: '/graphql' });
+  // Frames beyond maxMessageBytes are refused by ws before they are buffered (1009).
+  const wss = new WebSocketServer({
+    server: options.server,
+    path: '/graphql',
+    maxPayload: limits.maxMessageBytes,
+  });
   const connections = new Map<WebSocket, Connection>();
-  const perUser = new Map<string, number>();
+  /** Per user: subscription slots and connections held on this instance. */
+  const slotsHeld = new Map<string, number>();
+  const connectionsHeld = new Map<string, number>();
   const parseDocument = createDocumentCache(federated.schema);
 
-  function close(socket: WebSocket, code: number, reason: string): void {
+  const adjust = (counts: Map<string, number>, userId: string, by: number) => {
+    const next = (counts.get(userId) ?? 0) + by;
+    if (next > 0) counts.set(userId, next);
+    else counts.delete(userId);
+  };
+
+  /** Gives back a subscription's slot; safe to call again (complete, error and close race). */
+  function release(connection: Connection, id: string): void {
+    if (connection.slots.delete(id)) adjust(slotsHeld, connection.identity.userId, -1);
+  }
+
+  /** Forgets a connection and everything it held, once, whichever way it ended. */
+  function forget(socket: WebSocket): void {
+    const connection = connections.get(socket);
+    if (!connection) return;
     connections.delete(socket);
+    for (const id of [...connection.slots]) release(connection, id);
+    adjust(connectionsHeld, connection.identity.userId, -1);
+  }
+
+  function close(socket: WebSocket, code: number, reason: string): void {
+    forget(socket);
     socket.close(code, reason);
   }
 
-  async function* counted(
-    context: SubscriptionContext,
-    results: AsyncGenerator<ExecutionResult>,
-  ): AsyncGenerator<ExecutionResult> {
-    const { userId } = context.connection.identity;
-    const { socket } = context.connection;
-    perUser.set(userId, (perUser.get(userId) ?? 0) + 1);
-    try {
-      yield* unlessTooSlow(results, socket, limits.maxBufferedBytes, () => {
-        logger.warn({ userId, buffered: socket.bufferedAmount }, 'slow subscriber disconnected');
-        close(socket, TRY_AGAIN_LATER, 'Client too slow: outbound buffer full');
-      });
-    } finally {
-      const left = (perUser.get(userId) ?? 1) - 1;
-      if (left > 0) perUser.set(userId, left);
-      else perUser.delete(userId);
-    }
-  }
+  // Ahead of graphql-ws's own handler, on every message: before the connection is
+  // authenticated only a small `connection_init` is read (a stranger cannot make the gateway
+  // hold large frames); after, a `complete` gives its slot back at once (graphql-ws ends the
+  // subscription only when its next event arrives).
+  wss.on('connection', (socket: WebSocket) => {
+    socket.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
+      const connection = connections.get(socket);
+      if (!connection) {
+        if (byteLength(data) > limits.maxUnauthenticatedMessageBytes)
+          socket.close(MESSAGE_TOO_BIG, 'Message too big before authentication');
+        return;
+      }
+      const completed = completedId(data);
+      if (completed !== undefined) release(connection, completed);
+    });
+  });
 
   const cleanup = useServer<
     Record<string, unknown> | undefined,
@@ -121,9 +138,16 @@ export function attachSubscriptionServer(options: {
           socket.close(UNAUTHORIZED, 'Unauthorized');
           return false;
         }
+        if (socket.readyState !== socket.OPEN) return false;
+        if ((connectionsHeld.get(identity.userId) ?? 0) >= limits.connectionsPerUser) {
+          socket.close(TOO_MANY_CONNECTIONS, `At most ${limits.connectionsPerUser} connections`);
+          return false;
+        }
+        adjust(connectionsHeld, identity.userId, 1);
         const connection: Connection = {
           socket,
           identity,
+          slots: new Set(),
           authorization,
           userAgent: request.headers['user-agent'],
           clientAddress: options.clientAddressOf(request),
@@ -131,10 +155,10 @@ export function attachSubscriptionServer(options: {
         };
         connections.set(socket, connection);
         socket.on('pong', () => (connection.alive = true));
-        socket.once('close', () => connections.delete(socket));
+        socket.once('close', () => forget(socket));
         return true;
       },
-      onSubscribe(ctx, _id, payload) {
+      onSubscribe(ctx, id, payload) {
         const connection = connections.get(ctx.extra.socket);
         if (!connection)
           return [new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } })];
@@ -158,12 +182,17 @@ export function attachSubscriptionServer(options: {
           if (error instanceof GraphQLError) return [error];
           throw error;
         }
-        if ((perUser.get(connection.identity.userId) ?? 0) >= limits.perUser)
+        // The slot is taken here, in the same tick as the check: a burst of subscribe
+        // messages cannot all pass before any is counted.
+        const { userId } = connection.identity;
+        if ((slotsHeld.get(userId) ?? 0) >= limits.perUser)
           return [
             new GraphQLError(`At most ${limits.perUser} subscriptions at once`, {
               extensions: { code: 'RATE_LIMITED', retryAfter: 60 },
             }),
           ];
+        connection.slots.add(id);
+        adjust(slotsHeld, userId, 1);
         const contextValue: SubscriptionContext = { connection, plan };
         const args: ExecutionArgs = {
           schema: federated.schema,
@@ -174,11 +203,20 @@ export function attachSubscriptionServer(options: {
         };
         return args;
       },
+      // The slot is given back the moment the subscription ends, however it ends.
+      onComplete: (ctx, id) => {
+        const connection = connections.get(ctx.extra.socket);
+        if (connection) release(connection, id);
+      },
+      onError: (ctx, id) => {
+        const connection = connections.get(ctx.extra.socket);
+        if (connection) release(connection, id);
+      },
       subscribe(args) {
         const context = args.contextValue as SubscriptionContext;
         const { connection } = context;
-        return counted(
-          context,
+        const { socket } = connection;
+        return unlessTooSlow(
           federated.run({
             plan: context.plan,
             document: args.document,
@@ -191,6 +229,15 @@ export function attachSubscriptionServer(options: {
               clientAddress: connection.clientAddress,
             },
           }),
+          socket,
+          limits.maxBufferedBytes,
+          () => {
+            logger.warn(
+              { userId: connection.identity.userId, buffered: socket.bufferedAmount },
+              'slow subscriber disconnected',
+            );
+            close(socket, TRY_AGAIN_LATER, 'Client too slow: outbound buffer full');
+          },
         );
       },
       onNext: (_ctx, _id, _payload, _args, result) =>
@@ -221,7 +268,7 @@ export function attachSubscriptionServer(options: {
   const keepAlive = setInterval(() => {
     for (const [socket, connection] of connections) {
       if (!connection.alive) {
-        connections.delete(socket);
+        forget(socket);
         socket.terminate();
         continue;
       }
@@ -233,6 +280,7 @@ export function attachSubscriptionServer(options: {
 
   return {
     connections: () => connections.size,
+    subscriptions: () => [...slotsHeld.values()].reduce((sum, held) => sum + held, 0),
     async close() {
       clearInterval(sessionCheck);
       clearInterval(keepAlive);
