@@ -1,1 +1,2 @@
 export { openServiceInfrastructure, type ServiceInfrastructure } from './service-infrastructure';
+export { serveGrpc } from './serve-grpc';

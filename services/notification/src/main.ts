@@ -1,8 +1,8 @@
-import { bindService, createGrpcServer, managedClients } from '@platform/grpc';
+import { bindService, managedClients } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
 import { createMailer } from '@platform/mail';
-import { openServiceInfrastructure } from '@platform/service-runtime';
+import { openServiceInfrastructure, serveGrpc } from '@platform/service-runtime';
 import { notificationV1, userV1 } from '@platform/proto';
 import { createEmailDeliveryRepository } from './email-delivery.repository';
 import { createEmailDeliveryService } from './email-delivery.service';
@@ -63,21 +63,18 @@ lifecycle.run(async () => {
     queuePrefix: env.EVENTS_EXCHANGE,
   });
 
-  const server = createGrpcServer({
+  await serveGrpc({
+    env,
     logger,
-    internalToken: env.INTERNAL_TOKEN,
-    services: [
-      bindService({
-        name: 'notification.v1.NotificationService',
-        definition: notificationV1.NotificationServiceService,
-        handlers: createNotificationHandlers({
-          notifications,
-          preferences: createPreferenceService({ notifications: repository }),
-          deliveries,
-        }),
+    lifecycle,
+    service: bindService({
+      name: 'notification.v1.NotificationService',
+      definition: notificationV1.NotificationServiceService,
+      handlers: createNotificationHandlers({
+        notifications,
+        preferences: createPreferenceService({ notifications: repository }),
+        deliveries,
       }),
-    ],
+    }),
   });
-  lifecycle.onShutdown('grpc server', () => server.close(env.SHUTDOWN_TIMEOUT_MS / 2));
-  await server.listen(env.GRPC_HOST, env.GRPC_PORT);
 });

@@ -1,7 +1,7 @@
-import { bindService, createGrpcServer, managedClients } from '@platform/grpc';
+import { bindService, managedClients } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
-import { openServiceInfrastructure } from '@platform/service-runtime';
+import { openServiceInfrastructure, serveGrpc } from '@platform/service-runtime';
 import { permissionV1, userV1 } from '@platform/proto';
 import { createActorPolicy } from './actor.policy';
 import { createAssignmentService } from './assignment.service';
@@ -46,17 +46,14 @@ lifecycle.run(async () => {
 
   await startPermissionConsumers({ broker, assignments, queuePrefix: env.EVENTS_EXCHANGE });
 
-  const server = createGrpcServer({
+  await serveGrpc({
+    env,
     logger,
-    internalToken: env.INTERNAL_TOKEN,
-    services: [
-      bindService({
-        name: 'permission.v1.PermissionService',
-        definition: permissionV1.PermissionServiceService,
-        handlers: createPermissionHandlers({ roles, assignments, checks, audit }),
-      }),
-    ],
+    lifecycle,
+    service: bindService({
+      name: 'permission.v1.PermissionService',
+      definition: permissionV1.PermissionServiceService,
+      handlers: createPermissionHandlers({ roles, assignments, checks, audit }),
+    }),
   });
-  lifecycle.onShutdown('grpc server', () => server.close(env.SHUTDOWN_TIMEOUT_MS / 2));
-  await server.listen(env.GRPC_HOST, env.GRPC_PORT);
 });

@@ -1,7 +1,7 @@
-import { bindService, createGrpcServer } from '@platform/grpc';
+import { bindService } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
-import { openServiceInfrastructure } from '@platform/service-runtime';
+import { openServiceInfrastructure, serveGrpc } from '@platform/service-runtime';
 import { userV1 } from '@platform/proto';
 import { env } from './environment';
 import { createUserCache } from './user.cache';
@@ -20,23 +20,20 @@ lifecycle.run(async () => {
     lifecycle,
   });
 
-  const server = createGrpcServer({
+  await serveGrpc({
+    env,
     logger,
-    internalToken: env.INTERNAL_TOKEN,
-    services: [
-      bindService({
-        name: 'user.v1.UserService',
-        definition: userV1.UserServiceService,
-        handlers: createUserHandlers({
-          users: createUserService({
-            users: createUserRepository(db),
-            cache: createUserCache(redis),
-            relay,
-          }),
+    lifecycle,
+    service: bindService({
+      name: 'user.v1.UserService',
+      definition: userV1.UserServiceService,
+      handlers: createUserHandlers({
+        users: createUserService({
+          users: createUserRepository(db),
+          cache: createUserCache(redis),
+          relay,
         }),
       }),
-    ],
+    }),
   });
-  lifecycle.onShutdown('grpc server', () => server.close(env.SHUTDOWN_TIMEOUT_MS / 2));
-  await server.listen(env.GRPC_HOST, env.GRPC_PORT);
 });
