@@ -242,12 +242,13 @@ describe('identity: registration, sign-in, refresh rotation and sessions through
     expect(codeOf(login)).toBe('UNAUTHENTICATED');
   });
 
-  it('backs an account off exponentially after 5 failures, for unknown emails alike', async () => {
+  it('checks 5 wrong passwords per account from one address, for unknown emails alike, and not the next', async () => {
     await register('brute@example.com');
-    const attempt = (email: string, password: string) =>
+    const attacker = newAddress();
+    const attempt = (email: string, password: string, address = attacker) =>
       graphql<{ login: AuthPayload }>(gateway, LOGIN, {
         variables: { email, password },
-        headers: { 'x-forwarded-for': newAddress() },
+        headers: { 'x-forwarded-for': address },
       });
     for (const email of ['brute@example.com', 'ghost@example.com']) {
       for (let failure = 1; failure <= 5; failure++) {
@@ -258,12 +259,9 @@ describe('identity: registration, sign-in, refresh rotation and sessions through
       expect(blocked.errors?.[0]?.extensions).toMatchObject({ code: 'RATE_LIMITED' });
       expect(blocked.errors?.[0]?.extensions?.['retryAfter']).toBeGreaterThanOrEqual(1);
     }
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
-    const success = await attempt('brute@example.com', 'correct horse battery');
+    // The owner, elsewhere, is not locked out by it (docs/identity.md, "Brute force").
+    const success = await attempt('brute@example.com', 'correct horse battery', newAddress());
     expect(success.data?.login.user.email).toBe('brute@example.com');
-    // A success resets the count: the next failure is not delayed.
-    expect(codeOf(await attempt('brute@example.com', 'wrong password'))).toBe('UNAUTHENTICATED');
-    expect(codeOf(await attempt('brute@example.com', 'wrong password'))).toBe('UNAUTHENTICATED');
   });
 
   it('limits sign-in attempts per client address, without affecting other addresses', async () => {

@@ -245,9 +245,11 @@ describe('notifications: inbox, preferences and the email channel', () => {
     const grace = await newUser('grace@example.com');
     const note = { userId: grace.id, type: 'note', title: 'Before', body: '' };
     expect(codeOf(await as(admin, SEND, { input: note }))).toBeUndefined();
-    const deleted = await as(grace, 'mutation ($id: ID!) { deleteUser(id: $id) }', {
-      id: grace.id,
-    });
+    const deleted = await as(
+      grace,
+      'mutation ($id: ID!, $pw: String) { deleteUser(id: $id, currentPassword: $pw) }',
+      { id: grace.id, pw: PASSWORD },
+    );
     expect(deleted.data).toEqual({ deleteUser: true });
 
     // The notification service remembered that grace existed; her deletion reaches it as an
@@ -396,8 +398,9 @@ describe('notifications: inbox, preferences and the email channel', () => {
         NOTIFICATION_EMAIL_RETRY_DELAYS_MS: '100,200',
       });
       const henry = await newUser('henry@example.com');
+      await as(henry, PREFERENCES, { input: [{ type: 'alert', email: true }] });
       const sent = await as<{ sendNotification: { id: string } }>(admin, SEND, {
-        input: { userId: henry.id, type: 'security', title: 'Heads up', body: 'Test' },
+        input: { userId: henry.id, type: 'alert', title: 'Heads up', body: 'Test' },
       });
       const id = sent.data!.sendNotification.id;
       const failed = await eventually(async () => {
@@ -428,5 +431,20 @@ describe('notifications: inbox, preferences and the email channel', () => {
     } finally {
       await refusing.close();
     }
+  });
+
+  it('lets nobody but the platform send a security notice, or any of its own notice types', async () => {
+    const ivy = await newUser('ivy@example.com');
+    for (const type of ['security', 'welcome', 'role_changed']) {
+      const response = await as(admin, SEND, {
+        input: { userId: ivy.id, type, title: 'Your account is locked', body: 'Click here' },
+      });
+      expect(response.errors?.[0]?.extensions).toMatchObject({
+        code: 'BAD_USER_INPUT',
+        field: 'type',
+      });
+    }
+    const titles = (await inbox(ivy)).me.notifications.edges.map((edge) => edge.node.title);
+    expect(titles).not.toContain('Your account is locked');
   });
 });

@@ -220,8 +220,13 @@ describe('profiles: reading and managing users through the gateway', () => {
     ).toBe('FORBIDDEN');
 
     expect(
-      (await graphql(gateway, `mutation { deleteUser(id: "${self.id}") }`, { token: self.token }))
-        .data,
+      (
+        await graphql(
+          gateway,
+          `mutation { deleteUser(id: "${self.id}", currentPassword: "correct horse battery") }`,
+          { token: self.token },
+        )
+      ).data,
     ).toEqual({ deleteUser: true });
     expect(codeOf(await graphql(gateway, '{ me { id } }', { token: self.token }))).toBe(
       'UNAUTHENTICATED',

@@ -414,7 +414,14 @@ describe('rbac: roles, scoped assignments, consistent checks and the audit log',
     });
     try {
       expect((await client.listAssignments({ userId: user.id })).assignments).toHaveLength(2);
-      await as(user, 'mutation ($id: ID!) { deleteUser(id: $id) }', { id: user.id });
+      await as(
+        user,
+        'mutation ($id: ID!, $pw: String) { deleteUser(id: $id, currentPassword: $pw) }',
+        {
+          id: user.id,
+          pw: 'correct horse battery',
+        },
+      );
       await eventually(async () => {
         const { assignments } = await client.listAssignments({ userId: user.id });
         if (assignments.length > 0) throw new Error('assignments still there');

@@ -35,15 +35,26 @@ export function createAuthHandlers(
       return { tokens: await credentials.create(userId, request.password, userAgent) };
     },
 
-    async deleteCredential(request) {
-      await credentials.delete(requireUserId(request.userId));
+    async deleteCredential(request, context) {
+      await credentials.delete(requireUserId(request.userId), {
+        actorId: context.userId,
+        currentPassword: optional(request.currentPassword),
+        client: { address: optional(request.clientAddress) },
+      });
       return {};
     },
 
     async login(request) {
-      const userId = optional(request.userId);
-      const userAgent = optional(request.userAgent);
-      return { tokens: await credentials.login(userId, request.password, userAgent) };
+      return credentials.login({
+        userId: optional(request.userId),
+        email: request.email,
+        password: request.password,
+        userAgent: optional(request.userAgent),
+        client: {
+          address: optional(request.clientAddress),
+          deviceToken: optional(request.deviceToken),
+        },
+      });
     },
 
     async refreshSession(request) {
@@ -99,6 +110,7 @@ export function createAuthHandlers(
         currentPassword: request.currentPassword,
         newPassword: request.newPassword,
         keepSessionId: optional(request.sessionId),
+        client: { address: optional(request.clientAddress) },
       });
       return {};
     },

@@ -5,10 +5,19 @@ import { useAuthTestWorld } from './testing/auth.test-world';
 import { wireOverWorld } from './testing/auth.wiring';
 
 const PASSWORD = 'correct horse battery';
+const HOME = { address: '198.51.100.1' };
 
 describe('CredentialService against PostgreSQL and Redis', () => {
   const world = useAuthTestWorld();
   const services = () => wireOverWorld(world);
+  const login = (userId: string, password = PASSWORD, client = HOME) =>
+    services().credentials.login({
+      userId,
+      email: 'ada@example.com',
+      password,
+      userAgent: undefined,
+      client,
+    });
 
   /** A user with a password and `count` sessions. */
   async function userWithSessions(count: number) {
@@ -16,7 +25,7 @@ describe('CredentialService against PostgreSQL and Redis', () => {
     const { credentials } = services();
     const sessionIds = [(await credentials.create(userId, PASSWORD, undefined)).sessionId];
     while (sessionIds.length < count) {
-      sessionIds.push((await credentials.login(userId, PASSWORD, undefined)).sessionId);
+      sessionIds.push((await login(userId)).tokens.sessionId);
     }
     return { userId, sessionIds };
   }
@@ -42,6 +51,7 @@ describe('CredentialService against PostgreSQL and Redis', () => {
       currentPassword: PASSWORD,
       newPassword: 'a new passphrase',
       keepSessionId: kept,
+      client: HOME,
     });
     expect(await passwordHashOf(userId)).toBe('hashed:a new passphrase');
     expect(await activeSessionIds(userId)).toEqual([kept]);
@@ -65,6 +75,7 @@ describe('CredentialService against PostgreSQL and Redis', () => {
       currentPassword: PASSWORD,
       newPassword: 'a new passphrase',
       keepSessionId: 'not a session id',
+      client: HOME,
     });
     await expect(change).rejects.toThrow();
     expect(await passwordHashOf(userId)).toBe(`hashed:${PASSWORD}`);
@@ -96,12 +107,68 @@ describe('CredentialService against PostgreSQL and Redis', () => {
 
   it('removes the password and ends every session together', async () => {
     const { userId, sessionIds } = await userWithSessions(2);
-    await services().credentials.delete(userId);
+    await services().credentials.delete(userId, {
+      actorId: userId,
+      currentPassword: PASSWORD,
+      client: HOME,
+    });
     expect(await passwordHashOf(userId)).toBeUndefined();
     expect(await activeSessionIds(userId)).toEqual([]);
     expect((await world.revocations.revokedAmong(sessionIds)).size).toBe(2);
-    expect((await appErrorOf(services().credentials.login(userId, PASSWORD, undefined))).code).toBe(
-      'UNAUTHENTICATED',
+    expect((await appErrorOf(login(userId))).code).toBe('UNAUTHENTICATED');
+  });
+
+  it('checks at most 5 of 60 concurrent guesses at an account from one address, every time', async () => {
+    for (let round = 0; round < 5; round++) {
+      const { userId } = await userWithSessions(1);
+      const { credentials, passwords } = services();
+      const client = { address: `198.51.100.${round + 10}` };
+      const before = passwords.verifications;
+      const outcomes = await Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          credentials
+            .login({
+              userId,
+              email: 'ada@example.com',
+              password: i === 40 ? PASSWORD : `wrong guess ${i}`,
+              userAgent: undefined,
+              client,
+            })
+            .then(
+              () => 'signed in',
+              (error: { code: string }) => error.code,
+            ),
+        ),
+      );
+      const checked = passwords.verifications - before;
+      expect(outcomes.filter((outcome) => outcome !== 'RATE_LIMITED')).toHaveLength(checked);
+      expect(
+        outcomes.filter((outcome) => outcome === 'UNAUTHENTICATED').length,
+      ).toBeLessThanOrEqual(5);
+      // The right guess is checked only if it got one of the places, and then gives it back.
+      expect(checked).toBeLessThanOrEqual(6);
+    }
+  });
+
+  it('checks exactly 5 wrong current passwords of 30 sent at once to changePassword', async () => {
+    const { userId, sessionIds } = await userWithSessions(1);
+    const { credentials, passwords } = services();
+    const before = passwords.verifications;
+    const outcomes = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        appErrorOf(
+          credentials.changePassword(userId, {
+            currentPassword: `guess ${i}`,
+            newPassword: 'the thief wants this',
+            keepSessionId: sessionIds[0],
+            client: { address: '192.0.2.200' },
+          }),
+        ).then((error) => error.code),
+      ),
     );
+    expect(outcomes.filter((code) => code === 'BAD_USER_INPUT')).toHaveLength(5);
+    expect(outcomes.filter((code) => code === 'RATE_LIMITED')).toHaveLength(25);
+    expect(passwords.verifications - before).toBe(5);
+    expect(await passwordHashOf(userId)).toBe(`hashed:${PASSWORD}`);
   });
 });

@@ -1,35 +1,64 @@
 import { AppError } from '@platform/errors';
 import { createEvent } from '@platform/events';
-import { isUuid, validatePassword } from '@platform/validation';
+import { isUuid, normalizeEmail, validatePassword } from '@platform/validation';
 import type { AuthTx, AuthTransactions } from './auth.transactions';
 import type { CredentialRepository } from './credential.repository';
 import type { OneTimeTokenService } from './one-time-token.service';
+import type { GuessingClient, PasswordGuard } from './password-guard';
 import type { PasswordHasher } from './password.hasher';
 import type { SessionFilter } from './session.repository';
 import type { RevocationReason, SessionService, SessionTokens } from './session.service';
 
 const INVALID_LOGIN = 'Invalid email or password';
 
+export interface LoginAttempt {
+  /** Undefined (or not an id) for an unknown or disabled account: it fails like a wrong password. */
+  userId: string | undefined;
+  /** The normalised email that was typed: names the account for the guess limits when userId does not. */
+  email: string;
+  password: string;
+  userAgent: string | undefined;
+  client: GuessingClient;
+}
+
+export interface SignIn {
+  tokens: SessionTokens;
+  /** For the client to keep and present at its next login (see PasswordGuard). */
+  deviceToken: string;
+}
+
 export interface PasswordChange {
   currentPassword: string;
   newPassword: string;
   /** The caller's session, which stays signed in. */
   keepSessionId: string | undefined;
+  client: GuessingClient;
+}
+
+/** Who removes a credential, and with what proof when it is their own. */
+export interface CredentialRemoval {
+  /** The end user on whose behalf the caller acts, if any. */
+  actorId: string | undefined;
+  /** Required when the actor removes their own credential. */
+  currentPassword: string | undefined;
+  client: GuessingClient;
 }
 
 /** Passwords: the first one, sign-in, change, reset, removal. */
 export interface CredentialService {
   /** Stores the user's first password and opens their first session. */
   create(userId: string, password: string, userAgent: string | undefined): Promise<SessionTokens>;
-  /** Removes the password and ends every session. */
-  delete(userId: string): Promise<void>;
-  /** Opens a session; an unknown user fails like a wrong password, in about the same time. */
-  login(
-    userId: string | undefined,
-    password: string,
-    userAgent: string | undefined,
-  ): Promise<SessionTokens>;
-  /** Checks the current password, sets the new one and ends every other session. */
+  /**
+   * Removes the password and ends every session. Users removing their own must prove they know
+   * the password (BAD_USER_INPUT on currentPassword, RATE_LIMITED like login).
+   */
+  delete(userId: string, removal: CredentialRemoval): Promise<void>;
+  /**
+   * Opens a session; an unknown user fails like a wrong password, in about the same time.
+   * Guesses are limited (RATE_LIMITED) before any password is checked.
+   */
+  login(attempt: LoginAttempt): Promise<SignIn>;
+  /** Checks the current password (limited like login), sets the new one and ends every other session. */
   changePassword(userId: string, change: PasswordChange): Promise<void>;
   /** Sets a new password with a mailed reset token and ends every session; whose it was. */
   resetPassword(token: string, newPassword: string): Promise<string>;
@@ -41,10 +70,30 @@ export interface CredentialServiceDeps {
   sessions: SessionService;
   oneTimeTokens: Pick<OneTimeTokenService, 'consume'>;
   transactions: AuthTransactions;
+  guard: PasswordGuard;
+}
+
+/** The name the guess limits know an account by: its id, or for an unknown one the typed email. */
+const accountOf = (userId: string | undefined, email = '') =>
+  userId ? `user:${userId}` : `email:${normalizeEmail(email)}`;
+
+/** An empty current password is a missing one, not a guess. */
+function requireCurrentPassword(password: string | undefined, why: string): string {
+  if (!password) throw AppError.badInput('currentPassword', why);
+  return password;
 }
 
 export function createCredentialService(deps: CredentialServiceDeps): CredentialService {
-  const { credentials, passwords, sessions, oneTimeTokens, transactions } = deps;
+  const { credentials, passwords, sessions, oneTimeTokens, transactions, guard } = deps;
+
+  /** Throws unless `password` is the user's, counting a wrong one against the guess limits. */
+  async function requirePassword(userId: string, password: string, client: GuessingClient) {
+    const credential = await credentials.find(userId);
+    const right = await guard.check(accountOf(userId), client, () =>
+      passwords.verify(credential?.passwordHash, password),
+    );
+    if (!right) throw AppError.badInput('currentPassword', 'is not your current password');
+  }
 
   /** The new password, its event and the end of the sessions that knew the old one commit together. */
   function replacePassword(
@@ -68,27 +117,37 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
       return sessions.open(userId, userAgent);
     },
 
-    async delete(userId) {
+    async delete(userId, removal) {
+      if (removal.actorId === userId) {
+        const password = requireCurrentPassword(
+          removal.currentPassword,
+          'is required to delete your own account',
+        );
+        await requirePassword(userId, password, removal.client);
+      }
       await transactions.run(async (tx) => {
         await sessions.endWithin(tx, userId, {}, 'user_deleted');
         await credentials.delete(tx.client, userId);
       });
     },
 
-    async login(userId, password, userAgent) {
-      const credential = userId && isUuid(userId) ? await credentials.find(userId) : null;
+    async login({ userId, email, password, userAgent, client }) {
+      const knownId = userId && isUuid(userId) ? userId : undefined;
+      const account = accountOf(knownId, email);
+      const credential = knownId ? await credentials.find(knownId) : null;
       // Always hash: an unknown user costs as much time as a wrong password.
-      const valid = await passwords.verify(credential?.passwordHash, password);
+      const valid = await guard.check(account, client, () =>
+        passwords.verify(credential?.passwordHash, password),
+      );
       if (!credential || !valid) throw AppError.unauthenticated(INVALID_LOGIN);
-      return sessions.open(credential.userId, userAgent);
+      const deviceToken = await guard.deviceTokenFor(account, client.deviceToken);
+      return { tokens: await sessions.open(credential.userId, userAgent), deviceToken };
     },
 
     async changePassword(userId, change) {
       const newPassword = validatePassword(change.newPassword, 'newPassword');
-      const credential = await credentials.find(userId);
-      if (!(await passwords.verify(credential?.passwordHash, change.currentPassword))) {
-        throw AppError.badInput('currentPassword', 'is not your current password');
-      }
+      const currentPassword = requireCurrentPassword(change.currentPassword, 'is required');
+      await requirePassword(userId, currentPassword, change.client);
       const passwordHash = await passwords.hash(newPassword);
       // Whoever else knew the old password is signed out; this session stays.
       await replacePassword(userId, (tx) => credentials.update(tx, userId, passwordHash), {

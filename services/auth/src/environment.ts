@@ -22,6 +22,16 @@ export const env = loadEnv(
     SESSION_IDLE_TTL: seconds(7 * 24 * 3600),
     /** ... and after this long in any case. */
     SESSION_ABSOLUTE_TTL: seconds(30 * 24 * 3600),
+    /** Wrong password guesses at one account from one client address (or known device) ... */
+    PASSWORD_GUESSES_PER_CLIENT: z.coerce.number().int().positive().default(5),
+    /** ... within this many seconds. */
+    PASSWORD_GUESSES_PER_CLIENT_WINDOW: seconds(15 * 60),
+    /** Wrong guesses at one account from unknown devices, from all addresses together ... */
+    PASSWORD_GUESSES_PER_ACCOUNT: z.coerce.number().int().positive().default(50),
+    /** ... within this many seconds. */
+    PASSWORD_GUESSES_PER_ACCOUNT_WINDOW: seconds(3600),
+    /** A device token (issued at sign-in) is remembered this long after its last use. */
+    DEVICE_TOKEN_TTL: seconds(90 * 24 * 3600),
     /** Outgoing mail (verification, password reset). */
     ...mailEnv,
   },

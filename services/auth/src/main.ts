@@ -10,9 +10,11 @@ import { AUTH_SCHEMA, createAuthTransactions } from './auth.transactions';
 import { createCredentialRepository } from './credential.repository';
 import { createCredentialService } from './credential.service';
 import { env } from './environment';
+import { createGuessRepository } from './guess.repository';
 import { createOneTimeTokenRepository } from './one-time-token.repository';
 import { createOneTimeTokenService } from './one-time-token.service';
 import { newSuccessorKey } from './opaque-token';
+import { createPasswordGuard } from './password-guard';
 import { createPasswordHasher } from './password.hasher';
 import { createSessionRepository } from './session.repository';
 import { createSessionService } from './session.service';
@@ -78,6 +80,17 @@ lifecycle.run(async () => {
     sessions,
     oneTimeTokens,
     transactions,
+    guard: createPasswordGuard({
+      guesses: createGuessRepository(redis),
+      policy: {
+        perClient: env.PASSWORD_GUESSES_PER_CLIENT,
+        perClientWindowSeconds: env.PASSWORD_GUESSES_PER_CLIENT_WINDOW,
+        perAccount: env.PASSWORD_GUESSES_PER_ACCOUNT,
+        perAccountWindowSeconds: env.PASSWORD_GUESSES_PER_ACCOUNT_WINDOW,
+        deviceTokenTtlSeconds: env.DEVICE_TOKEN_TTL,
+      },
+      logger,
+    }),
   });
 
   const server = createGrpcServer({

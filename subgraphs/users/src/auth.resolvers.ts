@@ -3,8 +3,13 @@ import type { GrpcClient } from '@platform/grpc';
 import type { Logger } from '@platform/logger';
 import { type authV1, type permissionV1, userV1 } from '@platform/proto';
 import { requireViewer } from '@platform/subgraph';
-import { validateDisplayName, validateEmail, validatePassword } from '@platform/validation';
-import type { LoginThrottle } from './login.throttle';
+import {
+  normalizeEmail,
+  validateDisplayName,
+  validateEmail,
+  validatePassword,
+} from '@platform/validation';
+import type { AddressThrottle } from './address.throttle';
 import type { UsersContext } from './users.resolvers';
 
 export interface IdentityClients {
@@ -16,12 +21,17 @@ export interface IdentityClients {
 /** Every registered user holds this role from the moment `register` returns. */
 const DEFAULT_ROLE = 'user';
 
-function payload(tokens: authV1.SessionTokens | undefined, user: userV1.User | null | undefined) {
+function payload(
+  tokens: authV1.SessionTokens | undefined,
+  user: userV1.User | null | undefined,
+  deviceToken?: string,
+) {
   if (!tokens || !user) throw new Error('service answered without tokens or user');
   return {
     accessToken: tokens.accessToken,
     refreshToken: tokens.refreshToken,
     expiresIn: tokens.expiresIn,
+    deviceToken: deviceToken || null,
     user,
   };
 }
@@ -49,7 +59,7 @@ const isActive = (user: userV1.User) => user.status === userV1.UserStatus.USER_S
 /** Registration, sign-in and sessions: orchestrates the user, auth and permission services. */
 export function createAuthResolvers(
   clients: IdentityClients,
-  throttle: LoginThrottle,
+  throttle: AddressThrottle,
   logger: Logger,
 ) {
   const { users, auth, permissions } = clients;
@@ -100,32 +110,36 @@ export function createAuthResolvers(
             step().catch((cleanup: unknown) =>
               logger.error({ err: cleanup, userId: user.id }, `register: could not remove ${what}`),
             );
-          await undo(() => auth.deleteCredential({ userId: user.id }), 'credential');
+          await undo(
+            () =>
+              auth.deleteCredential({ userId: user.id, currentPassword: '', clientAddress: '' }),
+            'credential',
+          );
           await undo(() => users.deleteUser({ id: user.id }), 'half-created user');
           throw error;
         }
       },
 
-      async login(_: unknown, args: { email: string; password: string }, context: UsersContext) {
+      async login(
+        _: unknown,
+        args: { email: string; password: string; deviceToken?: string | null },
+        context: UsersContext,
+      ) {
         await throttle.checkAddress(context.clientAddress);
-        const email = args.email.trim().toLowerCase();
-        await throttle.checkAccount(email);
+        const email = normalizeEmail(args.email);
         const user = await findUserByEmail(users, email);
-        // Unknown, disabled or wrong password: one answer, in about the same time (auth hashes anyway).
+        // Unknown, disabled or wrong password: one answer, in about the same time (auth hashes
+        // anyway), and the same guess limits, which the auth service keeps.
         const userId = user && isActive(user) ? user.id : '';
-        try {
-          const { tokens } = await auth.login({
-            userId,
-            password: args.password,
-            userAgent: context.userAgent ?? '',
-          });
-          await throttle.recordSuccess(email);
-          return payload(tokens, user);
-        } catch (error) {
-          if (error instanceof AppError && error.code === 'UNAUTHENTICATED')
-            await throttle.recordFailure(email);
-          throw error;
-        }
+        const { tokens, deviceToken } = await auth.login({
+          userId,
+          email,
+          password: args.password,
+          userAgent: context.userAgent ?? '',
+          clientAddress: context.clientAddress ?? '',
+          deviceToken: args.deviceToken ?? '',
+        });
+        return payload(tokens, user, deviceToken);
       },
 
       async refreshSession(_: unknown, args: { refreshToken: string }, context: UsersContext) {

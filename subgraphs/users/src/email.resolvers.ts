@@ -2,13 +2,13 @@ import { AppError } from '@platform/errors';
 import { requireViewer } from '@platform/subgraph';
 import { validatePassword } from '@platform/validation';
 import { findUserByEmail, type IdentityClients } from './auth.resolvers';
-import type { LoginThrottle } from './login.throttle';
+import type { AddressThrottle } from './address.throttle';
 import type { UsersContext } from './users.resolvers';
 
 /** Email verification and password reset: single-use tokens that the auth service mails. */
 export function createEmailResolvers(
   { users, auth }: Pick<IdentityClients, 'users' | 'auth'>,
-  throttle: LoginThrottle,
+  throttle: AddressThrottle,
 ) {
   return {
     Mutation: {

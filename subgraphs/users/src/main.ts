@@ -2,11 +2,11 @@ import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
 import { userV1 } from '@platform/proto';
 import { createSubgraph, loadTypeDefs, openSubgraphRuntime } from '@platform/subgraph';
+import { createAddressThrottle } from './address.throttle';
 import { createAuthResolvers } from './auth.resolvers';
 import { startBootstrapAdmin } from './bootstrap-admin';
 import { env } from './environment';
 import { createEmailResolvers } from './email.resolvers';
-import { createLoginThrottle } from './login.throttle';
 import { createProfileResolvers } from './profile.resolvers';
 import { createUserLoader, usersResolvers } from './users.resolvers';
 
@@ -18,11 +18,7 @@ lifecycle.run(async () => {
   const { redis, auth, permissions, tokens } = runtime;
   const users = runtime.client('user', userV1.UserServiceService, env.USER_SERVICE_ADDR);
 
-  const throttle = createLoginThrottle(redis, {
-    perAddressPerMinute: env.RATE_LIMIT_PER_ADDRESS,
-    freeFailures: 5,
-    maxDelaySeconds: 15 * 60,
-  });
+  const throttle = createAddressThrottle(redis, env.RATE_LIMIT_PER_ADDRESS);
   const profiles = createProfileResolvers({ users, auth, permissions });
   const email = createEmailResolvers({ users, auth }, throttle);
   const identity = createAuthResolvers({ users, auth, permissions }, throttle, logger);

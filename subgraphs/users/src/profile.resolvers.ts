@@ -70,7 +70,13 @@ export function createProfileResolvers({
         context: UsersContext,
       ) {
         const viewer = requireViewer(context);
-        await auth.changePassword({ userId: viewer.userId, sessionId: viewer.sessionId, ...args });
+        await auth.changePassword({
+          userId: viewer.userId,
+          sessionId: viewer.sessionId,
+          currentPassword: args.currentPassword,
+          newPassword: args.newPassword,
+          clientAddress: context.clientAddress ?? '',
+        });
         return true;
       },
       async setUserStatus(
@@ -94,12 +100,26 @@ export function createProfileResolvers({
         }
         return user;
       },
-      async deleteUser(_: unknown, { id }: { id: string }, context: UsersContext) {
+      async deleteUser(
+        _: unknown,
+        { id, currentPassword }: { id: string; currentPassword?: string | null },
+        context: UsersContext,
+      ) {
         await context.authz.requireSelfOr(id, PERMISSIONS['users:delete']);
         await users.getUser({ id }); // NOT_FOUND before anything is removed
         await requireNotLastAdmin(id);
-        // Credentials and sessions first: from here on the account cannot be used.
-        await auth.deleteCredential({ userId: id });
+        // Deleting oneself needs the password (a stolen access token is not enough).
+        const self = context.viewer?.userId === id;
+        if (self && !currentPassword) {
+          throw AppError.badInput('currentPassword', 'is required to delete your own account');
+        }
+        // Credentials and sessions first: from here on the account cannot be used. The auth
+        // service checks the password, under the same guess limits as login.
+        await auth.deleteCredential({
+          userId: id,
+          currentPassword: self ? (currentPassword ?? '') : '',
+          clientAddress: context.clientAddress ?? '',
+        });
         await users.deleteUser({ id });
         return true;
       },

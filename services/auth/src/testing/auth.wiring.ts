@@ -6,12 +6,14 @@ import type { SessionRevocations } from '@platform/tokens';
 import type { AuthTransactions } from '../auth.transactions';
 import { createCredentialRepository, type CredentialRepository } from '../credential.repository';
 import { createCredentialService } from '../credential.service';
+import { createGuessRepository, type GuessRepository } from '../guess.repository';
 import {
   createOneTimeTokenRepository,
   type OneTimeTokenRepository,
 } from '../one-time-token.repository';
 import { createOneTimeTokenService } from '../one-time-token.service';
 import { newSuccessorKey } from '../opaque-token';
+import { createPasswordGuard, type GuessPolicy } from '../password-guard';
 import { createSessionRepository, type SessionRepository } from '../session.repository';
 import { createSessionService, type SessionPolicy } from '../session.service';
 import { createSigningKeyRepository, type SigningKeyRepository } from '../signing-key.repository';
@@ -32,6 +34,7 @@ import {
   type TestClock,
 } from './auth.fakes';
 import type { AuthTestWorld } from './auth.test-world';
+import { createFakeGuessRepository } from './guess.fakes';
 
 const DEFAULT_POLICY: SessionPolicy = {
   idleTtlSeconds: 3600,
@@ -39,11 +42,20 @@ const DEFAULT_POLICY: SessionPolicy = {
   reuseGraceSeconds: 10,
 };
 
+const DEFAULT_GUESS_POLICY: GuessPolicy = {
+  perClient: 5,
+  perClientWindowSeconds: 900,
+  perAccount: 50,
+  perAccountWindowSeconds: 3600,
+  deviceTokenTtlSeconds: 3600,
+};
+
 /** One key for every wiring of a test file, as every instance of the service loads one. */
 const TEST_SUCCESSOR_KEY = newSuccessorKey();
 
 export interface WiringOptions {
   policy?: Partial<SessionPolicy>;
+  guessPolicy?: Partial<GuessPolicy>;
   clock?: TestClock;
 }
 
@@ -54,6 +66,7 @@ interface Parts {
   credentials: CredentialRepository;
   oneTimeTokens: OneTimeTokenRepository;
   signingKeys: SigningKeyRepository;
+  guesses: GuessRepository;
   passwords: FakePasswordHasher;
   mailer: FakeMailer;
   clock: TestClock;
@@ -61,6 +74,7 @@ interface Parts {
 
 function wire(parts: Parts, options: WiringOptions) {
   const { transactions, clock, mailer } = parts;
+  const logger = createLogger({ name: 'auth-test', level: 'silent' });
   const sessions = createSessionService({
     sessions: parts.sessions,
     transactions,
@@ -73,7 +87,7 @@ function wire(parts: Parts, options: WiringOptions) {
   const oneTimeTokens = createOneTimeTokenService({
     tokens: parts.oneTimeTokens,
     mailer,
-    logger: createLogger({ name: 'auth-test', level: 'silent' }),
+    logger,
     clock: clock.now,
   });
   return {
@@ -85,6 +99,12 @@ function wire(parts: Parts, options: WiringOptions) {
       sessions,
       oneTimeTokens,
       transactions,
+      guard: createPasswordGuard({
+        guesses: parts.guesses,
+        policy: { ...DEFAULT_GUESS_POLICY, ...options.guessPolicy },
+        logger,
+        clock: clock.now,
+      }),
     }),
     signingKeys: createSigningKeyService({
       signingKeys: parts.signingKeys,
@@ -105,6 +125,7 @@ export function wireOverFakes(options: WiringOptions = {}) {
     credentials: createFakeCredentialRepository(),
     oneTimeTokens: createFakeOneTimeTokenRepository(),
     signingKeys: createFakeSigningKeyRepository(),
+    guesses: createFakeGuessRepository(),
     passwords: createFakePasswordHasher(),
     mailer: createFakeMailer(),
     clock: options.clock ?? createTestClock(),
@@ -122,9 +143,10 @@ export function wireOverWorld(world: AuthTestWorld, options: WiringOptions = {})
     credentials: createCredentialRepository(db),
     oneTimeTokens: createOneTimeTokenRepository(db),
     signingKeys: createSigningKeyRepository(db),
+    guesses: createGuessRepository(world.redis),
     passwords: createFakePasswordHasher(),
     mailer: createFakeMailer(),
     clock: options.clock ?? createTestClock(),
   };
-  return { ...wire(parts, options), mailer: parts.mailer };
+  return { ...wire(parts, options), mailer: parts.mailer, passwords: parts.passwords };
 }

@@ -1,0 +1,44 @@
+// An in-memory GuessRepository for unit tests. It keeps the promises the Redis one documents;
+// guess.repository.int.spec.ts holds the real one to them, under real concurrency.
+import type { GuessRepository } from '../guess.repository';
+
+export interface FakeGuessRepository extends GuessRepository {
+  /** Reservations per bucket id: reservation id -> time (ms). */
+  readonly buckets: Map<string, Map<string, number>>;
+  /** Device token hashes -> account. */
+  readonly devices: Map<string, string>;
+}
+
+export function createFakeGuessRepository(): FakeGuessRepository {
+  const buckets = new Map<string, Map<string, number>>();
+  const devices = new Map<string, string>();
+  const bucket = (id: string) => buckets.get(id) ?? buckets.set(id, new Map()).get(id)!;
+
+  return {
+    buckets,
+    devices,
+    async reserve(wanted, reservationId, nowMs) {
+      let wait = 0;
+      for (const { id, limit, windowMs } of wanted) {
+        const entries = bucket(id);
+        for (const [entry, at] of entries) if (at <= nowMs - windowMs) entries.delete(entry);
+        if (entries.size >= limit) {
+          const oldest = Math.min(...entries.values(), nowMs);
+          wait = Math.max(wait, oldest + windowMs - nowMs, 1);
+        }
+      }
+      if (wait > 0) return wait;
+      for (const { id } of wanted) bucket(id).set(reservationId, nowMs);
+      return 0;
+    },
+    async release(ids, reservationId) {
+      for (const id of ids) buckets.get(id)?.delete(reservationId);
+    },
+    async deviceAccount(tokenHash) {
+      return devices.get(tokenHash) ?? null;
+    },
+    async rememberDevice(tokenHash, account) {
+      devices.set(tokenHash, account);
+    },
+  };
+}
