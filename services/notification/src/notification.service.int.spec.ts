@@ -10,7 +10,7 @@ const RACES = 20;
 describe('NotificationService on PostgreSQL', () => {
   const world = useNotificationWorld();
 
-  const note = (recipientId: string) => ({ recipientId, type: 'security', title: 'Hi', body: '' });
+  const note = (recipientId: string) => ({ recipientId, type: 'note', title: 'Hi', body: '' });
   const leftOf = async (recipientId: string) => ({
     notifications: await world.db.notification.count({ where: { recipientId } }),
     preferences: await world.db.notificationPreference.count({ where: { userId: recipientId } }),

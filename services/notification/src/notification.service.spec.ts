@@ -102,9 +102,19 @@ describe('NotificationService', () => {
     });
 
     it('mails a security notice by default, and a note only shows in the inbox', async () => {
-      const security = await service.send(note({ type: 'security' }));
+      await service.notify('security-test', randomUUID(), note({ type: 'security' }));
+      const security = repository.notifications.find((n) => n.type === 'security')!;
       await service.send(note({ type: 'note' }));
       expect(repository.deliveries.map((d) => d.notificationId)).toEqual([security.id]);
+    });
+
+    it('lets no caller send one of the platform’s own notice types', async () => {
+      for (const type of ['security', 'welcome', 'role_changed'])
+        await expect(service.send(note({ type }))).rejects.toMatchObject({
+          code: 'BAD_USER_INPUT',
+          field: 'type',
+        });
+      expect(repository.notifications).toEqual([]);
     });
 
     it('shows a security notice even to a recipient who switched them off in-app', async () => {
@@ -116,7 +126,8 @@ describe('NotificationService', () => {
           { inApp: true, email: true },
         ),
       );
-      const security = await service.send(note({ type: 'security' }));
+      await service.notify('security-test', randomUUID(), note({ type: 'security' }));
+      const security = repository.notifications.find((n) => n.type === 'security')!;
       const page = await service.list({ recipientId: alice, first: 10, unreadOnly: false });
       expect(page.rows.map((n) => n.id)).toEqual([security.id]);
       expect(repository.deliveries).toEqual([]);
