@@ -1,5 +1,7 @@
 import { AppError } from '@platform/errors';
 import { uncovered } from '@platform/permissions';
+import type { AssignmentRepository } from './assignment.repository';
+import type { AuditRepository } from './audit.repository';
 import type { PermissionCheckService } from './permission-check.service';
 
 /** Who makes a change. */
@@ -11,28 +13,86 @@ export interface Actor {
 /** The platform's own changes: the rules about actors do not bind it. */
 export const PLATFORM: Actor = Object.freeze({ id: null });
 
+/** What a refused actor tried: recorded in the audit log as `access.refused`. */
+export interface Attempt {
+  /** The action it would have been audited as, e.g. `role.updated`. */
+  action: string;
+  /** `role:<id>` or `user:<id>`. */
+  target: string;
+}
+
 /**
- * The rules about the acting user, checked by every use case that changes roles or
- * assignments: what they may grant. Rules of the same kind (whom they may act on, when they
- * must have re-authenticated or passed MFA) belong here too.
+ * The rules about the acting user, checked by every use case that changes roles, assignments
+ * or users: what they may grant, whom they may act on. Rules of the same kind (when they must
+ * have re-authenticated or passed MFA) belong here too. A refusal is FORBIDDEN, names what the
+ * actor lacks, and is written to the audit log (outside the change's transaction, which rolls
+ * back).
  */
 export interface ActorPolicy {
   /**
    * No escalation: FORBIDDEN unless the actor's own permissions in `scope` cover every one of
    * `granted` (only a holder of `*` can grant `*`). Called inside the change's transaction.
    */
-  requireMayGrant(actor: Actor, granted: readonly string[], scope: string): Promise<void>;
+  requireMayGrant(
+    actor: Actor,
+    granted: readonly string[],
+    scope: string,
+    attempt: Attempt,
+  ): Promise<void>;
+  /**
+   * No acting on a stronger user: FORBIDDEN unless, in the global scope and in every scope the
+   * target holds a role in, the actor's permissions cover the target's. Anyone may act on
+   * themselves.
+   */
+  requireMayActOn(actor: Actor, targetUserId: string, attempt: Attempt): Promise<void>;
 }
 
 export function createActorPolicy(deps: {
   checks: Pick<PermissionCheckService, 'effectivePermissions'>;
+  assignments: Pick<AssignmentRepository, 'listForUsers'>;
+  audit: Pick<AuditRepository, 'append'>;
 }): ActorPolicy {
+  const { checks, assignments, audit } = deps;
+
+  async function refuse(actorId: string, attempt: Attempt, missing: string[], why: string) {
+    await audit.append({
+      actorId,
+      action: 'access.refused',
+      target: attempt.target,
+      details: { attempted: attempt.action, missing },
+    });
+    throw AppError.forbidden(`${why}: ${missing.join(', ')}`);
+  }
+
   return {
-    async requireMayGrant(actor, granted, scope) {
+    async requireMayGrant(actor, granted, scope, attempt) {
       if (actor.id === null) return;
-      const missing = uncovered(await deps.checks.effectivePermissions(actor.id, scope), granted);
+      const own = await checks.effectivePermissions(actor.id, scope);
+      const missing = uncovered(own, [...new Set(granted)]);
       if (missing.length > 0)
-        throw AppError.forbidden(`You cannot grant what you do not hold: ${missing.join(', ')}`);
+        await refuse(actor.id, attempt, missing, 'You cannot grant what you do not hold');
+    },
+
+    async requireMayActOn(actor, targetUserId, attempt) {
+      if (actor.id === null || actor.id === targetUserId) return;
+      const rows = await assignments.listForUsers([targetUserId]);
+      const scopes = [...new Set(['', ...rows.map((row) => row.scope)])];
+      const missing = new Set<string>();
+      for (const scope of scopes) {
+        const [own, theirs] = await Promise.all([
+          checks.effectivePermissions(actor.id, scope),
+          checks.effectivePermissions(targetUserId, scope),
+        ]);
+        for (const permission of uncovered(own, theirs))
+          missing.add(scope ? `${permission} in ${scope}` : permission);
+      }
+      if (missing.size > 0)
+        await refuse(
+          actor.id,
+          attempt,
+          [...missing].sort(),
+          'You cannot act on a user who holds permissions you do not',
+        );
     },
   };
 }

@@ -1,10 +1,9 @@
 import { AppError } from '@platform/errors';
 import { createEvent } from '@platform/events';
 import type { Actor, ActorPolicy } from './actor.policy';
-import type { AssignmentRepository } from './assignment.repository';
+import { ADMIN_ROLE, type LastAdminRule } from './last-admin.rule';
 import type { PermissionCache } from './permission.cache';
 import type { RoleNode, RoleView } from './role.graph';
-import { ADMIN_ROLE } from './role.service';
 import type { RbacStore, RbacTransaction } from './rbac.store';
 import type { UserDirectory } from './user.directory';
 
@@ -69,17 +68,10 @@ export function createAssignmentService(deps: {
   store: RbacStore;
   policy: ActorPolicy;
   cache: Pick<PermissionCache, 'forgetUser'>;
-  users: UserDirectory;
+  users: Pick<UserDirectory, 'requireExists'>;
+  lastAdmin: LastAdminRule;
 }): AssignmentService {
-  const { store, policy, cache, users } = deps;
-
-  /** Whether another user holding admin globally is active. */
-  async function anotherActiveAdmin(
-    assignments: AssignmentRepository,
-    userId: string,
-  ): Promise<boolean> {
-    return users.anyActive(await assignments.holderIds(ADMIN_ROLE, '', userId));
-  }
+  const { store, policy, cache, users, lastAdmin } = deps;
 
   return {
     async assign(actor, userId, which, scope) {
@@ -91,7 +83,10 @@ export function createAssignmentService(deps: {
             ? graph.get(which.id)
             : graph.all().find((candidate) => candidate.name === which.name);
         if (!role) throw AppError.notFound('Role');
-        await policy.requireMayGrant(actor, graph.view(role).effectivePermissions, scope);
+        await policy.requireMayGrant(actor, graph.view(role).effectivePermissions, scope, {
+          action: 'role.assigned',
+          target: `user:${userId}`,
+        });
         if (!(await tx.assignments.insert({ userId, roleId: role.id, scope }))) return false;
         await recordAssignmentChange(tx, actor, 'assigned', userId, role, scope);
         return true;
@@ -106,15 +101,15 @@ export function createAssignmentService(deps: {
         const graph = await tx.roles.loadGraph();
         const role = graph.get(roleId);
         if (!role) throw AppError.notFound('Role');
-        await policy.requireMayGrant(actor, graph.view(role).effectivePermissions, scope);
+        await policy.requireMayGrant(actor, graph.view(role).effectivePermissions, scope, {
+          action: 'role.unassigned',
+          target: `user:${userId}`,
+        });
         if (role.name === ADMIN_ROLE && scope === '') {
-          // Under the lock, two admins stepping down at once cannot both see the other stay.
+          // Under the lock, two admins stepping down (or being disabled or deleted) at once
+          // cannot both see the other stay.
           await tx.roles.lockGraph();
-          if (
-            (await tx.assignments.holds(userId, ADMIN_ROLE, '')) &&
-            !(await anotherActiveAdmin(tx.assignments, userId))
-          )
-            throw AppError.badInput('userId', 'is the last active global admin');
+          await lastAdmin.requireNotLast(tx.assignments, userId);
         }
         if (!(await tx.assignments.delete({ userId, roleId, scope }))) return false;
         await recordAssignmentChange(tx, actor, 'unassigned', userId, role, scope);
@@ -141,8 +136,7 @@ export function createAssignmentService(deps: {
     },
 
     async isLastAdmin(userId) {
-      if (!(await store.assignments.holds(userId, ADMIN_ROLE, ''))) return false;
-      return !(await anotherActiveAdmin(store.assignments, userId));
+      return lastAdmin.isLast(store.assignments, userId);
     },
 
     async removeDeletedUser(userId, consumer, eventId) {

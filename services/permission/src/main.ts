@@ -10,9 +10,12 @@ import { env } from './environment';
 import { createPermissionCache } from './permission.cache';
 import { createPermissionCheckService } from './permission-check.service';
 import { startPermissionConsumers } from './permission.consumers';
+import { createLastAdminRule } from './last-admin.rule';
+import { createLeavingUsers } from './leaving.registry';
 import { createPermissionHandlers } from './permission.grpc';
 import { createRbacStore, RBAC_SCHEMA } from './rbac.store';
 import { createRoleService } from './role.service';
+import { createUserChangeService } from './user-change.service';
 import { createUserDirectory } from './user.directory';
 
 const logger = createLogger({ name: 'permission-service', level: env.LOG_LEVEL });
@@ -38,9 +41,12 @@ lifecycle.run(async () => {
   const store = createRbacStore({ db, relay });
   const cache = createPermissionCache(redis);
   const checks = createPermissionCheckService({ assignments: store.assignments, cache });
-  const policy = createActorPolicy({ checks });
+  const policy = createActorPolicy({ checks, assignments: store.assignments, audit: store.audit });
+  const leaving = createLeavingUsers(redis);
+  const lastAdmin = createLastAdminRule({ users, leaving });
   const roles = createRoleService({ store, policy, cache });
-  const assignments = createAssignmentService({ store, policy, cache, users });
+  const assignments = createAssignmentService({ store, policy, cache, users, lastAdmin });
+  const userChanges = createUserChangeService({ store, policy, lastAdmin, leaving });
   const audit = createAuditService({ store });
   await roles.seed();
 
@@ -53,7 +59,7 @@ lifecycle.run(async () => {
     service: bindService({
       name: 'permission.v1.PermissionService',
       definition: permissionV1.PermissionServiceService,
-      handlers: createPermissionHandlers({ roles, assignments, checks, audit }),
+      handlers: createPermissionHandlers({ roles, assignments, checks, audit, userChanges }),
     }),
   });
 });

@@ -1,7 +1,7 @@
 import { AppError } from '@platform/errors';
 import type { UnaryHandlers } from '@platform/grpc';
 import { isValidPermission, permissionProblem, ROLE_NAME, SCOPE } from '@platform/permissions';
-import type { permissionV1 } from '@platform/proto';
+import { permissionV1 } from '@platform/proto';
 import {
   decodeSequenceCursor,
   encodeSequenceCursor,
@@ -14,6 +14,7 @@ import type { AuditService } from './audit.service';
 import type { PermissionCheckService } from './permission-check.service';
 import type { RoleView } from './role.graph';
 import type { RoleService } from './role.service';
+import type { UserChange, UserChangeService } from './user-change.service';
 
 // Requests become well-formed commands here (formats and sizes: BAD_USER_INPUT naming the
 // field) and answers become messages; every rule that needs state lives in the services.
@@ -83,6 +84,18 @@ function actorOf(actorId: string): Actor {
   return actorId === '' ? PLATFORM : { id: requireId('actorId', actorId) };
 }
 
+const USER_CHANGES: Partial<Record<permissionV1.UserChange, UserChange>> = {
+  [permissionV1.UserChange.USER_CHANGE_DISABLE]: 'disable',
+  [permissionV1.UserChange.USER_CHANGE_ENABLE]: 'enable',
+  [permissionV1.UserChange.USER_CHANGE_DELETE]: 'delete',
+};
+
+function requireUserChange(change: permissionV1.UserChange): UserChange {
+  const known = USER_CHANGES[change];
+  if (!known) throw AppError.badInput('change', 'must be DISABLE, ENABLE or DELETE');
+  return known;
+}
+
 function toRole(role: RoleView): permissionV1.Role {
   return {
     id: role.id,
@@ -108,8 +121,9 @@ export function createPermissionHandlers(deps: {
   assignments: AssignmentService;
   checks: PermissionCheckService;
   audit: AuditService;
+  userChanges: UserChangeService;
 }): UnaryHandlers<typeof permissionV1.PermissionServiceService> {
-  const { roles, assignments, checks, audit } = deps;
+  const { roles, assignments, checks, audit, userChanges } = deps;
 
   return {
     async checkPermission(request) {
@@ -228,6 +242,27 @@ export function createPermissionHandlers(deps: {
 
     async isLastAdmin(request) {
       return { lastAdmin: await assignments.isLastAdmin(requireId('userId', request.userId)) };
+    },
+
+    async beginUserChange(request) {
+      const token = await userChanges.begin(
+        actorOf(request.actorId),
+        requireId('userId', request.userId),
+        requireUserChange(request.change),
+      );
+      return { token };
+    },
+
+    async endUserChange(request) {
+      if (request.token) requireId('token', request.token);
+      await userChanges.end(
+        actorOf(request.actorId),
+        requireId('userId', request.userId),
+        requireUserChange(request.change),
+        request.token,
+        request.done,
+      );
+      return {};
     },
 
     async listAuditEntries(request) {

@@ -23,7 +23,8 @@ describe('RoleService', () => {
     /** What a refused change must leave as it was. */
     const written = () => ({
       roles: services.store.data.roles,
-      audit: services.store.data.audit.length,
+      // A refusal is itself audited (access.refused); the change is not.
+      audit: services.store.data.audit.filter((entry) => entry.action !== 'access.refused').length,
       outbox: services.store.data.outbox.length,
     });
     return { ...services, create, actorHolding, written };
@@ -106,7 +107,8 @@ describe('RoleService', () => {
     });
 
     it('refuses a role granting more than its creator holds, through its parents too', async () => {
-      const { roles, create, actorHolding, written } = setup();
+      const services = setup();
+      const { roles, create, actorHolding, written } = services;
       const manager = await actorHolding(['roles:manage', 'users:read']);
       const deleter = await create('deleter', ['users:delete']);
       const before = written();
@@ -119,6 +121,9 @@ describe('RoleService', () => {
           code: 'FORBIDDEN',
         });
       expect(written()).toEqual(before);
+      expect(
+        services.store.data.audit.filter((entry) => entry.action === 'access.refused'),
+      ).toHaveLength(3);
       const within = await roles.createRole(manager, input({ permissions: ['users:read'] }));
       expect(within.effectivePermissions).toEqual(['users:read']);
     });
@@ -146,6 +151,23 @@ describe('RoleService', () => {
         /^inherits: no role has the id/,
       );
       expect(written()).toEqual(before);
+    });
+
+    it('refuses emptying or changing a role that grants what the actor lacks', async () => {
+      const { roles, create, actorHolding, written } = setup();
+      const manager = await actorHolding(['roles:manage', 'users:read']);
+      const deleters = await create('deleters', ['users:delete', 'users:read']);
+      const before = written();
+      for (const change of [{ permissions: [] }, { permissions: ['users:read'] }, { name: 'x-y' }])
+        await expect(roles.updateRole(manager, deleters.id, change)).rejects.toMatchObject({
+          code: 'FORBIDDEN',
+          message: 'You cannot grant what you do not hold: users:delete',
+        });
+      expect(written()).toEqual(before);
+      const readers = await create('readers', ['users:read']);
+      await expect(
+        roles.updateRole(manager, readers.id, { permissions: [] }),
+      ).resolves.toMatchObject({ permissions: [] });
     });
 
     it('keeps a built-in role’s name and the admin role’s permissions and parents', async () => {

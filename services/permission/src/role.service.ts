@@ -3,12 +3,10 @@ import { createEvent, type EventPayload } from '@platform/events';
 import { BUILT_IN_ROLES, PERMISSION_CATALOGUE } from '@platform/permissions';
 import type { Actor, ActorPolicy } from './actor.policy';
 import type { AuditRecord } from './audit.repository';
+import { ADMIN_ROLE } from './last-admin.rule';
 import type { PermissionCache } from './permission.cache';
 import { RoleGraph, type RoleNode, type RoleView } from './role.graph';
 import type { RbacStore, RbacTransaction } from './rbac.store';
-
-/** The built-in role that grants everything (`*`); the last active global holder stays. */
-export const ADMIN_ROLE = 'admin';
 
 /** A role as the gRPC layer parsed it: well-formed, lists sorted and without repeats. */
 export interface RoleInput {
@@ -147,7 +145,15 @@ export function createRoleService({
         await tx.roles.lockGraph();
         const graph = await tx.roles.loadGraph();
         requireParents(graph, input.inherits);
-        await policy.requireMayGrant(actor, graph.grantedBy(input.permissions, input.inherits), '');
+        await policy.requireMayGrant(
+          actor,
+          graph.grantedBy(input.permissions, input.inherits),
+          '',
+          {
+            action: 'role.created',
+            target: `role:${input.name}`,
+          },
+        );
         await requireNameFree(tx, input.name);
         const role = await tx.roles.create(input);
         await recordRoleChange(tx, actor, role, 'created', { after: roleSummary(role) });
@@ -162,7 +168,17 @@ export function createRoleService({
         const before = graph.get(id);
         if (!before) throw AppError.notFound('Role');
         const after = changedRole(graph, before, change);
-        await policy.requireMayGrant(actor, graph.grantedBy(after.permissions, after.inherits), '');
+        // What it grants before and after: emptying a role takes from its holders what it
+        // granted, which only someone holding all of it may do.
+        await policy.requireMayGrant(
+          actor,
+          [
+            ...graph.view(before).effectivePermissions,
+            ...graph.grantedBy(after.permissions, after.inherits),
+          ],
+          '',
+          { action: 'role.updated', target: `role:${id}` },
+        );
         if (after.name !== before.name) await requireNameFree(tx, after.name);
 
         await tx.roles.rename(id, { name: after.name, description: after.description });
@@ -204,7 +220,10 @@ export function createRoleService({
         if (!role) throw AppError.notFound('Role');
         if (role.system)
           throw AppError.badInput('id', 'names a built-in role, which cannot be deleted');
-        await policy.requireMayGrant(actor, graph.view(role).effectivePermissions, '');
+        await policy.requireMayGrant(actor, graph.view(role).effectivePermissions, '', {
+          action: 'role.deleted',
+          target: `role:${id}`,
+        });
         const assignments = await tx.assignments.countForRole(id);
         const inheritedBy = await tx.roles.childIds(id);
         await tx.roles.delete(id);

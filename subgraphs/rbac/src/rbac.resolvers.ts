@@ -226,8 +226,13 @@ export const rbacResolvers = {
   },
 
   AuditEntry: {
-    actor(entry: permissionV1.AuditEntry) {
-      return entry.actorId ? { __typename: 'User', id: entry.actorId } : null;
+    // Another user, with their email, only for those who may read users (audit:read alone
+    // does not make a caller a directory of who administers the platform).
+    async actor(entry: permissionV1.AuditEntry, _: unknown, context: RbacContext) {
+      if (!entry.actorId) return null;
+      const self = context.viewer?.userId === entry.actorId;
+      if (!self && !(await context.authz.can(PERMISSIONS['users:read']))) return null;
+      return { __typename: 'User', id: entry.actorId };
     },
   },
 };

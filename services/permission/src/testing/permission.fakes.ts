@@ -15,7 +15,10 @@ import type { RbacStore, RbacTransaction } from '../rbac.store';
 import { RoleGraph, type RoleNode } from '../role.graph';
 import type { RoleRepository } from '../role.repository';
 import { createRoleService } from '../role.service';
+import { createLastAdminRule } from '../last-admin.rule';
+import type { LeavingUsers } from '../leaving.registry';
 import type { UserDirectory } from '../user.directory';
+import { createUserChangeService } from '../user-change.service';
 
 /** What the fake database holds; tests read it to see what a use case wrote. */
 export interface FakeRbacData {
@@ -272,21 +275,45 @@ export function createFakeUserDirectory(
   };
 }
 
+/** The users marked leaving, in memory: `marks` maps each token to its user. */
+export function createFakeLeavingUsers(): LeavingUsers & { marks: Map<string, string> } {
+  const marks = new Map<string, string>();
+  return {
+    marks,
+    async mark(userId) {
+      const token = randomUUID();
+      marks.set(token, userId);
+      return token;
+    },
+    async clear(_userId, token) {
+      marks.delete(token);
+    },
+    async among(userIds) {
+      const marked = new Set(marks.values());
+      return new Set(userIds.filter((id) => marked.has(id)));
+    },
+  };
+}
+
 /** The use cases over the fakes: what a unit test of one of them needs around it. */
 export function createFakePermissionServices() {
   const store = createFakeRbacStore();
   const cache = createFakePermissionCache();
   const users = createFakeUserDirectory();
+  const leaving = createFakeLeavingUsers();
   const checks = createPermissionCheckService({ assignments: store.assignments, cache });
-  const policy = createActorPolicy({ checks });
+  const policy = createActorPolicy({ checks, assignments: store.assignments, audit: store.audit });
+  const lastAdmin = createLastAdminRule({ users, leaving });
   return {
     store,
     cache,
     users,
+    leaving,
     checks,
     policy,
     roles: createRoleService({ store, policy, cache }),
-    assignments: createAssignmentService({ store, policy, cache, users }),
+    assignments: createAssignmentService({ store, policy, cache, users, lastAdmin }),
+    userChanges: createUserChangeService({ store, policy, lastAdmin, leaving }),
     audit: createAuditService({ store }),
   };
 }

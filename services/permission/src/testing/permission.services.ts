@@ -5,6 +5,8 @@ import { createLogger } from '@platform/logger';
 import { createRedis, type Redis } from '@platform/redis';
 import { createActorPolicy } from '../actor.policy';
 import { createAssignmentService, type AssignmentService } from '../assignment.service';
+import { createLastAdminRule } from '../last-admin.rule';
+import { createLeavingUsers, type LeavingUsers } from '../leaving.registry';
 import { createPermissionCache } from '../permission.cache';
 import {
   createPermissionCheckService,
@@ -12,6 +14,7 @@ import {
 } from '../permission-check.service';
 import { createRbacStore, type RbacStore } from '../rbac.store';
 import { createRoleService, type RoleService } from '../role.service';
+import { createUserChangeService, type UserChangeService } from '../user-change.service';
 import { useTestDatabase, type TestDatabase } from './permission.database';
 import { createFakeUserDirectory } from './permission.fakes';
 
@@ -21,6 +24,8 @@ export interface TestServices {
   readonly roles: RoleService;
   readonly assignments: AssignmentService;
   readonly checks: PermissionCheckService;
+  readonly userChanges: UserChangeService;
+  readonly leaving: LeavingUsers;
   /** Who exists, and whether they are active. */
   readonly users: Map<string, 'active' | 'disabled'>;
   /** Times the outbox relay was woken. */
@@ -49,13 +54,21 @@ export function useTestServices(): TestServices {
     });
     const cache = createPermissionCache(redis);
     const checks = createPermissionCheckService({ assignments: store.assignments, cache });
-    const policy = createActorPolicy({ checks });
+    const policy = createActorPolicy({
+      checks,
+      assignments: store.assignments,
+      audit: store.audit,
+    });
     const directory = createFakeUserDirectory(users);
+    const leaving = createLeavingUsers(redis);
+    const lastAdmin = createLastAdminRule({ users: directory, leaving });
     Object.assign(services, {
       store,
       checks,
       roles: createRoleService({ store, policy, cache }),
-      assignments: createAssignmentService({ store, policy, cache, users: directory }),
+      assignments: createAssignmentService({ store, policy, cache, users: directory, lastAdmin }),
+      userChanges: createUserChangeService({ store, policy, lastAdmin, leaving }),
+      leaving,
     });
     await services.roles.seed();
   });
