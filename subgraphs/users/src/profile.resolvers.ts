@@ -1,6 +1,6 @@
 import { AppError } from '@platform/errors';
 import { PERMISSIONS } from '@platform/permissions';
-import { userV1 } from '@platform/proto';
+import { permissionV1, userV1 } from '@platform/proto';
 import { requireViewer } from '@platform/subgraph';
 import { requireId } from '@platform/validation';
 import type { IdentityClients } from './auth.resolvers';
@@ -17,10 +17,31 @@ export function createProfileResolvers({
   auth,
   permissions,
 }: Pick<IdentityClients, 'users' | 'auth' | 'permissions'>) {
-  /** The platform must keep someone who can administer it. */
-  async function requireNotLastAdmin(userId: string): Promise<void> {
-    const { lastAdmin } = await permissions.isLastAdmin({ userId });
-    if (lastAdmin) throw AppError.badInput('id', 'is the last active global admin');
+  /**
+   * Disabling, enabling or deleting a user: the permission service rules first (the actor must
+   * hold everything the target holds; the last active global admin stays, decided under the
+   * lock every removal of an admin takes), then `act`, then the permission service hears
+   * whether it was done (it audits the change and stops counting the target as leaving).
+   */
+  async function changeUser<T>(
+    actorId: string,
+    userId: string,
+    change: permissionV1.UserChange,
+    act: () => Promise<T>,
+  ): Promise<T> {
+    const { token } = await permissions.beginUserChange({ actorId, userId, change });
+    let result: T;
+    try {
+      result = await act();
+    } catch (error) {
+      // Undo the mark; should this fail too, the mark expires on its own.
+      await permissions
+        .endUserChange({ actorId, userId, change, token, done: false })
+        .catch(() => undefined);
+      throw error;
+    }
+    await permissions.endUserChange({ actorId, userId, change, token, done: true });
+    return result;
   }
 
   return {
@@ -84,13 +105,15 @@ export function createProfileResolvers({
         args: { id: string; status: keyof typeof STATUS_TO_PROTO },
         context: UsersContext,
       ) {
-        await context.authz.require(PERMISSIONS['users:write']);
+        const viewer = await context.authz.require(PERMISSIONS['users:write']);
         requireId('id', args.id, 'user');
-        if (args.status === 'DISABLED') await requireNotLastAdmin(args.id);
-        const { user } = await users.updateUser({
-          id: args.id,
-          status: STATUS_TO_PROTO[args.status],
-        });
+        const change =
+          args.status === 'DISABLED'
+            ? permissionV1.UserChange.USER_CHANGE_DISABLE
+            : permissionV1.UserChange.USER_CHANGE_ENABLE;
+        const { user } = await changeUser(viewer.userId, args.id, change, () =>
+          users.updateUser({ id: args.id, status: STATUS_TO_PROTO[args.status] }),
+        );
         if (args.status === 'DISABLED') {
           await auth.revokeAllSessions({
             userId: args.id,
@@ -106,8 +129,8 @@ export function createProfileResolvers({
         context: UsersContext,
       ) {
         await context.authz.requireSelfOr(id, PERMISSIONS['users:delete']);
+        const actorId = requireViewer(context).userId;
         await users.getUser({ id }); // NOT_FOUND before anything is removed
-        await requireNotLastAdmin(id);
         // Deleting oneself needs the password (a stolen access token is not enough).
         const self = context.viewer?.userId === id;
         if (self && !currentPassword) {
@@ -115,12 +138,14 @@ export function createProfileResolvers({
         }
         // Credentials and sessions first: from here on the account cannot be used. The auth
         // service checks the password, under the same guess limits as login.
-        await auth.deleteCredential({
-          userId: id,
-          currentPassword: self ? (currentPassword ?? '') : '',
-          clientAddress: context.clientAddress ?? '',
+        await changeUser(actorId, id, permissionV1.UserChange.USER_CHANGE_DELETE, async () => {
+          await auth.deleteCredential({
+            userId: id,
+            currentPassword: self ? (currentPassword ?? '') : '',
+            clientAddress: context.clientAddress ?? '',
+          });
+          await users.deleteUser({ id });
         });
-        await users.deleteUser({ id });
         return true;
       },
     },
