@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPlatform, stopPlatform, type Platform } from './platform.harness';
 import { graphql, signIn, signUp } from './graphql.client';
@@ -98,5 +99,31 @@ describe('the gateway in production reveals nothing it need not, and refuses tex
     await expect(
       signIn(gateway, 'jose\u0301@example.com', 'correct horse battery'),
     ).resolves.toMatchObject({ token: expect.any(String) as unknown });
+  });
+
+  it('serves automatic persisted queries: a hash first, the query once, then the hash alone', async () => {
+    const query = '{ __typename }';
+    const extensions = {
+      persistedQuery: { version: 1, sha256Hash: createHash('sha256').update(query).digest('hex') },
+    };
+    const byHash = () =>
+      fetch(`${gateway}/graphql?extensions=${encodeURIComponent(JSON.stringify(extensions))}`, {
+        headers: { 'apollo-require-preflight': 'true' },
+      }).then((response) => response.json() as Promise<{ data?: unknown; errors?: unknown[] }>);
+    expect(JSON.stringify((await byHash()).errors)).toContain('PersistedQueryNotFound');
+    const registered = await fetch(`${gateway}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query, extensions }),
+    });
+    expect(await registered.json()).toEqual({ data: { __typename: 'Query' } });
+    expect(await byHash()).toEqual({ data: { __typename: 'Query' } });
+  });
+
+  it('refuses a GET without a preflight-forcing header (CSRF prevention)', async () => {
+    const response = await fetch(
+      `${gateway}/graphql?query=${encodeURIComponent('{ __typename }')}`,
+    );
+    expect(response.status).toBe(400);
   });
 });
