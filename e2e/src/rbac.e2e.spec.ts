@@ -287,12 +287,15 @@ describe('rbac: roles, scoped assignments, consistent checks and the audit log',
     });
 
     expect(await asAdmin(`{ roles { ${ROLE_FIELDS} } }`)).toEqual(rolesBefore);
-    // Two entries: the reader role's creation and deletion; none for the refused attempts.
+    // The reader role's creation and deletion, after one access.refused per refused attempt
+    // (which changed nothing).
     const audit = await latestAudit();
-    expect(audit.slice(2, 52)).toEqual(auditBefore.slice(0, 50));
-    expect(audit.slice(0, 2).map((entry) => entry.action)).toEqual([
+    const refused = escalations.length;
+    expect(audit.slice(2 + refused, 52 + refused)).toEqual(auditBefore.slice(0, 50));
+    expect(audit.slice(0, 2 + refused).map((entry) => entry.action)).toEqual([
       'role.deleted',
       'role.created',
+      ...escalations.map(() => 'access.refused'),
     ]);
 
     // The last active global admin can be neither unassigned, nor disabled, nor deleted.
