@@ -126,4 +126,19 @@ describe('the gateway in production reveals nothing it need not, and refuses tex
     );
     expect(response.status).toBe(400);
   });
+
+  it('refuses a cursor outside what any row can have with BAD_USER_INPUT, not a server error', async () => {
+    const after = Buffer.from(
+      '-271821-04-20T00:00:00.000Z|5b0e9f1c-0000-4000-8000-000000000001',
+    ).toString('base64url');
+    const response = await graphql(
+      gateway,
+      'query ($after: String) { me { notifications(first: 5, after: $after) { totalCount } } }',
+      { token: platform!.admin.token, variables: { after } },
+    );
+    expect(response.errors?.[0]?.extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      field: 'after',
+    });
+  });
 });

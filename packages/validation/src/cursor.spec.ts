@@ -16,6 +16,18 @@ describe('keyset cursors', () => {
       /^before: /,
     );
   });
+
+  it.each([
+    ['a time before any row', '-271821-04-20T00:00:00.000Z|5b0e9f1c-0000-4000-8000-000000000001'],
+    ['a time after any row', '+275760-09-13T00:00:00.000Z|5b0e9f1c-0000-4000-8000-000000000001'],
+    ['a loosely written time', '2026|5b0e9f1c-0000-4000-8000-000000000001'],
+    ['an id that is not a UUID', '2026-01-02T03:04:05.678Z|1 OR 1=1'],
+    ['extra parts', '2026-01-02T03:04:05.678Z|5b0e9f1c-0000-4000-8000-000000000001|x'],
+  ])('refuse a cursor with %s (it would fail in PostgreSQL)', (_what, text) => {
+    expect(() => decodeCursor(Buffer.from(text).toString('base64url'))).toThrow(
+      /^after: is not a valid cursor$/,
+    );
+  });
 });
 
 describe('sequence cursors', () => {

@@ -1,4 +1,5 @@
 import { AppError } from '@platform/errors';
+import { isUuid } from './rules';
 
 /** Where a keyset page ends: rows are ordered by creation time, then id. */
 export interface CursorPosition {
@@ -11,12 +12,25 @@ export function encodeCursor(row: CursorPosition): string {
   return Buffer.from(`${row.createdAt.toISOString()}|${row.id}`).toString('base64url');
 }
 
-/** The position a cursor stands for; BAD_USER_INPUT naming `field` when it is not one of ours. */
+/** Years a stored row can have: a cursor beyond them is not ours (and PostgreSQL would fail). */
+const YEARS = { min: 1970, max: 9999 };
+
+/**
+ * The position a cursor stands for; BAD_USER_INPUT naming `field` when it is not one of ours:
+ * exactly our encoding, an id that is a UUID and a time a row can have.
+ */
 export function decodeCursor(cursor: string, field = 'after'): CursorPosition {
-  const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  const [iso, id, ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
   const createdAt = new Date(iso ?? '');
-  if (!id || Number.isNaN(createdAt.getTime()))
-    throw AppError.badInput(field, 'is not a valid cursor');
+  const valid =
+    id !== undefined &&
+    rest.length === 0 &&
+    isUuid(id) &&
+    !Number.isNaN(createdAt.getTime()) &&
+    createdAt.getUTCFullYear() >= YEARS.min &&
+    createdAt.getUTCFullYear() <= YEARS.max &&
+    createdAt.toISOString() === iso;
+  if (!valid) throw AppError.badInput(field, 'is not a valid cursor');
   return { createdAt, id };
 }
 
