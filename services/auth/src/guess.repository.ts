@@ -20,10 +20,18 @@ export interface GuessRepository {
   reserve(buckets: GuessBucket[], reservationId: string, nowMs: number): Promise<number>;
   /** Takes a reservation back out of its buckets (a right password is not a guess). */
   release(bucketIds: string[], reservationId: string): Promise<void>;
-  /** The account a device token (by its hash) was issued to, if it is still remembered. */
-  deviceAccount(tokenHash: string): Promise<string | null>;
-  /** Remembers (or keeps remembering) a device token for `ttlSeconds`. */
-  rememberDevice(tokenHash: string, account: string, ttlSeconds: number): Promise<void>;
+  /** Whether `account` was given this device token (by its hash) and used it since `sinceMs`. */
+  isKnownDevice(account: string, tokenHash: string, sinceMs: number): Promise<boolean>;
+  /**
+   * Remembers that `account` signed in with this device token at `nowMs`, keeping only its
+   * `keep` most recent devices, and all of them no longer than `ttlSeconds` after their last use.
+   */
+  rememberDevice(
+    account: string,
+    tokenHash: string,
+    nowMs: number,
+    options: { keep: number; ttlSeconds: number },
+  ): Promise<void>;
 }
 
 // Each bucket is a sorted set of reservation ids scored by time. Every bucket is checked
@@ -59,7 +67,7 @@ declare module 'ioredis' {
 }
 
 const bucketKey = (id: string) => `auth:guesses:${id}`;
-const deviceKey = (tokenHash: string) => `auth:device:${tokenHash}`;
+const devicesKey = (account: string) => `auth:devices:${account}`;
 
 export function createGuessRepository(redis: Redis): GuessRepository {
   redis.defineCommand('authReserveGuess', { lua: RESERVE });
@@ -72,11 +80,20 @@ export function createGuessRepository(redis: Redis): GuessRepository {
     async release(bucketIds, reservationId) {
       await Promise.all(bucketIds.map((id) => redis.zrem(bucketKey(id), reservationId)));
     },
-    deviceAccount(tokenHash) {
-      return redis.get(deviceKey(tokenHash));
+    async isKnownDevice(account, tokenHash, sinceMs) {
+      const lastUsed = await redis.zscore(devicesKey(account), tokenHash);
+      return lastUsed !== null && Number(lastUsed) > sinceMs;
     },
-    async rememberDevice(tokenHash, account, ttlSeconds) {
-      await redis.set(deviceKey(tokenHash), account, 'EX', ttlSeconds);
+    async rememberDevice(account, tokenHash, nowMs, { keep, ttlSeconds }) {
+      // A sorted set per account, newest last: its size is bounded whatever clients do.
+      const key = devicesKey(account);
+      await redis
+        .multi()
+        .zadd(key, nowMs, tokenHash)
+        .zremrangebyscore(key, '-inf', nowMs - ttlSeconds * 1000)
+        .zremrangebyrank(key, 0, -(keep + 1))
+        .expire(key, ttlSeconds)
+        .exec();
     },
   };
 }

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '@platform/logger';
-import { createPasswordGuard, type GuessPolicy } from './password-guard';
+import { createPasswordGuard, DEVICES_PER_ACCOUNT, type GuessPolicy } from './password-guard';
 import { appErrorOf } from './testing/app-error';
 import { createTestClock } from './testing/auth.fakes';
 import { createFakeGuessRepository } from './testing/guess.fakes';
@@ -91,15 +91,38 @@ describe('PasswordGuard', () => {
     it('remembers a new device token for the account, under its hash only', async () => {
       const { guard, guesses } = setUp();
       const token = await guard.deviceTokenFor('user:a', undefined);
-      expect([...guesses.devices.values()]).toEqual(['user:a']);
-      expect([...guesses.devices.keys()].join()).not.toContain(token);
+      const [devices, ...others] = [...guesses.devices.values()];
+      expect(others).toEqual([]);
+      expect(devices?.size).toBe(1);
+      expect([...devices!.keys()].join()).not.toContain(token);
     });
 
-    it('gives a known device its own bucket instead of the account-wide one', async () => {
+    it('gives a known device its own bucket instead of the client and account ones', async () => {
       const { guard, guesses } = setUp();
       const deviceToken = await guard.deviceTokenFor('user:a', undefined);
       await guard.check('user:a', { ...HOME, deviceToken }, wrong);
       expect([...guesses.buckets.keys()]).toEqual([expect.stringMatching(/^device:/)]);
+    });
+
+    it('forgets a device that has not signed in for the device token lifetime', async () => {
+      const { guard, guesses, clock } = setUp();
+      const deviceToken = await guard.deviceTokenFor('user:a', undefined);
+      clock.advance(POLICY.deviceTokenTtlSeconds - 1);
+      expect(await guard.deviceTokenFor('user:a', deviceToken)).toBe(deviceToken);
+      clock.advance(POLICY.deviceTokenTtlSeconds);
+      expect(await guard.deviceTokenFor('user:a', deviceToken)).not.toBe(deviceToken);
+      await guard.check('user:a', { ...HOME, deviceToken }, wrong);
+      expect([...guesses.buckets.keys()].some((id) => id.startsWith('device:'))).toBe(false);
+    });
+
+    it('remembers only the most recent devices of an account', async () => {
+      const { guard, clock } = setUp();
+      const first = await guard.deviceTokenFor('user:a', undefined);
+      for (let i = 0; i < DEVICES_PER_ACCOUNT; i++) {
+        clock.advance(1);
+        await guard.deviceTokenFor('user:a', undefined);
+      }
+      expect(await guard.deviceTokenFor('user:a', first)).not.toBe(first);
     });
   });
 });

@@ -18,6 +18,9 @@ export interface GuessPolicy {
   deviceTokenTtlSeconds: number;
 }
 
+/** The devices an account is remembered to have signed in from: the most recent this many. */
+export const DEVICES_PER_ACCOUNT = 10;
+
 /** Who is guessing, as far as the guard can tell. */
 export interface GuessingClient {
   /** The end user's address as the gateway saw it. */
@@ -63,7 +66,8 @@ export function createPasswordGuard(deps: PasswordGuardDeps): PasswordGuard {
   async function knownDevice(account: string, token: string | undefined) {
     if (!token || !isOpaqueToken(token)) return undefined;
     const tokenHash = hashOpaqueToken(token);
-    return (await guesses.deviceAccount(tokenHash)) === account ? tokenHash : undefined;
+    const since = clock().getTime() - policy.deviceTokenTtlSeconds * 1000;
+    return (await guesses.isKnownDevice(digest(account), tokenHash, since)) ? tokenHash : undefined;
   }
 
   /** A known device has a tight bucket of its own; anyone else shares theirs with their address and the account's loose one. */
@@ -112,7 +116,10 @@ export function createPasswordGuard(deps: PasswordGuardDeps): PasswordGuard {
     async deviceTokenFor(account, presented) {
       const known = await knownDevice(account, presented);
       const device = known && presented ? { token: presented, hash: known } : newOpaqueToken();
-      await guesses.rememberDevice(device.hash, account, policy.deviceTokenTtlSeconds);
+      await guesses.rememberDevice(digest(account), device.hash, clock().getTime(), {
+        keep: DEVICES_PER_ACCOUNT,
+        ttlSeconds: policy.deviceTokenTtlSeconds,
+      });
       return device.token;
     },
   };

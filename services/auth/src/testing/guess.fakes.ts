@@ -5,13 +5,13 @@ import type { GuessRepository } from '../guess.repository';
 export interface FakeGuessRepository extends GuessRepository {
   /** Reservations per bucket id: reservation id -> time (ms). */
   readonly buckets: Map<string, Map<string, number>>;
-  /** Device token hashes -> account. */
-  readonly devices: Map<string, string>;
+  /** Per account: device token hash -> last sign-in (ms), oldest first. */
+  readonly devices: Map<string, Map<string, number>>;
 }
 
 export function createFakeGuessRepository(): FakeGuessRepository {
   const buckets = new Map<string, Map<string, number>>();
-  const devices = new Map<string, string>();
+  const devices = new Map<string, Map<string, number>>();
   const bucket = (id: string) => buckets.get(id) ?? buckets.set(id, new Map()).get(id)!;
 
   return {
@@ -34,11 +34,15 @@ export function createFakeGuessRepository(): FakeGuessRepository {
     async release(ids, reservationId) {
       for (const id of ids) buckets.get(id)?.delete(reservationId);
     },
-    async deviceAccount(tokenHash) {
-      return devices.get(tokenHash) ?? null;
+    async isKnownDevice(account, tokenHash, sinceMs) {
+      return (devices.get(account)?.get(tokenHash) ?? -Infinity) > sinceMs;
     },
-    async rememberDevice(tokenHash, account) {
-      devices.set(tokenHash, account);
+    async rememberDevice(account, tokenHash, nowMs, { keep, ttlSeconds }) {
+      const known = devices.get(account) ?? devices.set(account, new Map()).get(account)!;
+      known.delete(tokenHash);
+      known.set(tokenHash, nowMs);
+      for (const [hash, at] of known) if (at <= nowMs - ttlSeconds * 1000) known.delete(hash);
+      while (known.size > keep) known.delete(known.keys().next().value!);
     },
   };
 }
