@@ -1,7 +1,7 @@
-import { bindService, createGrpcServer } from '@platform/grpc';
+import { bindService } from '@platform/grpc';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
-import { openServiceInfrastructure } from '@platform/service-runtime';
+import { openServiceInfrastructure, serveGrpc } from '@platform/service-runtime';
 import { createMailer } from '@platform/mail';
 import { authV1 } from '@platform/proto';
 import { createSessionRevocations, createTokenSigner } from '@platform/tokens';
@@ -93,17 +93,14 @@ lifecycle.run(async () => {
     }),
   });
 
-  const server = createGrpcServer({
+  await serveGrpc({
+    env,
     logger,
-    internalToken: env.INTERNAL_TOKEN,
-    services: [
-      bindService({
-        name: 'auth.v1.AuthService',
-        definition: authV1.AuthServiceService,
-        handlers: createAuthHandlers({ sessions, credentials, oneTimeTokens, signingKeys }),
-      }),
-    ],
+    lifecycle,
+    service: bindService({
+      name: 'auth.v1.AuthService',
+      definition: authV1.AuthServiceService,
+      handlers: createAuthHandlers({ sessions, credentials, oneTimeTokens, signingKeys }),
+    }),
   });
-  lifecycle.onShutdown('grpc server', () => server.close(env.SHUTDOWN_TIMEOUT_MS / 2));
-  await server.listen(env.GRPC_HOST, env.GRPC_PORT);
 });
