@@ -29,12 +29,16 @@ describe('createLogger', () => {
     const { stream, lines } = capture();
     const log = createLogger({ name: 'test', destination: stream });
     log.info(
-      { input: { password: 'hunter22', email: 'a@b.c' }, headers: { authorization: 'Bearer x' } },
+      {
+        input: { password: 'hunter22', email: 'a@b.c', deviceToken: 'device-secret' },
+        headers: { authorization: 'Bearer x' },
+      },
       'x',
     );
     await new Promise((resolve) => setImmediate(resolve));
     const text = JSON.stringify(lines[0]);
     expect(text).not.toContain('hunter22');
+    expect(text).not.toContain('device-secret');
     expect(text).not.toContain('Bearer x');
     expect(text).toContain('a@b.c');
   });
