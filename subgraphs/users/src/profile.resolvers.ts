@@ -131,14 +131,15 @@ export function createProfileResolvers({
         await context.authz.requireSelfOr(id, PERMISSIONS['users:delete']);
         const actorId = requireViewer(context).userId;
         await users.getUser({ id }); // NOT_FOUND before anything is removed
-        // Deleting oneself needs the password (a stolen access token is not enough).
         const self = context.viewer?.userId === id;
-        if (self && !currentPassword) {
-          throw AppError.badInput('currentPassword', 'is required to delete your own account');
-        }
-        // Credentials and sessions first: from here on the account cannot be used. The auth
-        // service checks the password, under the same guess limits as login.
+        // The permission service rules first (the last admin hears that before anything else).
         await changeUser(actorId, id, permissionV1.UserChange.USER_CHANGE_DELETE, async () => {
+          // Deleting oneself needs the password (a stolen access token is not enough).
+          if (self && !currentPassword) {
+            throw AppError.badInput('currentPassword', 'is required to delete your own account');
+          }
+          // Credentials and sessions first: from here on the account cannot be used. The auth
+          // service checks the password, under the same guess limits as login.
           await auth.deleteCredential({
             userId: id,
             currentPassword: self ? (currentPassword ?? '') : '',
