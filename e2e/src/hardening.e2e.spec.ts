@@ -4,10 +4,18 @@ import { startPlatform, stopPlatform, type Platform } from './platform.harness';
 import { graphql, signIn, signUp } from './graphql.client';
 
 /** A POST keeping the HTTP status and headers. */
-async function post(gateway: string, query: string, variables?: Record<string, unknown>) {
+async function post(
+  gateway: string,
+  query: string,
+  variables?: Record<string, unknown>,
+  token?: string,
+) {
   const response = await fetch(`${gateway}/graphql`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: {
+      'content-type': 'application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
     body: JSON.stringify({ query, variables }),
   });
   const body = (await response.json()) as {
@@ -17,6 +25,7 @@ async function post(gateway: string, query: string, variables?: Record<string, u
   return { status: response.status, headers: response.headers, body };
 }
 
+const SESSIONS_PER_USER = 3;
 const REGISTER = `mutation ($input: RegisterInput!) { register(input: $input) { user { id email } } }`;
 
 describe('the gateway in production reveals nothing it need not, and refuses text no field takes', () => {
@@ -26,6 +35,7 @@ describe('the gateway in production reveals nothing it need not, and refuses tex
   beforeAll(async () => {
     platform = await startPlatform({
       gateway: { NODE_ENV: 'production', CORS_ORIGINS: 'https://app.example' },
+      'auth-service': { MAX_SESSIONS_PER_USER: String(SESSIONS_PER_USER) },
     });
     gateway = platform.gateway;
   });
@@ -140,5 +150,23 @@ describe('the gateway in production reveals nothing it need not, and refuses tex
       code: 'BAD_USER_INPUT',
       field: 'after',
     });
+  });
+
+  it('ends the least recently used session once a user signs in more often than the limit', async () => {
+    const first = await signUp(gateway, 'busy@example.com');
+    const later = [];
+    for (let n = 0; n < SESSIONS_PER_USER; n++)
+      later.push(await signIn(gateway, 'busy@example.com', 'correct horse battery'));
+    const sessions = await graphql<{ mySessions: { id: string }[] }>(
+      gateway,
+      '{ mySessions { id } }',
+      {
+        token: later.at(-1)!.token,
+      },
+    );
+    expect(sessions.data?.mySessions).toHaveLength(SESSIONS_PER_USER);
+    const { status, body } = await post(gateway, '{ me { id } }', undefined, first.token);
+    expect(status).toBe(401);
+    expect(body.errors?.[0]?.extensions).toEqual({ code: 'UNAUTHENTICATED', reason: 'ended' });
   });
 });

@@ -15,6 +15,7 @@ const sessionRevocationReason = z.enum([
   'password_reset',
   'user_disabled',
   'user_deleted',
+  'session_limit',
 ]);
 
 export const SESSION_REVOCATION_REASONS = sessionRevocationReason.options;

@@ -65,6 +65,7 @@ lifecycle.run(async () => {
       idleTtlSeconds: env.SESSION_IDLE_TTL,
       absoluteTtlSeconds: env.SESSION_ABSOLUTE_TTL,
       reuseGraceSeconds: env.REFRESH_REUSE_GRACE_SECONDS,
+      maxActiveSessions: env.MAX_SESSIONS_PER_USER,
     },
     // Kept in the database like the signing keys: every instance derives with the same key.
     successorKey: await sessionRepository.ensureSuccessorKey(newSuccessorKey()),

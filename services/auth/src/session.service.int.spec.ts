@@ -93,7 +93,12 @@ describe('SessionService against PostgreSQL and Redis', () => {
         transactions: world.transactions,
         signer: fakeSigner,
         revocations: world.revocations,
-        policy: { idleTtlSeconds: 3600, absoluteTtlSeconds: 4 * 3600, reuseGraceSeconds: 10 },
+        policy: {
+          idleTtlSeconds: 3600,
+          absoluteTtlSeconds: 4 * 3600,
+          reuseGraceSeconds: 10,
+          maxActiveSessions: 50,
+        },
         successorKey: await createSessionRepository(world.db).ensureSuccessorKey(newSuccessorKey()),
       });
     const [first, second] = await Promise.all([instance(), instance()]);

@@ -31,6 +31,23 @@ describe('SessionService', () => {
       ]);
     });
 
+    it('ends the least recently used session once a user holds more than the limit', async () => {
+      const { service, clock, revokedEvents, revocations } = setUp({ maxActiveSessions: 2 });
+      const userId = randomUUID();
+      const first = await service.open(userId, 'first');
+      clock.advance(1);
+      const second = await service.open(userId, 'second');
+      clock.advance(1);
+      const third = await service.open(userId, 'third');
+      expect((await service.listActive(userId)).map((s) => s.id).sort()).toEqual(
+        [second.sessionId, third.sessionId].sort(),
+      );
+      expect(revokedEvents().map((event) => event.payload)).toEqual([
+        { userId, sessionId: first.sessionId, reason: 'session_limit' },
+      ]);
+      expect(revocations.entries.has(first.sessionId)).toBe(true);
+    });
+
     it('lets a session sit idle no longer than it may live at all', async () => {
       const { service, sessions, clock } = setUp({ idleTtlSeconds: 10 * 3600 });
       const { sessionId } = await service.open(randomUUID(), undefined);

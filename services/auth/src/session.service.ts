@@ -29,6 +29,8 @@ export interface SessionPolicy {
    * (two tabs refreshing at once); after it, it ends the session.
    */
   reuseGraceSeconds: number;
+  /** Active sessions one user may hold: signing in once more ends the least recently used. */
+  maxActiveSessions: number;
 }
 
 /** What a client keeps after signing in or refreshing. */
@@ -144,6 +146,16 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     return liveToken ? tokensFor(session, liveToken) : null;
   }
 
+  /** The user's least recently used sessions beyond `maxActiveSessions` end (the new one stays). */
+  async function endBeyondLimit(userId: string, now: Date): Promise<void> {
+    const excess = (await sessions.listActive(userId, now)).slice(policy.maxActiveSessions);
+    if (excess.length === 0) return;
+    await transactions.run(async (tx) => {
+      for (const session of excess)
+        await endWithin(tx, userId, { only: session.id }, 'session_limit');
+    });
+  }
+
   async function endWithin(
     tx: AuthTransaction,
     userId: string,
@@ -172,6 +184,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         expiresAt,
         refreshTokenHash: refresh.hash,
       });
+      await endBeyondLimit(userId, now);
       return tokensFor(session, refresh.token);
     },
 

@@ -40,6 +40,7 @@ const DEFAULT_POLICY: SessionPolicy = {
   idleTtlSeconds: 3600,
   absoluteTtlSeconds: 4 * 3600,
   reuseGraceSeconds: 10,
+  maxActiveSessions: 50,
 };
 
 const DEFAULT_GUESS_POLICY: GuessPolicy = {
