@@ -70,10 +70,14 @@ lifecycle.run(async () => {
     // Kept in the database like the signing keys: every instance derives with the same key.
     successorKey: await sessionRepository.ensureSuccessorKey(newSuccessorKey()),
   });
+  // Sliding windows in Redis: password guesses and mails per account.
+  const guesses = createGuessRepository(redis);
   const oneTimeTokens = createOneTimeTokenService({
     tokens: createOneTimeTokenRepository(db),
     mailer,
     logger,
+    windows: guesses,
+    mailsPerHour: env.ONE_TIME_MAILS_PER_HOUR,
   });
   const credentials = createCredentialService({
     credentials: createCredentialRepository(db),
@@ -82,7 +86,7 @@ lifecycle.run(async () => {
     oneTimeTokens,
     transactions,
     guard: createPasswordGuard({
-      guesses: createGuessRepository(redis),
+      guesses,
       policy: {
         perClient: env.PASSWORD_GUESSES_PER_CLIENT,
         perClientWindowSeconds: env.PASSWORD_GUESSES_PER_CLIENT_WINDOW,

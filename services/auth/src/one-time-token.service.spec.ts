@@ -36,6 +36,21 @@ describe('OneTimeTokenService', () => {
       ]);
     });
 
+    it('sends an account at most the hourly quota of each kind, quietly for resets', async () => {
+      const { service, mailer, clock } = setUp();
+      const userId = randomUUID();
+      for (let n = 0; n < 8; n++) await service.send('RESET_PASSWORD', userId, 'ada@example.com');
+      expect(mailer.sent).toHaveLength(5);
+      for (let n = 0; n < 5; n++) await service.send('VERIFY_EMAIL', userId, 'ada@example.com');
+      const refused = await appErrorOf(service.send('VERIFY_EMAIL', userId, 'ada@example.com'));
+      expect(refused).toMatchObject({ code: 'RATE_LIMITED' });
+      expect(refused.retryAfter).toBeGreaterThan(0);
+      expect(mailer.sent).toHaveLength(10);
+      clock.advance(3600);
+      await service.send('RESET_PASSWORD', userId, 'ada@example.com');
+      expect(mailer.sent).toHaveLength(11);
+    });
+
     it('answers before the mail is delivered, and a mail that cannot be delivered fails nothing', async () => {
       const { service, mailer } = setUp();
       mailer.failing = true;

@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import type { OneTimeTokenPurpose } from '@platform/db';
 import { AppError } from '@platform/errors';
 import type { Logger } from '@platform/logger';
 import type { Mail, Mailer } from '@platform/mail';
 import { hashOpaqueToken, isOpaqueToken, newOpaqueToken } from './opaque-token';
+import type { GuessRepository } from './guess.repository';
 import type { OneTimeTokenRepository } from './one-time-token.repository';
 
 /** How long each kind of mailed token stays valid. */
@@ -22,6 +24,8 @@ const MAILS: Record<OneTimeTokenPurpose, (token: string) => Omit<Mail, 'to'>> = 
   }),
 };
 
+const HOUR_MS = 3_600_000;
+
 /** Single-use tokens sent by mail: email verification and password reset. */
 export interface OneTimeTokenService {
   /** Issues a token (256 bits; only its hash is stored) and mails it to `email`. */
@@ -34,6 +38,10 @@ export interface OneTimeTokenServiceDeps {
   tokens: OneTimeTokenRepository;
   mailer: Pick<Mailer, 'send'>;
   logger: Logger;
+  /** Sliding windows in Redis (the password guard's): mails of one kind per account. */
+  windows: Pick<GuessRepository, 'reserve'>;
+  /** How many mails of one kind an account is sent per hour. */
+  mailsPerHour: number;
   clock?: () => Date;
 }
 
@@ -43,6 +51,22 @@ export function createOneTimeTokenService(deps: OneTimeTokenServiceDeps): OneTim
 
   return {
     async send(purpose, userId, email) {
+      // Nobody can flood a mailbox through us: beyond the hourly quota no token is issued.
+      const bucket = {
+        id: `mail:${purpose}:${userId}`,
+        limit: deps.mailsPerHour,
+        windowMs: HOUR_MS,
+      };
+      const waitMs = await deps.windows.reserve([bucket], randomUUID(), clock().getTime());
+      if (waitMs > 0) {
+        // A reset says nothing either way (the caller may not own the address); a signed-in
+        // user asking for a verification mail is told to wait.
+        if (purpose === 'RESET_PASSWORD') {
+          logger.warn({ userId, purpose }, 'mail quota reached; no token sent');
+          return;
+        }
+        throw AppError.rateLimited(Math.ceil(waitMs / 1000));
+      }
       const { token, hash } = newOpaqueToken();
       const expiresAt = new Date(clock().getTime() + ONE_TIME_TOKEN_TTL_SECONDS[purpose] * 1000);
       await tokens.create({ tokenHash: hash, userId, purpose, expiresAt });

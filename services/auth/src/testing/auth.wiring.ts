@@ -57,6 +57,7 @@ const TEST_SUCCESSOR_KEY = newSuccessorKey();
 export interface WiringOptions {
   policy?: Partial<SessionPolicy>;
   guessPolicy?: Partial<GuessPolicy>;
+  mailsPerHour?: number;
   clock?: TestClock;
 }
 
@@ -89,6 +90,8 @@ function wire(parts: Parts, options: WiringOptions) {
     tokens: parts.oneTimeTokens,
     mailer,
     logger,
+    windows: parts.guesses,
+    mailsPerHour: options.mailsPerHour ?? 5,
     clock: clock.now,
   });
   return {
