@@ -146,6 +146,19 @@ describe('email verification and password reset, with mail through a real SMTP s
     expect(reused.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'token' });
   });
 
+  it('sends one account at most its hourly quota of verification mails', async () => {
+    const { accessToken } = await register('quota@example.com');
+    const ask = () =>
+      graphql(gateway, 'mutation { requestEmailVerification }', { token: accessToken });
+    for (let n = 0; n < 5; n++) expect((await ask()).errors).toBeUndefined();
+    const refused = await ask();
+    expect(refused.errors?.[0]?.extensions).toMatchObject({ code: 'RATE_LIMITED' });
+    expect(refused.errors?.[0]?.extensions?.['retryAfter']).toBeGreaterThan(0);
+    await eventually(() =>
+      expect(smtp.received.filter((mail) => mail.to === 'quota@example.com')).toHaveLength(5),
+    );
+  });
+
   it('refuses an expired reset token', async () => {
     await register('late@example.com');
     await graphql(gateway, 'mutation { requestPasswordReset(email: "late@example.com") }');
