@@ -109,7 +109,7 @@ export function createAssignmentService(deps: {
           // Under the lock, two admins stepping down (or being disabled or deleted) at once
           // cannot both see the other stay.
           await tx.roles.lockGraph();
-          await lastAdmin.requireNotLast(tx.assignments, userId);
+          await lastAdmin.requireNotLast(tx, userId);
         }
         if (!(await tx.assignments.delete({ userId, roleId, scope }))) return false;
         await recordAssignmentChange(tx, actor, 'unassigned', userId, role, scope);
@@ -136,7 +136,7 @@ export function createAssignmentService(deps: {
     },
 
     async isLastAdmin(userId) {
-      return lastAdmin.isLast(store.assignments, userId);
+      return lastAdmin.isLast(store, userId);
     },
 
     async removeDeletedUser(userId, consumer, eventId) {

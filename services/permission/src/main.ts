@@ -11,7 +11,6 @@ import { createPermissionCache } from './permission.cache';
 import { createPermissionCheckService } from './permission-check.service';
 import { startPermissionConsumers } from './permission.consumers';
 import { createLastAdminRule } from './last-admin.rule';
-import { createLeavingUsers } from './leaving.registry';
 import { createPermissionHandlers } from './permission.grpc';
 import { createRbacStore, RBAC_SCHEMA } from './rbac.store';
 import { createRoleService } from './role.service';
@@ -42,11 +41,10 @@ lifecycle.run(async () => {
   const cache = createPermissionCache(redis);
   const checks = createPermissionCheckService({ assignments: store.assignments, cache });
   const policy = createActorPolicy({ checks, assignments: store.assignments, audit: store.audit });
-  const leaving = createLeavingUsers(redis);
-  const lastAdmin = createLastAdminRule({ users, leaving });
+  const lastAdmin = createLastAdminRule({ users });
   const roles = createRoleService({ store, policy, cache });
   const assignments = createAssignmentService({ store, policy, cache, users, lastAdmin });
-  const userChanges = createUserChangeService({ store, policy, lastAdmin, leaving });
+  const userChanges = createUserChangeService({ store, policy, lastAdmin });
   const audit = createAuditService({ store });
   await roles.seed();
 

@@ -3,6 +3,7 @@ import type { EventEnvelope } from '@platform/events';
 import { enqueueEvent, processOnce, type OutboxRelay } from '@platform/outbox';
 import { createAssignmentRepository, type AssignmentRepository } from './assignment.repository';
 import { createAuditRepository, type AuditRepository } from './audit.repository';
+import { createLeavingRepository, type LeavingRepository } from './leaving.repository';
 import { createRoleRepository, type RoleRepository } from './role.repository';
 
 /** The Postgres schema the permission service owns. */
@@ -12,6 +13,7 @@ export interface RbacRepositories {
   roles: RoleRepository;
   assignments: AssignmentRepository;
   audit: AuditRepository;
+  leaving: LeavingRepository;
 }
 
 /** The service's outbox and the record of the events it consumed, inside a transaction. */
@@ -41,6 +43,7 @@ function repositories(db: Prisma.TransactionClient): RbacRepositories {
     roles: createRoleRepository(db),
     assignments: createAssignmentRepository(db),
     audit: createAuditRepository(db),
+    leaving: createLeavingRepository(db),
   };
 }
 

@@ -103,6 +103,38 @@ describe('UserChangeService', () => {
       await expect(services.userChanges.begin(PLATFORM, b, 'disable')).resolves.toMatch(/./);
     });
 
+    it("keeps the mark in PostgreSQL, in the decision's transaction, until the change ends", async () => {
+      const [a, b] = [await newAdmin(), await newAdmin()];
+      const token = await services.userChanges.begin(PLATFORM, a, 'delete');
+      const marks = await db().leavingUser.findMany({ where: { userId: a } });
+      expect(marks).toEqual([expect.objectContaining({ token, userId: a })]);
+      // Two minutes, by the database's clock.
+      const left = marks[0]!.expiresAt.getTime() - Date.now();
+      expect(left).toBeGreaterThan(100_000);
+      expect(left).toBeLessThanOrEqual(125_000);
+      await expect(services.userChanges.begin(PLATFORM, b, 'delete')).rejects.toMatchObject({
+        code: 'BAD_USER_INPUT',
+      });
+      await services.userChanges.end(PLATFORM, a, 'delete', token, false);
+      expect(await db().leavingUser.count({ where: { userId: a } })).toBe(0);
+    });
+
+    it('stops counting a mark left by a crash once it expires, and drops it at the next mark', async () => {
+      const [a, b] = [await newAdmin(), await newAdmin()];
+      // A removal of a that began and never ended; its mark is past its two minutes.
+      await services.userChanges.begin(PLATFORM, a, 'disable');
+      await db().leavingUser.updateMany({
+        where: { userId: a },
+        data: { expiresAt: new Date(Date.now() - 1_000) },
+      });
+      expect(await services.leaving.among([a, b])).toEqual(new Set());
+      const token = await services.userChanges.begin(PLATFORM, b, 'disable');
+      expect(await db().leavingUser.findMany({ where: { userId: { in: [a, b] } } })).toEqual([
+        expect.objectContaining({ token, userId: b }),
+      ]);
+      await services.userChanges.end(PLATFORM, b, 'disable', token, false);
+    });
+
     it('marks a user who is not an admin yet, so an admin role given meanwhile cannot keep them counted', async () => {
       const admin = await newAdmin();
       const newcomer = newUserId();

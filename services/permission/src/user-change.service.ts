@@ -1,6 +1,5 @@
 import type { Actor, ActorPolicy } from './actor.policy';
 import type { LastAdminRule } from './last-admin.rule';
-import type { LeavingUsers } from './leaving.registry';
 import type { RbacStore } from './rbac.store';
 
 /** A change the user service makes to a user, which the permission service rules on first. */
@@ -37,9 +36,8 @@ export function createUserChangeService(deps: {
   store: RbacStore;
   policy: ActorPolicy;
   lastAdmin: LastAdminRule;
-  leaving: LeavingUsers;
 }): UserChangeService {
-  const { store, policy, lastAdmin, leaving } = deps;
+  const { store, policy, lastAdmin } = deps;
 
   return {
     async begin(actor, userId, change) {
@@ -48,20 +46,13 @@ export function createUserChangeService(deps: {
         target: `user:${userId}`,
       });
       if (change === 'enable') return '';
-      let token = '';
-      try {
-        await store.transaction(async (tx) => {
-          await tx.roles.lockGraph();
-          await lastAdmin.requireNotLast(tx.assignments, userId);
-          // Marked before the lock goes: the next removal already counts this user as gone.
-          token = await leaving.mark(userId);
-        });
-      } catch (error) {
-        // The commit failed after the mark: nothing was decided.
-        if (token) await leaving.clear(userId, token);
-        throw error;
-      }
-      return token;
+      return store.transaction(async (tx) => {
+        await tx.roles.lockGraph();
+        await lastAdmin.requireNotLast(tx, userId);
+        // Marked in the decision's transaction, before the lock goes: the next removal already
+        // counts this user as gone; a commit that fails takes the mark with it.
+        return tx.leaving.mark(userId);
+      });
     },
 
     async end(actor, userId, change, token, done) {
@@ -74,7 +65,7 @@ export function createUserChangeService(deps: {
             details: {},
           });
       } finally {
-        if (token) await leaving.clear(userId, token);
+        if (token) await store.leaving.clear(token);
       }
     },
   };

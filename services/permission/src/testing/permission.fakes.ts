@@ -16,7 +16,7 @@ import { RoleGraph, type RoleNode } from '../role.graph';
 import type { RoleRepository } from '../role.repository';
 import { createRoleService } from '../role.service';
 import { createLastAdminRule } from '../last-admin.rule';
-import type { LeavingUsers } from '../leaving.registry';
+import { LEAVING_TTL_MS, type LeavingRepository } from '../leaving.repository';
 import type { UserDirectory } from '../user.directory';
 import { createUserChangeService } from '../user-change.service';
 
@@ -30,6 +30,8 @@ export interface FakeRbacData {
   outbox: EventEnvelope[];
   /** `consumer|eventId` of the events consumed. */
   processed: string[];
+  /** The users marked leaving: one mark per removal, until `expiresAt` (ms). */
+  leaving: { token: string; userId: string; expiresAt: number }[];
 }
 
 export interface FakeRbacStore extends RbacStore {
@@ -180,13 +182,41 @@ function fakeAudit(data: FakeRbacData): AuditRepository {
   };
 }
 
+function fakeLeaving(data: FakeRbacData): LeavingRepository {
+  return {
+    async mark(userId) {
+      const token = randomUUID();
+      data.leaving = data.leaving.filter((mark) => mark.expiresAt > Date.now());
+      data.leaving.push({ token, userId, expiresAt: Date.now() + LEAVING_TTL_MS });
+      return token;
+    },
+    async clear(token) {
+      data.leaving = data.leaving.filter((mark) => mark.token !== token);
+    },
+    async among(userIds) {
+      const marked = new Set(
+        data.leaving.filter((mark) => mark.expiresAt > Date.now()).map((mark) => mark.userId),
+      );
+      return new Set(userIds.filter((id) => marked.has(id)));
+    },
+  };
+}
+
 /**
  * An in-memory store. A transaction works on a copy that replaces the data when it commits, so
  * one that throws leaves the data as it was (transactions are not meant to overlap here).
  */
 export function createFakeRbacStore(): FakeRbacStore {
   const store: FakeRbacStore = {
-    data: { roles: [], catalogue: {}, assignments: [], audit: [], outbox: [], processed: [] },
+    data: {
+      roles: [],
+      catalogue: {},
+      assignments: [],
+      audit: [],
+      outbox: [],
+      processed: [],
+      leaving: [],
+    },
     relayKicks: 0,
     commits: 0,
     get roles() {
@@ -198,6 +228,9 @@ export function createFakeRbacStore(): FakeRbacStore {
     get audit() {
       return fakeAudit(store.data);
     },
+    get leaving() {
+      return fakeLeaving(store.data);
+    },
     async transaction<T>(work: (tx: RbacTransaction) => Promise<T>): Promise<T> {
       const committed = store.data;
       const data = structuredClone(committed);
@@ -205,6 +238,7 @@ export function createFakeRbacStore(): FakeRbacStore {
         roles: fakeRoles(data),
         assignments: fakeAssignments(data),
         audit: fakeAudit(data),
+        leaving: fakeLeaving(data),
         outbox: {
           async enqueue(event) {
             data.outbox.push(event);
@@ -275,45 +309,24 @@ export function createFakeUserDirectory(
   };
 }
 
-/** The users marked leaving, in memory: `marks` maps each token to its user. */
-export function createFakeLeavingUsers(): LeavingUsers & { marks: Map<string, string> } {
-  const marks = new Map<string, string>();
-  return {
-    marks,
-    async mark(userId) {
-      const token = randomUUID();
-      marks.set(token, userId);
-      return token;
-    },
-    async clear(_userId, token) {
-      marks.delete(token);
-    },
-    async among(userIds) {
-      const marked = new Set(marks.values());
-      return new Set(userIds.filter((id) => marked.has(id)));
-    },
-  };
-}
-
 /** The use cases over the fakes: what a unit test of one of them needs around it. */
 export function createFakePermissionServices() {
   const store = createFakeRbacStore();
   const cache = createFakePermissionCache();
   const users = createFakeUserDirectory();
-  const leaving = createFakeLeavingUsers();
   const checks = createPermissionCheckService({ assignments: store.assignments, cache });
   const policy = createActorPolicy({ checks, assignments: store.assignments, audit: store.audit });
-  const lastAdmin = createLastAdminRule({ users, leaving });
+  const lastAdmin = createLastAdminRule({ users });
   return {
     store,
     cache,
     users,
-    leaving,
+    leaving: store.leaving,
     checks,
     policy,
     roles: createRoleService({ store, policy, cache }),
     assignments: createAssignmentService({ store, policy, cache, users, lastAdmin }),
-    userChanges: createUserChangeService({ store, policy, lastAdmin, leaving }),
+    userChanges: createUserChangeService({ store, policy, lastAdmin }),
     audit: createAuditService({ store }),
   };
 }

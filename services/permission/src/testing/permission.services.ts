@@ -6,7 +6,7 @@ import { createRedis, type Redis } from '@platform/redis';
 import { createActorPolicy } from '../actor.policy';
 import { createAssignmentService, type AssignmentService } from '../assignment.service';
 import { createLastAdminRule } from '../last-admin.rule';
-import { createLeavingUsers, type LeavingUsers } from '../leaving.registry';
+import type { LeavingRepository } from '../leaving.repository';
 import { createPermissionCache } from '../permission.cache';
 import {
   createPermissionCheckService,
@@ -25,7 +25,8 @@ export interface TestServices {
   readonly assignments: AssignmentService;
   readonly checks: PermissionCheckService;
   readonly userChanges: UserChangeService;
-  readonly leaving: LeavingUsers;
+  /** The leaving marks, outside any transaction. */
+  readonly leaving: LeavingRepository;
   /** Who exists, and whether they are active. */
   readonly users: Map<string, 'active' | 'disabled'>;
   /** Times the outbox relay was woken. */
@@ -60,15 +61,14 @@ export function useTestServices(): TestServices {
       audit: store.audit,
     });
     const directory = createFakeUserDirectory(users);
-    const leaving = createLeavingUsers(redis);
-    const lastAdmin = createLastAdminRule({ users: directory, leaving });
+    const lastAdmin = createLastAdminRule({ users: directory });
     Object.assign(services, {
       store,
       checks,
       roles: createRoleService({ store, policy, cache }),
       assignments: createAssignmentService({ store, policy, cache, users: directory, lastAdmin }),
-      userChanges: createUserChangeService({ store, policy, lastAdmin, leaving }),
-      leaving,
+      userChanges: createUserChangeService({ store, policy, lastAdmin }),
+      leaving: store.leaving,
     });
     await services.roles.seed();
   });
