@@ -25,8 +25,6 @@ export interface AssignmentService {
   unassign(actor: Actor, userId: string, roleId: string, scope: string): Promise<boolean>;
   /** Each user's assignments, oldest first. */
   listAssignments(userIds: readonly string[]): Promise<Map<string, AssignmentView[]>>;
-  /** Whether the user holds admin globally and no other active user does. */
-  isLastAdmin(userId: string): Promise<boolean>;
   /** A deleted user's assignments go (once per event id); true when this call did it. */
   removeDeletedUser(userId: string, consumer: string, eventId: string): Promise<boolean>;
 }
@@ -133,10 +131,6 @@ export function createAssignmentService(deps: {
             ?.push({ role: graph.view(role), scope: row.scope, assignedAt: row.assignedAt });
       }
       return byUser;
-    },
-
-    async isLastAdmin(userId) {
-      return lastAdmin.isLast(store, userId);
     },
 
     async removeDeletedUser(userId, consumer, eventId) {

@@ -13,9 +13,10 @@ export const ADMIN_ROLE = 'admin';
  * being removed right now are marked leaving in the same database (`LeavingRepository`).
  */
 export interface LastAdminRule {
-  /** Whether the user holds admin globally and no other active user, not leaving, does. */
-  isLast(repositories: AdminRepositories, userId: string): Promise<boolean>;
-  /** BAD_USER_INPUT when `isLast`. Call under the graph lock, in the change's transaction. */
+  /**
+   * BAD_USER_INPUT when the user holds admin globally and no other active user, not leaving,
+   * does. Call under the graph lock, in the change's transaction.
+   */
   requireNotLast(repositories: AdminRepositories, userId: string): Promise<void>;
 }
 
@@ -38,7 +39,6 @@ export function createLastAdminRule(deps: {
   }
 
   return {
-    isLast,
     async requireNotLast(repositories, userId) {
       if (await isLast(repositories, userId))
         throw AppError.badInput('userId', 'is the last active global admin');

@@ -240,10 +240,6 @@ export function createPermissionHandlers(deps: {
       };
     },
 
-    async isLastAdmin(request) {
-      return { lastAdmin: await assignments.isLastAdmin(requireId('userId', request.userId)) };
-    },
-
     async beginUserChange(request) {
       const token = await userChanges.begin(
         actorOf(request.actorId),
