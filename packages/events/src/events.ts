@@ -40,7 +40,16 @@ export const eventContracts = {
   'user.deleted': { version: 1, payload: z.object({ userId: id }) },
   'auth.password_changed': { version: 1, payload: z.object({ userId: id }) },
   'auth.email_verification_requested': { version: 1, payload: z.object({ userId: id }) },
-  'auth.password_reset_requested': { version: 1, payload: z.object({ userId: id }) },
+  /**
+   * Someone asked for a password reset by email. Written for every request, so that asking
+   * about an unknown address costs what asking about a real one does; `userId` and `email`
+   * (the account's address) are null when no account has the address typed, and the auth
+   * service then mails nothing.
+   */
+  'auth.password_reset_requested': {
+    version: 1,
+    payload: z.object({ userId: id.nullable(), email: z.string().nullable() }),
+  },
   'auth.session_revoked': {
     version: 1,
     payload: z.object({

@@ -5,6 +5,7 @@ import { openServiceInfrastructure, serveGrpc } from '@platform/service-runtime'
 import { createMailer } from '@platform/mail';
 import { authV1 } from '@platform/proto';
 import { createSessionRevocations, createTokenSigner } from '@platform/tokens';
+import { startAuthConsumers } from './auth.consumers';
 import { createAuthHandlers } from './auth.grpc';
 import { AUTH_SCHEMA, createAuthTransactions } from './auth.transactions';
 import { createCredentialRepository } from './credential.repository';
@@ -25,7 +26,7 @@ const logger = createLogger({ name: 'auth-service', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
 
 lifecycle.run(async () => {
-  const { db, redis, relay } = await openServiceInfrastructure({
+  const { db, redis, broker, relay } = await openServiceInfrastructure({
     env,
     schema: AUTH_SCHEMA,
     logger,
@@ -74,6 +75,7 @@ lifecycle.run(async () => {
   const guesses = createGuessRepository(redis);
   const oneTimeTokens = createOneTimeTokenService({
     tokens: createOneTimeTokenRepository(db),
+    transactions,
     mailer,
     logger,
     windows: guesses,
@@ -97,6 +99,9 @@ lifecycle.run(async () => {
       logger,
     }),
   });
+
+  // Reset mails go out after the request was answered (docs/security.md, account enumeration).
+  await startAuthConsumers({ broker, oneTimeTokens, queuePrefix: env.EVENTS_EXCHANGE });
 
   await serveGrpc({
     env,

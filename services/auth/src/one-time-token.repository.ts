@@ -1,4 +1,6 @@
 import type { OneTimeTokenPurpose, PrismaClient } from '@platform/db';
+import { processOnce } from '@platform/outbox';
+import { AUTH_SCHEMA, type AuthTx } from './auth.transactions';
 
 export interface NewOneTimeToken {
   tokenHash: string;
@@ -8,7 +10,13 @@ export interface NewOneTimeToken {
 }
 
 export interface OneTimeTokenRepository {
-  create(token: NewOneTimeToken): Promise<void>;
+  /** Stores a token; in `tx` when given (e.g. with the event it answers). */
+  create(token: NewOneTimeToken, tx?: AuthTx): Promise<void>;
+  /**
+   * Records in `tx` that `consumer` handled event `eventId`; false if it already had (a
+   * duplicate delivery, whose effect the caller then skips).
+   */
+  processOnce(tx: AuthTx, consumer: string, eventId: string): Promise<boolean>;
   /**
    * Marks the token used at `at`, in one conditional statement (of concurrent calls, one
    * succeeds); its user, or null if unknown, used, expired at `at` or for another purpose.
@@ -18,9 +26,10 @@ export interface OneTimeTokenRepository {
 
 export function createOneTimeTokenRepository(db: PrismaClient): OneTimeTokenRepository {
   return {
-    async create(token) {
-      await db.oneTimeToken.create({ data: token });
+    async create(token, tx) {
+      await (tx ?? db).oneTimeToken.create({ data: token });
     },
+    processOnce: (tx, consumer, eventId) => processOnce(tx, AUTH_SCHEMA, consumer, eventId),
     async markUsed(tokenHash, purpose, at) {
       const [row] = await db.$queryRawUnsafe<{ user_id: string }[]>(
         `UPDATE "auth"."one_time_tokens" SET used_at = $3::timestamptz

@@ -1,13 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { createEvent, type EventEnvelope } from '@platform/events';
 import { appErrorOf } from './testing/app-error';
 import { wireOverFakes } from './testing/auth.wiring';
 
 function setUp() {
   const { oneTimeTokens: service, mailedToken, fakes } = wireOverFakes();
-  const { clock, mailer, oneTimeTokens: tokens } = fakes;
-  return { clock, mailer, tokens, service, mailedToken };
+  const { clock, mailer, oneTimeTokens: tokens, transactions } = fakes;
+  return { clock, mailer, tokens, transactions, service, mailedToken };
 }
+
+const resetRequested = (userId: string | null, email: string | null) =>
+  createEvent('auth.password_reset_requested', { userId, email });
 
 describe('OneTimeTokenService', () => {
   describe('send', () => {
@@ -57,6 +61,65 @@ describe('OneTimeTokenService', () => {
       await expect(
         service.send('RESET_PASSWORD', randomUUID(), 'ada@example.com'),
       ).resolves.toBeUndefined();
+      expect(mailer.sent).toHaveLength(1);
+    });
+  });
+
+  describe('requestReset', () => {
+    it('records one event and nothing else, whether or not there is an account', async () => {
+      const { service, mailer, tokens, transactions } = setUp();
+      const userId = randomUUID();
+      await service.requestReset({ userId, email: 'ada@example.com' });
+      await service.requestReset(undefined);
+      expect(transactions.events.map((event) => [event.type, event.payload])).toEqual([
+        ['auth.password_reset_requested', { userId, email: 'ada@example.com' }],
+        ['auth.password_reset_requested', { userId: null, email: null }],
+      ]);
+      expect(mailer.sent).toEqual([]);
+      expect(tokens.tokens.size).toBe(0);
+    });
+  });
+
+  describe('sendRequestedReset', () => {
+    it('mails a reset code to a real account, once however often the event is delivered', async () => {
+      const { service, mailer, tokens, mailedToken } = setUp();
+      const userId = randomUUID();
+      const event = resetRequested(userId, 'ada@example.com');
+      await service.sendRequestedReset(event);
+      await service.sendRequestedReset(event);
+      expect(mailer.sent).toHaveLength(1);
+      expect(mailer.sent[0]).toMatchObject({
+        to: 'ada@example.com',
+        subject: 'Reset your password',
+      });
+      expect(tokens.tokens.size).toBe(1);
+      expect(await service.consume('RESET_PASSWORD', mailedToken())).toBe(userId);
+    });
+
+    it('sends nothing for an address without an account', async () => {
+      const { service, mailer, tokens } = setUp();
+      await service.sendRequestedReset(resetRequested(null, null));
+      expect(mailer.sent).toEqual([]);
+      expect(tokens.tokens.size).toBe(0);
+    });
+
+    it('keeps to the hourly mail quota of the account, quietly', async () => {
+      const { service, mailer, tokens } = setUp();
+      const userId = randomUUID();
+      for (let n = 0; n < 7; n++)
+        await service.sendRequestedReset(resetRequested(userId, 'ada@example.com'));
+      expect(mailer.sent).toHaveLength(5);
+      expect(tokens.tokens.size).toBe(5);
+    });
+
+    it('finishes even when the mail cannot be delivered', async () => {
+      const { service, mailer } = setUp();
+      mailer.failing = true;
+      const event: EventEnvelope<'auth.password_reset_requested'> = resetRequested(
+        randomUUID(),
+        'ada@example.com',
+      );
+      await expect(service.sendRequestedReset(event)).resolves.toBeUndefined();
       expect(mailer.sent).toHaveLength(1);
     });
   });

@@ -10,6 +10,7 @@ import {
   validatePassword,
 } from '@platform/validation';
 import type { AddressThrottle } from './address.throttle';
+import { createRegistrationPace, type RegistrationPace } from './registration.pace';
 import type { UsersContext } from './users.resolvers';
 
 export interface IdentityClients {
@@ -61,6 +62,7 @@ export function createAuthResolvers(
   clients: IdentityClients,
   throttle: AddressThrottle,
   logger: Logger,
+  pace: RegistrationPace = createRegistrationPace(),
 ) {
   const { users, auth, permissions } = clients;
 
@@ -87,7 +89,14 @@ export function createAuthResolvers(
         const email = validateEmail(input.email);
         const displayName = validateDisplayName(input.displayName);
         const password = validatePassword(input.password);
-        const { user } = await users.createUser({ email, displayName });
+        const started = performance.now();
+        const elapsed = () => performance.now() - started;
+        const { user } = await users.createUser({ email, displayName }).catch(async (error) => {
+          // A taken email answers CONFLICT, but no sooner than a registration that succeeds.
+          if (error instanceof AppError && error.code === 'CONFLICT')
+            await pace.padRefusal(elapsed);
+          throw error;
+        });
         if (!user) throw new Error('user service answered without a user');
         try {
           await permissions.assignRole({
@@ -102,7 +111,9 @@ export function createAuthResolvers(
             password,
             userAgent: context.userAgent ?? '',
           });
-          return payload(tokens, user);
+          const answer = payload(tokens, user);
+          pace.record(elapsed());
+          return answer;
         } catch (error) {
           // No half-created account: undo the profile (its user.deleted event cleans up the rest).
           // Each undo step runs after the previous one, and a failed step does not stop the next.

@@ -29,9 +29,10 @@ export function createEmailResolvers(
 
       async requestPasswordReset(_: unknown, { email }: { email: string }, context: UsersContext) {
         await throttle.checkAddress(context.clientAddress);
-        // Unknown (or malformed) address: the same answer as for a real one.
+        // Unknown (or malformed) address: the same answer, after the same calls, as for a real
+        // one. The auth service only records the request; the mail goes out later, if at all.
         const user = await findUserByEmail(users, email);
-        if (user) await auth.requestPasswordReset({ userId: user.id, email: user.email });
+        await auth.requestPasswordReset({ userId: user?.id ?? '', email: user?.email ?? '' });
         return true;
       },
 

@@ -201,14 +201,24 @@ export function createFakeCredentialRepository(): FakeCredentialRepository {
 
 export interface FakeOneTimeTokenRepository extends OneTimeTokenRepository {
   readonly tokens: Map<string, NewOneTimeToken & { usedAt: Date | null }>;
+  /** `consumer event-id` of every event handled. */
+  readonly processed: Set<string>;
 }
 
 export function createFakeOneTimeTokenRepository(): FakeOneTimeTokenRepository {
   const tokens = new Map<string, NewOneTimeToken & { usedAt: Date | null }>();
+  const processed = new Set<string>();
   return {
     tokens,
+    processed,
     async create(token) {
       tokens.set(token.tokenHash, { ...token, usedAt: null });
+    },
+    async processOnce(_tx, consumer, eventId) {
+      const key = `${consumer} ${eventId}`;
+      if (processed.has(key)) return false;
+      processed.add(key);
+      return true;
     },
     async markUsed(tokenHash, purpose: OneTimeTokenPurpose, at) {
       const token = tokens.get(tokenHash);

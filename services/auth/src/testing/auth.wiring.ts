@@ -88,6 +88,7 @@ function wire(parts: Parts, options: WiringOptions) {
   });
   const oneTimeTokens = createOneTimeTokenService({
     tokens: parts.oneTimeTokens,
+    transactions,
     mailer,
     logger,
     windows: parts.guesses,
