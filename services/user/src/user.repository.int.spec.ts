@@ -83,6 +83,28 @@ describe('UserRepository', () => {
     });
   });
 
+  describe('list with LIKE metacharacters', () => {
+    it('matches `%`, `_` and `\\` in a search literally', async () => {
+      const tag = randomUUID().slice(0, 6);
+      const percent = await insert(newUser({ displayName: `%${tag} off` }));
+      const underscore = await insert(newUser({ displayName: `_${tag} line` }));
+      const backslash = await insert(newUser({ displayName: `\\${tag} slash` }));
+      const both = await insert(newUser({ displayName: `5${tag}%_x` }));
+      // What an unescaped pattern would also match.
+      await insert(newUser({ displayName: `x${tag} off` }));
+      await insert(newUser({ displayName: `5${tag}ab x` }));
+      await insert(newUser({ displayName: `5${tag}%ax` }));
+
+      const ids = async (search: string) =>
+        (await world.users.list({ first: 100, search })).rows.map((user) => user.id);
+      expect(await ids('%')).toEqual([percent.id]);
+      expect(await ids('_')).toEqual([underscore.id]);
+      expect(await ids('\\')).toEqual([backslash.id]);
+      expect(await ids(`5${tag}%_`)).toEqual([both.id]);
+      expect(await ids(`%${tag.toUpperCase()}`)).toEqual([percent.id]);
+    });
+  });
+
   describe('transaction', () => {
     it('changes only what is given', async () => {
       const { id } = await insert(newUser({ displayName: 'Ada' }));

@@ -29,7 +29,10 @@ export interface UserTransaction {
 export interface UserRepository {
   findByIds(ids: readonly string[]): Promise<User[]>;
   findByEmail(email: string): Promise<User | null>;
-  /** Oldest first; `search` matches the start of the email or display name, in any case. */
+  /**
+   * Oldest first; `search` matches the start of the email or display name, in any case,
+   * literally (`%` and `_` are no wildcards).
+   */
   list(page: {
     first: number;
     after?: CursorPosition | undefined;
@@ -65,6 +68,14 @@ function transactionQueries(tx: Prisma.TransactionClient): UserTransaction {
   };
 }
 
+/**
+ * `text` as a LIKE pattern that matches itself only: `%`, `_` and the backslash (PostgreSQL's
+ * default LIKE escape character, which Prisma's `startsWith` keeps) escaped with a backslash.
+ */
+export function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (char) => `\\${char}`);
+}
+
 export function createUserRepository(db: PrismaClient): UserRepository {
   return {
     findByIds(ids) {
@@ -74,11 +85,13 @@ export function createUserRepository(db: PrismaClient): UserRepository {
       return db.user.findUnique({ where: { email } });
     },
     list({ first, after, search }) {
-      const where: Prisma.UserWhereInput = search
+      // Prisma's `startsWith` builds an ILIKE pattern from the text as it is.
+      const prefix = search ? escapeLike(search) : '';
+      const where: Prisma.UserWhereInput = prefix
         ? {
             OR: [
-              { email: { startsWith: search, mode: 'insensitive' } },
-              { displayName: { startsWith: search, mode: 'insensitive' } },
+              { email: { startsWith: prefix, mode: 'insensitive' } },
+              { displayName: { startsWith: prefix, mode: 'insensitive' } },
             ],
           }
         : {};
