@@ -47,6 +47,13 @@ export interface NotificationTransaction {
     defaults: Channels,
   ): Promise<void>;
   removePreferencesOf(userId: string): Promise<void>;
+  /**
+   * Waits for any other transaction changing the user's preferences to end, and holds the next
+   * ones back until this one ends (an advisory lock per user).
+   */
+  lockPreferencesOf(userId: string): Promise<void>;
+  /** The types the user stored a preference for. */
+  preferenceTypesOf(userId: string): Promise<string[]>;
 }
 
 export interface NotificationRepository {
@@ -147,6 +154,16 @@ function transactionQueries(tx: Prisma.TransactionClient): NotificationTransacti
     },
     async removePreferencesOf(userId) {
       await tx.notificationPreference.deleteMany({ where: { userId } });
+    },
+    async lockPreferencesOf(userId) {
+      await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('notifications.preferences'), hashtext(${userId}))`;
+    },
+    async preferenceTypesOf(userId) {
+      const rows = await tx.notificationPreference.findMany({
+        where: { userId },
+        select: { type: true },
+      });
+      return rows.map((row) => row.type);
     },
   };
 }

@@ -67,5 +67,27 @@ describe('PreferenceService', () => {
         email: false,
       });
     });
+
+    it('stores preferences for at most 100 types, still changing the stored ones', async () => {
+      const types = (from: number, count: number) =>
+        Array.from({ length: count }, (_, n) => ({ type: `t${from + n}`, email: true }));
+      await preferences.update(user, types(0, 50));
+      await preferences.update(user, [...types(50, 49), { type: 't0', email: false }]);
+      await expect(preferences.update(user, types(99, 2))).rejects.toMatchObject({
+        code: 'BAD_USER_INPUT',
+        message: 'input: at most 100 notification types with a preference (99 stored)',
+      });
+      expect(await preferences.get(user)).not.toContainEqual(
+        expect.objectContaining({ type: 't99' }),
+      );
+      // The hundredth, twice in one call, is one type; then only stored types may change.
+      await preferences.update(user, [...types(99, 1), ...types(99, 1)]);
+      await expect(preferences.update(user, types(100, 1))).rejects.toMatchObject({
+        message: /^input:/,
+      });
+      const after = await preferences.update(user, [{ type: 't0', email: true }, ...types(1, 1)]);
+      expect(after.filter((preference) => /^t\d+$/.test(preference.type))).toHaveLength(100);
+      expect(after).toContainEqual({ type: 't0', inApp: true, email: true });
+    });
   });
 });

@@ -10,6 +10,8 @@ import {
 } from './notification.types';
 
 const MAX_CHANGES = 50;
+/** The most types one user may store a preference for (each change of a new type stores one). */
+export const MAX_STORED_PREFERENCES = 100;
 
 export interface Preference extends Channels {
   type: string;
@@ -25,7 +27,10 @@ export interface PreferenceChange {
 export interface PreferenceService {
   /** Every known type's channels and every stored one's, by type; defaults filled in. */
   get(userId: string): Promise<Preference[]>;
-  /** Applies the changes together; security notices cannot be switched off in-app. */
+  /**
+   * Applies the changes together; security notices cannot be switched off in-app. A change
+   * that would store preferences for more than `MAX_STORED_PREFERENCES` types is refused.
+   */
   update(userId: string, changes: readonly PreferenceChange[]): Promise<Preference[]>;
 }
 
@@ -60,6 +65,15 @@ export function createPreferenceService(deps: {
           );
       }
       await notifications.transaction(async (tx) => {
+        // One change of the user's preferences at a time, so two at once cannot both pass the cap.
+        await tx.lockPreferencesOf(userId);
+        const stored = new Set(await tx.preferenceTypesOf(userId));
+        const added = new Set(changes.map((change) => change.type).filter((t) => !stored.has(t)));
+        if (stored.size + added.size > MAX_STORED_PREFERENCES)
+          throw AppError.badInput(
+            'input',
+            `at most ${MAX_STORED_PREFERENCES} notification types with a preference (${stored.size} stored)`,
+          );
         for (const { type, inApp, email } of changes)
           await tx.changePreference(
             userId,

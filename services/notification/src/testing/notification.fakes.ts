@@ -52,6 +52,12 @@ export function createFakeNotificationRepository(): FakeNotificationRepository {
     async removePreferencesOf(userId) {
       for (const [k, stored] of preferences) if (stored.userId === userId) preferences.delete(k);
     },
+    async lockPreferencesOf() {},
+    async preferenceTypesOf(userId) {
+      return [...preferences.values()]
+        .filter((stored) => stored.userId === userId)
+        .map((stored) => stored.type);
+    },
   };
 
   return {
