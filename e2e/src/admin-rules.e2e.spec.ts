@@ -171,6 +171,23 @@ describe('admin rules: the last admin stays under concurrency, nobody acts on a 
     expect((await as(manager, DISABLE, { id: plain.id })).errors).toBeUndefined();
   });
 
+  it('refuses a roles:assign holder changing which roles an admin holds', async () => {
+    const assigner = await userWith(['roles:assign', 'users:read']);
+    const { createRole } = await asAdmin<{ createRole: { id: string } }>(CREATE_ROLE, {
+      input: { name: `reader-${++emails}`, permissions: ['users:read'] },
+    });
+    await asAdmin(ASSIGN, { userId: admin.id, roleId: createRole.id });
+    for (const query of [UNASSIGN, ASSIGN]) {
+      const response = await as(assigner, query, { userId: admin.id, roleId: createRole.id });
+      expect(codeOf(response)).toBe('FORBIDDEN');
+    }
+    // Someone no stronger than the assigner is fair game.
+    const plain = await newUser();
+    expect(
+      (await as(assigner, ASSIGN, { userId: plain.id, roleId: createRole.id })).errors,
+    ).toBeUndefined();
+  });
+
   it('refuses a roles:manage holder emptying or changing a role that grants what they lack', async () => {
     const manager = await userWith(['roles:manage', 'roles:read']);
     const { createRole: auditors } = await asAdmin<{ createRole: { id: string } }>(CREATE_ROLE, {

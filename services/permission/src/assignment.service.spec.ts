@@ -115,6 +115,26 @@ describe('AssignmentService', () => {
         true,
       );
     });
+
+    it('refuses to change what a stronger user holds, either way, and audits the attempt', async () => {
+      const { assignments, store, create, admin, written } = await setup();
+      const assigner = await create('assigner', ['roles:assign', 'users:read']);
+      const reader = await create('reader', ['users:read']);
+      await assignments.assign(PLATFORM, ALICE, { id: admin.id }, '');
+      await assignments.assign(PLATFORM, ALICE, { id: reader.id }, '');
+      await assignments.assign(PLATFORM, BOB, { id: assigner.id }, '');
+      const before = written();
+      const weaker: Actor = { id: BOB };
+      for (const attempt of [
+        () => assignments.assign(weaker, ALICE, { id: assigner.id }, ''),
+        () => assignments.unassign(weaker, ALICE, reader.id, ''),
+      ])
+        await expect(attempt()).rejects.toMatchObject({ code: 'FORBIDDEN' });
+      expect(written()).toEqual(before);
+      expect(store.data.audit.filter((e) => e.action === 'access.refused')).toHaveLength(2);
+      // A user no stronger than the actor is fine.
+      expect(await assignments.assign(weaker, CAROL, { id: reader.id }, '')).toBe(true);
+    });
   });
 
   describe('unassign', () => {

@@ -81,10 +81,10 @@ export function createAssignmentService(deps: {
             ? graph.get(which.id)
             : graph.all().find((candidate) => candidate.name === which.name);
         if (!role) throw AppError.notFound('Role');
-        await policy.requireMayGrant(actor, graph.view(role).effectivePermissions, scope, {
-          action: 'role.assigned',
-          target: `user:${userId}`,
-        });
+        const attempt = { action: 'role.assigned', target: `user:${userId}` };
+        await policy.requireMayGrant(actor, graph.view(role).effectivePermissions, scope, attempt);
+        // Nor may a weaker actor change what a stronger user holds.
+        await policy.requireMayActOn(actor, userId, attempt);
         if (!(await tx.assignments.insert({ userId, roleId: role.id, scope }))) return false;
         await recordAssignmentChange(tx, actor, 'assigned', userId, role, scope);
         return true;
@@ -99,10 +99,9 @@ export function createAssignmentService(deps: {
         const graph = await tx.roles.loadGraph();
         const role = graph.get(roleId);
         if (!role) throw AppError.notFound('Role');
-        await policy.requireMayGrant(actor, graph.view(role).effectivePermissions, scope, {
-          action: 'role.unassigned',
-          target: `user:${userId}`,
-        });
+        const attempt = { action: 'role.unassigned', target: `user:${userId}` };
+        await policy.requireMayGrant(actor, graph.view(role).effectivePermissions, scope, attempt);
+        await policy.requireMayActOn(actor, userId, attempt);
         if (role.name === ADMIN_ROLE && scope === '') {
           // Under the lock, two admins stepping down (or being disabled or deleted) at once
           // cannot both see the other stay.
