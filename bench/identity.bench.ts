@@ -13,13 +13,17 @@ const DURATION = Number(process.env['BENCH_DURATION'] ?? 10);
 const WARMUP = Number(process.env['BENCH_WARMUP'] ?? 3);
 const PASSWORD = 'benchmark passphrase 42';
 
+// BENCH_APP_ENV='{"REQUEST_BUDGET_PER_SECOND":"0"}' adds to every app's environment (A/B runs).
 // BENCH_SCENARIOS=me,refresh runs only those; BENCH_NODE_ARGS (e.g. `--cpu-prof
 // --cpu-prof-dir=/tmp/prof`) are given to every app's node, for profiling under load.
 const SCENARIOS = new Set((process.env['BENCH_SCENARIOS'] ?? 'login,refresh,me').split(','));
 const NODE_ARGS = process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean);
 
 const run = await createTestRun();
-const appEnv = { LOG_LEVEL: 'warn' };
+const appEnv: Record<string, string> = {
+  LOG_LEVEL: 'warn',
+  ...(JSON.parse(process.env['BENCH_APP_ENV'] ?? '{}') as Record<string, string>),
+};
 const apps = await startApps(
   run,
   APP_NAMES,
