@@ -4,9 +4,17 @@ import type { Logger } from '@platform/logger';
 import { authV1, permissionV1 } from '@platform/proto';
 import { createRedis, type Redis } from '@platform/redis';
 import { createAccessTokens, type TokenVerifier } from '@platform/tokens';
+import {
+  createSubgraph,
+  type Subgraph,
+  type SubgraphContext,
+  type SubgraphOptions,
+} from './subgraph.server';
 
 /** What `subgraphEnv` (in @platform/config) gives every subgraph. */
 export interface SubgraphRuntimeEnv {
+  HOST: string;
+  PORT: number;
   INTERNAL_TOKEN: string;
   AUTH_SERVICE_ADDR: string;
   PERMISSION_SERVICE_ADDR: string;
@@ -25,7 +33,16 @@ export interface SubgraphRuntime {
   tokens: TokenVerifier;
   /** A client of another service (with the internal credential), closed at shutdown. */
   client: ManagedClientFactory;
+  /**
+   * Serves the subgraph on HOST:PORT, built on this runtime (its logger, token verifier,
+   * permission checks and internal credential), and stops it at shutdown.
+   */
+  serve<TContext extends SubgraphContext>(
+    options: Omit<SubgraphOptions<TContext>, RuntimeProvided>,
+  ): Promise<Subgraph>;
 }
+
+type RuntimeProvided = 'logger' | 'tokens' | 'permissionService' | 'internalToken';
 
 export async function openSubgraphRuntime(options: {
   env: SubgraphRuntimeEnv;
@@ -53,5 +70,23 @@ export async function openSubgraphRuntime(options: {
     redis,
     jwks: auth,
   });
-  return { redis, auth, permissions, tokens, client };
+  return {
+    redis,
+    auth,
+    permissions,
+    tokens,
+    client,
+    async serve(subgraphOptions) {
+      const subgraph = createSubgraph({
+        ...subgraphOptions,
+        logger,
+        tokens,
+        permissionService: permissions,
+        internalToken: env.INTERNAL_TOKEN,
+      });
+      lifecycle.onShutdown('http server', () => subgraph.stop());
+      await subgraph.start(env.HOST, env.PORT);
+      return subgraph;
+    },
+  };
 }

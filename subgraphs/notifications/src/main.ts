@@ -3,7 +3,7 @@ import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
 import { createMessageBroker } from '@platform/messaging';
 import { notificationV1 } from '@platform/proto';
-import { createSubgraph, loadTypeDefs, openSubgraphRuntime } from '@platform/subgraph';
+import { loadTypeDefs, openSubgraphRuntime } from '@platform/subgraph';
 import { env } from './environment';
 import { createLiveHub } from './live-hub';
 import { createDeliveryLoader, notificationsResolvers } from './notifications.resolvers';
@@ -13,7 +13,6 @@ const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT
 
 lifecycle.run(async () => {
   const runtime = await openSubgraphRuntime({ env, logger, lifecycle });
-  const { permissions, tokens } = runtime;
   const notifications = runtime.client(
     'notification',
     notificationV1.NotificationServiceService,
@@ -39,7 +38,7 @@ lifecycle.run(async () => {
       live.publish(notification.recipientId, { ...notification, readAt: undefined }),
   });
 
-  const subgraph = createSubgraph({
+  await runtime.serve({
     name: 'notifications',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: notificationsResolvers,
@@ -49,12 +48,6 @@ lifecycle.run(async () => {
       live,
       deliveries: createDeliveryLoader(notifications),
     }),
-    logger,
-    permissionService: permissions,
-    internalToken: env.INTERNAL_TOKEN,
     subscriptions: true,
-    tokens,
   });
-  lifecycle.onShutdown('http server', () => subgraph.stop());
-  await subgraph.start(env.HOST, env.PORT);
 });

@@ -1,6 +1,6 @@
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
-import { createSubgraph, loadTypeDefs, openSubgraphRuntime } from '@platform/subgraph';
+import { loadTypeDefs, openSubgraphRuntime } from '@platform/subgraph';
 import { env } from './environment';
 import {
   createAssignmentLoader,
@@ -13,9 +13,10 @@ const logger = createLogger({ name: 'rbac-subgraph', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
 
 lifecycle.run(async () => {
-  const { permissions, tokens } = await openSubgraphRuntime({ env, logger, lifecycle });
+  const runtime = await openSubgraphRuntime({ env, logger, lifecycle });
+  const { permissions } = runtime;
 
-  const subgraph = createSubgraph({
+  await runtime.serve({
     name: 'rbac',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: rbacResolvers,
@@ -26,11 +27,5 @@ lifecycle.run(async () => {
       assignments: createAssignmentLoader(permissions),
       effectivePermissions: createEffectivePermissionsLoader(permissions),
     }),
-    logger,
-    permissionService: permissions,
-    tokens,
-    internalToken: env.INTERNAL_TOKEN,
   });
-  lifecycle.onShutdown('http server', () => subgraph.stop());
-  await subgraph.start(env.HOST, env.PORT);
 });

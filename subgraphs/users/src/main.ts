@@ -1,7 +1,7 @@
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
 import { userV1 } from '@platform/proto';
-import { createSubgraph, loadTypeDefs, openSubgraphRuntime } from '@platform/subgraph';
+import { loadTypeDefs, openSubgraphRuntime } from '@platform/subgraph';
 import { createAddressThrottle } from './address.throttle';
 import { createAuthResolvers } from './auth.resolvers';
 import { startBootstrapAdmin } from './bootstrap-admin';
@@ -15,14 +15,14 @@ const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT
 
 lifecycle.run(async () => {
   const runtime = await openSubgraphRuntime({ env, logger, lifecycle });
-  const { redis, auth, permissions, tokens } = runtime;
+  const { redis, auth, permissions } = runtime;
   const users = runtime.client('user', userV1.UserServiceService, env.USER_SERVICE_ADDR);
 
   const throttle = createAddressThrottle(redis, env.RATE_LIMIT_PER_ADDRESS);
   const profiles = createProfileResolvers({ users, auth, permissions });
   const email = createEmailResolvers({ users, auth }, throttle);
   const identity = createAuthResolvers({ users, auth, permissions }, throttle, logger);
-  const subgraph = createSubgraph({
+  await runtime.serve({
     name: 'users',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: {
@@ -34,13 +34,7 @@ lifecycle.run(async () => {
       ...base,
       users: createUserLoader(users),
     }),
-    logger,
-    permissionService: permissions,
-    tokens,
-    internalToken: env.INTERNAL_TOKEN,
   });
-  lifecycle.onShutdown('http server', () => subgraph.stop());
-  await subgraph.start(env.HOST, env.PORT);
 
   if (env.ADMIN_EMAIL && env.ADMIN_PASSWORD) {
     const bootstrap = startBootstrapAdmin(
