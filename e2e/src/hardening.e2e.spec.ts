@@ -169,4 +169,27 @@ describe('the gateway in production reveals nothing it need not, and refuses tex
     expect(status).toBe(401);
     expect(body.errors?.[0]?.extensions).toEqual({ code: 'UNAUTHENTICATED', reason: 'ended' });
   });
+
+  it.each([
+    [
+      'several operations and no operationName',
+      { query: 'query A { __typename } query B { __typename }' },
+    ],
+    ['an operationName naming none', { query: '{ __typename }', operationName: 'Z' }],
+    ['a subscription over HTTP', { query: 'subscription { notificationAdded { id } }' }],
+    [
+      'a variable nested 50,000 levels deep',
+      // Written out by hand: JSON.stringify itself would run out of stack here.
+      `{"query":"query ($d: String) { __typename }","variables":{"d":${'['.repeat(50_000)}${']'.repeat(50_000)}}}`,
+    ],
+  ])('answers %s with BAD_USER_INPUT and 400, never a server error', async (_what, body) => {
+    const response = await fetch(`${gateway}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    expect(response.status).toBe(400);
+    const answer = (await response.json()) as { errors?: { extensions?: { code?: string } }[] };
+    expect(answer.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  });
 });

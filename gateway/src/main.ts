@@ -6,7 +6,7 @@ import {
 } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { formatGraphQLError, toGraphQLError } from '@platform/errors';
-import { createGrpcClient } from '@platform/grpc';
+import { createGrpcClient, INTERNAL_TOKEN_HEADER, isInternalCredential } from '@platform/grpc';
 import {
   createGraphQLHandler,
   createHttpServer,
@@ -17,7 +17,6 @@ import { createLifecycle } from '@platform/lifecycle';
 import { createLogger, currentContext, newCorrelationId } from '@platform/logger';
 import { authV1 } from '@platform/proto';
 import { createRedis } from '@platform/redis';
-import { INTERNAL_TOKEN_HEADER, isInternalCredential } from '@platform/subgraph';
 import { createAccessTokens } from '@platform/tokens';
 import { asTokenRefusal, publicRootFields, refusedTokenPlugin } from './access/public-operations';
 import { clientAddressOf } from './client-address';
@@ -25,6 +24,7 @@ import { withCors } from './cors';
 import { env, operationLimits } from './environment';
 import { operationLimitsPlugin } from './limits/operation-limits.plugin';
 import { createRequestBudget } from './limits/request-budget';
+import { operationKindPlugin } from './input/operation-kind.plugin';
 import { wellFormedTextPlugin } from './input/well-formed-text.plugin';
 import { grpcDependency, httpDependency, readinessRoute } from './readiness';
 import { SubgraphDataSource, type GatewayContext } from './subgraph.data-source';
@@ -99,6 +99,7 @@ lifecycle.run(async () => {
         ? ApolloServerPluginLandingPageDisabled()
         : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
       requestLogPlugin(logger),
+      operationKindPlugin<GatewayContext>(),
       refusedTokenPlugin<GatewayContext>(publicRootFields(supergraphSdl)),
       wellFormedTextPlugin<GatewayContext>(),
       // Depth, field and cost limits, then the caller's budget: before planning.

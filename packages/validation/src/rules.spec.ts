@@ -74,6 +74,12 @@ describe('findIllFormedText', () => {
     expect(findIllFormedText({ list: ['fine', 'x\uD800'] })).toBe('list[1]');
     expect(findIllFormedText({ ['k\uDC00']: 1 })).toBe('k\uDC00');
   });
+  it('walks a hostile, deeply nested value without running out of stack', () => {
+    let deep: unknown = 'bottom\u0000';
+    for (let level = 0; level < 100_000; level++) deep = [deep];
+    expect(findIllFormedText({ d: deep })).toMatch(/^d(\[0\]){100000}$/);
+  });
+
   it('accepts well-formed text, emoji included', () => {
     expect(
       findIllFormedText({ title: 'Hello 👋', n: 3, nested: [null, { a: 'é' }] }),

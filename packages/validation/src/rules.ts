@@ -66,20 +66,22 @@ const ILL_FORMED = /[\0\p{Cs}]/u;
  * UTF-16 surrogate, which no field accepts and PostgreSQL cannot store; undefined when none.
  */
 export function findIllFormedText(value: unknown, path = ''): string | undefined {
-  if (typeof value === 'string') return ILL_FORMED.test(value) ? path || '(value)' : undefined;
-  if (Array.isArray(value)) {
-    for (const [index, item] of value.entries()) {
-      const found = findIllFormedText(item, `${path}[${index}]`);
-      if (found) return found;
-    }
-    return undefined;
-  }
-  if (value && typeof value === 'object') {
-    for (const [key, item] of Object.entries(value)) {
-      const found =
-        findIllFormedText(key, path ? `${path}.${key}` : key) ??
-        findIllFormedText(item, path ? `${path}.${key}` : key);
-      if (found) return found;
+  // Depth-first with an explicit stack: a hostile, deeply nested value cannot exhaust the
+  // call stack (that would be a server error for a client's fault).
+  const pending: [unknown, string][] = [[value, path]];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const [item, at] = next;
+    if (typeof item === 'string') {
+      if (ILL_FORMED.test(item)) return at || '(value)';
+    } else if (Array.isArray(item)) {
+      for (let index = item.length - 1; index >= 0; index--)
+        pending.push([item[index], `${at}[${index}]`]);
+    } else if (item && typeof item === 'object') {
+      for (const [key, child] of Object.entries(item).reverse()) {
+        const childPath = at ? `${at}.${key}` : key;
+        if (ILL_FORMED.test(key)) return childPath;
+        pending.push([child, childPath]);
+      }
     }
   }
   return undefined;
