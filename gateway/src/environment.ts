@@ -12,7 +12,11 @@ import {
   tokenEnv,
   url,
 } from '@platform/config';
-import { MAX_PAGE_SIZE, type OperationLimits } from './limits/operation-cost';
+import {
+  DEFAULT_OPERATION_LIMITS,
+  MAX_PAGE_SIZE,
+  type OperationLimits,
+} from './limits/operation-cost';
 
 const subgraphUrl = url(['http', 'https']).optional();
 
@@ -59,12 +63,16 @@ export const env = loadEnv({
   /** WebSocket ping interval; a client that misses a pong is dropped. */
   WS_PING_MS: z.coerce.number().int().positive().default(15_000),
   /** Operation limits, checked before planning (docs/security.md, "Operation limits"). */
-  QUERY_MAX_DEPTH: z.coerce.number().int().positive().default(12),
-  QUERY_MAX_FIELDS: z.coerce.number().int().positive().default(500),
-  QUERY_MAX_ROOT_FIELDS: z.coerce.number().int().positive().default(20),
-  QUERY_MAX_NODES: z.coerce.number().int().positive().default(10_000),
+  QUERY_MAX_DEPTH: z.coerce.number().int().positive().default(DEFAULT_OPERATION_LIMITS.maxDepth),
+  QUERY_MAX_FIELDS: z.coerce.number().int().positive().default(DEFAULT_OPERATION_LIMITS.maxFields),
+  QUERY_MAX_ROOT_FIELDS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(DEFAULT_OPERATION_LIMITS.maxRootFields),
+  QUERY_MAX_NODES: z.coerce.number().int().positive().default(DEFAULT_OPERATION_LIMITS.maxNodes),
   /** Length assumed for a list of objects without `first`/`last`, in the node count. */
-  QUERY_LIST_SIZE: z.coerce.number().int().positive().default(10),
+  QUERY_LIST_SIZE: z.coerce.number().int().positive().default(DEFAULT_OPERATION_LIMITS.listSize),
   /** Points a caller (user, else address) regains per second; 0 turns the budget off. */
   REQUEST_BUDGET_PER_SECOND: z.coerce.number().int().nonnegative().default(5_000),
   /** Points a caller may spend at once. */

@@ -1,5 +1,5 @@
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
-import { INTERNAL_TOKEN_HEADER } from '@platform/subgraph';
+import { INTERNAL_TOKEN_HEADER } from '@platform/grpc';
 import type { TokenCheck } from './access/public-operations';
 
 export interface GatewayContext extends TokenCheck {

@@ -1,5 +1,6 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { AppError, toGraphQLError } from '@platform/errors';
+import { fragmentsOf } from '../operation-document';
 import {
   Kind,
   OperationTypeNode,
@@ -86,28 +87,18 @@ export function refusedTokenPlugin<TContext extends TokenCheck>(
       const refusal = contextValue.tokenRefusal;
       return {
         async didResolveOperation({ operation, document }) {
-          const fragments = Object.fromEntries(
-            document.definitions
-              .filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION)
-              .map((fragment) => [fragment.name.value, fragment]),
-          );
-          if (operation && isPublicOperation(operation, fragments, publicFields)) {
+          if (operation && isPublicOperation(operation, fragmentsOf(document), publicFields)) {
             contextValue.authorization = undefined;
             return;
           }
-          const error = toGraphQLError(refusal);
-          throw Object.assign(error, {
-            extensions: { ...error.extensions, http: { status: 401, headers: bearerChallenge() } },
-          });
+          throw toGraphQLError(refusal, { status: 401, headers: BEARER_CHALLENGE });
         },
       };
     },
   };
 }
 
-function bearerChallenge(): Map<string, string> {
-  return new Map([['www-authenticate', 'Bearer error="invalid_token"']]);
-}
+const BEARER_CHALLENGE = new Map([['www-authenticate', 'Bearer error="invalid_token"']]);
 
 /** The refusal when the token is the client's fault; anything else (a server fault) rethrown. */
 export function asTokenRefusal(error: unknown): AppError {

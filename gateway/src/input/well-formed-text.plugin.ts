@@ -16,12 +16,10 @@ export function wellFormedTextPlugin<TContext extends BaseContext>(): ApolloServ
             findIllFormedText(request.variables ?? {}) ??
             (findIllFormedText(request.query ?? '') ? 'query' : undefined);
           if (!where) return;
-          const error = toGraphQLError(
+          throw toGraphQLError(
             AppError.badInput(where, 'must not contain NUL characters or unpaired surrogates'),
+            { status: 400 },
           );
-          throw Object.assign(error, {
-            extensions: { ...error.extensions, http: { status: 400 } },
-          });
         },
       };
     },

@@ -12,9 +12,10 @@ import {
   exceededLimit,
   measureOperation,
   queryTooComplex,
-  fragmentsOf,
+  DEFAULT_OPERATION_LIMITS,
   type OperationLimits,
 } from './operation-cost';
+import { fragmentsOf } from '../operation-document';
 
 // The shapes of the public API that matter here (see /docs/schema.graphql).
 const schema = buildSchema(`
@@ -47,14 +48,7 @@ const schema = buildSchema(`
   type Subscription { notificationAdded: Notification! }
 `);
 
-const limits: OperationLimits = {
-  maxDepth: 12,
-  maxFields: 500,
-  maxRootFields: 20,
-  maxNodes: 10_000,
-  listSize: 10,
-  pageSize: 100,
-};
+const limits: OperationLimits = DEFAULT_OPERATION_LIMITS;
 
 function measure(query: string, variables: Record<string, unknown> = {}) {
   const document = parse(query);

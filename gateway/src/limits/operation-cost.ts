@@ -17,6 +17,7 @@ import {
   type SelectionSetNode,
   type ValueNode,
 } from 'graphql';
+import { fragmentsOf } from '../operation-document';
 
 /** What an operation would ask of the subgraphs, measured on its document before planning. */
 export interface OperationCost {
@@ -55,6 +56,16 @@ export interface OperationLimits {
 
 /** The subgraphs refuse `first` above this; it is the page size when nothing else says. */
 export const MAX_PAGE_SIZE = 100;
+
+/** The documented defaults (docs/security.md), which QUERY_* variables override. */
+export const DEFAULT_OPERATION_LIMITS: OperationLimits = {
+  maxDepth: 12,
+  maxFields: 500,
+  maxRootFields: 20,
+  maxNodes: 10_000,
+  listSize: 10,
+  pageSize: MAX_PAGE_SIZE,
+};
 
 /** Which limit an operation exceeded: `extensions.reason` of QUERY_TOO_COMPLEX. */
 export type LimitReason = 'DEPTH' | 'FIELDS' | 'ROOT_FIELDS' | 'NODES';
@@ -277,14 +288,6 @@ export function queryTooComplex(exceeded: LimitExceeded, http = true): GraphQLEr
       },
     },
   );
-}
-
-/** The fragments of a document by name. */
-export function fragmentsOf(document: DocumentNode): Record<string, FragmentDefinitionNode> {
-  const fragments: Record<string, FragmentDefinitionNode> = {};
-  for (const definition of document.definitions)
-    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments[definition.name.value] = definition;
-  return fragments;
 }
 
 /** Measures an operation of a validated document and tells which limit it exceeds, if any. */

@@ -5,7 +5,7 @@ import type {
 import { buildSchema, getOperationAST, GraphQLError, parse, validate } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '@platform/logger';
-import type { OperationLimits } from './operation-cost';
+import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './operation-cost';
 import { operationLimitsPlugin, type Caller } from './operation-limits.plugin';
 import type { RequestBudget } from './request-budget';
 
@@ -16,14 +16,7 @@ const schema = buildSchema(`
   type Query { item: Item hasPermission(permission: String!): Boolean! }
 `);
 
-const limits: OperationLimits = {
-  maxDepth: 12,
-  maxFields: 500,
-  maxRootFields: 20,
-  maxNodes: 10_000,
-  listSize: 10,
-  pageSize: 100,
-};
+const limits: OperationLimits = DEFAULT_OPERATION_LIMITS;
 
 /** An in-memory budget of `points` per caller that never refills. */
 function fixedBudget(points: number): RequestBudget & { charged: Map<string, number> } {

@@ -1,5 +1,6 @@
-import { HeaderMap, type ApolloServerPlugin } from '@apollo/server';
-import { GraphQLError } from 'graphql';
+import type { ApolloServerPlugin } from '@apollo/server';
+import type { GraphQLError } from 'graphql';
+import { AppError, toGraphQLError } from '@platform/errors';
 import type { Logger } from '@platform/logger';
 import {
   checkOperation,
@@ -28,13 +29,10 @@ export function callerKey(caller: Caller): string {
 
 /** RATE_LIMITED with `retryAfter`, answered with HTTP 429 and a Retry-After header. */
 export function budgetExhausted(retryAfter: number): GraphQLError {
-  return new GraphQLError('Request budget used up; try again later', {
-    extensions: {
-      code: 'RATE_LIMITED',
-      retryAfter,
-      http: { status: 429, headers: new HeaderMap([['retry-after', String(retryAfter)]]) },
-    },
-  });
+  return toGraphQLError(
+    new AppError('RATE_LIMITED', 'Request budget used up; try again later', { retryAfter }),
+    { status: 429, headers: new Map([['retry-after', String(retryAfter)]]) },
+  );
 }
 
 /**

@@ -11,5 +11,6 @@ export {
   fromGrpcError,
   toGrpcError,
   toGraphQLError,
+  type HttpAnswer,
   INTERNAL_MESSAGE,
 } from './translate';

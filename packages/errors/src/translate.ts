@@ -75,13 +75,23 @@ export function fromGrpcError(error: unknown): AppError {
   });
 }
 
-/** Turns an error into what a GraphQL client sees: the contract's code, nothing internal. */
-export function toGraphQLError(error: unknown): GraphQLError {
+/** How Apollo Server answers a request refused before execution (`extensions.http`). */
+export interface HttpAnswer {
+  status: number;
+  headers?: Map<string, string>;
+}
+
+/**
+ * Turns an error into what a GraphQL client sees: the contract's code, nothing internal.
+ * With `http`, Apollo Server answers a request refused before execution with that status.
+ */
+export function toGraphQLError(error: unknown, http?: HttpAnswer): GraphQLError {
   const appError = error instanceof AppError ? error : fromGrpcError(error);
   const extensions: Record<string, unknown> = { code: appError.code };
   if (appError.field) extensions['field'] = appError.field;
   if (appError.retryAfter !== undefined) extensions['retryAfter'] = appError.retryAfter;
   if (appError.reason) extensions['reason'] = appError.reason;
+  if (http) extensions['http'] = http;
   return new GraphQLError(appError.message, { extensions });
 }
 

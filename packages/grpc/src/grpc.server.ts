@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import {
   Server,
   ServerCredentials,
@@ -12,6 +11,7 @@ import {
 import { HealthImplementation } from 'grpc-health-check';
 import { AppError, toGrpcError } from '@platform/errors';
 import { newCorrelationId, runWithContext, type Logger } from '@platform/logger';
+import { isInternalCredential } from './internal-credential';
 import { METADATA, type CallContext, type UnaryHandlers } from './grpc.types';
 
 export interface ServiceBinding<S extends ServiceDefinition = ServiceDefinition> {
@@ -47,15 +47,8 @@ function first(metadata: Metadata, key: string): string | undefined {
   return value === undefined ? undefined : value.toString();
 }
 
-function sameSecret(presented: string | undefined, expected: Buffer): boolean {
-  if (presented === undefined) return false;
-  const candidate = Buffer.from(presented);
-  return candidate.length === expected.length && timingSafeEqual(candidate, expected);
-}
-
 export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const { logger } = options;
-  const expectedToken = Buffer.from(options.internalToken);
   const server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
 
   // Standard grpc.health.v1: unauthenticated on purpose, so orchestrators can probe it.
@@ -88,7 +81,8 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
         { correlationId, userId: context.userId, sessionId: context.sessionId },
         async () => {
           try {
-            if (!sameSecret(first(call.metadata, METADATA.internalToken), expectedToken)) {
+            const presented = first(call.metadata, METADATA.internalToken);
+            if (!isInternalCredential(presented, options.internalToken)) {
               throw new AppError('UNAUTHENTICATED', 'Missing or invalid internal credential');
             }
             const response = await handler(call.request, context);

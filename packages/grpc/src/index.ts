@@ -14,3 +14,4 @@ export {
 } from './grpc.client';
 export { checkGrpcHealth } from './grpc.health';
 export type { CallContext, UnaryHandlers } from './grpc.types';
+export { INTERNAL_TOKEN_HEADER, isInternalCredential } from './internal-credential';

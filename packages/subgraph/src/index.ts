@@ -11,4 +11,3 @@ export { DateTimeScalar, JSONScalar } from './scalars';
 export { createAuthorizer, type Authorizer, type CheckPermissions } from './authorizer';
 export type { UpstreamConnectionParams, UpstreamSubscribeExtensions } from './subscriptions';
 export { openSubgraphRuntime, type SubgraphRuntime, type SubgraphRuntimeEnv } from './runtime';
-export { INTERNAL_TOKEN_HEADER, isInternalCredential } from './internal-credential';

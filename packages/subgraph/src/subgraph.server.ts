@@ -25,7 +25,7 @@ import {
 import { currentContext, newCorrelationId, runWithContext, type Logger } from '@platform/logger';
 import type { Identity, TokenVerifier } from '@platform/tokens';
 import { createAuthorizer, type Authorizer, type CheckPermissions } from './authorizer';
-import { INTERNAL_TOKEN_HEADER, isInternalCredential } from './internal-credential';
+import { INTERNAL_TOKEN_HEADER, isInternalCredential } from '@platform/grpc';
 import { attachSubscriptionServer } from './subscriptions';
 
 /** What the authorizer needs of the permission service's gRPC client. */

@@ -6,7 +6,7 @@ import { formatResultErrors, toGraphQLError } from '@platform/errors';
 import { createDocumentCache } from '@platform/http-server';
 import type { Logger } from '@platform/logger';
 import type { Identity, TokenVerifier } from '@platform/tokens';
-import { isInternalCredential } from './internal-credential';
+import { isInternalCredential } from '@platform/grpc';
 
 /** What the gateway puts in `connection_init`: the platform's internal credential. */
 export interface UpstreamConnectionParams {

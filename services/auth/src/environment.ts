@@ -22,9 +22,9 @@ export const env = loadEnv(
     SESSION_IDLE_TTL: seconds(7 * 24 * 3600),
     /** ... and after this long in any case. */
     SESSION_ABSOLUTE_TTL: seconds(30 * 24 * 3600),
-    /** Active sessions per user; signing in once more ends the least recently used. */
     /** Verification or reset mails one account is sent per hour (each kind). */
     ONE_TIME_MAILS_PER_HOUR: z.coerce.number().int().positive().default(5),
+    /** Active sessions per user; signing in once more ends the least recently used. */
     MAX_SESSIONS_PER_USER: z.coerce.number().int().positive().default(50),
     /** Wrong password guesses at one account from one client address (or known device) ... */
     PASSWORD_GUESSES_PER_CLIENT: z.coerce.number().int().positive().default(5),

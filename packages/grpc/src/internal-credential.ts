@@ -1,7 +1,8 @@
 import { timingSafeEqual } from 'node:crypto';
+import { METADATA } from './grpc.types';
 
-/** The header the gateway's subgraph requests carry the platform's internal credential in. */
-export const INTERNAL_TOKEN_HEADER = 'x-internal-token';
+/** The header (HTTP) or metadata key (gRPC) the platform's internal credential travels in. */
+export const INTERNAL_TOKEN_HEADER = METADATA.internalToken;
 
 /** Whether `presented` is the internal credential, compared in constant time. */
 export function isInternalCredential(presented: unknown, expected: string): boolean {
