@@ -167,7 +167,10 @@ describe('the gateway in production reveals nothing it need not, and refuses tex
     expect(sessions.data?.mySessions).toHaveLength(SESSIONS_PER_USER);
     const { status, body } = await post(gateway, '{ me { id } }', undefined, first.token);
     expect(status).toBe(401);
-    expect(body.errors?.[0]?.extensions).toEqual({ code: 'UNAUTHENTICATED', reason: 'ended' });
+    expect(body.errors?.[0]?.extensions).toEqual({
+      code: 'UNAUTHENTICATED',
+      reason: 'SESSION_ENDED',
+    });
   });
 
   it.each([

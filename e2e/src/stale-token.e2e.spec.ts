@@ -3,6 +3,13 @@ import { eventually } from '@platform/testing';
 import { startPlatform, stopPlatform, type Platform } from './platform.harness';
 import { signUp } from './graphql.client';
 
+/** The contract's `extensions.reason` for each kind of stale token. */
+const CONTRACT_REASON = {
+  invalid: 'TOKEN_INVALID',
+  ended: 'SESSION_ENDED',
+  expired: 'TOKEN_EXPIRED',
+} as const;
+
 const TOKEN_TTL_SECONDS = 2;
 
 /** A POST as a browser app sends it, keeping the HTTP status and headers. */
@@ -48,7 +55,7 @@ describe('an access token the gateway refuses is the client’s fault, never a 5
     await eventually(
       async () => {
         const { body } = await post(gateway, '{ me { id } }', stale.expired);
-        expect(body.errors?.[0]?.extensions?.['reason']).toBe('expired');
+        expect(body.errors?.[0]?.extensions?.['reason']).toBe('TOKEN_EXPIRED');
       },
       (TOKEN_TTL_SECONDS + 5) * 1000,
     );
@@ -69,7 +76,10 @@ describe('an access token the gateway refuses is the client’s fault, never a 5
         expect(status).toBe(401);
         expect(headers.get('www-authenticate')).toContain('Bearer');
         expect(body.data ?? null).toBeNull();
-        expect(body.errors?.[0]?.extensions).toEqual({ code: 'UNAUTHENTICATED', reason });
+        expect(body.errors?.[0]?.extensions).toEqual({
+          code: 'UNAUTHENTICATED',
+          reason: CONTRACT_REASON[reason],
+        });
       }
     },
   );
@@ -120,7 +130,10 @@ describe('an access token the gateway refuses is the client’s fault, never a 5
       stale.invalid,
     );
     expect(status).toBe(401);
-    expect(body.errors?.[0]?.extensions).toEqual({ code: 'UNAUTHENTICATED', reason: 'invalid' });
+    expect(body.errors?.[0]?.extensions).toEqual({
+      code: 'UNAUTHENTICATED',
+      reason: 'TOKEN_INVALID',
+    });
   });
 
   it('does not treat the caller of a public operation as signed in with the stale token', async () => {

@@ -76,7 +76,8 @@ export function isPublicOperation(
  * A refused access token is the client's fault, never a server error: a public operation
  * (signing in again, refreshing) goes on anonymously, without the stale header; any other
  * operation is refused before planning with UNAUTHENTICATED, HTTP 401 and
- * `extensions.reason` (`invalid`, `expired` or `ended`), so a client knows to refresh.
+ * `extensions.reason` (`TOKEN_INVALID`, `TOKEN_EXPIRED` or `SESSION_ENDED`), so a client knows
+ * to refresh.
  */
 export function refusedTokenPlugin<TContext extends TokenCheck>(
   publicFields: ReadonlySet<string>,

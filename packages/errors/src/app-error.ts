@@ -8,12 +8,14 @@ export type ErrorCode =
   | 'RATE_LIMITED'
   /** The operation exceeds a depth, field or cost limit (the gateway, before planning). */
   | 'QUERY_TOO_COMPLEX'
+  /** A dependency the answer needs is down: retryable (`retryAfter`), HTTP 503, never a client fault. */
+  | 'SERVICE_UNAVAILABLE'
   | 'INTERNAL_SERVER_ERROR';
 
 export interface AppErrorOptions {
   /** The input field at fault, for BAD_USER_INPUT. */
   field?: string | undefined;
-  /** Seconds until a retry may succeed, for RATE_LIMITED. */
+  /** Seconds until a retry may succeed, for RATE_LIMITED and SERVICE_UNAVAILABLE. */
   retryAfter?: number | undefined;
   /** A machine-readable refinement of the code (`extensions.reason`), e.g. `expired`. */
   reason?: string | undefined;
@@ -22,6 +24,16 @@ export interface AppErrorOptions {
 
 /** Why an access token was refused: the client refreshes on `expired`, signs in again otherwise. */
 export type TokenRefusal = 'invalid' | 'expired' | 'ended';
+
+/** The contract's `extensions.reason` for each refusal. */
+export const TOKEN_REFUSAL_REASON = {
+  invalid: 'TOKEN_INVALID',
+  expired: 'TOKEN_EXPIRED',
+  ended: 'SESSION_ENDED',
+} as const satisfies Record<TokenRefusal, string>;
+
+/** Seconds a client is told to wait before retrying after a dependency outage. */
+export const OUTAGE_RETRY_AFTER_SECONDS = 5;
 
 /**
  * An expected failure with a stable code. Its message is shown to the caller, so it must
@@ -63,7 +75,9 @@ export class AppError extends Error {
       expired: 'Access token has expired',
       ended: 'Session has ended',
     };
-    return new AppError('UNAUTHENTICATED', messages[reason], { reason });
+    return new AppError('UNAUTHENTICATED', messages[reason], {
+      reason: TOKEN_REFUSAL_REASON[reason],
+    });
   }
 
   static forbidden(message = 'Not allowed'): AppError {
@@ -72,6 +86,21 @@ export class AppError extends Error {
 
   static conflict(message: string): AppError {
     return new AppError('CONFLICT', message);
+  }
+
+  /**
+   * A dependency (PostgreSQL, Redis, RabbitMQ, another service) is unreachable: the request
+   * fails closed and may be retried. The message names nothing internal; `cause` (logged) does.
+   */
+  static unavailable(cause?: unknown, retryAfter = OUTAGE_RETRY_AFTER_SECONDS): AppError {
+    return new AppError(
+      'SERVICE_UNAVAILABLE',
+      'Service temporarily unavailable; try again shortly',
+      {
+        retryAfter,
+        cause,
+      },
+    );
   }
 
   static rateLimited(retryAfter: number): AppError {

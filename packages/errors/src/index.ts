@@ -4,7 +4,10 @@ export {
   type AppErrorOptions,
   type ErrorCode,
   type TokenRefusal,
+  OUTAGE_RETRY_AFTER_SECONDS,
+  TOKEN_REFUSAL_REASON,
 } from './app-error';
+export { DependencyUnavailableError, isDependencyOutage } from './outage';
 export {
   formatGraphQLError,
   formatResultErrors,
@@ -13,4 +16,6 @@ export {
   toGraphQLError,
   type HttpAnswer,
   INTERNAL_MESSAGE,
+  outageAnswer,
+  toAppError,
 } from './translate';

@@ -16,6 +16,7 @@ describe('error translation', () => {
     ['UNAUTHENTICATED', status.UNAUTHENTICATED],
     ['FORBIDDEN', status.PERMISSION_DENIED],
     ['RATE_LIMITED', status.RESOURCE_EXHAUSTED],
+    ['SERVICE_UNAVAILABLE', status.UNAVAILABLE],
   ] as const)('carries %s across gRPC to GraphQL', (code, grpcStatus) => {
     const wire = toGrpcError(
       new AppError(code, 'message for the user', { retryAfter: 7, field: 'email', reason: 'why' }),
@@ -31,18 +32,71 @@ describe('error translation', () => {
     expect(wire).toMatchObject({ code: status.INTERNAL, details: 'Internal server error' });
   });
 
-  it('masks transport failures as INTERNAL_SERVER_ERROR', () => {
-    const unavailable = Object.assign(
-      new Error('14 UNAVAILABLE: connect ECONNREFUSED 127.0.0.1:50051'),
-      {
-        code: status.UNAVAILABLE,
-        details: 'connect ECONNREFUSED 127.0.0.1:50051',
+  it.each([
+    [status.UNAVAILABLE, 'connect ECONNREFUSED 127.0.0.1:50051'],
+    [status.DEADLINE_EXCEEDED, 'Deadline exceeded after 5.001s'],
+  ])(
+    'answers an unreachable service (%s) as SERVICE_UNAVAILABLE, naming nothing',
+    (code, details) => {
+      const failure = Object.assign(new Error(`${code} ${details}`), {
+        code,
+        details,
         metadata: new Metadata(),
-      },
-    );
-    const graphqlError = toGraphQLError(unavailable);
+      });
+      const graphqlError = toGraphQLError(failure);
+      expect(graphqlError.message).toBe('Service temporarily unavailable; try again shortly');
+      expect(graphqlError.extensions).toEqual({ code: 'SERVICE_UNAVAILABLE', retryAfter: 5 });
+    },
+  );
+
+  it('masks other transport failures as INTERNAL_SERVER_ERROR', () => {
+    const failure = Object.assign(new Error('13 INTERNAL: Received RST_STREAM'), {
+      code: status.INTERNAL,
+      details: 'Received RST_STREAM with code 2',
+      metadata: new Metadata(),
+    });
+    const graphqlError = toGraphQLError(failure);
     expect(graphqlError.message).toBe('Internal server error');
     expect(graphqlError.extensions['code']).toBe('INTERNAL_SERVER_ERROR');
+  });
+
+  it.each([
+    [
+      'a refused socket',
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
+    ],
+    ['Redis gone', new Error('Connection is closed.')],
+    [
+      'Redis not writeable',
+      new Error("Stream isn't writeable and enableOfflineQueue options is false"),
+    ],
+    ['a Redis command timeout', new Error('Command timed out')],
+    ['a pool timeout', new Error('timeout exceeded when trying to connect')],
+    [
+      'PostgreSQL shutting down',
+      Object.assign(new Error('terminating connection due to administrator command'), {
+        code: '57P01',
+      }),
+    ],
+    [
+      'an unreachable database behind Prisma',
+      new Error('query failed', { cause: { kind: 'DatabaseNotReachable' } }),
+    ],
+  ])(
+    'answers %s in a service as SERVICE_UNAVAILABLE over gRPC, masking the message',
+    (_what, error) => {
+      const wire = toGrpcError(error);
+      expect(wire.code).toBe(status.UNAVAILABLE);
+      expect(wire.details).toBe('Service temporarily unavailable; try again shortly');
+      const graphqlError = toGraphQLError(fromGrpcError(asServiceError(wire)));
+      expect(graphqlError.extensions).toEqual({ code: 'SERVICE_UNAVAILABLE', retryAfter: 5 });
+    },
+  );
+
+  it('keeps a plain bug INTERNAL_SERVER_ERROR', () => {
+    expect(
+      toGrpcError(new TypeError("Cannot read properties of undefined (reading 'id')")).code,
+    ).toBe(status.INTERNAL);
   });
 });
 
@@ -63,5 +117,29 @@ describe('formatGraphQLError', () => {
     wire.metadata.remove('x-error-code');
     wire.metadata.set('x-error-code', 'SOMETHING_NEW');
     expect(fromGrpcError(asServiceError(wire)).code).toBe('BAD_USER_INPUT');
+  });
+});
+
+describe('formatGraphQLError on an outage', () => {
+  it('answers a driver error thrown in a resolver as SERVICE_UNAVAILABLE and logs the original', () => {
+    const redisDown = new Error('Connection is closed.');
+    const thrown = new GraphQLError('Connection is closed.', { originalError: redisDown });
+    const logged: unknown[] = [];
+    const formatted = formatGraphQLError(thrown.toJSON(), thrown, (error) => logged.push(error));
+    expect(formatted).toEqual({
+      message: 'Service temporarily unavailable; try again shortly',
+      extensions: { code: 'SERVICE_UNAVAILABLE', retryAfter: 5 },
+    });
+    expect(logged).toEqual([expect.objectContaining({ code: 'SERVICE_UNAVAILABLE' })]);
+  });
+
+  it('passes a subgraph SERVICE_UNAVAILABLE through the gateway with its retryAfter', () => {
+    const fromSubgraph = new GraphQLError('Service temporarily unavailable; try again shortly', {
+      extensions: { code: 'SERVICE_UNAVAILABLE', retryAfter: 5, serviceName: 'users' },
+    });
+    expect(formatGraphQLError(fromSubgraph.toJSON(), fromSubgraph, () => undefined)).toEqual({
+      message: 'Service temporarily unavailable; try again shortly',
+      extensions: { code: 'SERVICE_UNAVAILABLE', retryAfter: 5 },
+    });
   });
 });

@@ -1,7 +1,8 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
-import { AppError, type ErrorCode } from './app-error';
+import { AppError, OUTAGE_RETRY_AFTER_SECONDS, type ErrorCode } from './app-error';
+import { isDependencyOutage } from './outage';
 
 // The one translation table: domain error code <-> gRPC status <-> GraphQL extensions.code.
 const GRPC_STATUS: Record<ErrorCode, status> = {
@@ -12,6 +13,7 @@ const GRPC_STATUS: Record<ErrorCode, status> = {
   NOT_FOUND: status.NOT_FOUND,
   CONFLICT: status.ALREADY_EXISTS,
   RATE_LIMITED: status.RESOURCE_EXHAUSTED,
+  SERVICE_UNAVAILABLE: status.UNAVAILABLE,
   INTERNAL_SERVER_ERROR: status.INTERNAL,
 };
 
@@ -33,10 +35,22 @@ export interface GrpcErrorShape {
   metadata: Metadata;
 }
 
+/**
+ * What the caller is told about anything thrown: AppErrors as they are, a dependency outage
+ * as SERVICE_UNAVAILABLE, anything else as a masked INTERNAL_SERVER_ERROR (the original stays
+ * as `cause`, for the log).
+ */
+export function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  if (isDependencyOutage(error)) return AppError.unavailable(error);
+  return new AppError('INTERNAL_SERVER_ERROR', INTERNAL_MESSAGE, { cause: error });
+}
+
 /** Turns anything a handler threw into a gRPC error; unexpected errors are masked. */
-export function toGrpcError(error: unknown): GrpcErrorShape {
+export function toGrpcError(thrown: unknown): GrpcErrorShape {
   const metadata = new Metadata();
-  if (!(error instanceof AppError)) {
+  const error = toAppError(thrown);
+  if (error.code === 'INTERNAL_SERVER_ERROR') {
     metadata.set(ERROR_CODE_KEY, 'INTERNAL_SERVER_ERROR');
     return { code: status.INTERNAL, details: INTERNAL_MESSAGE, metadata };
   }
@@ -51,10 +65,13 @@ function isServiceError(error: unknown): error is ServiceError {
   return error instanceof Error && typeof (error as Partial<ServiceError>).code === 'number';
 }
 
+// Transport failures without a declared code: the service is down, restarting or overloaded.
+const OUTAGE_STATUSES = new Set<status>([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]);
+
 /**
- * Turns a failed gRPC call back into an AppError. Transport failures (unavailable, deadline
- * exceeded, ...) become INTERNAL_SERVER_ERROR with a masked message; the original stays as
- * `cause` for the log.
+ * Turns a failed gRPC call back into an AppError. A service that cannot be reached or did
+ * not answer in time is SERVICE_UNAVAILABLE; other transport failures become
+ * INTERNAL_SERVER_ERROR with a masked message; the original stays as `cause` for the log.
  */
 export function fromGrpcError(error: unknown): AppError {
   if (!isServiceError(error)) {
@@ -62,6 +79,7 @@ export function fromGrpcError(error: unknown): AppError {
   }
   const metadata = error.metadata as Metadata | undefined;
   const declared = metadata?.get(ERROR_CODE_KEY)[0]?.toString() as ErrorCode | undefined;
+  if (!declared && OUTAGE_STATUSES.has(error.code)) return AppError.unavailable(error);
   const code = declared && declared in GRPC_STATUS ? declared : CODE_BY_STATUS.get(error.code);
   if (!code || code === 'INTERNAL_SERVER_ERROR' || !declared) {
     return new AppError('INTERNAL_SERVER_ERROR', INTERNAL_MESSAGE, { cause: error });
@@ -95,6 +113,14 @@ export function toGraphQLError(error: unknown, http?: HttpAnswer): GraphQLError 
   return new GraphQLError(appError.message, { extensions });
 }
 
+/** HTTP 503 with Retry-After: how a request refused for a dependency outage is answered. */
+export function outageAnswer(retryAfter: number | undefined): HttpAnswer {
+  return {
+    status: 503,
+    headers: new Map([['retry-after', String(retryAfter ?? OUTAGE_RETRY_AFTER_SECONDS)]]),
+  };
+}
+
 const CONTRACT_CODES = new Set<string>(Object.keys(GRPC_STATUS));
 // Apollo's own codes for requests that never reached a resolver: the caller's input was wrong.
 const REQUEST_ERROR_CODES = new Set([
@@ -116,12 +142,19 @@ export function formatGraphQLError(
   error: unknown,
   onInternal: (error: unknown) => void,
 ): GraphQLFormattedError {
-  const original = unwrapResolverError(error);
+  const unwrapped = unwrapResolverError(error);
+  // A driver's error thrown straight into a resolver (Redis down in a subgraph) is an outage too.
+  const original =
+    !(unwrapped instanceof AppError) && isDependencyOutage(unwrapped)
+      ? AppError.unavailable(unwrapped)
+      : unwrapped;
   const base = {
     ...(formatted.locations ? { locations: formatted.locations } : {}),
     ...(formatted.path ? { path: formatted.path } : {}),
   };
   if (original instanceof AppError && original.code !== 'INTERNAL_SERVER_ERROR') {
+    // An outage is reported (with its cause) as well as answered.
+    if (original.code === 'SERVICE_UNAVAILABLE' && original.cause) onInternal(original);
     const translated = toGraphQLError(original);
     return { ...base, message: translated.message, extensions: translated.extensions };
   }

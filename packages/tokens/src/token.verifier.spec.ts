@@ -101,7 +101,7 @@ describe('createTokenVerifier', () => {
   ])('refuses a token %s', async (name, make) => {
     await expect(verifier().verify(make())).rejects.toMatchObject({
       code: 'UNAUTHENTICATED',
-      reason: name === 'expired' ? 'expired' : 'invalid',
+      reason: name === 'expired' ? 'TOKEN_EXPIRED' : 'TOKEN_INVALID',
     });
   });
 
@@ -118,7 +118,7 @@ describe('createTokenVerifier', () => {
     ended.add('session-1');
     await expect(tokens.verify(token)).rejects.toMatchObject({
       code: 'UNAUTHENTICATED',
-      reason: 'ended',
+      reason: 'SESSION_ENDED',
     });
   });
 
@@ -131,7 +131,7 @@ describe('createTokenVerifier', () => {
       vi.setSystemTime(Date.now() + 61_000);
       await expect(tokens.verify(token)).rejects.toMatchObject({
         code: 'UNAUTHENTICATED',
-        reason: 'expired',
+        reason: 'TOKEN_EXPIRED',
       });
     } finally {
       vi.useRealTimers();
@@ -150,10 +150,10 @@ describe('createTokenVerifier', () => {
         expiresIn: 60,
       });
     await expect(tokens.verify(expired('ended-session'))).rejects.toMatchObject({
-      reason: 'ended',
+      reason: 'SESSION_ENDED',
     });
     await expect(tokens.verify(expired('live-session'))).rejects.toMatchObject({
-      reason: 'expired',
+      reason: 'TOKEN_EXPIRED',
     });
   });
 

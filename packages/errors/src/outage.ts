@@ -1,0 +1,89 @@
+/**
+ * Whether an error means a dependency is unreachable or refusing work for now (PostgreSQL,
+ * Redis, RabbitMQ, a socket): such failures are answered SERVICE_UNAVAILABLE (retryable,
+ * HTTP 503), never INTERNAL_SERVER_ERROR. Recognised by the stable marks the drivers put on
+ * their errors, anywhere in the `cause` chain.
+ */
+export function isDependencyOutage(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 6 && current instanceof Object; depth += 1) {
+    if (looksLikeOutage(current as Record<string, unknown>)) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+// Sockets (Node), PostgreSQL SQLSTATEs of a lost or refused connection, Prisma's codes for an
+// unreachable or exhausted database.
+const CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+  'P1001',
+  'P1002',
+  'P1008',
+  'P1017',
+  'P2024',
+  'P2037',
+]);
+
+// Prisma driver-adapter error kinds.
+const KINDS = new Set([
+  'DatabaseNotReachable',
+  'ConnectionClosed',
+  'SocketTimeout',
+  'TooManyConnections',
+  'TransactionStartTimeout',
+]);
+
+const NAMES = new Set(['MaxRetriesPerRequestError', 'DependencyUnavailableError']);
+
+const MESSAGES = [
+  // ioredis
+  /^Connection is closed\.?$/,
+  /^Stream isn't writeable/,
+  /^Command timed out$/,
+  /^Reached the max retries per request limit/,
+  // pg
+  /^Connection terminated/,
+  /^timeout exceeded when trying to connect$/,
+  /is not queryable$/,
+  /^Can't reach database server/,
+  // amqplib
+  /^(Channel|Connection) closed/,
+  /^Channel ended, no reply will be forthcoming$/,
+];
+
+function looksLikeOutage(error: Record<string, unknown>): boolean {
+  const { code, kind, name, message } = error;
+  if (typeof code === 'string' && CODES.has(code)) return true;
+  if (typeof kind === 'string' && KINDS.has(kind)) return true;
+  if (typeof name === 'string' && NAMES.has(name)) return true;
+  return typeof message === 'string' && MESSAGES.some((pattern) => pattern.test(message));
+}
+
+/** An error a client of ours raises when its dependency is down (e.g. broker not connected). */
+export class DependencyUnavailableError extends Error {
+  constructor(
+    readonly dependency: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${dependency} is unavailable`, options);
+    this.name = 'DependencyUnavailableError';
+  }
+}
