@@ -1,4 +1,4 @@
-# syntax=docker/dockerfile:1
+# syntax=docker/dockerfile:1.7-labs
 
 # One image for all eight apps (and the migration job). Pick the app with the command:
 #
@@ -9,7 +9,8 @@
 # Apps: services/{user,auth,permission,notification}, subgraphs/{users,rbac,notifications},
 # gateway (the default command). docker-compose.yml wires them together.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+# An LTS line that is not end-of-life (the project supports Node.js 20.19+, 22, 24 and 26).
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---------------------------------------------------------------------------------------------
 # build: install from the lockfile, generate code, bundle the apps, then drop dev dependencies
@@ -21,9 +22,12 @@ ENV NX_DAEMON=false \
     CHECKPOINT_DISABLE=1 \
     PRISMA_HIDE_UPDATE_MESSAGE=1
 
-COPY . .
+# The manifests first, so that a change to the sources does not reinstall every dependency:
+# this layer is rebuilt only when package-lock.json or a workspace's package.json changes.
+COPY --parents package.json package-lock.json */package.json */*/package.json ./
 RUN --mount=type=cache,target=/root/.npm \
     npm ci --no-audit --no-fund
+COPY . .
 
 # Codegen (buf + ts-proto, prisma generate) runs first: every build target depends on it.
 RUN npx nx run-many -t build --outputStyle=static

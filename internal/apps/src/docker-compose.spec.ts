@@ -243,6 +243,19 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/^RUN\b.*\bnx run-many -t build\b/m);
   });
 
+  it('installs from the manifests before copying the sources, so a source change keeps the install layer', () => {
+    const lines = dockerfile.split('\n');
+    const install = lines.findIndex((line) => /^RUN\b.*\bnpm ci\b/.test(line));
+    const sources = lines.findIndex((line) => /^COPY \. \.$/.test(line.trim()));
+    expect(install).toBeGreaterThan(-1);
+    expect(sources).toBeGreaterThan(install);
+    expect(lines.slice(0, install).join('\n')).toMatch(/^COPY\b.*package-lock\.json/m);
+  });
+
+  it('runs on a Node.js LTS line that is not end-of-life', () => {
+    expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:(22|24|26)-/m);
+  });
+
   it('produces what the compose file runs, and runs it as the node user', () => {
     expect(dockerfile).toContain('--outfile=prisma/dist/migrate.js');
     expect(dockerfile).toContain('scripts/grpc-healthcheck.mjs');
