@@ -1,5 +1,6 @@
 export {
   createMessageBroker,
+  isOutageFailure,
   type ConsumerOptions,
   type MessageBroker,
   type MessageBrokerOptions,

@@ -1,4 +1,5 @@
 import { connect, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import { DependencyUnavailableError, isAppError, isDependencyOutage } from '@platform/errors';
 import { parseEvent, type EventEnvelope, type EventOf, type EventType } from '@platform/events';
 import type { Logger } from '@platform/logger';
 
@@ -16,6 +17,8 @@ export interface MessageBrokerOptions {
    * For throw-away environments (test runs); unset in real deployments.
    */
   queueExpiresMs?: number | undefined;
+  /** How long `close()` lets the messages being handled finish before closing anyway. */
+  drainTimeoutMs?: number;
 }
 
 export interface ConsumerOptions<T extends EventType = EventType> {
@@ -30,38 +33,78 @@ export interface ConsumerOptions<T extends EventType = EventType> {
   handle: (event: EventOf<T>) => Promise<void>;
   /** Delay before each retry of a failed message; after the last, it goes to `<queue>.dlq`. */
   retryDelaysMs?: readonly number[];
+  /**
+   * Whether a failure means a dependency is down for now (the database, another service)
+   * rather than that this message cannot be handled. Such a message waits in the shortest
+   * retry queue without using up an attempt, so an outage never dead-letters it (until it
+   * has waited `maxOutageMs`). Default: `isOutageFailure`.
+   */
+  isOutage?: (error: unknown) => boolean;
+  /**
+   * How long one message may keep waiting out outages before its failures count as attempts
+   * again (a fault that only looks like an outage must not loop forever). Default 1 hour.
+   */
+  maxOutageMs?: number;
   prefetch?: number;
   /**
    * A queue for this connection only (exclusive, deleted with it), for live fan-out to the
    * clients of one instance: give it a name unique to the instance. Nothing is retried or
    * dead-lettered; while disconnected, events are missed (clients catch up by querying).
+   * After a reconnect the queue is declared and bound again.
    */
   ephemeral?: boolean;
 }
 
 export interface MessageBroker {
-  /** Publishes an event and resolves once the broker has confirmed it; rejects otherwise. */
+  /**
+   * Publishes an event and resolves once the broker has confirmed it. Rejects with a
+   * `DependencyUnavailableError('rabbitmq')` while disconnected or when the confirm does not
+   * come (the event may or may not have been delivered: publishers retry, consumers
+   * deduplicate), with a plain Error when the broker refused (nacked) it.
+   */
   publish(event: EventEnvelope): Promise<void>;
   /** Declares the consumer's topology and starts consuming; re-established after reconnects. */
   consume<T extends EventType>(options: ConsumerOptions<T>): Promise<void>;
   isConnected(): boolean;
+  /**
+   * Stops taking messages, lets the ones being handled finish (and be acked or retried), at
+   * most `drainTimeoutMs`, then closes the connection.
+   */
   close(): Promise<void>;
 }
 
+/**
+ * The default `isOutage`: a dependency is unreachable (a refused or lost connection,
+ * PostgreSQL or Prisma saying the database cannot be reached) or a service answered
+ * SERVICE_UNAVAILABLE.
+ */
+export function isOutageFailure(error: unknown): boolean {
+  return isDependencyOutage(error) || (isAppError(error) && error.code === 'SERVICE_UNAVAILABLE');
+}
+
 const ATTEMPT_HEADER = 'x-attempt';
+/** When (epoch ms) a message first failed for an outage; kept across outage retries. */
+const OUTAGE_SINCE_HEADER = 'x-outage-since';
 const PUBLISH_TIMEOUT_MS = 5_000;
 const DEFAULT_RETRY_DELAYS_MS = [1_000, 10_000, 60_000] as const;
+/** The outage retry delay of a consumer that has no retry queues of its own. */
+const DEFAULT_OUTAGE_DELAY_MS = 1_000;
+const DEFAULT_MAX_OUTAGE_MS = 60 * 60 * 1_000;
+/** How long to wait before re-opening a consumer whose channel the broker closed. */
+const CONSUMER_RESTART_DELAY_MS = 1_000;
+const RABBITMQ = 'rabbitmq';
 
-class NotConnectedError extends Error {
-  constructor() {
-    super('message broker is not connected');
-  }
+/** A consumer running on the current connection: its channel and consumer tag. */
+interface ActiveConsumer {
+  channel: ConfirmChannel;
+  tag: string;
 }
 
 /**
  * A RabbitMQ connection that reconnects with back-off, publishes with confirms and runs
  * consumers that ack only after their work is done, retry with back-off through per-delay
- * retry queues, and park poison messages in a dead-letter queue.
+ * retry queues, wait out dependency outages without using up attempts, and park poison
+ * messages in a dead-letter queue.
  */
 export async function createMessageBroker(options: MessageBrokerOptions): Promise<MessageBroker> {
   const { logger, exchange } = options;
@@ -69,33 +112,75 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
   const consumers: ConsumerOptions[] = [];
   let connection: ChannelModel | undefined;
   let publishChannel: ConfirmChannel | undefined;
+  let active: ActiveConsumer[] = [];
   let closing = false;
   let reconnectTimer: NodeJS.Timeout | undefined;
   let attempt = 0;
+  let disconnectedAt: number | undefined;
   let firstConnection: { resolve: () => void; reject: (error: Error) => void } | undefined;
+  // Messages whose handler is running: close() waits for them.
+  let inFlight = 0;
+  let idle: (() => void)[] = [];
 
   async function open(): Promise<void> {
     const url = new URL(options.url);
     // Heartbeats notice a dead peer that never closed the socket (a cut network).
     if (!url.searchParams.has('heartbeat')) url.searchParams.set('heartbeat', '5');
     const model = await connect(url.toString(), { timeout: 5_000 });
+    let lost = false;
     model.on('error', (error: Error) => logger.warn({ err: error }, 'rabbitmq connection error'));
     model.on('close', () => {
+      lost = true;
+      // A connection that never became the live one is open()'s to clean up.
+      if (connection !== model) return;
       connection = undefined;
       publishChannel = undefined;
+      active = [];
       if (!closing) {
+        disconnectedAt = Date.now();
         logger.error('rabbitmq connection lost; reconnecting');
         scheduleReconnect();
       }
     });
+    try {
+      const channel = await openPublishChannel(model);
+      const started: ActiveConsumer[] = [];
+      for (const consumer of consumers) started.push(await startConsumer(model, consumer));
+      if (lost) throw new Error('rabbitmq connection closed while opening');
+      connection = model;
+      publishChannel = channel;
+      active = started;
+    } catch (error) {
+      // Half-opened (e.g. an exclusive queue still held by our previous, not yet dead,
+      // connection): close it, or it would linger unused and hold its queues.
+      await model.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async function openPublishChannel(model: ChannelModel): Promise<ConfirmChannel> {
     const channel = await model.createConfirmChannel();
     channel.on('error', (error: Error) =>
       logger.warn({ err: error }, 'rabbitmq publish channel error'),
     );
+    // The broker closed the channel alone (a channel-level error): open another on the
+    // connection rather than failing every publish until the next reconnect.
+    channel.on('close', () => {
+      if (closing || connection !== model || publishChannel !== channel) return;
+      publishChannel = undefined;
+      // When the whole connection is going, its channels close first: let that settle.
+      setTimeout(() => {
+        if (closing || connection !== model) return;
+        openPublishChannel(model).then(
+          (reopened) => {
+            if (connection === model) publishChannel = reopened;
+          },
+          (error: unknown) => logger.warn({ err: error }, 'could not reopen the publish channel'),
+        );
+      }, 100).unref();
+    });
     await channel.assertExchange(exchange, 'topic', { durable: true });
-    connection = model;
-    publishChannel = channel;
-    for (const consumer of consumers) await startConsumer(model, consumer);
+    return channel;
   }
 
   function scheduleReconnect(): void {
@@ -107,14 +192,16 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
         reconnectTimer = undefined;
         open().then(
           () => {
-            if (attempt > 1 || !firstConnection) logger.info('rabbitmq connected');
+            if (disconnectedAt !== undefined)
+              logger.info({ outageMs: Date.now() - disconnectedAt }, 'rabbitmq reconnected');
+            else if (attempt > 1) logger.info('rabbitmq connected');
+            disconnectedAt = undefined;
             attempt = 0;
             firstConnection?.resolve();
             firstConnection = undefined;
           },
           (error: unknown) => {
             logger.debug({ err: error, attempt }, 'rabbitmq connect failed');
-            void connection?.close().catch(() => undefined);
             scheduleReconnect();
           },
         );
@@ -123,12 +210,46 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
     );
   }
 
-  async function startConsumer(model: ChannelModel, consumer: ConsumerOptions): Promise<void> {
+  /** The broker closed a consumer's channel while the connection lives: start it again. */
+  function restartLater(model: ChannelModel, consumer: ConsumerOptions, stale: ActiveConsumer) {
+    setTimeout(() => {
+      if (closing || connection !== model) return; // the reconnect path starts it
+      startConsumer(model, consumer).then(
+        (restarted) => {
+          if (connection !== model) return;
+          active = [...active.filter((entry) => entry !== stale), restarted];
+          logger.info({ queue: consumer.queue }, 'consumer restarted');
+        },
+        (error: unknown) => {
+          logger.warn({ err: error, queue: consumer.queue }, 'could not restart consumer');
+          restartLater(model, consumer, stale);
+        },
+      );
+    }, CONSUMER_RESTART_DELAY_MS).unref();
+  }
+
+  function track<T>(work: Promise<T>): Promise<T> {
+    inFlight += 1;
+    return work.finally(() => {
+      inFlight -= 1;
+      if (inFlight === 0) for (const resolve of idle.splice(0)) resolve();
+    });
+  }
+
+  async function startConsumer(
+    model: ChannelModel,
+    consumer: ConsumerOptions,
+  ): Promise<ActiveConsumer> {
     const retryDelays = consumer.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS;
     const channel = await model.createConfirmChannel();
+    const self: ActiveConsumer = { channel, tag: '' };
     channel.on('error', (error: Error) =>
       logger.warn({ err: error, queue: consumer.queue }, 'consumer channel error'),
     );
+    channel.on('close', () => {
+      if (!closing && connection === model && active.includes(self))
+        restartLater(model, consumer, self);
+    });
     await channel.prefetch(consumer.prefetch ?? 10);
     const expiry = options.queueExpiresMs ? { 'x-expires': options.queueExpiresMs } : {};
     if (consumer.ephemeral) {
@@ -138,29 +259,36 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
         durable: false,
       });
       for (const type of consumer.events) await channel.bindQueue(consumer.queue, exchange, type);
-      await channel.consume(consumer.queue, (message) => {
+      const { consumerTag } = await channel.consume(consumer.queue, (message) => {
         if (!message) return;
-        (async () => {
-          try {
-            const event = parseEvent(JSON.parse(message.content.toString('utf8')));
-            await consumer.handle(event as EventOf<EventType>);
-          } catch (error) {
-            logger.warn({ err: error, queue: consumer.queue }, 'live event dropped');
-          }
-          channel.ack(message);
-        })().catch((error: unknown) => {
+        track(
+          (async () => {
+            try {
+              const event = parseEvent(JSON.parse(message.content.toString('utf8')));
+              await consumer.handle(event as EventOf<EventType>);
+            } catch (error) {
+              logger.warn({ err: error, queue: consumer.queue }, 'live event dropped');
+            }
+            channel.ack(message);
+          })(),
+        ).catch((error: unknown) => {
           // The channel closed meanwhile; its queue went with it.
           logger.debug({ err: error, queue: consumer.queue }, 'could not ack live event');
         });
       });
-      return;
+      self.tag = consumerTag;
+      return self;
     }
     await channel.assertQueue(consumer.queue, { durable: true, arguments: expiry });
     for (const type of consumer.events) await channel.bindQueue(consumer.queue, exchange, type);
     const deadLetterQueue = `${consumer.queue}.dlq`;
     await channel.assertQueue(deadLetterQueue, { durable: true, arguments: expiry });
+    // An outage retry waits in the shortest retry queue (one is declared if there is none).
+    const outageDelay = retryDelays.length > 0 ? Math.min(...retryDelays) : DEFAULT_OUTAGE_DELAY_MS;
+    const isOutage = consumer.isOutage ?? isOutageFailure;
+    const maxOutageMs = consumer.maxOutageMs ?? DEFAULT_MAX_OUTAGE_MS;
     // One retry queue per delay: messages wait out the TTL, then dead-letter back to the queue.
-    for (const delay of retryDelays) {
+    for (const delay of new Set([...retryDelays, outageDelay])) {
       await channel.assertQueue(`${consumer.queue}.retry.${delay}ms`, {
         durable: true,
         arguments: {
@@ -171,6 +299,8 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
         },
       });
     }
+    // When this consumer's current outage began (undefined: none): logged once, not per message.
+    let outageSince: number | undefined;
 
     async function park(message: ConsumeMessage, queue: string, headers: Record<string, unknown>) {
       channel.sendToQueue(queue, message.content, {
@@ -181,8 +311,7 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
       await channel.waitForConfirms();
     }
 
-    async function onMessage(message: ConsumeMessage | null): Promise<void> {
-      if (!message) return; // consumer cancelled by the broker; the reconnect path re-creates it
+    async function onMessage(message: ConsumeMessage): Promise<void> {
       const attemptNo = Number(message.properties.headers?.[ATTEMPT_HEADER] ?? 0);
       let event: EventEnvelope;
       try {
@@ -193,19 +322,54 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
         channel.ack(message);
         return;
       }
+      let failure: { error: unknown } | undefined;
       try {
         // parseEvent checked the payload against the contract of `event.type`.
         await consumer.handle(event as EventOf<EventType>);
-        channel.ack(message);
       } catch (error) {
+        failure = { error };
+      }
+      // Settling throws when the channel died meanwhile: the broker then redelivers.
+      if (failure) await settleFailure(message, event, attemptNo, failure.error);
+      else channel.ack(message);
+      if (!failure && outageSince !== undefined) {
+        logger.info(
+          { queue: consumer.queue, outageMs: Date.now() - outageSince },
+          'consumer recovered from a dependency outage',
+        );
+        outageSince = undefined;
+      }
+    }
+
+    /** Copies a failed message to a retry queue or the DLQ (with confirm), then acks it. */
+    async function settleFailure(
+      message: ConsumeMessage,
+      event: EventEnvelope,
+      attemptNo: number,
+      error: unknown,
+    ): Promise<void> {
+      const log = {
+        err: error,
+        queue: consumer.queue,
+        eventId: event.id,
+        type: event.type,
+        attempt: attemptNo + 1,
+      };
+      const firstOutage = Number(message.properties.headers?.[OUTAGE_SINCE_HEADER] ?? Date.now());
+      if (isOutage(error) && Date.now() - firstOutage < maxOutageMs) {
+        if (outageSince === undefined) {
+          outageSince = Date.now();
+          logger.warn(
+            { ...log, retryInMs: outageDelay },
+            'a dependency is unavailable; events wait for it without using up attempts',
+          );
+        }
+        // The attempt count stays as it was: the outage is not this message's fault.
+        await park(message, `${consumer.queue}.retry.${outageDelay}ms`, {
+          [OUTAGE_SINCE_HEADER]: firstOutage,
+        });
+      } else {
         const nextDelay = retryDelays[attemptNo];
-        const log = {
-          err: error,
-          queue: consumer.queue,
-          eventId: event.id,
-          type: event.type,
-          attempt: attemptNo + 1,
-        };
         if (nextDelay === undefined) {
           logger.error(log, 'event failed on every attempt; dead-lettered');
           await park(message, deadLetterQueue, {
@@ -218,17 +382,25 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
             [ATTEMPT_HEADER]: attemptNo + 1,
           });
         }
-        // Only after the copy is confirmed: a crash before this line redelivers the original.
-        channel.ack(message);
       }
+      // Only after the copy is confirmed: a crash before this line redelivers the original.
+      channel.ack(message);
     }
 
-    await channel.consume(consumer.queue, (message) => {
-      onMessage(message).catch((error: unknown) => {
+    const { consumerTag } = await channel.consume(consumer.queue, (message) => {
+      // null: cancelled by the broker (its queue was deleted); the channel restart or the
+      // reconnect path re-creates it.
+      if (!message) {
+        void channel.close().catch(() => undefined);
+        return;
+      }
+      track(onMessage(message)).catch((error: unknown) => {
         // The channel died mid-way; unacked messages go back to the queue on their own.
         logger.warn({ err: error, queue: consumer.queue }, 'could not settle message');
       });
     });
+    self.tag = consumerTag;
+    return self;
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -250,42 +422,74 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
   return {
     async publish(event) {
       const channel = publishChannel;
-      if (!channel) throw new NotConnectedError();
+      if (!channel) throw new DependencyUnavailableError(RABBITMQ);
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(
-          () => reject(new Error('publish not confirmed in time')),
+          () =>
+            reject(
+              new DependencyUnavailableError(RABBITMQ, {
+                cause: new Error('publish not confirmed in time'),
+              }),
+            ),
           PUBLISH_TIMEOUT_MS,
         );
-        channel.publish(
-          exchange,
-          event.type,
-          Buffer.from(JSON.stringify(event)),
-          {
-            persistent: true,
-            contentType: 'application/json',
-            messageId: event.id,
-            type: event.type,
-            timestamp: Math.floor(Date.parse(event.occurredAt) / 1000),
-          },
-          (error) => {
-            clearTimeout(timer);
-            if (error)
-              reject(error instanceof Error ? error : new Error('message nacked by broker'));
-            else resolve();
-          },
-        );
+        try {
+          channel.publish(
+            exchange,
+            event.type,
+            Buffer.from(JSON.stringify(event)),
+            {
+              persistent: true,
+              contentType: 'application/json',
+              messageId: event.id,
+              type: event.type,
+              timestamp: Math.floor(Date.parse(event.occurredAt) / 1000),
+            },
+            (error) => {
+              clearTimeout(timer);
+              if (!error) resolve();
+              // A nack is the broker's answer; anything else is the channel going away.
+              else if (error instanceof Error && !/nack/i.test(error.message))
+                reject(new DependencyUnavailableError(RABBITMQ, { cause: error }));
+              else reject(new Error('message nacked by broker', { cause: error }));
+            },
+          );
+        } catch (error) {
+          // The channel closed under us (amqplib throws synchronously then).
+          clearTimeout(timer);
+          reject(new DependencyUnavailableError(RABBITMQ, { cause: error }));
+        }
       });
     },
     async consume(consumer) {
-      consumers.push(consumer as unknown as ConsumerOptions);
-      if (connection) await startConsumer(connection, consumer as unknown as ConsumerOptions);
+      const options = consumer as unknown as ConsumerOptions;
+      consumers.push(options);
+      const model = connection;
+      if (model) active.push(await startConsumer(model, options));
     },
     isConnected: () => connection !== undefined,
     async close() {
       closing = true;
       clearTimeout(reconnectTimer);
-      await connection?.close().catch(() => undefined);
+      const model = connection;
+      // Take no more deliveries; what is unacked but not yet handled goes back to the queue.
+      await Promise.allSettled(active.map(({ channel, tag }) => channel.cancel(tag)));
+      if (inFlight > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          new Promise<void>((resolve) => idle.push(resolve)),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, options.drainTimeoutMs ?? 10_000);
+            timer.unref();
+          }),
+        ]);
+        clearTimeout(timer);
+        idle = [];
+      }
+      await model?.close().catch(() => undefined);
       connection = undefined;
+      publishChannel = undefined;
+      active = [];
     },
   };
 }

@@ -228,7 +228,16 @@ describe('transactional outbox and idempotent consumers', () => {
   it('redelivers a message whose consumer died before acking, and its effect happens once', async () => {
     const consumer = 'crash';
     const queue = `${run.exchange}.${consumer}`;
-    const first = await broker();
+    // The first consumer reaches RabbitMQ through a proxy: cutting it is the process dying
+    // (its connection drops before the ack; close() would drain and settle instead).
+    const proxy = await createTcpProxy({
+      host: '127.0.0.1',
+      port: Number(new URL(run.rabbitmqUrl).port || 5672),
+    });
+    closers.push(() => proxy.close());
+    const proxied = new URL(run.rabbitmqUrl);
+    proxied.port = String(proxy.port);
+    const first = await broker(proxied.toString());
     let crashed = false;
     await first.consume({
       queue,
@@ -236,7 +245,7 @@ describe('transactional outbox and idempotent consumers', () => {
       handle: async (event) => {
         await applyEffect(consumer, event);
         crashed = true;
-        await first.close(); // the process "dies": its connection drops before the ack
+        proxy.cut();
         throw new Error('crashed');
       },
     });

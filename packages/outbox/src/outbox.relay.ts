@@ -77,6 +77,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let again = false;
   let stopped = false;
   let failures = 0;
+  let failingSince: number | undefined;
 
   async function publishBatch(): Promise<number> {
     // Claim a batch with a lease (one statement, no transaction held open while publishing),
@@ -106,33 +107,59 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     }
   }
 
+  /**
+   * A run that outlives its claim's lease (a database or broker that stopped answering
+   * without failing) no longer holds up the relay: the next poll starts another. That is
+   * safe, as a settle only touches rows still under its own lease.
+   */
+  function bounded(work: Promise<number>): Promise<number> {
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`outbox relay run took longer than ${claimMs} ms`)),
+        claimMs,
+      );
+      timer.unref();
+    });
+    work.catch(() => undefined); // its failure after the timeout was already reported
+    return Promise.race([work, expired]).finally(() => clearTimeout(timer));
+  }
+
   function run(): void {
     if (stopped) return;
     if (running) {
       again = true;
       return;
     }
-    running = drain();
-    running
+    const current = bounded(drain());
+    running = current;
+    current
       .then(
         (count) => {
-          if (failures > 0) logger.info({ schema: options.schema }, 'outbox relay recovered');
+          if (failingSince !== undefined)
+            logger.info(
+              { schema: options.schema, failures, outageMs: Date.now() - failingSince },
+              'outbox relay recovered; publishing what waited',
+            );
           failures = 0;
+          failingSince = undefined;
           if (count > 0) logger.debug({ count, schema: options.schema }, 'outbox events published');
         },
         (error: unknown) => {
           failures += 1;
-          // Report the first failure loudly and then every 30th, not once per poll.
-          if (failures === 1 || failures % 30 === 0) {
+          // Once per outage (the database or the broker), not once per poll; the recovery
+          // says how long it lasted. Events wait in the table meanwhile.
+          if (failingSince === undefined) {
+            failingSince = Date.now();
             logger.error(
-              { err: error, failures, schema: options.schema },
-              'outbox relay could not publish; will retry',
+              { err: error, schema: options.schema },
+              'outbox relay could not publish; retrying every poll until it can',
             );
           }
         },
       )
       .finally(() => {
-        running = undefined;
+        if (running === current) running = undefined;
         if (again) {
           again = false;
           run();
