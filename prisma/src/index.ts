@@ -10,6 +10,17 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** Told when an idle pooled connection fails (the pool drops it and opens another). */
   onPoolError?: (error: Error) => void;
+  /**
+   * Longest wait for a connection: to open one, or for one of the pool's to be free. Past it
+   * the query fails ("timeout exceeded when trying to connect").
+   */
+  connectionTimeoutMs?: number;
+  /**
+   * Longest wait for a statement's answer, past the callers' own deadlines (gRPC: 5 s): a
+   * connection that silently stops answering (a black-holed network) fails its queries and
+   * is dropped instead of holding them, and its pool slot, for good.
+   */
+  queryTimeoutMs?: number;
 }
 
 /**
@@ -42,6 +53,12 @@ export interface Database extends PrismaClient {
 /**
  * Prisma Client over the `pg` driver adapter (no native engine needed), connected: fails
  * with a clear message when PostgreSQL cannot be reached.
+ *
+ * Through an outage later on, queries fail within a bounded time (at once when connections
+ * are refused or dropped; `connectionTimeoutMs` or `queryTimeoutMs` when the network goes
+ * silent) with errors `isDependencyOutage` (@platform/errors) recognises, so callers answer
+ * SERVICE_UNAVAILABLE; broken connections leave the pool, and new ones are opened as soon as
+ * PostgreSQL answers again: nothing needs a restart.
  */
 export async function connectDatabase(options: DatabaseOptions): Promise<Database> {
   const client = createPrismaClient(options);
@@ -61,7 +78,10 @@ export function createPrismaClient(options: DatabaseOptions): Database {
   const pool = new pg.Pool({
     connectionString: options.databaseUrl,
     max: options.poolSize ?? 10,
-    connectionTimeoutMillis: 5_000,
+    connectionTimeoutMillis: options.connectionTimeoutMs ?? 3_000,
+    query_timeout: options.queryTimeoutMs ?? 10_000,
+    // Idle connections a firewall or failover cut silently are noticed by the kernel.
+    keepAlive: true,
   });
   // Without a listener, an idle connection's error would end the process.
   pool.on('error', (error) => options.onPoolError?.(error));

@@ -8,9 +8,21 @@ export function isDependencyOutage(error: unknown): boolean {
   let current: unknown = error;
   for (let depth = 0; depth < 6 && current instanceof Object; depth += 1) {
     if (looksLikeOutage(current as Record<string, unknown>)) return true;
-    current = (current as { cause?: unknown }).cause;
+    current = next(current);
   }
   return false;
+}
+
+/**
+ * The error beneath: its `cause`, else the driver-adapter error Prisma keeps in `meta` (a raw
+ * query's P2010 "Raw query failed" carries the adapter's `DatabaseNotReachable` only there).
+ */
+function next(error: { cause?: unknown; meta?: unknown }): unknown {
+  if (error.cause !== undefined) return error.cause;
+  const meta = error.meta;
+  return meta instanceof Object
+    ? (meta as { driverAdapterError?: unknown }).driverAdapterError
+    : undefined;
 }
 
 // Sockets (Node), PostgreSQL SQLSTATEs of a lost or refused connection, Prisma's codes for an
@@ -64,6 +76,7 @@ const MESSAGES = [
   /^timeout exceeded when trying to connect$/,
   /is not queryable$/,
   /^Can't reach database server/,
+  /^Query read timeout$/,
   // amqplib
   /^(Channel|Connection) closed/,
   /^Channel ended, no reply will be forthcoming$/,

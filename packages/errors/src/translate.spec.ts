@@ -82,6 +82,30 @@ describe('error translation', () => {
       'an unreachable database behind Prisma',
       new Error('query failed', { cause: { kind: 'DatabaseNotReachable' } }),
     ],
+    [
+      // What Prisma 7 throws for $queryRaw when the adapter cannot connect (seen in
+      // prisma/src/outage.int.spec.ts): the adapter's error only in `meta`.
+      'a raw query that cannot reach the database',
+      Object.assign(new Error('Invalid `prisma.$queryRawUnsafe()` invocation: Raw query failed'), {
+        code: 'P2010',
+        meta: {
+          driverAdapterError: {
+            name: 'DriverAdapterError',
+            cause: { kind: 'DatabaseNotReachable', host: '127.0.0.1', port: 5432 },
+          },
+        },
+      }),
+    ],
+    ['a statement on a connection that went silent', new Error('Query read timeout')],
+    ['a pooled connection lost mid-query', new Error('Connection terminated unexpectedly')],
+    [
+      'a transaction on a connection that was lost',
+      new Error('Client has encountered a connection error and is not queryable'),
+    ],
+    [
+      'a model query that cannot reach the database',
+      Object.assign(new Error("Can't reach database server at 127.0.0.1:5432"), { code: 'P1001' }),
+    ],
   ])(
     'answers %s in a service as SERVICE_UNAVAILABLE over gRPC, masking the message',
     (_what, error) => {
@@ -97,6 +121,14 @@ describe('error translation', () => {
     expect(
       toGrpcError(new TypeError("Cannot read properties of undefined (reading 'id')")).code,
     ).toBe(status.INTERNAL);
+  });
+
+  it('keeps a raw query that failed for another reason INTERNAL_SERVER_ERROR', () => {
+    const failure = Object.assign(new Error('Raw query failed. Code: `42P01`'), {
+      code: 'P2010',
+      meta: { code: '42P01', message: 'relation "nowhere" does not exist' },
+    });
+    expect(toGrpcError(failure).code).toBe(status.INTERNAL);
   });
 });
 
