@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@platform/logger';
 import { createRedis, type Redis } from '@platform/redis';
 import { createTestRun, type TestRun } from '@platform/testing';
-import { createAccessTokens, type JwksSource } from './access-tokens';
+import { createAccessTokens, type AccessTokens, type JwksSource } from './access-tokens';
+import { createSessionRevocations, REVOKED_SESSIONS_KEY } from './session-revocation';
 import { createTokenSigner } from './token.signer';
 import type { PublicJwk } from './token.types';
 
@@ -27,7 +28,23 @@ describe(createAccessTokens.name, () => {
   let run: TestRun;
   let redis: Redis;
   const key = signingKey('k1');
-  const jwks: JwksSource = { getJwks: async () => ({ keys: [key.jwk] }) };
+  /** The auth service: its keys, and the sessions it ended (its database). */
+  const ended: string[] = [];
+  let restores = 0;
+  const jwks: JwksSource = {
+    getJwks: async () => ({ keys: [key.jwk] }),
+    async restoreRevocations() {
+      restores++;
+      const writer = createSessionRevocations(redis, { rebuild: async () => undefined });
+      await writer.restore(ended.map((sessionId) => ({ sessionId, ttlSeconds: 60 })));
+      return { restored: ended.length };
+    },
+  };
+  /** What the auth service does when it ends a session: the database, then Redis. */
+  async function endSession(tokens: AccessTokens, sessionId: string) {
+    ended.push(sessionId);
+    await tokens.revocations.revoke([sessionId], 60);
+  }
 
   beforeAll(async () => {
     run = await createTestRun();
@@ -51,7 +68,7 @@ describe(createAccessTokens.name, () => {
       userId: 'user-1',
       sessionId: 'session-1',
     });
-    await tokens.revocations.revoke(['session-1'], 60);
+    await endSession(tokens, 'session-1');
     await expect(tokens.verifier.verify(token)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
   });
 
@@ -61,11 +78,38 @@ describe(createAccessTokens.name, () => {
     const token = key.signer.sign({ userId: 'user-2', sessionId: 'session-2' });
     await expect(reader.verifier.verifyHeader(`Bearer ${token}`)).resolves.not.toBeNull();
 
-    await writer.revocations.revoke(['session-2'], 60);
+    await endSession(writer, 'session-2');
 
     await expect(reader.verifier.verifyHeader(`Bearer ${token}`)).rejects.toMatchObject({
       code: 'UNAUTHENTICATED',
     });
+  });
+
+  it('refuses an ended session’s token after Redis lost its data, asking the auth service once for a rebuild', async () => {
+    const tokens = createAccessTokens({ issuer, audience, redis, jwks });
+    const endedToken = key.signer.sign({ userId: 'user-3', sessionId: 'session-3' });
+    const liveToken = key.signer.sign({ userId: 'user-4', sessionId: 'session-4' });
+    await endSession(tokens, 'session-3');
+    await expect(tokens.verifier.verify(endedToken)).rejects.toMatchObject({
+      reason: 'SESSION_ENDED',
+    });
+
+    await redis.del(REVOKED_SESSIONS_KEY);
+    const before = restores;
+    const answers = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, index) =>
+        tokens.verifier.verify(index % 2 === 0 ? endedToken : liveToken),
+      ),
+    );
+
+    expect(answers.filter((answer) => answer.status === 'fulfilled')).toHaveLength(10);
+    for (const [index, answer] of answers.entries())
+      if (index % 2 === 0)
+        expect(answer).toMatchObject({
+          status: 'rejected',
+          reason: { code: 'UNAUTHENTICATED', reason: 'SESSION_ENDED' },
+        });
+    expect(restores - before).toBe(1);
   });
 
   it('publishes the keys the auth service serves', async () => {

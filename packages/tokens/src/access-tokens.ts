@@ -3,16 +3,22 @@ import { createSessionRevocations, type SessionRevocations } from './session-rev
 import type { PublicJwk } from './token.types';
 import { createTokenVerifier, type TokenVerifier } from './token.verifier';
 
-/** Where the published signing keys come from: the auth service's `GetJwks`. */
+/**
+ * What verifiers need from the auth service (its gRPC client fits): the published signing keys
+ * (`GetJwks`), and the rebuild of the Redis copy of ended sessions after Redis lost it
+ * (`RestoreRevocations`).
+ */
 export interface JwksSource {
   getJwks(request: Record<string, never>): Promise<{ keys: readonly PublicJwk[] }>;
+  restoreRevocations(request: Record<string, never>): Promise<{ restored: number }>;
 }
 
 export interface AccessTokensOptions {
   issuer: string;
   audience: string;
-  /** Holds the ended sessions, written by the auth service. */
+  /** Holds the copy of ended sessions, written by the auth service. */
   redis: Redis;
+  /** The auth service. */
   jwks: JwksSource;
 }
 
@@ -26,8 +32,12 @@ export interface AccessTokens {
 }
 
 export function createAccessTokens(options: AccessTokensOptions): AccessTokens {
-  const revocations = createSessionRevocations(options.redis);
-  const fetchJwks = async () => (await options.jwks.getJwks({})).keys;
+  const auth = options.jwks;
+  // Redis lost the copy: the auth service rebuilds it from the database before any answer.
+  const revocations = createSessionRevocations(options.redis, {
+    rebuild: () => auth.restoreRevocations({}),
+  });
+  const fetchJwks = async () => (await auth.getJwks({})).keys;
   const verifier = createTokenVerifier({
     issuer: options.issuer,
     audience: options.audience,

@@ -5,7 +5,14 @@ export {
   type TokenVerifierOptions,
 } from './token.verifier';
 export { ACCESS_TOKEN_ALGORITHM, type PublicJwk } from './token.types';
-export { createSessionRevocations, type SessionRevocations } from './session-revocation';
+export {
+  COMPLETE_MARKER,
+  createSessionRevocations,
+  REVOKED_SESSIONS_KEY,
+  type RevokedSession,
+  type SessionRevocations,
+  type SessionRevocationsOptions,
+} from './session-revocation';
 export {
   createTokenSigner,
   type SigningKeyMaterial,

@@ -4,6 +4,7 @@ import type { authV1 } from '@platform/proto';
 import { requireId } from '@platform/validation';
 import type { CredentialService } from './credential.service';
 import type { OneTimeTokenService } from './one-time-token.service';
+import type { RevocationRestorer } from './revocation.restorer';
 import type { SessionService } from './session.service';
 import type { SigningKeyService } from './signing-key.service';
 
@@ -12,6 +13,7 @@ export interface AuthUseCases {
   credentials: CredentialService;
   oneTimeTokens: OneTimeTokenService;
   signingKeys: SigningKeyService;
+  revocations: RevocationRestorer;
 }
 
 const requireUserId = (userId: string) => requireId('userId', userId, 'user');
@@ -22,11 +24,15 @@ const optional = (value: string) => value || undefined;
 export function createAuthHandlers(
   useCases: AuthUseCases,
 ): UnaryHandlers<typeof authV1.AuthServiceService> {
-  const { sessions, credentials, oneTimeTokens, signingKeys } = useCases;
+  const { sessions, credentials, oneTimeTokens, signingKeys, revocations } = useCases;
 
   return {
     async getJwks() {
       return { keys: await signingKeys.publishedKeys() };
+    },
+
+    async restoreRevocations() {
+      return { restored: await revocations.restore() };
     },
 
     async createCredential(request) {

@@ -17,8 +17,9 @@ import { createOneTimeTokenService } from './one-time-token.service';
 import { newSuccessorKey } from './opaque-token';
 import { createPasswordGuard } from './password-guard';
 import { createPasswordHasher } from './password.hasher';
+import { createRevocationRestorer } from './revocation.restorer';
 import { createSessionRepository } from './session.repository';
-import { createSessionService } from './session.service';
+import { createSessionService, revocationTtlSeconds } from './session.service';
 import { createSigningKeyRepository } from './signing-key.repository';
 import { createSigningKeyService } from './signing-key.service';
 
@@ -52,6 +53,17 @@ lifecycle.run(async () => {
   logger.info({ kid: activeKey.kid }, 'signing key ready');
 
   const sessionRepository = createSessionRepository(db);
+  // Redis holds a copy of the ended sessions; after it lost it, rebuilt from the database
+  // (here at start, and whenever a verifier asks through RestoreRevocations).
+  const revocationCopy = createSessionRevocations(redis, {
+    rebuild: () => revocations.restore(),
+  });
+  const revocations = createRevocationRestorer({
+    sessions: sessionRepository,
+    revocations: revocationCopy,
+    entryTtlSeconds: revocationTtlSeconds(env.ACCESS_TOKEN_TTL),
+  });
+  if (await revocations.restoreIfLost()) logger.warn('ended sessions rebuilt in Redis');
   const sessions = createSessionService({
     sessions: sessionRepository,
     transactions,
@@ -61,7 +73,8 @@ lifecycle.run(async () => {
       ttlSeconds: env.ACCESS_TOKEN_TTL,
       key: activeKey,
     }),
-    revocations: createSessionRevocations(redis),
+    revocations: revocationCopy,
+    logger,
     policy: {
       idleTtlSeconds: env.SESSION_IDLE_TTL,
       absoluteTtlSeconds: env.SESSION_ABSOLUTE_TTL,
@@ -110,7 +123,13 @@ lifecycle.run(async () => {
     service: bindService({
       name: 'auth.v1.AuthService',
       definition: authV1.AuthServiceService,
-      handlers: createAuthHandlers({ sessions, credentials, oneTimeTokens, signingKeys }),
+      handlers: createAuthHandlers({
+        sessions,
+        credentials,
+        oneTimeTokens,
+        signingKeys,
+        revocations,
+      }),
     }),
   });
 });

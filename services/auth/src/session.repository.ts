@@ -42,6 +42,12 @@ export interface SessionFilter {
   except?: string | undefined;
 }
 
+/** A session that was ended, and when. */
+export interface EndedSession {
+  id: string;
+  revokedAt: Date;
+}
+
 export interface SessionRepository {
   create(session: NewSession): Promise<Session>;
   /**
@@ -68,6 +74,8 @@ export interface SessionRepository {
     reason: string,
     at: Date,
   ): Promise<string[]>;
+  /** Sessions ended (revoked) after `since`, with when: what the Redis copy must hold. */
+  endedSince(since: Date): Promise<EndedSession[]>;
   /**
    * The key successors of refresh tokens are derived with: the stored one, or `candidate`,
    * stored, if there is none yet. Of instances starting at once, all get the same key.
@@ -198,6 +206,14 @@ export function createSessionRepository(db: PrismaClient): SessionRepository {
         which.except ?? null,
       );
       return rows.map((row) => row.id);
+    },
+
+    async endedSince(since) {
+      const rows = await db.session.findMany({
+        where: { revokedAt: { gt: since } },
+        select: { id: true, revokedAt: true },
+      });
+      return rows.flatMap(({ id, revokedAt }) => (revokedAt ? [{ id, revokedAt }] : []));
     },
 
     async ensureSuccessorKey(candidate) {

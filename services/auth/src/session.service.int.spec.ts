@@ -1,5 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { createLogger } from '@platform/logger';
+import { createRedis } from '@platform/redis';
+import { createTcpProxy, eventually } from '@platform/testing';
+import { createSessionRevocations, REVOKED_SESSIONS_KEY } from '@platform/tokens';
 import { newSuccessorKey } from './opaque-token';
 import { createSessionRepository } from './session.repository';
 import { createSessionService, type SessionTokens } from './session.service';
@@ -100,6 +104,7 @@ describe('SessionService against PostgreSQL and Redis', () => {
           maxActiveSessions: 50,
         },
         successorKey: await createSessionRepository(world.db).ensureSuccessorKey(newSuccessorKey()),
+        logger: createLogger({ name: 'auth-test', level: 'silent' }),
       });
     const [first, second] = await Promise.all([instance(), instance()]);
     for (let round = 0; round < 10; round++) {
@@ -127,7 +132,10 @@ describe('SessionService against PostgreSQL and Redis', () => {
     ]);
     expect(world.relayKicks).toBe(kicks + 1);
     expect(await world.revocations.isRevoked(sessionId)).toBe(true);
-    expect(await world.redis.ttl(`auth:revoked-session:${sessionId}`)).toBeGreaterThan(900);
+    // Kept as long as the session's access tokens could live, and a minute more.
+    expect(Number(await world.redis.zscore(REVOKED_SESSIONS_KEY, sessionId))).toBeGreaterThan(
+      Date.now() + 900_000,
+    );
     expect((await appErrorOf(refresh(current.refreshToken))).code).toBe('UNAUTHENTICATED');
   });
 
@@ -175,7 +183,7 @@ describe('SessionService against PostgreSQL and Redis', () => {
     }
   });
 
-  it('writes no event and no Redis entry when a revocation is rolled back', async () => {
+  it('rolls a revocation back with its change: the session is not ended nor announced, and its tokens stay refused until the entry lapses (written before the commit: fail closed)', async () => {
     const userId = randomUUID();
     const { sessionId } = await service().open(userId, undefined);
     const failed = world.transactions.run(async (tx) => {
@@ -185,6 +193,50 @@ describe('SessionService against PostgreSQL and Redis', () => {
     await expect(failed).rejects.toThrow('the rest of the change failed');
     expect((await sessionRow(sessionId)).revokedAt).toBeNull();
     expect(await revokedEventsOf(sessionId)).toEqual([]);
-    expect(await world.revocations.isRevoked(sessionId)).toBe(false);
+    expect(await world.revocations.isRevoked(sessionId)).toBe(true);
+  });
+
+  it('fails a logout while Redis is unreachable and leaves nothing half done; works again once it is back', async () => {
+    const { hostname, port } = new URL(world.run.redisUrl);
+    const proxy = await createTcpProxy({ host: hostname, port: Number(port) });
+    const redis = await createRedis({
+      url: `redis://127.0.0.1:${proxy.port}`,
+      keyPrefix: world.run.redisKeyPrefix,
+      logger: createLogger({ name: 'auth-test', level: 'silent' }),
+      connectTimeoutMs: 500,
+    });
+    try {
+      const cut = createSessionService({
+        sessions: createSessionRepository(world.db),
+        transactions: world.transactions,
+        signer: fakeSigner,
+        revocations: createSessionRevocations(redis, { rebuild: () => world.restorer.restore() }),
+        policy: {
+          idleTtlSeconds: 3600,
+          absoluteTtlSeconds: 4 * 3600,
+          reuseGraceSeconds: 10,
+          maxActiveSessions: 50,
+        },
+        successorKey: await createSessionRepository(world.db).ensureSuccessorKey(newSuccessorKey()),
+        logger: createLogger({ name: 'auth-test', level: 'silent' }),
+      });
+      const userId = randomUUID();
+      const { sessionId } = await cut.open(userId, undefined);
+
+      proxy.cut();
+      await expect(cut.revoke(userId, sessionId)).rejects.toThrow();
+      expect((await sessionRow(sessionId)).revokedAt).toBeNull();
+      expect(await revokedEventsOf(sessionId)).toEqual([]);
+      expect(await world.revocations.isRevoked(sessionId)).toBe(false);
+
+      proxy.restore();
+      await eventually(() => cut.revoke(userId, sessionId));
+      expect((await sessionRow(sessionId)).revokedAt).not.toBeNull();
+      expect(await revokedEventsOf(sessionId)).toHaveLength(1);
+      expect(await world.revocations.isRevoked(sessionId)).toBe(true);
+    } finally {
+      redis.disconnect();
+      await proxy.close();
+    }
   });
 });

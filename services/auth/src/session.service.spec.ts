@@ -274,7 +274,7 @@ describe('SessionService', () => {
   });
 
   describe('endWithin', () => {
-    it('stops access tokens only once the surrounding transaction commits', async () => {
+    it('stops access tokens before the surrounding transaction commits: a change that fails afterwards announces nothing, its tokens stay refused (fail closed)', async () => {
       const { service, transactions, revocations } = setUp();
       const userId = randomUUID();
       const { sessionId } = await service.open(userId, undefined);
@@ -283,9 +283,41 @@ describe('SessionService', () => {
         throw new Error('the rest of the change failed');
       });
       await expect(failed).rejects.toThrow('the rest of the change failed');
-      expect(revocations.entries.size).toBe(0);
+      expect(transactions.events).toEqual([]);
+      expect(await revocations.isRevoked(sessionId)).toBe(true);
+    });
+
+    it('fails the change, announcing nothing, when Redis cannot take the entry', async () => {
+      const { service, transactions, revocations } = setUp();
+      const userId = randomUUID();
+      const { sessionId } = await service.open(userId, undefined);
+      revocations.failingCalls.add(1);
+      await expect(service.revokeAll(userId, 'logout_all', undefined)).rejects.toThrow(
+        'ECONNREFUSED',
+      );
       expect(transactions.events).toEqual([]);
       expect(await revocations.isRevoked(sessionId)).toBe(false);
+    });
+
+    it('succeeds when the write after the commit fails at first, or every time (the database holds the end)', async () => {
+      const { service, revocations, revokedEvents } = setUp();
+      const userId = randomUUID();
+      const [first, second] = [
+        await service.open(userId, undefined),
+        await service.open(userId, undefined),
+      ];
+      // Calls 1 (before the commit) succeed; 2 and 3 (after it) fail, 4 succeeds.
+      revocations.failingCalls = new Set([2, 3]);
+      await service.revoke(userId, first.sessionId);
+      // Calls 5 succeeds; 6, 7 and 8 (every attempt after the commit) fail.
+      revocations.failingCalls = new Set([6, 7, 8]);
+      await service.revoke(userId, second.sessionId);
+
+      expect(revokedEvents()).toHaveLength(2);
+      expect(await service.listActive(userId)).toEqual([]);
+      expect(await revocations.revokedAmong([first.sessionId, second.sessionId])).toEqual(
+        new Set([first.sessionId, second.sessionId]),
+      );
     });
   });
 });

@@ -1,6 +1,7 @@
 import type { Session } from '@platform/db';
 import { AppError } from '@platform/errors';
 import { createEvent, type EventPayload } from '@platform/events';
+import type { Logger } from '@platform/logger';
 import type { SessionRevocations, TokenSigner } from '@platform/tokens';
 import { isUuid } from '@platform/validation';
 import type { AuthTransaction, AuthTransactions } from './auth.transactions';
@@ -59,7 +60,8 @@ export interface SessionService {
   ): Promise<number>;
   /**
    * Ends sessions as part of the caller's transaction, each with its auth.session_revoked
-   * event; once it commits, their access tokens stop working too. Returns the ids ended.
+   * event; their access tokens stop working before it commits (the Redis copy is written
+   * inside it: Redis unreachable fails and rolls back the change). Returns the ids ended.
    */
   endWithin(
     tx: AuthTransaction,
@@ -74,12 +76,24 @@ export interface SessionServiceDeps {
   transactions: AuthTransactions;
   signer: TokenSigner;
   /** The Redis copy of ended sessions that every token verifier reads. */
-  revocations: SessionRevocations;
+  revocations: Pick<SessionRevocations, 'revoke'>;
   policy: SessionPolicy;
   /** The key successors of refresh tokens are derived with (`ensureSuccessorKey`). */
   successorKey: Uint8Array;
   clock?: () => Date;
+  /** Where a Redis copy that could not be written again after the commit is reported. */
+  logger: Pick<Logger, 'error'>;
+  /** Pauses between the attempts at that write (ms); their count is its length plus one. */
+  afterCommitRetryMs?: readonly number[];
 }
+
+/**
+ * How long a revocation entry stays: the longest an access token of the session can still be
+ * presented after the session ended (its lifetime), and a minute for clocks that disagree.
+ */
+export const revocationTtlSeconds = (accessTokenTtlSeconds: number) => accessTokenTtlSeconds + 60;
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const secondsFrom = (date: Date, seconds: number) => new Date(date.getTime() + seconds * 1000);
 const earliest = (a: Date, b: Date) => (a < b ? a : b);
@@ -90,10 +104,35 @@ export const isActive = (session: Session, at: Date): boolean =>
   !session.revokedAt && session.idleExpiresAt > at && session.expiresAt > at;
 
 export function createSessionService(deps: SessionServiceDeps): SessionService {
-  const { sessions, transactions, signer, revocations, policy, successorKey } = deps;
+  const { sessions, transactions, signer, revocations, policy, successorKey, logger } = deps;
   const clock = deps.clock ?? (() => new Date());
+  const retryMs = deps.afterCommitRetryMs ?? [50, 200, 1_000];
   // Revocation entries outlive the access tokens of the session they name.
-  const revocationTtlSeconds = signer.ttlSeconds + 60;
+  const entryTtlSeconds = revocationTtlSeconds(signer.ttlSeconds);
+
+  /**
+   * The write again once committed: Redis may have lost its data and been rebuilt from a
+   * database read that did not see this transaction yet, between the first write and the
+   * commit. Retried; if it still fails the ended sessions are in the database, Redis is most
+   * likely unreachable (verifiers fail closed) or will be rebuilt, so the call succeeds.
+   */
+  async function writeAgain(ended: string[]): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await revocations.revoke(ended, entryTtlSeconds);
+      } catch (error) {
+        const wait = retryMs[attempt];
+        if (wait === undefined) {
+          logger.error(
+            { err: error, sessionIds: ended },
+            'ended sessions not written to Redis again after the commit',
+          );
+          return;
+        }
+        await pause(wait);
+      }
+    }
+  }
 
   function tokensFor(session: Session, refreshToken: string): SessionTokens {
     return {
@@ -166,8 +205,12 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     for (const sessionId of ended) {
       await tx.emit(createEvent('auth.session_revoked', { userId, sessionId, reason }));
     }
-    // Access tokens of these sessions stop working now, not at their expiry.
-    if (ended.length > 0) tx.afterCommit(() => revocations.revoke(ended, revocationTtlSeconds));
+    if (ended.length > 0) {
+      // Access tokens of these sessions stop working now, not at their expiry: written before
+      // the commit (Redis unreachable fails the change, nothing half done) and after it.
+      await revocations.revoke(ended, entryTtlSeconds);
+      tx.afterCommit(() => writeAgain(ended));
+    }
     return ended;
   }
 

@@ -144,6 +144,13 @@ export function createFakeSessionRepository(): FakeSessionRepository {
         .filter((session) => session.userId === userId && isActive(session, at))
         .sort((a, b) => b.lastUsedAt.getTime() - a.lastUsedAt.getTime());
     },
+    async endedSince(since) {
+      return [...sessions.values()].flatMap((session) =>
+        session.revokedAt && session.revokedAt > since
+          ? [{ id: session.id, revokedAt: session.revokedAt }]
+          : [],
+      );
+    },
     async revoke(_tx, userId, which, reason, at) {
       const ended = [...sessions.values()].filter(
         (session) =>
@@ -287,14 +294,26 @@ export const fakeSigner: TokenSigner = {
 /** Ended sessions with the lifetime their entry was given. */
 export interface FakeRevocations extends SessionRevocations {
   readonly entries: Map<string, number>;
+  /** Which `revoke` calls (counted from 1) fail as if Redis were unreachable. */
+  failingCalls: Set<number>;
 }
 
 export function createFakeRevocations(): FakeRevocations {
   const entries = new Map<string, number>();
-  return {
+  let calls = 0;
+  const fake: FakeRevocations = {
     entries,
+    failingCalls: new Set(),
     async revoke(sessionIds, ttlSeconds) {
+      calls++;
+      if (fake.failingCalls.has(calls)) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
       for (const sessionId of sessionIds) entries.set(sessionId, ttlSeconds);
+    },
+    async restore(sessions) {
+      for (const { sessionId, ttlSeconds } of sessions) entries.set(sessionId, ttlSeconds);
+    },
+    async isComplete() {
+      return true;
     },
     async isRevoked(sessionId) {
       return entries.has(sessionId);
@@ -303,6 +322,7 @@ export function createFakeRevocations(): FakeRevocations {
       return new Set(sessionIds.filter((sessionId) => entries.has(sessionId)));
     },
   };
+  return fake;
 }
 
 export interface FakeMailer extends Pick<Mailer, 'send'> {

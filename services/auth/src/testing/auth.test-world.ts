@@ -5,6 +5,10 @@ import { createRedis, type Redis } from '@platform/redis';
 import { createTestRun, type TestRun } from '@platform/testing';
 import { createSessionRevocations, type SessionRevocations } from '@platform/tokens';
 import { createAuthTransactions, type AuthTransactions } from '../auth.transactions';
+import { createRevocationRestorer, type RevocationRestorer } from '../revocation.restorer';
+import { createSessionRepository } from '../session.repository';
+import { revocationTtlSeconds } from '../session.service';
+import { fakeSigner } from './auth.fakes';
 import { createAuthFactories, type AuthFactories } from './auth.factories';
 
 /** A test file's own database (migrated) and Redis key space, with the auth plumbing on them. */
@@ -12,8 +16,10 @@ export interface AuthTestWorld extends AuthFactories {
   readonly run: TestRun;
   readonly db: Database;
   readonly redis: Redis;
-  /** The Redis copy of ended sessions, on this run's keys. */
+  /** The Redis copy of ended sessions, on this run's keys; rebuilt by `restorer` after a loss. */
   readonly revocations: SessionRevocations;
+  /** Rebuilds that copy from this world's database (entries as long as `fakeSigner`'s tokens). */
+  readonly restorer: RevocationRestorer;
   readonly transactions: AuthTransactions;
   /** How often the transactions woke the outbox relay. */
   readonly relayKicks: number;
@@ -36,11 +42,18 @@ export function useAuthTestWorld(): AuthTestWorld {
       keyPrefix: run.redisKeyPrefix,
       logger: createLogger({ name: 'auth-test', level: 'silent' }),
     });
+    const revocations = createSessionRevocations(redis, { rebuild: () => restorer.restore() });
+    const restorer = createRevocationRestorer({
+      sessions: createSessionRepository(db),
+      revocations,
+      entryTtlSeconds: revocationTtlSeconds(fakeSigner.ttlSeconds),
+    });
     ready = {
       run,
       db,
       redis,
-      revocations: createSessionRevocations(redis),
+      revocations,
+      restorer,
       transactions: createAuthTransactions(db, { kick: () => relayKicks++ }),
       ...createAuthFactories(db),
     };
@@ -65,6 +78,9 @@ export function useAuthTestWorld(): AuthTestWorld {
     },
     get revocations() {
       return world().revocations;
+    },
+    get restorer() {
+      return world().restorer;
     },
     get transactions() {
       return world().transactions;

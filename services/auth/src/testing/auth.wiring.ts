@@ -63,7 +63,7 @@ export interface WiringOptions {
 
 interface Parts {
   transactions: AuthTransactions;
-  revocations: SessionRevocations;
+  revocations: Pick<SessionRevocations, 'revoke'>;
   sessions: SessionRepository;
   credentials: CredentialRepository;
   oneTimeTokens: OneTimeTokenRepository;
@@ -85,6 +85,8 @@ function wire(parts: Parts, options: WiringOptions) {
     policy: { ...DEFAULT_POLICY, ...options.policy },
     successorKey: TEST_SUCCESSOR_KEY,
     clock: clock.now,
+    logger,
+    afterCommitRetryMs: [1, 1],
   });
   const oneTimeTokens = createOneTimeTokenService({
     tokens: parts.oneTimeTokens,
