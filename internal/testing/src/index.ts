@@ -4,3 +4,4 @@ export { freePort } from '@platform/apps';
 export { createTcpProxy, type TcpProxy } from './network';
 export { eventually } from './eventually';
 export { startTestSmtpServer, type ReceivedMail, type TestSmtpServer } from './smtp-server';
+export { startRedisServer, type TestRedisServer } from './redis-server';

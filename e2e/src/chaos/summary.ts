@@ -1,0 +1,71 @@
+import { writeFileSync } from 'node:fs';
+import type { FaultReport } from './invariants';
+import type { ChaosProfile } from './profile';
+
+const seconds = (ms: number | undefined) =>
+  ms === undefined ? 'never' : `${(ms / 1000).toFixed(1)} s`;
+
+/** The per-fault table (markdown, to paste into docs) and every broken invariant below it. */
+export function formatSummary(
+  profile: ChaosProfile,
+  reports: readonly FaultReport[],
+  notes: readonly string[] = [],
+): string {
+  const header = [
+    'fault',
+    'requests',
+    'failures by code',
+    'notifications sent / lost / duplicated (live / caught up)',
+    'welcomes lost / duplicated',
+    'registrations that cannot sign in',
+    'resurrected sessions / permissions',
+    'acknowledged, not in effect',
+    'unclean errors',
+    '500 in outage',
+    '5xx >10 s after',
+    'recovery',
+    'processes exited',
+  ];
+  const rows = reports.map((report) => [
+    report.cutMs > 0 ? `${report.fault} (${seconds(report.cutMs)})` : report.fault,
+    String(report.requests),
+    Object.entries(report.failuresByCode)
+      .sort(([, a], [, b]) => b - a)
+      .map(([code, count]) => `${code} ${count}`)
+      .join(', ') || 'none',
+    `${report.events.sent} / ${report.events.lost} / ${report.events.duplicated + report.events.liveDuplicated} (${report.events.live} / ${report.events.caughtUp})`,
+    `${report.events.welcomeLost} / ${report.events.welcomeDuplicated}`,
+    `${report.registrations.cannotSignIn} of ${report.registrations.acked}`,
+    `${report.resurrectedSessions} / ${report.resurrectedPermissions}`,
+    String(report.notInEffect),
+    String(report.unclean),
+    String(report.outage500),
+    String(report.late5xx),
+    report.fault === 'warm-up' ? '-' : seconds(report.recoveryMs),
+    String(report.processes.exited.length + report.processes.replaced.length),
+  ]);
+  const table = [header, header.map(() => '---'), ...rows].map((row) => `| ${row.join(' | ')} |`);
+  const lines = [
+    `Chaos suite, ${profile.name} profile: ${profile.lanes} load lanes, ${profile.subscribers} live subscribers, ${profile.instances} instance(s) of the permission service, subgraphs and gateway, cuts of ${seconds(profile.cutMs)}.`,
+    ...notes,
+    '',
+    ...table,
+  ];
+  for (const report of reports) {
+    if (report.problems.length === 0) continue;
+    lines.push(
+      '',
+      `Broken invariants after "${report.fault}":`,
+      ...report.problems.map((problem) => `- ${problem}`),
+    );
+  }
+  if (reports.every((report) => report.problems.length === 0))
+    lines.push('', 'Every invariant held.');
+  return lines.join('\n');
+}
+
+/** Prints the summary and, when CHAOS_SUMMARY_FILE is set, writes it there too. */
+export function publishSummary(text: string, file = process.env['CHAOS_SUMMARY_FILE']): void {
+  console.log(`\n${text}\n`);
+  if (file) writeFileSync(file, `${text}\n`);
+}
