@@ -38,7 +38,8 @@ describe('AssignmentService', () => {
       expect(await assignments.assign({ id: BOB }, ALICE, { id: viewer.id }, '')).toBe(true);
       expect(await checks.isAllowed(ALICE, '', 'users:read')).toBe(true);
       expect(await assignments.assign(PLATFORM, BOB, { name: 'viewer' }, 'tenant:a')).toBe(true);
-      expect(cache.forgottenUsers).toEqual([ALICE, BOB]);
+      // Each change forgets inside its transaction and once committed.
+      expect(cache.forgottenUsers).toEqual([ALICE, ALICE, BOB, BOB]);
       expect(
         store.data.audit.slice(-2).map((e) => [e.actorId, e.action, e.target, e.details]),
       ).toEqual([
@@ -74,7 +75,7 @@ describe('AssignmentService', () => {
       const before = written();
       expect(await assignments.assign(PLATFORM, ALICE, { id: viewer.id }, '')).toBe(false);
       expect(written()).toEqual(before);
-      expect(cache.forgottenUsers).toEqual([ALICE]);
+      expect(cache.forgottenUsers).toEqual([ALICE, ALICE]);
     });
 
     it('refuses a user the user service does not know before anything else', async () => {
@@ -169,6 +170,24 @@ describe('AssignmentService', () => {
       expect(await assignments.unassign(PLATFORM, ALICE, viewer.id, '')).toBe(true);
     });
 
+    it('fails and changes nothing while the cached permissions cannot be forgotten (Redis unreachable)', async () => {
+      const { assignments, checks, cache, create, written } = await setup();
+      const viewer = await create('viewer', ['users:read']);
+      await assignments.assign(PLATFORM, ALICE, { id: viewer.id }, '');
+      const before = written();
+      cache.failing = true;
+      await expect(assignments.unassign(PLATFORM, ALICE, viewer.id, '')).rejects.toThrow(
+        'ECONNREFUSED',
+      );
+      await expect(assignments.assign(PLATFORM, BOB, { id: viewer.id }, '')).rejects.toThrow(
+        'ECONNREFUSED',
+      );
+      expect(written()).toEqual(before);
+      cache.failing = false;
+      expect(await checks.isAllowed(ALICE, '', 'users:read')).toBe(true);
+      expect(await checks.isAllowed(BOB, '', 'users:read')).toBe(false);
+    });
+
     it('records and forgets only a change that happened', async () => {
       const { assignments, store, cache, create, written } = await setup();
       const viewer = await create('viewer', ['users:read']);
@@ -177,7 +196,7 @@ describe('AssignmentService', () => {
       const before = written();
       cache.forgottenUsers.length = 0;
       expect(await assignments.unassign(PLATFORM, ALICE, viewer.id, 'tenant:a')).toBe(true);
-      expect(cache.forgottenUsers).toEqual([ALICE]);
+      expect(cache.forgottenUsers).toEqual([ALICE, ALICE]);
       expect(written()).toEqual({
         ...before,
         assignments: before.assignments - 1,
@@ -236,7 +255,8 @@ describe('AssignmentService', () => {
       // A redelivery changes nothing, but forgets again (the first bump may have failed).
       await assignments.assign(PLATFORM, ALICE, { id: viewer.id }, '');
       expect(await assignments.removeDeletedUser(ALICE, 'user-deleted', MISSING)).toBe(false);
-      expect(cache.forgottenUsers).toEqual([ALICE, ALICE, ALICE]);
+      // Removal (inside and after), the assignment (inside and after), the redelivery (after).
+      expect(cache.forgottenUsers).toEqual([ALICE, ALICE, ALICE, ALICE, ALICE]);
 
       const removals = store.data.audit.filter((e) => e.action === 'role.unassigned');
       expect(removals.map((e) => [e.actorId, e.details])).toEqual([

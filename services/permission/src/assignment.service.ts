@@ -70,6 +70,13 @@ export function createAssignmentService(deps: {
   lastAdmin: LastAdminRule;
 }): AssignmentService {
   const { store, policy, cache, users, lastAdmin } = deps;
+  /**
+   * A change forgets the user's cached permissions twice: inside its transaction (Redis
+   * unreachable fails and rolls back the change: no change that checks could miss) and here,
+   * once committed (a check between the two may have cached what the database held before the
+   * commit, under the first new version). See PermissionCache.
+   */
+  const forgetAgain = (userId: string) => cache.forgetUser(userId);
 
   return {
     async assign(actor, userId, which, scope) {
@@ -87,10 +94,11 @@ export function createAssignmentService(deps: {
         await policy.requireMayActOn(actor, userId, attempt);
         if (!(await tx.assignments.insert({ userId, roleId: role.id, scope }))) return false;
         await recordAssignmentChange(tx, actor, 'assigned', userId, role, scope);
+        await cache.forgetUser(userId);
         return true;
       });
       // The very next check, on any instance, must see the new role.
-      if (changed) await cache.forgetUser(userId);
+      if (changed) await forgetAgain(userId);
       return changed;
     },
 
@@ -110,9 +118,10 @@ export function createAssignmentService(deps: {
         }
         if (!(await tx.assignments.delete({ userId, roleId, scope }))) return false;
         await recordAssignmentChange(tx, actor, 'unassigned', userId, role, scope);
+        await cache.forgetUser(userId);
         return true;
       });
-      if (changed) await cache.forgetUser(userId);
+      if (changed) await forgetAgain(userId);
       return changed;
     },
 
@@ -152,10 +161,11 @@ export function createAssignmentService(deps: {
               after: null,
             },
           });
+        await cache.forgetUser(userId);
         return true;
       });
       // Also on a redelivery: the bump may be what failed the first time.
-      await cache.forgetUser(userId);
+      await forgetAgain(userId);
       return removed;
     },
   };

@@ -56,4 +56,117 @@ describe('permission cache (two instances on one Redis)', () => {
     expect(await first.get(USER, 'tenant:acme', load)).toEqual(['audit:read']);
     expect(await first.get(USER, '', load)).toEqual(['audit:read']);
   });
+
+  const unprefixed = () =>
+    createRedis({
+      url: run.redisUrl,
+      keyPrefix: '',
+      logger: createLogger({ name: 'cache-test', level: 'silent' }),
+    });
+
+  /** What a Redis restart without persistence does: every key of this run is gone. */
+  async function loseEverything(): Promise<void> {
+    const raw = await unprefixed();
+    try {
+      let cursor = '0';
+      do {
+        const [next, keys] = await raw.scan(
+          cursor,
+          'MATCH',
+          `${run.redisKeyPrefix}*`,
+          'COUNT',
+          500,
+        );
+        if (keys.length > 0) await raw.del(...keys);
+        cursor = next;
+      } while (cursor !== '0');
+    } finally {
+      await raw.quit();
+    }
+  }
+
+  /** Only this user's version is gone (evicted, expired), everything else stays. */
+  async function loseUserVersion(userId: string): Promise<void> {
+    const raw = await unprefixed();
+    try {
+      await raw.del(`${run.redisKeyPrefix}rbac:version:user:${userId}`);
+    } finally {
+      await raw.quit();
+    }
+  }
+
+  const changes = {
+    user: (cache: PermissionCache, userId: string) => cache.forgetUser(userId),
+    roles: (cache: PermissionCache) => cache.forgetRoles(),
+  } as const;
+
+  for (const [what, change] of Object.entries(changes))
+    it(`never gives back a revoked permission after Redis lost its data, on either instance (${what} changes), every time`, async () => {
+      for (let round = 0; round < 5; round++) {
+        const user = `00000000-0000-4000-8000-00000000010${round}`;
+        const [first, second] = [await instance(), await instance()];
+        // The database: what the user holds now.
+        let stored: string[] = [];
+        const load = async () => stored;
+
+        // Granted; both instances check and keep the answer.
+        stored = ['users:delete'];
+        await change(first, user);
+        expect(await first.get(user, '', load)).toEqual(['users:delete']);
+        expect(await second.get(user, '', load)).toEqual(['users:delete']);
+
+        // Revoked; only the first instance checks again before Redis loses everything.
+        stored = [];
+        await change(first, user);
+        expect(await first.get(user, '', load)).toEqual([]);
+        await loseEverything();
+
+        // As many changes after the loss as before it (each bumps once): a counter would be back
+        // at the value the second instance still holds with the revoked permission.
+        await change(first, user);
+        expect(await second.get(user, '', load)).toEqual([]);
+        expect(await first.get(user, '', load)).toEqual([]);
+      }
+    });
+
+  it('never gives back a revoked permission when only the user’s version was lost (evicted), every time', async () => {
+    for (let round = 0; round < 5; round++) {
+      const user = `00000000-0000-4000-8000-00000000020${round}`;
+      const [first, second] = [await instance(), await instance()];
+      let stored = ['users:delete'];
+      const load = async () => stored;
+      // Never changed before: both instances keep the answer under the user's first version.
+      expect(await first.get(user, '', load)).toEqual(['users:delete']);
+      expect(await second.get(user, '', load)).toEqual(['users:delete']);
+
+      stored = [];
+      await first.forgetUser(user);
+      expect(await first.get(user, '', load)).toEqual([]);
+      await loseUserVersion(user);
+
+      expect(await second.get(user, '', load)).toEqual([]);
+      expect(await first.get(user, '', load)).toEqual([]);
+    }
+  });
+
+  it('agrees on one version when many instances find it missing at once, every time', async () => {
+    const instances = await Promise.all(Array.from({ length: 4 }, () => instance()));
+    for (let round = 0; round < 10; round++) {
+      const user = `00000000-0000-4000-8000-0000000003${String(round).padStart(2, '0')}`;
+      await loseEverything();
+      let loads = 0;
+      const load = async () => {
+        loads++;
+        return ['users:read'];
+      };
+      const answers = await Promise.all(
+        Array.from({ length: 40 }, (_, index) => instances[index % 4]!.get(user, '', load)),
+      );
+      expect(answers).toEqual(Array(40).fill(['users:read']));
+      // One version for all: once the burst is over, no instance loads again.
+      const settled = loads;
+      await Promise.all(instances.map((cache) => cache.get(user, '', load)));
+      expect(loads).toBe(settled);
+    }
+  });
 });

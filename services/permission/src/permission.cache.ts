@@ -1,25 +1,39 @@
+import { randomBytes } from 'node:crypto';
 import { BoundedMap } from '@platform/collections';
 import type { Redis } from '@platform/redis';
 
 const TTL_SECONDS = 300;
 const ROLES_VERSION = 'rbac:version:roles';
 const userVersion = (userId: string) => `rbac:version:user:${userId}`;
+/**
+ * A version key unused this long goes; the next read picks a new one, which costs one reload
+ * and never brings an old entry back. Bounds the keys of users who were checked once.
+ */
+const VERSION_TTL_SECONDS = 7 * 24 * 3600;
+
+/** 72 random bits: two versions ever being equal is out of the question. */
+const freshVersion = () => randomBytes(9).toString('base64url');
 
 /**
  * Each user's effective permissions per scope, in Redis and in this process.
  *
- * Consistency: entries are keyed by two versions, the roles' (bumped by any role change) and
- * the user's (bumped by their assignments changing). A change bumps its version after its
- * transaction commits and before it returns, and every read asks Redis for the current
- * versions first, so no check that starts after a change returns, on any instance, can see
- * an entry from before it. The in-process copy saves the second round trip and the parse,
- * never the version check.
+ * Consistency: entries are keyed by two versions, the roles' (replaced by any role change) and
+ * the user's (replaced by their assignments changing). A change replaces its version inside
+ * its transaction (Redis unreachable: the change fails and rolls back) and again after it
+ * committed, before it returns; every read asks Redis for the current versions first, so no
+ * check that starts after a change returns, on any instance, can see an entry from before it.
+ * The in-process copy saves the second round trip and the parse, never the version check.
+ *
+ * Versions are random, not counters: when Redis loses them (a restart without persistence, an
+ * eviction, an expiry), the next read finds none and sets a new random one. A counter would
+ * start again at 0 and climb back to a value an instance still holds with the permissions of
+ * before; a random version never comes back (see docs/resilience.md).
  */
 export interface PermissionCache {
   get(userId: string, scope: string, load: () => Promise<string[]>): Promise<string[]>;
-  /** After the user's assignments changed. */
+  /** When the user's assignments change: inside the change's transaction and after it. */
   forgetUser(userId: string): Promise<void>;
-  /** After a role changed: every user's entries. */
+  /** When a role changes, every user's entries: inside the change's transaction and after it. */
   forgetRoles(): Promise<void>;
 }
 
@@ -31,10 +45,29 @@ export function createPermissionCache(
     options.localEntries ?? 10_000,
   );
 
+  /** The current versions: one MGET; a missing one is set (if still missing) and read again. */
+  async function versionOf(userId: string): Promise<string> {
+    const keys = [ROLES_VERSION, userVersion(userId)] as const;
+    const [roles, user] = await redis.mget(...keys);
+    if (roles !== null && user !== null) return `${roles}.${user}`;
+    // Never set, or lost: a new random version, unless another instance or a change set one
+    // meanwhile (NX), then whatever is there now, in the same round trip.
+    const results = await redis
+      .multi()
+      .set(keys[0], freshVersion(), 'EX', VERSION_TTL_SECONDS, 'NX')
+      .set(keys[1], freshVersion(), 'EX', VERSION_TTL_SECONDS, 'NX')
+      .mget(...keys)
+      .exec();
+    const failed = results?.find(([error]) => error);
+    if (failed?.[0]) throw failed[0];
+    const [setRoles, setUser] = (results?.[2]?.[1] ?? []) as (string | null)[];
+    if (!setRoles || !setUser) throw new Error('permission cache versions could not be set');
+    return `${setRoles}.${setUser}`;
+  }
+
   return {
     async get(userId, scope, load) {
-      const [roles, user] = await redis.mget(ROLES_VERSION, userVersion(userId));
-      const version = `${roles ?? '0'}.${user ?? '0'}`;
+      const version = await versionOf(userId);
       const localKey = `${userId}|${scope}`;
       const hit = local.get(localKey);
       if (hit?.version === version) return hit.permissions;
@@ -47,10 +80,10 @@ export function createPermissionCache(
       return permissions;
     },
     async forgetUser(userId) {
-      await redis.incr(userVersion(userId));
+      await redis.set(userVersion(userId), freshVersion(), 'EX', VERSION_TTL_SECONDS);
     },
     async forgetRoles() {
-      await redis.incr(ROLES_VERSION);
+      await redis.set(ROLES_VERSION, freshVersion(), 'EX', VERSION_TTL_SECONDS);
     },
   };
 }

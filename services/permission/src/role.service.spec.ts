@@ -247,13 +247,27 @@ describe('RoleService', () => {
       expect(orphaned.effectivePermissions).toEqual(['roles:read', 'users:write']);
     });
 
-    it('forgets every cached permission once the change is made, and not when it is refused', async () => {
+    it('forgets every cached permission inside the change and once it committed, and not when it is refused', async () => {
       const { roles, cache, create } = setup();
       const role = await create('role', ['users:read']);
       await expect(roles.updateRole(PLATFORM, role.id, { inherits: [role.id] })).rejects.toThrow();
       expect(cache.rolesForgotten).toBe(0);
       await roles.updateRole(PLATFORM, role.id, { permissions: [] });
-      expect(cache.rolesForgotten).toBe(1);
+      expect(cache.rolesForgotten).toBe(2);
+    });
+
+    it('fails and changes nothing while cached permissions cannot be forgotten (Redis unreachable)', async () => {
+      const { roles, cache, create } = setup();
+      const role = await create('role', ['users:read']);
+      cache.failing = true;
+      await expect(roles.updateRole(PLATFORM, role.id, { permissions: [] })).rejects.toThrow(
+        'ECONNREFUSED',
+      );
+      await expect(roles.deleteRole(PLATFORM, role.id)).rejects.toThrow('ECONNREFUSED');
+      cache.failing = false;
+      expect(await roles.getRoles([role.id])).toEqual([
+        expect.objectContaining({ permissions: ['users:read'] }),
+      ]);
     });
 
     it('refuses to make a role grant more than the actor holds', async () => {
@@ -285,7 +299,7 @@ describe('RoleService', () => {
         },
       });
       expect(store.data.outbox.at(-1)?.payload).toMatchObject({ change: 'deleted' });
-      expect(cache.rolesForgotten).toBe(1);
+      expect(cache.rolesForgotten).toBe(2);
       expect(await assignments.listAssignments([USER])).toEqual(new Map([[USER, []]]));
     });
 

@@ -203,11 +203,13 @@ export function createRoleService({
             target: `role:${id}`,
             details: { role: after.name, before: was, after: now },
           });
+        // Every user holding it, or a role below it, may hold other permissions now: forgotten
+        // inside the transaction (Redis unreachable rolls the change back) and once committed.
+        await cache.forgetRoles();
         return new RoleGraph(graph.all().map((role) => (role.id === id ? after : role))).view(
           after,
         );
       });
-      // Every user holding it, or a role below it, may hold other permissions now.
       await cache.forgetRoles();
       return updated;
     },
@@ -231,6 +233,7 @@ export function createRoleService({
           before: { ...roleSummary(role), assignments, inheritedBy },
           after: null,
         });
+        await cache.forgetRoles();
       });
       await cache.forgetRoles();
     },

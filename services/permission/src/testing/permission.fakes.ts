@@ -266,6 +266,8 @@ export interface FakePermissionCache extends PermissionCache {
   forgottenUsers: string[];
   /** Times every user's entries were forgotten. */
   rolesForgotten: number;
+  /** When set, forgetting fails as it does while Redis is unreachable. */
+  failing: boolean;
 }
 
 /** Remembers loads until told to forget, like the real cache (without Redis). */
@@ -274,6 +276,7 @@ export function createFakePermissionCache(): FakePermissionCache {
   const cache: FakePermissionCache = {
     forgottenUsers: [],
     rolesForgotten: 0,
+    failing: false,
     async get(userId, scope, load) {
       const key = `${userId}|${scope}`;
       const hit = entries.get(key);
@@ -283,10 +286,12 @@ export function createFakePermissionCache(): FakePermissionCache {
       return loaded;
     },
     async forgetUser(userId) {
+      if (cache.failing) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
       cache.forgottenUsers.push(userId);
       for (const key of entries.keys()) if (key.startsWith(`${userId}|`)) entries.delete(key);
     },
     async forgetRoles() {
+      if (cache.failing) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
       cache.rolesForgotten++;
       entries.clear();
     },
