@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 export const port = (fallback: number) =>
@@ -57,11 +58,37 @@ export const grpcServerEnv = (defaultPort: number) => ({
   INTERNAL_TOKEN: secret(32),
 });
 
-/** Address of another app's gRPC server, e.g. `USER_SERVICE_ADDR=127.0.0.1:50051`. */
+const HOST_PORT = /^(?:[\w.-]+|\[[\da-fA-F:.]+\]):\d{1,5}$/;
+const DNS_TARGET = /^dns:(?:\/\/[\w.-]*(?::\d{1,5})?)?\/[\w.-]+(?::\d{1,5})?$/;
+
+/**
+ * Whether `value` names a gRPC service's instances: `host:port`; several `ip:port` of one
+ * family separated by commas (optionally `ipv4:`/`ipv6:` first); or a DNS target
+ * `dns:///host:port` (e.g. a Kubernetes headless Service).
+ */
+export function isGrpcAddress(value: string): boolean {
+  if (DNS_TARGET.test(value)) return true;
+  const list = value.replace(/^ipv[46]:/, '');
+  const parts = list.split(',').map((part) => part.trim());
+  if (!parts.every((part) => HOST_PORT.test(part))) return false;
+  if (parts.length === 1 && list === value) return true;
+  // A list (or an explicit ipv4:/ipv6: target) holds IP addresses of one family.
+  const families = new Set(
+    parts.map((part) => isIP(part.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1'))),
+  );
+  return families.size === 1 && !families.has(0);
+}
+
+/**
+ * Address of another app's gRPC server, e.g. `USER_SERVICE_ADDR=127.0.0.1:50051`, or of
+ * several instances: `127.0.0.1:50051,127.0.0.1:50061`, `dns:///user-service:50051`.
+ */
 export const grpcClientEnv = (fallback: string) =>
   z
     .string()
-    .regex(/^[\w.-]+:\d{1,5}$/, { message: 'must be host:port' })
+    .refine(isGrpcAddress, {
+      message: 'must be host:port, a comma-separated list of ip:port, or dns:///host:port',
+    })
     .default(fallback);
 
 /** Who issues access tokens and for whom: the same for the signer and every verifier. */

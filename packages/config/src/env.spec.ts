@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { EnvError, parseEnv } from './env';
-import { commonEnv, mailEnv, mailRules, port, url } from './env.fragments';
+import { commonEnv, grpcClientEnv, mailEnv, mailRules, port, url } from './env.fragments';
 
 describe('parseEnv', () => {
   const shape = {
@@ -67,5 +67,37 @@ describe('mailRules', () => {
     expect(
       parseEnv(shape, { NODE_ENV: 'production', SMTP_URL: 'smtp://mail:25' }, mailRules),
     ).toMatchObject({ SMTP_URL: 'smtp://mail:25' });
+  });
+});
+
+describe('gRPC service addresses', () => {
+  const shape = { ADDR: grpcClientEnv('127.0.0.1:50051') };
+  const accepts = (value: string) => parseEnv(shape, { ADDR: value }).ADDR;
+
+  it('accepts one instance, a list of IP instances and a DNS target', () => {
+    for (const value of [
+      '127.0.0.1:50051',
+      'user-service:50051',
+      '[::1]:50051',
+      '127.0.0.1:50051,127.0.0.1:50061',
+      '10.0.0.1:50051, 10.0.0.2:50051',
+      '[::1]:50051,[::1]:50061',
+      'ipv4:127.0.0.1:50051,127.0.0.1:50061',
+      'dns:///user-service.platform.svc.cluster.local:50051',
+      'dns://10.0.0.10:53/user-service:50051',
+    ])
+      expect(accepts(value)).toBe(value);
+  });
+
+  it('refuses what grpc-js could not resolve', () => {
+    for (const value of [
+      'user-service',
+      'http://user-service:50051',
+      'user-1:50051,user-2:50051',
+      '127.0.0.1:50051,[::1]:50061',
+      '127.0.0.1:50051,',
+      'dns:user-service',
+    ])
+      expect(() => accepts(value), value).toThrow(/ADDR: must be host:port/);
   });
 });

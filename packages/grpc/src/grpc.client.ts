@@ -6,12 +6,17 @@ import {
   type ServiceDefinition,
   type ServiceError,
 } from '@grpc/grpc-js';
+import { isIPv4, isIPv6 } from 'node:net';
 import { fromGrpcError } from '@platform/errors';
 import { currentContext } from '@platform/logger';
 import { METADATA, type CallOptions, type PromiseClient } from './grpc.types';
 
 export interface GrpcClientOptions {
-  /** `host:port` of the service. */
+  /**
+   * Where the service's instances are (see `grpcTarget`): `host:port`, several
+   * `ip:port` separated by commas, or `dns:///host:port` (e.g. a Kubernetes headless
+   * Service). Calls spread over every instance (`round_robin`).
+   */
   address: string;
   internalToken: string;
   /** Every call gets a deadline; this one unless the call sets its own. */
@@ -27,6 +32,48 @@ type RawUnary = (
   callback: (error: ServiceError | null, response: unknown) => void,
 ) => void;
 
+const SCHEME = /^(dns|ipv4|ipv6|unix|unix-abstract):/;
+
+/**
+ * The grpc-js target for a service address:
+ * - a target with a scheme as it is: `dns:///auth.platform.svc:50051` (a Kubernetes headless
+ *   Service: every address the name has, re-resolved when an instance goes away);
+ * - `host:port`: one address, or a name resolved through DNS (all its addresses);
+ * - several `host:port` separated by commas, all IP addresses of one family: an
+ *   `ipv4:`/`ipv6:` target listing them (names in a list cannot be resolved one by one:
+ *   give a `dns:` target instead).
+ */
+export function grpcTarget(address: string): string {
+  const trimmed = address.trim();
+  if (SCHEME.test(trimmed)) return trimmed;
+  const parts = trimmed
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean);
+  if (parts.length <= 1) return parts[0] ?? trimmed;
+  const hosts = parts.map((part) => part.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1'));
+  if (hosts.every((host) => isIPv4(host))) return `ipv4:${parts.join(',')}`;
+  if (hosts.every((host) => isIPv6(host))) return `ipv6:${parts.join(',')}`;
+  throw new Error(
+    `gRPC address ${JSON.stringify(address)}: a list must be IP addresses of one family ` +
+      '(ip:port,ip:port); for names use a dns:///host:port target',
+  );
+}
+
+/** Channel options of every client (and health check) of a service. */
+export const GRPC_CHANNEL_OPTIONS = {
+  'grpc.keepalive_time_ms': 30_000,
+  // A restarted service is reached again within two seconds, not grpc-js's default two minutes.
+  'grpc.initial_reconnect_backoff_ms': 200,
+  'grpc.max_reconnect_backoff_ms': 2_000,
+  'grpc.max_receive_message_length': 4 * 1024 * 1024,
+  // Calls spread over every instance the target names, skipping the ones that are down (a
+  // call in flight on an instance that dies fails UNAVAILABLE; the next goes elsewhere).
+  'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
+  // A `dns:` target is looked up again this soon after an instance goes away (default 30 s).
+  'grpc.dns_min_time_between_resolutions_ms': 2_000,
+} as const;
+
 /**
  * A promise client for a ts-proto generated service definition. Every call carries the
  * internal credential, the current correlation id and the end user's identity, and has a
@@ -37,13 +84,11 @@ export function createGrpcClient<S extends ServiceDefinition>(
   options: GrpcClientOptions,
 ): GrpcClient<S> {
   const Constructor = makeGenericClientConstructor(definition, 'client');
-  const client: Client = new Constructor(options.address, credentials.createInsecure(), {
-    'grpc.keepalive_time_ms': 30_000,
-    // A restarted service is reached again within two seconds, not grpc-js's default two minutes.
-    'grpc.initial_reconnect_backoff_ms': 200,
-    'grpc.max_reconnect_backoff_ms': 2_000,
-    'grpc.max_receive_message_length': 4 * 1024 * 1024,
-  });
+  const client: Client = new Constructor(
+    grpcTarget(options.address),
+    credentials.createInsecure(),
+    GRPC_CHANNEL_OPTIONS,
+  );
   const defaultDeadlineMs = options.defaultDeadlineMs ?? 5_000;
 
   function metadataForCall(): Metadata {

@@ -1,4 +1,4 @@
-import type { MessageBroker } from '@platform/messaging';
+import { isOutageFailure, type MessageBroker } from '@platform/messaging';
 import type { EmailDeliveryService } from './email-delivery.service';
 import type { NotificationService } from './notification.service';
 
@@ -7,6 +7,11 @@ const ROLE_CONSUMER = 'notification.role-changed';
 const SECURITY_CONSUMER = 'notification.security';
 const USER_DELETED_CONSUMER = 'notification.user-deleted';
 const EMAIL_CONSUMER = 'notification.email';
+
+/** Nodemailer marks every SMTP failure (connection, timeout, refusal) with the command it was on. */
+function isMailTransportError(error: unknown): boolean {
+  return error instanceof Error && typeof (error as { command?: unknown }).command === 'string';
+}
 
 const inScope = (scope: string | null) => (scope ? ` in ${scope}` : '');
 
@@ -93,6 +98,10 @@ export async function startNotificationConsumers(deps: {
     queue: queue(EMAIL_CONSUMER),
     events: ['notification.email_requested'],
     retryDelaysMs: deps.emailRetryDelaysMs,
+    // The mail server failing is this channel's own attempt (counted in the delivery row and
+    // by these retries, then dead-lettered); only our database or the user service being
+    // down waits without using one up.
+    isOutage: (error) => isOutageFailure(error) && !isMailTransportError(error),
     handle: (event) => deps.deliveries.deliver(event.payload.deliveryId),
   });
 }
