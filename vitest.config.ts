@@ -10,7 +10,9 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['{packages,internal,services,subgraphs,gateway,prisma,proto}/**/*.spec.ts'],
+          include: [
+            '{packages,internal,services,subgraphs,gateway,prisma,proto,deploy}/**/*.spec.ts',
+          ],
           exclude: ['**/node_modules/**', '**/*.int.spec.ts', '**/*.e2e.spec.ts'],
         },
       },
