@@ -18,7 +18,15 @@ import {
   type OperationLimits,
 } from './limits/operation-cost';
 
-const subgraphUrl = url(['http', 'https']).optional();
+/** A subgraph's URL, or several (its instances) separated by commas: served round-robin. */
+const subgraphUrl = z
+  .string()
+  .refine(
+    (value) =>
+      value.split(',').every((part) => url(['http', 'https']).safeParse(part.trim()).success),
+    { message: 'must be an http(s) URL, or several separated by commas' },
+  )
+  .optional();
 
 export const env = loadEnv({
   ...commonEnv,

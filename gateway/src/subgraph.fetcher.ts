@@ -5,9 +5,36 @@ type Fetcher = RemoteGraphQLDataSource['fetcher'];
 type FetcherResponse = Awaited<ReturnType<Fetcher>>;
 
 /**
+ * The instances a subgraph URL names: one URL, or several separated by commas (replicas of
+ * the subgraph behind no load balancer, e.g. `http://10.0.0.1:4001/graphql,http://10.0.0.2:4001/graphql`).
+ */
+export function subgraphInstances(url: string): string[] {
+  return url
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean);
+}
+
+/** How long an instance that refused a connection is skipped (while another is left). */
+const REFUSED_BACKOFF_MS = 2_000;
+
+/**
+ * A failure to connect: nothing was sent, so the request (even a mutation) may go to the
+ * next instance. A failure after the request left (a reset, a timeout) is never retried.
+ */
+function neverSent(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT_TIMEOUT';
+}
+
+/**
  * The gateway's HTTP client for subgraph calls: undici's request API on a keep-alive pool.
  * Apollo's default (make-fetch-happen, with its HTTP-cache layer) and even WHATWG fetch cost
  * noticeably more CPU per call, and subgraph calls are most of what a gateway does.
+ *
+ * A URL that lists several instances (`subgraphInstances`) is served round-robin; a request
+ * whose connection an instance refuses goes to the next (nothing was sent), and that
+ * instance is skipped for a moment, so losing one instance costs no request.
  */
 export function createSubgraphFetcher(options: { timeoutMs: number }): {
   fetcher: Fetcher;
@@ -18,7 +45,11 @@ export function createSubgraphFetcher(options: { timeoutMs: number }): {
     headersTimeout: options.timeoutMs,
     bodyTimeout: options.timeoutMs,
   });
-  const fetcher: Fetcher = async (url, init) => {
+  const pools = new Map<string, { urls: string[]; next: number }>();
+  // When each instance that refused a connection may be tried again.
+  const refusedUntil = new Map<string, number>();
+
+  async function send(url: string, init: Parameters<Fetcher>[1]): Promise<FetcherResponse> {
     const response = await request(url, {
       dispatcher,
       method: init?.method ?? 'GET',
@@ -27,6 +58,37 @@ export function createSubgraphFetcher(options: { timeoutMs: number }): {
     });
     const text = await response.body.text();
     return toFetcherResponse(url, response.statusCode, response.headers, text);
+  }
+
+  const fetcher: Fetcher = async (url, init) => {
+    let pool = pools.get(url);
+    if (!pool) {
+      pool = { urls: subgraphInstances(url), next: 0 };
+      pools.set(url, pool);
+    }
+    const { urls } = pool;
+    if (urls.length <= 1) return send(urls[0] ?? url, init);
+    const start = pool.next;
+    pool.next = (start + 1) % urls.length;
+    const now = Date.now();
+    // Round-robin order from this request's turn, instances that just refused last.
+    const order = urls
+      .map((_, offset) => urls[(start + offset) % urls.length] as string)
+      .sort(
+        (a, b) =>
+          Number((refusedUntil.get(a) ?? 0) > now) - Number((refusedUntil.get(b) ?? 0) > now),
+      );
+    for (const [index, target] of order.entries()) {
+      try {
+        const response = await send(target, init);
+        refusedUntil.delete(target);
+        return response;
+      } catch (error) {
+        if (!neverSent(error) || index === order.length - 1) throw error;
+        refusedUntil.set(target, Date.now() + REFUSED_BACKOFF_MS);
+      }
+    }
+    throw new Error('unreachable: no subgraph instance tried');
   };
   return { fetcher, close: () => dispatcher.close() };
 }

@@ -2,6 +2,7 @@ import { createClient, type Client, type FormattedExecutionResult } from 'graphq
 import WebSocket from 'ws';
 import type { Logger } from '@platform/logger';
 import type { UpstreamConnectionParams } from '@platform/subgraph';
+import { subgraphInstances } from '../subgraph.fetcher';
 
 export interface UpstreamPayload {
   query: string;
@@ -15,7 +16,9 @@ export interface UpstreamPayload {
  * gateway instance, carrying every client subscription (each with its user's token). The
  * connection is opened on first use, kept alive with pings and re-established after a drop
  * (its subscriptions are re-sent; events in between are missed, and clients catch up by
- * querying `notifications(after:)`).
+ * querying `notifications(after:)`). A subgraph with several instances (a comma-separated URL
+ * list) is connected to round-robin: each (re)connection goes to the next, so one that died
+ * is left for a live one.
  */
 export interface UpstreamSubscriptions {
   subscribe(
@@ -39,18 +42,31 @@ export function createUpstreamSubscriptions(options: {
   function clientFor(subgraph: string): Client {
     const existing = clients.get(subgraph);
     if (existing) return existing;
-    const url = options.urls.get(subgraph);
-    if (!url) throw new Error(`no URL for subgraph ${subgraph}`);
+    const urls = subgraphInstances(options.urls.get(subgraph) ?? '').map((url) =>
+      url.replace(/^http/, 'ws'),
+    );
+    if (urls.length === 0) throw new Error(`no URL for subgraph ${subgraph}`);
+    let next = 0;
     const connectionParams: UpstreamConnectionParams & Record<string, unknown> = {
       internalToken: options.internalToken,
     };
     const client = createClient({
-      url: url.replace(/^http/, 'ws'),
+      url: () => {
+        const url = urls[next % urls.length] as string;
+        next += 1;
+        return url;
+      },
       webSocketImpl: WebSocket,
       connectionParams,
       lazy: true,
       keepAlive: 10_000,
       retryAttempts: Number.POSITIVE_INFINITY,
+      // Quicker than graphql-ws's default (1 s and more, doubling, plus up to 3 s): another
+      // instance may be up already. 250 ms doubling to 5 s, with jitter.
+      retryWait: (retries) =>
+        new Promise((resolve) =>
+          setTimeout(resolve, Math.min(250 * 2 ** retries, 5_000) * (0.5 + Math.random() / 2)),
+        ),
       shouldRetry: () => true,
       on: {
         connected: () => logger.info({ subgraph }, 'upstream subscription connection open'),
