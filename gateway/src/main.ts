@@ -5,7 +5,7 @@ import {
   ApolloServerPluginLandingPageDisabled,
 } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
-import { formatGraphQLError, toGraphQLError } from '@platform/errors';
+import { formatGraphQLError } from '@platform/errors';
 import { createGrpcClient, INTERNAL_TOKEN_HEADER, isInternalCredential } from '@platform/grpc';
 import {
   createGraphQLHandler,
@@ -18,15 +18,16 @@ import { createLogger, currentContext, newCorrelationId } from '@platform/logger
 import { authV1 } from '@platform/proto';
 import { createRedis } from '@platform/redis';
 import { createAccessTokens } from '@platform/tokens';
-import { asTokenRefusal, publicRootFields, refusedTokenPlugin } from './access/public-operations';
+import { checkAccessToken, publicRootFields, refusedTokenPlugin } from './access/public-operations';
 import { clientAddressOf } from './client-address';
 import { withCors } from './cors';
 import { env, operationLimits } from './environment';
 import { operationLimitsPlugin } from './limits/operation-limits.plugin';
 import { createRequestBudget } from './limits/request-budget';
 import { operationKindPlugin } from './input/operation-kind.plugin';
+import { outageStatusPlugin } from './outage.plugin';
 import { wellFormedTextPlugin } from './input/well-formed-text.plugin';
-import { grpcDependency, httpDependency, readinessRoute } from './readiness';
+import { grpcDependency, httpDependency, readinessRoute, redisDependency } from './readiness';
 import { SubgraphDataSource, type GatewayContext } from './subgraph.data-source';
 import { createSubgraphFetcher } from './subgraph.fetcher';
 import { createFederatedSubscriptions } from './subscriptions/federated-subscriptions';
@@ -115,6 +116,8 @@ lifecycle.run(async () => {
       }),
       // Responses are per user and never cached by HTTP caches: no cache-control computation.
       ApolloServerPluginCacheControlDisabled(),
+      // A dependency outage anywhere behind the gateway: HTTP 503 and Retry-After.
+      outageStatusPlugin<GatewayContext>(),
     ],
     formatError: (formatted, error) =>
       formatGraphQLError(formatted, error, (internal) =>
@@ -125,21 +128,11 @@ lifecycle.run(async () => {
   lifecycle.onShutdown('apollo', () => apollo.stop());
 
   const graphql = createGraphQLHandler(apollo, async (req) => {
-    const authorization = req.headers.authorization;
-    let tokenRefusal;
-    let identity;
-    try {
-      // Verified once here; subgraphs verify again before trusting it. A refused token is
-      // the client's fault (refusedTokenPlugin answers it); anything else is ours.
-      identity = await tokens
-        .verifyHeader(authorization)
-        .catch((error: unknown) => void (tokenRefusal = asTokenRefusal(error)));
-    } catch (error) {
-      throw toGraphQLError(error);
-    }
+    // Verified once here; subgraphs verify again before trusting it. A token refused or that
+    // cannot be checked (Redis or the auth service down) is answered by refusedTokenPlugin.
+    const { identity, ...tokenCheck } = await checkAccessToken(tokens, req.headers.authorization);
     return {
-      authorization,
-      tokenRefusal,
+      ...tokenCheck,
       userId: identity?.userId,
       correlationId: currentContext()?.correlationId ?? newCorrelationId(),
       userAgent: req.headers['user-agent'],
@@ -155,6 +148,7 @@ lifecycle.run(async () => {
     grpcDependency('auth-service', env.AUTH_SERVICE_ADDR),
     grpcDependency('permission-service', env.PERMISSION_SERVICE_ADDR),
     grpcDependency('notification-service', env.NOTIFICATION_SERVICE_ADDR),
+    redisDependency('redis', redis),
   ];
 
   const origins = new Set(

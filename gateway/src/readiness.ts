@@ -1,11 +1,18 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { checkGrpcHealth } from '@platform/grpc';
+import { grpcHealthReport } from '@platform/grpc';
 import { sendJson } from '@platform/http-server';
+import type { Redis } from '@platform/redis';
+
+/** Whether a dependency answers; when not, what within it is down, if it says (`postgresql`). */
+export type Health = { up: true } | { up: false; causes?: readonly string[] };
 
 export interface Dependency {
   name: string;
-  check: () => Promise<boolean>;
+  check: () => Promise<Health>;
 }
+
+const UP: Health = { up: true };
+const DOWN: Health = { up: false };
 
 export function httpDependency(name: string, url: string, timeoutMs = 1_000): Dependency {
   return {
@@ -13,30 +20,74 @@ export function httpDependency(name: string, url: string, timeoutMs = 1_000): De
     check: async () => {
       try {
         const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-        return response.ok;
+        return response.ok ? UP : DOWN;
       } catch {
-        return false;
+        return DOWN;
       }
     },
   };
 }
 
+/** What domain services report through gRPC health, by name (@platform/service-runtime). */
+const SERVICE_DEPENDENCIES = ['postgresql', 'redis', 'rabbitmq'];
+
+/** A domain service: up while its health service says SERVING; when not, which of its dependencies are down. */
 export function grpcDependency(name: string, address: string): Dependency {
-  return { name, check: () => checkGrpcHealth(address) };
+  return {
+    name,
+    check: async () => {
+      const { serving, down } = await grpcHealthReport(address, SERVICE_DEPENDENCIES);
+      return serving ? UP : { up: false, causes: down };
+    },
+  };
 }
 
-/** Asks every dependency at once; ready only when all answer. */
+/** The gateway's own Redis (session revocations, request budgets): up while it answers PING. */
+export function redisDependency(name: string, redis: Pick<Redis, 'ping'>, timeoutMs = 1_000) {
+  return {
+    name,
+    check: async (): Promise<Health> => {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          redis.ping(),
+          new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error('no answer')), timeoutMs);
+          }),
+        ]);
+        return UP;
+      } catch {
+        return DOWN;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+/**
+ * Asks every dependency at once; ready only when all answer. `down` names each that does not,
+ * as `auth-service: postgresql` when a service says which of its own dependencies is down.
+ */
 export async function checkReadiness(dependencies: readonly Dependency[]) {
   const results = await Promise.all(
     dependencies.map(async (dependency) => [dependency.name, await dependency.check()] as const),
   );
-  const down = results.filter(([, up]) => !up).map(([name]) => name);
+  const down = results.flatMap(([name, health]) =>
+    health.up
+      ? []
+      : health.causes?.length
+        ? health.causes.map((cause) => `${name}: ${cause}`)
+        : [name],
+  );
   return {
     ready: down.length === 0,
     body: {
       status: down.length === 0 ? 'ready' : 'unavailable',
       down,
-      checks: Object.fromEntries(results.map(([name, up]) => [name, up ? 'up' : 'down'])),
+      checks: Object.fromEntries(
+        results.map(([name, health]) => [name, health.up ? 'up' : 'down']),
+      ),
     },
   };
 }

@@ -1,6 +1,8 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { AppError, toGraphQLError } from '@platform/errors';
+import type { Identity, TokenVerifier } from '@platform/tokens';
 import { fragmentsOf } from '../operation-document';
+import { outageOf, unavailable } from '../outage.plugin';
 import {
   Kind,
   OperationTypeNode,
@@ -15,6 +17,33 @@ export interface TokenCheck {
   authorization?: string | undefined;
   /** Set when a token was presented and refused (invalid, expired, ended). */
   tokenRefusal?: AppError | undefined;
+  /**
+   * Set when a token was presented but could not be checked (SERVICE_UNAVAILABLE): Redis,
+   * which says whether its session ended, or the auth service, which publishes the keys, is
+   * down. Such a token is never accepted.
+   */
+  tokenUnchecked?: AppError | undefined;
+}
+
+/**
+ * Verifies the `Authorization` header the gateway was sent: the caller's identity (null when
+ * anonymous), or why the token was refused (the client's fault: `tokenRefusal`), or that it
+ * could not be checked for a dependency outage (`tokenUnchecked`). Anything else is a fault of
+ * ours, thrown (INTERNAL_SERVER_ERROR).
+ */
+export async function checkAccessToken(
+  tokens: Pick<TokenVerifier, 'verifyHeader'>,
+  authorization: string | undefined,
+): Promise<{ identity: Identity | null } & TokenCheck> {
+  try {
+    return { identity: await tokens.verifyHeader(authorization), authorization };
+  } catch (error) {
+    if (error instanceof AppError && error.code === 'UNAUTHENTICATED')
+      return { identity: null, authorization, tokenRefusal: error };
+    const outage = outageOf(error);
+    if (outage) return { identity: null, authorization, tokenUnchecked: outage };
+    throw toGraphQLError(error);
+  }
 }
 
 /**
@@ -78,20 +107,25 @@ export function isPublicOperation(
  * operation is refused before planning with UNAUTHENTICATED, HTTP 401 and
  * `extensions.reason` (`TOKEN_INVALID`, `TOKEN_EXPIRED` or `SESSION_ENDED`), so a client knows
  * to refresh.
+ *
+ * A token that could not be checked (Redis or the auth service down) is never accepted and
+ * never called invalid: a public operation goes on anonymously as above, any other is refused
+ * with SERVICE_UNAVAILABLE, HTTP 503 and Retry-After, so a client retries the same token.
  */
 export function refusedTokenPlugin<TContext extends TokenCheck>(
   publicFields: ReadonlySet<string>,
 ): ApolloServerPlugin<TContext> {
   return {
     async requestDidStart({ contextValue }) {
-      if (!contextValue.tokenRefusal) return;
-      const refusal = contextValue.tokenRefusal;
+      const { tokenRefusal: refusal, tokenUnchecked: outage } = contextValue;
+      if (!refusal && !outage) return;
       return {
         async didResolveOperation({ operation, document }) {
           if (operation && isPublicOperation(operation, fragmentsOf(document), publicFields)) {
             contextValue.authorization = undefined;
             return;
           }
+          if (outage) throw unavailable(outage);
           throw toGraphQLError(refusal, { status: 401, headers: BEARER_CHALLENGE });
         },
       };
@@ -100,9 +134,3 @@ export function refusedTokenPlugin<TContext extends TokenCheck>(
 }
 
 const BEARER_CHALLENGE = new Map([['www-authenticate', 'Bearer error="invalid_token"']]);
-
-/** The refusal when the token is the client's fault; anything else (a server fault) rethrown. */
-export function asTokenRefusal(error: unknown): AppError {
-  if (error instanceof AppError && error.code === 'UNAUTHENTICATED') return error;
-  throw error;
-}

@@ -4,6 +4,7 @@ import type {
 } from '@apollo/server';
 import { buildSchema, getOperationAST, GraphQLError, parse, validate } from 'graphql';
 import { describe, expect, it } from 'vitest';
+import { AppError } from '@platform/errors';
 import { createLogger } from '@platform/logger';
 import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './operation-cost';
 import { operationLimitsPlugin, type Caller } from './operation-limits.plugin';
@@ -112,6 +113,26 @@ describe(operationLimitsPlugin.name, () => {
     const http = refused?.extensions['http'] as { headers: Map<string, string> };
     expect(http.headers.get('retry-after')).toBe('7');
     expect(await run(nested(1), { userId: 'u2' })).toBeUndefined();
+  });
+
+  it('refuses with HTTP 503, Retry-After and SERVICE_UNAVAILABLE while the budget cannot be charged', async () => {
+    const unreachable: RequestBudget = {
+      charge: () =>
+        Promise.reject(
+          AppError.unavailable(
+            new Error("Stream isn't writeable and enableOfflineQueue options is false"),
+          ),
+        ),
+    };
+    const refused = await serve(unreachable)('{ item { id } }');
+    expect(refused?.message).toBe('Service temporarily unavailable; try again shortly');
+    expect(refused?.extensions).toMatchObject({
+      code: 'SERVICE_UNAVAILABLE',
+      retryAfter: 5,
+      http: { status: 503 },
+    });
+    const http = refused?.extensions['http'] as { headers: Map<string, string> };
+    expect(http.headers.get('retry-after')).toBe('5');
   });
 
   it('charges anonymous callers by their address', async () => {

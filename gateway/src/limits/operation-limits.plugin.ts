@@ -1,6 +1,6 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { GraphQLError } from 'graphql';
-import { AppError, toGraphQLError } from '@platform/errors';
+import { AppError, outageAnswer, toAppError, toGraphQLError } from '@platform/errors';
 import type { Logger } from '@platform/logger';
 import {
   checkOperation,
@@ -8,7 +8,7 @@ import {
   type OperationCost,
   type OperationLimits,
 } from './operation-cost';
-import type { RequestBudget } from './request-budget';
+import type { BudgetDecision, RequestBudget } from './request-budget';
 
 /** Who pays for an operation: the verified user, else the client's address. */
 export interface Caller {
@@ -38,7 +38,8 @@ export function budgetExhausted(retryAfter: number): GraphQLError {
 /**
  * Holds every operation to the limits before it is planned: one that exceeds a limit is
  * refused with QUERY_TOO_COMPLEX (HTTP 400), one whose caller has used up their budget with
- * RATE_LIMITED (HTTP 429). Either way no subgraph is called.
+ * RATE_LIMITED (HTTP 429), and one whose budget cannot be charged (Redis down) with
+ * SERVICE_UNAVAILABLE (HTTP 503 and Retry-After). In each case no subgraph is called.
  */
 export function operationLimitsPlugin<TContext extends Caller>(options: {
   limits: OperationLimits;
@@ -62,7 +63,14 @@ export function operationLimitsPlugin<TContext extends Caller>(options: {
             logger.info({ ...exceeded, cost }, 'operation refused: too complex');
             throw queryTooComplex(exceeded);
           }
-          const decision = await budget.charge(callerKey(contextValue), budgetPoints(cost));
+          let decision: BudgetDecision;
+          try {
+            decision = await budget.charge(callerKey(contextValue), budgetPoints(cost));
+          } catch (error) {
+            const refusal = toAppError(error);
+            if (refusal.code !== 'SERVICE_UNAVAILABLE') throw error;
+            throw toGraphQLError(refusal, outageAnswer(refusal.retryAfter));
+          }
           if (!decision.allowed) {
             logger.info(
               { userId: contextValue.userId, retryAfter: decision.retryAfter },

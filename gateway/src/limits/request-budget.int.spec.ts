@@ -82,11 +82,12 @@ describe(createRequestBudget.name, () => {
     expect((await bucket.charge(caller, 1)).allowed).toBe(false);
   });
 
-  it('lets requests through when Redis cannot answer (a rate budget fails open)', async () => {
+  it('refuses with SERVICE_UNAVAILABLE when Redis cannot answer (fails closed)', async () => {
     const broken = await createRedis({ url, keyPrefix, logger });
     broken.disconnect();
-    expect(await budget(broken, 1, 1).charge(`user:${randomUUID()}`, 1_000)).toEqual({
-      allowed: true,
+    await expect(budget(broken, 1, 1).charge(`user:${randomUUID()}`, 1_000)).rejects.toMatchObject({
+      code: 'SERVICE_UNAVAILABLE',
+      retryAfter: 5,
     });
   });
 

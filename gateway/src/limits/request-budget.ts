@@ -1,4 +1,5 @@
 import type { Result } from 'ioredis';
+import { AppError } from '@platform/errors';
 import type { Logger } from '@platform/logger';
 import type { Redis } from '@platform/redis';
 
@@ -17,8 +18,8 @@ export type BudgetDecision = { allowed: true } | { allowed: false; retryAfter: n
 export interface RequestBudget {
   /**
    * Takes `cost` points from the caller's bucket, shared by every gateway instance. A cost
-   * above the bucket's size takes the whole (full) bucket. When Redis cannot answer, the
-   * request goes on (fails open): see docs/security.md.
+   * above the bucket's size takes the whole (full) bucket. When Redis cannot answer, it
+   * throws SERVICE_UNAVAILABLE (fails closed): see docs/resilience.md.
    */
   charge(caller: string, cost: number): Promise<BudgetDecision>;
 }
@@ -72,13 +73,13 @@ export function createRequestBudget(options: RequestBudgetOptions): RequestBudge
       try {
         wait = await redis.gatewayBudgetTake(`gateway:budget:${caller}`, burst, perSecond, cost);
       } catch (error) {
-        // A rate budget only slows callers down: without Redis the operation limits still
-        // hold, and refusing everyone would turn a Redis outage into a full one.
+        // Fails closed: an uncharged caller could spend without limit while Redis is away
+        // (and every other answer needs Redis too: sessions, permissions, sign-in back-off).
         if (Date.now() - lastWarning > 10_000) {
           lastWarning = Date.now();
-          logger.warn({ err: error }, 'request budget unavailable; letting requests through');
+          logger.warn({ err: error }, 'request budget unavailable; refusing requests');
         }
-        return { allowed: true };
+        throw AppError.unavailable(error);
       }
       return wait === 0
         ? { allowed: true }

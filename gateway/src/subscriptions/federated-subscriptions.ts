@@ -7,7 +7,13 @@ import {
 import { operationFromDocument, Supergraph } from '@apollo/federation-internals';
 import { QueryPlanner, type FetchNode, type PlanNode, type QueryPlan } from '@apollo/query-planner';
 import type { GatewayGraphQLRequestContext } from '@apollo/server-gateway-interface';
-import { GraphQLError, type DocumentNode, type ExecutionResult, type GraphQLSchema } from 'graphql';
+import {
+  GraphQLError,
+  type DocumentNode,
+  type ExecutionResult,
+  type GraphQLFormattedError,
+  type GraphQLSchema,
+} from 'graphql';
 import type { Logger } from '@platform/logger';
 
 type OperationContext = ReturnType<typeof buildOperationContext>;
@@ -18,6 +24,18 @@ import type { UpstreamSubscriptions } from './upstream';
 interface SubscriptionPlan {
   primary: FetchNode;
   rest: PlanNode | undefined;
+}
+
+/**
+ * The subgraph refused or ended a subscription with these errors (already translated there:
+ * SERVICE_UNAVAILABLE when its Redis or services are down); the gateway's server passes them
+ * on with their codes.
+ */
+export class UpstreamSubscriptionError extends Error {
+  constructor(readonly errors: readonly GraphQLFormattedError[]) {
+    super(errors[0]?.message ?? 'Subscription failed upstream');
+    this.name = 'UpstreamSubscriptionError';
+  }
 }
 
 /** The primary fetch is answered from the upstream event under this (reserved) name. */
@@ -152,6 +170,11 @@ export function createFederatedSubscriptions(options: {
           apiSchema,
         );
       }
+    } catch (error) {
+      // graphql-ws's client throws an `error` message's payload as it came: the errors.
+      if (Array.isArray(error))
+        throw new UpstreamSubscriptionError(error as GraphQLFormattedError[]);
+      throw error;
     } finally {
       await events.return?.(undefined);
     }

@@ -1,13 +1,19 @@
 import type { IncomingMessage, Server } from 'node:http';
-import { getOperationAST, GraphQLError, type ExecutionArgs } from 'graphql';
+import {
+  getOperationAST,
+  GraphQLError,
+  type ExecutionArgs,
+  type GraphQLFormattedError,
+} from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { formatResultErrors } from '@platform/errors';
+import { formatGraphQLError, formatResultErrors } from '@platform/errors';
 import { createDocumentCache } from '@platform/http-server';
 import { newCorrelationId, type Logger } from '@platform/logger';
 import type { Identity, SessionRevocations, TokenVerifier } from '@platform/tokens';
+import { checkAccessToken } from '../access/public-operations';
 import { checkOperation, queryTooComplex, type OperationLimits } from '../limits/operation-cost';
-import type { FederatedSubscriptions } from './federated-subscriptions';
+import { UpstreamSubscriptionError, type FederatedSubscriptions } from './federated-subscriptions';
 import { byteLength, completedId, unlessTooSlow } from './socket-messages';
 
 export interface SubscriptionLimits {
@@ -43,18 +49,42 @@ interface SubscriptionContext {
   plan: ReturnType<FederatedSubscriptions['plan']>;
 }
 
+/**
+ * A subscription's error payload as a client may see it. Refusals made here (limits, plans)
+ * already carry the contract's code and stay as they are; a failure thrown while the
+ * subscription ran (graphql-ws passes its bare message) is translated like any other error:
+ * a subgraph's errors keep their codes (SERVICE_UNAVAILABLE when its dependencies are down),
+ * a dependency outage here becomes SERVICE_UNAVAILABLE, anything else is masked and logged.
+ */
+export function formatSubscriptionFailure(
+  errors: readonly GraphQLError[],
+  onInternal: (error: unknown) => void,
+): GraphQLFormattedError[] | undefined {
+  if (!errors.some((error) => error.originalError)) return undefined;
+  return errors.flatMap((error) => {
+    const thrown = error.originalError;
+    if (!thrown) return [error.toJSON()];
+    if (thrown instanceof UpstreamSubscriptionError)
+      return thrown.errors.map((upstream) => formatGraphQLError(upstream, upstream, onInternal));
+    return [formatGraphQLError({ message: error.message }, thrown, onInternal)];
+  });
+}
+
 /** Close codes (graphql-ws reserves 4400-4499 for its protocol; 4401 = unauthorized). */
 const UNAUTHORIZED = 4401;
 const TOO_MANY_CONNECTIONS = 4429;
 const MESSAGE_TOO_BIG = 1009;
+const INTERNAL_ERROR = 1011;
 const TRY_AGAIN_LATER = 1013;
 
 /**
  * graphql-ws for clients on the gateway's `/graphql` (the HTTP port). `connection_init`
  * carries `{ authorization: "Bearer <token>" }`; a missing, invalid or expired token closes
  * the connection with 4401, and so does the end of its session (checked every
- * `sessionCheckMs`) or the token's expiry. Subscriptions are planned and executed across the
- * subgraphs by `FederatedSubscriptions`.
+ * `sessionCheckMs`) or the token's expiry. A token that cannot be checked (Redis or the auth
+ * service down) closes it with 1013 "Try again later": retryable, the token not refused.
+ * Subscriptions are planned and executed across the subgraphs by `FederatedSubscriptions`;
+ * one that fails for an outage ends with SERVICE_UNAVAILABLE in its error payload.
  */
 export function attachSubscriptionServer(options: {
   server: Server;
@@ -131,10 +161,24 @@ export function attachSubscriptionServer(options: {
       async onConnect(ctx) {
         const { socket, request } = ctx.extra;
         const authorization = ctx.connectionParams?.['authorization'];
-        let identity: Identity | null = null;
-        if (typeof authorization === 'string')
-          identity = await options.tokens.verifyHeader(authorization).catch(() => null);
-        if (!identity || typeof authorization !== 'string') {
+        if (typeof authorization !== 'string') {
+          socket.close(UNAUTHORIZED, 'Unauthorized');
+          return false;
+        }
+        let identity: Identity | null;
+        try {
+          const check = await checkAccessToken(options.tokens, authorization);
+          if (check.tokenUnchecked) {
+            socket.close(TRY_AGAIN_LATER, 'Try again later');
+            return false;
+          }
+          identity = check.identity;
+        } catch (error) {
+          logger.error({ err: error }, 'subscriber token check failed');
+          socket.close(INTERNAL_ERROR, 'Internal error');
+          return false;
+        }
+        if (!identity) {
           socket.close(UNAUTHORIZED, 'Unauthorized');
           return false;
         }
@@ -208,9 +252,12 @@ export function attachSubscriptionServer(options: {
         const connection = connections.get(ctx.extra.socket);
         if (connection) release(connection, id);
       },
-      onError: (ctx, id) => {
+      onError: (ctx, id, _payload, errors) => {
         const connection = connections.get(ctx.extra.socket);
         if (connection) release(connection, id);
+        return formatSubscriptionFailure(errors, (internal) =>
+          logger.error({ err: internal }, 'subscription failed'),
+        );
       },
       subscribe(args) {
         const context = args.contextValue as SubscriptionContext;

@@ -36,3 +36,44 @@ export async function checkGrpcHealth(address: string, timeoutMs = 1_000): Promi
   }
 }
 
+/** What a gRPC server's health service says: serving or not, and which dependencies are down. */
+export interface GrpcHealthReport {
+  /** The server's overall status (service name '') is SERVING. */
+  serving: boolean;
+  /** Of the names asked about, those the server reports NOT_SERVING (e.g. `postgresql`). */
+  down: string[];
+}
+
+/**
+ * Asks a gRPC server's health service for its overall status and, when it is not serving,
+ * for the named statuses of its dependencies (`@platform/service-runtime` reports
+ * `postgresql`, `redis` and `rabbitmq`), so a caller can say why. A server that cannot be
+ * reached is not serving, with no dependency named.
+ */
+export async function grpcHealthReport(
+  address: string,
+  dependencies: readonly string[],
+  timeoutMs = 1_000,
+): Promise<GrpcHealthReport> {
+  const client = new HealthClientConstructor(
+    grpcTarget(address),
+    credentials.createInsecure(),
+  ) as unknown as HealthClient;
+  const deadline = new Date(Date.now() + timeoutMs);
+  // undefined: no answer (unreachable, or a name the server does not report).
+  const statusOf = (service: string) =>
+    new Promise<boolean | undefined>((resolve) => {
+      client.check({ service }, { deadline }, (error, response) =>
+        resolve(error ? undefined : response?.status === 'SERVING' || response?.status === 1),
+      );
+    });
+  try {
+    const overall = await statusOf('');
+    if (overall === true) return { serving: true, down: [] };
+    if (overall === undefined) return { serving: false, down: [] };
+    const named = await Promise.all(dependencies.map(statusOf));
+    return { serving: false, down: dependencies.filter((_, n) => named[n] === false) };
+  } finally {
+    client.close();
+  }
+}

@@ -38,6 +38,11 @@ export interface GrpcServerOptions {
 export interface GrpcServer {
   /** Binds and starts serving; resolves to the bound port (useful with port 0). */
   listen(host: string, port: number): Promise<number>;
+  /**
+   * Reports a dependency (e.g. `postgresql`) up or down through the health service: under
+   * its own name, and in the overall status, NOT_SERVING while any dependency is down.
+   */
+  setDependencyStatus(name: string, up: boolean): void;
   /** Lets in-flight calls finish, refusing new ones; forces after `timeoutMs`. */
   close(timeoutMs: number): Promise<void>;
 }
@@ -54,6 +59,15 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   // Standard grpc.health.v1: unauthenticated on purpose, so orchestrators can probe it.
   const health = new HealthImplementation({ '': 'NOT_SERVING' });
   health.addToServer(server);
+  // SERVING overall (and for each service) only while listening with every dependency up.
+  let listening = false;
+  const dependencies = new Map<string, boolean>();
+  const publish = () => {
+    const status =
+      listening && [...dependencies.values()].every(Boolean) ? 'SERVING' : 'NOT_SERVING';
+    health.setStatus('', status);
+    for (const binding of options.services) health.setStatus(binding.name, status);
+  };
 
   for (const binding of options.services) {
     const implementation: UntypedServiceImplementation = {};
@@ -115,13 +129,19 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
           (error, boundPort) => (error ? reject(error) : resolve(boundPort)),
         );
       });
-      health.setStatus('', 'SERVING');
-      for (const binding of options.services) health.setStatus(binding.name, 'SERVING');
+      listening = true;
+      publish();
       logger.info({ host, port: bound }, 'gRPC server listening');
       return bound;
     },
+    setDependencyStatus(name, up) {
+      dependencies.set(name, up);
+      health.setStatus(name, up ? 'SERVING' : 'NOT_SERVING');
+      publish();
+    },
     async close(timeoutMs) {
-      health.setStatus('', 'NOT_SERVING');
+      listening = false;
+      publish();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           logger.warn('gRPC drain timed out; cancelling remaining calls');

@@ -13,6 +13,6 @@ export {
   type GrpcClientOptions,
   type ManagedClientFactory,
 } from './grpc.client';
-export { checkGrpcHealth } from './grpc.health';
+export { checkGrpcHealth, grpcHealthReport, type GrpcHealthReport } from './grpc.health';
 export type { CallContext, UnaryHandlers } from './grpc.types';
 export { INTERNAL_TOKEN_HEADER, isInternalCredential } from './internal-credential';

@@ -1,9 +1,10 @@
-import { connectDatabase, type Database } from '@platform/db';
+import { connectDatabase, prepared, type Database } from '@platform/db';
 import type { Lifecycle } from '@platform/lifecycle';
 import type { Logger } from '@platform/logger';
 import { createMessageBroker, type MessageBroker } from '@platform/messaging';
 import { createOutboxRelay, type OutboxRelay } from '@platform/outbox';
 import { createRedis, type Redis } from '@platform/redis';
+import { monitorDependencies, type DependencyMonitor } from './dependency-monitor';
 
 /** What every domain service stands on. */
 export interface ServiceInfrastructure {
@@ -12,6 +13,22 @@ export interface ServiceInfrastructure {
   broker: MessageBroker;
   /** Publishes the service's outbox (its own Postgres schema). */
   relay: OutboxRelay;
+  /**
+   * PostgreSQL, Redis and RabbitMQ probed every second (`postgresql`, `redis`, `rabbitmq`):
+   * `serveGrpc` reports them through the gRPC health service.
+   */
+  dependencies: DependencyMonitor;
+}
+
+const SELECT_ONE = prepared('health-select-one', 'SELECT 1');
+
+// The monitor of the infrastructure opened with a lifecycle, for `serveGrpc` with the same
+// lifecycle (a service's main passes its one lifecycle to both).
+const monitors = new WeakMap<object, DependencyMonitor>();
+
+/** The dependency monitor `openServiceInfrastructure` started with this lifecycle, if any. */
+export function dependencyMonitorOf(lifecycle: object): DependencyMonitor | undefined {
+  return monitors.get(lifecycle);
 }
 
 interface InfrastructureEnv {
@@ -55,5 +72,16 @@ export async function openServiceInfrastructure(options: {
   const relay = createOutboxRelay({ db, schema: options.schema, broker, logger });
   lifecycle.onShutdown('outbox relay', () => relay.stop());
 
-  return { db, redis, broker, relay };
+  const dependencies = monitorDependencies({
+    checks: [
+      { name: 'postgresql', check: () => db.$run(SELECT_ONE, []) },
+      { name: 'redis', check: () => redis.ping() },
+      { name: 'rabbitmq', check: async () => broker.isConnected() },
+    ],
+    logger,
+  });
+  lifecycle.onShutdown('dependency probes', () => dependencies.stop());
+  monitors.set(lifecycle, dependencies);
+
+  return { db, redis, broker, relay, dependencies };
 }

@@ -1,4 +1,9 @@
-import { managedClients, type GrpcClient, type ManagedClientFactory } from '@platform/grpc';
+import {
+  grpcHealthReport,
+  managedClients,
+  type GrpcClient,
+  type ManagedClientFactory,
+} from '@platform/grpc';
 import type { Lifecycle } from '@platform/lifecycle';
 import type { Logger } from '@platform/logger';
 import { authV1, permissionV1 } from '@platform/proto';
@@ -53,10 +58,16 @@ export async function openSubgraphRuntime(options: {
   const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
   lifecycle.onShutdown('redis', async () => void (await redis.quit()));
 
-  const client = managedClients({
+  // Every service this subgraph calls, by address: `/ready` asks each one's health.
+  const services = new Map<string, string>();
+  const managed = managedClients({
     internalToken: env.INTERNAL_TOKEN,
     onShutdown: (name, teardown) => lifecycle.onShutdown(name, teardown),
   });
+  const client: ManagedClientFactory = (name, definition, address) => {
+    services.set(`${name}-service`, address);
+    return managed(name, definition, address);
+  };
 
   const auth = client('auth', authV1.AuthServiceService, env.AUTH_SERVICE_ADDR);
   const permissions = client(
@@ -83,10 +94,46 @@ export async function openSubgraphRuntime(options: {
         tokens,
         permissionService: permissions,
         internalToken: env.INTERNAL_TOKEN,
+        checkReady: () => readiness(redis, services),
       });
       lifecycle.onShutdown('http server', () => subgraph.stop());
       await subgraph.start(env.HOST, env.PORT);
       return subgraph;
     },
+  };
+}
+
+/**
+ * What a subgraph's `/ready` checks: its Redis (access-token revocations, rate limits)
+ * answers PING, and every gRPC service it calls reports SERVING (a service is NOT_SERVING
+ * while its own PostgreSQL, Redis or RabbitMQ is down).
+ */
+async function readiness(
+  redis: Pick<Redis, 'ping'>,
+  services: ReadonlyMap<string, string>,
+): Promise<Record<string, boolean>> {
+  const pinged = async () => {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        redis.ping(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('no answer')), 1_000);
+        }),
+      ]);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const [redisUp, ...serving] = await Promise.all([
+    pinged(),
+    ...[...services.values()].map(async (address) => (await grpcHealthReport(address, [])).serving),
+  ]);
+  return {
+    redis: redisUp ?? false,
+    ...Object.fromEntries([...services.keys()].map((name, n) => [name, serving[n] ?? false])),
   };
 }

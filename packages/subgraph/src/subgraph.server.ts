@@ -14,7 +14,7 @@ import {
   type SelectionSetNode,
   type ValidationRule,
 } from 'graphql';
-import { AppError, formatGraphQLError, toGraphQLError } from '@platform/errors';
+import { AppError, formatGraphQLError, toAppError, toGraphQLError } from '@platform/errors';
 import {
   createGraphQLHandler,
   createHttpServer,
@@ -40,7 +40,10 @@ export interface PermissionChecks {
 export interface SubgraphContext {
   /** The caller, verified from the forwarded access token; null when anonymous. */
   viewer: Identity | null;
-  /** Why a presented token was refused (the caller is then anonymous); what `requireViewer` throws. */
+  /**
+   * Why a presented token was refused or could not be checked (the caller is then anonymous):
+   * what `requireViewer` throws, UNAUTHENTICATED or SERVICE_UNAVAILABLE.
+   */
   tokenRefusal?: AppError | undefined;
   /** The caller's permission checks, memoised and batched for this request. */
   authz: Authorizer;
@@ -136,6 +139,19 @@ const isTokenRefusal = (error: unknown): error is AppError =>
   error instanceof AppError && error.code === 'UNAUTHENTICATED';
 
 /**
+ * Why a presented token leaves its caller anonymous: refused (UNAUTHENTICATED), or not
+ * checkable for a dependency outage (SERVICE_UNAVAILABLE: Redis or the auth service down; the
+ * token is then not accepted, and whatever needs the caller answers SERVICE_UNAVAILABLE, with
+ * HTTP 200 to the gateway like every other error, so it keeps its code and retryAfter).
+ * Undefined for anything else (a fault of ours).
+ */
+export function tokenFailure(error: unknown): AppError | undefined {
+  if (isTokenRefusal(error)) return error;
+  const translated = toAppError(error);
+  return translated.code === 'SERVICE_UNAVAILABLE' ? translated : undefined;
+}
+
+/**
  * A federation subgraph on node:http: `/graphql`, `/health`, `/ready`. Errors are
  * translated to the contract's codes and internals are masked (and logged).
  */
@@ -172,8 +188,9 @@ export function createSubgraph<TContext extends SubgraphContext>(
   const identities = new WeakMap<IncomingMessage, Identity | Error | null>();
   const graphql = createGraphQLHandler(apollo, async (req: IncomingMessage) => {
     const identity = identities.get(req) ?? null;
-    // A refused token leaves the caller anonymous: public fields work, the others say why.
-    const tokenRefusal = isTokenRefusal(identity) ? identity : undefined;
+    // A refused or uncheckable token leaves the caller anonymous: public fields work, the
+    // others say why (UNAUTHENTICATED, or SERVICE_UNAVAILABLE while it cannot be checked).
+    const tokenRefusal = identity instanceof Error ? tokenFailure(identity) : undefined;
     if (identity instanceof Error && !tokenRefusal) throw toGraphQLError(identity);
     const viewer = identity instanceof Error ? null : identity;
     return options.createContext({
@@ -227,8 +244,12 @@ export function createSubgraph<TContext extends SubgraphContext>(
         }),
       '/ready': async (_req, res) => {
         const checks = (await options.checkReady?.()) ?? {};
-        const ready = Object.values(checks).every(Boolean);
-        sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'unavailable', checks });
+        const down = Object.keys(checks).filter((name) => !checks[name]);
+        sendJson(res, down.length === 0 ? 200 : 503, {
+          status: down.length === 0 ? 'ready' : 'unavailable',
+          down,
+          checks,
+        });
       },
     },
   });

@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
-import { formatResultErrors, toGraphQLError } from '@platform/errors';
+import { formatResultErrors, toAppError, toGraphQLError } from '@platform/errors';
 import { createDocumentCache } from '@platform/http-server';
 import type { Logger } from '@platform/logger';
 import type { Identity, TokenVerifier } from '@platform/tokens';
@@ -55,7 +55,11 @@ export function attachSubscriptionServer<TContext>(options: {
         try {
           viewer = await options.tokens.verifyHeader(extensions?.authorization);
         } catch (error) {
-          return [toGraphQLError(error)];
+          // Refused (UNAUTHENTICATED) or not checkable now (SERVICE_UNAVAILABLE, retryable).
+          const refusal = toAppError(error);
+          if (refusal.code === 'INTERNAL_SERVER_ERROR')
+            logger.error({ err: error }, 'subscriber token check failed');
+          return [toGraphQLError(refusal)];
         }
         if (!viewer)
           return [new GraphQLError('Not signed in', { extensions: { code: 'UNAUTHENTICATED' } })];

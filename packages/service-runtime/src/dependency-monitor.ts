@@ -1,0 +1,90 @@
+import type { Logger } from '@platform/logger';
+
+/** One dependency a service needs to answer, and how to tell it answers. */
+export interface DependencyCheck {
+  /** As reported through gRPC health: `postgresql`, `redis`, `rabbitmq`. */
+  name: string;
+  /** Resolves true (or anything but false) when the dependency answers; false or a rejection when not. */
+  check: () => Promise<unknown>;
+}
+
+export interface DependencyMonitor {
+  /** Each dependency's last known state (true: up); every one is up until a probe says otherwise. */
+  statuses(): ReadonlyMap<string, boolean>;
+  /** Called with each dependency's current state at once, then on every change. */
+  onChange(listener: (name: string, up: boolean) => void): void;
+  stop(): void;
+}
+
+/**
+ * Probes every dependency every `intervalMs` (each probe given `timeoutMs`), keeps their
+ * states and tells listeners when one changes; logs once when a dependency goes down and once
+ * when it is back (with how long it was away).
+ */
+export function monitorDependencies(options: {
+  checks: readonly DependencyCheck[];
+  logger: Logger;
+  intervalMs?: number;
+  timeoutMs?: number;
+}): DependencyMonitor {
+  const { checks, logger } = options;
+  const intervalMs = options.intervalMs ?? 1_000;
+  const timeoutMs = options.timeoutMs ?? 1_000;
+  const statuses = new Map(checks.map(({ name }) => [name, true]));
+  const downSince = new Map<string, number>();
+  const listeners: ((name: string, up: boolean) => void)[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+
+  async function probe({ name, check }: DependencyCheck): Promise<void> {
+    let failure: unknown;
+    let timeout: NodeJS.Timeout | undefined;
+    try {
+      const answer = await Promise.race([
+        check(),
+        new Promise((_, reject) => {
+          timeout = setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+      if (answer === false) failure = new Error('not connected');
+    } catch (error) {
+      failure = error ?? new Error('probe failed');
+    } finally {
+      clearTimeout(timeout);
+    }
+    const up = failure === undefined;
+    if (stopped || statuses.get(name) === up) return;
+    statuses.set(name, up);
+    if (up) {
+      const downForMs = Date.now() - (downSince.get(name) ?? Date.now());
+      downSince.delete(name);
+      logger.info({ dependency: name, downForMs }, `${name} is back`);
+    } else {
+      downSince.set(name, Date.now());
+      logger.error({ dependency: name, err: failure }, `${name} is down`);
+    }
+    for (const listener of listeners) listener(name, up);
+  }
+
+  async function tick(): Promise<void> {
+    await Promise.all(checks.map(probe));
+    if (!stopped) {
+      timer = setTimeout(() => void tick(), intervalMs);
+      timer.unref();
+    }
+  }
+  timer = setTimeout(() => void tick(), intervalMs);
+  timer.unref();
+
+  return {
+    statuses: () => statuses,
+    onChange(listener) {
+      listeners.push(listener);
+      for (const [name, up] of statuses) listener(name, up);
+    },
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
