@@ -81,11 +81,13 @@ describe(`chaos suite (${profile.name} profile)`, () => {
   let lastCutoff = 0;
 
   beforeAll(async () => {
+    const startedAt = Date.now();
     platform = await startChaosPlatform({
       instances: profile.instances,
       env: { gateway: { SUBSCRIPTION_SESSION_CHECK_MS: '1000' } },
     });
     const { gateways, admin } = platform;
+    notes.push(`Stack started in ${((Date.now() - startedAt) / 1000).toFixed(0)} s.`);
     notes.push(
       profile.instances === 2
         ? 'Instances: two of the permission service, each subgraph and the gateway (the second gateway goes to the second subgraphs, which ask the second permission service); one of user, auth and notification service. Sessions and permissions are checked through both gateways.'
@@ -119,8 +121,8 @@ describe(`chaos suite (${profile.name} profile)`, () => {
 
     const served = async () => {
       let total = 0;
-      for (const cluster of platform!.clusters) {
-        const response = await fetch(`${cluster.httpUrl('notifications-subgraph')}/health`);
+      for (const url of platform!.httpUrls('notifications-subgraph')) {
+        const response = await fetch(`${url}/health`);
         total += ((await response.json()) as { subscriptions: number }).subscriptions;
       }
       return total;
@@ -227,6 +229,7 @@ describe(`chaos suite (${profile.name} profile)`, () => {
             state,
             subscribers,
             settleMs: profile.settleMs,
+            checkCap: profile.checkCap,
             pidsAtStart,
             pids: platform.pids,
             logs: platform.logs,

@@ -1,4 +1,3 @@
-import { APP_NAMES } from '@platform/apps';
 import type { AppName } from '@platform/config';
 import {
   createTcpProxy,
@@ -29,11 +28,13 @@ export interface ChaosPlatform {
   redis: TestRedisServer;
   /** Every app reaches PostgreSQL, Redis and RabbitMQ only through these. */
   proxies: { postgres: TcpProxy; redis: TcpProxy; rabbitmq: TcpProxy };
-  /** `clusters[0]` runs all eight apps; `clusters[1]`, if any, a second instance of SCALED_APPS. */
+  /** The clusters the apps were started in (a few at a time, all on one set of ports). */
   clusters: AppCluster[];
   /** The base URL of each gateway instance. */
   gateways: string[];
   admin: SignedIn;
+  /** The base URL of every instance of a subgraph or the gateway. */
+  httpUrls(name: AppName): string[];
   /** `<app>#<instance>` → process id, of every app process. */
   pids(): Record<string, number | undefined>;
   /** Each app process's output so far, by `<app>#<instance>`. */
@@ -105,20 +106,40 @@ export async function startChaosPlatform(options: {
     cleanup.push(async () => {
       for (const cluster of clusters.toReversed()) await cluster.stopAll();
     });
-    clusters.push(await startApps(proxied, APP_NAMES, env));
-    if (options.instances === 2)
-      clusters.push(await startApps(proxied, SCALED_APPS, env, { alongside: clusters[0] }));
-    const gateways = clusters.map((cluster) => cluster.httpUrl('gateway'));
+    /** Which cluster runs `<app>#<instance>`. */
+    const placement = new Map<string, { name: AppName; cluster: AppCluster }>();
+    /**
+     * A few apps at a time (on a loaded machine eight at once miss the start timeout), each
+     * stage beside the one before so that they share one set of ports; a stage that does not
+     * come up is tried once more.
+     */
+    const stage = async (names: readonly AppName[], instance: number, alongside?: AppCluster) => {
+      let cluster: AppCluster;
+      try {
+        cluster = await startApps(proxied, names, env, { alongside });
+      } catch (error) {
+        if (!/did not come up/.test(String(error))) throw error;
+        cluster = await startApps(proxied, names, env, { alongside });
+      }
+      clusters.push(cluster);
+      for (const name of names) placement.set(`${name}#${instance}`, { name, cluster });
+      return cluster;
+    };
+    let last = await stage(['user-service', 'auth-service'], 0);
+    last = await stage(['permission-service', 'notification-service'], 0, last);
+    last = await stage(['users-subgraph', 'rbac-subgraph', 'notifications-subgraph'], 0, last);
+    const first = await stage(['gateway'], 0, last);
+    const gateways = [first.httpUrl('gateway')];
+    if (options.instances === 2) {
+      const second = await stage(SCALED_APPS, 1, first);
+      gateways.push(second.httpUrl('gateway'));
+    }
     const admin = await eventually(() => signIn(gateways[0]!, ADMIN.email, ADMIN.password), 30_000);
-
-    const instances = () =>
-      clusters.flatMap((cluster, index) =>
-        (index === 0 ? APP_NAMES : SCALED_APPS).map((name) => ({
-          key: `${name}#${index}`,
-          name,
-          cluster,
-        })),
+    const byApp = <T>(read: (cluster: AppCluster, name: AppName) => T) =>
+      Object.fromEntries(
+        [...placement].map(([key, { name, cluster }]) => [key, read(cluster, name)]),
       );
+
     return {
       run,
       redis,
@@ -126,10 +147,12 @@ export async function startChaosPlatform(options: {
       clusters,
       gateways,
       admin,
-      pids: () =>
-        Object.fromEntries(instances().map(({ key, name, cluster }) => [key, cluster.pid(name)])),
-      logs: () =>
-        Object.fromEntries(instances().map(({ key, name, cluster }) => [key, cluster.logs(name)])),
+      httpUrls: (app) =>
+        [...placement.values()]
+          .filter(({ name }) => name === app)
+          .map(({ cluster }) => cluster.httpUrl(app)),
+      pids: () => byApp((cluster, name) => cluster.pid(name)),
+      logs: () => byApp((cluster, name) => cluster.logs(name)),
       stop,
     };
   } catch (error) {

@@ -1,6 +1,7 @@
 import { isAlive } from './harness';
 import {
   HAS_PERMISSION,
+  KINDS,
   PASSWORD,
   USE_PERMISSION,
   type Account,
@@ -20,6 +21,8 @@ export interface FaultReport {
   fault: string;
   cutMs: number;
   requests: number;
+  /** Answers that were the refusal asked for (an ended session, a revoked permission). */
+  refusedAsExpected: number;
   failuresByCode: Record<string, number>;
   events: {
     sent: number;
@@ -40,6 +43,8 @@ export interface FaultReport {
   late5xx: number;
   /** From the fault's end to the end of the first round in which every kind succeeded. */
   recoveryMs: number | undefined;
+  /** The operation kind that succeeded last after the fault. */
+  slowestKind: string | undefined;
   processes: { exited: string[]; replaced: string[] };
   /** Every broken invariant, with its evidence. */
   problems: string[];
@@ -51,6 +56,8 @@ export interface CheckContext {
   state: LoadState;
   subscribers: readonly Subscriber[];
   settleMs: number;
+  /** At most this many sessions (and permissions) from before `since` are asked about again. */
+  checkCap: number;
   pidsAtStart: Record<string, number | undefined>;
   pids: () => Record<string, number | undefined>;
   logs: () => Record<string, string[]>;
@@ -74,10 +81,23 @@ export async function mapLimit<T>(
   );
 }
 
+/** Every item acknowledged after `since`, and at most `cap` of the ones before, at random. */
+function sample<T extends { at: number }>(items: readonly T[], since: number, cap: number): T[] {
+  const old = items.filter((item) => item.at <= since);
+  const picked = old.length <= cap ? old : old.toSorted(() => Math.random() - 0.5).slice(0, cap);
+  return [...picked, ...items.filter((item) => item.at > since)];
+}
+
 const pairs = <T>(items: readonly T[], gateways: number): [T, number][] =>
   items.flatMap((item) =>
     Array.from({ length: gateways }, (_, gateway) => [item, gateway] as [T, number]),
   );
+
+/** The refusals some questions are asked for: not failures. */
+const EXPECTED_REFUSALS: Record<string, string> = {
+  'me (ended session)': 'UNAUTHENTICATED',
+  'use permission (revoked)': 'FORBIDDEN',
+};
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const RETRYABLE = new Set([
@@ -93,7 +113,7 @@ const retryable = (codes: readonly string[]) =>
 const describeRecord = (record: RequestRecord, origin: number) =>
   `#${record.seq} ${record.kind} gw${record.gateway} t${origin <= record.start ? '+' : ''}${((record.start - origin) / 1000).toFixed(1)}s HTTP ${record.status} ${record.codes.join(',') || 'ok'}${record.messages.length ? ` "${record.messages.join(' | ').slice(0, 160)}"` : ''}`;
 
-/** Each app's log lines at level error or above, or mentioning an exit, in [from, to]. */
+/** Each app's log lines at level warn or above (errors first), or mentioning an exit, in [from, to]. */
 export function logEvidence(
   logs: Record<string, string[]>,
   from: number,
@@ -102,22 +122,25 @@ export function logEvidence(
 ): string[] {
   const lines: string[] = [];
   for (const [app, output] of Object.entries(logs)) {
-    const picked: string[] = [];
+    const picked: { level: number; line: string }[] = [];
     for (const line of output) {
-      let entry: { level?: number; time?: number; msg?: string } | undefined;
+      let entry: { level?: number; time?: number | string; msg?: string } | undefined;
       try {
         entry = JSON.parse(line) as typeof entry;
       } catch {
         entry = undefined;
       }
       if (!entry) {
-        if (/error|exit|fatal/i.test(line)) picked.push(line);
+        if (/error|exit|fatal/i.test(line)) picked.push({ level: 60, line });
         continue;
       }
-      if ((entry.level ?? 0) >= 50 && (entry.time ?? 0) >= from && (entry.time ?? 0) <= to)
-        picked.push(line);
+      const time = typeof entry.time === 'string' ? Date.parse(entry.time) : (entry.time ?? 0);
+      if ((entry.level ?? 0) >= 40 && time >= from && time <= to)
+        picked.push({ level: entry.level ?? 0, line });
     }
-    for (const line of picked.slice(0, perApp)) lines.push(`    [${app}] ${line.slice(0, 400)}`);
+    picked.sort((a, b) => b.level - a.level);
+    for (const { line } of picked.slice(0, perApp))
+      lines.push(`    [${app}] ${line.slice(0, 400)}`);
     if (picked.length > perApp) lines.push(`    [${app}] ... ${picked.length - perApp} more`);
   }
   return lines;
@@ -294,7 +317,11 @@ export async function checkAfterFault(
 
   // 3. No ended session works again; 4. no revoked permission is granted again: on every instance.
   let resurrectedSessions = 0;
-  const ended = state.endedSessions.filter((item) => item.at <= acked.cutoff);
+  const ended = sample(
+    state.endedSessions.filter((item) => item.at <= acked.cutoff),
+    acked.since,
+    context.checkCap,
+  );
   await mapLimit(pairs(ended, gateways.length), 8, async ([{ item, at }, gateway]) => {
     const answer = await conclusive(deadline, () =>
       recorder.graphql<{ me: { id: string } | null }>(
@@ -320,7 +347,11 @@ export async function checkAfterFault(
       );
   });
   let resurrectedPermissions = 0;
-  const revoked = state.revoked.filter((item) => item.at <= acked.cutoff);
+  const revoked = sample(
+    state.revoked.filter((item) => item.at <= acked.cutoff),
+    acked.since,
+    context.checkCap,
+  );
   await mapLimit(pairs(revoked, gateways.length), 8, async ([{ item: account, at }, gateway]) => {
     const meta = { source: 'check' as const, gateway };
     const use = await conclusive(deadline, () =>
@@ -368,9 +399,11 @@ export async function checkAfterFault(
     (record) => record.start >= window.from && record.start < to,
   );
   const failuresByCode: Record<string, number> = {};
+  let refusedAsExpected = 0;
   for (const record of requests)
     for (const code of new Set(record.codes))
-      failuresByCode[code] = (failuresByCode[code] ?? 0) + 1;
+      if (EXPECTED_REFUSALS[record.kind] === code) refusedAsExpected += 1;
+      else failuresByCode[code] = (failuresByCode[code] ?? 0) + 1;
   const unclean = requests.filter((record) => record.unclean.length > 0);
   const liveUnclean = recorder.live.filter(
     (event) => event.at >= window.from && event.at < to && event.unclean.length > 0,
@@ -405,17 +438,25 @@ export async function checkAfterFault(
   evidence(outage500, 'answers were HTTP 500 / INTERNAL_SERVER_ERROR, not SERVICE_UNAVAILABLE');
   evidence(late5xx, 'answers were 5xx more than 10 s after the fault ended');
 
-  // 7. Recovery: the first round after the fault's end in which every kind succeeded.
-  const recovered = state.rounds
-    .filter((round) => round.start >= fault.end && round.failed.length === 0)
-    .sort((a, b) => a.end - b.end)[0];
-  const recoveryMs = recovered ? recovered.end - fault.end : undefined;
+  // 7. Recovery: from the fault's end until every kind has succeeded in a round since (and a
+  // round has succeeded in full).
+  const since = state.rounds.filter((round) => round.start >= fault.end);
+  const firstSuccess = KINDS.map(
+    (kind) => since.find((round) => !round.failed.includes(kind))?.end,
+  );
+  const fullRound = since.some((round) => round.failed.length === 0);
+  const recoveryMs =
+    fullRound && firstSuccess.every((end) => end !== undefined)
+      ? Math.max(...firstSuccess.map((end) => end! - fault.end))
+      : undefined;
+  const slowestKind =
+    KINDS[firstSuccess.indexOf(Math.max(...firstSuccess.map((end) => end ?? Infinity)))];
   if (recoveryMs === undefined) {
     const failing = new Map<string, number>();
-    for (const round of state.rounds.filter((round) => round.start >= fault.end))
+    for (const round of since)
       for (const kind of round.failed) failing.set(kind, (failing.get(kind) ?? 0) + 1);
     problems.push(
-      `no fully successful round after the fault ended; kinds failing in the rounds since: ${JSON.stringify(Object.fromEntries(failing))}`,
+      `no fully successful round after the fault ended (${since.length} rounds); kinds failing in them: ${JSON.stringify(Object.fromEntries(failing))}`,
     );
   }
 
@@ -435,7 +476,7 @@ export async function checkAfterFault(
   const broken =
     problems.length > 0
       ? [
-          '  app log lines at level error or above during the window:',
+          '  app log lines at level warn or above during the window:',
           ...logEvidence(context.logs(), window.from, Date.now()),
         ]
       : [];
@@ -443,6 +484,7 @@ export async function checkAfterFault(
     fault: fault.name,
     cutMs,
     requests: requests.length,
+    refusedAsExpected,
     failuresByCode,
     events,
     registrations: { acked: registrations.length, cannotSignIn },
@@ -453,6 +495,7 @@ export async function checkAfterFault(
     outage500: outage500.length,
     late5xx: late5xx.length,
     recoveryMs,
+    slowestKind: recoveryMs === undefined ? undefined : slowestKind,
     processes: { exited, replaced },
     problems: problems.length ? [...problems, ...broken] : [],
   };

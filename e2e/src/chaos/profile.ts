@@ -19,6 +19,8 @@ export interface ChaosProfile {
   observeAfterMs: number;
   /** How long the checks wait for asynchronous effects (outbox, live push). */
   settleMs: number;
+  /** Ended sessions and revoked permissions from earlier windows asked about again, at most. */
+  checkCap: number;
 }
 
 const PROFILES: Record<ChaosProfile['name'], ChaosProfile> = {
@@ -31,8 +33,9 @@ const PROFILES: Record<ChaosProfile['name'], ChaosProfile> = {
     seedAccounts: 10,
     instances: 2,
     warmupMs: 3_000,
-    observeAfterMs: 12_000,
+    observeAfterMs: 11_500,
     settleMs: 15_000,
+    checkCap: 30,
   },
   full: {
     name: 'full',
@@ -45,6 +48,7 @@ const PROFILES: Record<ChaosProfile['name'], ChaosProfile> = {
     warmupMs: 10_000,
     observeAfterMs: 20_000,
     settleMs: 30_000,
+    checkCap: Number.POSITIVE_INFINITY,
   },
 };
 

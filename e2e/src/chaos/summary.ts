@@ -14,6 +14,7 @@ export function formatSummary(
   const header = [
     'fault',
     'requests',
+    'refused as asked',
     'failures by code',
     'notifications sent / lost / duplicated (live / caught up)',
     'welcomes lost / duplicated',
@@ -29,6 +30,7 @@ export function formatSummary(
   const rows = reports.map((report) => [
     report.cutMs > 0 ? `${report.fault} (${seconds(report.cutMs)})` : report.fault,
     String(report.requests),
+    String(report.refusedAsExpected),
     Object.entries(report.failuresByCode)
       .sort(([, a], [, b]) => b - a)
       .map(([code, count]) => `${code} ${count}`)
@@ -41,12 +43,14 @@ export function formatSummary(
     String(report.unclean),
     String(report.outage500),
     String(report.late5xx),
-    report.fault === 'warm-up' ? '-' : seconds(report.recoveryMs),
+    report.recoveryMs === undefined
+      ? 'never'
+      : `${seconds(report.recoveryMs)} (${report.slowestKind ?? ''})`,
     String(report.processes.exited.length + report.processes.replaced.length),
   ]);
   const table = [header, header.map(() => '---'), ...rows].map((row) => `| ${row.join(' | ')} |`);
   const lines = [
-    `Chaos suite, ${profile.name} profile: ${profile.lanes} load lanes, ${profile.subscribers} live subscribers, ${profile.instances} instance(s) of the permission service, subgraphs and gateway, cuts of ${seconds(profile.cutMs)}.`,
+    `Chaos suite, ${profile.name} profile: ${profile.lanes} load lanes, ${profile.subscribers} live subscribers, ${profile.instances} instance(s) of the permission service, subgraphs and gateway, cuts of ${seconds(profile.cutMs)}${Number.isFinite(profile.checkCap) ? `; ended sessions and revoked permissions from earlier windows re-asked: ${profile.checkCap} at random` : ''}.`,
     ...notes,
     '',
     ...table,
