@@ -1,0 +1,89 @@
+import { parse } from 'graphql';
+import { afterEach, describe, expect, it } from 'vitest';
+import { INTERNAL_TOKEN_HEADER } from '@platform/grpc';
+import { createLogger } from '@platform/logger';
+import type { TokenVerifier } from '@platform/tokens';
+import { createSubgraph, type Subgraph, type SubgraphContext } from './subgraph.server';
+import { requireViewer } from './viewer';
+
+/**
+ * A subgraph whose token verifier cannot reach Redis: what the gateway gets back. HTTP 200
+ * always (the gateway's data source would drop the errors' codes on another status), the
+ * fields that need the caller SERVICE_UNAVAILABLE with retryAfter, the others answered.
+ */
+const internalToken = 'internal-test-token';
+const redisDown: TokenVerifier = {
+  verify: () => Promise.reject(new Error('Connection is closed.')),
+  verifyHeader: () => Promise.reject(new Error('Connection is closed.')),
+};
+
+const typeDefs = parse(`
+  type Query { me: String, version: String }
+`);
+
+let subgraph: Subgraph | undefined;
+afterEach(async () => {
+  await subgraph?.stop();
+  subgraph = undefined;
+});
+
+async function start(checkReady?: () => Promise<Record<string, boolean>>) {
+  subgraph = createSubgraph<SubgraphContext>({
+    name: 'test',
+    typeDefs,
+    resolvers: {
+      Query: {
+        me: (_: unknown, __: unknown, context: SubgraphContext) => requireViewer(context).userId,
+        version: () => '1',
+      },
+    },
+    createContext: (base) => base,
+    logger: createLogger({ name: 'subgraph-test', level: 'silent' }),
+    tokens: redisDown,
+    permissionService: { checkPermissions: async () => ({ allowed: [] }) },
+    internalToken,
+    ...(checkReady ? { checkReady } : {}),
+  });
+  return `http://127.0.0.1:${await subgraph.start('127.0.0.1', 0)}`;
+}
+
+describe('a subgraph while access tokens cannot be checked', () => {
+  it('answers HTTP 200 with SERVICE_UNAVAILABLE where the caller is needed, and the rest', async () => {
+    const url = await start();
+    const response = await fetch(`${url}/graphql`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: 'Bearer a.b.c',
+        [INTERNAL_TOKEN_HEADER]: internalToken,
+      },
+      body: JSON.stringify({ query: '{ me version }' }),
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({
+      data: { me: null, version: '1' },
+      errors: [
+        {
+          message: 'Service temporarily unavailable; try again shortly',
+          path: ['me'],
+          locations: [{ line: 1, column: 3 }],
+          extensions: { code: 'SERVICE_UNAVAILABLE', retryAfter: 5 },
+        },
+      ],
+    });
+  });
+
+  it('is not ready while a dependency is down, naming it', async () => {
+    let redisUp = false;
+    const url = await start(async () => ({ redis: redisUp, 'auth-service': true }));
+    const down = await fetch(`${url}/ready`);
+    expect(down.status).toBe(503);
+    expect(await down.json()).toEqual({
+      status: 'unavailable',
+      down: ['redis'],
+      checks: { redis: false, 'auth-service': true },
+    });
+    redisUp = true;
+    expect((await fetch(`${url}/ready`)).status).toBe(200);
+  });
+});
