@@ -445,9 +445,10 @@ export async function checkAfterFault(
     (kind) => since.find((round) => !round.failed.includes(kind))?.end,
   );
   const fullRound = since.some((round) => round.failed.length === 0);
+  const ends = firstSuccess.filter((end): end is number => end !== undefined);
   const recoveryMs =
-    fullRound && firstSuccess.every((end) => end !== undefined)
-      ? Math.max(...firstSuccess.map((end) => end! - fault.end))
+    fullRound && ends.length === KINDS.length
+      ? Math.max(...ends.map((end) => end - fault.end))
       : undefined;
   const slowestKind =
     KINDS[firstSuccess.indexOf(Math.max(...firstSuccess.map((end) => end ?? Infinity)))];
