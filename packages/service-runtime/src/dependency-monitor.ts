@@ -19,7 +19,8 @@ export interface DependencyMonitor {
 /**
  * Probes every dependency every `intervalMs` (each probe given `timeoutMs`), keeps their
  * states and tells listeners when one changes; logs once when a dependency goes down and once
- * when it is back (with how long it was away).
+ * when it is back (with how long it was away). A dependency that refuses is down at once; one
+ * that does not answer in time, at the second probe in a row.
  */
 export function monitorDependencies(options: {
   checks: readonly DependencyCheck[];
@@ -36,23 +37,33 @@ export function monitorDependencies(options: {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
 
+  // Probes in a row that got no answer in time, per dependency.
+  const slow = new Map<string, number>();
+  const NO_ANSWER = Symbol('no answer');
+
   async function probe({ name, check }: DependencyCheck): Promise<void> {
     let failure: unknown;
+    let late = false;
     let timeout: NodeJS.Timeout | undefined;
     try {
       const answer = await Promise.race([
         check(),
-        new Promise((_, reject) => {
-          timeout = setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
+        new Promise((resolve) => {
+          timeout = setTimeout(() => resolve(NO_ANSWER), timeoutMs);
         }),
       ]);
-      if (answer === false) failure = new Error('not connected');
+      late = answer === NO_ANSWER;
+      if (late) failure = new Error(`no answer in ${timeoutMs} ms`);
+      else if (answer === false) failure = new Error('not connected');
     } catch (error) {
       failure = error ?? new Error('probe failed');
     } finally {
       clearTimeout(timeout);
     }
-    const up = failure === undefined;
+    // A refusal counts at once; a slow answer only twice in a row (a busy process is not an
+    // outage).
+    slow.set(name, late ? (slow.get(name) ?? 0) + 1 : 0);
+    const up = failure === undefined || (late && (slow.get(name) ?? 0) < 2);
     if (stopped || statuses.get(name) === up) return;
     statuses.set(name, up);
     if (up) {
