@@ -1,7 +1,6 @@
 import { isAlive } from './harness';
 import {
   HAS_PERMISSION,
-  KINDS,
   PASSWORD,
   USE_PERMISSION,
   type Account,
@@ -41,9 +40,11 @@ export interface FaultReport {
   unclean: number;
   outage500: number;
   late5xx: number;
-  /** From the fault's end to the end of the first round in which every kind succeeded. */
+  /** From the fault's end to the end of the first round begun after it in which every kind succeeded. */
   recoveryMs: number | undefined;
-  /** The operation kind that succeeded last after the fault. */
+  /** From the fault's end until every kind of request succeeds again and keeps succeeding. */
+  steadyMs: number | undefined;
+  /** The kind of request that took longest to succeed again. */
   slowestKind: string | undefined;
   processes: { exited: string[]; replaced: string[] };
   /** Every broken invariant, with its evidence. */
@@ -438,20 +439,15 @@ export async function checkAfterFault(
   evidence(outage500, 'answers were HTTP 500 / INTERNAL_SERVER_ERROR, not SERVICE_UNAVAILABLE');
   evidence(late5xx, 'answers were 5xx more than 10 s after the fault ended');
 
-  // 7. Recovery: from the fault's end until every kind has succeeded in a round since (and a
-  // round has succeeded in full).
+  // 7. Recovery. `recoveryMs`: from the fault's end to the end of the first round begun after
+  // it in which every kind succeeded (bounded below by how long a round takes). `steadyMs`:
+  // from the fault's end to the answer of the first success after the last failure, in the
+  // kind that took longest (0 when nothing failed after the end).
   const since = state.rounds.filter((round) => round.start >= fault.end);
-  const firstSuccess = KINDS.map(
-    (kind) => since.find((round) => !round.failed.includes(kind))?.end,
-  );
-  const fullRound = since.some((round) => round.failed.length === 0);
-  const ends = firstSuccess.filter((end): end is number => end !== undefined);
-  const recoveryMs =
-    fullRound && ends.length === KINDS.length
-      ? Math.max(...ends.map((end) => end - fault.end))
-      : undefined;
-  const slowestKind =
-    KINDS[firstSuccess.indexOf(Math.max(...firstSuccess.map((end) => end ?? Infinity)))];
+  const fullRound = since
+    .filter((round) => round.failed.length === 0)
+    .sort((a, b) => a.end - b.end)[0];
+  const recoveryMs = fullRound ? fullRound.end - fault.end : undefined;
   if (recoveryMs === undefined) {
     const failing = new Map<string, number>();
     for (const round of since)
@@ -459,6 +455,30 @@ export async function checkAfterFault(
     problems.push(
       `no fully successful round after the fault ended (${since.length} rounds); kinds failing in them: ${JSON.stringify(Object.fromEntries(failing))}`,
     );
+  }
+  const failedRequest = (record: RequestRecord) =>
+    record.codes.some((code) => EXPECTED_REFUSALS[record.kind] !== code);
+  const load = requests.filter((record) => record.source === 'load');
+  let steadyMs: number | undefined = 0;
+  let slowestKind: string | undefined;
+  for (const kind of new Set(load.map((record) => record.kind))) {
+    const ofKind = load.filter((record) => record.kind === kind);
+    const lastFailure = ofKind.filter(failedRequest).at(-1);
+    if (!lastFailure) continue;
+    const next = ofKind.find((record) => record.seq > lastFailure.seq && !failedRequest(record));
+    if (!next) {
+      steadyMs = undefined;
+      slowestKind = kind;
+      problems.push(
+        `${kind} still failing when the checks began: last ${describeRecord(lastFailure, fault.start)}`,
+      );
+      break;
+    }
+    const ms = Math.max(0, next.end - fault.end);
+    if (steadyMs !== undefined && ms >= steadyMs) {
+      steadyMs = ms;
+      slowestKind = kind;
+    }
   }
 
   // 8. The processes that started are the ones running.
@@ -496,7 +516,8 @@ export async function checkAfterFault(
     outage500: outage500.length,
     late5xx: late5xx.length,
     recoveryMs,
-    slowestKind: recoveryMs === undefined ? undefined : slowestKind,
+    steadyMs,
+    slowestKind,
     processes: { exited, replaced },
     problems: problems.length ? [...problems, ...broken] : [],
   };

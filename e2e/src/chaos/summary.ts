@@ -24,7 +24,8 @@ export function formatSummary(
     'unclean errors',
     '500 in outage',
     '5xx >10 s after',
-    'recovery',
+    'recovery: first full round',
+    'recovery: every kind succeeding',
     'processes exited',
   ];
   const rows = reports.map((report) => [
@@ -43,9 +44,10 @@ export function formatSummary(
     String(report.unclean),
     String(report.outage500),
     String(report.late5xx),
-    report.recoveryMs === undefined
-      ? 'never'
-      : `${seconds(report.recoveryMs)} (${report.slowestKind ?? ''})`,
+    seconds(report.recoveryMs),
+    report.steadyMs === undefined
+      ? `never (${report.slowestKind ?? ''})`
+      : `${seconds(report.steadyMs)}${report.slowestKind ? ` (${report.slowestKind})` : ''}`,
     String(report.processes.exited.length + report.processes.replaced.length),
   ]);
   const table = [header, header.map(() => '---'), ...rows].map((row) => `| ${row.join(' | ')} |`);
