@@ -21,17 +21,21 @@ export interface Platform {
   admin: SignedIn;
 }
 
+type AppEnv = Partial<Record<AppName, Record<string, string>>>;
+
 /**
  * All eight apps on an isolated run (own database, Redis prefix, exchange), with the
  * bootstrap admin signed in and no per-address rate limit; `env` adds to an app's
- * environment. Stop it with `stopPlatform`.
+ * environment (or is made from the run, e.g. to reach its database through a proxy). Stop
+ * it with `stopPlatform`.
  */
 export async function startPlatform(
-  env: Partial<Record<AppName, Record<string, string>>> = {},
+  envOrFromRun: AppEnv | ((run: TestRun) => AppEnv) = {},
 ): Promise<Platform> {
   const run = await createTestRun();
   let apps: AppCluster | undefined;
   try {
+    const env = typeof envOrFromRun === 'function' ? envOrFromRun(run) : envOrFromRun;
     apps = await startApps(run, APP_NAMES, {
       ...env,
       'users-subgraph': {
