@@ -1,4 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { toAppError } from '@platform/errors';
+import { createLogger } from '@platform/logger';
+import { createRedis } from '@platform/redis';
+import { createTcpProxy, createTestRun, eventually } from '@platform/testing';
+import { createUserCache } from './user.cache';
+import { createUserService } from './user.service';
 import { newUser } from './testing/user.factories';
 import { useUserWorld } from './testing/user.world';
 
@@ -90,5 +96,49 @@ describe('UserService on PostgreSQL and Redis', () => {
     await world.service.delete(id);
     await expect(world.service.get(id)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     expect(await world.service.getMany([id])).toEqual([]);
+  });
+});
+
+describe('UserService while Redis is unreachable', () => {
+  const world = useUserWorld();
+
+  it('fails a change whole instead of committing it and leaving the old profile cached', async () => {
+    const run = await createTestRun();
+    const redisUrl = new URL(run.redisUrl);
+    const proxy = await createTcpProxy({ host: redisUrl.hostname, port: Number(redisUrl.port) });
+    redisUrl.port = String(proxy.port);
+    const redis = await createRedis({
+      url: redisUrl.toString(),
+      keyPrefix: run.redisKeyPrefix,
+      logger: createLogger({ name: 'user-test', level: 'silent' }),
+    });
+    try {
+      const service = createUserService({
+        users: world.users,
+        cache: createUserCache(redis),
+        relay: { kick: () => undefined },
+      });
+      const { id } = await service.register(newUser({ displayName: 'Before' }));
+      expect((await service.get(id)).displayName).toBe('Before'); // now cached
+
+      proxy.cut();
+      const failed = await service.update(id, { displayName: 'During' }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(toAppError(failed).code).toBe('SERVICE_UNAVAILABLE');
+      expect((await world.users.findByIds([id]))[0]?.displayName).toBe('Before');
+
+      proxy.restore();
+      await eventually(async () => {
+        expect((await service.get(id)).displayName).toBe('Before');
+      });
+      await service.update(id, { displayName: 'After' });
+      expect((await service.get(id)).displayName).toBe('After');
+    } finally {
+      redis.disconnect();
+      await proxy.close();
+      await run.close();
+    }
   });
 });
