@@ -74,6 +74,7 @@ describe(`chaos suite (${profile.name} profile)`, () => {
   const reports: FaultReport[] = [];
   const notes: string[] = [];
   let lanes: Promise<void>[] = [];
+  let context: LoadContext | undefined;
   let stopped = false;
   let pidsAtStart: Record<string, number | undefined> = {};
   let plainRoleId = '';
@@ -138,10 +139,10 @@ describe(`chaos suite (${profile.name} profile)`, () => {
     );
 
     pidsAtStart = platform.pids();
-    const context: LoadContext = { recorder, gateways, admin, roleId, subscribers, state, runTag };
+    context = { recorder, gateways, admin, roleId, subscribers, state, runTag };
     windowFrom = Date.now();
     lanes = Array.from({ length: profile.lanes }, (_, lane) =>
-      runLane(context, lane, { pauseMs: profile.roundPauseMs, stopped: () => stopped }),
+      runLane(context!, lane, { pauseMs: profile.roundPauseMs, stopped: () => stopped }),
     );
     // The load runs on its own before the first fault.
     await new Promise((resolve) => setTimeout(resolve, profile.warmupMs));
@@ -202,7 +203,16 @@ describe(`chaos suite (${profile.name} profile)`, () => {
       async () => {
         if (!platform) throw new Error('the platform did not start');
         const fault: Fault = { name: plan.name, start: Date.now(), end: 0 };
-        await plan.inject(platform);
+        // Besides the steady lanes, one more runs rounds only while the fault lasts, so that
+        // every kind is asked during the outage however slow the machine makes a round.
+        let over = false;
+        const injected = plan.inject(platform);
+        const during = runLane(context!, 10 + FAULTS.indexOf(plan), {
+          pauseMs: 0,
+          stopped: () => over,
+        });
+        await injected;
+        over = true;
         fault.end = Date.now();
         // The load goes on: until a round of every kind succeeds, and past the 10 s after the
         // fault from which no answer may be a 5xx (the observation time is the profile's).
@@ -219,6 +229,7 @@ describe(`chaos suite (${profile.name} profile)`, () => {
         const observeUntil = fault.end + profile.observeAfterMs;
         if (Date.now() < observeUntil)
           await new Promise((resolve) => setTimeout(resolve, observeUntil - Date.now()));
+        await during;
         if (plan.probe) await probeAfterLoss(fault);
 
         const cutoff = Date.now();
