@@ -70,6 +70,7 @@ describe('the platform, every layer running as its own process', () => {
       'auth-service': 'up',
       'permission-service': 'up',
       'notification-service': 'up',
+      redis: 'up',
     });
     expect((await fetch(`${gateway}/health`)).status).toBe(200);
   });
