@@ -41,6 +41,8 @@ export interface FaultReport {
   outage500: number;
   late5xx: number;
   /** From the fault's end to the end of the first round begun after it in which every kind succeeded. */
+  /** Live connections closed and subscription errors, by close code or error code. */
+  liveCloses: Record<string, number>;
   recoveryMs: number | undefined;
   /** From the fault's end until every kind of request succeeds again and keeps succeeding. */
   steadyMs: number | undefined;
@@ -409,6 +411,15 @@ export async function checkAfterFault(
   const liveUnclean = recorder.live.filter(
     (event) => event.at >= window.from && event.at < to && event.unclean.length > 0,
   );
+  const liveCloses: Record<string, number> = {};
+  for (const event of recorder.live)
+    if (event.at >= window.from && event.at < to && event.type !== 'connected') {
+      const key =
+        event.type === 'closed'
+          ? `close ${event.code ?? '?'}`
+          : `${event.type} ${(event.codes ?? []).join(',')}`;
+      liveCloses[key] = (liveCloses[key] ?? 0) + 1;
+    }
   const outage500 = requests.filter(
     (record) => record.status === 500 || record.codes.includes('INTERNAL_SERVER_ERROR'),
   );
@@ -515,6 +526,7 @@ export async function checkAfterFault(
     unclean: unclean.length + liveUnclean.length,
     outage500: outage500.length,
     late5xx: late5xx.length,
+    liveCloses,
     recoveryMs,
     steadyMs,
     slowestKind,

@@ -77,6 +77,9 @@ export interface Subscriber {
   stop(): Promise<void>;
 }
 
+const codeIn = (extensions: Record<string, unknown> | undefined) =>
+  typeof extensions?.['code'] === 'string' ? extensions['code'] : 'NO_CODE';
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -136,6 +139,7 @@ export function startSubscriber(
               event({
                 type: 'result-error',
                 messages: result.errors.map((error) => error.message),
+                codes: result.errors.map((error) => codeIn(error.extensions)),
               });
               return;
             }
@@ -145,12 +149,20 @@ export function startSubscriber(
           },
           error: (error) => {
             if (!stopped) {
-              const messages = Array.isArray(error)
-                ? (error as { message: string }[]).map((item) => item.message)
-                : error instanceof Error
-                  ? [error.message]
-                  : [];
-              event({ type: 'error', messages });
+              // graphql-ws gives the `error` message's GraphQL errors as an array; a close as
+              // a CloseEvent (recorded by `closed`); anything else as is.
+              const errors = Array.isArray(error)
+                ? (error as { message: string; extensions?: Record<string, unknown> }[])
+                : undefined;
+              event({
+                type: 'error',
+                messages: errors
+                  ? errors.map((item) => item.message)
+                  : error instanceof Error
+                    ? [error.message]
+                    : [],
+                codes: errors?.map((item) => codeIn(item.extensions)),
+              });
             }
             resolve();
           },

@@ -81,6 +81,8 @@ export interface LiveEvent {
   code?: number;
   reason?: string;
   messages?: string[];
+  /** The errors' extensions.code, for `error` and `result-error`. */
+  codes?: string[];
   unclean: string[];
 }
 
@@ -203,6 +205,9 @@ export class Recorder {
   liveEvent(event: Omit<LiveEvent, 'at' | 'unclean'>): void {
     const text = [event.reason ?? '', ...(event.messages ?? [])].join(' ');
     const unclean = leaksIn(text).map((leak) => `${leak} in live ${event.type}: ${text}`);
+    for (const code of event.codes ?? [])
+      if (!CONTRACT_CODES.has(code))
+        unclean.push(`live ${event.type} with code ${code}, not one of the contract's: ${text}`);
     if (event.type === 'closed' && event.code === 1011)
       unclean.push(`live connection closed 1011 (internal error): ${event.reason ?? ''}`);
     this.live.push({ at: Date.now(), ...event, unclean });

@@ -18,6 +18,7 @@ export function formatSummary(
     'failures by code',
     'notifications sent / lost / duplicated (live / caught up)',
     'welcomes lost / duplicated',
+    'live connections ended',
     'registrations that cannot sign in',
     'resurrected sessions / permissions',
     'acknowledged, not in effect',
@@ -38,6 +39,9 @@ export function formatSummary(
       .join(', ') || 'none',
     `${report.events.sent} / ${report.events.lost} / ${report.events.duplicated + report.events.liveDuplicated} (${report.events.live} / ${report.events.caughtUp})`,
     `${report.events.welcomeLost} / ${report.events.welcomeDuplicated}`,
+    Object.entries(report.liveCloses)
+      .map(([what, count]) => `${what}: ${count}`)
+      .join(', ') || 'none',
     `${report.registrations.cannotSignIn} of ${report.registrations.acked}`,
     `${report.resurrectedSessions} / ${report.resurrectedPermissions}`,
     String(report.notInEffect),
