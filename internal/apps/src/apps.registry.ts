@@ -74,19 +74,25 @@ export type AppPorts = Record<AppName, number>;
 
 /**
  * The environment that points every app at the others on 127.0.0.1 with the given ports,
- * plus the app's own port variable.
+ * plus the app's own port variable. An app with several instances (`instances`: every
+ * instance's port, the first being `ports[app]`) is listed whole in its address variable:
+ * `127.0.0.1:a,127.0.0.1:b` for a service, `http://127.0.0.1:a/graphql,http://...` for a
+ * subgraph.
  */
 export function appEnvironment(
   app: AppDefinition,
   ports: AppPorts = DEFAULT_PORTS,
+  instances: Partial<Record<AppName, readonly number[]>> = {},
 ): Record<string, string> {
   const env: Record<string, string> = { [app.portVariable]: String(ports[app.name]) };
   for (const other of APPS) {
     if (!other.addressVariable) continue;
-    env[other.addressVariable] =
-      other.kind === 'subgraph'
-        ? `http://127.0.0.1:${ports[other.name]}/graphql`
-        : `127.0.0.1:${ports[other.name]}`;
+    const otherPorts = instances[other.name] ?? [ports[other.name]];
+    env[other.addressVariable] = otherPorts
+      .map((port) =>
+        other.kind === 'subgraph' ? `http://127.0.0.1:${port}/graphql` : `127.0.0.1:${port}`,
+      )
+      .join(',');
   }
   return env;
 }

@@ -11,18 +11,29 @@ import { DEFAULT_PORTS, type AppName } from '@platform/config';
 import type { TestRun } from './test-run';
 
 export interface AppCluster {
+  /** The port of each app's first instance. */
   readonly ports: AppPorts;
-  /** `http://127.0.0.1:<port>` of the gateway or a subgraph. */
-  httpUrl(name: AppName): string;
-  /** `127.0.0.1:<port>` of a gRPC service. */
-  grpcAddress(name: AppName): string;
-  /** Everything an app printed so far (for failure messages). */
-  logs(name: AppName): string[];
-  /** The process id of a running app. */
-  pid(name: AppName): number | undefined;
-  /** Starts (or restarts) an app; `env` adds to what the cluster gave it. */
-  start(name: AppName, env?: Record<string, string>): Promise<void>;
-  stop(name: AppName): Promise<void>;
+  /** Every instance's port, by app (the first is `ports[app]`). */
+  readonly instancePorts: Readonly<Record<AppName, readonly number[]>>;
+  /** `http://127.0.0.1:<port>` of the gateway or a subgraph (its first instance by default). */
+  httpUrl(name: AppName, instance?: number): string;
+  /** `127.0.0.1:<port>` of a gRPC service (its first instance by default). */
+  grpcAddress(name: AppName, instance?: number): string;
+  /** How many instances of the app this cluster runs. */
+  instances(name: AppName): number;
+  /** Everything an instance printed so far (for failure messages). */
+  logs(name: AppName, instance?: number): string[];
+  /** The process id of a running instance. */
+  pid(name: AppName, instance?: number): number | undefined;
+  /** Resolves with how the instance's current process ended (undefined if none runs). */
+  exited(
+    name: AppName,
+    instance?: number,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
+  /** Starts (or restarts) an instance; `env` adds to what the cluster gave it. */
+  start(name: AppName, env?: Record<string, string>, instance?: number): Promise<void>;
+  /** SIGTERM (then SIGKILL after the grace period); resolves once the instance ended. */
+  stop(name: AppName, instance?: number): Promise<void>;
   stopAll(): Promise<void>;
 }
 
@@ -41,28 +52,56 @@ export async function startApps(
      * wired to its services and to its subgraphs except the ones started here.
      */
     alongside?: AppCluster;
+    /**
+     * Instances per app (a number for every app started here, or per app; default 1). Every
+     * app's address variable lists all instances of the apps it calls (client-side
+     * balancing); each instance has its own port.
+     */
+    instances?: number | Partial<Record<AppName, number>>;
+    /** How long each instance may take to come up (default 30 s; more on a loaded machine). */
+    startTimeoutMs?: number;
   } = {},
 ): Promise<AppCluster> {
+  const count = (name: AppName) =>
+    typeof options.instances === 'number' ? options.instances : (options.instances?.[name] ?? 1);
   const ports = { ...DEFAULT_PORTS } as Record<AppName, number>;
-  for (const app of APPS)
-    ports[app.name] =
-      options.alongside && !names.includes(app.name)
-        ? options.alongside.ports[app.name]
-        : await freePort();
-  const running = new Map<AppName, AppProcess>();
-  const output = new Map<AppName, string[]>();
+  const instancePorts = {} as Record<AppName, number[]>;
+  for (const app of APPS) {
+    if (options.alongside && !names.includes(app.name)) {
+      instancePorts[app.name] = [...options.alongside.instancePorts[app.name]];
+    } else {
+      instancePorts[app.name] = [];
+      for (let n = 0; n < count(app.name); n++) instancePorts[app.name].push(await freePort());
+    }
+    ports[app.name] = instancePorts[app.name][0] ?? ports[app.name];
+  }
+  const key = (name: AppName, instance: number) => `${name}#${instance}`;
+  const running = new Map<string, AppProcess>();
+  const output = new Map<string, string[]>();
 
-  async function start(name: AppName, env: Record<string, string> = {}): Promise<void> {
+  function portOf(name: AppName, instance: number): number {
+    const port = instancePorts[name][instance];
+    if (port === undefined) throw new Error(`${name} has no instance ${instance}`);
+    return port;
+  }
+
+  async function start(
+    name: AppName,
+    env: Record<string, string> = {},
+    instance = 0,
+  ): Promise<void> {
     const app = APPS.find((candidate) => candidate.name === name);
     if (!app) throw new Error(`unknown app ${name}`);
-    const lines = output.get(name) ?? [];
-    output.set(name, lines);
+    const port = portOf(name, instance);
+    const lines = output.get(key(name, instance)) ?? [];
+    output.set(key(name, instance), lines);
     const child = startAppProcess({
       app,
       env: {
         PATH: process.env['PATH'] ?? '',
         ...run.env,
-        ...appEnvironment(app, ports),
+        ...appEnvironment(app, ports, instancePorts),
+        [app.portVariable]: String(port),
         ...(app.kind === 'gateway' ? { GATEWAY_HOST: '127.0.0.1' } : {}),
         ...extraEnv[name],
         ...env,
@@ -70,20 +109,41 @@ export async function startApps(
       nodeArgs: options.nodeArgs,
       onLine: (line) => lines.push(line),
     });
-    running.set(name, child);
+    running.set(key(name, instance), child);
     let exit: Error | undefined;
     void child.exited.then(({ code, signal }) => {
       exit = new Error(
-        `${name} exited (${signal ?? code}) while starting:\n${lines.slice(-20).join('\n')}`,
+        `${name}#${instance} exited (${signal ?? code}) while starting:\n${lines.slice(-20).join('\n')}`,
       );
     });
-    await waitUntilUp(app, ports[name], { timeoutMs: 30_000, failed: () => exit });
+    await waitUntilUp(app, port, {
+      timeoutMs: options.startTimeoutMs ?? 30_000,
+      failed: () => exit,
+    });
+  }
+
+  async function stop(name: AppName, instance = 0): Promise<void> {
+    await running.get(key(name, instance))?.stop();
+    running.delete(key(name, instance));
   }
 
   async function stopAll(): Promise<void> {
-    for (const name of [...running.keys()].toReversed()) {
-      await running.get(name)?.stop();
-      running.delete(name);
+    for (const id of [...running.keys()].toReversed()) {
+      await running.get(id)?.stop();
+      running.delete(id);
+    }
+  }
+
+  /**
+   * Starts an instance, once more if it did not come up: on a loaded machine a start can
+   * overrun a timeout (a seed transaction, the wait for the health check).
+   */
+  async function startWithRetry(name: AppName, instance: number): Promise<void> {
+    try {
+      await start(name, {}, instance);
+    } catch {
+      await stop(name, instance);
+      await start(name, {}, instance);
     }
   }
 
@@ -91,8 +151,17 @@ export async function startApps(
   const subgraphs = names.filter((name) => name.endsWith('-subgraph'));
   const rest = names.filter((name) => !services.includes(name) && !subgraphs.includes(name));
   try {
-    for (const stage of [services, subgraphs, rest])
-      await Promise.all(stage.map((name) => start(name)));
+    // Stage by stage (callees first); within a stage, one instance of each app at a time, so
+    // a loaded machine is not asked to start every process at once.
+    for (const stage of [services, subgraphs, rest]) {
+      const most = Math.max(0, ...stage.map((name) => instancePorts[name].length));
+      for (let instance = 0; instance < most; instance++)
+        await Promise.all(
+          stage
+            .filter((name) => instance < instancePorts[name].length)
+            .map((name) => startWithRetry(name, instance)),
+        );
+    }
   } catch (error) {
     await stopAll();
     throw error;
@@ -100,15 +169,15 @@ export async function startApps(
 
   return {
     ports,
-    httpUrl: (name) => `http://127.0.0.1:${ports[name]}`,
-    grpcAddress: (name) => `127.0.0.1:${ports[name]}`,
-    logs: (name) => output.get(name) ?? [],
-    pid: (name) => running.get(name)?.child.pid,
+    instancePorts,
+    httpUrl: (name, instance = 0) => `http://127.0.0.1:${portOf(name, instance)}`,
+    grpcAddress: (name, instance = 0) => `127.0.0.1:${portOf(name, instance)}`,
+    instances: (name) => instancePorts[name].length,
+    logs: (name, instance = 0) => output.get(key(name, instance)) ?? [],
+    pid: (name, instance = 0) => running.get(key(name, instance))?.child.pid,
+    exited: (name, instance = 0) => running.get(key(name, instance))?.exited,
     start,
-    async stop(name) {
-      await running.get(name)?.stop();
-      running.delete(name);
-    },
+    stop,
     stopAll,
   };
 }
