@@ -96,10 +96,11 @@ describe('gRPC server and client', () => {
     expect(JSON.stringify(error)).not.toContain('secret');
   });
 
-  it('gives up at the deadline', async () => {
+  it('gives up at the deadline, answering SERVICE_UNAVAILABLE (retryable)', async () => {
     const started = Date.now();
     await expect(client().getUser({ id: 'slow' }, { deadlineMs: 100 })).rejects.toMatchObject({
-      code: 'INTERNAL_SERVER_ERROR',
+      code: 'SERVICE_UNAVAILABLE',
+      retryAfter: 5,
     });
     expect(Date.now() - started).toBeLessThan(400);
   });
