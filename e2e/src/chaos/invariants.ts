@@ -43,6 +43,8 @@ export interface FaultReport {
   /** From the fault's end to the end of the first round begun after it in which every kind succeeded. */
   /** Live connections closed and subscription errors, by close code or error code. */
   liveCloses: Record<string, number>;
+  /** Why the rounds after the fault's end, before the first full one, failed (reason → count). */
+  roundFailures: Record<string, number>;
   recoveryMs: number | undefined;
   /** From the fault's end until every kind of request succeeds again and keeps succeeding. */
   steadyMs: number | undefined;
@@ -459,6 +461,11 @@ export async function checkAfterFault(
     .filter((round) => round.failed.length === 0)
     .sort((a, b) => a.end - b.end)[0];
   const recoveryMs = fullRound ? fullRound.end - fault.end : undefined;
+  /** Why the rounds begun after the fault's end and before the first full one failed. */
+  const roundFailures: Record<string, number> = {};
+  for (const round of since)
+    if (!fullRound || round.start < fullRound.start)
+      for (const reason of round.why) roundFailures[reason] = (roundFailures[reason] ?? 0) + 1;
   if (recoveryMs === undefined) {
     const failing = new Map<string, number>();
     for (const round of since)
@@ -527,6 +534,7 @@ export async function checkAfterFault(
     outage500: outage500.length,
     late5xx: late5xx.length,
     liveCloses,
+    roundFailures,
     recoveryMs,
     steadyMs,
     slowestKind,

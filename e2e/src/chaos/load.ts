@@ -42,6 +42,8 @@ export interface Round {
   end: number;
   /** The kinds that did not succeed (with their immediate effect) in this round. */
   failed: Kind[];
+  /** Why each failed: the request and its codes, or what it saw. */
+  why: string[];
 }
 
 /** A mutation acknowledged and then, at once, not in effect (what the user saw next). */
@@ -217,7 +219,13 @@ export async function runLane(
         variables,
       });
     const start = Date.now();
-    const fail = (kind: Kind) => failed.includes(kind) || failed.push(kind);
+    const why: string[] = [];
+    const fail = (kind: Kind, reason: string | Outcome<unknown>) => {
+      if (!failed.includes(kind)) failed.push(kind);
+      why.push(
+        `${kind}: ${typeof reason === 'string' ? reason : `${reason.record.kind} ${reason.codes.join(',') || `HTTP ${reason.status}, no error code`}`}`,
+      );
+    };
 
     // register
     const email = `chaos-${context.runTag}-${lane}-${round}@example.com`;
@@ -237,7 +245,7 @@ export async function runLane(
       state.registrations.push({ at: registered.record.end, item: account });
       state.accounts.push(account);
       state.subjects.push(account);
-    } else fail('register');
+    } else fail('register', registered);
 
     // login, me, logout (and the ended session refused at once)
     const who = state.accounts[Math.floor(Math.random() * state.accounts.length)]!;
@@ -248,24 +256,29 @@ export async function runLane(
     if (login.ok && login.data) {
       const token = login.data.login.accessToken;
       const me = await call<{ me: { id: string } | null }>('me', ME, token);
-      if (!(me.ok && me.data?.me?.id === who.id)) fail('me');
+      if (!(me.ok && me.data?.me?.id === who.id))
+        fail('me', me.ok ? `me answered ${JSON.stringify(me.data)}` : me);
       const logout = await call<{ logout: boolean }>('logout', LOGOUT, token);
       if (logout.ok && logout.data?.logout === true) {
         state.endedSessions.push({ at: logout.record.end, item: { token, userId: who.id } });
         const after = await call<{ me: { id: string } | null }>('me (ended session)', ME, token);
         if (after.data?.me) {
-          fail('logout');
+          fail('logout', 'the ended session still answered me');
           state.notInEffect.push({
             kind: 'logout',
             at: after.record.end,
             detail: `me answered ${JSON.stringify(after.data)} right after the acknowledged logout (request #${after.record.seq})`,
           });
-        } else if (!after.codes.includes('UNAUTHENTICATED')) fail('logout');
-      } else fail('logout');
+        } else if (!after.codes.includes('UNAUTHENTICATED'))
+          fail(
+            'logout',
+            after.ok ? `me answered ${JSON.stringify(after.data)} after the logout` : after,
+          );
+      } else fail('logout', logout);
     } else {
-      fail('login');
-      fail('me');
-      fail('logout');
+      fail('login', login);
+      fail('me', 'no session (login failed)');
+      fail('logout', 'no session (login failed)');
     }
 
     // assign the role, use it on every instance; unassign it, and it is refused at once
@@ -278,7 +291,7 @@ export async function runLane(
       if (assign.ok) {
         for (let other = 0; other < gateways.length; other++) {
           const use = await call('use permission', USE_PERMISSION, subject.token, undefined, other);
-          if (!use.ok) fail('assign');
+          if (!use.ok) fail('assign', use);
           if (use.codes.includes('FORBIDDEN'))
             state.notInEffect.push({
               kind: 'assign',
@@ -286,7 +299,7 @@ export async function runLane(
               detail: `${PERMISSION} refused (FORBIDDEN) on gateway ${other} right after the acknowledged assignRole (request #${use.record.seq})`,
             });
         }
-      } else fail('assign');
+      } else fail('assign', assign);
       const unassign = await call<{ unassignRole: boolean }>('unassign', UNASSIGN, admin.token, {
         u: subject.id,
         r: roleId,
@@ -295,17 +308,17 @@ export async function runLane(
         state.revoked.push({ at: unassign.record.end, item: subject });
         const use = await call('use permission (revoked)', USE_PERMISSION, subject.token);
         if (use.ok) {
-          fail('unassign');
+          fail('unassign', 'the permission was still granted');
           state.notInEffect.push({
             kind: 'unassign',
             at: use.record.end,
             detail: `${PERMISSION} still granted on gateway ${g} right after the acknowledged unassignRole (request #${use.record.seq})`,
           });
-        } else if (!use.codes.includes('FORBIDDEN')) fail('unassign');
-      } else fail('unassign');
+        } else if (!use.codes.includes('FORBIDDEN')) fail('unassign', use);
+      } else fail('unassign', unassign);
     } else {
-      fail('assign');
-      fail('unassign');
+      fail('assign', 'no account left to assign the role to');
+      fail('unassign', 'no account left to assign the role to');
     }
 
     // a notification to a user who holds a live subscription
@@ -319,9 +332,9 @@ export async function runLane(
         at: sent.record.end,
         item: { id: sent.data.sendNotification.id, title, subscriber: subscriber.index },
       });
-    else fail('send');
+    else fail('send', sent);
 
-    state.rounds.push({ lane, start, end: Date.now(), failed });
+    state.rounds.push({ lane, start, end: Date.now(), failed, why });
     await sleep(options.pauseMs);
   }
 }

@@ -62,6 +62,14 @@ export function formatSummary(
     ...table,
   ];
   for (const report of reports) {
+    const failures = Object.entries(report.roundFailures);
+    if (failures.length > 0)
+      lines.push(
+        '',
+        `Rounds after "${report.fault}" ended that failed before the first full one: ${failures.map(([reason, count]) => `${count}× ${reason}`).join('; ')}`,
+      );
+  }
+  for (const report of reports) {
     if (report.problems.length === 0) continue;
     lines.push(
       '',
