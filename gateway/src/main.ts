@@ -29,7 +29,7 @@ import { outageStatusPlugin } from './outage.plugin';
 import { wellFormedTextPlugin } from './input/well-formed-text.plugin';
 import { grpcDependency, httpDependency, readinessRoute, redisDependency } from './readiness';
 import { SubgraphDataSource, type GatewayContext } from './subgraph.data-source';
-import { createSubgraphFetcher } from './subgraph.fetcher';
+import { createSubgraphFetcher, subgraphInstances } from './subgraph.fetcher';
 import { createFederatedSubscriptions } from './subscriptions/federated-subscriptions';
 import { attachSubscriptionServer } from './subscriptions/subscription.server';
 import { createUpstreamSubscriptions } from './subscriptions/upstream';
@@ -142,7 +142,10 @@ lifecycle.run(async () => {
 
   const dependencies = [
     ...[...subgraphUrls].map(([name, url]) =>
-      httpDependency(`${name}-subgraph`, new URL('/health', url).toString()),
+      httpDependency(
+        `${name}-subgraph`,
+        subgraphInstances(url).map((instance) => new URL('/health', instance).toString()),
+      ),
     ),
     grpcDependency('user-service', env.USER_SERVICE_ADDR),
     grpcDependency('auth-service', env.AUTH_SERVICE_ADDR),

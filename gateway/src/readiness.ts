@@ -14,17 +14,23 @@ export interface Dependency {
 const UP: Health = { up: true };
 const DOWN: Health = { up: false };
 
-export function httpDependency(name: string, url: string, timeoutMs = 1_000): Dependency {
+/** A subgraph: up while one of its instances' `/health` answers 200 (a URL per instance). */
+export function httpDependency(
+  name: string,
+  urls: readonly string[],
+  timeoutMs = 1_000,
+): Dependency {
+  async function answers(url: string): Promise<boolean> {
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+      return response.ok;
+    } catch {
+      return false;
+    }
+  }
   return {
     name,
-    check: async () => {
-      try {
-        const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-        return response.ok ? UP : DOWN;
-      } catch {
-        return DOWN;
-      }
-    },
+    check: async () => ((await Promise.all(urls.map(answers))).some(Boolean) ? UP : DOWN),
   };
 }
 

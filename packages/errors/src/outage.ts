@@ -14,11 +14,13 @@ export function isDependencyOutage(error: unknown): boolean {
 }
 
 /**
- * The error beneath: its `cause`, else the driver-adapter error Prisma keeps in `meta` (a raw
- * query's P2010 "Raw query failed" carries the adapter's `DatabaseNotReachable` only there).
+ * The error beneath: its `cause`, a GraphQLError's `originalError` (the gateway wraps a failed
+ * subgraph fetch so), else the driver-adapter error Prisma keeps in `meta` (a raw query's P2010
+ * "Raw query failed" carries the adapter's `DatabaseNotReachable` only there).
  */
-function next(error: { cause?: unknown; meta?: unknown }): unknown {
+function next(error: { cause?: unknown; originalError?: unknown; meta?: unknown }): unknown {
   if (error.cause !== undefined) return error.cause;
+  if (error.originalError instanceof Object) return error.originalError;
   const meta = error.meta;
   return meta instanceof Object
     ? (meta as { driverAdapterError?: unknown }).driverAdapterError
@@ -37,6 +39,9 @@ const CODES = new Set([
   'ENOTFOUND',
   'EAI_AGAIN',
   'ECONNABORTED',
+  // undici (fetch): the peer closed the socket mid-request, or never accepted it in time
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
   '08000',
   '08001',
   '08003',

@@ -165,6 +165,18 @@ describe('formatGraphQLError on an outage', () => {
     expect(logged).toEqual([expect.objectContaining({ code: 'SERVICE_UNAVAILABLE' })]);
   });
 
+  it('answers a subgraph instance that died mid-request as SERVICE_UNAVAILABLE at the gateway', () => {
+    const socketClosed = Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' });
+    const fetchFailed = new TypeError('fetch failed', { cause: socketClosed });
+    const wrapped = new GraphQLError('Error while fetching subquery from service "users"', {
+      originalError: fetchFailed,
+    });
+    expect(formatGraphQLError(wrapped.toJSON(), wrapped, () => undefined)).toEqual({
+      message: 'Service temporarily unavailable; try again shortly',
+      extensions: { code: 'SERVICE_UNAVAILABLE', retryAfter: 5 },
+    });
+  });
+
   it('passes a subgraph SERVICE_UNAVAILABLE through the gateway with its retryAfter', () => {
     const fromSubgraph = new GraphQLError('Service temporarily unavailable; try again shortly', {
       extensions: { code: 'SERVICE_UNAVAILABLE', retryAfter: 5, serviceName: 'users' },
