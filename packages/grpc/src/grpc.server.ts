@@ -54,7 +54,13 @@ function first(metadata: Metadata, key: string): string | undefined {
 
 export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const { logger } = options;
-  const server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+  const server = new Server({
+    'grpc.max_receive_message_length': 4 * 1024 * 1024,
+    // Clients reconnect every few minutes (the calls in flight finish first), so they resolve
+    // the service's instances again and spread over ones started since (a scale-out).
+    'grpc.max_connection_age_ms': 5 * 60_000,
+    'grpc.max_connection_age_grace_ms': 30_000,
+  });
 
   // Standard grpc.health.v1: unauthenticated on purpose, so orchestrators can probe it.
   const health = new HealthImplementation({ '': 'NOT_SERVING' });
