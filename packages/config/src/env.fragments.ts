@@ -52,6 +52,14 @@ export const rabbitEnv = {
   EVENTS_QUEUE_EXPIRES_MS: z.coerce.number().int().positive().optional(),
 };
 
+/**
+ * The app's internal Prometheus endpoint: `/metrics` on METRICS_PORT (`0` turns it off), on
+ * the host of the app's internal listener (gRPC or subgraph HTTP; the gateway's METRICS_HOST).
+ */
+export const metricsEnv = (defaultPort: number) => ({
+  METRICS_PORT: port(defaultPort),
+});
+
 export const grpcServerEnv = (defaultPort: number) => ({
   GRPC_HOST: z.string().default('127.0.0.1'),
   GRPC_PORT: port(defaultPort),

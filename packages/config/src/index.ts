@@ -5,6 +5,7 @@ export {
   databaseEnv,
   grpcClientEnv,
   grpcServerEnv,
+  metricsEnv,
   port,
   rabbitEnv,
   redisEnv,
@@ -17,4 +18,4 @@ export {
 } from './env.fragments';
 export { serviceEnv } from './service.env';
 export { subgraphEnv } from './subgraph.env';
-export { DEFAULT_PORTS, localAddress, type AppName } from './ports';
+export { DEFAULT_METRICS_PORTS, DEFAULT_PORTS, localAddress, type AppName } from './ports';

@@ -1,5 +1,12 @@
-import { commonEnv, databaseEnv, grpcServerEnv, rabbitEnv, redisEnv } from './env.fragments';
-import { DEFAULT_PORTS, type AppName } from './ports';
+import {
+  commonEnv,
+  databaseEnv,
+  grpcServerEnv,
+  metricsEnv,
+  rabbitEnv,
+  redisEnv,
+} from './env.fragments';
+import { DEFAULT_METRICS_PORTS, DEFAULT_PORTS, type AppName } from './ports';
 
 /**
  * What every domain service reads: its gRPC port and credential, its database, Redis and
@@ -11,4 +18,5 @@ export const serviceEnv = (app: AppName) => ({
   ...redisEnv,
   ...rabbitEnv,
   ...grpcServerEnv(DEFAULT_PORTS[app]),
+  ...metricsEnv(DEFAULT_METRICS_PORTS[app]),
 });

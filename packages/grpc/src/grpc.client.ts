@@ -9,6 +9,7 @@ import {
 import { isIPv4, isIPv6 } from 'node:net';
 import { fromGrpcError } from '@platform/errors';
 import { currentContext } from '@platform/logger';
+import { clientCallRecorder } from './grpc.metrics';
 import { METADATA, type CallOptions, type PromiseClient } from './grpc.types';
 
 export interface GrpcClientOptions {
@@ -110,12 +111,16 @@ export function createGrpcClient<S extends ServiceDefinition>(
   for (const method of Object.keys(definition)) {
     const raw = (client as unknown as Record<string, RawUnary>)[method];
     if (typeof raw !== 'function') continue;
+    const record = clientCallRecorder(definition[method]?.path ?? `/unknown/${method}`);
     methods[method] = (request, callOptions) =>
       new Promise((resolve, reject) => {
         const deadline = new Date(Date.now() + (callOptions?.deadlineMs ?? defaultDeadlineMs));
-        raw.call(client, request, metadataForCall(), { deadline }, (error, response) =>
-          error ? reject(fromGrpcError(error)) : resolve(response),
-        );
+        const started = performance.now();
+        raw.call(client, request, metadataForCall(), { deadline }, (error, response) => {
+          record(started, error ? error.code : 0);
+          if (error) reject(fromGrpcError(error));
+          else resolve(response);
+        });
       });
   }
   return Object.assign(methods as PromiseClient<S>, { close: () => client.close() });

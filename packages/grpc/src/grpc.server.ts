@@ -12,6 +12,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { AppError, toGrpcError } from '@platform/errors';
 import { newCorrelationId, runWithContext, type Logger } from '@platform/logger';
 import { isInternalCredential } from './internal-credential';
+import { serverCallRecorder } from './grpc.metrics';
 import { METADATA, type CallContext, type UnaryHandlers } from './grpc.types';
 
 export interface ServiceBinding<S extends ServiceDefinition = ServiceDefinition> {
@@ -89,6 +90,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
 
   // The server-side interceptor chain: credential, context, logging, error translation.
   function wrapUnary(path: string, handler: UnaryHandler) {
+    const record = serverCallRecorder(path);
     return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>): void => {
       const started = performance.now();
       const correlationId = newCorrelationId(first(call.metadata, METADATA.correlationId));
@@ -107,6 +109,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
             }
             const response = await handler(call.request, context);
             logger.debug({ path, ms: Math.round(performance.now() - started) }, 'grpc call');
+            record(started, status.OK);
             callback(null, response);
           } catch (error) {
             const wire = toGrpcError(error);
@@ -119,6 +122,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
                 'grpc call refused',
               );
             }
+            record(started, wire.code);
             callback(wire);
           }
         },

@@ -1,0 +1,11 @@
+export {
+  counter,
+  gauge,
+  histogram,
+  initMetrics,
+  registry,
+  secondsSince,
+  DURATION_BUCKETS,
+} from './registry';
+export { boundedLabel } from './bounded-label';
+export { serveMetrics, type MetricsServer } from './metrics.server';
