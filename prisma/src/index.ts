@@ -48,6 +48,16 @@ export function prepared(name: string, text: string): PreparedStatement {
 export interface Database extends PrismaClient {
   /** Runs a prepared statement; resolves to its rows (none for a statement without RETURNING). */
   $run<T>(statement: PreparedStatement, values: readonly unknown[]): Promise<T[]>;
+  /** The connection pool's counters now (for metrics): open, idle, and callers waiting. */
+  $poolStats(): PoolStats;
+}
+
+export interface PoolStats {
+  /** Connections open (busy or idle). */
+  total: number;
+  idle: number;
+  /** Queries waiting for a connection to be free. */
+  waiting: number;
 }
 
 /**
@@ -97,5 +107,10 @@ export function createPrismaClient(options: DatabaseOptions): Database {
       });
       return result.rows as T[];
     },
+    $poolStats: (): PoolStats => ({
+      total: pool.totalCount,
+      idle: pool.idleCount,
+      waiting: pool.waitingCount,
+    }),
   });
 }

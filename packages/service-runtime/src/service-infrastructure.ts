@@ -1,10 +1,12 @@
 import { connectDatabase, prepared, type Database } from '@platform/db';
 import type { Lifecycle } from '@platform/lifecycle';
 import type { Logger } from '@platform/logger';
+import { serveMetrics } from '@platform/metrics';
 import { createMessageBroker, type MessageBroker } from '@platform/messaging';
 import { createOutboxRelay, type OutboxRelay } from '@platform/outbox';
 import { createRedis, type Redis } from '@platform/redis';
 import { monitorDependencies, type DependencyMonitor } from './dependency-monitor';
+import { exportDependencyStatus, exportPoolStats } from './service.metrics';
 
 /** What every domain service stands on. */
 export interface ServiceInfrastructure {
@@ -32,6 +34,10 @@ export function dependencyMonitorOf(lifecycle: object): DependencyMonitor | unde
 }
 
 interface InfrastructureEnv {
+  /** The host of the service's internal listeners (gRPC, and `/metrics` on METRICS_PORT). */
+  GRPC_HOST: string;
+  /** The internal `/metrics` port; 0 turns it off. */
+  METRICS_PORT: number;
   DATABASE_URL: string;
   REDIS_URL: string;
   REDIS_KEY_PREFIX: string;
@@ -52,11 +58,15 @@ export async function openServiceInfrastructure(options: {
   lifecycle: Lifecycle;
 }): Promise<ServiceInfrastructure> {
   const { env, logger, lifecycle } = options;
+  // Named after the app's logger (`user-service`, ...): the `app` label of every metric.
+  const app = String((logger.bindings() as { name?: unknown }).name ?? 'service');
+  await serveMetrics({ app, host: env.GRPC_HOST, port: env.METRICS_PORT, logger, lifecycle });
   const db = await connectDatabase({
     databaseUrl: env.DATABASE_URL,
     onPoolError: (error) => logger.warn({ err: error }, 'idle database connection failed'),
   });
   lifecycle.onShutdown('database', () => db.$disconnect());
+  exportPoolStats(db);
 
   const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
   lifecycle.onShutdown('redis', async () => void (await redis.quit()));
@@ -82,6 +92,7 @@ export async function openServiceInfrastructure(options: {
   });
   lifecycle.onShutdown('dependency probes', () => dependencies.stop());
   monitors.set(lifecycle, dependencies);
+  exportDependencyStatus(dependencies);
 
   return { db, redis, broker, relay, dependencies };
 }

@@ -6,6 +6,7 @@ import {
 } from '@platform/grpc';
 import type { Lifecycle } from '@platform/lifecycle';
 import type { Logger } from '@platform/logger';
+import { serveMetrics } from '@platform/metrics';
 import { authV1, permissionV1 } from '@platform/proto';
 import { createRedis, type Redis } from '@platform/redis';
 import { createAccessTokens, type TokenVerifier } from '@platform/tokens';
@@ -20,6 +21,8 @@ import {
 export interface SubgraphRuntimeEnv {
   HOST: string;
   PORT: number;
+  /** The internal `/metrics` port (on HOST); 0 turns it off. */
+  METRICS_PORT: number;
   INTERNAL_TOKEN: string;
   AUTH_SERVICE_ADDR: string;
   PERMISSION_SERVICE_ADDR: string;
@@ -55,6 +58,9 @@ export async function openSubgraphRuntime(options: {
   lifecycle: Pick<Lifecycle, 'onShutdown'>;
 }): Promise<SubgraphRuntime> {
   const { env, logger, lifecycle } = options;
+  // Named after the app's logger (`users-subgraph`, ...): the `app` label of every metric.
+  const app = String((logger.bindings() as { name?: unknown }).name ?? 'subgraph');
+  await serveMetrics({ app, host: env.HOST, port: env.METRICS_PORT, logger, lifecycle });
   const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
   lifecycle.onShutdown('redis', async () => void (await redis.quit()));
 

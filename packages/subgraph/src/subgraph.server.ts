@@ -18,6 +18,7 @@ import { AppError, formatGraphQLError, toAppError, toGraphQLError } from '@platf
 import {
   createGraphQLHandler,
   createHttpServer,
+  graphqlMetricsPlugin,
   requestLogPlugin,
   sendJson,
   type HttpServer,
@@ -174,6 +175,7 @@ export function createSubgraph<TContext extends SubgraphContext>(
       ApolloServerPluginCacheControlDisabled(),
       ApolloServerPluginInlineTraceDisabled(),
       requestLogPlugin(logger),
+      graphqlMetricsPlugin<TContext>(),
     ],
     // Shutdown is ours (@platform/lifecycle): Apollo must not re-raise the signal mid-teardown.
     stopOnTerminationSignals: false,
