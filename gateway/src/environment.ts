@@ -2,10 +2,12 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import {
   commonEnv,
+  DEFAULT_METRICS_PORTS,
   DEFAULT_PORTS,
   grpcClientEnv,
   loadEnv,
   localAddress,
+  metricsEnv,
   port,
   redisEnv,
   secret,
@@ -32,6 +34,9 @@ export const env = loadEnv({
   ...commonEnv,
   GATEWAY_HOST: z.string().default('0.0.0.0'),
   GATEWAY_PORT: port(DEFAULT_PORTS.gateway),
+  /** The internal Prometheus `/metrics` listener: never the public port; 0 turns it off. */
+  METRICS_HOST: z.string().default('127.0.0.1'),
+  ...metricsEnv(DEFAULT_METRICS_PORTS.gateway),
   /** rover's composition config; composed at start. */
   SUPERGRAPH_CONFIG: z
     .string()

@@ -10,17 +10,20 @@ import { createGrpcClient, INTERNAL_TOKEN_HEADER, isInternalCredential } from '@
 import {
   createGraphQLHandler,
   createHttpServer,
+  graphqlMetricsPlugin,
   requestLogPlugin,
   sendJson,
 } from '@platform/http-server';
 import { createLifecycle } from '@platform/lifecycle';
 import { createLogger, currentContext, newCorrelationId } from '@platform/logger';
+import { serveMetrics } from '@platform/metrics';
 import { authV1 } from '@platform/proto';
 import { createRedis } from '@platform/redis';
 import { createAccessTokens } from '@platform/tokens';
 import { checkAccessToken, publicRootFields, refusedTokenPlugin } from './access/public-operations';
 import { clientAddressOf } from './client-address';
 import { withCors } from './cors';
+import { exportSubscriptionGauges } from './gateway.metrics';
 import { env, operationLimits } from './environment';
 import { operationLimitsPlugin } from './limits/operation-limits.plugin';
 import { createRequestBudget } from './limits/request-budget';
@@ -40,6 +43,14 @@ const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT
 const production = env.NODE_ENV === 'production';
 
 lifecycle.run(async () => {
+  // Internal: its own host and port, never the public one.
+  await serveMetrics({
+    app: 'gateway',
+    host: env.METRICS_HOST,
+    port: env.METRICS_PORT,
+    logger,
+    lifecycle,
+  });
   const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
   lifecycle.onShutdown('redis', async () => void (await redis.quit()));
 
@@ -65,6 +76,7 @@ lifecycle.run(async () => {
         url: target,
         fetcher: subgraphClient.fetcher,
         internalToken: env.INTERNAL_TOKEN,
+        name,
       });
       dataSources.set(name, dataSource);
       return dataSource;
@@ -100,6 +112,7 @@ lifecycle.run(async () => {
         ? ApolloServerPluginLandingPageDisabled()
         : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
       requestLogPlugin(logger),
+      graphqlMetricsPlugin<GatewayContext>(),
       operationKindPlugin<GatewayContext>(),
       refusedTokenPlugin<GatewayContext>(publicRootFields(supergraphSdl)),
       wellFormedTextPlugin<GatewayContext>(),
@@ -206,6 +219,7 @@ lifecycle.run(async () => {
     clientAddressOf: (req) => clientAddressOf(req, env.TRUST_PROXY),
     logger,
   });
+  exportSubscriptionGauges(subscriptions);
   lifecycle.onShutdown('http server', () => http.close());
   // Open WebSockets first: they would keep the HTTP server from closing.
   lifecycle.onShutdown('subscriptions', () => subscriptions.close());

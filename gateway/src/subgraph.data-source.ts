@@ -1,6 +1,7 @@
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { INTERNAL_TOKEN_HEADER } from '@platform/grpc';
 import type { TokenCheck } from './access/public-operations';
+import { subgraphFetchRecorder } from './gateway.metrics';
 
 export interface GatewayContext extends TokenCheck {
   /** The caller's Authorization header, forwarded only after the gateway verified it. */
@@ -22,13 +23,36 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
   constructor(
     options: ConstructorParameters<typeof RemoteGraphQLDataSource<GatewayContext>>[0] & {
       internalToken: string;
+      /** The subgraph's name, for the fetch metrics (`gateway_subgraph_*`). */
+      name?: string;
     },
   ) {
     super(options);
     this.internalToken = options.internalToken;
+    this.metrics = subgraphFetchRecorder(options.name ?? 'unknown');
   }
 
   private readonly internalToken: string;
+  private readonly metrics: ReturnType<typeof subgraphFetchRecorder>;
+
+  /** Every fetch counted and timed, with the codes of the errors it answered or failed with. */
+  override async process(
+    options: GraphQLDataSourceProcessOptions<GatewayContext>,
+  ): ReturnType<RemoteGraphQLDataSource<GatewayContext>['process']> {
+    const started = performance.now();
+    try {
+      const response = await super.process(options);
+      this.metrics.done(
+        started,
+        (response.errors ?? []).map((error) => error.extensions?.['code']),
+      );
+      return response;
+    } catch (error) {
+      const code = (error as { extensions?: { code?: unknown } }).extensions?.code;
+      this.metrics.done(started, [code ?? 'FETCH_FAILED']);
+      throw error;
+    }
+  }
 
   override willSendRequest({
     request,
