@@ -11,6 +11,7 @@ import {
   APPS,
   appEnvironment,
   freePort,
+  METRICS_PORT_VARIABLE,
   startAppProcess,
   waitUntilUp,
   type AppPorts,
@@ -80,8 +81,11 @@ say(
 );
 
 const ports: AppPorts = { ...DEFAULT_PORTS, gateway: env.GATEWAY_PORT };
+// Each app's /metrics port: its default (DEFAULT_METRICS_PORTS) unless internal ports are free.
+const metricsPorts = new Map<string, number>();
 if (env.INTERNAL_PORTS === 'free') {
   for (const app of APPS) if (app.kind !== 'gateway') ports[app.name] = await freePort();
+  for (const app of APPS) metricsPorts.set(app.name, await freePort());
 }
 const internalToken = env.INTERNAL_TOKEN ?? randomBytes(32).toString('base64url');
 const running: AppProcess[] = [];
@@ -106,6 +110,9 @@ for (const stage of ['service', 'subgraph', 'gateway'] as const) {
       env: {
         ...(process.env as Record<string, string>),
         ...appEnvironment(app, ports),
+        ...(metricsPorts.has(app.name)
+          ? { [METRICS_PORT_VARIABLE]: String(metricsPorts.get(app.name)) }
+          : {}),
         INTERNAL_TOKEN: internalToken,
       },
       onLine: (line) => {

@@ -12,6 +12,12 @@ export interface AppDefinition {
   addressVariable?: string;
 }
 
+/**
+ * The variable that sets every app's internal Prometheus `/metrics` port (`0`: none); the
+ * defaults are `DEFAULT_METRICS_PORTS` in @platform/config.
+ */
+export const METRICS_PORT_VARIABLE = 'METRICS_PORT';
+
 /** The eight apps, in the order they start (dependencies first). */
 export const APPS: readonly AppDefinition[] = [
   {

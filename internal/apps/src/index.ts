@@ -2,6 +2,7 @@ export {
   APPS,
   APP_NAMES,
   appEnvironment,
+  METRICS_PORT_VARIABLE,
   type AppDefinition,
   type AppPorts,
 } from './apps.registry';

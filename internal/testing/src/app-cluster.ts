@@ -2,6 +2,7 @@ import {
   APPS,
   appEnvironment,
   freePort,
+  METRICS_PORT_VARIABLE,
   startAppProcess,
   waitUntilUp,
   type AppPorts,
@@ -17,6 +18,8 @@ export interface AppCluster {
   readonly instancePorts: Readonly<Record<AppName, readonly number[]>>;
   /** `http://127.0.0.1:<port>` of the gateway or a subgraph (its first instance by default). */
   httpUrl(name: AppName, instance?: number): string;
+  /** `http://127.0.0.1:<port>/metrics` of an instance's Prometheus endpoint (first by default). */
+  metricsUrl(name: AppName, instance?: number): string;
   /** `127.0.0.1:<port>` of a gRPC service (its first instance by default). */
   grpcAddress(name: AppName, instance?: number): string;
   /** How many instances of the app this cluster runs. */
@@ -76,6 +79,16 @@ export async function startApps(
     ports[app.name] = instancePorts[app.name][0] ?? ports[app.name];
   }
   const key = (name: AppName, instance: number) => `${name}#${instance}`;
+  // Each instance's /metrics port (METRICS_PORT), free, kept across its restarts.
+  const metricsPorts = new Map<string, number>();
+  async function metricsPortOf(name: AppName, instance: number): Promise<number> {
+    let port = metricsPorts.get(key(name, instance));
+    if (port === undefined) {
+      port = await freePort();
+      metricsPorts.set(key(name, instance), port);
+    }
+    return port;
+  }
   const running = new Map<string, AppProcess>();
   const output = new Map<string, string[]>();
 
@@ -102,6 +115,7 @@ export async function startApps(
         ...run.env,
         ...appEnvironment(app, ports, instancePorts),
         [app.portVariable]: String(port),
+        [METRICS_PORT_VARIABLE]: String(await metricsPortOf(name, instance)),
         ...(app.kind === 'gateway' ? { GATEWAY_HOST: '127.0.0.1' } : {}),
         ...extraEnv[name],
         ...env,
@@ -171,6 +185,11 @@ export async function startApps(
     ports,
     instancePorts,
     httpUrl: (name, instance = 0) => `http://127.0.0.1:${portOf(name, instance)}`,
+    metricsUrl: (name, instance = 0) => {
+      const port = metricsPorts.get(key(name, instance));
+      if (port === undefined) throw new Error(`${name}#${instance} was never started`);
+      return `http://127.0.0.1:${port}/metrics`;
+    },
     grpcAddress: (name, instance = 0) => `127.0.0.1:${portOf(name, instance)}`,
     instances: (name) => instancePorts[name].length,
     logs: (name, instance = 0) => output.get(key(name, instance)) ?? [],

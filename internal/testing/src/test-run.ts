@@ -58,6 +58,9 @@ export async function createTestRun(): Promise<TestRun> {
     EVENTS_QUEUE_EXPIRES_MS: '60000',
     INTERNAL_TOKEN: internalToken,
     SHUTDOWN_TIMEOUT_MS: '5000',
+    // No fixed metrics ports in tests (runs side by side would collide): startApps gives each
+    // instance a free one; an app started otherwise serves none.
+    METRICS_PORT: '0',
   };
 
   return {
