@@ -13,6 +13,7 @@ import {
 } from './chaos/load';
 import { chaosProfile } from './chaos/profile';
 import { Recorder } from './chaos/recorder';
+import { watchReadiness, type ReadinessWatch } from './chaos/readiness';
 import { formatSummary, publishSummary } from './chaos/summary';
 
 /**
@@ -27,6 +28,8 @@ const profile = chaosProfile();
 interface FaultPlan {
   name: string;
   cutMs: number;
+  /** What /ready names while the fault lasts. */
+  dependency?: string;
   inject(platform: ChaosPlatform): Promise<void>;
   /** Before the checks: drives the public API to where a lost cache would show. */
   probe?: boolean;
@@ -40,9 +43,24 @@ const cut =
   };
 
 const FAULTS: FaultPlan[] = [
-  { name: 'PostgreSQL cut', cutMs: profile.cutMs, inject: cut('postgres', profile.cutMs) },
-  { name: 'RabbitMQ cut', cutMs: profile.cutMs, inject: cut('rabbitmq', profile.cutMs) },
-  { name: 'Redis cut', cutMs: profile.cutMs, inject: cut('redis', profile.cutMs) },
+  {
+    name: 'PostgreSQL cut',
+    dependency: 'postgresql',
+    cutMs: profile.cutMs,
+    inject: cut('postgres', profile.cutMs),
+  },
+  {
+    name: 'RabbitMQ cut',
+    dependency: 'rabbitmq',
+    cutMs: profile.cutMs,
+    inject: cut('rabbitmq', profile.cutMs),
+  },
+  {
+    name: 'Redis cut',
+    dependency: 'redis',
+    cutMs: profile.cutMs,
+    inject: cut('redis', profile.cutMs),
+  },
   {
     name: 'Redis data loss',
     cutMs: 0,
@@ -75,6 +93,7 @@ describe(`chaos suite (${profile.name} profile)`, () => {
   const notes: string[] = [];
   let lanes: Promise<void>[] = [];
   let context: LoadContext | undefined;
+  let readiness: ReadinessWatch | undefined;
   let stopped = false;
   let pidsAtStart: Record<string, number | undefined> = {};
   let plainRoleId = '';
@@ -138,6 +157,12 @@ describe(`chaos suite (${profile.name} profile)`, () => {
       20_000,
     );
 
+    readiness = watchReadiness(
+      (['gateway', 'users-subgraph', 'rbac-subgraph', 'notifications-subgraph'] as const).flatMap(
+        (name) => platform!.httpUrls(name).map((url, index) => ({ app: `${name}#${index}`, url })),
+      ),
+      platform.run.internalToken,
+    );
     pidsAtStart = platform.pids();
     context = { recorder, gateways, admin, roleId, subscribers, state, runTag };
     windowFrom = Date.now();
@@ -152,6 +177,7 @@ describe(`chaos suite (${profile.name} profile)`, () => {
     stopped = true;
     await Promise.allSettled(lanes);
     for (const subscriber of subscribers) await subscriber.stop();
+    await readiness?.stop();
     if (reports.length > 0) publishSummary(formatSummary(profile, reports, notes));
     await platform?.stop();
   }, 120_000);
@@ -244,11 +270,13 @@ describe(`chaos suite (${profile.name} profile)`, () => {
             pidsAtStart,
             pids: platform.pids,
             logs: platform.logs,
+            readiness: readiness?.samples ?? [],
           },
           fault,
           { from: windowFrom },
           { since: lastCutoff, cutoff },
           plan.cutMs,
+          plan.dependency,
         );
         lastCutoff = cutoff;
         windowFrom = Date.now();

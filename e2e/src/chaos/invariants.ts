@@ -8,6 +8,7 @@ import {
   type Subscriber,
 } from './load';
 import type { Outcome, Recorder, RequestRecord } from './recorder';
+import { readinessAround, type ReadinessReport, type ReadySample } from './readiness';
 
 export interface Fault {
   name: string;
@@ -43,6 +44,7 @@ export interface FaultReport {
   /** From the fault's end to the end of the first round begun after it in which every kind succeeded. */
   /** Live connections closed and subscription errors, by close code or error code. */
   liveCloses: Record<string, number>;
+  readiness: ReadinessReport;
   /** Why the rounds after the fault's end, before the first full one, failed (reason → count). */
   roundFailures: Record<string, number>;
   recoveryMs: number | undefined;
@@ -66,6 +68,8 @@ export interface CheckContext {
   pidsAtStart: Record<string, number | undefined>;
   pids: () => Record<string, number | undefined>;
   logs: () => Record<string, string[]>;
+  /** The /ready answers of every HTTP app instance so far. */
+  readiness: readonly ReadySample[];
 }
 
 const INBOX = `query ($after: String) { me { notifications(first: 100, after: $after) {
@@ -204,6 +208,8 @@ export async function checkAfterFault(
   window: { from: number },
   acked: { since: number; cutoff: number },
   cutMs: number,
+  /** The dependency the fault takes away, as /ready names it (none for an instant loss). */
+  dependency?: string,
 ): Promise<FaultReport> {
   const { recorder, gateways, state, subscribers } = context;
   const problems: string[] = [];
@@ -499,7 +505,20 @@ export async function checkAfterFault(
     }
   }
 
-  // 8. The processes that started are the ones running.
+  // 8. Readiness: 503 naming the dependency while it is away, 200 within 10 s after.
+  const readiness = readinessAround(context.readiness, fault, to, dependency);
+  if (dependency && !readiness.namedTheDependency)
+    problems.push(
+      `no /ready answered 503 naming ${dependency} while it was cut (named: ${readiness.namedDown.join('; ') || 'nothing'})`,
+    );
+  if (readiness.readyAgainMs === undefined)
+    problems.push(`/ready still not 200 when the checks ended: ${readiness.stillDown.join(', ')}`);
+  else if (readiness.readyAgainMs > 10_000)
+    problems.push(
+      `/ready took ${(readiness.readyAgainMs / 1000).toFixed(1)} s after the fault's end to be 200 everywhere (more than 10 s)`,
+    );
+
+  // 9. The processes that started are the ones running.
   const now = context.pids();
   const exited: string[] = [];
   const replaced: string[] = [];
@@ -534,6 +553,7 @@ export async function checkAfterFault(
     outage500: outage500.length,
     late5xx: late5xx.length,
     liveCloses,
+    readiness,
     roundFailures,
     recoveryMs,
     steadyMs,

@@ -27,6 +27,8 @@ export function formatSummary(
     '5xx >10 s after',
     'recovery: first full round',
     'recovery: every kind succeeding',
+    '/ready 503 naming it',
+    '/ready 200 again after',
     'processes exited',
   ];
   const rows = reports.map((report) => [
@@ -52,6 +54,8 @@ export function formatSummary(
     report.steadyMs === undefined
       ? `never (${report.slowestKind ?? ''})`
       : `${seconds(report.steadyMs)}${report.slowestKind ? ` (${report.slowestKind})` : ''}`,
+    report.readiness.namedTheDependency ? 'yes' : report.readiness.namedDown.length ? 'no' : '-',
+    seconds(report.readiness.readyAgainMs),
     String(report.processes.exited.length + report.processes.replaced.length),
   ]);
   const table = [header, header.map(() => '---'), ...rows].map((row) => `| ${row.join(' | ')} |`);
