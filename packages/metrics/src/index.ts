@@ -9,3 +9,4 @@ export {
 } from './registry';
 export { boundedLabel } from './bounded-label';
 export { serveMetrics, type MetricsServer } from './metrics.server';
+export { cacheMetrics } from './cache.metrics';

@@ -2,6 +2,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { BoundedMap } from '@platform/collections';
 import { AppError } from '@platform/errors';
+import { cacheMetrics } from '@platform/metrics';
 import { ACCESS_TOKEN_ALGORITHM, type PublicJwk } from './token.types';
 
 export interface Identity {
@@ -38,6 +39,9 @@ interface VerifiedToken {
   identity: Identity;
   kid: string;
 }
+
+/** Verified tokens remembered in process (signature and claims checked once per token). */
+const cache = cacheMetrics('access_token');
 
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
   const refreshIntervalMs = options.refreshIntervalMs ?? 60_000;
@@ -91,9 +95,13 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     const cached = verified.get(token);
     if (cached) {
       if (cached.identity.expiresAt <= Date.now()) verified.delete(token);
-      if (await keyFor(cached.kid)) return checkUsable(cached.identity);
+      if (await keyFor(cached.kid)) {
+        cache.hit();
+        return checkUsable(cached.identity);
+      }
       verified.delete(token);
     }
+    cache.miss();
     const decoded = jwt.decode(token, { complete: true });
     if (!decoded || decoded.header.alg !== ACCESS_TOKEN_ALGORITHM || !decoded.header.kid)
       throw INVALID();

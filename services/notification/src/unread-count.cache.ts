@@ -1,6 +1,8 @@
+import { cacheMetrics } from '@platform/metrics';
 import type { Redis } from '@platform/redis';
 
 const TTL_SECONDS = 300;
+const metrics = cacheMetrics('unread_count');
 const key = (recipientId: string) => `notifications:unread:${recipientId}`;
 
 /** Cached unread counts; anything that changes a recipient's unread set calls `forget`. */
@@ -13,7 +15,11 @@ export function createUnreadCountCache(redis: Redis): UnreadCountCache {
   return {
     async get(recipientId, load) {
       const cached = await redis.get(key(recipientId));
-      if (cached !== null) return Number(cached);
+      if (cached !== null) {
+        metrics.hit();
+        return Number(cached);
+      }
+      metrics.miss();
       const count = await load();
       await redis.set(key(recipientId), String(count), 'EX', TTL_SECONDS);
       return count;

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { BoundedMap } from '@platform/collections';
+import { cacheMetrics } from '@platform/metrics';
 import type { Redis } from '@platform/redis';
 
 const TTL_SECONDS = 300;
@@ -37,6 +38,10 @@ export interface PermissionCache {
   forgetRoles(): Promise<void>;
 }
 
+// The in-process copy (by user, scope and version), then Redis; a Redis miss reads PostgreSQL.
+const localMetrics = cacheMetrics('permission_local');
+const redisMetrics = cacheMetrics('permission_redis');
+
 export function createPermissionCache(
   redis: Redis,
   options: { localEntries?: number } = {},
@@ -70,10 +75,17 @@ export function createPermissionCache(
       const version = await versionOf(userId);
       const localKey = `${userId}|${scope}`;
       const hit = local.get(localKey);
-      if (hit?.version === version) return hit.permissions;
+      if (hit?.version === version) {
+        localMetrics.hit();
+        return hit.permissions;
+      }
+      localMetrics.miss();
 
       const key = `rbac:effective:${userId}:${version}:${scope}`;
       const cached = await redis.get(key);
+      // A Redis miss loads from PostgreSQL.
+      if (cached === null) redisMetrics.miss();
+      else redisMetrics.hit();
       const permissions = cached === null ? await load() : (JSON.parse(cached) as string[]);
       if (cached === null) await redis.set(key, JSON.stringify(permissions), 'EX', TTL_SECONDS);
       local.set(localKey, { version, permissions });

@@ -1,7 +1,9 @@
 import type { User } from '@platform/db';
+import { cacheMetrics } from '@platform/metrics';
 import type { Redis } from '@platform/redis';
 
 const TTL_SECONDS = 300;
+const metrics = cacheMetrics('user');
 const key = (id: string) => `users:user:${id}`;
 
 type CachedUser = Omit<User, 'createdAt' | 'updatedAt'> & { createdAt: string; updatedAt: string };
@@ -32,6 +34,8 @@ export function createUserCache(redis: Redis): UserCache {
         const id = ids[index];
         if (value && id) found.set(id, revive(value));
       });
+      metrics.hit(found.size);
+      metrics.miss(ids.length - found.size);
       return found;
     },
     async setMany(users) {
