@@ -1,3 +1,4 @@
+import { consumerMetrics, DLQ_POLL_MS, type Outcome } from './messaging.metrics';
 import { connect, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import { DependencyUnavailableError, isAppError, isDependencyOutage } from '@platform/errors';
 import { parseEvent, type EventEnvelope, type EventOf, type EventType } from '@platform/events';
@@ -283,6 +284,17 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
     for (const type of consumer.events) await channel.bindQueue(consumer.queue, exchange, type);
     const deadLetterQueue = `${consumer.queue}.dlq`;
     await channel.assertQueue(deadLetterQueue, { durable: true, arguments: expiry });
+    const metrics = consumerMetrics(consumer.queue);
+    // The dead-letter queue's depth (queue_dead_letter_messages), counted now and every 15 s.
+    const countDeadLetters = () =>
+      channel.checkQueue(deadLetterQueue).then(
+        ({ messageCount }) => metrics.deadLetterDepth(messageCount),
+        () => undefined,
+      );
+    void countDeadLetters();
+    const deadLetterPoll = setInterval(() => void countDeadLetters(), DLQ_POLL_MS);
+    deadLetterPoll.unref();
+    channel.on('close', () => clearInterval(deadLetterPoll));
     // An outage retry waits in the shortest retry queue (one is declared if there is none).
     const outageDelay = retryDelays.length > 0 ? Math.min(...retryDelays) : DEFAULT_OUTAGE_DELAY_MS;
     const isOutage = consumer.isOutage ?? isOutageFailure;
@@ -312,6 +324,7 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
     }
 
     async function onMessage(message: ConsumeMessage): Promise<void> {
+      const started = performance.now();
       const attemptNo = Number(message.properties.headers?.[ATTEMPT_HEADER] ?? 0);
       let event: EventEnvelope;
       try {
@@ -320,6 +333,7 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
         logger.error({ err: error, queue: consumer.queue }, 'malformed message; dead-lettered');
         await park(message, deadLetterQueue, { 'x-error': 'malformed message' });
         channel.ack(message);
+        metrics.settled(started, 'dead_letter');
         return;
       }
       let failure: { error: unknown } | undefined;
@@ -330,8 +344,11 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
         failure = { error };
       }
       // Settling throws when the channel died meanwhile: the broker then redelivers.
-      if (failure) await settleFailure(message, event, attemptNo, failure.error);
-      else channel.ack(message);
+      const outcome: Outcome = failure
+        ? await settleFailure(message, event, attemptNo, failure.error)
+        : 'ack';
+      if (!failure) channel.ack(message);
+      metrics.settled(started, outcome);
       if (!failure && outageSince !== undefined) {
         logger.info(
           { queue: consumer.queue, outageMs: Date.now() - outageSince },
@@ -347,7 +364,8 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
       event: EventEnvelope,
       attemptNo: number,
       error: unknown,
-    ): Promise<void> {
+    ): Promise<Outcome> {
+      let outcome: Outcome;
       const log = {
         err: error,
         queue: consumer.queue,
@@ -365,6 +383,7 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
           );
         }
         // The attempt count stays as it was: the outage is not this message's fault.
+        outcome = 'outage_retry';
         await park(message, `${consumer.queue}.retry.${outageDelay}ms`, {
           [OUTAGE_SINCE_HEADER]: firstOutage,
         });
@@ -372,12 +391,14 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
         const nextDelay = retryDelays[attemptNo];
         if (nextDelay === undefined) {
           logger.error(log, 'event failed on every attempt; dead-lettered');
+          outcome = 'dead_letter';
           await park(message, deadLetterQueue, {
             [ATTEMPT_HEADER]: attemptNo + 1,
             'x-error': error instanceof Error ? error.message.slice(0, 500) : 'unknown error',
           });
         } else {
           logger.warn({ ...log, retryInMs: nextDelay }, 'event handling failed; will retry');
+          outcome = 'retry';
           await park(message, `${consumer.queue}.retry.${nextDelay}ms`, {
             [ATTEMPT_HEADER]: attemptNo + 1,
           });
@@ -385,6 +406,7 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
       }
       // Only after the copy is confirmed: a crash before this line redelivers the original.
       channel.ack(message);
+      return outcome;
     }
 
     const { consumerTag } = await channel.consume(consumer.queue, (message) => {
