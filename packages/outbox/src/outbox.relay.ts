@@ -1,5 +1,6 @@
 import type { EventEnvelope } from '@platform/events';
 import type { Logger } from '@platform/logger';
+import { outboxMetrics } from './outbox.metrics';
 import type { MessageBroker } from '@platform/messaging';
 import { prepared, type Database } from '@platform/db';
 import { qualified } from './outbox';
@@ -73,6 +74,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     throw new Error('outbox relay: batchSize must be a positive integer');
   if (!Number.isInteger(claimMs) || claimMs < 1_000)
     throw new Error('outbox relay: claimMs must be an integer of at least 1000');
+  const metrics = outboxMetrics(options.schema, db);
   let running: Promise<number> | undefined;
   let again = false;
   let stopped = false;
@@ -143,10 +145,12 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
             );
           failures = 0;
           failingSince = undefined;
+          metrics.published(count);
           if (count > 0) logger.debug({ count, schema: options.schema }, 'outbox events published');
         },
         (error: unknown) => {
           failures += 1;
+          metrics.failed();
           // Once per outage (the database or the broker), not once per poll; the recovery
           // says how long it lasted. Events wait in the table meanwhile.
           if (failingSince === undefined) {
@@ -186,6 +190,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     drain,
     async stop() {
       stopped = true;
+      metrics.stop();
       clearTimeout(kicked);
       clearInterval(timer);
       await running?.catch(() => undefined);
