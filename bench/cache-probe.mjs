@@ -1,0 +1,78 @@
+// A preload (`node --import bench/cache-probe.mjs`) for `npm run bench:gateway`: counts the
+// lookups in Apollo's in-memory caches of the process it is loaded into, without changing
+// what they do. Apollo Server keeps parsed and validated documents in an InMemoryLRUCache
+// (its document store, keyed by the SHA-256 of the operation text) and @apollo/gateway keeps
+// query plans in another (its query-plan store, same key, plus the operation name when one is
+// given). Each lookup of either is counted as a hit or a miss; on SIGUSR2 the counts are
+// written as JSON to BENCH_CACHE_PROBE_FILE. Without that variable the probe does nothing.
+import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+
+const file = process.env.BENCH_CACHE_PROBE_FILE;
+const require = createRequire(import.meta.url);
+const HASH_KEY = /^[0-9a-f]{64}$/;
+
+/** Every cache instance seen, in the order of its first lookup. */
+const caches = [];
+const byInstance = new WeakMap();
+
+/** Counts the lookups of the InMemoryLRUCache that `owner` (a package) resolves to. */
+function probe(owner, role) {
+  let path;
+  try {
+    path = require.resolve('@apollo/utils.keyvaluecache', {
+      paths: [dirname(require.resolve(owner))],
+    });
+  } catch {
+    return; // not installed beside this process
+  }
+  const { InMemoryLRUCache } = require(path);
+  const proto = InMemoryLRUCache.prototype;
+  if (proto.__benchProbe) return;
+  proto.__benchProbe = true;
+  const original = proto.get;
+  const statsOf = (instance, key) => {
+    let stats = byInstance.get(instance);
+    if (!stats) {
+      stats = {
+        cache: HASH_KEY.test(key) ? role : `other cache of ${owner}`,
+        gets: 0,
+        hits: 0,
+        misses: 0,
+        missedKeys: new Set(),
+      };
+      byInstance.set(instance, stats);
+      caches.push(stats);
+    }
+    return stats;
+  };
+  // The original is `async get(key) { return this.cache.get(key) }`: the same, counted.
+  proto.get = async function get(key) {
+    const value = this.cache?.get ? this.cache.get(key) : await original.call(this, key);
+    const stats = statsOf(this, key);
+    stats.gets++;
+    if (value === undefined) {
+      stats.misses++;
+      stats.missedKeys.add(key);
+    } else stats.hits++;
+    return value;
+  };
+}
+
+if (file) {
+  probe('@apollo/server', 'Apollo Server document store (parsed + validated documents)');
+  probe('@apollo/gateway', '@apollo/gateway query-plan store');
+  process.on('SIGUSR2', () => {
+    writeFileSync(
+      file,
+      JSON.stringify({
+        pid: process.pid,
+        caches: caches.map(({ missedKeys, ...stats }) => ({
+          ...stats,
+          distinctMissedKeys: missedKeys.size,
+        })),
+      }),
+    );
+  });
+}
