@@ -15,6 +15,8 @@ import {
   type GraphQLSchema,
 } from 'graphql';
 import type { Logger } from '@platform/logger';
+import type { UpstreamEventExtensions } from '@platform/subgraph';
+import { contextFromHeaders, inSpan, SpanKind } from '@platform/telemetry';
 
 type OperationContext = ReturnType<typeof buildOperationContext>;
 import type { GatewayContext } from '../subgraph.data-source';
@@ -161,13 +163,30 @@ export function createFederatedSubscriptions(options: {
           logger,
           metrics: {},
         } as unknown as GatewayGraphQLRequestContext;
-        yield await executeQueryPlan(
-          queryPlan,
-          serviceMap,
-          requestContext,
-          operationContext,
-          supergraphSchema,
-          apiSchema,
+        // A child of the work that produced the event (the subgraph sends its trace context
+        // with it): the live push joins the trace of the operation that caused it.
+        const trace = (event.extensions as UpstreamEventExtensions | undefined)?.traceContext;
+        const name = operationName ?? operationContext.operation.name?.value;
+        yield await inSpan(
+          `subscription event ${name ?? primary.serviceName}`,
+          {
+            kind: SpanKind.INTERNAL,
+            parent: contextFromHeaders(trace),
+            attributes: {
+              'graphql.operation.type': 'subscription',
+              ...(name ? { 'graphql.operation.name': name } : {}),
+              'platform.subscription.subgraph': primary.serviceName,
+            },
+          },
+          () =>
+            executeQueryPlan(
+              queryPlan,
+              serviceMap,
+              requestContext,
+              operationContext,
+              supergraphSchema,
+              apiSchema,
+            ),
         );
       }
     } catch (error) {

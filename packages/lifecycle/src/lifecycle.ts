@@ -1,3 +1,4 @@
+import { flushTelemetry } from '@platform/telemetry';
 import type { Logger } from '@platform/logger';
 
 export interface LifecycleOptions {
@@ -37,6 +38,10 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
         logger.error({ err: error, resource: name }, 'teardown failed');
       }
     }
+    // Last: the spans of the shutdown itself go out too (a no-op when tracing is off).
+    await flushTelemetry().catch((error: unknown) =>
+      logger.warn({ err: error }, 'could not export the last spans'),
+    );
     return clean;
   }
 

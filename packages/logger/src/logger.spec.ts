@@ -51,3 +51,35 @@ describe('newCorrelationId', () => {
     expect(newCorrelationId(undefined)).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
+
+describe('trace ids', () => {
+  it('adds trace_id and span_id of the active span beside the correlation id', async () => {
+    const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
+    const { context, trace } = await import('@opentelemetry/api');
+    const manager = new AsyncLocalStorageContextManager().enable();
+    context.setGlobalContextManager(manager);
+    try {
+      const { stream, lines } = capture();
+      const log = createLogger({ name: 'test', destination: stream });
+      const spanContext = {
+        traceId: '0af7651916cd43dd8448eb211c80319c',
+        spanId: 'b7ad6b7169203331',
+        traceFlags: 1,
+      };
+      context.with(trace.setSpanContext(context.active(), spanContext), () =>
+        runWithContext({ correlationId: 'corr-12345678' }, () => log.info('traced')),
+      );
+      log.info('untraced');
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(lines[0]).toMatchObject({
+        correlationId: 'corr-12345678',
+        trace_id: spanContext.traceId,
+        span_id: spanContext.spanId,
+      });
+      expect(lines[1]).not.toHaveProperty('trace_id');
+    } finally {
+      context.disable();
+      manager.disable();
+    }
+  });
+});

@@ -1,3 +1,4 @@
+import { isSpanContextValid, trace } from '@opentelemetry/api';
 import { pino, type Logger as PinoLogger } from 'pino';
 import { currentContext } from './request-context';
 
@@ -36,7 +37,16 @@ const REDACT = [
   'headers["x-internal-token"]',
 ];
 
-/** Structured JSON logs; every line inside a request carries its correlation id. */
+/** The active span's ids (OpenTelemetry), when tracing is on and a span is active. */
+function traceFields(): { trace_id?: string; span_id?: string } {
+  const span = trace.getActiveSpan()?.spanContext();
+  return span && isSpanContextValid(span) ? { trace_id: span.traceId, span_id: span.spanId } : {};
+}
+
+/**
+ * Structured JSON logs; every line inside a request carries its correlation id, and its
+ * trace and span ids when tracing is on.
+ */
 export function createLogger(options: LoggerOptions): Logger {
   return pino(
     {
@@ -51,8 +61,9 @@ export function createLogger(options: LoggerOptions): Logger {
           ? {
               correlationId: context.correlationId,
               ...(context.userId ? { userId: context.userId } : {}),
+              ...traceFields(),
             }
-          : {};
+          : traceFields();
       },
     },
     options.destination ?? process.stdout,

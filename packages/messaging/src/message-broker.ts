@@ -3,6 +3,7 @@ import { connect, type ChannelModel, type ConfirmChannel, type ConsumeMessage } 
 import { DependencyUnavailableError, isAppError, isDependencyOutage } from '@platform/errors';
 import { parseEvent, type EventEnvelope, type EventOf, type EventType } from '@platform/events';
 import type { Logger } from '@platform/logger';
+import { contextFromHeaders, inSpan, SpanKind, traceHeaders } from '@platform/telemetry';
 
 export interface MessageBrokerOptions {
   url: string;
@@ -266,7 +267,7 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
           (async () => {
             try {
               const event = parseEvent(JSON.parse(message.content.toString('utf8')));
-              await consumer.handle(event as EventOf<EventType>);
+              await handleInSpan(consumer, message, event);
             } catch (error) {
               logger.warn({ err: error, queue: consumer.queue }, 'live event dropped');
             }
@@ -338,8 +339,7 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
       }
       let failure: { error: unknown } | undefined;
       try {
-        // parseEvent checked the payload against the contract of `event.type`.
-        await consumer.handle(event as EventOf<EventType>);
+        await handleInSpan(consumer, message, event);
       } catch (error) {
         failure = { error };
       }
@@ -425,6 +425,35 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
     return self;
   }
 
+  /**
+   * Runs a consumer's handler in a CONSUMER span, a child of the span that published the
+   * message (its `traceparent` header): the work an event causes joins the trace of the
+   * operation that caused the event. Retries keep the header, so they join it too.
+   */
+  function handleInSpan(
+    consumer: ConsumerOptions,
+    message: ConsumeMessage,
+    event: EventEnvelope,
+  ): Promise<void> {
+    return inSpan(
+      `${consumer.queue} process`,
+      {
+        kind: SpanKind.CONSUMER,
+        parent: contextFromHeaders(message.properties.headers),
+        attributes: {
+          'messaging.system': 'rabbitmq',
+          'messaging.operation.type': 'process',
+          'messaging.destination.name': exchange,
+          'messaging.rabbitmq.destination.routing_key': event.type,
+          'messaging.message.id': event.id,
+          'messaging.consumer.group.name': consumer.queue,
+        },
+      },
+      // parseEvent checked the payload against the contract of `event.type`.
+      () => consumer.handle(event as EventOf<EventType>),
+    );
+  }
+
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       closing = true;
@@ -466,6 +495,8 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
               messageId: event.id,
               type: event.type,
               timestamp: Math.floor(Date.parse(event.occurredAt) / 1000),
+              // The publishing span (the outbox relay's), for the consumers' spans.
+              headers: traceHeaders(),
             },
             (error) => {
               clearTimeout(timer);

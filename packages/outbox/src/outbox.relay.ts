@@ -1,9 +1,9 @@
-import type { EventEnvelope } from '@platform/events';
 import type { Logger } from '@platform/logger';
 import { outboxMetrics } from './outbox.metrics';
 import type { MessageBroker } from '@platform/messaging';
 import { prepared, type Database } from '@platform/db';
-import { qualified } from './outbox';
+import { contextFromHeaders, inSpan, SpanKind } from '@platform/telemetry';
+import { qualified, type OutboxEnvelope } from './outbox';
 
 export interface OutboxRelayOptions {
   db: Pick<Database, '$run'>;
@@ -33,7 +33,7 @@ const KICK_COALESCE_MS = 5;
 
 interface OutboxRow {
   id: string;
-  envelope: EventEnvelope;
+  envelope: OutboxEnvelope;
   /** The lease's end as PostgreSQL wrote it: the same for the whole batch, its claim token. */
   lease: string;
 }
@@ -88,7 +88,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     if (rows.length === 0) return 0;
     // All at once on the one channel (it keeps their order); each is confirmed on its own,
     // and only the confirmed ones are marked published.
-    const outcomes = await Promise.allSettled(rows.map((row) => broker.publish(row.envelope)));
+    const outcomes = await Promise.allSettled(rows.map(publishRow));
     const published = rows.filter((_, index) => outcomes[index]?.status === 'fulfilled');
     await db.$run(settle, [
       published.map((row) => row.id),
@@ -98,6 +98,29 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     const failure = outcomes.find((outcome) => outcome.status === 'rejected');
     if (failure) throw failure.reason;
     return published.length;
+  }
+
+  /**
+   * Publishes one row in a PRODUCER span that continues the trace of the operation that wrote
+   * it (the context stored in the row); the broker sends this span's context as headers.
+   */
+  function publishRow({ envelope: { trace, ...event } }: OutboxRow): Promise<void> {
+    if (!trace) return broker.publish(event);
+    return inSpan(
+      `${event.type} publish`,
+      {
+        kind: SpanKind.PRODUCER,
+        parent: contextFromHeaders(trace),
+        attributes: {
+          'messaging.system': 'rabbitmq',
+          'messaging.operation.type': 'send',
+          'messaging.rabbitmq.destination.routing_key': event.type,
+          'messaging.message.id': event.id,
+          'platform.outbox.schema': options.schema,
+        },
+      },
+      () => broker.publish(event),
+    );
   }
 
   async function drain(): Promise<number> {

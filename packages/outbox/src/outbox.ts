@@ -1,4 +1,18 @@
 import type { EventEnvelope } from '@platform/events';
+import { traceHeaders, type TraceCarrier } from '@platform/telemetry';
+
+/**
+ * An outbox row's envelope: the event, plus the W3C trace context of the operation that
+ * caused it (`trace`, absent when tracing is off). The relay takes `trace` off before
+ * publishing and sends it as message headers instead.
+ */
+export type OutboxEnvelope = EventEnvelope & { trace?: TraceCarrier };
+
+/** The event with the current trace context, as written to the outbox row. */
+export function outboxEnvelope(event: EventEnvelope): OutboxEnvelope {
+  const trace = traceHeaders();
+  return trace.traceparent ? { ...event, trace } : event;
+}
 
 /**
  * The part of a Prisma client (or transaction client) the outbox needs. Every service's
@@ -36,7 +50,12 @@ export function createOutboxInsert(
   return {
     sql: `INSERT INTO ${qualified(schema, 'outbox_events')} (id, type, envelope, created_at)
      SELECT ${id}::uuid, ${type}, ${envelope}::jsonb, ${occurredAt}::timestamptz ${options.from ?? ''}`.trimEnd(),
-    values: (event) => [event.id, event.type, JSON.stringify(event), event.occurredAt],
+    values: (event) => [
+      event.id,
+      event.type,
+      JSON.stringify(outboxEnvelope(event)),
+      event.occurredAt,
+    ],
   };
 }
 

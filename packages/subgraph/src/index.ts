@@ -9,5 +9,9 @@ export { loadTypeDefs } from './type-defs';
 export { requireViewer } from './viewer';
 export { DateTimeScalar, JSONScalar } from './scalars';
 export { createAuthorizer, type Authorizer, type CheckPermissions } from './authorizer';
-export type { UpstreamConnectionParams, UpstreamSubscribeExtensions } from './subscriptions';
+export type {
+  UpstreamConnectionParams,
+  UpstreamEventExtensions,
+  UpstreamSubscribeExtensions,
+} from './subscriptions';
 export { openSubgraphRuntime, type SubgraphRuntime, type SubgraphRuntimeEnv } from './runtime';

@@ -7,10 +7,20 @@ import { createDocumentCache } from '@platform/http-server';
 import type { Logger } from '@platform/logger';
 import type { Identity, TokenVerifier } from '@platform/tokens';
 import { isInternalCredential } from '@platform/grpc';
+import { carriedTraceContext } from '@platform/telemetry';
 
 /** What the gateway puts in `connection_init`: the platform's internal credential. */
 export interface UpstreamConnectionParams {
   internalToken?: string;
+}
+
+/**
+ * What an event's `next` message carries in its extensions besides the data: the W3C trace
+ * context of the work that produced the event (a resolver put it on the subscription's
+ * context with `passTraceContext`), so the gateway's per-event execution joins that trace.
+ */
+export interface UpstreamEventExtensions {
+  traceContext?: Record<string, string>;
 }
 
 /** What the gateway puts in each `subscribe` message's extensions: the end user's token. */
@@ -75,10 +85,20 @@ export function attachSubscriptionServer<TContext>(options: {
         };
       },
       // Like the HTTP path: errors leave with the contract's codes, internals masked and logged.
-      onNext: (_ctx, _id, _payload, _args, result) =>
-        formatResultErrors(result, (internal) =>
+      onNext: (_ctx, _id, _payload, args, result) => {
+        const formatted = formatResultErrors(result, (internal) =>
           logger.error({ err: internal }, 'subscription resolver failed'),
-        ),
+        );
+        const contextValue = args.contextValue;
+        const traceContext =
+          typeof contextValue === 'object' && contextValue !== null
+            ? carriedTraceContext(contextValue)
+            : undefined;
+        if (!traceContext) return formatted;
+        const extensions: UpstreamEventExtensions = { traceContext };
+        const base = formatted ?? result;
+        return { ...base, extensions: { ...base.extensions, ...extensions } };
+      },
       onError: (_ctx, _id, _payload, errors) => {
         logger.debug({ errors: errors.map((error) => error.message) }, 'subscription refused');
       },

@@ -7,6 +7,7 @@ import { loadTypeDefs, openSubgraphRuntime } from '@platform/subgraph';
 import { env } from './environment';
 import { createLiveHub } from './live-hub';
 import { createDeliveryLoader, notificationsResolvers } from './notifications.resolvers';
+import { carryTraceContext } from '@platform/telemetry';
 
 const logger = createLogger({ name: 'notifications-subgraph', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
@@ -34,8 +35,13 @@ lifecycle.run(async () => {
     queue: `${env.EVENTS_EXCHANGE}.notifications-subgraph.live.${randomUUID()}`,
     events: ['notification.created'],
     ephemeral: true,
+    // The event's trace context rides with the pushed value to the gateway (see
+    // @platform/subgraph's subscription server), whose per-event execution joins the trace.
     handle: async ({ payload: notification }) =>
-      live.publish(notification.recipientId, { ...notification, readAt: undefined }),
+      live.publish(
+        notification.recipientId,
+        carryTraceContext({ ...notification, readAt: undefined }),
+      ),
   });
 
   await runtime.serve({

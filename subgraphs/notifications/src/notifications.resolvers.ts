@@ -12,6 +12,7 @@ import {
 import { requireId } from '@platform/validation';
 import type { LiveHub } from './live-hub';
 import { requireSendableData } from './notification-data';
+import { passTraceContext } from '@platform/telemetry';
 
 type NotificationClient = GrpcClient<typeof notificationV1.NotificationServiceService>;
 
@@ -76,7 +77,12 @@ export const notificationsResolvers = {
     notificationAdded: {
       subscribe: (_: unknown, __: unknown, context: NotificationsContext) =>
         context.live.subscribe(requireViewer(context).userId),
-      resolve: (notification: notificationV1.Notification) => notification,
+      // The event's trace context goes on to the subscription's context, for `onNext`.
+      resolve: (
+        notification: notificationV1.Notification,
+        _: unknown,
+        context: NotificationsContext,
+      ) => passTraceContext(notification, context),
     },
   },
   Query: {

@@ -1,0 +1,11 @@
+export {
+  carryTraceContext,
+  carriedTraceContext,
+  contextFromHeaders,
+  flushTelemetry,
+  inSpan,
+  passTraceContext,
+  SpanKind,
+  traceHeaders,
+  type TraceCarrier,
+} from './tracing';
