@@ -509,7 +509,11 @@ export async function checkAfterFault(
   const readiness = readinessAround(context.readiness, fault, to, dependency);
   if (dependency && !readiness.namedTheDependency)
     problems.push(
-      `no /ready answered 503 naming ${dependency} while it was cut (named: ${readiness.namedDown.join('; ') || 'nothing'})`,
+      `no /ready answered 503 naming ${dependency} while it was cut (named: ${readiness.namedDown.join('; ') || 'nothing'}; answers: ${Object.entries(
+        readiness.statusesDuring,
+      )
+        .map(([app, statuses]) => `${app} ${statuses}`)
+        .join(', ')})`,
     );
   if (readiness.readyAgainMs === undefined)
     problems.push(`/ready still not 200 when the checks ended: ${readiness.stillDown.join(', ')}`);

@@ -67,6 +67,8 @@ export interface ReadinessReport {
   readyAgainMs: number | undefined;
   /** Instances not ready at the last sample. */
   stillDown: string[];
+  /** Per instance, the statuses its /ready answered while the fault lasted: `503×4 200×2`. */
+  statusesDuring: Record<string, string>;
 }
 
 export function readinessAround(
@@ -101,5 +103,14 @@ export function readinessAround(
     } else if (readyAgainMs !== undefined)
       readyAgainMs = Math.max(readyAgainMs, next.at - fault.end, 0);
   }
-  return { namedDown, namedTheDependency, readyAgainMs, stillDown };
+  const statusesDuring: Record<string, string> = {};
+  for (const app of new Set(samples.map((sample) => sample.app))) {
+    const counts = new Map<number, number>();
+    for (const sample of during.filter((candidate) => candidate.app === app))
+      counts.set(sample.status, (counts.get(sample.status) ?? 0) + 1);
+    statusesDuring[app] = [...counts]
+      .map(([status, count]) => `${status || 'no answer'}×${count}`)
+      .join(' ');
+  }
+  return { namedDown, namedTheDependency, readyAgainMs, stillDown, statusesDuring };
 }
