@@ -48,7 +48,7 @@ await build({
   stdin: {
     contents: `import { startTelemetry } from '@platform/telemetry/start';
 try {
-  await startTelemetry({ serviceName: ${JSON.stringify(serviceName)}, edge: ${String(edge)} });
+  await startTelemetry({ serviceName: ${JSON.stringify(serviceName)}, edge: ${String(edge)}, env: process.env });
 } catch (error) {
   console.error('OpenTelemetry could not start; running without traces', error);
 }

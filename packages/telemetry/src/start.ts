@@ -11,7 +11,11 @@ export interface TelemetryOptions {
    * `traceparent` is honoured unless `OTEL_TRUST_CLIENT_TRACEPARENT=false`.
    */
   edge?: boolean;
-  env?: NodeJS.ProcessEnv;
+  /**
+   * The process environment (the OTEL_* variables of the OpenTelemetry specification, read
+   * here and by the SDK itself, before the app's own environment module runs).
+   */
+  env: NodeJS.ProcessEnv;
 }
 
 /** Requests that are not operations: probes and scrapes make no traces. */
@@ -27,7 +31,7 @@ const UNTRACED_PATHS = new Set(['/health', '/ready', '/metrics']);
  * Resolves to whether tracing is on.
  */
 export async function startTelemetry(options: TelemetryOptions): Promise<boolean> {
-  const env = options.env ?? process.env;
+  const { env } = options;
   const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT;
   if (!endpoint || env.OTEL_SDK_DISABLED === 'true' || env.OTEL_TRACES_EXPORTER === 'none')
     return false;

@@ -9,6 +9,7 @@ import {
   type Link,
   type Span,
   type TextMapGetter,
+  type TextMapSetter,
 } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 
@@ -32,13 +33,19 @@ const getter: TextMapGetter<Record<string, unknown>> = {
   },
 };
 
+const setter: TextMapSetter<TraceCarrier> = {
+  set(carrier, key, value) {
+    carrier[key] = value;
+  },
+};
+
 /**
  * The current trace context as W3C headers, to write into an outbox row, a message's
  * headers or an event. Empty when no span is active (always so when tracing is off).
  */
 export function traceHeaders(from: Context = context.active()): TraceCarrier {
   const carrier: TraceCarrier = {};
-  if (trace.getSpan(from)) w3c.inject(from, carrier, { set: (c, k, v) => (c[k] = v) });
+  if (trace.getSpan(from)) w3c.inject(from, carrier, setter);
   return carrier;
 }
 
