@@ -270,6 +270,7 @@ describe(`chaos suite (${profile.name} profile)`, () => {
             pidsAtStart,
             pids: platform.pids,
             logs: platform.logs,
+            ports: platform.ports,
             readiness: readiness?.samples ?? [],
           },
           fault,

@@ -35,6 +35,8 @@ export interface ChaosPlatform {
   admin: SignedIn;
   /** The base URL of every instance of a subgraph or the gateway. */
   httpUrls(name: AppName): string[];
+  /** `<app>#<instance>` → the port it listens on (gRPC or HTTP). */
+  ports(): Record<string, number>;
   /** `<app>#<instance>` → process id, of every app process. */
   pids(): Record<string, number | undefined>;
   /** Each app process's output so far, by `<app>#<instance>`. */
@@ -151,6 +153,7 @@ export async function startChaosPlatform(options: {
         [...placement.values()]
           .filter(({ name }) => name === app)
           .map(({ cluster }) => cluster.httpUrl(app)),
+      ports: () => byApp((cluster, name) => cluster.ports[name]),
       pids: () => byApp((cluster, name) => cluster.pid(name)),
       logs: () => byApp((cluster, name) => cluster.logs(name)),
       stop,

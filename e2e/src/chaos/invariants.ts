@@ -68,6 +68,8 @@ export interface CheckContext {
   pidsAtStart: Record<string, number | undefined>;
   pids: () => Record<string, number | undefined>;
   logs: () => Record<string, string[]>;
+  /** `<app>#<instance>` → port, to name the addresses in log lines. */
+  ports: () => Record<string, number>;
   /** The /ready answers of every HTTP app instance so far. */
   readiness: readonly ReadySample[];
 }
@@ -128,6 +130,7 @@ export function logEvidence(
   from: number,
   to: number,
   perApp = 3,
+  ports: Record<string, number> = {},
 ): string[] {
   const lines: string[] = [];
   for (const [app, output] of Object.entries(logs)) {
@@ -148,8 +151,13 @@ export function logEvidence(
         picked.push({ level: entry.level ?? 0, line });
     }
     picked.sort((a, b) => b.level - a.level);
+    const names = new Map(Object.entries(ports).map(([name, port]) => [String(port), name]));
+    const annotate = (line: string) =>
+      line.replace(/127\.0\.0\.1:(\d+)/g, (match, port: string) =>
+        names.has(port) ? `${match} (${names.get(port)})` : match,
+      );
     for (const { line } of picked.slice(0, perApp))
-      lines.push(`    [${app}] ${line.slice(0, 400)}`);
+      lines.push(`    [${app}] ${annotate(line).slice(0, 500)}`);
     if (picked.length > perApp) lines.push(`    [${app}] ... ${picked.length - perApp} more`);
   }
   return lines;
@@ -516,10 +524,16 @@ export async function checkAfterFault(
         .join(', ')})`,
     );
   if (readiness.readyAgainMs === undefined)
-    problems.push(`/ready still not 200 when the checks ended: ${readiness.stillDown.join(', ')}`);
+    problems.push(
+      `/ready still not 200 when the checks ended: ${readiness.stillDown.map((app) => `${app} (${readiness.lastNotReady[app]})`).join(', ')}`,
+    );
   else if (readiness.readyAgainMs > 10_000)
     problems.push(
-      `/ready took ${(readiness.readyAgainMs / 1000).toFixed(1)} s after the fault's end to be 200 everywhere (more than 10 s)`,
+      `/ready took ${(readiness.readyAgainMs / 1000).toFixed(1)} s after the fault's end to be 200 everywhere (more than 10 s); last not-200 answers: ${Object.entries(
+        readiness.lastNotReady,
+      )
+        .map(([app, last]) => `${app} ${last}`)
+        .join('; ')}`,
     );
 
   // 9. The processes that started are the ones running.
@@ -539,7 +553,7 @@ export async function checkAfterFault(
     problems.length > 0
       ? [
           '  app log lines at level warn or above during the window:',
-          ...logEvidence(context.logs(), window.from, Date.now()),
+          ...logEvidence(context.logs(), window.from, Date.now(), 3, context.ports()),
         ]
       : [];
   return {

@@ -67,6 +67,8 @@ export interface ReadinessReport {
   readyAgainMs: number | undefined;
   /** Instances not ready at the last sample. */
   stillDown: string[];
+  /** Per instance not steadily ready after the fault: its last answer other than 200. */
+  lastNotReady: Record<string, string>;
   /** Per instance, the statuses its /ready answered while the fault lasted: `503×4 200×2`. */
   statusesDuring: Record<string, string>;
 }
@@ -90,12 +92,15 @@ export function readinessAround(
     );
   let readyAgainMs: number | undefined = 0;
   const stillDown: string[] = [];
+  const lastNotReady: Record<string, string> = {};
   for (const app of new Set(samples.map((sample) => sample.app))) {
     const mine = samples.filter(
       (sample) => sample.app === app && sample.at >= fault.start && sample.at <= until,
     );
     const lastBad = mine.filter((sample) => sample.status !== 200).at(-1);
     if (!lastBad) continue;
+    lastNotReady[app] =
+      `${lastBad.status || 'no answer'} at t+${((lastBad.at - fault.end) / 1000).toFixed(1)}s after the end${lastBad.down.length ? ` naming ${lastBad.down.join(', ')}` : ''}`;
     const next = mine.find((sample) => sample.at > lastBad.at);
     if (!next) {
       stillDown.push(app);
@@ -112,5 +117,5 @@ export function readinessAround(
       .map(([status, count]) => `${status || 'no answer'}×${count}`)
       .join(' ');
   }
-  return { namedDown, namedTheDependency, readyAgainMs, stillDown, statusesDuring };
+  return { namedDown, namedTheDependency, readyAgainMs, stillDown, lastNotReady, statusesDuring };
 }
