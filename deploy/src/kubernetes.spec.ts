@@ -141,7 +141,10 @@ interface Workload extends KubeObject {
   spec: {
     replicas?: number;
     selector?: LabelSelector;
-    template: { metadata: { labels: Record<string, string> }; spec: PodSpec };
+    template: {
+      metadata: { labels: Record<string, string>; annotations?: Record<string, string> };
+      spec: PodSpec;
+    };
   };
 }
 
@@ -195,6 +198,13 @@ function appContainer(deployment: Workload): Container {
 function listenPort(app: AppDefinition, container: Container): number {
   const value = container.env?.find((env) => env.name === app.portVariable)?.value;
   expect(value, `${app.name} ${app.portVariable}`).toMatch(/^\d+$/);
+  return Number(value);
+}
+
+/** The app's /metrics port (METRICS_PORT), set explicitly in every Deployment. */
+function metricsPort(app: AppDefinition, container: Container): number {
+  const value = container.env?.find((env) => env.name === 'METRICS_PORT')?.value;
+  expect(value, `${app.name} METRICS_PORT`).toMatch(/^[1-9]\d*$/);
   return Number(value);
 }
 
@@ -737,7 +747,10 @@ describe.skipIf(!kubectl)('deploy/kubernetes', () => {
               `${source} -> ${target.name}:${port}`,
             ).toBe(expected);
           }
-          const fromOutside = policies().outsideIngress(podOf(target.name));
+          // Prometheus's scrapes of the metrics port are checked on their own (below).
+          const fromOutside = policies().outsideIngress(podOf(target.name), [
+            metricsPort(target, appContainer(deploymentOf(target))),
+          ]);
           if (target.kind === 'gateway') {
             expect(policies().allows(ingressController(), podOf(target.name), port)).toBe(true);
             expect(policies().ingressAllowed({ kind: 'external' }, podOf(target.name), port)).toBe(
@@ -752,6 +765,39 @@ describe.skipIf(!kubectl)('deploy/kubernetes', () => {
               [],
             );
           }
+        }
+      });
+
+      it("let Prometheus (monitoring namespace) scrape every app's metrics port, and nothing else", () => {
+        const prometheus = outside('monitoring', { [APP_LABEL]: 'prometheus' });
+        for (const target of APPS) {
+          const container = appContainer(deploymentOf(target));
+          const port = metricsPort(target, container);
+          expect(container.ports, target.name).toContainEqual({
+            name: 'metrics',
+            containerPort: port,
+          });
+          const annotations = deploymentOf(target).spec.template.metadata.annotations ?? {};
+          expect(annotations['prometheus.io/port'], target.name).toBe(String(port));
+          expect(annotations['prometheus.io/scrape'], target.name).toBe('true');
+          expect(
+            policies().ingressAllowed(prometheus, podOf(target.name), port),
+            `prometheus -> ${target.name}:${port}`,
+          ).toBe(true);
+          const appPort = listenPort(target, container);
+          expect(
+            policies().ingressAllowed(prometheus, podOf(target.name), appPort),
+            `prometheus -> ${target.name}:${appPort}`,
+          ).toBe(false);
+          // Nobody else outside the namespace; inside it, no app scrapes another.
+          expect(policies().ingressAllowed(outside('default', {}), podOf(target.name), port)).toBe(
+            false,
+          );
+          for (const source of APPS)
+            expect(
+              policies().allows(podOf(source.name), podOf(target.name), port),
+              `${source.name} -> ${target.name}:${port}`,
+            ).toBe(false);
         }
       });
 

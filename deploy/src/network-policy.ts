@@ -157,10 +157,20 @@ export class NetworkPolicies {
    * Ingress rules that admit sources outside the pod's namespace (another namespace, an
    * ipBlock, or anyone at all), as "policy: description" lines.
    */
-  outsideIngress(pod: Endpoint & { kind: 'pod' }): string[] {
+  outsideIngress(
+    pod: Endpoint & { kind: 'pod' },
+    /** Rules admitting only these ports are not counted (e.g. the metrics port's scrapes). */
+    exceptPorts: readonly number[] = [],
+  ): string[] {
     const found: string[] = [];
     for (const policy of this.selecting(pod, 'Ingress')) {
       for (const rule of policy.spec.ingress ?? []) {
+        const ports = rule.ports ?? [];
+        if (
+          ports.length > 0 &&
+          ports.every((port) => typeof port.port === 'number' && exceptPorts.includes(port.port))
+        )
+          continue;
         if (!rule.from || rule.from.length === 0) found.push(`${policy.name}: from anyone`);
         for (const peer of rule.from ?? []) {
           if (peer.ipBlock) found.push(`${policy.name}: ipBlock ${peer.ipBlock.cidr}`);
