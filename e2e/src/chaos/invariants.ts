@@ -525,7 +525,7 @@ export async function checkAfterFault(
     );
   if (readiness.readyAgainMs === undefined)
     problems.push(
-      `/ready still not 200 when the checks ended: ${readiness.stillDown.map((app) => `${app} (${readiness.lastNotReady[app]})`).join(', ')}`,
+      `/ready never 200 again after its last other answer up to 10 s after the end: ${readiness.stillDown.map((app) => `${app} (${readiness.lastNotReady[app]})`).join(', ')}`,
     );
   else if (readiness.readyAgainMs > 10_000)
     problems.push(

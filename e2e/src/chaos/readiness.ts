@@ -63,12 +63,14 @@ export interface ReadinessReport {
   namedDown: string[];
   /** Whether an instance answered 503 naming `dependency` while the fault lasted. */
   namedTheDependency: boolean;
-  /** From the fault's end until every instance answered 200 and kept answering 200. */
+  /** From the fault's end until every instance answered 200 after its last other answer up to 10 s after the end. */
   readyAgainMs: number | undefined;
   /** Instances not ready at the last sample. */
   stillDown: string[];
   /** Per instance not steadily ready after the fault: its last answer other than 200. */
   lastNotReady: Record<string, string>;
+  /** Per instance, its answers other than 200 more than 10 s after the end (flaps). */
+  later: Record<string, string>;
   /** Per instance, the statuses its /ready answered while the fault lasted: `503×4 200×2`. */
   statusesDuring: Record<string, string>;
 }
@@ -90,18 +92,25 @@ export function readinessAround(
     during.some(
       (sample) => sample.status === 503 && sample.down.some((what) => what.includes(dependency)),
     );
+  // Not ready up to 10 s after the end counts against the fault: each instance must answer
+  // 200 after its last such answer, within the 10 s. Not ready later (a flap) is reported apart.
+  const horizon = fault.end + 10_000;
   let readyAgainMs: number | undefined = 0;
   const stillDown: string[] = [];
   const lastNotReady: Record<string, string> = {};
+  const later: Record<string, string> = {};
+  const describe = (sample: ReadySample) =>
+    `${sample.status || 'no answer'} at t+${((sample.at - fault.end) / 1000).toFixed(1)}s after the end${sample.down.length ? ` naming ${sample.down.join(', ')}` : ''}`;
   for (const app of new Set(samples.map((sample) => sample.app))) {
     const mine = samples.filter(
       (sample) => sample.app === app && sample.at >= fault.start && sample.at <= until,
     );
-    const lastBad = mine.filter((sample) => sample.status !== 200).at(-1);
+    const flaps = mine.filter((sample) => sample.status !== 200 && sample.at > horizon);
+    if (flaps.length > 0) later[app] = `${flaps.length}×, last ${describe(flaps.at(-1)!)}`;
+    const lastBad = mine.filter((sample) => sample.status !== 200 && sample.at <= horizon).at(-1);
     if (!lastBad) continue;
-    lastNotReady[app] =
-      `${lastBad.status || 'no answer'} at t+${((lastBad.at - fault.end) / 1000).toFixed(1)}s after the end${lastBad.down.length ? ` naming ${lastBad.down.join(', ')}` : ''}`;
-    const next = mine.find((sample) => sample.at > lastBad.at);
+    lastNotReady[app] = describe(lastBad);
+    const next = mine.find((sample) => sample.at > lastBad.at && sample.status === 200);
     if (!next) {
       stillDown.push(app);
       readyAgainMs = undefined;
@@ -117,5 +126,13 @@ export function readinessAround(
       .map(([status, count]) => `${status || 'no answer'}×${count}`)
       .join(' ');
   }
-  return { namedDown, namedTheDependency, readyAgainMs, stillDown, lastNotReady, statusesDuring };
+  return {
+    namedDown,
+    namedTheDependency,
+    readyAgainMs,
+    stillDown,
+    lastNotReady,
+    later,
+    statusesDuring,
+  };
 }

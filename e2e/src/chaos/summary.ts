@@ -66,6 +66,12 @@ export function formatSummary(
     ...table,
   ];
   for (const report of reports) {
+    const flaps = Object.entries(report.readiness.later);
+    if (flaps.length > 0)
+      lines.push(
+        '',
+        `/ready not 200 more than 10 s after "${report.fault}" ended (not counted against it): ${flaps.map(([app, what]) => `${app} ${what}`).join('; ')}`,
+      );
     const failures = Object.entries(report.roundFailures);
     if (failures.length > 0)
       lines.push(
