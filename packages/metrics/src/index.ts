@@ -8,5 +8,5 @@ export {
   DURATION_BUCKETS,
 } from './registry';
 export { boundedLabel } from './bounded-label';
-export { serveMetrics, type MetricsServer } from './metrics.server';
+export { appNameOf, serveMetrics, type MetricsServer } from './metrics.server';
 export { cacheMetrics } from './cache.metrics';

@@ -3,6 +3,12 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '@platform/logger';
 import { initMetrics, registry } from './registry';
 
+/** The app's name as its logger carries it (`createLogger({ name })`): the `app` label. */
+export function appNameOf(logger: Pick<Logger, 'bindings'>, fallback: string): string {
+  const name = (logger.bindings() as Record<string, unknown>)['name'];
+  return typeof name === 'string' ? name : fallback;
+}
+
 export interface MetricsServer {
   /** The bound port; undefined when metrics are off (port 0). */
   readonly port: number | undefined;

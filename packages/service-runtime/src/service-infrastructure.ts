@@ -1,7 +1,7 @@
 import { connectDatabase, prepared, type Database } from '@platform/db';
 import type { Lifecycle } from '@platform/lifecycle';
 import type { Logger } from '@platform/logger';
-import { serveMetrics } from '@platform/metrics';
+import { appNameOf, serveMetrics } from '@platform/metrics';
 import { createMessageBroker, type MessageBroker } from '@platform/messaging';
 import { createOutboxRelay, type OutboxRelay } from '@platform/outbox';
 import { createRedis, type Redis } from '@platform/redis';
@@ -59,8 +59,13 @@ export async function openServiceInfrastructure(options: {
 }): Promise<ServiceInfrastructure> {
   const { env, logger, lifecycle } = options;
   // Named after the app's logger (`user-service`, ...): the `app` label of every metric.
-  const app = String((logger.bindings() as { name?: unknown }).name ?? 'service');
-  await serveMetrics({ app, host: env.GRPC_HOST, port: env.METRICS_PORT, logger, lifecycle });
+  await serveMetrics({
+    app: appNameOf(logger, 'service'),
+    host: env.GRPC_HOST,
+    port: env.METRICS_PORT,
+    logger,
+    lifecycle,
+  });
   const db = await connectDatabase({
     databaseUrl: env.DATABASE_URL,
     onPoolError: (error) => logger.warn({ err: error }, 'idle database connection failed'),

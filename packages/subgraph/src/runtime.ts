@@ -6,7 +6,7 @@ import {
 } from '@platform/grpc';
 import type { Lifecycle } from '@platform/lifecycle';
 import type { Logger } from '@platform/logger';
-import { serveMetrics } from '@platform/metrics';
+import { appNameOf, serveMetrics } from '@platform/metrics';
 import { authV1, permissionV1 } from '@platform/proto';
 import { createRedis, type Redis } from '@platform/redis';
 import { createAccessTokens, type TokenVerifier } from '@platform/tokens';
@@ -59,8 +59,13 @@ export async function openSubgraphRuntime(options: {
 }): Promise<SubgraphRuntime> {
   const { env, logger, lifecycle } = options;
   // Named after the app's logger (`users-subgraph`, ...): the `app` label of every metric.
-  const app = String((logger.bindings() as { name?: unknown }).name ?? 'subgraph');
-  await serveMetrics({ app, host: env.HOST, port: env.METRICS_PORT, logger, lifecycle });
+  await serveMetrics({
+    app: appNameOf(logger, 'subgraph'),
+    host: env.HOST,
+    port: env.METRICS_PORT,
+    logger,
+    lifecycle,
+  });
   const redis = await createRedis({ url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
   lifecycle.onShutdown('redis', async () => void (await redis.quit()));
 
