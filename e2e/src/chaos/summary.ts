@@ -54,7 +54,8 @@ export function formatSummary(
     report.steadyMs === undefined
       ? `never (${report.slowestKind ?? ''})`
       : `${seconds(report.steadyMs)}${report.slowestKind ? ` (${report.slowestKind})` : ''}`,
-    report.readiness.namedTheDependency ? 'yes' : report.readiness.namedDown.length ? 'no' : '-',
+    // An instant loss (no cut) has nothing /ready must name.
+    report.cutMs === 0 ? '-' : report.readiness.namedTheDependency ? 'yes' : 'no',
     seconds(report.readiness.readyAgainMs),
     String(report.processes.exited.length + report.processes.replaced.length),
   ]);
