@@ -227,6 +227,13 @@ describe('Prometheus metrics on every app', () => {
     moved('notification-service', 'outbox_events_published_total', { schema: 'notifications' });
     moved('user-service', 'outbox_events_published_total', { schema: 'users' });
     moved('notification-service', 'message_processing_duration_seconds_count');
+    // The live push: the notifications subgraph's per-instance queue, labelled without its id.
+    moved('notifications-subgraph', 'messages_handled_total', { outcome: 'ack' });
+    expect(
+      after['notifications-subgraph'].samples.find(
+        (sample) => sample.name === 'messages_handled_total' && sample.labels['outcome'] === 'ack',
+      )?.labels['queue'],
+    ).toMatch(/\.notifications-subgraph\.live\.\*$/);
     expect(
       has(after['notification-service'], 'outbox_backlog_events', { schema: 'notifications' }),
     ).toBe(true);

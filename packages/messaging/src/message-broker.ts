@@ -261,17 +261,22 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
         durable: false,
       });
       for (const type of consumer.events) await channel.bindQueue(consumer.queue, exchange, type);
+      const live = consumerMetrics(consumer.queue);
       const { consumerTag } = await channel.consume(consumer.queue, (message) => {
         if (!message) return;
+        const started = performance.now();
         track(
           (async () => {
+            let outcome: Outcome = 'ack';
             try {
               const event = parseEvent(JSON.parse(message.content.toString('utf8')));
               await handleInSpan(consumer, message, event);
             } catch (error) {
               logger.warn({ err: error, queue: consumer.queue }, 'live event dropped');
+              outcome = 'dropped';
             }
             channel.ack(message);
+            live.settled(started, outcome);
           })(),
         ).catch((error: unknown) => {
           // The channel closed meanwhile; its queue went with it.

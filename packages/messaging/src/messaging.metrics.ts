@@ -1,11 +1,11 @@
 import { counter, gauge, histogram } from '@platform/metrics';
 
-/** How a consumed message was settled. */
-export type Outcome = 'ack' | 'retry' | 'outage_retry' | 'dead_letter';
+/** How a consumed message was settled (`dropped`: a live, ephemeral queue's failed handling). */
+export type Outcome = 'ack' | 'retry' | 'outage_retry' | 'dead_letter' | 'dropped';
 
 const handled = counter({
   name: 'messages_handled_total',
-  help: 'Messages a consumer settled, by queue and outcome (ack, retry, outage_retry, dead_letter).',
+  help: 'Messages a consumer settled, by queue and outcome (ack, retry, outage_retry, dead_letter, dropped).',
   labelNames: ['queue', 'outcome'] as const,
 });
 const seconds = histogram({
@@ -22,14 +22,21 @@ const deadLetters = gauge({
 /** How often dead-letter queues are counted. */
 export const DLQ_POLL_MS = 15_000;
 
-/** One durable queue's metrics, label children bound once. */
-export function consumerMetrics(queue: string) {
+const INSTANCE_SUFFIX = /\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * One queue's metrics, label children bound once. An ephemeral queue named per instance
+ * (`....live.<uuid>`) is labelled without its instance part (`....live.*`).
+ */
+export function consumerMetrics(name: string) {
+  const queue = name.replace(INSTANCE_SUFFIX, '.*');
   const duration = seconds.labels(queue);
   const outcomes = {
     ack: handled.labels(queue, 'ack'),
     retry: handled.labels(queue, 'retry'),
     outage_retry: handled.labels(queue, 'outage_retry'),
     dead_letter: handled.labels(queue, 'dead_letter'),
+    dropped: handled.labels(queue, 'dropped'),
   } satisfies Record<Outcome, unknown>;
   const depth = deadLetters.labels(queue);
   return {
