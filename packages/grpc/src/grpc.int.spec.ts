@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '@platform/errors';
 import { createLogger, runWithContext } from '@platform/logger';
+import { registry } from '@platform/metrics';
 import { userV1 } from '@platform/proto';
 import { createGrpcClient } from './grpc.client';
 import { checkGrpcHealth } from './grpc.health';
@@ -103,6 +104,64 @@ describe('gRPC server and client', () => {
       retryAfter: 5,
     });
     expect(Date.now() - started).toBeLessThan(400);
+  });
+
+  it('counts and times every call on both sides by service, method and status code', async () => {
+    const count = async (name: string, labels: Record<string, string>) => {
+      const { values } = (await registry.getSingleMetric(name)?.get()) ?? { values: [] };
+      return values
+        .filter((sample) => Object.entries(labels).every(([k, v]) => sample.labels[k] === v))
+        .reduce((sum, sample) => sum + sample.value, 0);
+    };
+    const method = { grpc_service: 'user.v1.UserService', grpc_method: 'GetUser' };
+    const codes = ['OK', 'NOT_FOUND', 'UNAUTHENTICATED', 'INTERNAL', 'DEADLINE_EXCEEDED'];
+    // The slow call of the test before ends on the server only now.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const before = await Promise.all(
+      codes.flatMap((grpc_code) => [
+        count('grpc_server_handled_total', { ...method, grpc_code }),
+        count('grpc_client_handled_total', { ...method, grpc_code }),
+      ]),
+    );
+    await client().getUser({ id: 'u1' });
+    await client()
+      .getUser({ id: 'missing' })
+      .catch(() => undefined);
+    await client('not-the-token')
+      .getUser({ id: 'u1' })
+      .catch(() => undefined);
+    await client()
+      .getUser({ id: 'broken' })
+      .catch(() => undefined);
+    await client()
+      .getUser({ id: 'slow' }, { deadlineMs: 50 })
+      .catch(() => undefined);
+    // The slow call's server side ends after the client gave up.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const after = await Promise.all(
+      codes.flatMap((grpc_code) => [
+        count('grpc_server_handled_total', { ...method, grpc_code }),
+        count('grpc_client_handled_total', { ...method, grpc_code }),
+      ]),
+    );
+    const moved = codes.flatMap((code, n) => [
+      [`server ${code}`, after[2 * n]! - before[2 * n]!],
+      [`client ${code}`, after[2 * n + 1]! - before[2 * n + 1]!],
+    ]);
+    expect(Object.fromEntries(moved)).toEqual({
+      'server OK': 2, // the slow call succeeds on the server, late
+      'client OK': 1,
+      'server NOT_FOUND': 1,
+      'client NOT_FOUND': 1,
+      'server UNAUTHENTICATED': 1,
+      'client UNAUTHENTICATED': 1,
+      'server INTERNAL': 1,
+      'client INTERNAL': 1,
+      'server DEADLINE_EXCEEDED': 0,
+      'client DEADLINE_EXCEEDED': 1,
+    });
+    expect(await count('grpc_server_handling_seconds', method)).toBeGreaterThan(0);
+    expect(await count('grpc_client_handling_seconds', method)).toBeGreaterThan(0);
   });
 
   it('reports SERVING through the standard health service, without the credential', async () => {
