@@ -45,6 +45,8 @@ export interface FaultReport {
   /** Live connections closed and subscription errors, by close code or error code. */
   liveCloses: Record<string, number>;
   readiness: ReadinessReport;
+  /** The load request that took longest to be answered in the window. */
+  slowestAnswer: string;
   /** Why the rounds after the fault's end, before the first full one, failed (reason → count). */
   roundFailures: Record<string, number>;
   recoveryMs: number | undefined;
@@ -427,6 +429,13 @@ export async function checkAfterFault(
   const liveUnclean = recorder.live.filter(
     (event) => event.at >= window.from && event.at < to && event.unclean.length > 0,
   );
+  const slowest = requests
+    .filter((record) => record.source === 'load')
+    .reduce<RequestRecord | undefined>(
+      (worst, record) =>
+        !worst || record.end - record.start > worst.end - worst.start ? record : worst,
+      undefined,
+    );
   const liveCloses: Record<string, number> = {};
   for (const event of recorder.live)
     if (event.at >= window.from && event.at < to && event.type !== 'connected') {
@@ -571,6 +580,9 @@ export async function checkAfterFault(
     outage500: outage500.length,
     late5xx: late5xx.length,
     liveCloses,
+    slowestAnswer: slowest
+      ? `${((slowest.end - slowest.start) / 1000).toFixed(1)} s (${slowest.kind}, ${slowest.codes.join(',') || 'ok'}, begun t${slowest.start >= fault.start ? '+' : ''}${((slowest.start - fault.start) / 1000).toFixed(1)}s)`
+      : '-',
     readiness,
     roundFailures,
     recoveryMs,

@@ -25,6 +25,7 @@ export function formatSummary(
     'unclean errors',
     '500 in outage',
     '5xx >10 s after',
+    'slowest answer',
     'recovery: first full round',
     'recovery: every kind succeeding',
     '/ready 503 naming it',
@@ -50,6 +51,7 @@ export function formatSummary(
     String(report.unclean),
     String(report.outage500),
     String(report.late5xx),
+    report.slowestAnswer,
     seconds(report.recoveryMs),
     report.steadyMs === undefined
       ? `never (${report.slowestKind ?? ''})`
