@@ -100,9 +100,7 @@ describe('traces: one trace per client operation, across gRPC, SQL, RabbitMQ and
       OTEL_BSP_SCHEDULE_DELAY: '100',
     };
     platform = await startPlatform(
-      Object.fromEntries(APP_NAMES.map((name) => [name, otel])) as Parameters<
-        typeof startPlatform
-      >[0],
+      Object.fromEntries(APP_NAMES.map((name) => [name, otel])),
     );
   });
 
