@@ -56,6 +56,8 @@ const CODES = new Set([
   'P1008',
   'P1017',
   'P2024',
+  // a transaction that could not start, or expired, in its time: the database is not answering
+  'P2028',
   'P2037',
 ]);
 

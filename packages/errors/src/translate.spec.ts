@@ -73,6 +73,15 @@ describe('error translation', () => {
     ['a Redis command timeout', new Error('Command timed out')],
     ['a pool timeout', new Error('timeout exceeded when trying to connect')],
     [
+      'a transaction that could not start in time',
+      Object.assign(
+        new Error('Transaction API error: Unable to start a transaction in the given time.'),
+        {
+          code: 'P2028',
+        },
+      ),
+    ],
+    [
       'PostgreSQL shutting down',
       Object.assign(new Error('terminating connection due to administrator command'), {
         code: '57P01',
