@@ -99,9 +99,7 @@ describe('traces: one trace per client operation, across gRPC, SQL, RabbitMQ and
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
       OTEL_BSP_SCHEDULE_DELAY: '100',
     };
-    platform = await startPlatform(
-      Object.fromEntries(APP_NAMES.map((name) => [name, otel])),
-    );
+    platform = await startPlatform(Object.fromEntries(APP_NAMES.map((name) => [name, otel])));
   });
 
   afterAll(async () => {
