@@ -42,6 +42,8 @@ const CODES = new Set([
   // undici (fetch): the peer closed the socket mid-request, or never accepted it in time
   'UND_ERR_SOCKET',
   'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
   '08000',
   '08001',
   '08003',
@@ -78,6 +80,9 @@ const MESSAGES = [
   /^Stream isn't writeable/,
   /^Command timed out$/,
   /^Reached the max retries per request limit/,
+  // Redis answering but unable to serve: out of memory (noeviction), a replica after a
+  // failover, loading its data, no primary, a script running, a transaction aborted by these
+  /^(OOM|READONLY|LOADING|MASTERDOWN|BUSY|TRYAGAIN|CLUSTERDOWN|EXECABORT) /,
   // pg
   /^Connection terminated/,
   /^timeout exceeded when trying to connect$/,

@@ -71,6 +71,12 @@ describe('error translation', () => {
       new Error("Stream isn't writeable and enableOfflineQueue options is false"),
     ],
     ['a Redis command timeout', new Error('Command timed out')],
+    ['Redis out of memory', new Error("OOM command not allowed when used memory > 'maxmemory'.")],
+    [
+      'a Redis replica after a failover',
+      new Error("READONLY You can't write against a read only replica."),
+    ],
+    ['Redis loading its data', new Error('LOADING Redis is loading the dataset in memory')],
     ['a pool timeout', new Error('timeout exceeded when trying to connect')],
     [
       'a transaction that could not start in time',

@@ -50,6 +50,9 @@ export async function createRedis(options: RedisOptions): Promise<Redis> {
     socketTimeout: commandTimeout * 2,
     connectTimeout: options.connectTimeoutMs ?? 5_000,
     retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, MAX_RECONNECT_DELAY_MS),
+    // A primary demoted by a failover answers READONLY: reconnect (to whatever the address now
+    // points at) rather than stay on it until a restart. 1 = reconnect, never resend.
+    reconnectOnError: (error) => (/^READONLY /.test(error.message) ? 1 : false),
   });
   // Without the offline queue, a command sent while the connection is down fails at once
   // ("Stream isn't writeable") instead of waiting, unbounded, for a reconnection.
