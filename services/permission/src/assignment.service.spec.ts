@@ -75,7 +75,9 @@ describe('AssignmentService', () => {
       const before = written();
       expect(await assignments.assign(PLATFORM, ALICE, { id: viewer.id }, '')).toBe(false);
       expect(written()).toEqual(before);
-      expect(cache.forgottenUsers).toEqual([ALICE, ALICE]);
+      // The repeat forgets once more: it may be the retry of a change whose forget after the
+      // commit failed (a check in between may have cached what the database held before).
+      expect(cache.forgottenUsers).toEqual([ALICE, ALICE, ALICE]);
     });
 
     it('refuses a user the user service does not know before anything else', async () => {

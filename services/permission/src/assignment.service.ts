@@ -97,8 +97,9 @@ export function createAssignmentService(deps: {
         await cache.forgetUser(userId);
         return true;
       });
-      // The very next check, on any instance, must see the new role.
-      if (changed) await forgetAgain(userId);
+      // The very next check, on any instance, must see the new role. Also when nothing changed:
+      // this may be the client's retry of a change whose forget failed after it committed.
+      await forgetAgain(userId);
       return changed;
     },
 
@@ -121,7 +122,7 @@ export function createAssignmentService(deps: {
         await cache.forgetUser(userId);
         return true;
       });
-      if (changed) await forgetAgain(userId);
+      await forgetAgain(userId);
       return changed;
     },
 
