@@ -12,7 +12,7 @@ import { outageStatusPlugin } from './outage.plugin';
  */
 const typeDefs = `
   type Query { me: String, profile: String, other: String }
-  type Mutation { login: String }
+  type Mutation { login: String, send: String, sendElsewhere: String }
 `;
 
 const unavailableAnswer = () => AppError.unavailable(new Error('Connection is closed.'), 7);
@@ -30,6 +30,10 @@ const resolvers = {
   Mutation: {
     login: (_: unknown, __: unknown, context: Context) =>
       context.authorization ? 'signed in with a token' : 'signed in',
+    send: () => 'sent',
+    sendElsewhere: () => {
+      throw unavailableAnswer();
+    },
   },
 };
 
@@ -136,6 +140,20 @@ describe(outageStatusPlugin.name, () => {
       code: 'SERVICE_UNAVAILABLE',
       retryAfter: 7,
     });
+  });
+
+  it('keeps 200 for a mutation of which a part took effect, so nothing retries it whole', async () => {
+    const answer = await serve(signedIn, 'mutation { send sendElsewhere }');
+    expect(answer.status).toBe(200);
+    expect(answer.retryAfter).toBeUndefined();
+    expect(answer.body.data).toEqual({ send: 'sent', sendElsewhere: null });
+    expect(answer.body.errors?.[0]?.extensions?.['code']).toBe('SERVICE_UNAVAILABLE');
+  });
+
+  it('answers 503 for a mutation of which nothing took effect', async () => {
+    const answer = await serve(signedIn, 'mutation { sendElsewhere }');
+    expect(answer.status).toBe(503);
+    expect(answer.retryAfter).toBe('7');
   });
 
   it('leaves other answers alone', async () => {

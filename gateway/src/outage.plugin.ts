@@ -29,14 +29,23 @@ export function unavailable(outage: AppError): GraphQLError {
  * status an HTTP client, proxy or load balancer retries on, instead of 200 (or 500 for a
  * request that failed whole). The body is unchanged: it may still carry the data that could
  * be answered. A client fault already answered (4xx) keeps its status; so do results sent in
- * several parts (their status left with the first).
+ * several parts (their status left with the first). A mutation of which a root field was
+ * answered keeps 200: that part took effect, and a client, proxy or retry link retrying a 503
+ * would repeat it.
  */
 export function outageStatusPlugin<TContext extends object>(): ApolloServerPlugin<TContext> {
   return {
     async requestDidStart() {
       return {
-        async willSendResponse({ response }) {
+        async willSendResponse({ response, operation }) {
           if (response.body.kind !== 'single') return;
+          const { data } = response.body.singleResult;
+          if (
+            operation?.operation === 'mutation' &&
+            data &&
+            Object.values(data).some((value) => value !== null)
+          )
+            return;
           const outages = (response.body.singleResult.errors ?? []).filter(
             (error) => error.extensions?.['code'] === 'SERVICE_UNAVAILABLE',
           );
