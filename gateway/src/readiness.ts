@@ -34,15 +34,12 @@ export function httpDependency(
   };
 }
 
-/** What domain services report through gRPC health, by name (@platform/service-runtime). */
-const SERVICE_DEPENDENCIES = ['postgresql', 'redis', 'rabbitmq'];
-
 /** A domain service: up while its health service says SERVING; when not, which of its dependencies are down. */
 export function grpcDependency(name: string, address: string): Dependency {
   return {
     name,
     check: async () => {
-      const { serving, down } = await grpcHealthReport(address, SERVICE_DEPENDENCIES);
+      const { serving, down } = await grpcHealthReport(address);
       return serving ? UP : { up: false, causes: down };
     },
   };

@@ -36,23 +36,26 @@ export async function checkGrpcHealth(address: string, timeoutMs = 1_000): Promi
   }
 }
 
-/** What a gRPC server's health service says: serving or not, and which dependencies are down. */
+/** The dependencies domain services report by name (`@platform/service-runtime`). */
+export const SERVICE_DEPENDENCIES = ['postgresql', 'redis', 'rabbitmq'] as const;
+
+/** What a gRPC server's health service says: ready or not, and which dependencies are down. */
 export interface GrpcHealthReport {
-  /** The server's overall status (service name '') is SERVING. */
+  /** The server takes calls (overall status SERVING) and none of the named dependencies is down. */
   serving: boolean;
   /** Of the names asked about, those the server reports NOT_SERVING (e.g. `postgresql`). */
   down: string[];
 }
 
 /**
- * Asks a gRPC server's health service for its overall status and, when it is not serving,
- * for the named statuses of its dependencies (`@platform/service-runtime` reports
- * `postgresql`, `redis` and `rabbitmq`), so a caller can say why. A server that cannot be
- * reached is not serving, with no dependency named.
+ * Asks a gRPC server's health service for its overall status (taking calls, not draining)
+ * and the named statuses of its dependencies, in parallel, so a caller can say why it is not
+ * ready. A server that cannot be reached is not serving, with no dependency named; a name the
+ * server does not report counts as up.
  */
 export async function grpcHealthReport(
   address: string,
-  dependencies: readonly string[],
+  dependencies: readonly string[] = SERVICE_DEPENDENCIES,
   timeoutMs = 1_000,
 ): Promise<GrpcHealthReport> {
   const client = new HealthClientConstructor(
@@ -68,11 +71,10 @@ export async function grpcHealthReport(
       );
     });
   try {
-    const overall = await statusOf('');
-    if (overall === true) return { serving: true, down: [] };
+    const [overall, ...named] = await Promise.all(['', ...dependencies].map(statusOf));
     if (overall === undefined) return { serving: false, down: [] };
-    const named = await Promise.all(dependencies.map(statusOf));
-    return { serving: false, down: dependencies.filter((_, n) => named[n] === false) };
+    const down = dependencies.filter((_, n) => named[n] === false);
+    return { serving: overall && down.length === 0, down };
   } finally {
     client.close();
   }

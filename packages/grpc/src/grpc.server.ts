@@ -40,8 +40,10 @@ export interface GrpcServer {
   /** Binds and starts serving; resolves to the bound port (useful with port 0). */
   listen(host: string, port: number): Promise<number>;
   /**
-   * Reports a dependency (e.g. `postgresql`) up or down through the health service: under
-   * its own name, and in the overall status, NOT_SERVING while any dependency is down.
+   * Reports a dependency (e.g. `postgresql`) up or down through the health service, under its
+   * own name. The overall status ('') says only whether this server takes calls (listening,
+   * not draining): an orchestrator's readiness probe on it must not take every instance out
+   * of service because a dependency they all share is down (RabbitMQ down stops no request).
    */
   setDependencyStatus(name: string, up: boolean): void;
   /** Lets in-flight calls finish, refusing new ones; forces after `timeoutMs`. */
@@ -66,12 +68,11 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   // Standard grpc.health.v1: unauthenticated on purpose, so orchestrators can probe it.
   const health = new HealthImplementation({ '': 'NOT_SERVING' });
   health.addToServer(server);
-  // SERVING overall (and for each service) only while listening with every dependency up.
+  // SERVING overall (and for each service) while listening and not draining; each
+  // dependency under its own name (grpcHealthReport asks both).
   let listening = false;
-  const dependencies = new Map<string, boolean>();
   const publish = () => {
-    const status =
-      listening && [...dependencies.values()].every(Boolean) ? 'SERVING' : 'NOT_SERVING';
+    const status = listening ? 'SERVING' : 'NOT_SERVING';
     health.setStatus('', status);
     for (const binding of options.services) health.setStatus(binding.name, status);
   };
@@ -145,9 +146,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       return bound;
     },
     setDependencyStatus(name, up) {
-      dependencies.set(name, up);
       health.setStatus(name, up ? 'SERVING' : 'NOT_SERVING');
-      publish();
     },
     async close(timeoutMs) {
       listening = false;

@@ -13,6 +13,11 @@ export {
   type GrpcClientOptions,
   type ManagedClientFactory,
 } from './grpc.client';
-export { checkGrpcHealth, grpcHealthReport, type GrpcHealthReport } from './grpc.health';
+export {
+  checkGrpcHealth,
+  grpcHealthReport,
+  SERVICE_DEPENDENCIES,
+  type GrpcHealthReport,
+} from './grpc.health';
 export type { CallContext, UnaryHandlers } from './grpc.types';
 export { INTERNAL_TOKEN_HEADER, isInternalCredential } from './internal-credential';

@@ -1,7 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGrpcServer, grpcHealthReport, type GrpcServer } from '@platform/grpc';
+import {
+  checkGrpcHealth,
+  createGrpcServer,
+  grpcHealthReport,
+  type GrpcServer,
+} from '@platform/grpc';
 import { createLogger } from '@platform/logger';
 import { createRedis, type Redis } from '@platform/redis';
 import { createTcpProxy, eventually, type TcpProxy } from '@platform/testing';
@@ -79,6 +84,9 @@ describe('a service reporting its dependencies through gRPC health', () => {
       expect(await report()).toEqual({ serving: false, down: ['redis'] }),
     );
     expect(Date.now() - cutAt).toBeLessThan(2_000);
+    // The overall status, which a Kubernetes readiness probe asks, says only that the server
+    // takes calls: a dependency every instance shares being down must not empty the Service.
+    expect(await checkGrpcHealth(address)).toBe(true);
 
     // Still down a while later: logged once, not once per probe.
     await new Promise((resolve) => setTimeout(resolve, 600));

@@ -141,7 +141,7 @@ async function readiness(
   };
   const [redisUp, ...serving] = await Promise.all([
     pinged(),
-    ...[...services.values()].map(async (address) => (await grpcHealthReport(address, [])).serving),
+    ...[...services.values()].map(async (address) => (await grpcHealthReport(address)).serving),
   ]);
   return {
     redis: redisUp ?? false,
