@@ -1,5 +1,5 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import type { GraphQLError } from 'graphql';
+import { OperationTypeNode, type GraphQLError } from 'graphql';
 import {
   OUTAGE_RETRY_AFTER_SECONDS,
   outageAnswer,
@@ -41,7 +41,7 @@ export function outageStatusPlugin<TContext extends object>(): ApolloServerPlugi
           if (response.body.kind !== 'single') return;
           const { data } = response.body.singleResult;
           if (
-            operation?.operation === 'mutation' &&
+            operation?.operation === OperationTypeNode.MUTATION &&
             data &&
             Object.values(data).some((value) => value !== null)
           )
