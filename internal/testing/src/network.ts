@@ -7,6 +7,11 @@ export interface TcpProxy {
   cut(): void;
   /** Accepts and forwards connections again. */
   restore(): void;
+  /**
+   * From now on forwards to `next`, dropping the connections to the old target: what a
+   * failover does to the clients of an address (they reconnect, and reach another server).
+   */
+  retarget(next: { host: string; port: number }): void;
   close(): Promise<void>;
 }
 
@@ -14,12 +19,13 @@ export interface TcpProxy {
 export async function createTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let open = true;
+  let current = target;
   const server: Server = createServer((client) => {
     if (!open) {
       client.destroy();
       return;
     }
-    const upstream = connect(target.port, target.host);
+    const upstream = connect(current.port, current.host);
     for (const socket of [client, upstream]) {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
@@ -35,6 +41,10 @@ export async function createTcpProxy(target: { host: string; port: number }): Pr
     port: (server.address() as AddressInfo).port,
     cut() {
       open = false;
+      for (const socket of sockets) socket.destroy();
+    },
+    retarget(next) {
+      current = next;
       for (const socket of sockets) socket.destroy();
     },
     restore() {

@@ -1,1 +1,2 @@
 export { createRedis, type Redis, type RedisOptions } from './redis';
+export { serverRunOf, type RedisServerRun } from './server-run';

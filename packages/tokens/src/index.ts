@@ -6,7 +6,7 @@ export {
 } from './token.verifier';
 export { ACCESS_TOKEN_ALGORITHM, type PublicJwk } from './token.types';
 export {
-  COMPLETE_MARKER,
+  completeMarker,
   createSessionRevocations,
   REVOKED_SESSIONS_KEY,
   type RevokedSession,

@@ -1,10 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@platform/logger';
-import { createRedis, type Redis } from '@platform/redis';
-import { createTestRun, type TestRun } from '@platform/testing';
+import { createRedis, serverRunOf, type Redis } from '@platform/redis';
 import {
-  COMPLETE_MARKER,
+  createTcpProxy,
+  createTestRun,
+  eventually,
+  startRedisServer,
+  type TestRun,
+} from '@platform/testing';
+import {
+  completeMarker,
   createSessionRevocations,
   REVOKED_SESSIONS_KEY,
   type SessionRevocations,
@@ -148,15 +154,16 @@ describe('the Redis copy of ended sessions, when Redis loses it', () => {
       }));
       const [first, last] = [sessions[0]!.sessionId, sessions.at(-1)!.sessionId];
       let done = false;
+      const marker = completeMarker(await serverRunOf(reader).current());
       const watching = (async () => {
         while (!done) {
-          const [marker, a, b] = await reader.zmscore(
+          const [markerScore, a, b] = await reader.zmscore(
             REVOKED_SESSIONS_KEY,
-            COMPLETE_MARKER,
+            marker,
             first,
             last,
           );
-          if (marker !== null) {
+          if (markerScore !== null) {
             expect([a, b]).not.toContain(null);
           } else {
             expect([a, b]).toEqual([null, null]);
@@ -197,5 +204,60 @@ describe('the Redis copy of ended sessions, when Redis loses it', () => {
     await revocations.revoke([randomUUID()], 60);
     expect(await revocations.revokedAmong([short, long, again])).toEqual(new Set([long, again]));
     expect(await revocations.isComplete()).toBe(true);
+  });
+});
+
+describe('the Redis copy of ended sessions, when Redis rolls back', () => {
+  it('does not trust a set handed back by a failover to a replica that lacks the latest ended sessions', async () => {
+    const [primary, replica] = await Promise.all([startRedisServer(), startRedisServer()]);
+    const proxy = await createTcpProxy({ host: '127.0.0.1', port: primary.port });
+    const logger = createLogger({ name: 'revocations-test', level: 'silent' });
+    const raw = await Promise.all(
+      [primary, replica].map((server) => createRedis({ url: server.url, keyPrefix: '', logger })),
+    );
+    const redis = await createRedis({
+      url: `redis://127.0.0.1:${proxy.port}`,
+      keyPrefix: 'rollback:',
+      logger,
+    });
+    try {
+      // `ended` plays PostgreSQL, the truth; the rebuild reads it.
+      const ended = new Set<string>();
+      let rebuilds = 0;
+      const revocations: SessionRevocations = createSessionRevocations(redis, {
+        rebuild: async () => {
+          rebuilds += 1;
+          await revocations.restore(
+            [...ended].map((sessionId) => ({ sessionId, ttlSeconds: 900 })),
+          );
+        },
+      });
+      const earlier = randomUUID();
+      ended.add(earlier);
+      await revocations.revoke([earlier], 900);
+      expect(await revocations.isRevoked(earlier)).toBe(true); // rebuilt once: complete now
+      expect(rebuilds).toBe(1);
+
+      // Asynchronous replication: the replica holds the set as it was a moment ago...
+      const key = `rollback:${REVOKED_SESSIONS_KEY}`;
+      const snapshot = await raw[0]!.dumpBuffer(key);
+      await raw[1]!.restore(key, 0, snapshot);
+      // ...and misses a session ended since on the primary.
+      const later = randomUUID();
+      ended.add(later);
+      await revocations.revoke([later], 900);
+      expect(await revocations.isRevoked(later)).toBe(true);
+
+      // Failover: the address now reaches the replica, marker and all, without `later`.
+      proxy.retarget({ host: '127.0.0.1', port: replica.port });
+      await eventually(async () => expect(await revocations.isRevoked(later)).toBe(true));
+      expect(await revocations.isRevoked(earlier)).toBe(true);
+      expect(rebuilds).toBe(2);
+    } finally {
+      redis.disconnect();
+      for (const client of raw) client.disconnect();
+      await proxy.close();
+      await Promise.all([primary.stop(), replica.stop()]);
+    }
   });
 });

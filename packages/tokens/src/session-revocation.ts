@@ -1,5 +1,5 @@
 import { AppError } from '@platform/errors';
-import type { Redis } from '@platform/redis';
+import { serverRunOf, type Redis } from '@platform/redis';
 
 /**
  * Ended sessions live in PostgreSQL (the auth schema); Redis holds a fast copy that every token
@@ -11,8 +11,14 @@ import type { Redis } from '@platform/redis';
  * marker key would not see one entry evicted or deleted on its own; a member of the same key does.
  */
 export const REVOKED_SESSIONS_KEY = 'auth:revoked-sessions';
-/** Not a session id (those are UUIDs); its score is +inf, so pruning never removes it. */
-export const COMPLETE_MARKER = '~complete';
+/**
+ * The marker of a set rebuilt on the Redis server run `run` (INFO `run_id`). Not a session id
+ * (those are UUIDs); its score is +inf, so pruning never removes it. Qualified by the run, so a
+ * server restarted from a snapshot or a replica promoted by a failover, which keep the keys but
+ * may lack the latest ended sessions, does not pass for complete: its run is another.
+ */
+export const completeMarker = (run: string) => `~complete:${run}`;
+const MARKER_SCORE = '+inf';
 
 /** One ended session and how long its entry must stay (its access tokens' longest life). */
 export interface RevokedSession {
@@ -63,6 +69,7 @@ export function createSessionRevocations(
   options: SessionRevocationsOptions,
 ): SessionRevocations {
   const clock = options.clock ?? Date.now;
+  const serverRun = serverRunOf(redis);
   let rebuilding: Promise<unknown> | undefined;
 
   /** One rebuild at a time in this process: a burst of lookups after a loss asks once. */
@@ -77,10 +84,11 @@ export function createSessionRevocations(
 
   /** The marker and the sessions' entries in one ZMSCORE: null where absent. */
   async function lookup(sessionIds: readonly string[]) {
-    const scores = await redis.zmscore(REVOKED_SESSIONS_KEY, COMPLETE_MARKER, ...sessionIds);
-    const [marker, ...entries] = scores;
+    const marker = completeMarker(await serverRun.current());
+    const scores = await redis.zmscore(REVOKED_SESSIONS_KEY, marker, ...sessionIds);
+    const [markerScore, ...entries] = scores;
     return {
-      complete: marker !== null,
+      complete: markerScore !== null,
       revoked: new Set(sessionIds.filter((_, index) => entries[index] !== null)),
     };
   }
@@ -116,13 +124,16 @@ export function createSessionRevocations(
 
     async restore(sessions) {
       const now = clock();
+      const marker = completeMarker(await serverRun.current());
       const transaction = redis.multi();
       for (let start = 0; start < sessions.length; start += CHUNK) {
         const members = scoredMembers(sessions.slice(start, start + CHUNK), now);
         transaction.zadd(REVOKED_SESSIONS_KEY, 'GT', ...members);
       }
       transaction
-        .zadd(REVOKED_SESSIONS_KEY, '+inf', COMPLETE_MARKER)
+        // Markers of earlier runs go (only markers score +inf), this run's comes.
+        .zremrangebyscore(REVOKED_SESSIONS_KEY, MARKER_SCORE, MARKER_SCORE)
+        .zadd(REVOKED_SESSIONS_KEY, MARKER_SCORE, marker)
         .zremrangebyscore(REVOKED_SESSIONS_KEY, '-inf', `(${now}`);
       const results = await transaction.exec();
       const failed = results?.find(([error]) => error);
@@ -130,7 +141,8 @@ export function createSessionRevocations(
     },
 
     async isComplete() {
-      return (await redis.zscore(REVOKED_SESSIONS_KEY, COMPLETE_MARKER)) !== null;
+      const marker = completeMarker(await serverRun.current());
+      return (await redis.zscore(REVOKED_SESSIONS_KEY, marker)) !== null;
     },
 
     async isRevoked(sessionId) {

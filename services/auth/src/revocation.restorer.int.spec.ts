@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { COMPLETE_MARKER, REVOKED_SESSIONS_KEY } from '@platform/tokens';
+import { serverRunOf } from '@platform/redis';
+import { completeMarker, REVOKED_SESSIONS_KEY } from '@platform/tokens';
 import { createRevocationRestorer } from './revocation.restorer';
 import { createSessionRepository } from './session.repository';
 import { useAuthTestWorld } from './testing/auth.test-world';
@@ -17,7 +18,7 @@ describe('RevocationRestorer against PostgreSQL and Redis', () => {
   async function copy(sessionIds: readonly string[]) {
     const [marker, ...scores] = await world.redis.zmscore(
       REVOKED_SESSIONS_KEY,
-      COMPLETE_MARKER,
+      completeMarker(await serverRunOf(world.redis).current()),
       ...sessionIds,
     );
     return { complete: marker !== null, scores: scores.map((score) => score && Number(score)) };

@@ -1,7 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@platform/logger';
 import { createRedis, type Redis } from '@platform/redis';
-import { createTestRun, type TestRun } from '@platform/testing';
+import {
+  createTcpProxy,
+  createTestRun,
+  eventually,
+  startRedisServer,
+  type TestRun,
+} from '@platform/testing';
 import { createPermissionCache, type PermissionCache } from './permission.cache';
 
 const USER = '00000000-0000-4000-8000-000000000001';
@@ -167,6 +173,50 @@ describe('permission cache (two instances on one Redis)', () => {
       const settled = loads;
       await Promise.all(instances.map((cache) => cache.get(user, '', load)));
       expect(loads).toBe(settled);
+    }
+  });
+});
+
+describe('permission cache when Redis rolls back', () => {
+  it('does not grant again what was revoked when a failover hands back the versions of before', async () => {
+    const [primary, replica] = await Promise.all([startRedisServer(), startRedisServer()]);
+    const proxy = await createTcpProxy({ host: '127.0.0.1', port: primary.port });
+    const logger = createLogger({ name: 'cache-test', level: 'silent' });
+    const clients = await Promise.all([
+      ...[primary, replica].map((server) =>
+        createRedis({ url: server.url, keyPrefix: '', logger }),
+      ),
+      // Two instances of the permission service, each with its connection to the address.
+      ...[1, 2].map(() =>
+        createRedis({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix: 'rb:', logger }),
+      ),
+    ]);
+    const [rawPrimary, rawReplica, redisOne, redisTwo] = clients as [Redis, Redis, Redis, Redis];
+    try {
+      const [first, second] = [createPermissionCache(redisOne), createPermissionCache(redisTwo)];
+      let stored = ['users:delete'];
+      const load = async () => stored;
+      expect(await first.get(USER, '', load)).toEqual(['users:delete']);
+      expect(await second.get(USER, '', load)).toEqual(['users:delete']);
+
+      // Asynchronous replication: the replica holds the versions as they were then.
+      for (const key of await rawPrimary.keys('rb:*')) {
+        const dump = await rawPrimary.dumpBuffer(key);
+        await rawReplica.restore(key, 0, dump);
+      }
+      // The revocation, on the primary only; one instance checks again.
+      stored = [];
+      await first.forgetUser(USER);
+      expect(await first.get(USER, '', load)).toEqual([]);
+
+      // Failover: the address reaches the replica, whose versions are those of before.
+      proxy.retarget({ host: '127.0.0.1', port: replica.port });
+      await eventually(async () => expect(await second.get(USER, '', load)).toEqual([]));
+      expect(await first.get(USER, '', load)).toEqual([]);
+    } finally {
+      for (const client of clients) client.disconnect();
+      await proxy.close();
+      await Promise.all([primary.stop(), replica.stop()]);
     }
   });
 });

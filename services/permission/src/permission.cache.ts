@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { BoundedMap } from '@platform/collections';
 import { cacheMetrics } from '@platform/metrics';
-import type { Redis } from '@platform/redis';
+import { serverRunOf, type Redis } from '@platform/redis';
 
 const TTL_SECONDS = 300;
 const ROLES_VERSION = 'rbac:version:roles';
 const userVersion = (userId: string) => `rbac:version:user:${userId}`;
 /**
- * A version key unused this long goes; the next read picks a new one, which costs one reload
- * and never brings an old entry back. Bounds the keys of users who were checked once.
+ * A user's version key goes this long after it was set; the next read picks a new one, which
+ * costs that user one reload and never brings an old entry back. Bounds the keys of users who
+ * were checked once. The roles' version (one key) never expires: its expiry would make every
+ * user reload at once.
  */
 const VERSION_TTL_SECONDS = 7 * 24 * 3600;
 
@@ -28,7 +30,9 @@ const freshVersion = () => randomBytes(9).toString('base64url');
  * Versions are random, not counters: when Redis loses them (a restart without persistence, an
  * eviction, an expiry), the next read finds none and sets a new random one. A counter would
  * start again at 0 and climb back to a value an instance still holds with the permissions of
- * before; a random version never comes back (see docs/resilience.md).
+ * before; a random version never comes back. And versions are qualified by the Redis server's
+ * run (INFO run_id): a server restarted from a snapshot, or a replica promoted by a failover,
+ * may hand back a version from before a change, but under another run (see docs/resilience.md).
  */
 export interface PermissionCache {
   get(userId: string, scope: string, load: () => Promise<string[]>): Promise<string[]>;
@@ -46,6 +50,7 @@ export function createPermissionCache(
   redis: Redis,
   options: { localEntries?: number } = {},
 ): PermissionCache {
+  const serverRun = serverRunOf(redis);
   const local = new BoundedMap<string, { version: string; permissions: string[] }>(
     options.localEntries ?? 10_000,
   );
@@ -53,13 +58,13 @@ export function createPermissionCache(
   /** The current versions: one MGET; a missing one is set (if still missing) and read again. */
   async function versionOf(userId: string): Promise<string> {
     const keys = [ROLES_VERSION, userVersion(userId)] as const;
-    const [roles, user] = await redis.mget(...keys);
-    if (roles !== null && user !== null) return `${roles}.${user}`;
+    const [run, [roles, user]] = await Promise.all([serverRun.current(), redis.mget(...keys)]);
+    if (roles !== null && user !== null) return `${run}.${roles}.${user}`;
     // Never set, or lost: a new random version, unless another instance or a change set one
     // meanwhile (NX), then whatever is there now, in the same round trip.
     const results = await redis
       .multi()
-      .set(keys[0], freshVersion(), 'EX', VERSION_TTL_SECONDS, 'NX')
+      .set(keys[0], freshVersion(), 'NX')
       .set(keys[1], freshVersion(), 'EX', VERSION_TTL_SECONDS, 'NX')
       .mget(...keys)
       .exec();
@@ -67,7 +72,7 @@ export function createPermissionCache(
     if (failed?.[0]) throw failed[0];
     const [setRoles, setUser] = (results?.[2]?.[1] ?? []) as (string | null)[];
     if (!setRoles || !setUser) throw new Error('permission cache versions could not be set');
-    return `${setRoles}.${setUser}`;
+    return `${run}.${setRoles}.${setUser}`;
   }
 
   return {
@@ -95,7 +100,7 @@ export function createPermissionCache(
       await redis.set(userVersion(userId), freshVersion(), 'EX', VERSION_TTL_SECONDS);
     },
     async forgetRoles() {
-      await redis.set(ROLES_VERSION, freshVersion(), 'EX', VERSION_TTL_SECONDS);
+      await redis.set(ROLES_VERSION, freshVersion());
     },
   };
 }

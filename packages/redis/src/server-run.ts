@@ -1,0 +1,46 @@
+import type { Redis } from 'ioredis';
+
+/**
+ * Which Redis server process a client is talking to: its `run_id` (INFO server), new at every
+ * start of a redis-server. A restart from a snapshot (RDB/AOF) or a failover to a replica keeps
+ * keys but may have lost the latest writes; anything that must notice such a rollback (the
+ * ended-sessions marker, the permission cache's versions) qualifies its data with the run, so
+ * data written under another run is never trusted as complete or current.
+ */
+export interface RedisServerRun {
+  /** The current server's run id (asked once per connection, again after a reconnection). */
+  current(): Promise<string>;
+}
+
+const runs = new WeakMap<Redis, RedisServerRun>();
+
+/** The run tracker of a client: one per client, forgetting the run at every (re)connection. */
+export function serverRunOf(redis: Redis): RedisServerRun {
+  const known = runs.get(redis);
+  if (known) return known;
+  let run: Promise<string> | undefined;
+  const forget = () => {
+    run = undefined;
+  };
+  redis.on('ready', forget);
+  redis.on('close', forget);
+  const tracker: RedisServerRun = {
+    current() {
+      run ??= redis.info('server').then(
+        (info) => /^run_id:(\w+)/m.exec(info)?.[1] ?? UNKNOWN_RUN,
+        (error: unknown) => {
+          run = undefined;
+          // A server that refuses INFO (some managed offerings rename it) cannot say: the data
+          // is then only as safe as a Redis without persistence or failover.
+          if (error instanceof Error && /^ERR /.test(error.message)) return UNKNOWN_RUN;
+          throw error;
+        },
+      );
+      return run;
+    },
+  };
+  runs.set(redis, tracker);
+  return tracker;
+}
+
+const UNKNOWN_RUN = 'unknown';
