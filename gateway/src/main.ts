@@ -5,7 +5,7 @@ import {
   ApolloServerPluginLandingPageDisabled,
 } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
-import { formatGraphQLError } from '@platform/errors';
+import { formatGraphQLError, OUTAGE_RETRY_AFTER_SECONDS } from '@platform/errors';
 import { createGrpcClient, INTERNAL_TOKEN_HEADER, isInternalCredential } from '@platform/grpc';
 import {
   createGraphQLHandler,
@@ -189,8 +189,18 @@ lifecycle.run(async () => {
           isInternalCredential(req.headers[INTERNAL_TOKEN_HEADER], env.INTERNAL_TOKEN),
       ),
       '/.well-known/jwks.json': withCors(async (_req, res) => {
+        let keys: Awaited<ReturnType<typeof fetchJwks>>;
+        try {
+          keys = await fetchJwks();
+        } catch (error) {
+          // The auth service is unreachable (restarting): retryable, and said so.
+          logger.warn({ err: error }, 'could not fetch the JWKS');
+          res.setHeader('retry-after', String(OUTAGE_RETRY_AFTER_SECONDS));
+          sendJson(res, 503, { error: 'Service temporarily unavailable; try again shortly' });
+          return;
+        }
         res.setHeader('cache-control', 'public, max-age=300');
-        sendJson(res, 200, { keys: await fetchJwks() });
+        sendJson(res, 200, { keys });
       }, cors),
     },
   });
