@@ -1,6 +1,8 @@
 // `npm start`: the whole backend on this machine. Checks PostgreSQL/Redis/RabbitMQ, builds
 // what is missing, creates the database and applies migrations, starts the eight apps with
 // their logs prefixed by name, waits for the gateway's /ready and prints its URL.
+// `npm start -- --replicas 2` (or `REPLICAS=2`) starts that many instances of every app, each
+// on its own ports, every caller given all instances of what it calls.
 // If any app dies, it says which and why and stops the others (no restarts: a crash is a
 // bug to see, not to hide). SIGINT/SIGTERM stop every app, gateway first.
 import { spawnSync } from 'node:child_process';
@@ -17,10 +19,34 @@ import {
   type AppPorts,
   type AppProcess,
 } from '@platform/apps';
-import { DEFAULT_PORTS, databaseEnv, loadEnv, port, rabbitEnv, redisEnv } from '@platform/config';
+import {
+  DEFAULT_METRICS_PORTS,
+  DEFAULT_PORTS,
+  databaseEnv,
+  loadEnv,
+  port,
+  rabbitEnv,
+  redisEnv,
+  type AppName,
+} from '@platform/config';
 import { applyMigrations, createDatabaseIfMissing, MIGRATIONS } from '@platform/db/migrate';
 import { findUnreachableDependencies } from './dependencies';
 import { formatLogLine } from './log-format';
+
+/** Instance n of an app listens on its default ports + n × this (4000, 4100; 50051, 50151). */
+const REPLICA_PORT_STEP = 100;
+const MAX_REPLICAS = 9;
+
+/** `--replicas N` / `--replicas=N`, if given. */
+function replicasArgument(args: readonly string[]): string | undefined {
+  for (const [index, arg] of args.entries()) {
+    if (arg === '--replicas') return args[index + 1] ?? '';
+    if (arg.startsWith('--replicas=')) return arg.slice('--replicas='.length);
+  }
+  return undefined;
+}
+const replicasFlag = replicasArgument(process.argv.slice(2));
+if (replicasFlag !== undefined) process.env['REPLICAS'] = replicasFlag;
 
 const env = loadEnv({
   ...databaseEnv,
@@ -33,6 +59,8 @@ const env = loadEnv({
   INTERNAL_PORTS: z.enum(['default', 'free']).default('default'),
   /** Skip the build step (when the caller has just built, as the end-to-end tests do). */
   START_SKIP_BUILD: z.enum(['true', 'false']).default('false'),
+  /** Instances of every app (`--replicas N` on the command line wins). */
+  REPLICAS: z.coerce.number().int().min(1).max(MAX_REPLICAS).default(1),
 });
 
 const say = (message: string) => process.stdout.write(`[start] ${message}\n`);
@@ -80,12 +108,35 @@ say(
     : 'database schema is up to date',
 );
 
+const replicas = env.REPLICAS;
 const ports: AppPorts = { ...DEFAULT_PORTS, gateway: env.GATEWAY_PORT };
-// Each app's /metrics port: its default (DEFAULT_METRICS_PORTS) unless internal ports are free.
-const metricsPorts = new Map<string, number>();
-if (env.INTERNAL_PORTS === 'free') {
-  for (const app of APPS) if (app.kind !== 'gateway') ports[app.name] = await freePort();
-  for (const app of APPS) metricsPorts.set(app.name, await freePort());
+// Every instance's port and /metrics port, by app (instance 0 first): the defaults
+// (DEFAULT_PORTS, DEFAULT_METRICS_PORTS) + n × 100 for instance n, or free ports.
+const instancePorts = {} as Record<AppName, number[]>;
+const metricsPorts = {} as Record<AppName, (number | undefined)[]>;
+for (const app of APPS) {
+  instancePorts[app.name] = [];
+  metricsPorts[app.name] = [];
+  for (let n = 0; n < replicas; n++) {
+    const free = env.INTERNAL_PORTS === 'free';
+    // The first gateway keeps GATEWAY_PORT; with free ports, every other port is picked.
+    instancePorts[app.name].push(
+      n === 0 && app.kind === 'gateway'
+        ? ports.gateway
+        : free
+          ? await freePort()
+          : ports[app.name] + n * REPLICA_PORT_STEP,
+    );
+    // One instance on default ports keeps each app's own default (no METRICS_PORT given).
+    metricsPorts[app.name].push(
+      free
+        ? await freePort()
+        : n === 0
+          ? undefined
+          : DEFAULT_METRICS_PORTS[app.name] + n * REPLICA_PORT_STEP,
+    );
+  }
+  ports[app.name] = instancePorts[app.name][0] ?? ports[app.name];
 }
 const internalToken = env.INTERNAL_TOKEN ?? randomBytes(32).toString('base64url');
 const running: AppProcess[] = [];
@@ -101,43 +152,47 @@ async function stopAll(code: number): Promise<never> {
 process.once('SIGINT', () => void stopAll(0));
 process.once('SIGTERM', () => void stopAll(0));
 
-const width = Math.max(...APPS.map((app) => app.name.length));
+const label = (app: AppName, n: number) => (replicas > 1 ? `${app}#${n}` : app);
+const width = Math.max(...APPS.map((app) => label(app.name, replicas - 1).length));
 for (const stage of ['service', 'subgraph', 'gateway'] as const) {
-  const started = APPS.filter((app) => app.kind === stage).map((app) => {
-    const tail: string[] = [];
-    const child = startAppProcess({
-      app,
-      env: {
-        ...(process.env as Record<string, string>),
-        ...appEnvironment(app, ports),
-        ...(metricsPorts.has(app.name)
-          ? { [METRICS_PORT_VARIABLE]: String(metricsPorts.get(app.name)) }
-          : {}),
-        INTERNAL_TOKEN: internalToken,
-      },
-      onLine: (line) => {
-        tail.push(line);
-        if (tail.length > 20) tail.shift();
-        process.stdout.write(`${app.name.padEnd(width)} | ${formatLogLine(line)}\n`);
-      },
-    });
-    let death: Error | undefined;
-    void child.exited.then(({ code, signal }) => {
-      death = new Error(`${app.name} exited (${signal ?? `code ${code}`})`);
-      if (stopping) return;
-      process.stderr.write(
-        `[start] ${app.name} exited unexpectedly (${signal ?? `code ${code}`}); its last lines:\n`,
-      );
-      for (const line of tail.slice(-5)) process.stderr.write(`        ${formatLogLine(line)}\n`);
-      process.stderr.write('[start] stopping the other apps\n');
-      void stopAll(1);
-    });
-    running.push(child);
-    return waitUntilUp(app, ports[app.name], {
-      timeoutMs: env.START_TIMEOUT_MS,
-      failed: () => death,
-    });
-  });
+  const started = APPS.filter((app) => app.kind === stage).flatMap((app) =>
+    instancePorts[app.name].map((instancePort, n) => {
+      const name = label(app.name, n);
+      const metricsPort = metricsPorts[app.name][n];
+      const tail: string[] = [];
+      const child = startAppProcess({
+        app,
+        env: {
+          ...(process.env as Record<string, string>),
+          ...appEnvironment(app, ports, instancePorts),
+          [app.portVariable]: String(instancePort),
+          ...(metricsPort === undefined ? {} : { [METRICS_PORT_VARIABLE]: String(metricsPort) }),
+          INTERNAL_TOKEN: internalToken,
+        },
+        onLine: (line) => {
+          tail.push(line);
+          if (tail.length > 20) tail.shift();
+          process.stdout.write(`${name.padEnd(width)} | ${formatLogLine(line)}\n`);
+        },
+      });
+      let death: Error | undefined;
+      void child.exited.then(({ code, signal }) => {
+        death = new Error(`${name} exited (${signal ?? `code ${code}`})`);
+        if (stopping) return;
+        process.stderr.write(
+          `[start] ${name} exited unexpectedly (${signal ?? `code ${code}`}); its last lines:\n`,
+        );
+        for (const line of tail.slice(-5)) process.stderr.write(`        ${formatLogLine(line)}\n`);
+        process.stderr.write('[start] stopping the other apps\n');
+        void stopAll(1);
+      });
+      running.push(child);
+      return waitUntilUp(app, instancePort, {
+        timeoutMs: env.START_TIMEOUT_MS,
+        failed: () => death,
+      });
+    }),
+  );
   try {
     await Promise.all(started);
   } catch (error) {
@@ -149,17 +204,23 @@ for (const stage of ['service', 'subgraph', 'gateway'] as const) {
   }
 }
 
-const gatewayUrl = `http://localhost:${ports.gateway}`;
+const gatewayUrls = instancePorts.gateway.map((gatewayPort) => `http://localhost:${gatewayPort}`);
 const deadline = Date.now() + env.START_TIMEOUT_MS;
-for (;;) {
-  const response = await fetch(`${gatewayUrl}/ready`).catch(() => undefined);
-  if (response?.status === 200) break;
-  if (Date.now() > deadline) {
-    process.stderr.write(
-      `[start] gateway not ready: ${response ? await response.text() : 'no answer'}\n`,
-    );
-    await stopAll(1);
+for (const gatewayUrl of gatewayUrls) {
+  for (;;) {
+    const response = await fetch(`${gatewayUrl}/ready`).catch(() => undefined);
+    if (response?.status === 200) break;
+    if (Date.now() > deadline) {
+      process.stderr.write(
+        `[start] gateway ${gatewayUrl} not ready: ${response ? await response.text() : 'no answer'}\n`,
+      );
+      await stopAll(1);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
   }
-  await new Promise((resolve) => setTimeout(resolve, 250));
 }
-say(`gateway ready at ${gatewayUrl}/graphql  (Ctrl-C stops everything)`);
+if (replicas > 1)
+  say(
+    `${replicas} instances of every app; gateways ready at ${gatewayUrls.map((url) => `${url}/graphql`).join(', ')}  (Ctrl-C stops everything)`,
+  );
+else say(`gateway ready at ${gatewayUrls[0]}/graphql  (Ctrl-C stops everything)`);
