@@ -123,9 +123,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     );
   }
 
-  async function drain(): Promise<number> {
+  /** Publishes batch after batch until one is short, or until `abandoned` is aborted. */
+  async function drain(abandoned?: AbortSignal): Promise<number> {
     let total = 0;
     for (;;) {
+      if (abandoned?.aborted) return total;
       const count = await publishBatch();
       total += count;
       if (count < batchSize) return total;
@@ -135,19 +137,22 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   /**
    * A run that outlives its claim's lease (a database or broker that stopped answering
    * without failing) no longer holds up the relay: the next poll starts another. That is
-   * safe, as a settle only touches rows still under its own lease.
+   * safe, as a settle only touches rows still under its own lease, and the abandoned run
+   * claims no further batch once it wakes up, so two runs never drain side by side.
    */
-  function bounded(work: Promise<number>): Promise<number> {
+  function bounded(work: (abandoned: AbortSignal) => Promise<number>): Promise<number> {
+    const abandon = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`outbox relay run took longer than ${claimMs} ms`)),
-        claimMs,
-      );
+      timer = setTimeout(() => {
+        abandon.abort();
+        reject(new Error(`outbox relay run took longer than ${claimMs} ms`));
+      }, claimMs);
       timer.unref();
     });
-    work.catch(() => undefined); // its failure after the timeout was already reported
-    return Promise.race([work, expired]).finally(() => clearTimeout(timer));
+    const running = work(abandon.signal);
+    running.catch(() => undefined); // its failure after the timeout was already reported
+    return Promise.race([running, expired]).finally(() => clearTimeout(timer));
   }
 
   function run(): void {
@@ -156,7 +161,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       again = true;
       return;
     }
-    const current = bounded(drain());
+    const current = bounded(drain);
     running = current;
     current
       .then(
