@@ -34,6 +34,7 @@ describe('a service reporting its dependencies through gRPC health', () => {
   let monitor: DependencyMonitor;
   let server: GrpcServer;
   let address: string;
+  let redisProbes = 0;
 
   beforeAll(async () => {
     proxy = await createTcpProxy({
@@ -50,7 +51,13 @@ describe('a service reporting its dependencies through gRPC health', () => {
     });
     monitor = monitorDependencies({
       checks: [
-        { name: 'redis', check: () => redis.ping() },
+        {
+          name: 'redis',
+          check: () => {
+            redisProbes += 1;
+            return redis.ping();
+          },
+        },
         { name: 'rabbitmq', check: async () => true },
       ],
       logger: sink.logger,
@@ -88,8 +95,9 @@ describe('a service reporting its dependencies through gRPC health', () => {
     // takes calls: a dependency every instance shares being down must not empty the Service.
     expect(await checkGrpcHealth(address)).toBe(true);
 
-    // Still down a while later: logged once, not once per probe.
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    // Still down three probes later: logged once, not once per probe.
+    const probed = redisProbes;
+    await eventually(() => expect(redisProbes).toBeGreaterThanOrEqual(probed + 3));
     proxy.restore();
     const restoredAt = Date.now();
     await eventually(async () => expect(await report()).toEqual({ serving: true, down: [] }));

@@ -20,7 +20,8 @@ export interface DependencyMonitor {
  * Probes every dependency every `intervalMs` (each probe given `timeoutMs`), keeps their
  * states and tells listeners when one changes; logs once when a dependency goes down and once
  * when it is back (with how long it was away). A dependency that refuses is down at once; one
- * that does not answer in time, at the second probe in a row.
+ * that does not answer in time, at the second probe in a row. At most one check per
+ * dependency is outstanding: a probe while the last check still waits waits on that one.
  */
 export function monitorDependencies(options: {
   checks: readonly DependencyCheck[];
@@ -41,13 +42,30 @@ export function monitorDependencies(options: {
   const slow = new Map<string, number>();
   const NO_ANSWER = Symbol('no answer');
 
-  async function probe({ name, check }: DependencyCheck): Promise<void> {
+  // A check still waiting for its answer, per dependency: the next probe waits on it rather
+  // than sending another, so a dependency that stopped answering does not pile up pings.
+  const unanswered = new Map<string, Promise<unknown>>();
+
+  function ask({ name, check }: DependencyCheck): Promise<unknown> {
+    const waiting = unanswered.get(name);
+    if (waiting) return waiting;
+    const asked = Promise.resolve().then(check);
+    unanswered.set(name, asked);
+    const answered = () => {
+      if (unanswered.get(name) === asked) unanswered.delete(name);
+    };
+    asked.then(answered, answered);
+    return asked;
+  }
+
+  async function probe(dependency: DependencyCheck): Promise<void> {
+    const { name } = dependency;
     let failure: unknown;
     let late = false;
     let timeout: NodeJS.Timeout | undefined;
     try {
       const answer = await Promise.race([
-        check(),
+        ask(dependency),
         new Promise((resolve) => {
           timeout = setTimeout(() => resolve(NO_ANSWER), timeoutMs);
         }),
