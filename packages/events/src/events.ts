@@ -39,6 +39,19 @@ export const eventContracts = {
   },
   'user.deleted': { version: 1, payload: z.object({ userId: id }) },
   'auth.password_changed': { version: 1, payload: z.object({ userId: id }) },
+  /** A second factor of the user changed, or a recovery code was used: a security notice. */
+  'auth.mfa_changed': {
+    version: 1,
+    payload: z.object({
+      userId: id,
+      change: z.enum([
+        'totp_enabled',
+        'totp_disabled',
+        'recovery_codes_regenerated',
+        'recovery_code_used',
+      ]),
+    }),
+  },
   'auth.email_verification_requested': { version: 1, payload: z.object({ userId: id }) },
   /**
    * Someone asked for a password reset by email. Written for every request, so that asking

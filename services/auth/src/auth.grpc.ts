@@ -3,6 +3,7 @@ import type { UnaryHandlers } from '@platform/grpc';
 import type { authV1 } from '@platform/proto';
 import { requireId } from '@platform/validation';
 import type { CredentialService } from './credential.service';
+import type { MfaService } from './mfa.service';
 import type { OneTimeTokenService } from './one-time-token.service';
 import type { RevocationRestorer } from './revocation.restorer';
 import type { SessionService } from './session.service';
@@ -14,6 +15,7 @@ export interface AuthUseCases {
   oneTimeTokens: OneTimeTokenService;
   signingKeys: SigningKeyService;
   revocations: RevocationRestorer;
+  mfa: MfaService;
 }
 
 const requireUserId = (userId: string) => requireId('userId', userId, 'user');
@@ -24,7 +26,7 @@ const optional = (value: string) => value || undefined;
 export function createAuthHandlers(
   useCases: AuthUseCases,
 ): UnaryHandlers<typeof authV1.AuthServiceService> {
-  const { sessions, credentials, oneTimeTokens, signingKeys, revocations } = useCases;
+  const { sessions, credentials, oneTimeTokens, signingKeys, revocations, mfa } = useCases;
 
   return {
     async getJwks() {
@@ -51,7 +53,7 @@ export function createAuthHandlers(
     },
 
     async login(request) {
-      return credentials.login({
+      const signIn = await credentials.login({
         userId: optional(request.userId),
         email: request.email,
         password: request.password,
@@ -61,6 +63,9 @@ export function createAuthHandlers(
           deviceToken: optional(request.deviceToken),
         },
       });
+      return signIn.mfaChallenge
+        ? { tokens: undefined, deviceToken: '', mfaChallenge: signIn.mfaChallenge }
+        : { tokens: signIn.tokens, deviceToken: signIn.deviceToken, mfaChallenge: undefined };
     },
 
     async refreshSession(request) {
@@ -123,6 +128,58 @@ export function createAuthHandlers(
         client: { address: optional(request.clientAddress) },
       });
       return {};
+    },
+
+    async verifyMfa(request) {
+      return mfa.verify(request.challenge, request.code, {
+        address: optional(request.clientAddress),
+      });
+    },
+
+    async reauthenticate(request) {
+      const recentUntil = await mfa.reauthenticate(
+        requireUserId(request.userId),
+        request.sessionId,
+        { password: optional(request.password), code: optional(request.code) },
+        { address: optional(request.clientAddress) },
+      );
+      return { recentUntil };
+    },
+
+    async beginTotpEnrollment(request) {
+      const { secret, uri } = await mfa.beginTotp(
+        requireUserId(request.userId),
+        request.sessionId,
+        request.accountName,
+      );
+      return { secret, otpauthUri: uri };
+    },
+
+    async confirmTotpEnrollment(request) {
+      const recoveryCodes = await mfa.confirmTotp(
+        requireUserId(request.userId),
+        request.sessionId,
+        request.code,
+        { address: optional(request.clientAddress) },
+      );
+      return { recoveryCodes };
+    },
+
+    async disableTotp(request) {
+      await mfa.disableTotp(requireUserId(request.userId), request.sessionId);
+      return {};
+    },
+
+    async regenerateRecoveryCodes(request) {
+      const recoveryCodes = await mfa.regenerateRecoveryCodes(
+        requireUserId(request.userId),
+        request.sessionId,
+      );
+      return { recoveryCodes };
+    },
+
+    async getMfaStatus(request) {
+      return { statuses: await mfa.status(request.userIds) };
     },
   };
 }

@@ -25,7 +25,7 @@ describe('CredentialService against PostgreSQL and Redis', () => {
     const { credentials } = services();
     const sessionIds = [(await credentials.create(userId, PASSWORD, undefined)).sessionId];
     while (sessionIds.length < count) {
-      sessionIds.push((await login(userId)).tokens.sessionId);
+      sessionIds.push((await login(userId)).tokens!.sessionId);
     }
     return { userId, sessionIds };
   }

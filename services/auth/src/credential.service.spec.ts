@@ -25,7 +25,11 @@ function setUp(options: WiringOptions = {}) {
     password = PASSWORD,
     client: GuessingClient = HOME,
     email = EMAIL,
-  ) => service.login({ userId, email, password, userAgent: undefined, client });
+  ) =>
+    service.login({ userId, email, password, userAgent: undefined, client }).then((signIn) => {
+      if (!signIn.tokens) throw new Error('expected a session, got an MFA challenge');
+      return signIn;
+    });
   /** What a refused sign-in said: its code, or 'signed in'. */
   const outcomeOf = (attempt: Promise<unknown>) =>
     attempt.then(

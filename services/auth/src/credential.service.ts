@@ -4,6 +4,7 @@ import { isUuid, normalizeEmail, validatePassword } from '@platform/validation';
 import type { AuthTx, AuthTransactions } from './auth.transactions';
 import type { CredentialRepository } from './credential.repository';
 import type { OneTimeTokenService } from './one-time-token.service';
+import type { IssuedChallenge, MfaService } from './mfa.service';
 import type { GuessingClient, PasswordGuard } from './password-guard';
 import type { PasswordHasher } from './password.hasher';
 import type { SessionFilter } from './session.repository';
@@ -21,11 +22,18 @@ export interface LoginAttempt {
   client: GuessingClient;
 }
 
-export interface SignIn {
-  tokens: SessionTokens;
-  /** For the client to keep and present at its next login (see PasswordGuard). */
-  deviceToken: string;
-}
+export type SignIn =
+  | {
+      tokens: SessionTokens;
+      /** For the client to keep and present at its next login (see PasswordGuard). */
+      deviceToken: string;
+      mfaChallenge?: undefined;
+    }
+  | {
+      /** The password was right; a second factor is still due (no session, no device token). */
+      mfaChallenge: IssuedChallenge;
+      tokens?: undefined;
+    };
 
 export interface PasswordChange {
   currentPassword: string;
@@ -71,6 +79,8 @@ export interface CredentialServiceDeps {
   oneTimeTokens: Pick<OneTimeTokenService, 'consume'>;
   transactions: AuthTransactions;
   guard: PasswordGuard;
+  /** When set, a user with a second factor gets a challenge from login instead of a session. */
+  mfa?: Pick<MfaService, 'challengeFor'>;
 }
 
 /** The name the guess limits know an account by: its id, or for an unknown one the typed email. */
@@ -140,6 +150,14 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
         passwords.verify(credential?.passwordHash, password),
       );
       if (!credential || !valid) throw AppError.unauthenticated(INVALID_LOGIN);
+      // The device token is earned by the whole sign-in: a password alone must not buy a device
+      // its own guess bucket for the second factor.
+      const mfaChallenge = await deps.mfa?.challengeFor(
+        credential.userId,
+        userAgent,
+        client.deviceToken,
+      );
+      if (mfaChallenge) return { mfaChallenge };
       const deviceToken = await guard.deviceTokenFor(account, client.deviceToken);
       return { tokens: await sessions.open(credential.userId, userAgent), deviceToken };
     },

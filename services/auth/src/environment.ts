@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { loadEnv, mailEnv, mailRules, serviceEnv, tokenEnv } from '@platform/config';
+import { mfaEnv, mfaRules } from './mfa.config';
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -38,6 +39,8 @@ export const env = loadEnv(
     DEVICE_TOKEN_TTL: seconds(90 * 24 * 3600),
     /** Outgoing mail (verification, password reset). */
     ...mailEnv,
+    /** Second factors (TOTP, recovery codes) and re-authentication. */
+    ...mfaEnv,
   },
-  mailRules,
+  [...mailRules, ...mfaRules],
 );

@@ -12,12 +12,16 @@ import { createCredentialRepository } from './credential.repository';
 import { createCredentialService } from './credential.service';
 import { env } from './environment';
 import { createGuessRepository } from './guess.repository';
+import { mfaKeysOf } from './mfa.config';
+import { createMfaRepository } from './mfa.repository';
+import { createMfaService } from './mfa.service';
 import { createOneTimeTokenRepository } from './one-time-token.repository';
 import { createOneTimeTokenService } from './one-time-token.service';
 import { newSuccessorKey } from './opaque-token';
 import { createPasswordGuard } from './password-guard';
 import { createPasswordHasher } from './password.hasher';
 import { createRevocationRestorer } from './revocation.restorer';
+import { createSecretBox } from './secret-box';
 import { createSessionRepository } from './session.repository';
 import { createSessionService, revocationTtlSeconds } from './session.service';
 import { createSigningKeyRepository } from './signing-key.repository';
@@ -94,23 +98,44 @@ lifecycle.run(async () => {
     windows: guesses,
     mailsPerHour: env.ONE_TIME_MAILS_PER_HOUR,
   });
+  // One guard for every proof of identity: passwords and second-factor codes share its limits.
+  const guard = createPasswordGuard({
+    guesses,
+    policy: {
+      perClient: env.PASSWORD_GUESSES_PER_CLIENT,
+      perClientWindowSeconds: env.PASSWORD_GUESSES_PER_CLIENT_WINDOW,
+      perAccount: env.PASSWORD_GUESSES_PER_ACCOUNT,
+      perAccountWindowSeconds: env.PASSWORD_GUESSES_PER_ACCOUNT_WINDOW,
+      deviceTokenTtlSeconds: env.DEVICE_TOKEN_TTL,
+    },
+    logger,
+  });
+  const credentialRepository = createCredentialRepository(db);
+  const passwords = await createPasswordHasher();
+  const mfa = createMfaService({
+    repository: createMfaRepository(db),
+    box: createSecretBox(mfaKeysOf(env)),
+    guard,
+    sessions,
+    transactions,
+    credentials: credentialRepository,
+    passwords,
+    policy: {
+      issuer: env.MFA_TOTP_ISSUER,
+      challengeTtlSeconds: env.MFA_CHALLENGE_TTL,
+      reauthWindowSeconds: env.REAUTH_WINDOW_SECONDS,
+    },
+  });
+  if (!env.MFA_ENCRYPTION_KEYS)
+    logger.warn('MFA_ENCRYPTION_KEYS is unset: TOTP secrets are sealed with the development key');
   const credentials = createCredentialService({
-    credentials: createCredentialRepository(db),
-    passwords: await createPasswordHasher(),
+    credentials: credentialRepository,
+    passwords,
     sessions,
     oneTimeTokens,
     transactions,
-    guard: createPasswordGuard({
-      guesses,
-      policy: {
-        perClient: env.PASSWORD_GUESSES_PER_CLIENT,
-        perClientWindowSeconds: env.PASSWORD_GUESSES_PER_CLIENT_WINDOW,
-        perAccount: env.PASSWORD_GUESSES_PER_ACCOUNT,
-        perAccountWindowSeconds: env.PASSWORD_GUESSES_PER_ACCOUNT_WINDOW,
-        deviceTokenTtlSeconds: env.DEVICE_TOKEN_TTL,
-      },
-      logger,
-    }),
+    guard,
+    mfa,
   });
 
   // Reset mails go out after the request was answered (docs/security.md, account enumeration).
@@ -129,6 +154,7 @@ lifecycle.run(async () => {
         oneTimeTokens,
         signingKeys,
         revocations,
+        mfa,
       }),
     }),
   });

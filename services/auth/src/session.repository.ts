@@ -97,6 +97,8 @@ interface SessionRow {
   expires_at: Date;
   revoked_at: Date | null;
   revoked_reason: string | null;
+  /** Only where a query selects it. */
+  reauthenticated_at?: Date | null;
 }
 
 function toSession(row: SessionRow): Session {
@@ -108,6 +110,7 @@ function toSession(row: SessionRow): Session {
     lastUsedAt: row.last_used_at,
     idleExpiresAt: row.idle_expires_at,
     expiresAt: row.expires_at,
+    reauthenticatedAt: row.reauthenticated_at ?? null,
     revokedAt: row.revoked_at,
     revokedReason: row.revoked_reason,
   };

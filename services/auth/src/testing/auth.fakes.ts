@@ -98,6 +98,7 @@ export function createFakeSessionRepository(): FakeSessionRepository {
         id: randomUUID(),
         createdAt,
         lastUsedAt: createdAt,
+        reauthenticatedAt: null,
         revokedAt: null,
         revokedReason: null,
       };

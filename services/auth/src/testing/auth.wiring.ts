@@ -7,6 +7,9 @@ import type { AuthTransactions } from '../auth.transactions';
 import { createCredentialRepository, type CredentialRepository } from '../credential.repository';
 import { createCredentialService } from '../credential.service';
 import { createGuessRepository, type GuessRepository } from '../guess.repository';
+import { DEVELOPMENT_MFA_KEYS } from '../mfa.config';
+import { createMfaRepository, type MfaRepository } from '../mfa.repository';
+import { createMfaService, type MfaPolicy } from '../mfa.service';
 import {
   createOneTimeTokenRepository,
   type OneTimeTokenRepository,
@@ -14,6 +17,7 @@ import {
 import { createOneTimeTokenService } from '../one-time-token.service';
 import { newSuccessorKey } from '../opaque-token';
 import { createPasswordGuard, type GuessPolicy } from '../password-guard';
+import { createSecretBox, parseSecretKeys } from '../secret-box';
 import { createSessionRepository, type SessionRepository } from '../session.repository';
 import { createSessionService, type SessionPolicy } from '../session.service';
 import { createSigningKeyRepository, type SigningKeyRepository } from '../signing-key.repository';
@@ -35,6 +39,7 @@ import {
 } from './auth.fakes';
 import type { AuthTestWorld } from './auth.test-world';
 import { createFakeGuessRepository } from './guess.fakes';
+import { createFakeMfaRepository } from './mfa.fakes';
 
 const DEFAULT_POLICY: SessionPolicy = {
   idleTtlSeconds: 3600,
@@ -54,8 +59,15 @@ const DEFAULT_GUESS_POLICY: GuessPolicy = {
 /** One key for every wiring of a test file, as every instance of the service loads one. */
 const TEST_SUCCESSOR_KEY = newSuccessorKey();
 
+const DEFAULT_MFA_POLICY: MfaPolicy = {
+  issuer: 'Platform',
+  challengeTtlSeconds: 300,
+  reauthWindowSeconds: 300,
+};
+
 export interface WiringOptions {
   policy?: Partial<SessionPolicy>;
+  mfaPolicy?: Partial<MfaPolicy>;
   guessPolicy?: Partial<GuessPolicy>;
   mailsPerHour?: number;
   clock?: TestClock;
@@ -69,6 +81,7 @@ interface Parts {
   oneTimeTokens: OneTimeTokenRepository;
   signingKeys: SigningKeyRepository;
   guesses: GuessRepository;
+  mfa: MfaRepository;
   passwords: FakePasswordHasher;
   mailer: FakeMailer;
   clock: TestClock;
@@ -97,21 +110,35 @@ function wire(parts: Parts, options: WiringOptions) {
     mailsPerHour: options.mailsPerHour ?? 5,
     clock: clock.now,
   });
+  const guard = createPasswordGuard({
+    guesses: parts.guesses,
+    policy: { ...DEFAULT_GUESS_POLICY, ...options.guessPolicy },
+    logger,
+    clock: clock.now,
+  });
+  const mfa = createMfaService({
+    repository: parts.mfa,
+    box: createSecretBox(parseSecretKeys(DEVELOPMENT_MFA_KEYS)),
+    guard,
+    sessions,
+    transactions,
+    credentials: parts.credentials,
+    passwords: parts.passwords,
+    policy: { ...DEFAULT_MFA_POLICY, ...options.mfaPolicy },
+    clock: clock.now,
+  });
   return {
     sessions,
     oneTimeTokens,
+    mfa,
     credentials: createCredentialService({
       credentials: parts.credentials,
       passwords: parts.passwords,
       sessions,
       oneTimeTokens,
       transactions,
-      guard: createPasswordGuard({
-        guesses: parts.guesses,
-        policy: { ...DEFAULT_GUESS_POLICY, ...options.guessPolicy },
-        logger,
-        clock: clock.now,
-      }),
+      guard,
+      mfa,
     }),
     signingKeys: createSigningKeyService({
       signingKeys: parts.signingKeys,
@@ -125,10 +152,12 @@ function wire(parts: Parts, options: WiringOptions) {
 
 /** The use cases over in-memory fakes, which come along to be looked into. */
 export function wireOverFakes(options: WiringOptions = {}) {
+  const sessions = createFakeSessionRepository();
   const fakes = {
     transactions: createFakeTransactions(),
     revocations: createFakeRevocations(),
-    sessions: createFakeSessionRepository(),
+    sessions,
+    mfa: createFakeMfaRepository(sessions.sessions),
     credentials: createFakeCredentialRepository(),
     oneTimeTokens: createFakeOneTimeTokenRepository(),
     signingKeys: createFakeSigningKeyRepository(),
@@ -151,6 +180,7 @@ export function wireOverWorld(world: AuthTestWorld, options: WiringOptions = {})
     oneTimeTokens: createOneTimeTokenRepository(db),
     signingKeys: createSigningKeyRepository(db),
     guesses: createGuessRepository(world.redis),
+    mfa: createMfaRepository(db),
     passwords: createFakePasswordHasher(),
     mailer: createFakeMailer(),
     clock: options.clock ?? createTestClock(),

@@ -1,0 +1,214 @@
+import type { PrismaClient } from '@platform/db';
+import type { AuthTx } from './auth.transactions';
+
+export interface TotpFactorRow {
+  userId: string;
+  secretSealed: string;
+  confirmedAt: Date | null;
+  lastUsedStep: number;
+}
+
+export interface ChallengeRow {
+  userId: string;
+  userAgent: string | null;
+  deviceToken: string | null;
+  expiresAt: Date;
+  failures: number;
+}
+
+export interface NewChallenge {
+  tokenHash: string;
+  userId: string;
+  userAgent: string | undefined;
+  deviceToken: string | undefined;
+  expiresAt: Date;
+}
+
+export interface SessionAuthTimes {
+  createdAt: Date;
+  reauthenticatedAt: Date | null;
+}
+
+export interface MfaStatusRow {
+  userId: string;
+  totpEnabled: boolean;
+  recoveryCodesLeft: number;
+}
+
+/** Second factors, recovery codes, sign-in challenges and the sessions' re-authentication stamps. */
+export interface MfaRepository {
+  findFactor(userId: string): Promise<TotpFactorRow | null>;
+  /** Stores a pending factor, replacing a pending one; false when a confirmed one exists. */
+  savePending(userId: string, secretSealed: string): Promise<boolean>;
+  /** Turns the pending factor on, its first code's step used; false if there was none pending. */
+  confirm(tx: AuthTx, userId: string, step: number, at: Date): Promise<boolean>;
+  /**
+   * Records that a code of `step` was accepted, in one conditional statement: false when a
+   * code of this step or a later one already was (a replay), or the factor is not on.
+   */
+  useStep(userId: string, step: number): Promise<boolean>;
+  /** Removes the factor (pending or on) and the recovery codes; false if it had none on. */
+  removeFactor(tx: AuthTx, userId: string): Promise<boolean>;
+  replaceRecoveryCodes(tx: AuthTx, userId: string, codeHashes: readonly string[]): Promise<void>;
+  /** Marks one unused recovery code of the user used; false if none matches. */
+  useRecoveryCode(userId: string, codeHash: string, at: Date): Promise<boolean>;
+  statusOf(userIds: readonly string[]): Promise<MfaStatusRow[]>;
+
+  createChallenge(challenge: NewChallenge): Promise<void>;
+  /** An open challenge (not used, not expired at `at`), or null. */
+  findChallenge(tokenHash: string, at: Date): Promise<ChallengeRow | null>;
+  /** Uses the challenge up, in one conditional statement: false if it was no longer open. */
+  consumeChallenge(tokenHash: string, at: Date): Promise<boolean>;
+  /** Counts a wrong code; at `maxFailures` the challenge is used up. */
+  countChallengeFailure(tokenHash: string, maxFailures: number, at: Date): Promise<void>;
+
+  /** When the user last proved themselves in this session (null if it is not theirs or ended). */
+  sessionAuthTimes(userId: string, sessionId: string): Promise<SessionAuthTimes | null>;
+  /** Stamps the session as re-authenticated at `at`; false if it is not theirs or ended. */
+  stampReauthentication(userId: string, sessionId: string, at: Date): Promise<boolean>;
+}
+
+export function createMfaRepository(db: PrismaClient): MfaRepository {
+  return {
+    async findFactor(userId) {
+      return db.totpFactor.findUnique({
+        where: { userId },
+        select: { userId: true, secretSealed: true, confirmedAt: true, lastUsedStep: true },
+      });
+    },
+
+    async savePending(userId, secretSealed) {
+      const rows = await db.$executeRawUnsafe(
+        `INSERT INTO "auth"."totp_factors" (user_id, secret_sealed) VALUES ($1::uuid, $2)
+         ON CONFLICT (user_id) DO UPDATE SET secret_sealed = EXCLUDED.secret_sealed,
+           created_at = now(), last_used_step = 0
+         WHERE "auth"."totp_factors".confirmed_at IS NULL`,
+        userId,
+        secretSealed,
+      );
+      return rows === 1;
+    },
+
+    async confirm(tx, userId, step, at) {
+      const { count } = await tx.totpFactor.updateMany({
+        where: { userId, confirmedAt: null },
+        data: { confirmedAt: at, lastUsedStep: step },
+      });
+      return count === 1;
+    },
+
+    async useStep(userId, step) {
+      const { count } = await db.totpFactor.updateMany({
+        where: { userId, confirmedAt: { not: null }, lastUsedStep: { lt: step } },
+        data: { lastUsedStep: step },
+      });
+      return count === 1;
+    },
+
+    async removeFactor(tx, userId) {
+      const removed = await tx.totpFactor.deleteMany({ where: { userId } });
+      await tx.recoveryCode.deleteMany({ where: { userId } });
+      return removed.count > 0;
+    },
+
+    async replaceRecoveryCodes(tx, userId, codeHashes) {
+      await tx.recoveryCode.deleteMany({ where: { userId } });
+      await tx.recoveryCode.createMany({
+        data: codeHashes.map((codeHash) => ({ codeHash, userId })),
+      });
+    },
+
+    async useRecoveryCode(userId, codeHash, at) {
+      const { count } = await db.recoveryCode.updateMany({
+        where: { codeHash, userId, usedAt: null },
+        data: { usedAt: at },
+      });
+      return count === 1;
+    },
+
+    async statusOf(userIds) {
+      if (userIds.length === 0) return [];
+      const [factors, codes] = await Promise.all([
+        db.totpFactor.findMany({
+          where: { userId: { in: [...userIds] }, confirmedAt: { not: null } },
+          select: { userId: true },
+        }),
+        db.recoveryCode.groupBy({
+          by: ['userId'],
+          where: { userId: { in: [...userIds] }, usedAt: null },
+          _count: { _all: true },
+        }),
+      ]);
+      const left = new Map(codes.map((row) => [row.userId, row._count._all]));
+      return factors.map(({ userId }) => ({
+        userId,
+        totpEnabled: true,
+        recoveryCodesLeft: left.get(userId) ?? 0,
+      }));
+    },
+
+    async createChallenge(challenge) {
+      await db.mfaChallenge.create({
+        data: {
+          tokenHash: challenge.tokenHash,
+          userId: challenge.userId,
+          userAgent: challenge.userAgent ?? null,
+          deviceToken: challenge.deviceToken ?? null,
+          expiresAt: challenge.expiresAt,
+        },
+      });
+      // Expired challenges are of no use to anyone: each new one sweeps a few away.
+      await db.$executeRawUnsafe(
+        `DELETE FROM "auth"."mfa_challenges" WHERE token_hash IN (
+           SELECT token_hash FROM "auth"."mfa_challenges" WHERE expires_at < now() - interval '1 hour' LIMIT 10)`,
+      );
+    },
+
+    async findChallenge(tokenHash, at) {
+      return db.mfaChallenge.findFirst({
+        where: { tokenHash, usedAt: null, expiresAt: { gt: at } },
+        select: {
+          userId: true,
+          userAgent: true,
+          deviceToken: true,
+          expiresAt: true,
+          failures: true,
+        },
+      });
+    },
+
+    async consumeChallenge(tokenHash, at) {
+      const { count } = await db.mfaChallenge.updateMany({
+        where: { tokenHash, usedAt: null, expiresAt: { gt: at } },
+        data: { usedAt: at },
+      });
+      return count === 1;
+    },
+
+    async countChallengeFailure(tokenHash, maxFailures, at) {
+      await db.$executeRawUnsafe(
+        `UPDATE "auth"."mfa_challenges" SET failures = failures + 1,
+           used_at = CASE WHEN failures + 1 >= $2 THEN $3::timestamptz ELSE used_at END
+         WHERE token_hash = $1 AND used_at IS NULL`,
+        tokenHash,
+        maxFailures,
+        at,
+      );
+    },
+
+    async sessionAuthTimes(userId, sessionId) {
+      return db.session.findFirst({
+        where: { id: sessionId, userId, revokedAt: null },
+        select: { createdAt: true, reauthenticatedAt: true },
+      });
+    },
+
+    async stampReauthentication(userId, sessionId, at) {
+      const { count } = await db.session.updateMany({
+        where: { id: sessionId, userId, revokedAt: null },
+        data: { reauthenticatedAt: at },
+      });
+      return count === 1;
+    },
+  };
+}

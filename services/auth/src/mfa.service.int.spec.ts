@@ -1,0 +1,124 @@
+import { randomUUID } from 'node:crypto';
+import { generate } from 'otplib';
+import { describe, expect, it } from 'vitest';
+import { MAX_CHALLENGE_FAILURES } from './mfa.service';
+import { appErrorOf } from './testing/app-error';
+import { createTestClock } from './testing/auth.fakes';
+import { useAuthTestWorld } from './testing/auth.test-world';
+import { wireOverWorld } from './testing/auth.wiring';
+
+const PASSWORD = 'correct horse battery';
+const HOME = { address: '198.51.100.1' };
+
+describe('MfaService against PostgreSQL and Redis', () => {
+  const world = useAuthTestWorld();
+  const clock = createTestClock();
+  const services = () => wireOverWorld(world, { clock, guessPolicy: { perClient: 50 } });
+  const codeFor = (secret: string, steps = 0) =>
+    generate({ secret, epoch: Math.floor(clock.now().getTime() / 1000) + steps * 30 });
+
+  async function enrolledUser() {
+    const { credentials, mfa } = services();
+    const userId = randomUUID();
+    const { sessionId } = await credentials.create(userId, PASSWORD, undefined);
+    const { secret } = await mfa.beginTotp(userId, sessionId, 'ada@example.com');
+    const recoveryCodes = await mfa.confirmTotp(userId, sessionId, await codeFor(secret), HOME);
+    clock.advance(30);
+    return { userId, sessionId, secret, recoveryCodes };
+  }
+
+  async function challengeOf(userId: string) {
+    const signIn = await services().credentials.login({
+      userId,
+      email: 'ada@example.com',
+      password: PASSWORD,
+      userAgent: 'Firefox',
+      client: HOME,
+    });
+    if (!signIn.mfaChallenge) throw new Error('expected an MFA challenge');
+    return signIn.mfaChallenge.challenge;
+  }
+
+  it('stores the secret sealed, the codes hashed, and the challenge by hash', async () => {
+    const { userId, secret, recoveryCodes } = await enrolledUser();
+    const factor = await world.db.totpFactor.findUnique({ where: { userId } });
+    expect(factor?.confirmedAt).not.toBeNull();
+    expect(factor?.secretSealed).not.toContain(secret);
+    const stored = await world.db.recoveryCode.findMany({ where: { userId } });
+    expect(stored).toHaveLength(10);
+    const text = JSON.stringify(stored);
+    for (const code of recoveryCodes) expect(text).not.toContain(code.replaceAll('-', ''));
+    const challenge = await challengeOf(userId);
+    expect(
+      JSON.stringify(await world.db.mfaChallenge.findMany({ where: { userId } })),
+    ).not.toContain(challenge);
+  });
+
+  it('accepts one code once when the same code arrives twice at once', async () => {
+    const { userId, secret } = await enrolledUser();
+    const { mfa } = services();
+    const code = await codeFor(secret);
+    const [a, b] = [await challengeOf(userId), await challengeOf(userId)];
+    const outcomes = await Promise.allSettled([
+      mfa.verify(a, code, HOME),
+      mfa.verify(b, code, HOME),
+    ]);
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+  });
+
+  it('opens one session per challenge when it is completed twice at once', async () => {
+    const { userId, recoveryCodes } = await enrolledUser();
+    const { mfa } = services();
+    const challenge = await challengeOf(userId);
+    const outcomes = await Promise.allSettled([
+      mfa.verify(challenge, recoveryCodes[0]!, HOME),
+      mfa.verify(challenge, recoveryCodes[1]!, HOME),
+    ]);
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+  });
+
+  it('takes a recovery code once, and gives a challenge up after too many wrong codes', async () => {
+    const { userId, recoveryCodes, secret } = await enrolledUser();
+    const { mfa } = services();
+    await mfa.verify(await challengeOf(userId), recoveryCodes[3]!, HOME);
+    expect(
+      (await appErrorOf(mfa.verify(await challengeOf(userId), recoveryCodes[3]!, HOME))).code,
+    ).toBe('UNAUTHENTICATED');
+    const challenge = await challengeOf(userId);
+    for (let i = 0; i < MAX_CHALLENGE_FAILURES; i++)
+      await appErrorOf(mfa.verify(challenge, '000000', HOME));
+    expect((await appErrorOf(mfa.verify(challenge, await codeFor(secret), HOME))).message).toMatch(
+      /challenge/,
+    );
+  });
+
+  it('stamps the session when the user re-authenticates, and disables TOTP after it', async () => {
+    const { userId, sessionId } = await enrolledUser();
+    const { mfa } = services();
+    clock.advance(600);
+    expect((await appErrorOf(mfa.disableTotp(userId, sessionId))).reason).toBe(
+      'REAUTHENTICATION_REQUIRED',
+    );
+    await mfa.reauthenticate(userId, sessionId, { password: PASSWORD }, HOME);
+    const session = await world.db.session.findUnique({ where: { id: sessionId } });
+    expect(session?.reauthenticatedAt?.getTime()).toBe(clock.now().getTime());
+    await mfa.disableTotp(userId, sessionId);
+    expect(await world.db.totpFactor.count({ where: { userId } })).toBe(0);
+    expect(await world.db.recoveryCode.count({ where: { userId } })).toBe(0);
+    const events = await world.db.authOutboxEvent.findMany({ where: { type: 'auth.mfa_changed' } });
+    expect(
+      events.map((e) => (e.envelope as { payload: { userId: string; change: string } }).payload),
+    ).toContainEqual({
+      userId,
+      change: 'totp_disabled',
+    });
+  });
+
+  it('reports who has a factor on', async () => {
+    const { userId } = await enrolledUser();
+    const other = randomUUID();
+    expect(await services().mfa.status([userId, other])).toEqual([
+      { userId, totpEnabled: true, recoveryCodesLeft: 10 },
+    ]);
+  });
+});

@@ -1,0 +1,271 @@
+import { randomUUID } from 'node:crypto';
+import { generate } from 'otplib';
+import { describe, expect, it } from 'vitest';
+import { MAX_CHALLENGE_FAILURES, RECOVERY_CODE_COUNT } from './mfa.service';
+import type { GuessingClient } from './password-guard';
+import { appErrorOf } from './testing/app-error';
+import { createTestClock } from './testing/auth.fakes';
+import { wireOverFakes, type WiringOptions } from './testing/auth.wiring';
+
+const PASSWORD = 'correct horse battery';
+const EMAIL = 'ada@example.com';
+const HOME: GuessingClient = { address: '198.51.100.1' };
+
+function setUp(options: WiringOptions = {}) {
+  const clock = options.clock ?? createTestClock(new Date('2026-11-30T12:00:10Z'));
+  const wired = wireOverFakes({ ...options, clock });
+  const { credentials, mfa, fakes } = wired;
+  const repository = fakes.mfa;
+  const eventsOf = (type: string) =>
+    fakes.transactions.events.filter((event) => event.type === type).map((e) => e.payload);
+  /** The code an authenticator app shows now (or `steps` periods from now). */
+  const codeFor = (secret: string, steps = 0) =>
+    generate({ secret, epoch: Math.floor(clock.now().getTime() / 1000) + steps * 30 });
+  const login = (userId: string, password = PASSWORD, client = HOME) =>
+    credentials.login({ userId, email: EMAIL, password, userAgent: 'Firefox', client });
+
+  /** A user signed in once, with TOTP on; their secret and recovery codes. */
+  async function enrolledUser() {
+    const userId = randomUUID();
+    const { sessionId } = await credentials.create(userId, PASSWORD, undefined);
+    const { secret } = await mfa.beginTotp(userId, sessionId, EMAIL);
+    const recoveryCodes = await mfa.confirmTotp(userId, sessionId, await codeFor(secret), HOME);
+    clock.advance(30); // the confirming code's step is used
+    return { userId, sessionId, secret, recoveryCodes };
+  }
+
+  async function challengeOf(userId: string, client = HOME) {
+    const signIn = await login(userId, PASSWORD, client);
+    if (!signIn.mfaChallenge) throw new Error('expected an MFA challenge');
+    return signIn.mfaChallenge.challenge;
+  }
+
+  return {
+    clock,
+    credentials,
+    mfa,
+    repository,
+    eventsOf,
+    codeFor,
+    login,
+    enrolledUser,
+    challengeOf,
+  };
+}
+
+describe('MfaService', () => {
+  describe('enrolment', () => {
+    it('hands out a secret and an otpauth URI, and stores the secret sealed', async () => {
+      const { credentials, mfa, repository } = setUp();
+      const userId = randomUUID();
+      const { sessionId } = await credentials.create(userId, PASSWORD, undefined);
+      const { secret, uri } = await mfa.beginTotp(userId, sessionId, EMAIL);
+      expect(secret).toMatch(/^[A-Z2-7]{16,}$/);
+      expect(uri).toMatch(/^otpauth:\/\/totp\/Platform:ada%40example\.com\?/);
+      expect(uri).toContain(`secret=${secret}`);
+      const stored = repository.factors.get(userId);
+      expect(stored?.confirmedAt).toBeNull();
+      expect(stored?.secretSealed).not.toContain(secret);
+      expect(stored?.secretSealed).toMatch(/^dev\./);
+    });
+
+    it('turns TOTP on with a right code and returns 10 distinct recovery codes, stored hashed', async () => {
+      const { credentials, mfa, repository, codeFor, eventsOf } = setUp();
+      const userId = randomUUID();
+      const { sessionId } = await credentials.create(userId, PASSWORD, undefined);
+      const { secret } = await mfa.beginTotp(userId, sessionId, EMAIL);
+      expect(await appErrorOf(mfa.confirmTotp(userId, sessionId, '000000', HOME))).toMatchObject({
+        code: 'BAD_USER_INPUT',
+        field: 'code',
+      });
+      const codes = await mfa.confirmTotp(userId, sessionId, await codeFor(secret), HOME);
+      expect(codes).toHaveLength(RECOVERY_CODE_COUNT);
+      expect(new Set(codes).size).toBe(RECOVERY_CODE_COUNT);
+      for (const code of codes) expect(code).toMatch(/^[2-9a-z]{4}(-[2-9a-z]{4}){3}$/);
+      const hashes = [...repository.recoveryCodes.keys()];
+      expect(hashes).toHaveLength(RECOVERY_CODE_COUNT);
+      for (const code of codes) expect(hashes.join()).not.toContain(code.replaceAll('-', ''));
+      expect(eventsOf('auth.mfa_changed')).toEqual([{ userId, change: 'totp_enabled' }]);
+      expect(await mfa.status([userId])).toEqual([
+        { userId, totpEnabled: true, recoveryCodesLeft: RECOVERY_CODE_COUNT },
+      ]);
+      expect(await appErrorOf(mfa.beginTotp(userId, sessionId, EMAIL))).toMatchObject({
+        code: 'CONFLICT',
+      });
+    });
+  });
+
+  describe('sign-in', () => {
+    it('answers a right password with a challenge instead of a session, then the code opens one', async () => {
+      const { enrolledUser, login, mfa, codeFor } = setUp();
+      const { userId, secret } = await enrolledUser();
+      const signIn = await login(userId);
+      expect(signIn.tokens).toBeUndefined();
+      expect(signIn.mfaChallenge?.methods).toEqual(['TOTP', 'RECOVERY_CODE']);
+      const done = await mfa.verify(signIn.mfaChallenge!.challenge, await codeFor(secret), HOME);
+      expect(done.tokens.userId).toBe(userId);
+      expect(done.deviceToken).toMatch(/^[\w-]{43}$/);
+    });
+
+    it('still refuses a wrong password without a challenge', async () => {
+      const { enrolledUser, login } = setUp();
+      const { userId } = await enrolledUser();
+      expect(await appErrorOf(login(userId, 'wrong passphrase'))).toMatchObject({
+        code: 'UNAUTHENTICATED',
+      });
+    });
+
+    it('uses a challenge once', async () => {
+      const { enrolledUser, challengeOf, mfa, codeFor, clock } = setUp();
+      const { userId, secret } = await enrolledUser();
+      const challenge = await challengeOf(userId);
+      await mfa.verify(challenge, await codeFor(secret), HOME);
+      clock.advance(30);
+      const refused = await appErrorOf(mfa.verify(challenge, await codeFor(secret), HOME));
+      expect(refused.code).toBe('UNAUTHENTICATED');
+      expect(refused.message).toMatch(/challenge/);
+    });
+
+    it('refuses an expired challenge', async () => {
+      const { enrolledUser, challengeOf, mfa, codeFor, clock } = setUp();
+      const { userId, secret } = await enrolledUser();
+      const challenge = await challengeOf(userId);
+      clock.advance(301);
+      expect(await appErrorOf(mfa.verify(challenge, await codeFor(secret), HOME))).toMatchObject({
+        code: 'UNAUTHENTICATED',
+      });
+    });
+
+    it('accepts the codes of the step before and after, not two steps away', async () => {
+      const { enrolledUser, challengeOf, mfa, codeFor, clock } = setUp();
+      const { userId, secret } = await enrolledUser();
+      clock.advance(90);
+      const challenge = await challengeOf(userId);
+      expect(
+        await appErrorOf(mfa.verify(challenge, await codeFor(secret, -2), HOME)),
+      ).toMatchObject({ code: 'UNAUTHENTICATED', message: 'Invalid code' });
+      expect(await appErrorOf(mfa.verify(challenge, await codeFor(secret, 2), HOME))).toMatchObject(
+        {
+          code: 'UNAUTHENTICATED',
+        },
+      );
+      expect((await mfa.verify(challenge, await codeFor(secret, -1), HOME)).tokens.userId).toBe(
+        userId,
+      );
+      const next = await challengeOf(userId);
+      expect((await mfa.verify(next, await codeFor(secret, 1), HOME)).tokens.userId).toBe(userId);
+    });
+
+    it('refuses a code used before (replay), and an older one after a newer was used', async () => {
+      const { enrolledUser, challengeOf, mfa, codeFor } = setUp();
+      const { userId, secret } = await enrolledUser();
+      const code = await codeFor(secret);
+      await mfa.verify(await challengeOf(userId), code, HOME);
+      expect(await appErrorOf(mfa.verify(await challengeOf(userId), code, HOME))).toMatchObject({
+        code: 'UNAUTHENTICATED',
+        message: 'Invalid code',
+      });
+      expect(
+        await appErrorOf(mfa.verify(await challengeOf(userId), await codeFor(secret, -1), HOME)),
+      ).toMatchObject({ code: 'UNAUTHENTICATED' });
+    });
+
+    it('takes each recovery code once, in any case and grouping, and says it was used', async () => {
+      const { enrolledUser, challengeOf, mfa, eventsOf } = setUp();
+      const { userId, recoveryCodes } = await enrolledUser();
+      const [code] = recoveryCodes;
+      const typed = code!.toUpperCase().replaceAll('-', ' ');
+      expect((await mfa.verify(await challengeOf(userId), typed, HOME)).tokens.userId).toBe(userId);
+      expect(await appErrorOf(mfa.verify(await challengeOf(userId), code!, HOME))).toMatchObject({
+        code: 'UNAUTHENTICATED',
+      });
+      expect(eventsOf('auth.mfa_changed')).toContainEqual({ userId, change: 'recovery_code_used' });
+      expect((await mfa.status([userId]))[0]?.recoveryCodesLeft).toBe(RECOVERY_CODE_COUNT - 1);
+    });
+
+    it('counts wrong codes against the sign-in guess limits, and gives a challenge up after too many', async () => {
+      const { enrolledUser, challengeOf, mfa, codeFor } = setUp({
+        guessPolicy: { perClient: MAX_CHALLENGE_FAILURES + 1 },
+      });
+      const { userId, secret } = await enrolledUser();
+      const challenge = await challengeOf(userId);
+      for (let i = 0; i < MAX_CHALLENGE_FAILURES; i++)
+        expect((await appErrorOf(mfa.verify(challenge, '000000', HOME))).code).toBe(
+          'UNAUTHENTICATED',
+        );
+      // Used up: even the right code does not open it now.
+      expect(
+        (await appErrorOf(mfa.verify(challenge, await codeFor(secret), HOME))).message,
+      ).toMatch(/challenge/);
+      // One more wrong guess from this address, and the account is limited for it.
+      expect((await appErrorOf(mfa.verify(await challengeOf(userId), '000001', HOME))).code).toBe(
+        'UNAUTHENTICATED',
+      );
+      // Passwords and codes share the buckets: the password is not even checked now.
+      expect((await appErrorOf(challengeOf(userId))).code).toBe('RATE_LIMITED');
+    });
+  });
+
+  describe('managing factors', () => {
+    it('needs a recent sign-in or re-authentication to disable TOTP, then tells the user', async () => {
+      const { enrolledUser, mfa, clock, eventsOf, login } = setUp();
+      const { userId, sessionId } = await enrolledUser();
+      clock.advance(301);
+      expect(await appErrorOf(mfa.disableTotp(userId, sessionId))).toMatchObject({
+        code: 'FORBIDDEN',
+        reason: 'REAUTHENTICATION_REQUIRED',
+      });
+      expect(
+        await appErrorOf(mfa.reauthenticate(userId, sessionId, { password: 'nope' }, HOME)),
+      ).toMatchObject({ code: 'BAD_USER_INPUT', field: 'password' });
+      const until = await mfa.reauthenticate(userId, sessionId, { password: PASSWORD }, HOME);
+      expect(until.getTime()).toBe(clock.now().getTime() + 300_000);
+      await mfa.disableTotp(userId, sessionId);
+      expect(eventsOf('auth.mfa_changed')).toContainEqual({ userId, change: 'totp_disabled' });
+      expect((await login(userId)).tokens?.userId).toBe(userId);
+      expect(await mfa.status([userId])).toEqual([]);
+    });
+
+    it('re-authenticates with a TOTP code too, once per code', async () => {
+      const { enrolledUser, mfa, clock, codeFor } = setUp();
+      const { userId, sessionId, secret } = await enrolledUser();
+      clock.advance(600);
+      const code = await codeFor(secret);
+      await mfa.reauthenticate(userId, sessionId, { code }, HOME);
+      expect(await appErrorOf(mfa.reauthenticate(userId, sessionId, { code }, HOME))).toMatchObject(
+        { code: 'BAD_USER_INPUT', field: 'code' },
+      );
+    });
+
+    it('regenerates the recovery codes: the old ones stop working', async () => {
+      const { enrolledUser, mfa, challengeOf, eventsOf } = setUp();
+      const { userId, sessionId, recoveryCodes } = await enrolledUser();
+      const fresh = await mfa.regenerateRecoveryCodes(userId, sessionId);
+      expect(fresh).toHaveLength(RECOVERY_CODE_COUNT);
+      expect(fresh).not.toContain(recoveryCodes[0]);
+      expect(
+        await appErrorOf(mfa.verify(await challengeOf(userId), recoveryCodes[0]!, HOME)),
+      ).toMatchObject({ code: 'UNAUTHENTICATED' });
+      expect((await mfa.verify(await challengeOf(userId), fresh[0]!, HOME)).tokens.userId).toBe(
+        userId,
+      );
+      expect(eventsOf('auth.mfa_changed')).toContainEqual({
+        userId,
+        change: 'recovery_codes_regenerated',
+      });
+    });
+
+    it('refuses to manage a factor that is not there, and a session that ended', async () => {
+      const { credentials, mfa } = setUp();
+      const userId = randomUUID();
+      const { sessionId } = await credentials.create(userId, PASSWORD, undefined);
+      expect((await appErrorOf(mfa.disableTotp(userId, sessionId))).code).toBe('NOT_FOUND');
+      expect((await appErrorOf(mfa.regenerateRecoveryCodes(userId, sessionId))).code).toBe(
+        'NOT_FOUND',
+      );
+      expect((await appErrorOf(mfa.disableTotp(userId, randomUUID()))).code).toBe(
+        'UNAUTHENTICATED',
+      );
+    });
+  });
+});

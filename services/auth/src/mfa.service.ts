@@ -1,0 +1,307 @@
+import { randomInt } from 'node:crypto';
+import { AppError } from '@platform/errors';
+import { createEvent, type EventPayload } from '@platform/events';
+import { isUuid } from '@platform/validation';
+import { generateSecret, generateURI, verify as verifyTotp } from 'otplib';
+import type { AuthTransactions } from './auth.transactions';
+import type { CredentialRepository } from './credential.repository';
+import type { MfaRepository, MfaStatusRow } from './mfa.repository';
+import { hashOpaqueToken, isOpaqueToken, newOpaqueToken } from './opaque-token';
+import type { GuessingClient, PasswordGuard } from './password-guard';
+import type { PasswordHasher } from './password.hasher';
+import type { SecretBox } from './secret-box';
+import type { SessionService, SessionTokens } from './session.service';
+
+/** What can complete a challenge. A passkey will be one more (its ceremony calls `complete`). */
+export type MfaMethod = 'TOTP' | 'RECOVERY_CODE';
+
+export interface IssuedChallenge {
+  /** Opaque, single-use (only its SHA-256 is stored). */
+  challenge: string;
+  expiresAt: Date;
+  methods: MfaMethod[];
+}
+
+export interface MfaSignIn {
+  tokens: SessionTokens;
+  deviceToken: string;
+}
+
+export interface MfaPolicy {
+  /** The issuer authenticator apps show. */
+  issuer: string;
+  challengeTtlSeconds: number;
+  /** Managing factors needs a sign-in or re-authentication this recent. */
+  reauthWindowSeconds: number;
+}
+
+/** Second factors: TOTP, recovery codes, the sign-in challenge and re-authentication. */
+export interface MfaService {
+  /** After a right password: a challenge when the user has a second factor on, else null. */
+  challengeFor(
+    userId: string,
+    userAgent: string | undefined,
+    deviceToken: string | undefined,
+  ): Promise<IssuedChallenge | null>;
+  /**
+   * Completes a challenge with a TOTP or recovery code and opens the session. A wrong,
+   * replayed or used code is UNAUTHENTICATED and counts against the sign-in guess limits
+   * (RATE_LIMITED); an unknown, expired or used challenge is UNAUTHENTICATED.
+   */
+  verify(challenge: string, code: string, client: GuessingClient): Promise<MfaSignIn>;
+  /** Proves the session's user again (password, or a code); until when that counts as recent. */
+  reauthenticate(
+    userId: string,
+    sessionId: string,
+    proof: { password?: string | undefined; code?: string | undefined },
+    client: GuessingClient,
+  ): Promise<Date>;
+  beginTotp(
+    userId: string,
+    sessionId: string,
+    accountName: string,
+  ): Promise<{ secret: string; uri: string }>;
+  /** Turns the pending factor on; the 10 recovery codes, shown once. */
+  confirmTotp(
+    userId: string,
+    sessionId: string,
+    code: string,
+    client: GuessingClient,
+  ): Promise<string[]>;
+  disableTotp(userId: string, sessionId: string): Promise<void>;
+  regenerateRecoveryCodes(userId: string, sessionId: string): Promise<string[]>;
+  status(userIds: readonly string[]): Promise<MfaStatusRow[]>;
+}
+
+export interface MfaServiceDeps {
+  repository: MfaRepository;
+  box: SecretBox;
+  guard: PasswordGuard;
+  sessions: Pick<SessionService, 'open'>;
+  transactions: AuthTransactions;
+  credentials: Pick<CredentialRepository, 'find'>;
+  passwords: PasswordHasher;
+  policy: MfaPolicy;
+  clock?: () => Date;
+}
+
+export const RECOVERY_CODE_COUNT = 10;
+/** Wrong codes one challenge takes before it is used up (the guess limits apply besides). */
+export const MAX_CHALLENGE_FAILURES = 5;
+/** 30-second steps, 6 digits, SHA-1: what every authenticator app reads from the URI. */
+const PERIOD = 30;
+const TOTP_CODE = /^\d{6}$/;
+/** 16 characters of 32 (80 bits), no look-alikes; shown in groups of four. */
+const RECOVERY_ALPHABET = '23456789abcdefghjkmnpqrstuvwxyz';
+const RECOVERY_CODE = /^[2-9a-hjkmnp-z]{16}$/;
+
+type MfaChange = EventPayload<'auth.mfa_changed'>['change'];
+
+const accountOf = (userId: string) => `user:${userId}`;
+const invalidChallenge = () =>
+  AppError.unauthenticated('The sign-in challenge is invalid or has expired; sign in again');
+
+function newRecoveryCode(): string {
+  let code = '';
+  while (code.length < 16) code += RECOVERY_ALPHABET[randomInt(RECOVERY_ALPHABET.length)];
+  return code.match(/.{4}/g)!.join('-');
+}
+
+/** Dashes, spaces and case do not matter. */
+const normalizeRecoveryCode = (code: string) => code.toLowerCase().replace(/[\s-]/g, '');
+const hashRecoveryCode = (code: string) => hashOpaqueToken(`recovery-code\0${code}`);
+
+export function createMfaService(deps: MfaServiceDeps): MfaService {
+  const { repository, box, guard, sessions, transactions, policy } = deps;
+  const clock = deps.clock ?? (() => new Date());
+
+  /** The time step a code is right for (±1 step) and not used before; null otherwise. */
+  async function totpStep(
+    secretSealed: string,
+    userId: string,
+    code: string,
+    afterStep: number,
+  ): Promise<number | null> {
+    if (!TOTP_CODE.test(code)) return null;
+    const result = await verifyTotp({
+      strategy: 'totp',
+      secret: box.open(secretSealed, userId),
+      token: code,
+      period: PERIOD,
+      epoch: Math.floor(clock().getTime() / 1000),
+      epochTolerance: PERIOD,
+      ...(afterStep > 0 ? { afterTimeStep: afterStep } : {}),
+    });
+    return result.valid && 'timeStep' in result ? result.timeStep : null;
+  }
+
+  /** Whether `code` is a right TOTP code or unused recovery code of the user; uses it up. */
+  async function useCode(userId: string, code: string): Promise<'TOTP' | 'RECOVERY_CODE' | null> {
+    const factor = await repository.findFactor(userId);
+    if (!factor?.confirmedAt) return null;
+    const trimmed = code.trim();
+    if (TOTP_CODE.test(trimmed)) {
+      const step = await totpStep(factor.secretSealed, userId, trimmed, factor.lastUsedStep);
+      // The conditional write is what refuses a replay when two arrive at once.
+      return step !== null && (await repository.useStep(userId, step)) ? 'TOTP' : null;
+    }
+    const recovery = normalizeRecoveryCode(trimmed);
+    if (!RECOVERY_CODE.test(recovery)) return null;
+    const used = await repository.useRecoveryCode(userId, hashRecoveryCode(recovery), clock());
+    return used ? 'RECOVERY_CODE' : null;
+  }
+
+  /** Refuses unless the session signed in or re-authenticated within the window. */
+  async function requireRecent(userId: string, sessionId: string): Promise<void> {
+    const times = isUuid(sessionId) ? await repository.sessionAuthTimes(userId, sessionId) : null;
+    if (!times) throw AppError.unauthenticated('Session has ended');
+    const last = Math.max(times.createdAt.getTime(), times.reauthenticatedAt?.getTime() ?? 0);
+    if (clock().getTime() - last > policy.reauthWindowSeconds * 1000)
+      throw new AppError(
+        'FORBIDDEN',
+        `Sign in again or reauthenticate first (needed within ${Math.round(policy.reauthWindowSeconds / 60)} minutes)`,
+        { reason: 'REAUTHENTICATION_REQUIRED' },
+      );
+  }
+
+  function emitChange(userId: string, change: MfaChange) {
+    return createEvent('auth.mfa_changed', { userId, change });
+  }
+
+  async function newRecoveryCodes(userId: string, change: MfaChange | null, confirmAt?: number) {
+    const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode);
+    const hashes = codes.map((code) => hashRecoveryCode(normalizeRecoveryCode(code)));
+    await transactions.run(async (tx) => {
+      if (
+        confirmAt !== undefined &&
+        !(await repository.confirm(tx.client, userId, confirmAt, clock()))
+      )
+        throw AppError.badInput('code', 'no TOTP enrolment is pending; begin again');
+      await repository.replaceRecoveryCodes(tx.client, userId, hashes);
+      if (change) await tx.emit(emitChange(userId, change));
+    });
+    return codes;
+  }
+
+  return {
+    async challengeFor(userId, userAgent, deviceToken) {
+      const factor = await repository.findFactor(userId);
+      if (!factor?.confirmedAt) return null;
+      const { token, hash } = newOpaqueToken();
+      const expiresAt = new Date(clock().getTime() + policy.challengeTtlSeconds * 1000);
+      await repository.createChallenge({
+        tokenHash: hash,
+        userId,
+        userAgent: userAgent?.slice(0, 500),
+        deviceToken,
+        expiresAt,
+      });
+      return { challenge: token, expiresAt, methods: ['TOTP', 'RECOVERY_CODE'] };
+    },
+
+    async verify(challenge, code, client) {
+      if (!isOpaqueToken(challenge)) throw invalidChallenge();
+      const tokenHash = hashOpaqueToken(challenge);
+      const open = await repository.findChallenge(tokenHash, clock());
+      if (!open) throw invalidChallenge();
+      // The device that typed the password is the one guessing: the same buckets as its login.
+      const guessing = { address: client.address, deviceToken: open.deviceToken ?? undefined };
+      let method: 'TOTP' | 'RECOVERY_CODE' | null = null;
+      const right = await guard.check(accountOf(open.userId), guessing, async () => {
+        method = await useCode(open.userId, code);
+        return method !== null;
+      });
+      if (!right) {
+        await repository.countChallengeFailure(tokenHash, MAX_CHALLENGE_FAILURES, clock());
+        throw AppError.unauthenticated('Invalid code');
+      }
+      if (!(await repository.consumeChallenge(tokenHash, clock()))) throw invalidChallenge();
+      if (method === 'RECOVERY_CODE')
+        await transactions.run((tx) => tx.emit(emitChange(open.userId, 'recovery_code_used')));
+      const deviceToken = await guard.deviceTokenFor(
+        accountOf(open.userId),
+        open.deviceToken ?? undefined,
+      );
+      return {
+        tokens: await sessions.open(open.userId, open.userAgent ?? undefined),
+        deviceToken,
+      };
+    },
+
+    async reauthenticate(userId, sessionId, proof, client) {
+      const password = proof.password || undefined;
+      const code = proof.code || undefined;
+      if (!password === !code) throw AppError.badInput('password', 'give a password or a code');
+      let right: boolean;
+      if (password) {
+        const credential = await deps.credentials.find(userId);
+        right = await guard.check(accountOf(userId), client, () =>
+          deps.passwords.verify(credential?.passwordHash, password),
+        );
+        if (!right) throw AppError.badInput('password', 'is not your current password');
+      } else {
+        let method: string | null = null;
+        right = await guard.check(accountOf(userId), client, async () => {
+          method = await useCode(userId, code ?? '');
+          return method !== null;
+        });
+        if (!right) throw AppError.badInput('code', 'is not a valid code');
+        if (method === 'RECOVERY_CODE')
+          await transactions.run((tx) => tx.emit(emitChange(userId, 'recovery_code_used')));
+      }
+      const at = clock();
+      if (!isUuid(sessionId) || !(await repository.stampReauthentication(userId, sessionId, at)))
+        throw AppError.unauthenticated('Session has ended');
+      return new Date(at.getTime() + policy.reauthWindowSeconds * 1000);
+    },
+
+    async beginTotp(userId, sessionId, accountName) {
+      await requireRecent(userId, sessionId);
+      const secret = generateSecret();
+      if (!(await repository.savePending(userId, box.seal(secret, userId))))
+        throw AppError.conflict('Two-step sign-in with an authenticator app is already on');
+      const uri = generateURI({
+        issuer: policy.issuer,
+        label: accountName || userId,
+        secret,
+        period: PERIOD,
+      });
+      return { secret, uri };
+    },
+
+    async confirmTotp(userId, sessionId, code, client) {
+      await requireRecent(userId, sessionId);
+      const factor = await repository.findFactor(userId);
+      if (!factor || factor.confirmedAt)
+        throw AppError.badInput('code', 'no TOTP enrolment is pending; begin again');
+      let step: number | null = null;
+      const right = await guard.check(accountOf(userId), client, async () => {
+        step = await totpStep(factor.secretSealed, userId, code.trim(), 0);
+        return step !== null;
+      });
+      if (!right || step === null) throw AppError.badInput('code', 'is not a valid code');
+      return newRecoveryCodes(userId, 'totp_enabled', step);
+    },
+
+    async disableTotp(userId, sessionId) {
+      await requireRecent(userId, sessionId);
+      await transactions.run(async (tx) => {
+        const factor = await repository.findFactor(userId);
+        if (!(await repository.removeFactor(tx.client, userId)) || !factor?.confirmedAt)
+          throw AppError.notFound('TOTP factor');
+        await tx.emit(emitChange(userId, 'totp_disabled'));
+      });
+    },
+
+    async regenerateRecoveryCodes(userId, sessionId) {
+      await requireRecent(userId, sessionId);
+      const factor = await repository.findFactor(userId);
+      if (!factor?.confirmedAt) throw AppError.notFound('TOTP factor');
+      return newRecoveryCodes(userId, 'recovery_codes_regenerated');
+    },
+
+    status(userIds) {
+      return repository.statusOf(userIds.filter(isUuid));
+    },
+  };
+}

@@ -1,0 +1,120 @@
+import type { Session } from '@platform/db';
+import type { MfaRepository, MfaStatusRow, TotpFactorRow } from '../mfa.repository';
+
+interface FakeChallenge {
+  userId: string;
+  userAgent: string | null;
+  deviceToken: string | null;
+  expiresAt: Date;
+  usedAt: Date | null;
+  failures: number;
+}
+
+export interface FakeMfaRepository extends MfaRepository {
+  readonly factors: Map<string, TotpFactorRow>;
+  /** By hash. */
+  readonly recoveryCodes: Map<string, { userId: string; usedAt: Date | null }>;
+  readonly challenges: Map<string, FakeChallenge>;
+}
+
+/** In memory; reads the sessions of the fake session repository it is given. */
+export function createFakeMfaRepository(sessions: Map<string, Session>): FakeMfaRepository {
+  const factors = new Map<string, TotpFactorRow>();
+  const recoveryCodes = new Map<string, { userId: string; usedAt: Date | null }>();
+  const challenges = new Map<string, FakeChallenge>();
+  const openSession = (userId: string, sessionId: string) => {
+    const session = sessions.get(sessionId);
+    return session && session.userId === userId && !session.revokedAt ? session : undefined;
+  };
+
+  return {
+    factors,
+    recoveryCodes,
+    challenges,
+    async findFactor(userId) {
+      const factor = factors.get(userId);
+      return factor ? { ...factor } : null;
+    },
+    async savePending(userId, secretSealed) {
+      if (factors.get(userId)?.confirmedAt) return false;
+      factors.set(userId, { userId, secretSealed, confirmedAt: null, lastUsedStep: 0 });
+      return true;
+    },
+    async confirm(_tx, userId, step, at) {
+      const factor = factors.get(userId);
+      if (!factor || factor.confirmedAt) return false;
+      factors.set(userId, { ...factor, confirmedAt: at, lastUsedStep: step });
+      return true;
+    },
+    async useStep(userId, step) {
+      const factor = factors.get(userId);
+      if (!factor?.confirmedAt || factor.lastUsedStep >= step) return false;
+      factor.lastUsedStep = step;
+      return true;
+    },
+    async removeFactor(_tx, userId) {
+      for (const [hash, code] of recoveryCodes)
+        if (code.userId === userId) recoveryCodes.delete(hash);
+      return factors.delete(userId);
+    },
+    async replaceRecoveryCodes(_tx, userId, codeHashes) {
+      for (const [hash, code] of recoveryCodes)
+        if (code.userId === userId) recoveryCodes.delete(hash);
+      for (const hash of codeHashes) recoveryCodes.set(hash, { userId, usedAt: null });
+    },
+    async useRecoveryCode(userId, codeHash, at) {
+      const code = recoveryCodes.get(codeHash);
+      if (!code || code.userId !== userId || code.usedAt) return false;
+      code.usedAt = at;
+      return true;
+    },
+    async statusOf(userIds) {
+      const statuses: MfaStatusRow[] = [];
+      for (const userId of userIds) {
+        if (!factors.get(userId)?.confirmedAt) continue;
+        const left = [...recoveryCodes.values()].filter(
+          (code) => code.userId === userId && !code.usedAt,
+        ).length;
+        statuses.push({ userId, totpEnabled: true, recoveryCodesLeft: left });
+      }
+      return statuses;
+    },
+    async createChallenge(challenge) {
+      challenges.set(challenge.tokenHash, {
+        userId: challenge.userId,
+        userAgent: challenge.userAgent ?? null,
+        deviceToken: challenge.deviceToken ?? null,
+        expiresAt: challenge.expiresAt,
+        usedAt: null,
+        failures: 0,
+      });
+    },
+    async findChallenge(tokenHash, at) {
+      const challenge = challenges.get(tokenHash);
+      return challenge && !challenge.usedAt && challenge.expiresAt > at ? { ...challenge } : null;
+    },
+    async consumeChallenge(tokenHash, at) {
+      const challenge = challenges.get(tokenHash);
+      if (!challenge || challenge.usedAt || challenge.expiresAt <= at) return false;
+      challenge.usedAt = at;
+      return true;
+    },
+    async countChallengeFailure(tokenHash, maxFailures, at) {
+      const challenge = challenges.get(tokenHash);
+      if (!challenge || challenge.usedAt) return;
+      challenge.failures++;
+      if (challenge.failures >= maxFailures) challenge.usedAt = at;
+    },
+    async sessionAuthTimes(userId, sessionId) {
+      const session = openSession(userId, sessionId);
+      return session
+        ? { createdAt: session.createdAt, reauthenticatedAt: session.reauthenticatedAt }
+        : null;
+    },
+    async stampReauthentication(userId, sessionId, at) {
+      const session = openSession(userId, sessionId);
+      if (session) session.reauthenticatedAt = at;
+      return session !== undefined;
+    },
+  };
+}
