@@ -92,8 +92,17 @@ const DEFAULT_RETRY_DELAYS_MS = [1_000, 10_000, 60_000] as const;
 /** The outage retry delay of a consumer that has no retry queues of its own. */
 const DEFAULT_OUTAGE_DELAY_MS = 1_000;
 const DEFAULT_MAX_OUTAGE_MS = 60 * 60 * 1_000;
-/** How long to wait before re-opening a consumer whose channel the broker closed. */
-const CONSUMER_RESTART_DELAY_MS = 1_000;
+/**
+ * How long to wait before re-opening a consumer whose channel the broker closed: doubling
+ * from the first to the last while the broker keeps refusing (a permanent channel error, such
+ * as a queue declared elsewhere with other arguments, waits for an operator at this pace).
+ */
+const CONSUMER_RESTART_DELAY_MS = { first: 1_000, max: 60_000 };
+/**
+ * How long a failed message whose copy to a retry or dead-letter queue the broker refused
+ * stays unacknowledged before it goes back to its queue, to be handled again.
+ */
+const PARK_REFUSED_REQUEUE_MS = 1_000;
 const RABBITMQ = 'rabbitmq';
 
 /** A consumer running on the current connection: its channel and consumer tag. */
@@ -213,21 +222,33 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
   }
 
   /** The broker closed a consumer's channel while the connection lives: start it again. */
-  function restartLater(model: ChannelModel, consumer: ConsumerOptions, stale: ActiveConsumer) {
+  function restartLater(
+    model: ChannelModel,
+    consumer: ConsumerOptions,
+    stale: ActiveConsumer,
+    failures = 0,
+  ) {
+    const delay = Math.min(
+      CONSUMER_RESTART_DELAY_MS.first * 2 ** failures,
+      CONSUMER_RESTART_DELAY_MS.max,
+    );
     setTimeout(() => {
       if (closing || connection !== model) return; // the reconnect path starts it
       startConsumer(model, consumer).then(
         (restarted) => {
           if (connection !== model) return;
           active = [...active.filter((entry) => entry !== stale), restarted];
-          logger.info({ queue: consumer.queue }, 'consumer restarted');
+          logger.info({ queue: consumer.queue, failures }, 'consumer restarted');
         },
         (error: unknown) => {
-          logger.warn({ err: error, queue: consumer.queue }, 'could not restart consumer');
-          restartLater(model, consumer, stale);
+          // Said at error level once; a refusal that lasts is retried ever more slowly.
+          const log = { err: error, queue: consumer.queue, retryInMs: delay * 2 };
+          if (failures === 0) logger.error(log, 'could not restart consumer; retrying');
+          else logger.debug(log, 'could not restart consumer; retrying');
+          restartLater(model, consumer, stale, failures + 1);
         },
       );
-    }, CONSUMER_RESTART_DELAY_MS).unref();
+    }, delay).unref();
   }
 
   function track<T>(work: Promise<T>): Promise<T> {
@@ -329,6 +350,37 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
       await channel.waitForConfirms();
     }
 
+    /**
+     * Parks a message (see park); resolves false when the copy was not confirmed. The channel
+     * still lives then (the broker refused the copy: a full queue, a resource alarm), so the
+     * message goes back to its queue a little later, to be handled again, rather than stay
+     * unacknowledged for as long as the channel lives. When the channel died, the broker
+     * redelivers it by itself.
+     */
+    async function parked(
+      message: ConsumeMessage,
+      queue: string,
+      headers: Record<string, unknown>,
+    ): Promise<boolean> {
+      try {
+        await park(message, queue, headers);
+        return true;
+      } catch (error) {
+        logger.error(
+          { err: error, queue: consumer.queue, to: queue, retryInMs: PARK_REFUSED_REQUEUE_MS },
+          'the broker did not take a failed message to its next queue; it will be handled again',
+        );
+        setTimeout(() => {
+          try {
+            channel.nack(message, false, true);
+          } catch {
+            // The channel closed meanwhile: the broker redelivers the message on its own.
+          }
+        }, PARK_REFUSED_REQUEUE_MS).unref();
+        return false;
+      }
+    }
+
     async function onMessage(message: ConsumeMessage): Promise<void> {
       const started = performance.now();
       const attemptNo = Number(message.properties.headers?.[ATTEMPT_HEADER] ?? 0);
@@ -337,7 +389,10 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
         event = parseEvent(JSON.parse(message.content.toString('utf8')));
       } catch (error) {
         logger.error({ err: error, queue: consumer.queue }, 'malformed message; dead-lettered');
-        await park(message, deadLetterQueue, { 'x-error': 'malformed message' });
+        if (!(await parked(message, deadLetterQueue, { 'x-error': 'malformed message' }))) {
+          metrics.settled(started, 'requeued');
+          return;
+        }
         channel.ack(message);
         metrics.settled(started, 'dead_letter');
         return;
@@ -348,7 +403,6 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
       } catch (error) {
         failure = { error };
       }
-      // Settling throws when the channel died meanwhile: the broker then redelivers.
       const outcome: Outcome = failure
         ? await settleFailure(message, event, attemptNo, failure.error)
         : 'ack';
@@ -363,7 +417,10 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
       }
     }
 
-    /** Copies a failed message to a retry queue or the DLQ (with confirm), then acks it. */
+    /**
+     * Copies a failed message to a retry queue or the DLQ (with confirm), then acks it; a
+     * refused copy puts it back in its queue instead (see parked).
+     */
     async function settleFailure(
       message: ConsumeMessage,
       event: EventEnvelope,
@@ -371,6 +428,7 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
       error: unknown,
     ): Promise<Outcome> {
       let outcome: Outcome;
+      let parkedTo: boolean;
       const log = {
         err: error,
         queue: consumer.queue,
@@ -389,7 +447,7 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
         }
         // The attempt count stays as it was: the outage is not this message's fault.
         outcome = 'outage_retry';
-        await park(message, `${consumer.queue}.retry.${outageDelay}ms`, {
+        parkedTo = await parked(message, `${consumer.queue}.retry.${outageDelay}ms`, {
           [OUTAGE_SINCE_HEADER]: firstOutage,
         });
       } else {
@@ -397,18 +455,19 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
         if (nextDelay === undefined) {
           logger.error(log, 'event failed on every attempt; dead-lettered');
           outcome = 'dead_letter';
-          await park(message, deadLetterQueue, {
+          parkedTo = await parked(message, deadLetterQueue, {
             [ATTEMPT_HEADER]: attemptNo + 1,
             'x-error': error instanceof Error ? error.message.slice(0, 500) : 'unknown error',
           });
         } else {
           logger.warn({ ...log, retryInMs: nextDelay }, 'event handling failed; will retry');
           outcome = 'retry';
-          await park(message, `${consumer.queue}.retry.${nextDelay}ms`, {
+          parkedTo = await parked(message, `${consumer.queue}.retry.${nextDelay}ms`, {
             [ATTEMPT_HEADER]: attemptNo + 1,
           });
         }
       }
+      if (!parkedTo) return 'requeued';
       // Only after the copy is confirmed: a crash before this line redelivers the original.
       channel.ack(message);
       return outcome;

@@ -1,7 +1,7 @@
 import { counter, gauge, histogram } from '@platform/metrics';
 
 /** How a consumed message was settled (`dropped`: a live, ephemeral queue's failed handling). */
-export type Outcome = 'ack' | 'retry' | 'outage_retry' | 'dead_letter' | 'dropped';
+export type Outcome = 'ack' | 'retry' | 'outage_retry' | 'dead_letter' | 'dropped' | 'requeued';
 
 const handled = counter({
   name: 'messages_handled_total',
@@ -37,6 +37,7 @@ export function consumerMetrics(name: string) {
     outage_retry: handled.labels(queue, 'outage_retry'),
     dead_letter: handled.labels(queue, 'dead_letter'),
     dropped: handled.labels(queue, 'dropped'),
+    requeued: handled.labels(queue, 'requeued'),
   } satisfies Record<Outcome, unknown>;
   const depth = deadLetters.labels(queue);
   return {
