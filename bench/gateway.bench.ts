@@ -275,7 +275,10 @@ async function main(): Promise<void> {
   console.log(
     `\nload average (1, 5, 15 min) before the run: ${loadBefore.map((l) => l.toFixed(2)).join(' ')}; after: ${loadAfter.map((l) => l.toFixed(2)).join(' ')}; ${cpus().length} cores`,
   );
-  console.log(`apps on Node ${process.version}; Hive Gateway on Node ${peerNodeVersion()}`);
+  const hive = targets.some((target) => target.name.startsWith('hive'));
+  console.log(
+    `apps on Node ${process.version}${hive ? `; Hive Gateway on Node ${peerNodeVersion()}` : ''}`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------

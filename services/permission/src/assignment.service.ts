@@ -4,6 +4,7 @@ import type { Actor, ActorPolicy } from './actor.policy';
 import { ADMIN_ROLE, type LastAdminRule } from './last-admin.rule';
 import type { PermissionCache } from './permission.cache';
 import type { RoleNode, RoleView } from './role.graph';
+import type { RbacReads } from './rbac.reads';
 import type { RbacStore, RbacTransaction } from './rbac.store';
 import type { UserDirectory } from './user.directory';
 
@@ -64,12 +65,14 @@ async function recordAssignmentChange(
 
 export function createAssignmentService(deps: {
   store: RbacStore;
+  /** Reads of the graph and of assignments, remembered while current. */
+  reads: RbacReads;
   policy: ActorPolicy;
   cache: Pick<PermissionCache, 'forgetUser'>;
   users: Pick<UserDirectory, 'requireExists'>;
   lastAdmin: LastAdminRule;
 }): AssignmentService {
-  const { store, policy, cache, users, lastAdmin } = deps;
+  const { store, reads, policy, cache, users, lastAdmin } = deps;
   /**
    * A change forgets the user's cached permissions twice: inside its transaction (Redis
    * unreachable fails and rolls back the change: no change that checks could miss) and here,
@@ -127,10 +130,7 @@ export function createAssignmentService(deps: {
     },
 
     async listAssignments(userIds) {
-      const [graph, rows] = await Promise.all([
-        store.roles.loadGraph(),
-        store.assignments.listForUsers(userIds),
-      ]);
+      const { graph, rows } = await reads.assignments(userIds);
       const byUser = new Map<string, AssignmentView[]>(userIds.map((id) => [id, []]));
       for (const row of rows) {
         const role = graph.get(row.roleId);

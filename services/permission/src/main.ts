@@ -12,6 +12,7 @@ import { createPermissionCheckService } from './permission-check.service';
 import { startPermissionConsumers } from './permission.consumers';
 import { createLastAdminRule } from './last-admin.rule';
 import { createPermissionHandlers } from './permission.grpc';
+import { createRbacReads } from './rbac.reads';
 import { createRbacStore, RBAC_SCHEMA } from './rbac.store';
 import { createRoleService } from './role.service';
 import { createUserChangeService } from './user-change.service';
@@ -39,11 +40,12 @@ lifecycle.run(async () => {
 
   const store = createRbacStore({ db, relay });
   const cache = createPermissionCache(redis);
+  const reads = createRbacReads({ store, cache });
   const checks = createPermissionCheckService({ assignments: store.assignments, cache });
   const policy = createActorPolicy({ checks, assignments: store.assignments, audit: store.audit });
   const lastAdmin = createLastAdminRule({ users });
-  const roles = createRoleService({ store, policy, cache });
-  const assignments = createAssignmentService({ store, policy, cache, users, lastAdmin });
+  const roles = createRoleService({ store, reads, policy, cache });
+  const assignments = createAssignmentService({ store, reads, policy, cache, users, lastAdmin });
   const userChanges = createUserChangeService({ store, policy, lastAdmin });
   const audit = createAuditService({ store });
   await roles.seed();

@@ -6,6 +6,8 @@ import type { PermissionCache } from './permission.cache';
 export interface PermissionCheckService {
   /** Every permission the user holds in `scope` (their global roles' included), sorted. */
   effectivePermissions(userId: string, scope: string): Promise<string[]>;
+  /** Several users' effective permissions in `scope`, in the same order. */
+  effectivePermissionsOf(userIds: readonly string[], scope: string): Promise<string[][]>;
   /** Whether the user holds `permission` in `scope`, wildcards included. */
   isAllowed(userId: string, scope: string, permission: string): Promise<boolean>;
   /** One answer per permission, in the same order. */
@@ -14,7 +16,7 @@ export interface PermissionCheckService {
 
 export function createPermissionCheckService(deps: {
   assignments: Pick<AssignmentRepository, 'effectivePermissions'>;
-  cache: Pick<PermissionCache, 'get'>;
+  cache: Pick<PermissionCache, 'get' | 'getMany'>;
 }): PermissionCheckService {
   const { assignments, cache } = deps;
 
@@ -24,6 +26,11 @@ export function createPermissionCheckService(deps: {
 
   return {
     effectivePermissions,
+    effectivePermissionsOf(userIds, scope) {
+      return cache.getMany(userIds, scope, (userId) =>
+        assignments.effectivePermissions(userId, scope),
+      );
+    },
     async isAllowed(userId, scope, permission) {
       return isGranted(await effectivePermissions(userId, scope), permission);
     },

@@ -5,6 +5,8 @@ import { serverRunOf, type Redis } from '@platform/redis';
 
 const TTL_SECONDS = 300;
 const ROLES_VERSION = 'rbac:version:roles';
+/** Replaced by every change of the roles, also by one that changes nobody's permissions. */
+const GRAPH_VERSION = 'rbac:version:graph';
 const userVersion = (userId: string) => `rbac:version:user:${userId}`;
 /**
  * A user's version key goes this long after it was set; the next read picks a new one, which
@@ -36,10 +38,34 @@ const freshVersion = () => randomBytes(9).toString('base64url');
  */
 export interface PermissionCache {
   get(userId: string, scope: string, load: () => Promise<string[]>): Promise<string[]>;
+  /** Several users' entries in one scope: their versions in one round trip, `load` per miss. */
+  getMany(
+    userIds: readonly string[],
+    scope: string,
+    load: (userId: string) => Promise<string[]>,
+  ): Promise<string[][]>;
+  /**
+   * The current versions, in one round trip: the role graph's (changes with any role change,
+   * a new role included) and each user's (changes with any change of the roles' permissions or
+   * inheritance, a deletion, or of the user's assignments). What is read from the database under
+   * a version may be remembered under it (see RbacReads).
+   */
+  versions(userIds: readonly string[]): Promise<CacheVersions>;
   /** When the user's assignments change: inside the change's transaction and after it. */
   forgetUser(userId: string): Promise<void>;
-  /** When a role changes, every user's entries: inside the change's transaction and after it. */
+  /**
+   * When a role changes, every user's entries and the role graph: inside the change's
+   * transaction and after it.
+   */
   forgetRoles(): Promise<void>;
+  /** When a role is added (nobody's permissions change): the role graph only, inside and after. */
+  forgetRoleGraph(): Promise<void>;
+}
+
+export interface CacheVersions {
+  graph: string;
+  /** By user id. */
+  users: Map<string, string>;
 }
 
 // The in-process copy (by user, scope and version), then Redis; a Redis miss reads PostgreSQL.
@@ -55,52 +81,99 @@ export function createPermissionCache(
     options.localEntries ?? 10_000,
   );
 
-  /** The current versions: one MGET; a missing one is set (if still missing) and read again. */
-  async function versionOf(userId: string): Promise<string> {
-    const keys = [ROLES_VERSION, userVersion(userId)] as const;
-    const [run, [roles, user]] = await Promise.all([serverRun.current(), redis.mget(...keys)]);
-    if (roles !== null && user !== null) return `${run}.${roles}.${user}`;
-    // Never set, or lost: a new random version, unless another instance or a change set one
-    // meanwhile (NX), then whatever is there now, in the same round trip.
-    const results = await redis
-      .multi()
-      .set(keys[0], freshVersion(), 'NX')
-      .set(keys[1], freshVersion(), 'EX', VERSION_TTL_SECONDS, 'NX')
-      .mget(...keys)
-      .exec();
-    const failed = results?.find(([error]) => error);
-    if (failed?.[0]) throw failed[0];
-    const [setRoles, setUser] = (results?.[2]?.[1] ?? []) as (string | null)[];
-    if (!setRoles || !setUser) throw new Error('permission cache versions could not be set');
-    return `${run}.${setRoles}.${setUser}`;
+  /**
+   * The current versions: one MGET of the roles' and the users'; a missing one is set (if still
+   * missing) and all are read again.
+   */
+  async function versions(userIds: readonly string[]): Promise<CacheVersions> {
+    const keys = [ROLES_VERSION, GRAPH_VERSION, ...userIds.map(userVersion)];
+    const [run, values] = await Promise.all([serverRun.current(), redis.mget(...keys)]);
+    let current = values;
+    if (current.includes(null)) {
+      // Never set, or lost: a new random version, unless another instance or a change set one
+      // meanwhile (NX), then whatever is there now, in the same round trip.
+      const transaction = redis
+        .multi()
+        .set(ROLES_VERSION, freshVersion(), 'NX')
+        .set(GRAPH_VERSION, freshVersion(), 'NX');
+      userIds.forEach((userId, index) => {
+        if (current[index + 2] === null)
+          transaction.set(userVersion(userId), freshVersion(), 'EX', VERSION_TTL_SECONDS, 'NX');
+      });
+      const results = await transaction.mget(...keys).exec();
+      const failed = results?.find(([error]) => error);
+      if (failed?.[0]) throw failed[0];
+      current = (results?.at(-1)?.[1] ?? []) as (string | null)[];
+      if (current.length !== keys.length || current.includes(null))
+        throw new Error('permission cache versions could not be set');
+    }
+    const roles = `${run}.${current[0]}`;
+    return {
+      graph: `${run}.${current[1]}`,
+      users: new Map(userIds.map((userId, index) => [userId, `${roles}.${current[index + 2]}`])),
+    };
   }
+
+  /** The entry at a version read just before: the in-process copy, else Redis, else `load`. */
+  async function entryAt(
+    version: string,
+    userId: string,
+    scope: string,
+    load: () => Promise<string[]>,
+  ): Promise<string[]> {
+    const localKey = `${userId}|${scope}`;
+    const hit = local.get(localKey);
+    if (hit?.version === version) {
+      localMetrics.hit();
+      return hit.permissions;
+    }
+    localMetrics.miss();
+
+    const key = `rbac:effective:${userId}:${version}:${scope}`;
+    const cached = await redis.get(key);
+    // A Redis miss loads from PostgreSQL.
+    if (cached === null) redisMetrics.miss();
+    else redisMetrics.hit();
+    const permissions = cached === null ? await load() : (JSON.parse(cached) as string[]);
+    if (cached === null) await redis.set(key, JSON.stringify(permissions), 'EX', TTL_SECONDS);
+    local.set(localKey, { version, permissions });
+    return permissions;
+  }
+
+  const versionOf = (current: CacheVersions, userId: string): string => {
+    const version = current.users.get(userId);
+    if (version === undefined) throw new Error('permission cache: no version for the user');
+    return version;
+  };
 
   return {
     async get(userId, scope, load) {
-      const version = await versionOf(userId);
-      const localKey = `${userId}|${scope}`;
-      const hit = local.get(localKey);
-      if (hit?.version === version) {
-        localMetrics.hit();
-        return hit.permissions;
-      }
-      localMetrics.miss();
-
-      const key = `rbac:effective:${userId}:${version}:${scope}`;
-      const cached = await redis.get(key);
-      // A Redis miss loads from PostgreSQL.
-      if (cached === null) redisMetrics.miss();
-      else redisMetrics.hit();
-      const permissions = cached === null ? await load() : (JSON.parse(cached) as string[]);
-      if (cached === null) await redis.set(key, JSON.stringify(permissions), 'EX', TTL_SECONDS);
-      local.set(localKey, { version, permissions });
-      return permissions;
+      const current = await versions([userId]);
+      return entryAt(versionOf(current, userId), userId, scope, load);
     },
+    async getMany(userIds, scope, load) {
+      const current = await versions(userIds);
+      return Promise.all(
+        userIds.map((userId) =>
+          entryAt(versionOf(current, userId), userId, scope, () => load(userId)),
+        ),
+      );
+    },
+    versions,
     async forgetUser(userId) {
       await redis.set(userVersion(userId), freshVersion(), 'EX', VERSION_TTL_SECONDS);
     },
     async forgetRoles() {
-      await redis.set(ROLES_VERSION, freshVersion());
+      const results = await redis
+        .multi()
+        .set(ROLES_VERSION, freshVersion())
+        .set(GRAPH_VERSION, freshVersion())
+        .exec();
+      const failed = results?.find(([error]) => error);
+      if (failed?.[0]) throw failed[0];
+    },
+    async forgetRoleGraph() {
+      await redis.set(GRAPH_VERSION, freshVersion());
     },
   };
 }

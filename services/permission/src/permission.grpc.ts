@@ -146,9 +146,7 @@ export function createPermissionHandlers(deps: {
     async batchListEffectivePermissions(request) {
       const userIds = requireBatch('userIds', request.userIds);
       for (const userId of userIds) requireSubject(userId, request.scope);
-      const permissions = await Promise.all(
-        userIds.map((userId) => checks.effectivePermissions(userId, request.scope)),
-      );
+      const permissions = await checks.effectivePermissionsOf(userIds, request.scope);
       return {
         users: userIds.map((userId, index) => ({ userId, permissions: permissions[index] ?? [] })),
       };

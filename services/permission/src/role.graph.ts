@@ -19,6 +19,8 @@ export interface RoleView extends RoleNode {
  */
 export class RoleGraph {
   private readonly byId: Map<string, RoleNode>;
+  /** Views of this graph's own roles: a graph is not changed once built, and is shared. */
+  private readonly views = new WeakMap<RoleNode, RoleView>();
 
   constructor(roles: readonly RoleNode[]) {
     this.byId = new Map(roles.map((role) => [role.id, role]));
@@ -54,7 +56,11 @@ export class RoleGraph {
   }
 
   view(role: RoleNode): RoleView {
-    return { ...role, effectivePermissions: this.grantedBy(role.permissions, role.inherits) };
+    const known = this.views.get(role);
+    if (known) return known;
+    const view = { ...role, effectivePermissions: this.grantedBy(role.permissions, role.inherits) };
+    if (this.byId.get(role.id) === role) this.views.set(role, view);
+    return view;
   }
 
   all(): RoleView[] {

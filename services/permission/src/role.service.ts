@@ -5,6 +5,7 @@ import type { Actor, ActorPolicy } from './actor.policy';
 import type { AuditRecord } from './audit.repository';
 import { ADMIN_ROLE } from './last-admin.rule';
 import type { PermissionCache } from './permission.cache';
+import type { RbacReads } from './rbac.reads';
 import { RoleGraph, type RoleNode, type RoleView } from './role.graph';
 import type { RbacStore, RbacTransaction } from './rbac.store';
 
@@ -95,16 +96,20 @@ function changedRole(graph: RoleGraph, before: RoleNode, change: RoleChange): Ro
 
 export function createRoleService({
   store,
+  reads,
   policy,
   cache,
 }: {
   store: RbacStore;
+  /** Reads of the graph, remembered while current. */
+  reads: Pick<RbacReads, 'graph'>;
   policy: ActorPolicy;
-  cache: Pick<PermissionCache, 'forgetRoles'>;
+  cache: Pick<PermissionCache, 'forgetRoles' | 'forgetRoleGraph'>;
 }): RoleService {
   return {
     async seed() {
-      await store.transaction(async (tx) => {
+      const changed = await store.transaction(async (tx) => {
+        let seeded = false;
         await tx.roles.lockGraph();
         for (const [name, description] of Object.entries(PERMISSION_CATALOGUE))
           await tx.roles.upsertPermission(name, description);
@@ -119,8 +124,12 @@ export function createRoleService({
               system: true,
             });
           else if (!existing.system) await tx.roles.markSystem(name);
+          seeded ||= !existing?.system;
         }
+        return seeded;
       });
+      // Other instances may hold the graph from before (a roll-out that adds a built-in role).
+      if (changed) await cache.forgetRoleGraph();
     },
 
     async listPermissions() {
@@ -128,11 +137,11 @@ export function createRoleService({
     },
 
     async listRoles() {
-      return (await store.roles.loadGraph()).all();
+      return (await reads.graph()).all();
     },
 
     async getRoles(ids) {
-      const graph = await store.roles.loadGraph();
+      const graph = await reads.graph();
       return ids.flatMap((id) => {
         const role = graph.get(id);
         return role ? [graph.view(role)] : [];
@@ -140,8 +149,9 @@ export function createRoleService({
     },
 
     async createRole(actor, input) {
-      // A new role is assigned to no one yet: nobody's permissions changed.
-      return store.transaction(async (tx) => {
+      // A new role is assigned to no one yet: nobody's permissions changed, but the graph that
+      // lists and resolves roles did (RbacReads): its version goes, inside and once committed.
+      const created = await store.transaction(async (tx) => {
         await tx.roles.lockGraph();
         const graph = await tx.roles.loadGraph();
         requireParents(graph, input.inherits);
@@ -157,8 +167,11 @@ export function createRoleService({
         await requireNameFree(tx, input.name);
         const role = await tx.roles.create(input);
         await recordRoleChange(tx, actor, role, 'created', { after: roleSummary(role) });
+        await cache.forgetRoleGraph();
         return new RoleGraph([...graph.all(), role]).view(role);
       });
+      await cache.forgetRoleGraph();
+      return created;
     },
 
     async updateRole(actor, id, change) {

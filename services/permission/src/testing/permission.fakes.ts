@@ -11,6 +11,7 @@ import type { AuditRepository, AuditRow } from '../audit.repository';
 import { createAuditService } from '../audit.service';
 import type { PermissionCache } from '../permission.cache';
 import { createPermissionCheckService } from '../permission-check.service';
+import { createRbacReads } from '../rbac.reads';
 import type { RbacStore, RbacTransaction } from '../rbac.store';
 import { RoleGraph, type RoleNode } from '../role.graph';
 import type { RoleRepository } from '../role.repository';
@@ -273,6 +274,8 @@ export interface FakePermissionCache extends PermissionCache {
 /** Remembers loads until told to forget, like the real cache (without Redis). */
 export function createFakePermissionCache(): FakePermissionCache {
   const entries = new Map<string, string[]>();
+  // Like the real cache's versions: each forget replaces them (tests may clear the lists above).
+  const versions = { roles: 0, graph: 0, users: new Map<string, number>() };
   const cache: FakePermissionCache = {
     forgottenUsers: [],
     rolesForgotten: 0,
@@ -285,14 +288,33 @@ export function createFakePermissionCache(): FakePermissionCache {
       entries.set(key, loaded);
       return loaded;
     },
+    async getMany(userIds, scope, load) {
+      return Promise.all(userIds.map((userId) => cache.get(userId, scope, () => load(userId))));
+    },
+    async versions(userIds) {
+      const roles = `roles.${versions.roles}`;
+      return {
+        graph: `graph.${versions.graph}`,
+        users: new Map(
+          userIds.map((userId) => [userId, `${roles}.${versions.users.get(userId) ?? 0}`]),
+        ),
+      };
+    },
+    async forgetRoleGraph() {
+      if (cache.failing) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
+      versions.graph++;
+    },
     async forgetUser(userId) {
       if (cache.failing) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
+      versions.users.set(userId, (versions.users.get(userId) ?? 0) + 1);
       cache.forgottenUsers.push(userId);
       for (const key of entries.keys()) if (key.startsWith(`${userId}|`)) entries.delete(key);
     },
     async forgetRoles() {
       if (cache.failing) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
       cache.rolesForgotten++;
+      versions.roles++;
+      versions.graph++;
       entries.clear();
     },
   };
@@ -322,6 +344,7 @@ export function createFakePermissionServices() {
   const checks = createPermissionCheckService({ assignments: store.assignments, cache });
   const policy = createActorPolicy({ checks, assignments: store.assignments, audit: store.audit });
   const lastAdmin = createLastAdminRule({ users });
+  const reads = createRbacReads({ store, cache });
   return {
     store,
     cache,
@@ -329,8 +352,8 @@ export function createFakePermissionServices() {
     leaving: store.leaving,
     checks,
     policy,
-    roles: createRoleService({ store, policy, cache }),
-    assignments: createAssignmentService({ store, policy, cache, users, lastAdmin }),
+    roles: createRoleService({ store, reads, policy, cache }),
+    assignments: createAssignmentService({ store, reads, policy, cache, users, lastAdmin }),
     userChanges: createUserChangeService({ store, policy, lastAdmin }),
     audit: createAuditService({ store }),
   };

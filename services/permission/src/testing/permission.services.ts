@@ -8,6 +8,7 @@ import { createAssignmentService, type AssignmentService } from '../assignment.s
 import { createLastAdminRule } from '../last-admin.rule';
 import type { LeavingRepository } from '../leaving.repository';
 import { createPermissionCache } from '../permission.cache';
+import { createRbacReads } from '../rbac.reads';
 import {
   createPermissionCheckService,
   type PermissionCheckService,
@@ -31,6 +32,11 @@ export interface TestServices {
   readonly users: Map<string, 'active' | 'disabled'>;
   /** Times the outbox relay was woken. */
   readonly relayKicks: number;
+  /**
+   * The use cases of another instance of the service on the same database and Redis: its own
+   * in-process caches, so what one instance remembers the other does not.
+   */
+  anotherInstance(): Pick<TestServices, 'roles' | 'assignments' | 'checks'>;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -44,31 +50,50 @@ export function useTestServices(): TestServices {
   let redis: Redis | undefined;
 
   beforeAll(async () => {
-    redis = await createRedis({
+    const opened = await createRedis({
       url: database.run.redisUrl,
       keyPrefix: database.run.redisKeyPrefix,
       logger: createLogger({ name: 'permission-test', level: 'silent' }),
     });
+    redis = opened;
     const store = createRbacStore({
       db: database.db,
       relay: { kick: () => services.relayKicks++ },
     });
-    const cache = createPermissionCache(redis);
-    const checks = createPermissionCheckService({ assignments: store.assignments, cache });
-    const policy = createActorPolicy({
-      checks,
-      assignments: store.assignments,
-      audit: store.audit,
-    });
     const directory = createFakeUserDirectory(users);
     const lastAdmin = createLastAdminRule({ users: directory });
+    const instance = (redis: Redis) => {
+      const cache = createPermissionCache(redis);
+      const reads = createRbacReads({ store, cache });
+      const checks = createPermissionCheckService({ assignments: store.assignments, cache });
+      const policy = createActorPolicy({
+        checks,
+        assignments: store.assignments,
+        audit: store.audit,
+      });
+      return {
+        checks,
+        policy,
+        roles: createRoleService({ store, reads, policy, cache }),
+        assignments: createAssignmentService({
+          store,
+          reads,
+          policy,
+          cache,
+          users: directory,
+          lastAdmin,
+        }),
+      };
+    };
+    const first = instance(opened);
     Object.assign(services, {
       store,
-      checks,
-      roles: createRoleService({ store, policy, cache }),
-      assignments: createAssignmentService({ store, policy, cache, users: directory, lastAdmin }),
-      userChanges: createUserChangeService({ store, policy, lastAdmin }),
+      checks: first.checks,
+      roles: first.roles,
+      assignments: first.assignments,
+      userChanges: createUserChangeService({ store, policy: first.policy, lastAdmin }),
       leaving: store.leaving,
+      anotherInstance: () => instance(opened),
     });
     await services.roles.seed();
   });
