@@ -7,7 +7,7 @@ import {
 } from '@platform/db';
 import type { EventEnvelope } from '@platform/events';
 import { createOutboxInsert, processOnce } from '@platform/outbox';
-import { readKeysetPage, type CursorPosition, type KeysetPage } from '@platform/validation';
+import type { CursorPosition, KeysetPage } from '@platform/validation';
 import type { Channels } from './notification.types';
 
 export const NOTIFICATIONS_SCHEMA = 'notifications';
@@ -134,6 +134,33 @@ const CREATE_NOTIFICATION = prepared(
    SELECT ${NOTIFICATION_COLUMNS} FROM created`,
 );
 
+/**
+ * A page of the recipient's visible notifications, newest first, after the cursor ($3, $4) if
+ * any, only the unread ones if $2, with how many match on every page: one statement (the hot
+ * path of every inbox). A page past the end is one row of nulls holding the count.
+ */
+const LIST_NOTIFICATIONS = prepared(
+  'notification-list',
+  `WITH matching AS (
+     SELECT * FROM "notifications"."notifications"
+      WHERE recipient_id = $1::uuid AND in_app AND (NOT $2::boolean OR read_at IS NULL)
+   ), total AS (
+     SELECT count(*)::int AS "totalCount" FROM matching
+   )
+   SELECT total."totalCount", page.* FROM total LEFT JOIN LATERAL (
+     SELECT ${NOTIFICATION_COLUMNS} FROM matching
+      WHERE $3::timestamptz IS NULL OR (created_at, id) < ($3::timestamptz, $4::uuid)
+      ORDER BY created_at DESC, id DESC
+      LIMIT $5
+   ) page ON true`,
+);
+
+const COUNT_UNREAD = prepared(
+  'notification-count-unread',
+  `SELECT count(*)::int AS count FROM "notifications"."notifications"
+    WHERE recipient_id = $1::uuid AND in_app AND read_at IS NULL`,
+);
+
 function transactionQueries(tx: Prisma.TransactionClient): NotificationTransaction {
   return {
     processOnce: (consumer, eventId) => processOnce(tx, NOTIFICATIONS_SCHEMA, consumer, eventId),
@@ -195,20 +222,27 @@ export function createNotificationRepository(db: Database): NotificationReposito
       return row ?? null;
     },
 
-    list(recipientId, { first, after, unreadOnly }) {
-      const where = { recipientId, ...visible, ...(unreadOnly ? { readAt: null } : {}) };
-      return readKeysetPage(
-        where,
-        { first, after, order: 'desc' },
-        {
-          rows: (query) => db.notification.findMany(query),
-          count: (matching) => db.notification.count({ where: matching }),
-        },
-      );
+    async list(recipientId, { first, after, unreadOnly }) {
+      const rows = await db.$run<Notification & { totalCount: number }>(LIST_NOTIFICATIONS, [
+        recipientId,
+        unreadOnly,
+        after?.createdAt ?? null,
+        after?.id ?? null,
+        first + 1,
+      ]);
+      const page = rows
+        .filter((row) => row.id !== null)
+        .map(({ totalCount: _, ...notification }) => notification);
+      return {
+        rows: page.slice(0, first),
+        hasNextPage: page.length > first,
+        totalCount: rows[0]?.totalCount ?? 0,
+      };
     },
 
-    countUnread(recipientId) {
-      return db.notification.count({ where: { recipientId, ...visible, readAt: null } });
+    async countUnread(recipientId) {
+      const [row] = await db.$run<{ count: number }>(COUNT_UNREAD, [recipientId]);
+      return row?.count ?? 0;
     },
 
     get(id, recipientId) {
