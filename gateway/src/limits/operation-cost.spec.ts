@@ -172,9 +172,11 @@ describe('measureOperation', () => {
       (_, n) => `fragment F${n} on User { ...F${n + 1} ...F${n + 1} }`,
     );
     const query = `{ me { ...F0 } } ${fragments.join(' ')} fragment F30 on User { id }`;
+    // Expanding it would visit a billion selections (minutes); measuring it takes a moment,
+    // on however busy a machine.
     const started = performance.now();
     const cost = measure(query);
-    expect(performance.now() - started).toBeLessThan(100);
+    expect(performance.now() - started).toBeLessThan(5_000);
     expect(cost.fields).toBe(1 + 2 ** 30);
     expect(exceededLimit(cost, limits)?.reason).toBe('FIELDS');
   });
