@@ -1,3 +1,4 @@
+import type { EventPayload } from '@platform/events';
 import { isOutageFailure, type MessageBroker } from '@platform/messaging';
 import type { EmailDeliveryService } from './email-delivery.service';
 import type { NotificationService } from './notification.service';
@@ -12,6 +13,30 @@ const EMAIL_CONSUMER = 'notification.email';
 function isMailTransportError(error: unknown): boolean {
   return error instanceof Error && typeof (error as { command?: unknown }).command === 'string';
 }
+
+const RESET_HINT = "If this wasn't you, reset your password and sign out everywhere now.";
+/** What each change to a second factor tells the user (never a code or a secret). */
+const MFA_NOTICES: Record<
+  EventPayload<'auth.mfa_changed'>['change'],
+  { title: string; body: string }
+> = {
+  totp_enabled: {
+    title: 'Two-step sign-in was turned on',
+    body: `Signing in now needs a code from your authenticator app. ${RESET_HINT}`,
+  },
+  totp_disabled: {
+    title: 'Two-step sign-in was turned off',
+    body: `Your password alone now signs you in, and your recovery codes no longer work. ${RESET_HINT}`,
+  },
+  recovery_codes_regenerated: {
+    title: 'New recovery codes were made',
+    body: `Your earlier recovery codes no longer work. ${RESET_HINT}`,
+  },
+  recovery_code_used: {
+    title: 'A recovery code was used',
+    body: `Someone signed in (or confirmed it is you) with one of your recovery codes; it cannot be used again. ${RESET_HINT}`,
+  },
+};
 
 const inScope = (scope: string | null) => (scope ? ` in ${scope}` : '');
 
@@ -64,8 +89,15 @@ export async function startNotificationConsumers(deps: {
 
   await broker.consume({
     queue: queue(SECURITY_CONSUMER),
-    events: ['auth.password_changed', 'auth.session_revoked'],
+    events: ['auth.password_changed', 'auth.session_revoked', 'auth.mfa_changed'],
     handle: async (event) => {
+      if (event.type === 'auth.mfa_changed')
+        return notifications.notify(SECURITY_CONSUMER, event.id, {
+          recipientId: event.payload.userId,
+          type: 'security.mfa',
+          ...MFA_NOTICES[event.payload.change],
+          data: { change: event.payload.change },
+        });
       if (event.type === 'auth.password_changed')
         return notifications.notify(SECURITY_CONSUMER, event.id, {
           recipientId: event.payload.userId,

@@ -21,6 +21,8 @@ export interface Channels {
 interface KnownType extends Channels {
   /** The in-app channel cannot be switched off (security notices). */
   inAppLocked?: boolean;
+  /** Nor the email (changes to how the account signs in). */
+  emailLocked?: boolean;
 }
 
 /** The types the platform itself sends, with their default channels. */
@@ -28,6 +30,8 @@ export const KNOWN_TYPES: Record<string, KnownType> = {
   welcome: { inApp: true, email: false },
   role_changed: { inApp: true, email: false },
   security: { inApp: true, email: true, inAppLocked: true },
+  /** A second factor changed or a recovery code was used: always in-app and by email. */
+  'security.mfa': { inApp: true, email: true, inAppLocked: true, emailLocked: true },
 };
 
 /** Any other type (sent with `sendNotification`): in the inbox, no email. */
@@ -39,9 +43,13 @@ export const defaultsFor = (type: string): Channels => {
 };
 
 export const isInAppLocked = (type: string): boolean => KNOWN_TYPES[type]?.inAppLocked === true;
+export const isEmailLocked = (type: string): boolean => KNOWN_TYPES[type]?.emailLocked === true;
 
 /** What applies: the user's stored choice over the default; a locked in-app channel stays on. */
 export function effectiveChannels(type: string, stored: Channels | undefined): Channels {
   const channels = stored ?? defaultsFor(type);
-  return isInAppLocked(type) ? { ...channels, inApp: true } : channels;
+  return {
+    inApp: channels.inApp || isInAppLocked(type),
+    email: channels.email || isEmailLocked(type),
+  };
 }

@@ -17,6 +17,7 @@ describe('PreferenceService', () => {
       expect(await preferences.get(user)).toEqual([
         { type: 'role_changed', inApp: true, email: false },
         { type: 'security', inApp: true, email: true },
+        { type: 'security.mfa', inApp: true, email: true },
         { type: 'welcome', inApp: true, email: false },
       ]);
     });
@@ -37,6 +38,7 @@ describe('PreferenceService', () => {
         { type: 'invoice.paid', inApp: true, email: true },
         { type: 'role_changed', inApp: true, email: false },
         { type: 'security', inApp: true, email: true },
+        { type: 'security.mfa', inApp: true, email: true },
         { type: 'welcome', inApp: false, email: true },
       ]);
     });
@@ -47,6 +49,21 @@ describe('PreferenceService', () => {
       ).rejects.toMatchObject({ code: 'BAD_USER_INPUT', message: /^inApp:/ });
       const after = await preferences.update(user, [{ type: 'security', email: false }]);
       expect(after).toContainEqual({ type: 'security', inApp: true, email: false });
+    });
+
+    it('refuses to switch notices of second-factor changes off, in-app or by email', async () => {
+      for (const change of [
+        { type: 'security.mfa', inApp: false },
+        { type: 'security.mfa', email: false },
+      ])
+        await expect(preferences.update(user, [change])).rejects.toMatchObject({
+          code: 'BAD_USER_INPUT',
+        });
+      expect(await preferences.get(user)).toContainEqual({
+        type: 'security.mfa',
+        inApp: true,
+        email: true,
+      });
     });
 
     it('refuses more than 50 changes at once and a type that is not a slug, changing nothing', async () => {

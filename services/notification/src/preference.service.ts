@@ -3,6 +3,7 @@ import { requireId } from '@platform/validation';
 import type { NotificationRepository } from './notification.repository';
 import {
   effectiveChannels,
+  isEmailLocked,
   isInAppLocked,
   KNOWN_TYPES,
   requireType,
@@ -62,6 +63,11 @@ export function createPreferenceService(deps: {
           throw AppError.badInput(
             'inApp',
             `"${change.type}" notices cannot be switched off in-app`,
+          );
+        if (change.email === false && isEmailLocked(change.type))
+          throw AppError.badInput(
+            'email',
+            `"${change.type}" notices cannot be switched off by email`,
           );
       }
       await notifications.transaction(async (tx) => {

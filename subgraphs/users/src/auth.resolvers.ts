@@ -142,7 +142,7 @@ export function createAuthResolvers(
         // Unknown, disabled or wrong password: one answer, in about the same time (auth hashes
         // anyway), and the same guess limits, which the auth service keeps.
         const userId = user && isActive(user) ? user.id : '';
-        const { tokens, deviceToken } = await auth.login({
+        const { tokens, deviceToken, mfaChallenge } = await auth.login({
           userId,
           email,
           password: args.password,
@@ -150,6 +150,11 @@ export function createAuthResolvers(
           clientAddress: context.clientAddress ?? '',
           deviceToken: args.deviceToken ?? '',
         });
+        // AuthPayload always carries tokens: an account with a second factor signs in with signIn.
+        if (mfaChallenge)
+          throw new AppError('UNAUTHENTICATED', 'This account needs a second factor: use signIn', {
+            reason: 'MFA_REQUIRED',
+          });
         return payload(tokens, user, deviceToken);
       },
 

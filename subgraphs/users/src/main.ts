@@ -7,6 +7,7 @@ import { createAuthResolvers } from './auth.resolvers';
 import { startBootstrapAdmin } from './bootstrap-admin';
 import { env } from './environment';
 import { createEmailResolvers } from './email.resolvers';
+import { createMfaResolvers } from './mfa.resolvers';
 import { createProfileResolvers } from './profile.resolvers';
 import { createUserLoader, usersResolvers } from './users.resolvers';
 
@@ -22,13 +23,16 @@ lifecycle.run(async () => {
   const profiles = createProfileResolvers({ users, auth, permissions });
   const email = createEmailResolvers({ users, auth }, throttle);
   const identity = createAuthResolvers({ users, auth, permissions }, throttle, logger);
+  const mfa = createMfaResolvers({ users, auth }, throttle);
   await runtime.serve({
     name: 'users',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: {
       ...usersResolvers,
-      Query: { ...usersResolvers.Query, ...identity.Query, ...profiles.Query },
-      Mutation: { ...identity.Mutation, ...profiles.Mutation, ...email.Mutation },
+      Query: { ...usersResolvers.Query, ...identity.Query, ...profiles.Query, ...mfa.Query },
+      Mutation: { ...identity.Mutation, ...profiles.Mutation, ...email.Mutation, ...mfa.Mutation },
+      User: { ...usersResolvers.User, ...mfa.User },
+      SignInResult: mfa.SignInResult,
     },
     createContext: (base) => ({
       ...base,

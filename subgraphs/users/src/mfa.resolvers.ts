@@ -1,0 +1,205 @@
+import DataLoader from 'dataloader';
+import { AppError } from '@platform/errors';
+import { PERMISSIONS } from '@platform/permissions';
+import { type authV1, userV1 } from '@platform/proto';
+import { requireViewer } from '@platform/subgraph';
+import { normalizeEmail } from '@platform/validation';
+import type { AddressThrottle } from './address.throttle';
+import { findUserByEmail, type IdentityClients } from './auth.resolvers';
+import type { UsersContext } from './users.resolvers';
+
+type AuthClient = IdentityClients['auth'];
+
+/** Longest code accepted at the edge: a TOTP code is 6 digits, a recovery code 19 characters. */
+const MAX_CODE_LENGTH = 32;
+/** A challenge is 43 characters; anything much longer is not one. */
+const MAX_CHALLENGE_LENGTH = 64;
+const MAX_PASSWORD_LENGTH = 1024;
+
+function requireCode(code: string, field = 'code'): string {
+  const trimmed = code.trim();
+  if (!trimmed) throw AppError.badInput(field, 'is required');
+  if (trimmed.length > MAX_CODE_LENGTH) throw AppError.badInput(field, 'is not a valid code');
+  return trimmed;
+}
+
+const isActive = (user: userV1.User) => user.status === userV1.UserStatus.USER_STATUS_ACTIVE;
+
+/** One GetMfaStatus call per tick for every `User.mfaEnrolled` a request reads. */
+const statusLoaders = new WeakMap<object, DataLoader<string, boolean>>();
+function mfaStatusLoader(auth: AuthClient, context: UsersContext) {
+  let loader = statusLoaders.get(context);
+  if (!loader) {
+    loader = new DataLoader(async (ids) => {
+      const { statuses } = await auth.getMfaStatus({ userIds: [...ids] });
+      const enrolled = new Set(statuses.filter((s) => s.totpEnabled).map((s) => s.userId));
+      return ids.map((id) => enrolled.has(id));
+    });
+    statusLoaders.set(context, loader);
+  }
+  return loader;
+}
+
+function challengeOf(challenge: authV1.MfaChallenge) {
+  return {
+    __typename: 'MfaChallenge' as const,
+    challenge: challenge.challenge,
+    expiresAt: challenge.expiresAt,
+    methods: challenge.methods,
+  };
+}
+
+/**
+ * Multi-factor sign-in and the management of second factors (docs/identity.md). The auth
+ * service keeps the rules; this validates input, names the caller and shapes the answers.
+ */
+export function createMfaResolvers(
+  { users, auth }: Pick<IdentityClients, 'users' | 'auth'>,
+  throttle: AddressThrottle,
+) {
+  /** The tokens of a completed sign-in, refused if the account was disabled meanwhile. */
+  async function signedIn(
+    tokens: authV1.SessionTokens | undefined,
+    deviceToken: string,
+    context: UsersContext,
+  ) {
+    const user = tokens ? await context.users.load(tokens.userId) : null;
+    if (!tokens || !user || !isActive(user)) {
+      if (tokens)
+        await auth
+          .revokeSession({ userId: tokens.userId, sessionId: tokens.sessionId })
+          .catch(() => undefined);
+      throw AppError.unauthenticated('Invalid email or password');
+    }
+    return {
+      __typename: 'AuthPayload' as const,
+      accessToken: tokens.accessToken,
+      refreshToken: tokens.refreshToken,
+      expiresIn: tokens.expiresIn,
+      deviceToken: deviceToken || null,
+      user,
+    };
+  }
+
+  return {
+    SignInResult: {
+      __resolveType: (result: { __typename: 'AuthPayload' | 'MfaChallenge' }) => result.__typename,
+    },
+    User: {
+      async mfaEnrolled(user: userV1.User, _: unknown, context: UsersContext) {
+        await context.authz.requireSelfOr(user.id, PERMISSIONS['users:read']);
+        return mfaStatusLoader(auth, context).load(user.id);
+      },
+    },
+    Query: {
+      async myMfa(_: unknown, __: unknown, context: UsersContext) {
+        const viewer = requireViewer(context);
+        const { statuses } = await auth.getMfaStatus({ userIds: [viewer.userId] });
+        const [status] = statuses;
+        return {
+          totpEnabled: status?.totpEnabled ?? false,
+          recoveryCodesLeft: status?.recoveryCodesLeft ?? 0,
+        };
+      },
+    },
+    Mutation: {
+      async signIn(
+        _: unknown,
+        args: { email: string; password: string; deviceToken?: string | null },
+        context: UsersContext,
+      ) {
+        await throttle.checkAddress(context.clientAddress);
+        const email = normalizeEmail(args.email);
+        const user = await findUserByEmail(users, email);
+        // As login: unknown, disabled and wrong password are one answer (the auth service hashes).
+        const userId = user && isActive(user) ? user.id : '';
+        const answer = await auth.login({
+          userId,
+          email,
+          password: args.password,
+          userAgent: context.userAgent ?? '',
+          clientAddress: context.clientAddress ?? '',
+          deviceToken: args.deviceToken ?? '',
+        });
+        if (answer.mfaChallenge) return challengeOf(answer.mfaChallenge);
+        return signedIn(answer.tokens, answer.deviceToken, context);
+      },
+
+      async verifyMfa(
+        _: unknown,
+        args: { challenge: string; code: string },
+        context: UsersContext,
+      ) {
+        if (!args.challenge || args.challenge.length > MAX_CHALLENGE_LENGTH)
+          throw AppError.unauthenticated(
+            'The sign-in challenge is invalid or has expired; sign in again',
+          );
+        const code = requireCode(args.code);
+        const { tokens, deviceToken } = await auth.verifyMfa({
+          challenge: args.challenge,
+          code,
+          clientAddress: context.clientAddress ?? '',
+        });
+        return signedIn(tokens, deviceToken, context);
+      },
+
+      async reauthenticate(
+        _: unknown,
+        args: { password?: string | null; code?: string | null },
+        context: UsersContext,
+      ) {
+        const viewer = requireViewer(context);
+        const password = args.password ?? '';
+        const code = args.code ? requireCode(args.code) : '';
+        if (!password === !code) throw AppError.badInput('password', 'give a password or a code');
+        if (password.length > MAX_PASSWORD_LENGTH)
+          throw AppError.badInput('password', 'is not your current password');
+        const { recentUntil } = await auth.reauthenticate({
+          userId: viewer.userId,
+          sessionId: viewer.sessionId,
+          password,
+          code,
+          clientAddress: context.clientAddress ?? '',
+        });
+        return { recentUntil };
+      },
+
+      async beginTotpEnrollment(_: unknown, __: unknown, context: UsersContext) {
+        const viewer = requireViewer(context);
+        const user = await context.users.load(viewer.userId);
+        const { secret, otpauthUri } = await auth.beginTotpEnrollment({
+          userId: viewer.userId,
+          sessionId: viewer.sessionId,
+          accountName: user?.email ?? '',
+        });
+        return { secret, otpauthUri };
+      },
+
+      async confirmTotpEnrollment(_: unknown, args: { code: string }, context: UsersContext) {
+        const viewer = requireViewer(context);
+        const { recoveryCodes } = await auth.confirmTotpEnrollment({
+          userId: viewer.userId,
+          sessionId: viewer.sessionId,
+          code: requireCode(args.code),
+          clientAddress: context.clientAddress ?? '',
+        });
+        return { codes: recoveryCodes };
+      },
+
+      async disableTotp(_: unknown, __: unknown, context: UsersContext) {
+        const viewer = requireViewer(context);
+        await auth.disableTotp({ userId: viewer.userId, sessionId: viewer.sessionId });
+        return true;
+      },
+
+      async regenerateRecoveryCodes(_: unknown, __: unknown, context: UsersContext) {
+        const viewer = requireViewer(context);
+        const { recoveryCodes } = await auth.regenerateRecoveryCodes({
+          userId: viewer.userId,
+          sessionId: viewer.sessionId,
+        });
+        return { codes: recoveryCodes };
+      },
+    },
+  };
+}
