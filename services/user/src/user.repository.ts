@@ -1,8 +1,8 @@
-import { Prisma, type PrismaClient, type User, type UserStatus } from '@platform/db';
+import { prepared, Prisma, type Database, type User, type UserStatus } from '@platform/db';
 import { AppError } from '@platform/errors';
 import type { EventEnvelope } from '@platform/events';
 import { enqueueEvent } from '@platform/outbox';
-import { readKeysetPage, type CursorPosition, type KeysetPage } from '@platform/validation';
+import type { CursorPosition, KeysetPage } from '@platform/validation';
 
 export const USERS_SCHEMA = 'users';
 
@@ -76,7 +76,31 @@ export function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (char) => `\\${char}`);
 }
 
-export function createUserRepository(db: PrismaClient): UserRepository {
+/**
+ * A page of users, oldest first, after the cursor ($3, $4) if any, those whose email or display
+ * name starts with $2 (a LIKE pattern, escaped) if it is not empty, with how many match on every
+ * page: one statement (the admin's user list). A page past the end is one row of nulls holding
+ * the count.
+ */
+const LIST_USERS = prepared(
+  'user-list',
+  `WITH matching AS (
+     SELECT * FROM "users"."users"
+      WHERE $2::text = '' OR email ILIKE $2 || '%' OR display_name ILIKE $2 || '%'
+   ), total AS (
+     SELECT count(*)::int AS "totalCount" FROM matching
+   )
+   SELECT total."totalCount", page.* FROM total LEFT JOIN LATERAL (
+     SELECT id::text, email, display_name AS "displayName", status::text AS status,
+            email_verified AS "emailVerified", created_at AS "createdAt", updated_at AS "updatedAt"
+       FROM matching
+      WHERE $1::timestamptz IS NULL OR (created_at, id) > ($1::timestamptz, $3::uuid)
+      ORDER BY created_at ASC, id ASC
+      LIMIT $4
+   ) page ON true`,
+);
+
+export function createUserRepository(db: Database): UserRepository {
   return {
     findByIds(ids) {
       return db.user.findMany({ where: { id: { in: [...ids] } } });
@@ -84,25 +108,19 @@ export function createUserRepository(db: PrismaClient): UserRepository {
     findByEmail(email) {
       return db.user.findUnique({ where: { email } });
     },
-    list({ first, after, search }) {
-      // Prisma's `startsWith` builds an ILIKE pattern from the text as it is.
-      const prefix = search ? escapeLike(search) : '';
-      const where: Prisma.UserWhereInput = prefix
-        ? {
-            OR: [
-              { email: { startsWith: prefix, mode: 'insensitive' } },
-              { displayName: { startsWith: prefix, mode: 'insensitive' } },
-            ],
-          }
-        : {};
-      return readKeysetPage(
-        where,
-        { first, after, order: 'asc' },
-        {
-          rows: (query) => db.user.findMany(query),
-          count: (matching) => db.user.count({ where: matching }),
-        },
-      );
+    async list({ first, after, search }) {
+      const rows = await db.$run<User & { totalCount: number }>(LIST_USERS, [
+        after?.createdAt ?? null,
+        search ? escapeLike(search) : '',
+        after?.id ?? null,
+        first + 1,
+      ]);
+      const page = rows.filter((row) => row.id !== null).map(({ totalCount: _, ...user }) => user);
+      return {
+        rows: page.slice(0, first),
+        hasNextPage: page.length > first,
+        totalCount: rows[0]?.totalCount ?? 0,
+      };
     },
     transaction: (work) => db.$transaction((tx) => work(transactionQueries(tx))),
   };
