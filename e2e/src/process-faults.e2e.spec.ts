@@ -287,8 +287,9 @@ describe('process faults: instances killed under load, SIGTERM drains', () => {
     }, 20_000);
 
     const startedAt = Date.now();
+    const reachedSubgraph = slow.forwarded('displayName');
     const inFlight = graphql<{ me: { id: string } }>(slowGateway, ME, { token: user.token });
-    await new Promise((resolve) => setTimeout(resolve, 300)); // the request is in the gateway
+    await reachedSubgraph; // the gateway is waiting for the subgraph's (delayed) answer
     const exited = second.exited('gateway');
     process.kill(second.pid('gateway')!, 'SIGTERM');
 
@@ -314,10 +315,23 @@ interface InboxPage {
 async function delayingProxy(
   port: number,
   delayMs: number,
-): Promise<{ port: number; close(): Promise<void> }> {
+): Promise<{
+  port: number;
+  /** Resolves once a request holding `text` has been passed on to the upstream. */
+  forwarded(text: string): Promise<void>;
+  close(): Promise<void>;
+}> {
   const sockets = new Set<Socket>();
+  const watchers: { text: string; resolve: () => void }[] = [];
   const server = createServer((client) => {
     const upstream = connect(port, '127.0.0.1');
+    client.on('data', (chunk: Buffer) => {
+      const seen = chunk.toString('latin1');
+      for (const watcher of watchers.filter(({ text }) => seen.includes(text))) {
+        watchers.splice(watchers.indexOf(watcher), 1);
+        watcher.resolve();
+      }
+    });
     for (const socket of [client, upstream]) {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
@@ -335,6 +349,7 @@ async function delayingProxy(
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,
+    forwarded: (text) => new Promise((resolve) => watchers.push({ text, resolve })),
     close: () =>
       new Promise((resolve) => {
         for (const socket of sockets) socket.destroy();
