@@ -23,6 +23,13 @@ const user = (displayName: string): userV1.User => ({
 describe('gRPC server and client', () => {
   let server: GrpcServer;
   let address: string;
+  // The server side of every `slow` call, which ends after its client gave up.
+  const slowCalls: Promise<void>[] = [];
+  /** Resolves once every slow call has ended on the server and been counted. */
+  const slowCallsEnded = async () => {
+    await Promise.all(slowCalls);
+    await new Promise((resolve) => setImmediate(resolve));
+  };
 
   beforeAll(async () => {
     server = createGrpcServer({
@@ -39,7 +46,11 @@ describe('gRPC server and client', () => {
             }),
             getUser: async (request) => {
               if (request.id === 'missing') throw AppError.notFound('User');
-              if (request.id === 'slow') await new Promise((resolve) => setTimeout(resolve, 500));
+              if (request.id === 'slow') {
+                const slow = new Promise<void>((resolve) => setTimeout(resolve, 500));
+                slowCalls.push(slow);
+                await slow;
+              }
               if (request.id === 'broken')
                 throw new Error('connection to db://admin:secret@db failed');
               return { user: user('found') };
@@ -116,7 +127,7 @@ describe('gRPC server and client', () => {
     const method = { grpc_service: 'user.v1.UserService', grpc_method: 'GetUser' };
     const codes = ['OK', 'NOT_FOUND', 'UNAUTHENTICATED', 'INTERNAL', 'DEADLINE_EXCEEDED'];
     // The slow call of the test before ends on the server only now.
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    await slowCallsEnded();
     const before = await Promise.all(
       codes.flatMap((grpc_code) => [
         count('grpc_server_handled_total', { ...method, grpc_code }),
@@ -137,7 +148,7 @@ describe('gRPC server and client', () => {
       .getUser({ id: 'slow' }, { deadlineMs: 50 })
       .catch(() => undefined);
     // The slow call's server side ends after the client gave up.
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    await slowCallsEnded();
     const after = await Promise.all(
       codes.flatMap((grpc_code) => [
         count('grpc_server_handled_total', { ...method, grpc_code }),
