@@ -1,0 +1,297 @@
+import { randomBytes } from 'node:crypto';
+import { generate } from 'otplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, startTestSmtpServer, type TestSmtpServer } from '@platform/testing';
+import { graphql, signUp, type GraphQLResponse, type SignedIn } from './graphql.client';
+import { startPlatform, stopPlatform, type Platform } from './platform.harness';
+
+const PASSWORD = 'correct horse battery';
+/** Managing factors needs a sign-in or re-authentication this recent (seconds); short to test it. */
+const REAUTH_WINDOW = 8;
+const GUESSES_PER_CLIENT = 5;
+
+const BEGIN = 'mutation { beginTotpEnrollment { secret otpauthUri } }';
+const CONFIRM = 'mutation ($code: String!) { confirmTotpEnrollment(code: $code) { codes } }';
+const SIGN_IN = `mutation ($email: String!, $password: String!) {
+  signIn(email: $email, password: $password) {
+    __typename
+    ... on AuthPayload { accessToken deviceToken user { id } }
+    ... on MfaChallenge { challenge expiresAt methods }
+  } }`;
+const VERIFY = `mutation ($challenge: String!, $code: String!) {
+  verifyMfa(challenge: $challenge, code: $code) { accessToken refreshToken deviceToken user { id email } } }`;
+const LOGIN = `mutation ($email: String!, $password: String!) {
+  login(email: $email, password: $password) { accessToken } }`;
+const INBOX = '{ me { notifications(first: 20) { edges { node { type title body } } } } }';
+
+type SignInResult =
+  | { __typename: 'AuthPayload'; accessToken: string; deviceToken: string; user: { id: string } }
+  | { __typename: 'MfaChallenge'; challenge: string; expiresAt: string; methods: string[] };
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * An authenticator app: the code of the current 30-second step, or of the next one when the
+ * current step's code was used already (the server accepts one step either side, each once).
+ */
+function createAuthenticator(secret: string) {
+  let lastStep = -1;
+  return {
+    async code(): Promise<string> {
+      for (;;) {
+        const now = Math.floor(Date.now() / 30_000);
+        const step = Math.max(now, lastStep + 1);
+        if (step <= now + 1) {
+          lastStep = step;
+          return generate({ secret, epoch: step * 30 });
+        }
+        await pause(1_000);
+      }
+    },
+  };
+}
+
+describe('multi-factor sign-in through the gateway', () => {
+  let platform: Platform;
+  let gateway: string;
+  let smtp: TestSmtpServer;
+
+  beforeAll(async () => {
+    smtp = await startTestSmtpServer();
+    platform = await startPlatform({
+      'auth-service': {
+        SMTP_URL: smtp.url,
+        MFA_ENCRYPTION_KEYS: `e2e:${randomBytes(32).toString('base64')}`,
+        REAUTH_WINDOW_SECONDS: String(REAUTH_WINDOW),
+        PASSWORD_GUESSES_PER_CLIENT: String(GUESSES_PER_CLIENT),
+      },
+      'notification-service': { SMTP_URL: smtp.url },
+    });
+    gateway = platform.gateway;
+  }, 120_000);
+
+  afterAll(async () => {
+    await stopPlatform(platform);
+    await smtp?.close();
+  });
+
+  const as = <T>(who: { token: string } | undefined, query: string, variables = {}) =>
+    graphql<T>(gateway, query, { variables, ...(who ? { token: who.token } : {}) });
+  const errorOf = (response: GraphQLResponse<unknown>) => response.errors?.[0]?.extensions;
+
+  /** A new account with TOTP on: its app and its recovery codes. */
+  async function enrolled(email: string) {
+    const account = await signUp(gateway, email, PASSWORD);
+    const begun = await as<{ beginTotpEnrollment: { secret: string; otpauthUri: string } }>(
+      account,
+      BEGIN,
+    );
+    const { secret, otpauthUri } = begun.data!.beginTotpEnrollment;
+    const app = createAuthenticator(secret);
+    const confirmed = await as<{ confirmTotpEnrollment: { codes: string[] } }>(account, CONFIRM, {
+      code: await app.code(),
+    });
+    if (!confirmed.data) throw new Error(JSON.stringify(confirmed.errors));
+    return {
+      account,
+      email,
+      secret,
+      otpauthUri,
+      app,
+      codes: confirmed.data.confirmTotpEnrollment.codes,
+    };
+  }
+
+  async function challengeFor(email: string) {
+    const response = await as<{ signIn: SignInResult }>(undefined, SIGN_IN, {
+      email,
+      password: PASSWORD,
+    });
+    const result = response.data?.signIn;
+    if (result?.__typename !== 'MfaChallenge') throw new Error(JSON.stringify(response));
+    return result.challenge;
+  }
+
+  const verify = (challenge: string, code: string) =>
+    as<{
+      verifyMfa: { accessToken: string; refreshToken: string; user: { id: string; email: string } };
+    }>(undefined, VERIFY, { challenge, code });
+
+  /** The user's in-app notice with this title, and the email that carried it. */
+  async function noticeDelivered(who: SignedIn, email: string, title: string) {
+    await eventually(async () => {
+      const inbox = await as<{
+        me: { notifications: { edges: { node: { type: string; title: string } }[] } };
+      }>(who, INBOX);
+      expect(inbox.data?.me.notifications.edges.map((edge) => edge.node)).toContainEqual(
+        expect.objectContaining({ type: 'security.mfa', title }),
+      );
+    }, 15_000);
+    await eventually(() => {
+      const mail = smtp.received.find(
+        (m) => m.to === email && m.raw.replace(/=\r?\n/g, '').includes(title),
+      );
+      if (!mail) throw new Error(`no mail "${title}" to ${email} yet`);
+    }, 15_000);
+  }
+
+  it('turns TOTP on: a secret and otpauth URI, then 10 recovery codes for a right first code, and a notice', async () => {
+    const account = await signUp(gateway, 'ada@example.com', PASSWORD);
+    const begun = await as<{ beginTotpEnrollment: { secret: string; otpauthUri: string } }>(
+      account,
+      BEGIN,
+    );
+    const { secret, otpauthUri } = begun.data!.beginTotpEnrollment;
+    expect(secret).toMatch(/^[A-Z2-7]{16,}$/);
+    expect(otpauthUri).toMatch(/^otpauth:\/\/totp\/[^?]+ada%40example\.com\?/);
+    expect(otpauthUri).toContain(`secret=${secret}`);
+
+    const wrong = await as(account, CONFIRM, { code: '000000' });
+    expect(errorOf(wrong)).toEqual({ code: 'BAD_USER_INPUT', field: 'code' });
+    const confirmed = await as<{ confirmTotpEnrollment: { codes: string[] } }>(account, CONFIRM, {
+      code: await createAuthenticator(secret).code(),
+    });
+    const codes = confirmed.data!.confirmTotpEnrollment.codes;
+    expect(codes).toHaveLength(10);
+    expect(new Set(codes).size).toBe(10);
+
+    const mine = await as<{ myMfa: unknown; me: { mfaEnrolled: boolean } }>(
+      account,
+      '{ myMfa { totpEnabled recoveryCodesLeft } me { mfaEnrolled } }',
+    );
+    expect(mine.data).toEqual({
+      myMfa: { totpEnabled: true, recoveryCodesLeft: 10 },
+      me: { mfaEnrolled: true },
+    });
+    const again = await as(account, BEGIN);
+    expect(errorOf(again)?.['code']).toBe('CONFLICT');
+    await noticeDelivered(account, 'ada@example.com', 'Two-step sign-in was turned on');
+  });
+
+  it('signs in with a challenge and a TOTP code; refuses a wrong code, a replayed code and a used challenge', async () => {
+    const { email, app } = await enrolled('grace@example.com');
+
+    const login = await as(undefined, LOGIN, { email, password: PASSWORD });
+    expect(login.data).toBeNull();
+    expect(errorOf(login)).toEqual({ code: 'UNAUTHENTICATED', reason: 'MFA_REQUIRED' });
+
+    const signIn = await as<{ signIn: SignInResult }>(undefined, SIGN_IN, {
+      email,
+      password: PASSWORD,
+    });
+    const challenge = signIn.data!.signIn;
+    expect(challenge).toMatchObject({
+      __typename: 'MfaChallenge',
+      methods: ['TOTP', 'RECOVERY_CODE'],
+    });
+    if (challenge.__typename !== 'MfaChallenge') throw new Error('no challenge');
+    expect(new Date(challenge.expiresAt).getTime()).toBeGreaterThan(Date.now());
+
+    const wrongPassword = await as(undefined, SIGN_IN, { email, password: 'not my password' });
+    expect(errorOf(wrongPassword)?.['code']).toBe('UNAUTHENTICATED');
+
+    const wrong = await verify(challenge.challenge, '123456');
+    expect(errorOf(wrong)).toEqual({ code: 'UNAUTHENTICATED' });
+
+    const code = await app.code();
+    const done = await verify(challenge.challenge, code);
+    expect(done.data?.verifyMfa.user.email).toBe(email);
+    const me = await as<{ me: { email: string } }>(
+      { token: done.data!.verifyMfa.accessToken },
+      '{ me { email } }',
+    );
+    expect(me.data?.me.email).toBe(email);
+
+    // The challenge is used up, and the code too: a replay on a new challenge is refused.
+    expect(errorOf(await verify(challenge.challenge, await app.code()))?.['code']).toBe(
+      'UNAUTHENTICATED',
+    );
+    const replay = await verify(await challengeFor(email), code);
+    expect(replay.data).toBeNull();
+    expect(errorOf(replay)).toEqual({ code: 'UNAUTHENTICATED' });
+  });
+
+  it('takes each recovery code once, and tells the user it was used', async () => {
+    const { account, email, codes } = await enrolled('linus@example.com');
+    const first = await verify(await challengeFor(email), codes[0]!.toUpperCase());
+    expect(first.data?.verifyMfa.user.email).toBe(email);
+    const again = await verify(await challengeFor(email), codes[0]!);
+    expect(errorOf(again)).toEqual({ code: 'UNAUTHENTICATED' });
+    const left = await as<{ myMfa: { recoveryCodesLeft: number } }>(
+      account,
+      '{ myMfa { recoveryCodesLeft } }',
+    );
+    expect(left.data?.myMfa.recoveryCodesLeft).toBe(9);
+    await noticeDelivered(account, email, 'A recovery code was used');
+  });
+
+  it('counts wrong codes against the sign-in limits: RATE_LIMITED before any code is checked', async () => {
+    const { email, app } = await enrolled('mallory-target@example.com');
+    const [first, second] = [await challengeFor(email), await challengeFor(email)];
+    for (let i = 0; i < GUESSES_PER_CLIENT; i++) {
+      const guess = await verify(first, String(100000 + i));
+      expect(errorOf(guess)?.['code']).toBe('UNAUTHENTICATED');
+    }
+    const limited = await verify(second, await app.code());
+    expect(errorOf(limited)).toMatchObject({ code: 'RATE_LIMITED' });
+    expect(errorOf(limited)?.['retryAfter']).toBeGreaterThan(0);
+    // The same buckets as the password: signing in again from here waits too.
+    const signIn = await as(undefined, SIGN_IN, { email, password: PASSWORD });
+    expect(errorOf(signIn)?.['code']).toBe('RATE_LIMITED');
+  });
+
+  it('needs recent authentication to turn TOTP off, then sends a notice; the password alone signs in again', async () => {
+    const { account, email, codes } = await enrolled('margaret@example.com');
+    await pause((REAUTH_WINDOW + 1) * 1000);
+
+    const stale = await as(account, 'mutation { disableTotp }');
+    expect(errorOf(stale)).toEqual({ code: 'FORBIDDEN', reason: 'REAUTHENTICATION_REQUIRED' });
+    const regenerate = await as(account, 'mutation { regenerateRecoveryCodes { codes } }');
+    expect(errorOf(regenerate)?.['reason']).toBe('REAUTHENTICATION_REQUIRED');
+
+    const REAUTH =
+      'mutation ($p: String, $c: String) { reauthenticate(password: $p, code: $c) { recentUntil } }';
+    const wrong = await as(account, REAUTH, { p: 'not my password' });
+    expect(errorOf(wrong)).toEqual({ code: 'BAD_USER_INPUT', field: 'password' });
+    const both = await as(account, REAUTH, { p: PASSWORD, c: codes[1] });
+    expect(errorOf(both)?.['code']).toBe('BAD_USER_INPUT');
+    const proved = await as<{ reauthenticate: { recentUntil: string } }>(account, REAUTH, {
+      p: PASSWORD,
+    });
+    expect(new Date(proved.data!.reauthenticate.recentUntil).getTime()).toBeGreaterThan(Date.now());
+
+    const disabled = await as(account, 'mutation { disableTotp }');
+    expect(disabled.data).toEqual({ disableTotp: true });
+    await noticeDelivered(account, email, 'Two-step sign-in was turned off');
+
+    const login = await as<{ login: { accessToken: string } }>(undefined, LOGIN, {
+      email,
+      password: PASSWORD,
+    });
+    expect(login.data?.login.accessToken).toEqual(expect.any(String));
+    const signIn = await as<{ signIn: SignInResult }>(undefined, SIGN_IN, {
+      email,
+      password: PASSWORD,
+    });
+    expect(signIn.data?.signIn.__typename).toBe('AuthPayload');
+  });
+
+  it('shows mfaEnrolled to users:read only', async () => {
+    const { account } = await enrolled('enrolled@example.com');
+    const other = await signUp(gateway, 'plain@example.com', PASSWORD);
+    const QUERY = 'query ($id: ID!) { user(id: $id) { email mfaEnrolled } }';
+
+    const byAdmin = await as<{
+      users: { edges: { node: { email: string; mfaEnrolled: boolean } }[] };
+    }>(platform.admin, '{ users(first: 100) { edges { node { email mfaEnrolled } } } }');
+    const nodes = byAdmin.data!.users.edges.map((edge) => edge.node);
+    expect(nodes).toContainEqual({ email: 'enrolled@example.com', mfaEnrolled: true });
+    expect(nodes).toContainEqual({ email: 'plain@example.com', mfaEnrolled: false });
+
+    const self = await as<{ user: { mfaEnrolled: boolean } }>(other, QUERY, { id: other.id });
+    expect(self.data?.user.mfaEnrolled).toBe(false);
+    // Another user's profile is not theirs to read at all.
+    const stranger = await as(other, QUERY, { id: account.id });
+    expect(errorOf(stranger)?.['code']).toBe('FORBIDDEN');
+  });
+});
