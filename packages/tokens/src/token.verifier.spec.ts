@@ -172,6 +172,40 @@ describe('createTokenVerifier', () => {
     await expect(tokens.verify(token)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
   });
 
+  it('keeps trusting the keys it holds while the key set cannot be fetched, and refuses unknown ones', async () => {
+    let reachable = true;
+    let fetches = 0;
+    const tokens = createTokenVerifier({
+      issuer,
+      audience,
+      fetchJwks: () => {
+        fetches += 1;
+        return reachable
+          ? Promise.resolve([key.jwk])
+          : Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:50051'));
+      },
+      refreshIntervalMs: 0,
+    });
+    const before = sign({ sub: 'user-1', sid: 'session-1' }, key.privateKey);
+    await expect(tokens.verify(before)).resolves.toMatchObject({ userId: 'user-1' });
+    reachable = false;
+    // Tokens of the known key, seen before or not, still verify; the refresh is retried a
+    // second later, not on every request.
+    const fresh = sign({ sub: 'user-2', sid: 'session-2' }, key.privateKey);
+    const fetchesBefore = fetches;
+    await expect(tokens.verify(before)).resolves.toMatchObject({ userId: 'user-1' });
+    await expect(tokens.verify(fresh)).resolves.toMatchObject({ userId: 'user-2' });
+    await expect(tokens.verify(fresh)).resolves.toMatchObject({ userId: 'user-2' });
+    expect(fetches - fetchesBefore).toBe(1);
+    // A token of a key it has never seen cannot be checked: the outage is reported (the
+    // refresh that failed a moment ago is not tried again yet).
+    const unknown = sign({ sub: 'user-3', sid: 'session-3' }, makeKey('k9').privateKey, {
+      keyid: 'k9',
+    });
+    await expect(tokens.verify(unknown)).rejects.toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+    expect(fetches - fetchesBefore).toBe(1);
+  });
+
   it('treats a missing header as anonymous and a malformed one as an error', async () => {
     await expect(verifier().verifyHeader(undefined)).resolves.toBeNull();
     await expect(verifier().verifyHeader('Basic abc')).rejects.toMatchObject({

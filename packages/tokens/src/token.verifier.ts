@@ -78,9 +78,28 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     return inflight;
   }
 
+  // When fetching the key set last failed, and why: the next attempt waits a second.
+  let failedRefresh: { at: number; error: unknown } | undefined;
+
   async function keyFor(kid: string): Promise<KeyObject | undefined> {
-    const stale = Date.now() - fetchedAt >= refreshIntervalMs;
-    if (stale || (!keys.has(kid) && Date.now() - fetchedAt > 1_000)) await refresh();
+    const now = Date.now();
+    const known = keys.has(kid);
+    if (now - fetchedAt >= refreshIntervalMs || (!known && now - fetchedAt > 1_000)) {
+      if (failedRefresh && now - failedRefresh.at < 1_000) {
+        if (!known) throw AppError.unavailable(failedRefresh.error);
+      } else {
+        try {
+          await refresh();
+          failedRefresh = undefined;
+        } catch (error) {
+          // The key set could not be fetched (the auth service is unreachable). A key it held
+          // stays trusted meanwhile, as until any refresh; a token of a key never seen cannot
+          // be checked, and the outage is its answer.
+          failedRefresh = { at: Date.now(), error };
+          if (!known) throw error;
+        }
+      }
+    }
     return keys.get(kid);
   }
 
