@@ -5,7 +5,7 @@ import { isUuid } from '@platform/validation';
 import { generateSecret, generateURI, verify as verifyTotp } from 'otplib';
 import type { AuthTransactions } from './auth.transactions';
 import type { CredentialRepository } from './credential.repository';
-import type { MfaRepository, MfaStatusRow } from './mfa.repository';
+import type { ChallengeRow, MfaRepository, MfaStatusRow } from './mfa.repository';
 import { hashOpaqueToken, isOpaqueToken, newOpaqueToken } from './opaque-token';
 import type { GuessingClient, PasswordGuard } from './password-guard';
 import type { PasswordHasher } from './password.hasher';
@@ -91,7 +91,7 @@ export const MAX_CHALLENGE_FAILURES = 5;
 /** 30-second steps, 6 digits, SHA-1: what every authenticator app reads from the URI. */
 const PERIOD = 30;
 const TOTP_CODE = /^\d{6}$/;
-/** 16 characters of 32 (80 bits), no look-alikes; shown in groups of four. */
+/** 16 characters of 31 (about 79 bits), no look-alikes (0, 1, i, l, o); shown in groups of four. */
 const RECOVERY_ALPHABET = '23456789abcdefghjkmnpqrstuvwxyz';
 const RECOVERY_CODE = /^[2-9a-hjkmnp-z]{16}$/;
 
@@ -183,6 +183,19 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
     return codes;
   }
 
+  /**
+   * The end of every way of answering a challenge (a code now, a passkey assertion later): uses
+   * the challenge up (of two completions at once, one opens a session) and signs in.
+   */
+  async function completeChallenge(tokenHash: string, open: ChallengeRow): Promise<MfaSignIn> {
+    if (!(await repository.consumeChallenge(tokenHash, clock()))) throw invalidChallenge();
+    const deviceToken = await guard.deviceTokenFor(
+      accountOf(open.userId),
+      open.deviceToken ?? undefined,
+    );
+    return { tokens: await sessions.open(open.userId, open.userAgent ?? undefined), deviceToken };
+  }
+
   return {
     async challengeFor(userId, userAgent, deviceToken) {
       const factor = await repository.findFactor(userId);
@@ -215,17 +228,9 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
         await repository.countChallengeFailure(tokenHash, MAX_CHALLENGE_FAILURES, clock());
         throw AppError.unauthenticated('Invalid code');
       }
-      if (!(await repository.consumeChallenge(tokenHash, clock()))) throw invalidChallenge();
       if (method === 'RECOVERY_CODE')
         await transactions.run((tx) => tx.emit(emitChange(open.userId, 'recovery_code_used')));
-      const deviceToken = await guard.deviceTokenFor(
-        accountOf(open.userId),
-        open.deviceToken ?? undefined,
-      );
-      return {
-        tokens: await sessions.open(open.userId, open.userAgent ?? undefined),
-        deviceToken,
-      };
+      return completeChallenge(tokenHash, open);
     },
 
     async reauthenticate(userId, sessionId, proof, client) {
