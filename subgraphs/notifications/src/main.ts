@@ -6,7 +6,11 @@ import { notificationV1 } from '@platform/proto';
 import { loadTypeDefs, openSubgraphRuntime } from '@platform/subgraph';
 import { env } from './environment';
 import { createLiveHub } from './live-hub';
-import { createDeliveryLoader, notificationsResolvers } from './notifications.resolvers';
+import {
+  createDeliveryLoader,
+  createInbox,
+  notificationsResolvers,
+} from './notifications.resolvers';
 import { carryTraceContext } from '@platform/telemetry';
 
 const logger = createLogger({ name: 'notifications-subgraph', level: env.LOG_LEVEL });
@@ -53,6 +57,7 @@ lifecycle.run(async () => {
       notifications,
       live,
       deliveries: createDeliveryLoader(notifications),
+      inbox: createInbox(notifications),
     }),
     subscriptions: true,
   });

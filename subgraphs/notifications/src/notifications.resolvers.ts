@@ -22,6 +22,85 @@ export interface NotificationsContext extends SubgraphContext {
   live: LiveHub<notificationV1.Notification>;
   /** Email deliveries by notification id, one call per tick. */
   deliveries: DataLoader<string, notificationV1.EmailDelivery | null>;
+  /** The recipients' pages and unread counts of this request, merged per tick. */
+  inbox: Inbox;
+}
+
+interface PageArgs {
+  first: number;
+  after: string;
+  unreadOnly: boolean;
+}
+
+/** What a page (`User.notifications`) and the badge (`unreadNotificationCount`) read. */
+export interface Inbox {
+  page(recipientId: string, args: PageArgs): Promise<notificationV1.ListNotificationsResponse>;
+  unreadCount(recipientId: string): Promise<number>;
+}
+
+type InboxRead = { recipientId: string; page?: PageArgs };
+
+/**
+ * A page and the unread count of the same recipient asked in the same tick (a page showing both)
+ * go out as one ListNotifications with its unread count; a count alone is a CountUnread.
+ */
+export function createInbox(client: NotificationClient): Inbox {
+  const loader = new DataLoader<
+    InboxRead,
+    notificationV1.ListNotificationsResponse | number,
+    string
+  >(
+    async (reads) => {
+      const countWanted = new Set(reads.filter((read) => !read.page).map((r) => r.recipientId));
+      const counts = new Map<string, Promise<number>>();
+      const pages = reads.map((read) => {
+        if (!read.page) return undefined;
+        const withUnreadCount = countWanted.delete(read.recipientId);
+        const page = client.listNotifications({
+          recipientId: read.recipientId,
+          ...read.page,
+          withUnreadCount,
+        });
+        if (withUnreadCount)
+          counts.set(
+            read.recipientId,
+            page.then((answer) => answer.unreadCount ?? 0),
+          );
+        return page;
+      });
+      for (const recipientId of countWanted)
+        counts.set(
+          recipientId,
+          client.countUnread({ recipientId }).then((answer) => answer.count),
+        );
+      const settled = await Promise.allSettled(
+        reads.map(async (read, index) => pages[index] ?? counts.get(read.recipientId) ?? 0),
+      );
+      return settled.map((result) =>
+        result.status === 'fulfilled'
+          ? result.value
+          : result.reason instanceof Error
+            ? result.reason
+            : new Error(String(result.reason)),
+      );
+    },
+    {
+      cacheKeyFn: ({ recipientId, page }) =>
+        page ? `${recipientId}|${page.first}|${page.after}|${page.unreadOnly}` : recipientId,
+    },
+  );
+  return {
+    async page(recipientId, args) {
+      const answer = await loader.load({ recipientId, page: args });
+      if (typeof answer === 'number') throw new Error('inbox: a count where a page was expected');
+      return answer;
+    },
+    async unreadCount(recipientId) {
+      const answer = await loader.load({ recipientId });
+      if (typeof answer !== 'number') throw new Error('inbox: a page where a count was expected');
+      return answer;
+    },
+  };
 }
 
 export function createDeliveryLoader(
@@ -159,8 +238,7 @@ export const notificationsResolvers = {
       requireSelf(user, context);
       if (args.first < 1 || args.first > 100)
         throw AppError.badInput('first', 'must be between 1 and 100');
-      const page = await context.notifications.listNotifications({
-        recipientId: user.id,
+      const page = await context.inbox.page(user.id, {
         first: args.first,
         after: args.after ?? '',
         unreadOnly: args.unreadOnly,
@@ -176,7 +254,7 @@ export const notificationsResolvers = {
     },
     async unreadNotificationCount(user: { id: string }, _: unknown, context: NotificationsContext) {
       requireSelf(user, context);
-      return (await context.notifications.countUnread({ recipientId: user.id })).count;
+      return context.inbox.unreadCount(user.id);
     },
     async notificationPreferences(user: { id: string }, _: unknown, context: NotificationsContext) {
       requireSelf(user, context);
