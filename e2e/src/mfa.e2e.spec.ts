@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { generate } from 'otplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startTestSmtpServer, type TestSmtpServer } from '@platform/testing';
@@ -293,5 +295,35 @@ describe('multi-factor sign-in through the gateway', () => {
     // Another user's profile is not theirs to read at all.
     const stranger = await as(other, QUERY, { id: account.id });
     expect(errorOf(stranger)?.['code']).toBe('FORBIDDEN');
+  });
+});
+
+describe('the key that seals TOTP secrets, in production', () => {
+  const start = (env: Record<string, string>) =>
+    spawnSync(
+      process.execPath,
+      [fileURLToPath(new URL('../../services/auth/dist/main.js', import.meta.url))],
+      {
+        env: {
+          PATH: process.env['PATH'] ?? '',
+          NODE_ENV: 'production',
+          INTERNAL_TOKEN: 'x'.repeat(32),
+          SMTP_URL: 'smtp://127.0.0.1:2525',
+          ...env,
+        },
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
+
+  it('is required: the auth service refuses to start without it, or with the development key, saying why', () => {
+    const without = start({});
+    expect(without.status).toBe(78);
+    expect(without.stderr).toContain('MFA_ENCRYPTION_KEYS: is required in production');
+    const development = start({
+      MFA_ENCRYPTION_KEYS: `dev:${Buffer.alloc(32, 'development-only-mfa-key').toString('base64')}`,
+    });
+    expect(development.status).toBe(78);
+    expect(development.stderr).toContain('must not contain the development key');
   });
 });
