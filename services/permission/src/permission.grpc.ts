@@ -238,6 +238,31 @@ export function createPermissionHandlers(deps: {
       };
     },
 
+    async batchGetUserAccess(request) {
+      const userIds = requireBatch('userIds', request.userIds);
+      for (const userId of userIds) requireId('userIds', userId);
+      const scope = requireScope(request.scope);
+      const [byUser, permissions] = await Promise.all([
+        assignments.listAssignments(userIds),
+        request.withPermissions ? checks.effectivePermissionsOf(userIds, scope) : undefined,
+      ]);
+      const roles = new Map<string, permissionV1.Role>();
+      const users = userIds.map((userId, index) => ({
+        userId,
+        assignments: (byUser.get(userId) ?? []).map((assignment) => {
+          if (!roles.has(assignment.role.id))
+            roles.set(assignment.role.id, toRole(assignment.role));
+          return {
+            roleId: assignment.role.id,
+            scope: assignment.scope,
+            assignedAt: assignment.assignedAt,
+          };
+        }),
+        permissions: permissions?.[index] ?? [],
+      }));
+      return { users, roles: [...roles.values()] };
+    },
+
     async beginUserChange(request) {
       const token = await userChanges.begin(
         actorOf(request.actorId),

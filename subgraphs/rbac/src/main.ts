@@ -2,12 +2,7 @@ import { createLifecycle } from '@platform/lifecycle';
 import { createLogger } from '@platform/logger';
 import { loadTypeDefs, openSubgraphRuntime } from '@platform/subgraph';
 import { env } from './environment';
-import {
-  createAssignmentLoader,
-  createEffectivePermissionsLoader,
-  createRoleLoader,
-  rbacResolvers,
-} from './rbac.resolvers';
+import { createRoleLoader, createUserAccessLoader, rbacResolvers } from './rbac.resolvers';
 
 const logger = createLogger({ name: 'rbac-subgraph', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
@@ -24,8 +19,7 @@ lifecycle.run(async () => {
       ...base,
       permissions,
       roles: createRoleLoader(permissions),
-      assignments: createAssignmentLoader(permissions),
-      effectivePermissions: createEffectivePermissionsLoader(permissions),
+      access: createUserAccessLoader(permissions),
     }),
   });
 });

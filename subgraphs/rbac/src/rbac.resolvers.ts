@@ -17,44 +17,90 @@ export interface RbacContext extends SubgraphContext {
   permissions: PermissionClient;
   /** Roles by id, one BatchGetRoles call per tick. */
   roles: DataLoader<string, permissionV1.Role | null>;
-  /** Users' role assignments, one BatchListAssignments call per tick. */
-  assignments: DataLoader<string, permissionV1.Assignment[]>;
-  /** Users' effective permissions by `{ userId, scope }`, one call per scope and tick. */
-  effectivePermissions: DataLoader<{ userId: string; scope: string }, string[], string>;
+  /** Users' assignments and effective permissions, one BatchGetUserAccess call per tick. */
+  access: UserAccessLoader;
 }
 
-export function createEffectivePermissionsLoader(
-  client: PermissionClient,
-): RbacContext['effectivePermissions'] {
-  return new DataLoader(
+/** A user's role assignment, its role resolved. */
+export interface AssignedRole {
+  role: permissionV1.Role;
+  /** "": global. */
+  scope: string;
+  assignedAt: Date | undefined;
+}
+
+/** What `User.roles` and `User.permissions` read. */
+export interface UserAccessLoader {
+  assignments(userId: string): Promise<AssignedRole[]>;
+  /** The user's effective permissions in `scope` ("" global). */
+  permissions(userId: string, scope: string): Promise<string[]>;
+}
+
+/** A user's assignments (no scope), or their effective permissions in a scope. */
+type AccessKey = { userId: string; scope?: string };
+
+/**
+ * The reads of users' roles and permissions that a request makes in one tick go out as one
+ * BatchGetUserAccess (one per further scope of permissions asked), e.g. `me { roles
+ * permissions }` or a page of users with their roles.
+ */
+export function createUserAccessLoader(client: PermissionClient): UserAccessLoader {
+  const loader = new DataLoader<AccessKey, AssignedRole[] | string[], string>(
     async (keys) => {
-      const byScope = new Map<string, string[]>();
+      const rolesOf = [...new Set(keys.filter((k) => k.scope === undefined).map((k) => k.userId))];
+      const byScope = new Map<string, Set<string>>();
       for (const { userId, scope } of keys)
-        byScope.set(scope, [...(byScope.get(scope) ?? []), userId]);
-      const answers = new Map<string, string[]>();
+        if (scope !== undefined) byScope.set(scope, (byScope.get(scope) ?? new Set()).add(userId));
+      // The assignments ride with the first scope's permissions (or alone).
+      const calls: { userIds: string[]; scope: string; withPermissions: boolean }[] = [];
+      const [first, ...others] = [...byScope];
+      calls.push({
+        userIds: [...new Set([...rolesOf, ...(first?.[1] ?? [])])],
+        scope: first?.[0] ?? '',
+        withPermissions: first !== undefined,
+      });
+      for (const [scope, userIds] of others)
+        calls.push({ userIds: [...userIds], scope, withPermissions: true });
+      const assignments = new Map<string, AssignedRole[]>();
+      const permissions = new Map<string, string[]>();
       await Promise.all(
-        [...byScope].map(async ([scope, userIds]) => {
-          const { users } = await client.batchListEffectivePermissions({ userIds, scope });
-          for (const user of users) answers.set(`${scope}|${user.userId}`, user.permissions);
+        calls.map(async (call, index) => {
+          if (call.userIds.length === 0) return;
+          const answer = await client.batchGetUserAccess(call);
+          const roles = new Map(answer.roles.map((role) => [role.id, role]));
+          for (const user of answer.users) {
+            if (call.withPermissions)
+              permissions.set(`${call.scope}|${user.userId}`, user.permissions);
+            if (index > 0) continue;
+            assignments.set(
+              user.userId,
+              user.assignments.flatMap(({ roleId, scope, assignedAt }) => {
+                const role = roles.get(roleId);
+                return role ? [{ role, scope, assignedAt }] : [];
+              }),
+            );
+          }
         }),
       );
       return keys.map(
         ({ userId, scope }) =>
-          answers.get(`${scope}|${userId}`) ?? new Error('permissions missing from the answer'),
+          (scope === undefined ? assignments.get(userId) : permissions.get(`${scope}|${userId}`)) ??
+          new Error('user missing from the answer'),
       );
     },
-    { maxBatchSize: 100, cacheKeyFn: ({ userId, scope }) => `${scope}|${userId}` },
-  );
-}
-
-export function createAssignmentLoader(client: PermissionClient): RbacContext['assignments'] {
-  return new DataLoader(
-    async (userIds) => {
-      const { users } = await client.batchListAssignments({ userIds: [...userIds] });
-      return users.map((user) => user.assignments);
+    {
+      maxBatchSize: 100,
+      cacheKeyFn: ({ userId, scope }) => (scope === undefined ? userId : `${scope}|${userId}`),
     },
-    { maxBatchSize: 100 },
   );
+  return {
+    async assignments(userId) {
+      return (await loader.load({ userId })) as AssignedRole[];
+    },
+    async permissions(userId, scope) {
+      return (await loader.load({ userId, scope })) as string[];
+    },
+  };
 }
 
 export function createRoleLoader(client: PermissionClient): RbacContext['roles'] {
@@ -198,7 +244,7 @@ export const rbacResolvers = {
   User: {
     async roles(user: { id: string }, _: unknown, context: RbacContext) {
       await context.authz.requireSelfOr(user.id, PERMISSIONS['roles:read']);
-      const assignments = await context.assignments.load(user.id);
+      const assignments = await context.access.assignments(user.id);
       return assignments.map((assignment) => ({
         role: assignment.role,
         scope: assignment.scope || null,
@@ -211,7 +257,7 @@ export const rbacResolvers = {
       context: RbacContext,
     ): Promise<string[]> {
       await context.authz.requireSelfOr(user.id, PERMISSIONS['roles:read']);
-      return context.effectivePermissions.load({ userId: user.id, scope: validScope(args.scope) });
+      return context.access.permissions(user.id, validScope(args.scope));
     },
   },
 
