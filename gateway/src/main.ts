@@ -34,6 +34,7 @@ import { grpcDependency, httpDependency, readinessRoute, redisDependency } from 
 import { SubgraphDataSource, type GatewayContext } from './subgraph.data-source';
 import { createSubgraphFetcher, subgraphInstances } from './subgraph.fetcher';
 import { createFederatedSubscriptions } from './subscriptions/federated-subscriptions';
+import { createSharedLimits } from './subscriptions/shared-limits';
 import { attachSubscriptionServer } from './subscriptions/subscription.server';
 import { createUpstreamSubscriptions } from './subscriptions/upstream';
 import { loadSupergraphSdl } from './supergraph.source';
@@ -217,6 +218,7 @@ lifecycle.run(async () => {
     tokens,
     revocations,
     operationLimits,
+    shared: createSharedLimits({ redis, logger }),
     limits: {
       perUser: env.MAX_SUBSCRIPTIONS_PER_USER,
       connectionsPerUser: env.MAX_CONNECTIONS_PER_USER,
@@ -229,6 +231,7 @@ lifecycle.run(async () => {
     clientAddressOf: (req) => clientAddressOf(req, env.TRUST_PROXY),
     logger,
   });
+  upstream.onDrop((subgraph) => subscriptions.upstreamLost(subgraph));
   exportSubscriptionGauges(subscriptions);
   lifecycle.onShutdown('http server', () => http.close());
   // Open WebSockets first: they would keep the HTTP server from closing.

@@ -7,19 +7,24 @@ import {
 } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { formatGraphQLError, formatResultErrors } from '@platform/errors';
+import {
+  formatGraphQLError,
+  formatResultErrors,
+  OUTAGE_RETRY_AFTER_SECONDS,
+} from '@platform/errors';
 import { createDocumentCache } from '@platform/http-server';
 import { newCorrelationId, type Logger } from '@platform/logger';
 import type { Identity, SessionRevocations, TokenVerifier } from '@platform/tokens';
 import { checkAccessToken } from '../access/public-operations';
 import { checkOperation, queryTooComplex, type OperationLimits } from '../limits/operation-cost';
 import { UpstreamSubscriptionError, type FederatedSubscriptions } from './federated-subscriptions';
+import type { SharedLimits } from './shared-limits';
 import { byteLength, completedId, unlessTooSlow } from './socket-messages';
 
 export interface SubscriptionLimits {
-  /** Concurrent subscriptions one user may hold on this gateway instance. */
+  /** Concurrent subscriptions one user may hold, on all gateway instances together. */
   perUser: number;
-  /** Concurrent WebSocket connections one user may hold on this gateway instance. */
+  /** Concurrent WebSocket connections one user may hold, on all gateway instances together. */
   connectionsPerUser: number;
   /** Largest message accepted before `connection_init` is accepted (bytes). */
   maxUnauthenticatedMessageBytes: number;
@@ -36,8 +41,12 @@ export interface SubscriptionLimits {
 interface Connection {
   socket: WebSocket;
   identity: Identity;
+  /** The connection's lease in the shared per-user limit (also the prefix of its slots'). */
+  lease: string;
   /** Subscription ids holding one of the user's slots, released exactly once. */
   slots: Set<string>;
+  /** Each running subscription's upstream subgraph (the root field's), by id. */
+  upstreams: Map<string, string>;
   authorization: string;
   userAgent: string | undefined;
   clientAddress: string | undefined;
@@ -75,6 +84,7 @@ const UNAUTHORIZED = 4401;
 const TOO_MANY_CONNECTIONS = 4429;
 const MESSAGE_TOO_BIG = 1009;
 const INTERNAL_ERROR = 1011;
+const SERVICE_RESTART = 1012;
 const TRY_AGAIN_LATER = 1013;
 
 /**
@@ -92,12 +102,25 @@ export function attachSubscriptionServer(options: {
   tokens: TokenVerifier;
   revocations: SessionRevocations;
   limits: SubscriptionLimits;
+  /** Where the per-user limits are counted, across every gateway instance (Redis). */
+  shared: SharedLimits;
   /** The same limits as over HTTP, on each subscription's selection before it is planned. */
   operationLimits: OperationLimits;
   clientAddressOf: (req: IncomingMessage) => string | undefined;
   logger: Logger;
-}): { close(): Promise<void>; connections(): number; subscriptions(): number } {
-  const { federated, limits, logger } = options;
+}): {
+  close(): Promise<void>;
+  connections(): number;
+  subscriptions(): number;
+  /**
+   * A subgraph's upstream connection dropped: events were lost, so every client holding a
+   * subscription it carried is closed with 1012 (Service Restart), which graphql-ws clients
+   * reconnect after (and then catch up, docs/notifications.md). Returns how many.
+   */
+  upstreamLost(subgraph: string): number;
+} {
+  const { federated, limits, logger, shared } = options;
+  let connectionSeq = 0;
   // Frames beyond maxMessageBytes are refused by ws before they are buffered (1009).
   const wss = new WebSocketServer({
     server: options.server,
@@ -118,7 +141,10 @@ export function attachSubscriptionServer(options: {
 
   /** Gives back a subscription's slot; safe to call again (complete, error and close race). */
   function release(connection: Connection, id: string): void {
-    if (connection.slots.delete(id)) adjust(slotsHeld, connection.identity.userId, -1);
+    connection.upstreams.delete(id);
+    if (!connection.slots.delete(id)) return;
+    adjust(slotsHeld, connection.identity.userId, -1);
+    void shared.release('subscriptions', connection.identity.userId, `${connection.lease}:${id}`);
   }
 
   /** Forgets a connection and everything it held, once, whichever way it ended. */
@@ -128,6 +154,7 @@ export function attachSubscriptionServer(options: {
     connections.delete(socket);
     for (const id of [...connection.slots]) release(connection, id);
     adjust(connectionsHeld, connection.identity.userId, -1);
+    void shared.release('connections', connection.identity.userId, connection.lease);
   }
 
   function close(socket: WebSocket, code: number, reason: string): void {
@@ -183,15 +210,35 @@ export function attachSubscriptionServer(options: {
           return false;
         }
         if (socket.readyState !== socket.OPEN) return false;
-        if ((connectionsHeld.get(identity.userId) ?? 0) >= limits.connectionsPerUser) {
+        const lease = shared.leaseName(++connectionSeq);
+        let taken: boolean;
+        try {
+          taken = await shared.acquire(
+            'connections',
+            identity.userId,
+            lease,
+            limits.connectionsPerUser,
+          );
+        } catch (error) {
+          logger.warn({ err: error }, 'could not count the connection; refusing it');
+          socket.close(TRY_AGAIN_LATER, 'Try again later');
+          return false;
+        }
+        if (!taken) {
           socket.close(TOO_MANY_CONNECTIONS, `At most ${limits.connectionsPerUser} connections`);
+          return false;
+        }
+        if (socket.readyState !== socket.OPEN) {
+          void shared.release('connections', identity.userId, lease);
           return false;
         }
         adjust(connectionsHeld, identity.userId, 1);
         const connection: Connection = {
           socket,
           identity,
+          lease,
           slots: new Set(),
+          upstreams: new Map(),
           authorization,
           userAgent: request.headers['user-agent'],
           clientAddress: options.clientAddressOf(request),
@@ -202,7 +249,7 @@ export function attachSubscriptionServer(options: {
         socket.once('close', () => forget(socket));
         return true;
       },
-      onSubscribe(ctx, id, payload) {
+      async onSubscribe(ctx, id, payload) {
         const connection = connections.get(ctx.extra.socket);
         if (!connection)
           return [new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } })];
@@ -226,17 +273,41 @@ export function attachSubscriptionServer(options: {
           if (error instanceof GraphQLError) return [error];
           throw error;
         }
-        // The slot is taken here, in the same tick as the check: a burst of subscribe
-        // messages cannot all pass before any is counted.
+        // The slot is held here at once (a `complete` or a close meanwhile gives it back),
+        // and counted in Redis against every instance's: one script checks and takes it, so
+        // a burst of subscribe messages, at any gateways, cannot all pass.
         const { userId } = connection.identity;
-        if ((slotsHeld.get(userId) ?? 0) >= limits.perUser)
+        connection.slots.add(id);
+        connection.upstreams.set(id, plan.primary.serviceName);
+        adjust(slotsHeld, userId, 1);
+        const lease = `${connection.lease}:${id}`;
+        let taken: boolean;
+        try {
+          taken = await shared.acquire('subscriptions', userId, lease, limits.perUser);
+        } catch (error) {
+          logger.warn({ err: error }, 'could not count the subscription; refusing it');
+          release(connection, id);
+          return [
+            new GraphQLError('Service temporarily unavailable; try again shortly', {
+              extensions: { code: 'SERVICE_UNAVAILABLE', retryAfter: OUTAGE_RETRY_AFTER_SECONDS },
+            }),
+          ];
+        }
+        if (!taken) {
+          release(connection, id);
           return [
             new GraphQLError(`At most ${limits.perUser} subscriptions at once`, {
               extensions: { code: 'RATE_LIMITED', retryAfter: 60 },
             }),
           ];
-        connection.slots.add(id);
-        adjust(slotsHeld, userId, 1);
+        }
+        // Ended while the lease was taken: give it back (the release before it was a no-op).
+        if (!connection.slots.has(id)) {
+          void shared.release('subscriptions', userId, lease);
+          return [
+            new GraphQLError('Subscription ended', { extensions: { code: 'BAD_USER_INPUT' } }),
+          ];
+        }
         const contextValue: SubscriptionContext = { connection, plan };
         const args: ExecutionArgs = {
           schema: federated.schema,
@@ -326,9 +397,20 @@ export function attachSubscriptionServer(options: {
   keepAlive.unref();
 
   return {
+    upstreamLost(subgraph) {
+      let closed = 0;
+      for (const [socket, connection] of connections)
+        if ([...connection.upstreams.values()].includes(subgraph)) {
+          close(socket, SERVICE_RESTART, 'Upstream restarted; reconnect and catch up');
+          closed += 1;
+        }
+      if (closed > 0) logger.info({ subgraph, closed }, 'closed subscribers of a lost upstream');
+      return closed;
+    },
     connections: () => connections.size,
     subscriptions: () => [...slotsHeld.values()].reduce((sum, held) => sum + held, 0),
     async close() {
+      shared.close();
       clearInterval(sessionCheck);
       clearInterval(keepAlive);
       await cleanup.dispose();

@@ -15,10 +15,12 @@ export interface UpstreamPayload {
  * Subscriptions to subgraphs over graphql-ws: one connection per subgraph for this whole
  * gateway instance, carrying every client subscription (each with its user's token). The
  * connection is opened on first use, kept alive with pings and re-established after a drop
- * (its subscriptions are re-sent; events in between are missed, and clients catch up by
- * querying `notifications(after:)`). A subgraph with several instances (a comma-separated URL
- * list) is connected to round-robin: each (re)connection goes to the next, so one that died
- * is left for a live one.
+ * (its subscriptions are re-sent). Events in between are missed, so a drop of a connection
+ * that was up is reported (`onDrop`): the subscription server closes the clients whose
+ * subscriptions it carried with 1012 (Service Restart), and they reconnect and catch up by
+ * querying `notifications(after:)`, as after any reconnect. A subgraph with several instances
+ * (a comma-separated URL list) is connected to round-robin: each (re)connection goes to the
+ * next, so one that died or is draining is left for a live one.
  */
 export interface UpstreamSubscriptions {
   subscribe(
@@ -27,6 +29,11 @@ export interface UpstreamSubscriptions {
   ): AsyncIterableIterator<FormattedExecutionResult>;
   /** Open upstream connections (one per subgraph in use). */
   connections(): number;
+  /**
+   * Called when a subgraph's connection that was up closes (not at `close()`): the events
+   * of its subscriptions until it is re-established are lost.
+   */
+  onDrop(listener: (subgraph: string) => void): void;
   close(): Promise<void>;
 }
 
@@ -38,6 +45,8 @@ export function createUpstreamSubscriptions(options: {
 }): UpstreamSubscriptions {
   const clients = new Map<string, Client>();
   const { logger } = options;
+  const dropListeners: ((subgraph: string) => void)[] = [];
+  let closing = false;
 
   function clientFor(subgraph: string): Client {
     const existing = clients.get(subgraph);
@@ -47,6 +56,8 @@ export function createUpstreamSubscriptions(options: {
     );
     if (urls.length === 0) throw new Error(`no URL for subgraph ${subgraph}`);
     let next = 0;
+    /** Whether the current connection was acknowledged (and carried subscriptions). */
+    let up = false;
     const connectionParams: UpstreamConnectionParams & Record<string, unknown> = {
       internalToken: options.internalToken,
     };
@@ -69,9 +80,19 @@ export function createUpstreamSubscriptions(options: {
         ),
       shouldRetry: () => true,
       on: {
-        connected: () => logger.info({ subgraph }, 'upstream subscription connection open'),
-        closed: (event) =>
-          logger.debug({ subgraph, code: (event as { code?: number }).code }, 'upstream closed'),
+        connected: () => {
+          up = true;
+          logger.info({ subgraph }, 'upstream subscription connection open');
+        },
+        closed: (event) => {
+          const code = (event as { code?: number } | undefined)?.code;
+          logger.debug({ subgraph, code }, 'upstream closed');
+          const wasUp = up;
+          up = false;
+          if (!wasUp || closing) return;
+          logger.warn({ subgraph, code }, 'upstream subscription connection lost');
+          for (const listener of dropListeners) listener(subgraph);
+        },
       },
     });
     clients.set(subgraph, client);
@@ -83,7 +104,11 @@ export function createUpstreamSubscriptions(options: {
       return clientFor(subgraph).iterate(payload);
     },
     connections: () => clients.size,
+    onDrop(listener) {
+      dropListeners.push(listener);
+    },
     async close() {
+      closing = true;
       await Promise.all([...clients.values()].map((client) => Promise.resolve(client.dispose())));
       clients.clear();
     },
