@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CallContext } from '@platform/grpc';
+import { PLATFORM } from './actor.policy';
 import { createPermissionHandlers } from './permission.grpc';
 import { createFakePermissionServices } from './testing/permission.fakes';
 
@@ -35,6 +36,48 @@ describe('permission gRPC handlers', () => {
     expect(pageTwo.entries.map((e) => [e.actorId, e.action])).toEqual([['', 'role.created']]);
     // The cursors' format is the one clients already hold.
     expect(Buffer.from(pageTwo.entries[0]!.cursor, 'base64url').toString()).toBe('audit:1');
+  });
+
+  it('answers users’ access as the single-user calls do, each role once', async () => {
+    const { handlers, assignments } = await setup();
+    const BOB = '00000000-0000-4000-8000-000000000002';
+    const { role: auditor } = await handlers.createRole(
+      {
+        actorId: '',
+        name: 'auditor',
+        permissions: ['audit:read'],
+        inherits: [],
+        description: undefined,
+      },
+      CALL,
+    );
+    await assignments.assign(PLATFORM, ALICE, { name: 'user' }, '');
+    await assignments.assign(PLATFORM, ALICE, { id: auditor!.id }, 'tenant:a');
+    const access = await handlers.batchGetUserAccess(
+      { userIds: [ALICE, BOB], withPermissions: true, scope: 'tenant:a' },
+      CALL,
+    );
+    const single = await handlers.listAssignments({ userId: ALICE }, CALL);
+    const byId = new Map(access.roles.map((role) => [role.id, role]));
+    expect(access.roles.map((role) => role.name).sort()).toEqual(['auditor', 'user']);
+    expect(
+      access.users[0]!.assignments.map((a) => ({
+        role: byId.get(a.roleId),
+        scope: a.scope,
+        assignedAt: a.assignedAt,
+      })),
+    ).toEqual(single.assignments);
+    expect(access.users.map((user) => [user.userId, user.permissions])).toEqual([
+      [
+        ALICE,
+        (await handlers.listEffectivePermissions({ userId: ALICE, scope: 'tenant:a' }, CALL))
+          .permissions,
+      ],
+      [BOB, []],
+    ]);
+    await expect(
+      handlers.batchGetUserAccess({ userIds: ['nope'], withPermissions: false, scope: '' }, CALL),
+    ).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
   });
 
   it('refuses a cursor that is not an audit cursor, even one PostgreSQL could not compare', async () => {
