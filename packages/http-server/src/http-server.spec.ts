@@ -1,3 +1,4 @@
+import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '@platform/logger';
@@ -32,6 +33,41 @@ describe('createHttpServer', () => {
     expect(await response.json()).toEqual({ done: true });
     await closed;
     await expect(fetch(`http://127.0.0.1:${port}/slow`)).rejects.toThrow();
+  });
+
+  it('answers a request sent on an idle keep-alive connection just as it closes, with Connection: close', async () => {
+    for (let round = 0; round < 5; round++) {
+      const http = createHttpServer({
+        logger,
+        routes: { '/ok': (_req, res) => sendJson(res, 200, { ok: true }) },
+      });
+      const port = await http.listen('127.0.0.1', 0);
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      const get = () =>
+        new Promise<{ status: number; connection: string | undefined; reused: boolean }>(
+          (resolve, reject) => {
+            const req = request({ port, host: '127.0.0.1', path: '/ok', agent }, (res) => {
+              res.resume();
+              res.once('end', () =>
+                resolve({
+                  status: res.statusCode ?? 0,
+                  connection: res.headers.connection,
+                  reused: req.reusedSocket,
+                }),
+              );
+            });
+            req.once('error', reject);
+            req.end();
+          },
+        );
+      expect((await get()).status).toBe(200); // the connection is now idle, kept alive
+      const closed = http.close();
+      // The client sends on its idle connection right as the server closes: answered, and
+      // told to stop using the connection (before, the socket was destroyed under it).
+      expect(await get()).toEqual({ status: 200, connection: 'close', reused: true });
+      await closed;
+      agent.destroy();
+    }
   });
 
   it('echoes a well-formed correlation id and answers unknown paths with 404', async () => {

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Server as NetServer, type AddressInfo } from 'node:net';
 import { newCorrelationId, runWithContext, type Logger } from '@platform/logger';
 
 export type Route = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
@@ -7,7 +7,12 @@ export type Route = (req: IncomingMessage, res: ServerResponse) => Promise<void>
 export interface HttpServer {
   readonly server: Server;
   listen(host: string, port: number): Promise<number>;
-  /** Stops accepting, lets in-flight requests finish, then closes idle keep-alive sockets. */
+  /**
+   * Stops accepting connections and lets in-flight requests finish; every response from then
+   * on says `Connection: close`. Keep-alive connections that are idle are closed only after
+   * `idleGraceMs`: a client may be writing a request on one at this very moment, and closing
+   * it under that request would reset it (the client cannot know whether it was handled).
+   */
   close(): Promise<void>;
 }
 
@@ -49,6 +54,8 @@ export interface HttpServerOptions {
   requestTimeoutMs?: number;
   /** Whether the request reached us over TLS (then HSTS is sent); e.g. a trusted proxy's word. */
   isSecure?: (req: IncomingMessage) => boolean;
+  /** How long idle keep-alive connections stay open after `close()` (default 1 s). */
+  idleGraceMs?: number;
 }
 
 /** Sent with every response: no MIME sniffing, no framing by other sites, no referrer leaks. */
@@ -67,6 +74,10 @@ const SECURITY_HEADERS = {
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   const { logger, routes } = options;
   let closing = false;
+  /** Set once the idle grace after `close()` has passed: idle connections close at once. */
+  let graceOver = false;
+  /** Responses not yet finished, to say `Connection: close` on those still to be sent. */
+  const inFlight = new Set<ServerResponse>();
   const headersTimeout = options.headersTimeoutMs ?? 10_000;
   const server = createServer(
     {
@@ -80,9 +91,12 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       if (options.isSecure?.(req))
         res.setHeader('strict-transport-security', 'max-age=31536000; includeSubDomains');
       if (closing) res.setHeader('connection', 'close');
-      // A keep-alive connection whose request was in flight at close() goes idle only now.
+      inFlight.add(res);
+      res.once('close', () => inFlight.delete(res));
+      // A response that went out before close() without `Connection: close`: its connection
+      // goes idle only now, and is closed with the others once the grace is over.
       res.once('finish', () => {
-        if (closing) setImmediate(() => server.closeIdleConnections());
+        if (graceOver) setImmediate(() => server.closeIdleConnections());
       });
       const correlationId = newCorrelationId(req.headers['x-correlation-id']?.toString());
       res.setHeader('x-correlation-id', correlationId);
@@ -117,9 +131,21 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     },
     close() {
       closing = true;
+      for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
       return new Promise((resolve, reject) => {
-        server.close((error) => (error ? reject(error) : resolve()));
-        server.closeIdleConnections();
+        // net.Server's close stops accepting (new connections are refused: a client may go
+        // elsewhere, nothing was sent); http.Server's would also destroy idle keep-alive
+        // connections at once, under a request a client may be writing on one.
+        const grace = setTimeout(() => {
+          graceOver = true;
+          server.closeIdleConnections();
+        }, options.idleGraceMs ?? 1_000);
+        grace.unref();
+        NetServer.prototype.close.call(server, (error?: Error) => {
+          clearTimeout(grace);
+          if (error) reject(error);
+          else resolve();
+        });
       });
     },
   };
