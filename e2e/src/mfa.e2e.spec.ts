@@ -171,11 +171,22 @@ describe('multi-factor sign-in through the gateway', () => {
   });
 
   it('signs in with a challenge and a TOTP code; refuses a wrong code, a replayed code and a used challenge', async () => {
-    const { email, app } = await enrolled('grace@example.com');
+    const { email, app, codes } = await enrolled('grace@example.com');
 
+    // login (whose payload always holds tokens) answers the challenge in its refusal.
     const login = await as(undefined, LOGIN, { email, password: PASSWORD });
     expect(login.data).toBeNull();
-    expect(errorOf(login)).toEqual({ code: 'UNAUTHENTICATED', reason: 'MFA_REQUIRED' });
+    expect(errorOf(login)).toMatchObject({
+      code: 'UNAUTHENTICATED',
+      reason: 'MFA_REQUIRED',
+      mfaChallenge: { methods: ['TOTP', 'RECOVERY_CODE'] },
+    });
+    const fromLogin = (errorOf(login)?.['mfaChallenge'] as { challenge: string }).challenge;
+    const viaLogin = await verify(fromLogin, codes[0]!);
+    expect(viaLogin.data?.verifyMfa.user.email).toBe(email);
+    // A wrong password is refused alike with and without a factor, and earns no challenge.
+    const wrongLogin = await as(undefined, LOGIN, { email, password: 'not my password' });
+    expect(errorOf(wrongLogin)).toEqual({ code: 'UNAUTHENTICATED' });
 
     const signIn = await as<{ signIn: SignInResult }>(undefined, SIGN_IN, {
       email,

@@ -19,6 +19,11 @@ export interface AppErrorOptions {
   retryAfter?: number | undefined;
   /** A machine-readable refinement of the code (`extensions.reason`), e.g. `expired`. */
   reason?: string | undefined;
+  /**
+   * What the caller needs to go on, shown as `extensions.<name>` (e.g. the MFA challenge a
+   * right password earns). Public by construction: never anything internal.
+   */
+  details?: Readonly<Record<string, unknown>> | undefined;
   cause?: unknown;
 }
 
@@ -43,6 +48,7 @@ export class AppError extends Error {
   readonly field: string | undefined;
   readonly retryAfter: number | undefined;
   readonly reason: string | undefined;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
 
   constructor(
     readonly code: ErrorCode,
@@ -54,6 +60,7 @@ export class AppError extends Error {
     this.field = options.field;
     this.retryAfter = options.retryAfter;
     this.reason = options.reason;
+    this.details = options.details;
   }
 
   static badInput(field: string, reason: string): AppError {

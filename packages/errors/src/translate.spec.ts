@@ -49,6 +49,20 @@ describe('error translation', () => {
     },
   );
 
+  it('shows what an AppError gives the caller to go on in extensions, never over its code', () => {
+    const graphqlError = toGraphQLError(
+      new AppError('UNAUTHENTICATED', 'needs a second factor', {
+        reason: 'MFA_REQUIRED',
+        details: { mfaChallenge: { challenge: 'c' }, code: 'FORBIDDEN' },
+      }),
+    );
+    expect(graphqlError.extensions).toEqual({
+      code: 'UNAUTHENTICATED',
+      reason: 'MFA_REQUIRED',
+      mfaChallenge: { challenge: 'c' },
+    });
+  });
+
   it('masks other transport failures as INTERNAL_SERVER_ERROR', () => {
     const failure = Object.assign(new Error('13 INTERNAL: Received RST_STREAM'), {
       code: status.INTERNAL,

@@ -105,7 +105,7 @@ export interface HttpAnswer {
  */
 export function toGraphQLError(error: unknown, http?: HttpAnswer): GraphQLError {
   const appError = error instanceof AppError ? error : fromGrpcError(error);
-  const extensions: Record<string, unknown> = { code: appError.code };
+  const extensions: Record<string, unknown> = { ...appError.details, code: appError.code };
   if (appError.field) extensions['field'] = appError.field;
   if (appError.retryAfter !== undefined) extensions['retryAfter'] = appError.retryAfter;
   if (appError.reason) extensions['reason'] = appError.reason;
@@ -171,7 +171,7 @@ export function formatGraphQLError(
 }
 
 function pickPublic(extensions: GraphQLFormattedError['extensions']): Record<string, unknown> {
-  const { code, field, retryAfter, reason, limit, measured } = extensions ?? {};
+  const { code, field, retryAfter, reason, limit, measured, mfaChallenge } = extensions ?? {};
   return {
     code,
     ...(field !== undefined ? { field } : {}),
@@ -180,6 +180,8 @@ function pickPublic(extensions: GraphQLFormattedError['extensions']): Record<str
     // QUERY_TOO_COMPLEX: the limit exceeded and the operation's measured value.
     ...(limit !== undefined ? { limit } : {}),
     ...(measured !== undefined ? { measured } : {}),
+    // UNAUTHENTICATED with reason MFA_REQUIRED: the challenge a right password earned.
+    ...(mfaChallenge !== undefined ? { mfaChallenge } : {}),
   };
 }
 

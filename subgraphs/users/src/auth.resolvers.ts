@@ -150,10 +150,18 @@ export function createAuthResolvers(
           clientAddress: context.clientAddress ?? '',
           deviceToken: args.deviceToken ?? '',
         });
-        // AuthPayload always carries tokens: an account with a second factor signs in with signIn.
+        // AuthPayload always carries tokens: for an account with a second factor, login answers
+        // the challenge the right password earned in the error (signIn answers it as data).
         if (mfaChallenge)
-          throw new AppError('UNAUTHENTICATED', 'This account needs a second factor: use signIn', {
+          throw new AppError('UNAUTHENTICATED', 'This account needs a second factor: verifyMfa', {
             reason: 'MFA_REQUIRED',
+            details: {
+              mfaChallenge: {
+                challenge: mfaChallenge.challenge,
+                expiresAt: mfaChallenge.expiresAt?.toISOString(),
+                methods: mfaChallenge.methods,
+              },
+            },
           });
         return payload(tokens, user, deviceToken);
       },
