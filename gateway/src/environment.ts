@@ -57,9 +57,9 @@ export const env = loadEnv({
   ...redisEnv,
   /** Comma-separated browser origins; unset = any origin in development, none in production. */
   CORS_ORIGINS: z.string().optional(),
-  /** Concurrent subscriptions one user may hold on one gateway instance. */
+  /** Concurrent subscriptions one user may hold, on all gateway instances together (Redis). */
   MAX_SUBSCRIPTIONS_PER_USER: z.coerce.number().int().positive().default(20),
-  /** Concurrent WebSocket connections per user per instance (more close with 4429). */
+  /** Concurrent WebSocket connections per user, all instances together (more close with 4429). */
   MAX_CONNECTIONS_PER_USER: z.coerce.number().int().positive().default(10),
   /** Largest WebSocket message before `connection_init` is accepted; bigger ones close (1009). */
   WS_MAX_UNAUTHENTICATED_MESSAGE_BYTES: z.coerce.number().int().positive().default(4_096),
