@@ -55,7 +55,33 @@ export async function findUserByEmail(
   }
 }
 
-const isActive = (user: userV1.User) => user.status === userV1.UserStatus.USER_STATUS_ACTIVE;
+export const isActive = (user: userV1.User) => user.status === userV1.UserStatus.USER_STATUS_ACTIVE;
+
+/**
+ * A password sign-in as `login` and `signIn` make it: the address limit, then the auth
+ * service's answer (tokens, or an MFA challenge). Unknown, disabled or wrong password: one
+ * answer, in about the same time (auth hashes anyway), and the same guess limits, which the
+ * auth service keeps.
+ */
+export async function passwordSignIn(
+  { users, auth }: Pick<IdentityClients, 'users' | 'auth'>,
+  throttle: AddressThrottle,
+  args: { email: string; password: string; deviceToken?: string | null | undefined },
+  context: UsersContext,
+): Promise<{ user: userV1.User | undefined; answer: authV1.LoginResponse }> {
+  await throttle.checkAddress(context.clientAddress);
+  const email = normalizeEmail(args.email);
+  const user = await findUserByEmail(users, email);
+  const answer = await auth.login({
+    userId: user && isActive(user) ? user.id : '',
+    email,
+    password: args.password,
+    userAgent: context.userAgent ?? '',
+    clientAddress: context.clientAddress ?? '',
+    deviceToken: args.deviceToken ?? '',
+  });
+  return { user, answer };
+}
 
 /** Registration, sign-in and sessions: orchestrates the user, auth and permission services. */
 export function createAuthResolvers(
@@ -136,20 +162,10 @@ export function createAuthResolvers(
         args: { email: string; password: string; deviceToken?: string | null },
         context: UsersContext,
       ) {
-        await throttle.checkAddress(context.clientAddress);
-        const email = normalizeEmail(args.email);
-        const user = await findUserByEmail(users, email);
-        // Unknown, disabled or wrong password: one answer, in about the same time (auth hashes
-        // anyway), and the same guess limits, which the auth service keeps.
-        const userId = user && isActive(user) ? user.id : '';
-        const { tokens, deviceToken, mfaChallenge } = await auth.login({
-          userId,
-          email,
-          password: args.password,
-          userAgent: context.userAgent ?? '',
-          clientAddress: context.clientAddress ?? '',
-          deviceToken: args.deviceToken ?? '',
-        });
+        const {
+          user,
+          answer: { tokens, deviceToken, mfaChallenge },
+        } = await passwordSignIn(clients, throttle, args, context);
         // AuthPayload always carries tokens: for an account with a second factor, login answers
         // the challenge the right password earned in the error (signIn answers it as data).
         if (mfaChallenge)

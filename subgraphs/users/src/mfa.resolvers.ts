@@ -1,11 +1,10 @@
 import DataLoader from 'dataloader';
 import { AppError } from '@platform/errors';
 import { PERMISSIONS } from '@platform/permissions';
-import { type authV1, userV1 } from '@platform/proto';
+import { type authV1, type userV1 } from '@platform/proto';
 import { requireViewer } from '@platform/subgraph';
-import { normalizeEmail } from '@platform/validation';
 import type { AddressThrottle } from './address.throttle';
-import { findUserByEmail, type IdentityClients } from './auth.resolvers';
+import { isActive, passwordSignIn, type IdentityClients } from './auth.resolvers';
 import type { UsersContext } from './users.resolvers';
 
 type AuthClient = IdentityClients['auth'];
@@ -22,8 +21,6 @@ function requireCode(code: string, field = 'code'): string {
   if (trimmed.length > MAX_CODE_LENGTH) throw AppError.badInput(field, 'is not a valid code');
   return trimmed;
 }
-
-const isActive = (user: userV1.User) => user.status === userV1.UserStatus.USER_STATUS_ACTIVE;
 
 /** One GetMfaStatus call per tick for every `User.mfaEnrolled` a request reads. */
 const statusLoaders = new WeakMap<object, DataLoader<string, boolean>>();
@@ -108,19 +105,7 @@ export function createMfaResolvers(
         args: { email: string; password: string; deviceToken?: string | null },
         context: UsersContext,
       ) {
-        await throttle.checkAddress(context.clientAddress);
-        const email = normalizeEmail(args.email);
-        const user = await findUserByEmail(users, email);
-        // As login: unknown, disabled and wrong password are one answer (the auth service hashes).
-        const userId = user && isActive(user) ? user.id : '';
-        const answer = await auth.login({
-          userId,
-          email,
-          password: args.password,
-          userAgent: context.userAgent ?? '',
-          clientAddress: context.clientAddress ?? '',
-          deviceToken: args.deviceToken ?? '',
-        });
+        const { answer } = await passwordSignIn({ users, auth }, throttle, args, context);
         if (answer.mfaChallenge) return challengeOf(answer.mfaChallenge);
         return signedIn(answer.tokens, answer.deviceToken, context);
       },
