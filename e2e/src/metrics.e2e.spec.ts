@@ -182,6 +182,15 @@ describe('Prometheus metrics on every app', () => {
 
     // GraphQL RED at the gateway and in the subgraphs, by operation name, type and code.
     moved('gateway', 'graphql_operations_total', { operation: 'Me', type: 'query' });
+    // The subscription, started over WebSocket, is an operation too.
+    moved('gateway', 'graphql_operations_total', { operation: 'Added', type: 'subscription' });
+    moved('gateway', 'graphql_operation_duration_seconds_count', {
+      operation: 'Added',
+      type: 'subscription',
+    });
+    // The gateway's dependencies, as the services report theirs.
+    for (const dependency of ['redis', 'users-subgraph', 'auth-service', 'notification-service'])
+      expect(sum(after.gateway, 'dependency_up', { dependency }), dependency).toBe(1);
     moved('gateway', 'graphql_operation_duration_seconds_count', {
       operation: 'Me',
       type: 'query',

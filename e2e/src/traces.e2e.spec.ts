@@ -190,5 +190,17 @@ describe('traces: one trace per client operation, across gRPC, SQL, RabbitMQ and
       (span) => span.service === 'notifications-subgraph' && span.kind === CONSUMER,
     );
     expect(consumer?.parentSpanId).toBe(publish?.spanId);
+
+    // The subscribe message itself: a span at the gateway, named after the operation.
+    await eventually(() => {
+      const subscribe = receiver.spans.find(
+        (span) =>
+          span.service === 'gateway' && span.kind === SERVER && span.name === 'subscribe Live',
+      );
+      expect(subscribe?.attributes).toMatchObject({
+        'graphql.operation.type': 'subscription',
+        'graphql.operation.name': 'Live',
+      });
+    });
   });
 });

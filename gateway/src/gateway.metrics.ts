@@ -55,3 +55,27 @@ export function exportSubscriptionGauges(server: {
     },
   });
 }
+
+/**
+ * `dependency_up{dependency}` as the services report theirs: 1 while a dependency of the
+ * gateway (each subgraph, each service, Redis) answers, asked on every scrape with the same
+ * checks as `/ready` (each bounded by its timeout).
+ */
+export function exportDependencyStatus(
+  dependencies: readonly { name: string; check: () => Promise<{ up: boolean }> }[],
+): void {
+  gauge({
+    name: 'dependency_up',
+    help: 'Whether a dependency answered its last probe (1) or not (0), by dependency.',
+    labelNames: ['dependency'] as const,
+    async collect() {
+      const results = await Promise.all(
+        dependencies.map(async (dependency) => {
+          const health = await dependency.check().catch(() => ({ up: false }));
+          return [dependency.name, health.up] as const;
+        }),
+      );
+      for (const [name, up] of results) this.labels(name).set(up ? 1 : 0);
+    },
+  });
+}

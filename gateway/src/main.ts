@@ -23,7 +23,7 @@ import { createAccessTokens } from '@platform/tokens';
 import { checkAccessToken, publicRootFields, refusedTokenPlugin } from './access/public-operations';
 import { clientAddressOf } from './client-address';
 import { withCors } from './cors';
-import { exportSubscriptionGauges } from './gateway.metrics';
+import { exportDependencyStatus, exportSubscriptionGauges } from './gateway.metrics';
 import { env, operationLimits } from './environment';
 import { operationLimitsPlugin } from './limits/operation-limits.plugin';
 import { createRequestBudget } from './limits/request-budget';
@@ -167,6 +167,7 @@ lifecycle.run(async () => {
     grpcDependency('notification-service', env.NOTIFICATION_SERVICE_ADDR),
     redisDependency('redis', redis),
   ];
+  exportDependencyStatus(dependencies);
 
   const origins = new Set(
     (env.CORS_ORIGINS ?? '')

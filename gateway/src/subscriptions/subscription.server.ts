@@ -5,6 +5,7 @@ import {
   type ExecutionArgs,
   type GraphQLFormattedError,
 } from 'graphql';
+import type { SubscribePayload } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
@@ -12,8 +13,9 @@ import {
   formatResultErrors,
   OUTAGE_RETRY_AFTER_SECONDS,
 } from '@platform/errors';
-import { createDocumentCache } from '@platform/http-server';
+import { createDocumentCache, recordWebSocketOperation } from '@platform/http-server';
 import { newCorrelationId, type Logger } from '@platform/logger';
+import { inSpan, SpanKind } from '@platform/telemetry';
 import type { Identity, SessionRevocations, TokenVerifier } from '@platform/tokens';
 import { checkAccessToken } from '../access/public-operations';
 import { checkOperation, queryTooComplex, type OperationLimits } from '../limits/operation-cost';
@@ -179,6 +181,79 @@ export function attachSubscriptionServer(options: {
     });
   });
 
+  /** Answers a subscribe message: the execution arguments, or the errors refusing it. */
+  async function admit(
+    socket: WebSocket,
+    id: string,
+    payload: SubscribePayload,
+  ): Promise<ExecutionArgs | readonly GraphQLError[]> {
+    const connection = connections.get(socket);
+    if (!connection)
+      return [new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } })];
+    const document = parseDocument(payload.query);
+    if (!('kind' in document)) return document;
+    const operation = getOperationAST(document, payload.operationName ?? undefined);
+    if (operation) {
+      const { exceeded } = checkOperation(
+        federated.schema,
+        document,
+        operation,
+        payload.variables ?? undefined,
+        options.operationLimits,
+      );
+      if (exceeded) return [queryTooComplex(exceeded, false)];
+    }
+    let plan: SubscriptionContext['plan'];
+    try {
+      plan = federated.plan(document, payload.operationName ?? undefined);
+    } catch (error) {
+      if (error instanceof GraphQLError) return [error];
+      throw error;
+    }
+    // The slot is held here at once (a `complete` or a close meanwhile gives it back),
+    // and counted in Redis against every instance's: one script checks and takes it, so
+    // a burst of subscribe messages, at any gateways, cannot all pass.
+    const { userId } = connection.identity;
+    connection.slots.add(id);
+    connection.upstreams.set(id, plan.primary.serviceName);
+    adjust(slotsHeld, userId, 1);
+    const lease = `${connection.lease}:${id}`;
+    let taken: boolean;
+    try {
+      taken = await shared.acquire('subscriptions', userId, lease, limits.perUser);
+    } catch (error) {
+      logger.warn({ err: error }, 'could not count the subscription; refusing it');
+      release(connection, id);
+      return [
+        new GraphQLError('Service temporarily unavailable; try again shortly', {
+          extensions: { code: 'SERVICE_UNAVAILABLE', retryAfter: OUTAGE_RETRY_AFTER_SECONDS },
+        }),
+      ];
+    }
+    if (!taken) {
+      release(connection, id);
+      return [
+        new GraphQLError(`At most ${limits.perUser} subscriptions at once`, {
+          extensions: { code: 'RATE_LIMITED', retryAfter: 60 },
+        }),
+      ];
+    }
+    // Ended while the lease was taken: give it back (the release before it was a no-op).
+    if (!connection.slots.has(id)) {
+      void shared.release('subscriptions', userId, lease);
+      return [new GraphQLError('Subscription ended', { extensions: { code: 'BAD_USER_INPUT' } })];
+    }
+    const contextValue: SubscriptionContext = { connection, plan };
+    const args: ExecutionArgs = {
+      schema: federated.schema,
+      document,
+      operationName: payload.operationName ?? undefined,
+      variableValues: payload.variables ?? {},
+      contextValue,
+    };
+    return args;
+  }
+
   const cleanup = useServer<
     Record<string, unknown> | undefined,
     { socket: WebSocket; request: IncomingMessage }
@@ -250,73 +325,41 @@ export function attachSubscriptionServer(options: {
         return true;
       },
       async onSubscribe(ctx, id, payload) {
-        const connection = connections.get(ctx.extra.socket);
-        if (!connection)
-          return [new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } })];
+        const started = performance.now();
         const document = parseDocument(payload.query);
-        if (!('kind' in document)) return document;
-        const operation = getOperationAST(document, payload.operationName ?? undefined);
-        if (operation) {
-          const { exceeded } = checkOperation(
-            federated.schema,
-            document,
-            operation,
-            payload.variables ?? undefined,
-            options.operationLimits,
-          );
-          if (exceeded) return [queryTooComplex(exceeded, false)];
-        }
-        let plan: SubscriptionContext['plan'];
-        try {
-          plan = federated.plan(document, payload.operationName ?? undefined);
-        } catch (error) {
-          if (error instanceof GraphQLError) return [error];
-          throw error;
-        }
-        // The slot is held here at once (a `complete` or a close meanwhile gives it back),
-        // and counted in Redis against every instance's: one script checks and takes it, so
-        // a burst of subscribe messages, at any gateways, cannot all pass.
-        const { userId } = connection.identity;
-        connection.slots.add(id);
-        connection.upstreams.set(id, plan.primary.serviceName);
-        adjust(slotsHeld, userId, 1);
-        const lease = `${connection.lease}:${id}`;
-        let taken: boolean;
-        try {
-          taken = await shared.acquire('subscriptions', userId, lease, limits.perUser);
-        } catch (error) {
-          logger.warn({ err: error }, 'could not count the subscription; refusing it');
-          release(connection, id);
-          return [
-            new GraphQLError('Service temporarily unavailable; try again shortly', {
-              extensions: { code: 'SERVICE_UNAVAILABLE', retryAfter: OUTAGE_RETRY_AFTER_SECONDS },
-            }),
-          ];
-        }
-        if (!taken) {
-          release(connection, id);
-          return [
-            new GraphQLError(`At most ${limits.perUser} subscriptions at once`, {
-              extensions: { code: 'RATE_LIMITED', retryAfter: 60 },
-            }),
-          ];
-        }
-        // Ended while the lease was taken: give it back (the release before it was a no-op).
-        if (!connection.slots.has(id)) {
-          void shared.release('subscriptions', userId, lease);
-          return [
-            new GraphQLError('Subscription ended', { extensions: { code: 'BAD_USER_INPUT' } }),
-          ];
-        }
-        const contextValue: SubscriptionContext = { connection, plan };
-        const args: ExecutionArgs = {
-          schema: federated.schema,
-          document,
-          operationName: payload.operationName ?? undefined,
-          variableValues: payload.variables ?? {},
-          contextValue,
-        };
-        return args;
+        const operation =
+          'kind' in document
+            ? getOperationAST(document, payload.operationName ?? undefined)
+            : undefined;
+        const name = payload.operationName ?? operation?.name?.value;
+        // One span per subscribe message (its events are spans of their own, each a child
+        // of the work that caused it): what was asked, and how it was answered.
+        return inSpan(
+          `subscribe ${name ?? 'anonymous'}`,
+          {
+            kind: SpanKind.SERVER,
+            attributes: {
+              'graphql.operation.type': operation?.operation ?? 'unknown',
+              ...(name ? { 'graphql.operation.name': name } : {}),
+            },
+          },
+          async (span) => {
+            const answer = await admit(ctx.extra.socket, id, payload);
+            const errorCodes = Array.isArray(answer)
+              ? answer.map((error: GraphQLError) => error.extensions['code'])
+              : [];
+            if (errorCodes.length > 0)
+              span.setAttribute('graphql.error.codes', errorCodes.map(String).join(','));
+            // Counted like an HTTP operation (graphql_operations_total, type subscription).
+            recordWebSocketOperation({
+              operationName: name,
+              type: operation?.operation ?? 'unknown',
+              started,
+              errorCodes,
+            });
+            return answer;
+          },
+        );
       },
       // The slot is given back the moment the subscription ends, however it ends.
       onComplete: (ctx, id) => {

@@ -8,5 +8,9 @@ export {
 } from './http-server';
 export { createGraphQLHandler } from './graphql.handler';
 export { requestLogPlugin } from './request-log.plugin';
-export { graphqlMetricsPlugin, MAX_OPERATION_NAMES } from './metrics.plugin';
+export {
+  graphqlMetricsPlugin,
+  MAX_OPERATION_NAMES,
+  recordWebSocketOperation,
+} from './metrics.plugin';
 export { createDocumentCache } from './document-cache';

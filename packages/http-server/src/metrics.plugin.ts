@@ -3,7 +3,7 @@ import { boundedLabel, counter, histogram, secondsSince } from '@platform/metric
 
 const operations = counter({
   name: 'graphql_operations_total',
-  help: 'GraphQL operations answered over HTTP, by operation name and type.',
+  help: 'GraphQL operations answered (over HTTP, and subscriptions started over WebSocket), by operation name and type.',
   labelNames: ['operation', 'type'] as const,
 });
 const errors = counter({
@@ -70,4 +70,30 @@ export function graphqlMetricsPlugin<TContext extends BaseContext>(
       };
     },
   };
+}
+
+const webSocketOperationLabel = boundedLabel({ max: MAX_OPERATION_NAMES });
+
+/**
+ * Counts an operation that does not go through Apollo Server: a subscription started over
+ * WebSocket, once, when its subscribe message is answered (`type` subscription; a refused one
+ * with its errors' codes). `started` is `performance.now()` when the message arrived.
+ */
+export function recordWebSocketOperation(options: {
+  operationName: string | null | undefined;
+  /** `subscription`, or `unknown` when the document did not parse or validate. */
+  type: string;
+  started: number;
+  errorCodes?: readonly unknown[];
+}): void {
+  const type = options.type;
+  const name = type === 'unknown' ? 'unknown' : webSocketOperationLabel(options.operationName);
+  operations.inc({ operation: name, type });
+  duration.observe({ operation: name, type }, secondsSince(options.started));
+  for (const code of options.errorCodes ?? [])
+    errors.inc({
+      operation: name,
+      type,
+      code: typeof code === 'string' && CODE.test(code) ? code : 'other',
+    });
 }
