@@ -11,7 +11,12 @@ import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { APPS, type AppDefinition } from '@platform/apps';
+import {
+  APPS,
+  EDGE_TELEMETRY_VARIABLES,
+  TELEMETRY_VARIABLES,
+  type AppDefinition,
+} from '@platform/apps';
 import type * as config from '@platform/config';
 import { parseEnv, type EnvRule } from '@platform/config';
 import {
@@ -487,7 +492,12 @@ describe.skipIf(!kubectl)('deploy/kubernetes', () => {
         const variables = (container().env ?? []).map((env) => env.name);
         expect(container().envFrom, 'envFrom hides which variables an app gets').toBeUndefined();
         expect(new Set(variables).size, 'a variable set twice').toBe(variables.length);
-        const known = Object.keys(module().shape);
+        // Its environment module's, and the OpenTelemetry ones @platform/telemetry reads first.
+        const known: string[] = [
+          ...Object.keys(module().shape),
+          ...TELEMETRY_VARIABLES,
+          ...(app.kind === 'gateway' ? EDGE_TELEMETRY_VARIABLES : []),
+        ];
         expect(
           variables.filter((name) => !known.includes(name)),
           'not read by the app',
@@ -504,6 +514,17 @@ describe.skipIf(!kubectl)('deploy/kubernetes', () => {
         // The module's own parse, with its cross-variable rules (production needs SMTP_URL...).
         expect(() => parseEnv(module().shape, env, module().rules)).not.toThrow();
         expect(env['NODE_ENV']).toBe('production');
+      });
+
+      it('takes the tracing settings from the ConfigMap (off while the endpoint is empty)', () => {
+        for (const name of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_RESOURCE_ATTRIBUTES']) {
+          const variable = (container().env ?? []).find((env) => env.name === name);
+          expect(variable?.valueFrom?.configMapKeyRef?.key, name).toBe(name);
+        }
+        const env = resolvedEnv(container());
+        expect(env['OTEL_EXPORTER_OTLP_ENDPOINT']).toBe('');
+        expect(env['OTEL_RESOURCE_ATTRIBUTES']).toMatch(/^deployment\.environment\.name=/);
+        if (app.kind === 'gateway') expect(env['OTEL_TRUST_CLIENT_TRACEPARENT']).toBe('false');
       });
 
       it('takes every secret from the Secret by reference, never as a value or from the ConfigMap', () => {
@@ -816,6 +837,16 @@ describe.skipIf(!kubectl)('deploy/kubernetes', () => {
               `${where} -> ${variable} (:${port})`,
             ).toBe(variable in env);
           }
+          // Traces go to a collector in the monitoring namespace, nowhere else (apps only).
+          const isApp = APPS.some((app) => app.name === where);
+          expect(
+            policies().egressAllowed(pod, outside('monitoring', {}), 4318),
+            `${where} -> OTLP collector`,
+          ).toBe(isApp);
+          expect(
+            policies().egressAllowed(pod, { kind: 'external' }, 4318),
+            `${where} -> :4318`,
+          ).toBe(false);
           // Nothing else leaves the cluster (HTTPS to anywhere, say).
           expect(policies().egressAllowed(pod, { kind: 'external' }, 443), `${where} -> :443`).toBe(
             false,

@@ -18,6 +18,26 @@ export interface AppDefinition {
  */
 export const METRICS_PORT_VARIABLE = 'METRICS_PORT';
 
+/**
+ * The OpenTelemetry variables every app reads through @platform/telemetry (started before the
+ * app's own environment module, so not in it); docs/operations.md, "Reading a trace".
+ */
+export const TELEMETRY_VARIABLES = [
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_HEADERS',
+  'OTEL_SERVICE_NAME',
+  'OTEL_RESOURCE_ATTRIBUTES',
+  'OTEL_BSP_SCHEDULE_DELAY',
+  'OTEL_BSP_MAX_QUEUE_SIZE',
+  'OTEL_BSP_MAX_EXPORT_BATCH_SIZE',
+  'OTEL_SDK_DISABLED',
+  'OTEL_TRACES_EXPORTER',
+] as const;
+
+/** ... and the one only the gateway (the edge) reads: whether a client's traceparent is honoured. */
+export const EDGE_TELEMETRY_VARIABLES = ['OTEL_TRUST_CLIENT_TRACEPARENT'] as const;
+
 /** The eight apps, in the order they start (dependencies first). */
 export const APPS: readonly AppDefinition[] = [
   {

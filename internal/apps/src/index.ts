@@ -2,7 +2,9 @@ export {
   APPS,
   APP_NAMES,
   appEnvironment,
+  EDGE_TELEMETRY_VARIABLES,
   METRICS_PORT_VARIABLE,
+  TELEMETRY_VARIABLES,
   type AppDefinition,
   type AppPorts,
 } from './apps.registry';
