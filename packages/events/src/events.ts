@@ -49,6 +49,8 @@ export const eventContracts = {
         'totp_disabled',
         'recovery_codes_regenerated',
         'recovery_code_used',
+        'passkey_added',
+        'passkey_removed',
       ]),
     }),
   },

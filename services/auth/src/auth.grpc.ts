@@ -5,6 +5,7 @@ import { requireId } from '@platform/validation';
 import type { CredentialService } from './credential.service';
 import type { MfaService } from './mfa.service';
 import type { OneTimeTokenService } from './one-time-token.service';
+import type { PasskeyService, PasskeyView } from './passkey.service';
 import type { RevocationRestorer } from './revocation.restorer';
 import type { SessionService } from './session.service';
 import type { SigningKeyService } from './signing-key.service';
@@ -16,17 +17,24 @@ export interface AuthUseCases {
   signingKeys: SigningKeyService;
   revocations: RevocationRestorer;
   mfa: MfaService;
+  passkeys: PasskeyService;
 }
 
 const requireUserId = (userId: string) => requireId('userId', userId, 'user');
 /** Proto3 sends an unset string as ''. */
 const optional = (value: string) => value || undefined;
 
+const passkeyOf = (view: PasskeyView): authV1.Passkey => ({
+  ...view,
+  lastUsedAt: view.lastUsedAt ?? undefined,
+});
+
 /** The AuthService gRPC API: requests to use cases and their answers back. */
 export function createAuthHandlers(
   useCases: AuthUseCases,
 ): UnaryHandlers<typeof authV1.AuthServiceService> {
-  const { sessions, credentials, oneTimeTokens, signingKeys, revocations, mfa } = useCases;
+  const { sessions, credentials, oneTimeTokens, signingKeys, revocations, mfa, passkeys } =
+    useCases;
 
   return {
     async getJwks() {
@@ -179,7 +187,58 @@ export function createAuthHandlers(
     },
 
     async getMfaStatus(request) {
-      return { statuses: await mfa.status(request.userIds) };
+      const [statuses, counts] = await Promise.all([
+        mfa.status(request.userIds),
+        passkeys.countByUser(request.userIds),
+      ]);
+      const merged = statuses.map((status) => ({
+        ...status,
+        passkeys: counts.get(status.userId) ?? 0,
+      }));
+      for (const [userId, count] of counts)
+        if (!statuses.some((status) => status.userId === userId))
+          merged.push({ userId, totpEnabled: false, recoveryCodesLeft: 0, passkeys: count });
+      return { statuses: merged };
+    },
+
+    async beginPasskeyRegistration(request) {
+      const optionsJson = await passkeys.beginRegistration(
+        requireUserId(request.userId),
+        request.sessionId,
+        request.userName,
+      );
+      return { optionsJson };
+    },
+
+    async finishPasskeyRegistration(request) {
+      const view = await passkeys.finishRegistration(
+        requireUserId(request.userId),
+        request.sessionId,
+        request.responseJson,
+        optional(request.name),
+      );
+      return { passkey: passkeyOf(view) };
+    },
+
+    async beginPasskeyLogin() {
+      return { optionsJson: await passkeys.beginLogin() };
+    },
+
+    async finishPasskeyLogin(request) {
+      return passkeys.finishLogin(request.responseJson, optional(request.userAgent), {
+        address: optional(request.clientAddress),
+        deviceToken: optional(request.deviceToken),
+      });
+    },
+
+    async listPasskeys(request) {
+      const views = await passkeys.list(requireUserId(request.userId));
+      return { passkeys: views.map(passkeyOf) };
+    },
+
+    async removePasskey(request) {
+      await passkeys.remove(requireUserId(request.userId), request.sessionId, request.passkeyId);
+      return {};
     },
   };
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { loadEnv, mailEnv, mailRules, serviceEnv, tokenEnv } from '@platform/config';
 import { mfaEnv, mfaRules } from './mfa.config';
+import { passkeyEnv, passkeyRules } from './passkey.config';
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -41,6 +42,8 @@ export const env = loadEnv(
     ...mailEnv,
     /** Second factors (TOTP, recovery codes) and re-authentication. */
     ...mfaEnv,
+    /** Passkeys (WebAuthn): the relying party and its origins. */
+    ...passkeyEnv,
   },
-  [...mailRules, ...mfaRules],
+  [...mailRules, ...mfaRules, ...passkeyRules],
 );

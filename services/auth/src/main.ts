@@ -20,6 +20,9 @@ import { createOneTimeTokenService } from './one-time-token.service';
 import { newSuccessorKey } from './opaque-token';
 import { createPasswordGuard } from './password-guard';
 import { createPasswordHasher } from './password.hasher';
+import { relyingPartyOf } from './passkey.config';
+import { createPasskeyChallengeRepository, createPasskeyRepository } from './passkey.repository';
+import { createPasskeyService } from './passkey.service';
 import { createRevocationRestorer } from './revocation.restorer';
 import { createSecretBox } from './secret-box';
 import { createSessionRepository } from './session.repository';
@@ -128,6 +131,20 @@ lifecycle.run(async () => {
   });
   if (!env.MFA_ENCRYPTION_KEYS)
     logger.warn('MFA_ENCRYPTION_KEYS is unset: TOTP secrets are sealed with the development key');
+  const passkeys = createPasskeyService({
+    passkeys: createPasskeyRepository(db),
+    challenges: createPasskeyChallengeRepository(redis),
+    mfa,
+    guard,
+    sessions,
+    transactions,
+    policy: {
+      relyingParty: relyingPartyOf(env),
+      challengeTtlSeconds: env.WEBAUTHN_CHALLENGE_TTL,
+    },
+  });
+  if (!env.WEBAUTHN_RP_ID)
+    logger.warn('WEBAUTHN_RP_ID is unset: passkeys are bound to localhost (development only)');
   const credentials = createCredentialService({
     credentials: credentialRepository,
     passwords,
@@ -155,6 +172,7 @@ lifecycle.run(async () => {
         signingKeys,
         revocations,
         mfa,
+        passkeys,
       }),
     }),
   });

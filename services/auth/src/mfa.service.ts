@@ -71,6 +71,11 @@ export interface MfaService {
   disableTotp(userId: string, sessionId: string): Promise<void>;
   regenerateRecoveryCodes(userId: string, sessionId: string): Promise<string[]>;
   status(userIds: readonly string[]): Promise<MfaStatusRow[]>;
+  /**
+   * Refuses (FORBIDDEN, reason REAUTHENTICATION_REQUIRED) unless the session signed in or
+   * re-authenticated within the window: the rule for managing any factor, passkeys included.
+   */
+  requireRecent(userId: string, sessionId: string): Promise<void>;
 }
 
 export interface MfaServiceDeps {
@@ -97,7 +102,8 @@ const RECOVERY_CODE = /^[2-9a-hjkmnp-z]{16}$/;
 
 type MfaChange = EventPayload<'auth.mfa_changed'>['change'];
 
-const accountOf = (userId: string) => `user:${userId}`;
+/** The guess guard's name for a user's account (shared by every way of proving oneself). */
+export const accountOf = (userId: string) => `user:${userId}`;
 const invalidChallenge = () =>
   AppError.unauthenticated('The sign-in challenge is invalid or has expired; sign in again');
 
@@ -308,5 +314,7 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
     status(userIds) {
       return repository.statusOf(userIds.filter(isUuid));
     },
+
+    requireRecent,
   };
 }

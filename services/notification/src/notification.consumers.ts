@@ -36,6 +36,14 @@ const MFA_NOTICES: Record<
     title: 'A recovery code was used',
     body: `Someone signed in (or confirmed it is you) with one of your recovery codes; it cannot be used again. ${RESET_HINT}`,
   },
+  passkey_added: {
+    title: 'A passkey was added',
+    body: `A new passkey can now sign in to your account. ${RESET_HINT}`,
+  },
+  passkey_removed: {
+    title: 'A passkey was removed',
+    body: `One of your passkeys can no longer sign in to your account. ${RESET_HINT}`,
+  },
 };
 
 const inScope = (scope: string | null) => (scope ? ` in ${scope}` : '');

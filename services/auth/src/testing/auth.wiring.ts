@@ -17,6 +17,14 @@ import {
 import { createOneTimeTokenService } from '../one-time-token.service';
 import { newSuccessorKey } from '../opaque-token';
 import { createPasswordGuard, type GuessPolicy } from '../password-guard';
+import type { RelyingParty } from '../passkey.config';
+import {
+  createPasskeyChallengeRepository,
+  createPasskeyRepository,
+  type PasskeyChallengeRepository,
+  type PasskeyRepository,
+} from '../passkey.repository';
+import { createPasskeyService } from '../passkey.service';
 import { createSecretBox, parseSecretKeys } from '../secret-box';
 import { createSessionRepository, type SessionRepository } from '../session.repository';
 import { createSessionService, type SessionPolicy } from '../session.service';
@@ -40,6 +48,7 @@ import {
 import type { AuthTestWorld } from './auth.test-world';
 import { createFakeGuessRepository } from './guess.fakes';
 import { createFakeMfaRepository } from './mfa.fakes';
+import { createFakePasskeyChallengeRepository, createFakePasskeyRepository } from './passkey.fakes';
 
 const DEFAULT_POLICY: SessionPolicy = {
   idleTtlSeconds: 3600,
@@ -65,6 +74,13 @@ const DEFAULT_MFA_POLICY: MfaPolicy = {
   reauthWindowSeconds: 300,
 };
 
+/** The relying party the software authenticator of the tests signs for. */
+export const TEST_RELYING_PARTY: RelyingParty = {
+  id: 'localhost',
+  name: 'Platform',
+  origins: ['http://localhost:3000'],
+};
+
 export interface WiringOptions {
   policy?: Partial<SessionPolicy>;
   mfaPolicy?: Partial<MfaPolicy>;
@@ -82,6 +98,8 @@ interface Parts {
   signingKeys: SigningKeyRepository;
   guesses: GuessRepository;
   mfa: MfaRepository;
+  passkeys: PasskeyRepository;
+  passkeyChallenges: PasskeyChallengeRepository;
   passwords: FakePasswordHasher;
   mailer: FakeMailer;
   clock: TestClock;
@@ -127,10 +145,21 @@ function wire(parts: Parts, options: WiringOptions) {
     policy: { ...DEFAULT_MFA_POLICY, ...options.mfaPolicy },
     clock: clock.now,
   });
+  const passkeys = createPasskeyService({
+    passkeys: parts.passkeys,
+    challenges: parts.passkeyChallenges,
+    mfa,
+    guard,
+    sessions,
+    transactions,
+    policy: { relyingParty: TEST_RELYING_PARTY, challengeTtlSeconds: 120 },
+    clock: clock.now,
+  });
   return {
     sessions,
     oneTimeTokens,
     mfa,
+    passkeys,
     credentials: createCredentialService({
       credentials: parts.credentials,
       passwords: parts.passwords,
@@ -153,18 +182,21 @@ function wire(parts: Parts, options: WiringOptions) {
 /** The use cases over in-memory fakes, which come along to be looked into. */
 export function wireOverFakes(options: WiringOptions = {}) {
   const sessions = createFakeSessionRepository();
+  const clock = options.clock ?? createTestClock();
   const fakes = {
     transactions: createFakeTransactions(),
     revocations: createFakeRevocations(),
     sessions,
     mfa: createFakeMfaRepository(sessions.sessions),
+    passkeys: createFakePasskeyRepository(),
+    passkeyChallenges: createFakePasskeyChallengeRepository(clock),
     credentials: createFakeCredentialRepository(),
     oneTimeTokens: createFakeOneTimeTokenRepository(),
     signingKeys: createFakeSigningKeyRepository(),
     guesses: createFakeGuessRepository(),
     passwords: createFakePasswordHasher(),
     mailer: createFakeMailer(),
-    clock: options.clock ?? createTestClock(),
+    clock,
   };
   return { ...wire(fakes, options), fakes };
 }
@@ -181,6 +213,8 @@ export function wireOverWorld(world: AuthTestWorld, options: WiringOptions = {})
     signingKeys: createSigningKeyRepository(db),
     guesses: createGuessRepository(world.redis),
     mfa: createMfaRepository(db),
+    passkeys: createPasskeyRepository(db),
+    passkeyChallenges: createPasskeyChallengeRepository(world.redis),
     passwords: createFakePasswordHasher(),
     mailer: createFakeMailer(),
     clock: options.clock ?? createTestClock(),

@@ -1,0 +1,5 @@
+export {
+  createSoftwareAuthenticator,
+  type SoftwareAuthenticator,
+  type SoftwareCredential,
+} from './software-authenticator';

@@ -1,0 +1,102 @@
+import { randomUUID } from 'node:crypto';
+import { createSoftwareAuthenticator } from '@platform/webauthn-testing';
+import { describe, expect, it } from 'vitest';
+import { appErrorOf } from './testing/app-error';
+import { createTestClock } from './testing/auth.fakes';
+import { useAuthTestWorld } from './testing/auth.test-world';
+import { TEST_RELYING_PARTY, wireOverWorld } from './testing/auth.wiring';
+
+const PASSWORD = 'correct horse battery';
+const HOME = { address: '198.51.100.1' };
+const ORIGIN = TEST_RELYING_PARTY.origins[0] ?? '';
+
+describe('PasskeyService against PostgreSQL and Redis', () => {
+  const world = useAuthTestWorld();
+  const clock = createTestClock();
+  const services = () => wireOverWorld(world, { clock, guessPolicy: { perClient: 50 } });
+
+  async function withPasskey() {
+    const { credentials, passkeys } = services();
+    const userId = randomUUID();
+    const { sessionId } = await credentials.create(userId, PASSWORD, undefined);
+    const authenticator = createSoftwareAuthenticator(ORIGIN);
+    const options = await passkeys.beginRegistration(userId, sessionId, 'ada@example.com');
+    const passkey = await passkeys.finishRegistration(
+      userId,
+      sessionId,
+      authenticator.create(options),
+      'Laptop',
+    );
+    return { userId, sessionId, authenticator, passkey };
+  }
+
+  it('stores the credential in auth.passkeys and its ceremony challenge in Redis, once', async () => {
+    const { passkeys } = services();
+    const { userId, passkey, authenticator } = await withPasskey();
+    const row = await world.db.passkey.findUniqueOrThrow({ where: { id: passkey.id } });
+    expect(row).toMatchObject({
+      userId,
+      credentialId: authenticator.credentials[0]?.id,
+      counter: 0n,
+      transports: ['internal'],
+      name: 'Laptop',
+      aaguid: '00000000-0000-0000-0000-000000000000',
+    });
+    expect(row.publicKey.length).toBeGreaterThan(64);
+
+    const options = JSON.parse(await passkeys.beginLogin()) as { challenge: string };
+    const key = `auth:passkey-challenge:${options.challenge}`;
+    const ttl = await world.redis.ttl(key);
+    expect(ttl).toBeGreaterThan(100);
+    expect(ttl).toBeLessThanOrEqual(120);
+    await passkeys.finishLogin(authenticator.get(JSON.stringify(options)), 'Firefox', HOME);
+    expect(await world.redis.exists(key)).toBe(0);
+  });
+
+  it('lets one of two sign-ins with the same challenge through', async () => {
+    const { passkeys } = services();
+    const { authenticator } = await withPasskey();
+    const options = await passkeys.beginLogin();
+    const first = authenticator.get(options);
+    const second = authenticator.get(options);
+    const outcomes = await Promise.allSettled([
+      passkeys.finishLogin(first, undefined, HOME),
+      passkeys.finishLogin(second, undefined, HOME),
+    ]);
+    expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
+  });
+
+  it('moves the stored counter forward and refuses one that goes back', async () => {
+    const { passkeys } = services();
+    const { passkey, authenticator } = await withPasskey();
+    const clone = { ...authenticator.credentials[0]! };
+    await passkeys.finishLogin(authenticator.get(await passkeys.beginLogin()), undefined, HOME);
+    await passkeys.finishLogin(authenticator.get(await passkeys.beginLogin()), undefined, HOME);
+    const row = await world.db.passkey.findUniqueOrThrow({ where: { id: passkey.id } });
+    expect(row.counter).toBe(2n);
+    expect(row.lastUsedAt).not.toBeNull();
+    const cloned = authenticator.get(await passkeys.beginLogin(), { credential: clone });
+    expect(await appErrorOf(passkeys.finishLogin(cloned, undefined, HOME))).toMatchObject({
+      code: 'UNAUTHENTICATED',
+    });
+  });
+
+  it('refuses a credential registered already, and removes one in a transaction with its event', async () => {
+    const { passkeys } = services();
+    const { userId, sessionId, authenticator, passkey } = await withPasskey();
+    // The same authenticator answering a second ceremony with the credential it already has.
+    const options = JSON.parse(
+      await passkeys.beginRegistration(userId, sessionId, 'ada@example.com'),
+    ) as { excludeCredentials: { id: string }[] };
+    expect(options.excludeCredentials.map((c) => c.id)).toEqual([authenticator.credentials[0]?.id]);
+
+    await passkeys.remove(userId, sessionId, passkey.id);
+    expect(await world.db.passkey.count({ where: { userId } })).toBe(0);
+    const events = await world.db.authOutboxEvent.findMany({ where: { type: 'auth.mfa_changed' } });
+    const changes = events
+      .map((event) => (event.envelope as { payload: { userId: string; change: string } }).payload)
+      .filter((payload) => payload.userId === userId)
+      .map((payload) => payload.change);
+    expect(changes.sort()).toEqual(['passkey_added', 'passkey_removed']);
+  });
+});

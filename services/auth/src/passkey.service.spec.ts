@@ -1,0 +1,285 @@
+import { randomUUID } from 'node:crypto';
+import { createSoftwareAuthenticator } from '@platform/webauthn-testing';
+import { describe, expect, it } from 'vitest';
+import type { GuessingClient } from './password-guard';
+import { MAX_RESPONSE_JSON_LENGTH } from './passkey.service';
+import { appErrorOf } from './testing/app-error';
+import { createTestClock } from './testing/auth.fakes';
+import { TEST_RELYING_PARTY, wireOverFakes } from './testing/auth.wiring';
+
+const PASSWORD = 'correct horse battery';
+const EMAIL = 'ada@example.com';
+const ORIGIN = TEST_RELYING_PARTY.origins[0] ?? '';
+const HOME: GuessingClient = { address: '198.51.100.1' };
+
+function setUp() {
+  const clock = createTestClock(new Date('2026-11-30T12:00:00Z'));
+  const wired = wireOverFakes({ clock, guessPolicy: { perClient: 3 } });
+  const { credentials, passkeys, mfa, fakes } = wired;
+  const eventsOf = (type: string) =>
+    fakes.transactions.events.filter((event) => event.type === type).map((e) => e.payload);
+
+  /** A user just signed in (recent authentication), with a software authenticator. */
+  async function signedInUser() {
+    const userId = randomUUID();
+    const { sessionId } = await credentials.create(userId, PASSWORD, undefined);
+    return { userId, sessionId, authenticator: createSoftwareAuthenticator(ORIGIN) };
+  }
+
+  async function withPasskey() {
+    const user = await signedInUser();
+    const options = await passkeys.beginRegistration(user.userId, user.sessionId, EMAIL);
+    const passkey = await passkeys.finishRegistration(
+      user.userId,
+      user.sessionId,
+      user.authenticator.create(options),
+      'Laptop',
+    );
+    return { ...user, passkey };
+  }
+
+  const signIn = async (authenticator: ReturnType<typeof createSoftwareAuthenticator>) =>
+    passkeys.finishLogin(authenticator.get(await passkeys.beginLogin()), 'Firefox', HOME);
+
+  return { clock, credentials, passkeys, mfa, fakes, eventsOf, signedInUser, withPasskey, signIn };
+}
+
+describe('PasskeyService', () => {
+  describe('registration', () => {
+    it('asks for a discoverable, user-verified credential of this relying party', async () => {
+      const { passkeys, signedInUser } = setUp();
+      const { userId, sessionId } = await signedInUser();
+      const options = JSON.parse(await passkeys.beginRegistration(userId, sessionId, EMAIL)) as {
+        challenge: string;
+      };
+      expect(options).toMatchObject({
+        rp: { id: 'localhost', name: 'Platform' },
+        user: { name: EMAIL },
+        attestation: 'none',
+        authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
+      });
+      expect(options.challenge).toMatch(/^[\w-]{43}$/);
+    });
+
+    it('stores the verified credential and sends a security notice', async () => {
+      const { passkeys, fakes, eventsOf, withPasskey } = setUp();
+      const { userId, passkey, authenticator } = await withPasskey();
+      expect(passkey).toMatchObject({ name: 'Laptop', transports: ['internal'], lastUsedAt: null });
+      const [stored] = [...fakes.passkeys.rows.values()];
+      expect(stored).toMatchObject({
+        userId,
+        credentialId: authenticator.credentials[0]?.id,
+        counter: 0,
+      });
+      expect(await passkeys.list(userId)).toEqual([passkey]);
+      expect(eventsOf('auth.mfa_changed')).toEqual([{ userId, change: 'passkey_added' }]);
+    });
+
+    it('needs a recent sign-in or re-authentication', async () => {
+      const { passkeys, clock, signedInUser } = setUp();
+      const { userId, sessionId } = await signedInUser();
+      clock.advance(301);
+      expect(await appErrorOf(passkeys.beginRegistration(userId, sessionId, EMAIL))).toMatchObject({
+        code: 'FORBIDDEN',
+        reason: 'REAUTHENTICATION_REQUIRED',
+      });
+    });
+
+    it('refuses a response from another origin, a used challenge, or another session', async () => {
+      const { passkeys, credentials, signedInUser } = setUp();
+      const { userId, sessionId, authenticator } = await signedInUser();
+
+      let options = await passkeys.beginRegistration(userId, sessionId, EMAIL);
+      const foreign = authenticator.create(options, { origin: 'https://evil.example' });
+      expect(
+        await appErrorOf(passkeys.finishRegistration(userId, sessionId, foreign, undefined)),
+      ).toMatchObject({
+        code: 'BAD_USER_INPUT',
+        field: 'response',
+      });
+      // That try used the challenge up: the same ceremony cannot be retried.
+      const right = authenticator.create(options);
+      expect(
+        await appErrorOf(passkeys.finishRegistration(userId, sessionId, right, undefined)),
+      ).toMatchObject({
+        code: 'BAD_USER_INPUT',
+        message: 'response: its challenge is unknown, used or expired; begin again',
+      });
+
+      options = await passkeys.beginRegistration(userId, sessionId, EMAIL);
+      const other = await credentials.login({
+        userId,
+        email: EMAIL,
+        password: PASSWORD,
+        userAgent: undefined,
+        client: HOME,
+      }); // a second session of the same user
+      const response = authenticator.create(options);
+      const otherSession = other.tokens?.sessionId ?? '';
+      expect(
+        await appErrorOf(passkeys.finishRegistration(userId, otherSession, response, undefined)),
+      ).toMatchObject({ code: 'BAD_USER_INPUT' });
+      expect(await passkeys.list(userId)).toEqual([]);
+    });
+
+    it('refuses an authenticator that did not verify the user', async () => {
+      const { passkeys, signedInUser } = setUp();
+      const { userId, sessionId, authenticator } = await signedInUser();
+      const options = await passkeys.beginRegistration(userId, sessionId, EMAIL);
+      const response = authenticator.create(options, { userVerified: false });
+      expect(
+        await appErrorOf(passkeys.finishRegistration(userId, sessionId, response, undefined)),
+      ).toMatchObject({
+        code: 'BAD_USER_INPUT',
+      });
+    });
+
+    it('refuses what is not a registration response, and oversized input, before any work', async () => {
+      const { passkeys, signedInUser } = setUp();
+      const { userId, sessionId } = await signedInUser();
+      for (const junk of ['', 'null', '{"id":"x"}', 'x'.repeat(MAX_RESPONSE_JSON_LENGTH + 1)])
+        expect(
+          await appErrorOf(passkeys.finishRegistration(userId, sessionId, junk, undefined)),
+        ).toMatchObject({
+          code: 'BAD_USER_INPUT',
+          field: 'response',
+        });
+    });
+  });
+
+  describe('sign-in', () => {
+    it('opens a session for the passkey owner and moves the counter forward', async () => {
+      const { passkeys, fakes, clock, withPasskey, signIn } = setUp();
+      const { userId, authenticator } = await withPasskey();
+      clock.advance(60);
+      const { tokens, deviceToken } = await signIn(authenticator);
+      expect(tokens.userId).toBe(userId);
+      expect(deviceToken).toMatch(/^[\w-]{43}$/);
+      const [stored] = [...fakes.passkeys.rows.values()];
+      expect(stored?.counter).toBe(1);
+      expect((await passkeys.list(userId))[0]?.lastUsedAt).toEqual(clock.now());
+    });
+
+    it('refuses a replayed challenge', async () => {
+      const { passkeys, withPasskey } = setUp();
+      const { authenticator } = await withPasskey();
+      const options = await passkeys.beginLogin();
+      await passkeys.finishLogin(authenticator.get(options), undefined, HOME);
+      const again = authenticator.get(options);
+      expect(await appErrorOf(passkeys.finishLogin(again, undefined, HOME))).toMatchObject({
+        code: 'UNAUTHENTICATED',
+      });
+    });
+
+    it('refuses an expired challenge', async () => {
+      const { passkeys, clock, withPasskey } = setUp();
+      const { authenticator } = await withPasskey();
+      const options = await passkeys.beginLogin();
+      clock.advance(121);
+      expect(
+        await appErrorOf(passkeys.finishLogin(authenticator.get(options), undefined, HOME)),
+      ).toMatchObject({
+        code: 'UNAUTHENTICATED',
+      });
+    });
+
+    it('refuses a cloned authenticator whose counter went backwards', async () => {
+      const { withPasskey, signIn } = setUp();
+      const { authenticator } = await withPasskey();
+      const original = authenticator.credentials[0]!;
+      const clone = { ...original };
+      await signIn(authenticator); // counter 1
+      await signIn(authenticator); // counter 2
+      const cloned = createSoftwareAuthenticator(ORIGIN);
+      cloned.credentials.push(clone); // its next assertion says 1
+      expect(await appErrorOf(signIn(cloned))).toMatchObject({ code: 'UNAUTHENTICATED' });
+    });
+
+    it('accepts an authenticator that always reports 0', async () => {
+      const { withPasskey, signIn } = setUp();
+      const { userId, authenticator } = await withPasskey();
+      const credential = authenticator.credentials[0]!;
+      credential.counter = -1; // each assertion reports counter + 1 = 0
+      expect((await signIn(authenticator)).tokens.userId).toBe(userId);
+      credential.counter = -1;
+      expect((await signIn(authenticator)).tokens.userId).toBe(userId);
+    });
+
+    it('counts failed assertions against the sign-in guess limits', async () => {
+      const { passkeys, credentials, withPasskey } = setUp();
+      const { userId, authenticator } = await withPasskey();
+      for (let i = 0; i < 3; i += 1) {
+        const wrongOrigin = authenticator.get(await passkeys.beginLogin(), {
+          origin: 'https://evil.example',
+        });
+        expect(await appErrorOf(passkeys.finishLogin(wrongOrigin, undefined, HOME))).toMatchObject({
+          code: 'UNAUTHENTICATED',
+        });
+      }
+      // The limit is the password's: the next guess from this address is not even checked.
+      const right = authenticator.get(await passkeys.beginLogin());
+      expect(await appErrorOf(passkeys.finishLogin(right, undefined, HOME))).toMatchObject({
+        code: 'RATE_LIMITED',
+      });
+      const password = await appErrorOf(
+        credentials.login({
+          userId,
+          email: EMAIL,
+          password: PASSWORD,
+          userAgent: undefined,
+          client: HOME,
+        }),
+      );
+      expect(password.code).toBe('RATE_LIMITED');
+    });
+
+    it('refuses an unknown credential', async () => {
+      const { passkeys, signedInUser } = setUp();
+      const { authenticator, userId, sessionId } = await signedInUser();
+      authenticator.create(await passkeys.beginRegistration(userId, sessionId, EMAIL)); // never finished
+      const response = authenticator.get(await passkeys.beginLogin());
+      expect(await appErrorOf(passkeys.finishLogin(response, undefined, HOME))).toMatchObject({
+        code: 'UNAUTHENTICATED',
+      });
+    });
+  });
+
+  describe('removal', () => {
+    it('needs recent authentication, removes the passkey and sends a notice', async () => {
+      const { passkeys, clock, mfa, eventsOf, withPasskey, signIn } = setUp();
+      const { userId, sessionId, passkey, authenticator } = await withPasskey();
+      clock.advance(301);
+      expect(await appErrorOf(passkeys.remove(userId, sessionId, passkey.id))).toMatchObject({
+        code: 'FORBIDDEN',
+        reason: 'REAUTHENTICATION_REQUIRED',
+      });
+      await mfa.reauthenticate(userId, sessionId, { password: PASSWORD }, HOME);
+      await passkeys.remove(userId, sessionId, passkey.id);
+      expect(await passkeys.list(userId)).toEqual([]);
+      expect(eventsOf('auth.mfa_changed')).toEqual([
+        { userId, change: 'passkey_added' },
+        { userId, change: 'passkey_removed' },
+      ]);
+      expect(await appErrorOf(signIn(authenticator))).toMatchObject({ code: 'UNAUTHENTICATED' });
+    });
+
+    it("refuses another user's passkey as not found", async () => {
+      const { passkeys, signedInUser, withPasskey } = setUp();
+      const { passkey } = await withPasskey();
+      const other = await signedInUser();
+      expect(
+        await appErrorOf(passkeys.remove(other.userId, other.sessionId, passkey.id)),
+      ).toMatchObject({
+        code: 'NOT_FOUND',
+      });
+    });
+  });
+
+  it('counts passkeys per user for the MFA status', async () => {
+    const { passkeys, withPasskey } = setUp();
+    const { userId } = await withPasskey();
+    expect(await passkeys.countByUser([userId, randomUUID(), 'not-an-id'])).toEqual(
+      new Map([[userId, 1]]),
+    );
+  });
+});
