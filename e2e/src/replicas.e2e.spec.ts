@@ -25,7 +25,7 @@ const RESET = 'mutation ($email: String!) { requestPasswordReset(email: $email) 
 const ADDED = 'subscription { notificationAdded { id title } }';
 const PAGE = `query ($after: String) {
   me { notifications(first: 50, after: $after) {
-    edges { node { id title } } pageInfo { hasNextPage endCursor } } } }`;
+    edges { node { id title createdAt } } pageInfo { hasNextPage endCursor } } } }`;
 
 /** Per-address limit of sign-in attempts in the users subgraph, per minute (lowered here). */
 const PER_ADDRESS = 8;
@@ -94,6 +94,8 @@ interface Subscriber {
   live: Map<string, number>;
   /** Ids found by the catch-up queries after reconnects. */
   caughtUp: Set<string>;
+  /** The catch-ups started (each after a reconnect, at the first live event). */
+  catchUps: Promise<void>[];
   /** Close codes of the connections that ended (before dispose). */
   closes: number[];
   connections: number;
@@ -413,12 +415,13 @@ describe('two replicas of every app', () => {
     }
 
     function openSubscriber(user: SignedIn): Subscriber {
-      let newestBefore: string | undefined;
-      let order: string[] = [];
+      /** When the last connection closed, while a catch-up is still to do. */
+      let catchUpSince: number | undefined;
       const subscriber: Subscriber = {
         user,
         live: new Map(),
         caughtUp: new Set(),
+        catchUps: [],
         closes: [],
         connections: 0,
         client: createClient({
@@ -430,26 +433,28 @@ describe('two replicas of every app', () => {
           retryWait: () => new Promise((resolve) => setTimeout(resolve, 100)),
           onNonLazyError: () => undefined,
           on: {
-            connected: () => {
-              subscriber.connections += 1;
-              // After a reconnect: page back to the newest notification seen before it.
-              if (subscriber.connections > 1) void catchUp(newestBefore);
-            },
+            connected: () => (subscriber.connections += 1),
             closed: (event) => {
               subscriber.closes.push((event as { code: number }).code);
-              newestBefore = order.at(-1);
+              catchUpSince ??= Date.now();
             },
           },
         }),
       };
       const known = (id: string) => subscriber.live.has(id) || subscriber.caughtUp.has(id);
-      async function catchUp(stopAt: string | undefined): Promise<void> {
+      /**
+       * Pages back through the inbox (newest first) to a while before the connection closed,
+       * keeping what the subscription did not bring. Run once the subscription is live again
+       * (its first event since the reconnect): whatever is created from then on arrives live,
+       * everything before is in the pages.
+       */
+      async function catchUp(since: number): Promise<void> {
         let after: string | undefined;
         for (;;) {
           const { data } = await request<{
             me: {
               notifications: {
-                edges: { node: { id: string; title: string } }[];
+                edges: { node: { id: string; title: string; createdAt: string } }[];
                 pageInfo: { hasNextPage: boolean; endCursor: string };
               };
             };
@@ -457,11 +462,9 @@ describe('two replicas of every app', () => {
           const page = data?.me.notifications;
           if (!page) return;
           for (const { node } of page.edges) {
-            if (node.id === stopAt) return;
-            if (!known(node.id) && node.title.startsWith(`replicas ${runTag}`)) {
+            if (Date.parse(node.createdAt) < since - 5_000) return;
+            if (!known(node.id) && node.title.startsWith(`replicas ${runTag}`))
               subscriber.caughtUp.add(node.id);
-              order.push(node.id);
-            }
           }
           if (!page.pageInfo.hasNextPage) return;
           after = page.pageInfo.endCursor;
@@ -475,7 +478,11 @@ describe('two replicas of every app', () => {
               ?.notificationAdded?.id;
             if (!id) return;
             subscriber.live.set(id, (subscriber.live.get(id) ?? 0) + 1);
-            order = [...order.filter((known) => known !== id), id];
+            if (catchUpSince !== undefined) {
+              const since = catchUpSince;
+              catchUpSince = undefined;
+              subscriber.catchUps.push(catchUp(since));
+            }
           },
           error: () => undefined,
           complete: () => undefined,
@@ -550,6 +557,9 @@ describe('two replicas of every app', () => {
     phase = 'after the rollout';
     stopped = true;
     await Promise.all(lanesDone);
+    // A last notification to each subscriber: it arrives live, and sets off a catch-up still
+    // to do after its last reconnect.
+    for (const subscriber of subscribers) await sendTo(subscriber, 'last');
 
     const failures = requests
       .slice(loadStart)
@@ -575,7 +585,8 @@ describe('two replicas of every app', () => {
 
     // Every notification reached its subscriber exactly once: live, or (sent while it was
     // reconnecting) by the catch-up; never pushed twice.
-    await eventually(() => {
+    await eventually(async () => {
+      await Promise.all(subscribers.flatMap((subscriber) => subscriber.catchUps));
       for (const subscriber of subscribers) {
         const expected = [...sent.get(subscriber.user.id)!].sort();
         const got = [...new Set([...subscriber.live.keys(), ...subscriber.caughtUp])].sort();
