@@ -191,6 +191,14 @@ describe('Prometheus metrics on every app', () => {
     // The gateway's dependencies, as the services report theirs.
     for (const dependency of ['redis', 'users-subgraph', 'auth-service', 'notification-service'])
       expect(sum(after.gateway, 'dependency_up', { dependency }), dependency).toBe(1);
+    // ... and the subgraphs theirs (Redis and each service they call).
+    for (const [app, dependency] of [
+      ['users-subgraph', 'redis'],
+      ['users-subgraph', 'user-service'],
+      ['rbac-subgraph', 'permission-service'],
+      ['notifications-subgraph', 'notification-service'],
+    ] as const)
+      expect(sum(after[app], 'dependency_up', { dependency }), `${app} ${dependency}`).toBe(1);
     moved('gateway', 'graphql_operation_duration_seconds_count', {
       operation: 'Me',
       type: 'query',

@@ -10,3 +10,4 @@ export {
 export { boundedLabel } from './bounded-label';
 export { appNameOf, serveMetrics, type MetricsServer } from './metrics.server';
 export { cacheMetrics } from './cache.metrics';
+export { exportDependencyChecks } from './dependency.metrics';

@@ -6,7 +6,7 @@ import {
 } from '@platform/grpc';
 import type { Lifecycle } from '@platform/lifecycle';
 import type { Logger } from '@platform/logger';
-import { appNameOf, serveMetrics } from '@platform/metrics';
+import { appNameOf, serveMetrics, exportDependencyChecks } from '@platform/metrics';
 import { authV1, permissionV1 } from '@platform/proto';
 import { createRedis, type Redis } from '@platform/redis';
 import { createAccessTokens, type TokenVerifier } from '@platform/tokens';
@@ -92,6 +92,8 @@ export async function openSubgraphRuntime(options: {
     redis,
     jwks: auth,
   });
+  // dependency_up{dependency}, as the services report theirs: the `/ready` checks, on scrape.
+  exportDependencyChecks(() => readiness(redis, services));
   return {
     redis,
     auth,
