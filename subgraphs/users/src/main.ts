@@ -8,6 +8,7 @@ import { startBootstrapAdmin } from './bootstrap-admin';
 import { env } from './environment';
 import { createEmailResolvers } from './email.resolvers';
 import { createMfaResolvers } from './mfa.resolvers';
+import { createPasskeyResolvers } from './passkey.resolvers';
 import { createProfileResolvers } from './profile.resolvers';
 import { createUserLoader, usersResolvers } from './users.resolvers';
 
@@ -24,13 +25,26 @@ lifecycle.run(async () => {
   const email = createEmailResolvers({ users, auth }, throttle);
   const identity = createAuthResolvers({ users, auth, permissions }, throttle, logger);
   const mfa = createMfaResolvers({ users, auth }, throttle);
+  const passkeys = createPasskeyResolvers({ auth }, throttle);
   await runtime.serve({
     name: 'users',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: {
       ...usersResolvers,
-      Query: { ...usersResolvers.Query, ...identity.Query, ...profiles.Query, ...mfa.Query },
-      Mutation: { ...identity.Mutation, ...profiles.Mutation, ...email.Mutation, ...mfa.Mutation },
+      Query: {
+        ...usersResolvers.Query,
+        ...identity.Query,
+        ...profiles.Query,
+        ...mfa.Query,
+        ...passkeys.Query,
+      },
+      Mutation: {
+        ...identity.Mutation,
+        ...profiles.Mutation,
+        ...email.Mutation,
+        ...mfa.Mutation,
+        ...passkeys.Mutation,
+      },
       User: { ...usersResolvers.User, ...mfa.User },
       SignInResult: mfa.SignInResult,
     },

@@ -29,7 +29,10 @@ function mfaStatusLoader(auth: AuthClient, context: UsersContext) {
   if (!loader) {
     loader = new DataLoader(async (ids) => {
       const { statuses } = await auth.getMfaStatus({ userIds: [...ids] });
-      const enrolled = new Set(statuses.filter((s) => s.totpEnabled).map((s) => s.userId));
+      // A passkey counts as multi-factor too (it proves possession and the user's PIN or biometrics).
+      const enrolled = new Set(
+        statuses.filter((s) => s.totpEnabled || s.passkeys > 0).map((s) => s.userId),
+      );
       return ids.map((id) => enrolled.has(id));
     });
     statusLoaders.set(context, loader);
