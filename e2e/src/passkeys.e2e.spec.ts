@@ -8,8 +8,8 @@ import {
   createSoftwareAuthenticator,
   type SoftwareAuthenticator,
 } from '@platform/webauthn-testing';
-import { graphql, signUp, type GraphQLResponse, type SignedIn } from './graphql.client';
-import { startPlatform, stopPlatform, type Platform } from './platform.harness';
+import { graphql, signIn, signUp, type GraphQLResponse, type SignedIn } from './graphql.client';
+import { ADMIN, startPlatform, stopPlatform, type Platform } from './platform.harness';
 
 const PASSWORD = 'correct horse battery';
 /** Where the software authenticator's "browser" runs. */
@@ -255,6 +255,20 @@ describe('passkeys through the gateway', () => {
       { e: email, p: PASSWORD },
     );
     expect(errorOf(password)?.['code']).toBe('RATE_LIMITED');
+  });
+
+  it("opens nothing for a disabled account's passkey", async () => {
+    const { account, authenticator } = await withPasskey('pk-disabled@example.com');
+    const admin = await signIn(gateway, ADMIN.email, ADMIN.password);
+    const disabled = await as(
+      admin,
+      'mutation ($id: ID!) { setUserStatus(id: $id, status: DISABLED) { id } }',
+      { id: account.id },
+    );
+    expect(disabled.errors).toBeUndefined();
+    const refused = await passkeyLogin(authenticator);
+    expect(errorOf(refused)?.['code']).toBe('UNAUTHENTICATED');
+    expect(refused.data).toBeNull();
   });
 
   it('refuses oversized or malformed responses at the edge', async () => {
