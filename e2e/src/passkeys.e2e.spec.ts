@@ -182,7 +182,7 @@ describe('passkeys through the gateway', () => {
     expect(errorOf(anonymous)?.['code']).toBe('UNAUTHENTICATED');
   });
 
-  it('signs in with a passkey alone (no email), with the platform tokens, even with TOTP on', async () => {
+  it('signs in with a passkey alone (no email), with the platform tokens, even with TOTP on; or answers the challenge of a password sign-in', async () => {
     const { account, authenticator } = await withPasskey('pk-login@example.com');
     // TOTP on as well: a passkey sign-in is two factors in one, no challenge follows.
     const totp = await as<{ beginTotpEnrollment: { secret: string } }>(
@@ -212,6 +212,40 @@ describe('passkeys through the gateway', () => {
     expect(refreshed.data?.refreshSession.accessToken).toBeTruthy();
     const listed = await as<{ myPasskeys: { lastUsedAt: string | null }[] }>(account, MY_PASSKEYS);
     expect(listed.data?.myPasskeys[0]?.lastUsedAt).not.toBeNull();
+
+    // A password sign-in of this account is challenged, and the passkey can answer it.
+    const challenged = await as<{
+      signIn: { __typename: string; challenge: string; methods: string[] };
+    }>(
+      undefined,
+      `mutation ($e: String!, $p: String!) { signIn(email: $e, password: $p) {
+        __typename ... on MfaChallenge { challenge methods } } }`,
+      { e: 'pk-login@example.com', p: PASSWORD },
+    );
+    const challenge = challenged.data!.signIn;
+    expect(challenge.__typename).toBe('MfaChallenge');
+    expect(challenge.methods).toEqual(['TOTP', 'RECOVERY_CODE', 'PASSKEY']);
+    const begun = await as<{ beginPasskeyLogin: string }>(
+      undefined,
+      'mutation ($c: String) { beginPasskeyLogin(challenge: $c) }',
+      { c: challenge.challenge },
+    );
+    const options = JSON.parse(begun.data!.beginPasskeyLogin) as {
+      allowCredentials: { id: string }[];
+    };
+    expect(options.allowCredentials.map((credential) => credential.id)).toEqual([
+      authenticator.credentials[0]?.id,
+    ]);
+    const completed = await as<FinishedLogin>(undefined, FINISH_LOGIN, {
+      response: authenticator.get(begun.data!.beginPasskeyLogin),
+    });
+    expect(completed.data?.finishPasskeyLogin.user.id).toBe(account.id);
+    const reused = await as(
+      undefined,
+      'mutation ($c: String!, $k: String!) { verifyMfa(challenge: $c, code: $k) { accessToken } }',
+      { c: challenge.challenge, k: '000000' },
+    );
+    expect(errorOf(reused)?.['code']).toBe('UNAUTHENTICATED');
   });
 
   it('refuses an assertion made for another origin, a replayed challenge and a cloned authenticator', async () => {

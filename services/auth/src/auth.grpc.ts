@@ -220,8 +220,8 @@ export function createAuthHandlers(
       return { passkey: passkeyOf(view) };
     },
 
-    async beginPasskeyLogin() {
-      return { optionsJson: await passkeys.beginLogin() };
+    async beginPasskeyLogin(request) {
+      return { optionsJson: await passkeys.beginLogin(optional(request.mfaChallenge)) };
     },
 
     async finishPasskeyLogin(request) {

@@ -115,6 +115,7 @@ lifecycle.run(async () => {
   });
   const credentialRepository = createCredentialRepository(db);
   const passwords = await createPasswordHasher();
+  const passkeyRepository = createPasskeyRepository(db);
   const mfa = createMfaService({
     repository: createMfaRepository(db),
     box: createSecretBox(mfaKeysOf(env)),
@@ -128,11 +129,12 @@ lifecycle.run(async () => {
       challengeTtlSeconds: env.MFA_CHALLENGE_TTL,
       reauthWindowSeconds: env.REAUTH_WINDOW_SECONDS,
     },
+    hasPasskey: async (userId) => (await passkeyRepository.countByUser([userId])).size > 0,
   });
   if (!env.MFA_ENCRYPTION_KEYS)
     logger.warn('MFA_ENCRYPTION_KEYS is unset: TOTP secrets are sealed with the development key');
   const passkeys = createPasskeyService({
-    passkeys: createPasskeyRepository(db),
+    passkeys: passkeyRepository,
     challenges: createPasskeyChallengeRepository(redis),
     mfa,
     guard,

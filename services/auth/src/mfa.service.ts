@@ -12,8 +12,8 @@ import type { PasswordHasher } from './password.hasher';
 import type { SecretBox } from './secret-box';
 import type { SessionService, SessionTokens } from './session.service';
 
-/** What can complete a challenge. A passkey will be one more (its ceremony calls `complete`). */
-export type MfaMethod = 'TOTP' | 'RECOVERY_CODE';
+/** What can complete a challenge (a passkey through its own ceremony, which calls `complete`). */
+export type MfaMethod = 'TOTP' | 'RECOVERY_CODE' | 'PASSKEY';
 
 export interface IssuedChallenge {
   /** Opaque, single-use (only its SHA-256 is stored). */
@@ -76,6 +76,14 @@ export interface MfaService {
    * re-authenticated within the window: the rule for managing any factor, passkeys included.
    */
   requireRecent(userId: string, sessionId: string): Promise<void>;
+  /** The open challenge `challenge` names (by its hash), or null if unknown, expired or used. */
+  findChallenge(challenge: string): Promise<(ChallengeRow & { tokenHash: string }) | null>;
+  /** The open challenge of this hash, or null (a ceremony that began with it looks again). */
+  findChallengeByHash(tokenHash: string): Promise<ChallengeRow | null>;
+  /** Counts a wrong answer to the challenge (used up after MAX_CHALLENGE_FAILURES). */
+  countChallengeFailure(tokenHash: string): Promise<void>;
+  /** Uses the challenge up and opens the session: the end of every way of answering it. */
+  complete(tokenHash: string, open: ChallengeRow): Promise<MfaSignIn>;
 }
 
 export interface MfaServiceDeps {
@@ -87,6 +95,8 @@ export interface MfaServiceDeps {
   credentials: Pick<CredentialRepository, 'find'>;
   passwords: PasswordHasher;
   policy: MfaPolicy;
+  /** Whether the user has a passkey (then it can answer a challenge too). */
+  hasPasskey?: (userId: string) => Promise<boolean>;
   clock?: () => Date;
 }
 
@@ -215,7 +225,9 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
         deviceToken,
         expiresAt,
       });
-      return { challenge: token, expiresAt, methods: ['TOTP', 'RECOVERY_CODE'] };
+      const methods: MfaMethod[] = ['TOTP', 'RECOVERY_CODE'];
+      if (await deps.hasPasskey?.(userId)) methods.push('PASSKEY');
+      return { challenge: token, expiresAt, methods };
     },
 
     async verify(challenge, code, client) {
@@ -316,5 +328,22 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
     },
 
     requireRecent,
+
+    async findChallenge(challenge) {
+      if (!isOpaqueToken(challenge)) return null;
+      const tokenHash = hashOpaqueToken(challenge);
+      const open = await repository.findChallenge(tokenHash, clock());
+      return open ? { ...open, tokenHash } : null;
+    },
+
+    findChallengeByHash(tokenHash) {
+      return repository.findChallenge(tokenHash, clock());
+    },
+
+    countChallengeFailure(tokenHash) {
+      return repository.countChallengeFailure(tokenHash, MAX_CHALLENGE_FAILURES, clock());
+    },
+
+    complete: completeChallenge,
   };
 }

@@ -128,7 +128,10 @@ export function createPasskeyRepository(db: PrismaClient): PasskeyRepository {
 
 /** What a ceremony's challenge was issued for. */
 export type CeremonyState =
-  { kind: 'registration'; userId: string; sessionId: string } | { kind: 'login' };
+  | { kind: 'registration'; userId: string; sessionId: string }
+  | { kind: 'login' }
+  /** Answering the MFA challenge of this hash (a password was right). */
+  | { kind: 'mfa'; challengeHash: string };
 
 /** Ceremony challenges: single-use, short-lived, in Redis (shared by every instance). */
 export interface PasskeyChallengeRepository {

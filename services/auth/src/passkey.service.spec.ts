@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { generate } from 'otplib';
 import { createSoftwareAuthenticator } from '@platform/webauthn-testing';
 import { describe, expect, it } from 'vitest';
 import type { GuessingClient } from './password-guard';
@@ -239,6 +240,86 @@ describe('PasskeyService', () => {
       authenticator.create(await passkeys.beginRegistration(userId, sessionId, EMAIL)); // never finished
       const response = authenticator.get(await passkeys.beginLogin());
       expect(await appErrorOf(passkeys.finishLogin(response, undefined, HOME))).toMatchObject({
+        code: 'UNAUTHENTICATED',
+      });
+    });
+  });
+
+  describe('completing an MFA challenge', () => {
+    /** A user with a passkey and TOTP on, and the challenge a right password earned. */
+    async function challenged() {
+      const world = setUp();
+      const { userId, sessionId, authenticator } = await world.withPasskey();
+      const { secret } = await world.mfa.beginTotp(userId, sessionId, EMAIL);
+      const code = await generate({
+        secret,
+        epoch: Math.floor(world.clock.now().getTime() / 1000),
+      });
+      await world.mfa.confirmTotp(userId, sessionId, code, HOME);
+      const signIn = await world.credentials.login({
+        userId,
+        email: EMAIL,
+        password: PASSWORD,
+        userAgent: 'Firefox',
+        client: HOME,
+      });
+      if (!signIn.mfaChallenge) throw new Error('expected an MFA challenge');
+      return { ...world, userId, authenticator, challenge: signIn.mfaChallenge };
+    }
+
+    it("offers PASSKEY, asks for that user's passkeys, and opens the session once", async () => {
+      const { passkeys, mfa, userId, authenticator, challenge } = await challenged();
+      expect(challenge.methods).toEqual(['TOTP', 'RECOVERY_CODE', 'PASSKEY']);
+      const options = await passkeys.beginLogin(challenge.challenge);
+      expect(
+        (JSON.parse(options) as { allowCredentials: { id: string }[] }).allowCredentials,
+      ).toEqual([expect.objectContaining({ id: authenticator.credentials[0]?.id })]);
+      const { tokens } = await passkeys.finishLogin(authenticator.get(options), undefined, HOME);
+      expect(tokens.userId).toBe(userId);
+      // The challenge is used up: neither a code nor another passkey ceremony completes it again.
+      expect(await appErrorOf(mfa.verify(challenge.challenge, '000000', HOME))).toMatchObject({
+        code: 'UNAUTHENTICATED',
+      });
+      expect(await appErrorOf(passkeys.beginLogin(challenge.challenge))).toMatchObject({
+        code: 'UNAUTHENTICATED',
+      });
+    });
+
+    it("refuses another user's passkey; a failed assertion counts as a wrong answer", async () => {
+      const { passkeys, fakes, challenge, authenticator, withPasskey } = await challenged();
+      const other = await withPasskey();
+      const foreign = other.authenticator.get(await passkeys.beginLogin(challenge.challenge));
+      expect(await appErrorOf(passkeys.finishLogin(foreign, undefined, HOME))).toMatchObject({
+        code: 'UNAUTHENTICATED',
+      });
+      const wrongOrigin = authenticator.get(await passkeys.beginLogin(challenge.challenge), {
+        origin: 'https://evil.example',
+      });
+      expect(await appErrorOf(passkeys.finishLogin(wrongOrigin, undefined, HOME))).toMatchObject({
+        code: 'UNAUTHENTICATED',
+      });
+      expect([...fakes.mfa.challenges.values()].map((c) => c.failures)).toEqual([1]);
+    });
+
+    it('refuses to begin with an unknown challenge, or for a user without passkeys', async () => {
+      const { passkeys, mfa, credentials, clock } = setUp();
+      expect(await appErrorOf(passkeys.beginLogin('x'.repeat(43)))).toMatchObject({
+        code: 'UNAUTHENTICATED',
+      });
+      const userId = randomUUID();
+      const { sessionId } = await credentials.create(userId, PASSWORD, undefined);
+      const { secret } = await mfa.beginTotp(userId, sessionId, EMAIL);
+      const epoch = Math.floor(clock.now().getTime() / 1000);
+      await mfa.confirmTotp(userId, sessionId, await generate({ secret, epoch }), HOME);
+      const signIn = await credentials.login({
+        userId,
+        email: EMAIL,
+        password: PASSWORD,
+        userAgent: undefined,
+        client: HOME,
+      });
+      expect(signIn.mfaChallenge?.methods).toEqual(['TOTP', 'RECOVERY_CODE']);
+      expect(await appErrorOf(passkeys.beginLogin(signIn.mfaChallenge?.challenge))).toMatchObject({
         code: 'UNAUTHENTICATED',
       });
     });

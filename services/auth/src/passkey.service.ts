@@ -51,8 +51,11 @@ export interface PasskeyService {
     responseJson: string,
     name: string | undefined,
   ): Promise<PasskeyView>;
-  /** Request options (JSON) for navigator.credentials.get: any discoverable credential. */
-  beginLogin(): Promise<string>;
+  /**
+   * Request options (JSON) for navigator.credentials.get: any discoverable credential; or, given
+   * the MFA challenge a right password earned, one of that user's passkeys to complete it.
+   */
+  beginLogin(mfaChallenge?: string): Promise<string>;
   /**
    * Verifies an assertion (challenge once, origin, RP id, user verification, signature, counter)
    * and opens a session. A failed assertion of a known passkey counts against its user's guess
@@ -73,7 +76,10 @@ export interface PasskeyService {
 export interface PasskeyServiceDeps {
   passkeys: PasskeyRepository;
   challenges: PasskeyChallengeRepository;
-  mfa: Pick<MfaService, 'requireRecent'>;
+  mfa: Pick<
+    MfaService,
+    'requireRecent' | 'findChallenge' | 'findChallengeByHash' | 'countChallengeFailure' | 'complete'
+  >;
   guard: PasswordGuard;
   sessions: Pick<SessionService, 'open'>;
   transactions: AuthTransactions;
@@ -127,6 +133,8 @@ const viewOf = (row: PasskeyRow): PasskeyView => ({
 });
 
 const signInFailed = () => AppError.unauthenticated('Passkey sign-in failed; begin again');
+const invalidChallenge = () =>
+  AppError.unauthenticated('The sign-in challenge is invalid or has expired; sign in again');
 const badRegistration = (reason: string) => AppError.badInput('response', reason);
 
 /** A uuid as the 16 bytes WebAuthn's user handle carries. */
@@ -216,13 +224,32 @@ export function createPasskeyService(deps: PasskeyServiceDeps): PasskeyService {
       return viewOf(created);
     },
 
-    async beginLogin() {
+    async beginLogin(mfaChallenge) {
+      if (mfaChallenge === undefined) {
+        const options = await generateAuthenticationOptions({
+          rpID: rp.id,
+          timeout,
+          userVerification: 'required',
+        });
+        await challenges.save(options.challenge, { kind: 'login' }, policy.challengeTtlSeconds);
+        return JSON.stringify(options);
+      }
+      // The second step of a password sign-in: that user's passkeys only.
+      const open = await mfa.findChallenge(mfaChallenge);
+      if (!open) throw invalidChallenge();
+      const own = await passkeys.listByUser(open.userId);
+      if (own.length === 0) throw invalidChallenge();
       const options = await generateAuthenticationOptions({
         rpID: rp.id,
         timeout,
         userVerification: 'required',
+        allowCredentials: own.map((row) => ({ id: row.credentialId, transports: row.transports })),
       });
-      await challenges.save(options.challenge, { kind: 'login' }, policy.challengeTtlSeconds);
+      await challenges.save(
+        options.challenge,
+        { kind: 'mfa', challengeHash: open.tokenHash },
+        policy.challengeTtlSeconds,
+      );
       return JSON.stringify(options);
     },
 
@@ -230,13 +257,21 @@ export function createPasskeyService(deps: PasskeyServiceDeps): PasskeyService {
       const parsed = parseResponse(responseJson);
       if (!parsed) throw signInFailed();
       const state = await challenges.take(parsed.challenge);
-      if (state?.kind !== 'login') throw signInFailed();
+      if (state?.kind !== 'login' && state?.kind !== 'mfa') throw signInFailed();
+      // Completing an MFA challenge: it must still be open, and the passkey its user's.
+      const mfaHash = state.kind === 'mfa' ? state.challengeHash : undefined;
+      const open = mfaHash ? await mfa.findChallengeByHash(mfaHash) : null;
+      if (mfaHash && !open) throw invalidChallenge();
       const response = parsed.response as AuthenticationResponseJSON;
       const passkey = await passkeys.findByCredentialId(response.id);
       // An unknown credential has no account to count against; each try needs a new challenge,
       // and the users subgraph limits those per client address.
-      if (!passkey) throw signInFailed();
-      const right = await guard.check(accountOf(passkey.userId), client, async () => {
+      if (!passkey || (open && passkey.userId !== open.userId)) throw signInFailed();
+      // The device that typed the password is the one answering: the same buckets as its login.
+      const guessing = open
+        ? { address: client.address, deviceToken: open.deviceToken ?? undefined }
+        : client;
+      const right = await guard.check(accountOf(passkey.userId), guessing, async () => {
         let newCounter: number;
         try {
           const result = await verifyAuthenticationResponse({
@@ -262,7 +297,11 @@ export function createPasskeyService(deps: PasskeyServiceDeps): PasskeyService {
         // Conditional on the counter it was checked against: of two racing assertions, one wins.
         return passkeys.recordUse(passkey.id, passkey.counter, newCounter, clock());
       });
-      if (!right) throw signInFailed();
+      if (!right) {
+        if (mfaHash) await mfa.countChallengeFailure(mfaHash);
+        throw signInFailed();
+      }
+      if (mfaHash && open) return mfa.complete(mfaHash, open);
       const deviceToken = await guard.deviceTokenFor(accountOf(passkey.userId), client.deviceToken);
       return { tokens: await sessions.open(passkey.userId, userAgent), deviceToken };
     },

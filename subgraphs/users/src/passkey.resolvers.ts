@@ -91,10 +91,19 @@ export function createPasskeyResolvers(
         return true;
       },
 
-      async beginPasskeyLogin(_: unknown, __: unknown, context: UsersContext) {
+      async beginPasskeyLogin(
+        _: unknown,
+        args: { challenge?: string | null },
+        context: UsersContext,
+      ) {
         // Every sign-in try needs a new challenge: counting these limits an address's tries.
         await throttle.checkAddress(context.clientAddress);
-        const { optionsJson } = await auth.beginPasskeyLogin({});
+        const mfaChallenge = args.challenge ?? '';
+        if (mfaChallenge.length > MAX_ID_LENGTH)
+          throw AppError.unauthenticated(
+            'The sign-in challenge is invalid or has expired; sign in again',
+          );
+        const { optionsJson } = await auth.beginPasskeyLogin({ mfaChallenge });
         return optionsJson;
       },
 

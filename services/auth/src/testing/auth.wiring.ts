@@ -143,6 +143,7 @@ function wire(parts: Parts, options: WiringOptions) {
     credentials: parts.credentials,
     passwords: parts.passwords,
     policy: { ...DEFAULT_MFA_POLICY, ...options.mfaPolicy },
+    hasPasskey: async (userId) => (await parts.passkeys.countByUser([userId])).size > 0,
     clock: clock.now,
   });
   const passkeys = createPasskeyService({
