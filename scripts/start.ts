@@ -13,14 +13,15 @@ import {
   APPS,
   appEnvironment,
   freePort,
+  MAX_REPLICAS,
   METRICS_PORT_VARIABLE,
+  replicaPorts,
   startAppProcess,
   waitUntilUp,
   type AppPorts,
   type AppProcess,
 } from '@platform/apps';
 import {
-  DEFAULT_METRICS_PORTS,
   DEFAULT_PORTS,
   databaseEnv,
   loadEnv,
@@ -32,10 +33,6 @@ import {
 import { applyMigrations, createDatabaseIfMissing, MIGRATIONS } from '@platform/db/migrate';
 import { findUnreachableDependencies } from './dependencies';
 import { formatLogLine } from './log-format';
-
-/** Instance n of an app listens on its default ports + n × this (4000, 4100; 50051, 50151). */
-const REPLICA_PORT_STEP = 100;
-const MAX_REPLICAS = 9;
 
 /** `--replicas N` / `--replicas=N`, if given. */
 function replicasArgument(args: readonly string[]): string | undefined {
@@ -111,33 +108,14 @@ say(
 const replicas = env.REPLICAS;
 const ports: AppPorts = { ...DEFAULT_PORTS, gateway: env.GATEWAY_PORT };
 // Every instance's port and /metrics port, by app (instance 0 first): the defaults
-// (DEFAULT_PORTS, DEFAULT_METRICS_PORTS) + n × 100 for instance n, or free ports.
-const instancePorts = {} as Record<AppName, number[]>;
-const metricsPorts = {} as Record<AppName, (number | undefined)[]>;
-for (const app of APPS) {
-  instancePorts[app.name] = [];
-  metricsPorts[app.name] = [];
-  for (let n = 0; n < replicas; n++) {
-    const free = env.INTERNAL_PORTS === 'free';
-    // The first gateway keeps GATEWAY_PORT; with free ports, every other port is picked.
-    instancePorts[app.name].push(
-      n === 0 && app.kind === 'gateway'
-        ? ports.gateway
-        : free
-          ? await freePort()
-          : ports[app.name] + n * REPLICA_PORT_STEP,
-    );
-    // One instance on default ports keeps each app's own default (no METRICS_PORT given).
-    metricsPorts[app.name].push(
-      free
-        ? await freePort()
-        : n === 0
-          ? undefined
-          : DEFAULT_METRICS_PORTS[app.name] + n * REPLICA_PORT_STEP,
-    );
-  }
-  ports[app.name] = instancePorts[app.name][0] ?? ports[app.name];
-}
+// + 100 × n for instance n, or free ports.
+const { instancePorts, metricsPorts } = await replicaPorts({
+  replicas,
+  ports,
+  free: env.INTERNAL_PORTS === 'free',
+  freePort,
+});
+for (const app of APPS) ports[app.name] = instancePorts[app.name][0] ?? ports[app.name];
 const internalToken = env.INTERNAL_TOKEN ?? randomBytes(32).toString('base64url');
 const running: AppProcess[] = [];
 let stopping = false;

@@ -11,3 +11,4 @@ export {
 export { startAppProcess, type AppProcess, type AppProcessOptions } from './app.process';
 export { waitUntilUp } from './app.health';
 export { freePort } from './free-port';
+export { MAX_REPLICAS, REPLICA_PORT_STEP, replicaPorts, type ReplicaPorts } from './replica-ports';
