@@ -315,7 +315,7 @@ describe('passkeys through the gateway', () => {
     expect(errorOf(junk)?.['code']).toBe('UNAUTHENTICATED');
   });
 
-  it('removes a passkey only after re-authentication, with a notice; it no longer signs in', async () => {
+  it('removes a passkey only after re-authentication (here with the passkey), with a notice; it no longer signs in', async () => {
     const { account, email, authenticator, passkey } = await withPasskey('pk-remove@example.com');
     await pause((REAUTH_WINDOW + 1) * 1000);
     const refused = await as(account, REMOVE, { id: passkey.id });
@@ -329,8 +329,22 @@ describe('passkeys through the gateway', () => {
       reason: 'REAUTHENTICATION_REQUIRED',
     });
 
-    const proved = await as(account, REAUTH, { p: PASSWORD });
+    // Proving it is me with the passkey itself (a password would do too: REAUTH).
+    const wrong = await as(account, REAUTH, { p: 'not my password' });
+    expect(errorOf(wrong)).toMatchObject({ code: 'BAD_USER_INPUT', field: 'password' });
+    const begun = await as<{ beginPasskeyReauthentication: string }>(
+      account,
+      'mutation { beginPasskeyReauthentication }',
+    );
+    const proved = await as<{ reauthenticateWithPasskey: { recentUntil: string } }>(
+      account,
+      'mutation ($r: String!) { reauthenticateWithPasskey(response: $r) { recentUntil } }',
+      { r: authenticator.get(begun.data!.beginPasskeyReauthentication) },
+    );
     expect(proved.errors).toBeUndefined();
+    expect(new Date(proved.data!.reauthenticateWithPasskey.recentUntil).getTime()).toBeGreaterThan(
+      Date.now(),
+    );
     const removed = await as<{ removePasskey: boolean }>(account, REMOVE, { id: passkey.id });
     expect(removed.data?.removePasskey).toBe(true);
     const listed = await as<{ myPasskeys: unknown[] }>(account, MY_PASSKEYS);

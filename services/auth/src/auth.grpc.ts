@@ -231,6 +231,24 @@ export function createAuthHandlers(
       });
     },
 
+    async beginPasskeyReauthentication(request) {
+      const optionsJson = await passkeys.beginReauthentication(
+        requireUserId(request.userId),
+        request.sessionId,
+      );
+      return { optionsJson };
+    },
+
+    async reauthenticateWithPasskey(request) {
+      const recentUntil = await passkeys.reauthenticate(
+        requireUserId(request.userId),
+        request.sessionId,
+        request.responseJson,
+        { address: optional(request.clientAddress) },
+      );
+      return { recentUntil };
+    },
+
     async listPasskeys(request) {
       const views = await passkeys.list(requireUserId(request.userId));
       return { passkeys: views.map(passkeyOf) };

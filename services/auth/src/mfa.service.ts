@@ -76,6 +76,8 @@ export interface MfaService {
    * re-authenticated within the window: the rule for managing any factor, passkeys included.
    */
   requireRecent(userId: string, sessionId: string): Promise<void>;
+  /** Stamps the session as re-authenticated now (after a proof checked elsewhere); until when. */
+  stampRecent(userId: string, sessionId: string): Promise<Date>;
   /** The open challenge `challenge` names (by its hash), or null if unknown, expired or used. */
   findChallenge(challenge: string): Promise<(ChallengeRow & { tokenHash: string }) | null>;
   /** The open challenge of this hash, or null (a ceremony that began with it looks again). */
@@ -165,6 +167,13 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
     if (!RECOVERY_CODE.test(recovery)) return null;
     const used = await repository.useRecoveryCode(userId, hashRecoveryCode(recovery), clock());
     return used ? 'RECOVERY_CODE' : null;
+  }
+
+  async function stampRecent(userId: string, sessionId: string): Promise<Date> {
+    const at = clock();
+    if (!isUuid(sessionId) || !(await repository.stampReauthentication(userId, sessionId, at)))
+      throw AppError.unauthenticated('Session has ended');
+    return new Date(at.getTime() + policy.reauthWindowSeconds * 1000);
   }
 
   /** Refuses unless the session signed in or re-authenticated within the window. */
@@ -272,10 +281,7 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
         if (method === 'RECOVERY_CODE')
           await transactions.run((tx) => tx.emit(emitChange(userId, 'recovery_code_used')));
       }
-      const at = clock();
-      if (!isUuid(sessionId) || !(await repository.stampReauthentication(userId, sessionId, at)))
-        throw AppError.unauthenticated('Session has ended');
-      return new Date(at.getTime() + policy.reauthWindowSeconds * 1000);
+      return stampRecent(userId, sessionId);
     },
 
     async beginTotp(userId, sessionId, accountName) {
@@ -328,6 +334,7 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
     },
 
     requireRecent,
+    stampRecent,
 
     async findChallenge(challenge) {
       if (!isOpaqueToken(challenge)) return null;

@@ -131,7 +131,9 @@ export type CeremonyState =
   | { kind: 'registration'; userId: string; sessionId: string }
   | { kind: 'login' }
   /** Answering the MFA challenge of this hash (a password was right). */
-  | { kind: 'mfa'; challengeHash: string };
+  | { kind: 'mfa'; challengeHash: string }
+  /** Proving it is still them in this session (re-authentication). */
+  | { kind: 'reauthentication'; userId: string; sessionId: string };
 
 /** Ceremony challenges: single-use, short-lived, in Redis (shared by every instance). */
 export interface PasskeyChallengeRepository {

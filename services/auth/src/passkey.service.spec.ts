@@ -325,6 +325,62 @@ describe('PasskeyService', () => {
     });
   });
 
+  describe('re-authentication', () => {
+    it('proves the session again with a passkey, so it may manage its factors', async () => {
+      const { passkeys, clock, withPasskey } = setUp();
+      const { userId, sessionId, passkey, authenticator } = await withPasskey();
+      clock.advance(301);
+      const options = await passkeys.beginReauthentication(userId, sessionId);
+      expect(
+        (JSON.parse(options) as { allowCredentials: { id: string }[] }).allowCredentials,
+      ).toEqual([expect.objectContaining({ id: authenticator.credentials[0]?.id })]);
+      const until = await passkeys.reauthenticate(
+        userId,
+        sessionId,
+        authenticator.get(options),
+        HOME,
+      );
+      expect(until).toEqual(new Date(clock.now().getTime() + 300_000));
+      await passkeys.remove(userId, sessionId, passkey.id);
+      expect(await passkeys.list(userId)).toEqual([]);
+    });
+
+    it('refuses another origin, a replay, another session, and a user without passkeys', async () => {
+      const { passkeys, credentials, withPasskey, signedInUser } = setUp();
+      const { userId, sessionId, authenticator } = await withPasskey();
+      const options = await passkeys.beginReauthentication(userId, sessionId);
+      const foreign = authenticator.get(options, { origin: 'https://evil.example' });
+      expect(
+        await appErrorOf(passkeys.reauthenticate(userId, sessionId, foreign, HOME)),
+      ).toMatchObject({
+        code: 'BAD_USER_INPUT',
+        field: 'response',
+      });
+      const replay = authenticator.get(options);
+      expect(
+        await appErrorOf(passkeys.reauthenticate(userId, sessionId, replay, HOME)),
+      ).toMatchObject({
+        code: 'BAD_USER_INPUT',
+      });
+      const other = await credentials.login({
+        userId,
+        email: EMAIL,
+        password: PASSWORD,
+        userAgent: undefined,
+        client: HOME,
+      });
+      const elsewhere = authenticator.get(await passkeys.beginReauthentication(userId, sessionId));
+      const otherSession = other.tokens?.sessionId ?? '';
+      expect(
+        await appErrorOf(passkeys.reauthenticate(userId, otherSession, elsewhere, HOME)),
+      ).toMatchObject({ code: 'BAD_USER_INPUT' });
+      const without = await signedInUser();
+      expect(
+        await appErrorOf(passkeys.beginReauthentication(without.userId, without.sessionId)),
+      ).toMatchObject({ code: 'NOT_FOUND' });
+    });
+  });
+
   describe('removal', () => {
     it('needs recent authentication, removes the passkey and sends a notice', async () => {
       const { passkeys, clock, mfa, eventsOf, withPasskey, signIn } = setUp();

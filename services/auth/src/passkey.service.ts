@@ -15,6 +15,7 @@ import { accountOf, type MfaService, type MfaSignIn } from './mfa.service';
 import type { GuessingClient, PasswordGuard } from './password-guard';
 import type { RelyingParty } from './passkey.config';
 import type {
+  CeremonyState,
   PasskeyChallengeRepository,
   PasskeyRepository,
   PasskeyRow,
@@ -56,6 +57,18 @@ export interface PasskeyService {
    * the MFA challenge a right password earned, one of that user's passkeys to complete it.
    */
   beginLogin(mfaChallenge?: string): Promise<string>;
+  /** Request options for one of the user's own passkeys, to prove it is still them. */
+  beginReauthentication(userId: string, sessionId: string): Promise<string>;
+  /**
+   * Verifies the assertion like a sign-in (under the same guess limits; a wrong one is
+   * BAD_USER_INPUT on `response`) and stamps the session as recently authenticated.
+   */
+  reauthenticate(
+    userId: string,
+    sessionId: string,
+    responseJson: string,
+    client: GuessingClient,
+  ): Promise<Date>;
   /**
    * Verifies an assertion (challenge once, origin, RP id, user verification, signature, counter)
    * and opens a session. A failed assertion of a known passkey counts against its user's guess
@@ -78,7 +91,12 @@ export interface PasskeyServiceDeps {
   challenges: PasskeyChallengeRepository;
   mfa: Pick<
     MfaService,
-    'requireRecent' | 'findChallenge' | 'findChallengeByHash' | 'countChallengeFailure' | 'complete'
+    | 'requireRecent'
+    | 'stampRecent'
+    | 'findChallenge'
+    | 'findChallengeByHash'
+    | 'countChallengeFailure'
+    | 'complete'
   >;
   guard: PasswordGuard;
   sessions: Pick<SessionService, 'open'>;
@@ -146,6 +164,53 @@ export function createPasskeyService(deps: PasskeyServiceDeps): PasskeyService {
   const { relyingParty: rp } = policy;
   const clock = deps.clock ?? (() => new Date());
   const timeout = policy.challengeTtlSeconds * 1000;
+
+  /**
+   * Whether the assertion is right for this passkey (signature, challenge, origin, RP id, user
+   * verification, a counter that moved forward), recording its use if so.
+   */
+  async function assertionHolds(
+    passkey: PasskeyRow,
+    response: AuthenticationResponseJSON,
+    challenge: string,
+  ): Promise<boolean> {
+    let newCounter: number;
+    try {
+      const result = await verifyAuthenticationResponse({
+        response,
+        expectedChallenge: challenge,
+        expectedOrigin: rp.origins,
+        expectedRPID: rp.id,
+        credential: {
+          id: passkey.credentialId,
+          publicKey: new Uint8Array(passkey.publicKey),
+          counter: passkey.counter,
+          transports: passkey.transports,
+        },
+        requireUserVerification: true,
+      });
+      if (!result.verified) return false;
+      newCounter = result.authenticationInfo.newCounter;
+    } catch {
+      // Bad signature, wrong origin or RP id, no user verification, a counter that went
+      // backwards (a cloned authenticator): all one answer, counted like a wrong password.
+      return false;
+    }
+    // Conditional on the counter it was checked against: of two racing assertions, one wins.
+    return passkeys.recordUse(passkey.id, passkey.counter, newCounter, clock());
+  }
+
+  /** Request options naming these passkeys, the challenge saved for `state`. */
+  async function requestOptionsFor(own: PasskeyRow[], state: CeremonyState): Promise<string> {
+    const options = await generateAuthenticationOptions({
+      rpID: rp.id,
+      timeout,
+      userVerification: 'required',
+      allowCredentials: own.map((row) => ({ id: row.credentialId, transports: row.transports })),
+    });
+    await challenges.save(options.challenge, state, policy.challengeTtlSeconds);
+    return JSON.stringify(options);
+  }
 
   return {
     async beginRegistration(userId, sessionId, userName) {
@@ -239,18 +304,34 @@ export function createPasskeyService(deps: PasskeyServiceDeps): PasskeyService {
       if (!open) throw invalidChallenge();
       const own = await passkeys.listByUser(open.userId);
       if (own.length === 0) throw invalidChallenge();
-      const options = await generateAuthenticationOptions({
-        rpID: rp.id,
-        timeout,
-        userVerification: 'required',
-        allowCredentials: own.map((row) => ({ id: row.credentialId, transports: row.transports })),
-      });
-      await challenges.save(
-        options.challenge,
-        { kind: 'mfa', challengeHash: open.tokenHash },
-        policy.challengeTtlSeconds,
+      return requestOptionsFor(own, { kind: 'mfa', challengeHash: open.tokenHash });
+    },
+
+    async beginReauthentication(userId, sessionId) {
+      const own = await passkeys.listByUser(userId);
+      if (own.length === 0) throw AppError.notFound('Passkey');
+      return requestOptionsFor(own, { kind: 'reauthentication', userId, sessionId });
+    },
+
+    async reauthenticate(userId, sessionId, responseJson, client) {
+      const refused = () => AppError.badInput('response', 'is not a valid passkey assertion');
+      const parsed = parseResponse(responseJson);
+      if (!parsed) throw refused();
+      const state = await challenges.take(parsed.challenge);
+      if (
+        state?.kind !== 'reauthentication' ||
+        state.userId !== userId ||
+        state.sessionId !== sessionId
+      )
+        throw refused();
+      const response = parsed.response as AuthenticationResponseJSON;
+      const passkey = await passkeys.findByCredentialId(response.id);
+      if (passkey?.userId !== userId) throw refused();
+      const right = await guard.check(accountOf(userId), client, () =>
+        assertionHolds(passkey, response, parsed.challenge),
       );
-      return JSON.stringify(options);
+      if (!right) throw refused();
+      return mfa.stampRecent(userId, sessionId);
     },
 
     async finishLogin(responseJson, userAgent, client) {
@@ -271,32 +352,9 @@ export function createPasskeyService(deps: PasskeyServiceDeps): PasskeyService {
       const guessing = open
         ? { address: client.address, deviceToken: open.deviceToken ?? undefined }
         : client;
-      const right = await guard.check(accountOf(passkey.userId), guessing, async () => {
-        let newCounter: number;
-        try {
-          const result = await verifyAuthenticationResponse({
-            response,
-            expectedChallenge: parsed.challenge,
-            expectedOrigin: rp.origins,
-            expectedRPID: rp.id,
-            credential: {
-              id: passkey.credentialId,
-              publicKey: new Uint8Array(passkey.publicKey),
-              counter: passkey.counter,
-              transports: passkey.transports,
-            },
-            requireUserVerification: true,
-          });
-          if (!result.verified) return false;
-          newCounter = result.authenticationInfo.newCounter;
-        } catch {
-          // Bad signature, wrong origin or RP id, no user verification, a counter that went
-          // backwards (a cloned authenticator): all one answer, counted like a wrong password.
-          return false;
-        }
-        // Conditional on the counter it was checked against: of two racing assertions, one wins.
-        return passkeys.recordUse(passkey.id, passkey.counter, newCounter, clock());
-      });
+      const right = await guard.check(accountOf(passkey.userId), guessing, () =>
+        assertionHolds(passkey, response, parsed.challenge),
+      );
       if (!right) {
         if (mfaHash) await mfa.countChallengeFailure(mfaHash);
         throw signInFailed();

@@ -80,6 +80,30 @@ export function createPasskeyResolvers(
         return passkeyOf(passkey);
       },
 
+      async beginPasskeyReauthentication(_: unknown, __: unknown, context: UsersContext) {
+        const viewer = requireViewer(context);
+        const { optionsJson } = await auth.beginPasskeyReauthentication({
+          userId: viewer.userId,
+          sessionId: viewer.sessionId,
+        });
+        return optionsJson;
+      },
+
+      async reauthenticateWithPasskey(
+        _: unknown,
+        args: { response: string },
+        context: UsersContext,
+      ) {
+        const viewer = requireViewer(context);
+        const { recentUntil } = await auth.reauthenticateWithPasskey({
+          userId: viewer.userId,
+          sessionId: viewer.sessionId,
+          responseJson: requireResponse(args.response),
+          clientAddress: context.clientAddress ?? '',
+        });
+        return { recentUntil };
+      },
+
       async removePasskey(_: unknown, args: { id: string }, context: UsersContext) {
         const viewer = requireViewer(context);
         if (!args.id || args.id.length > MAX_ID_LENGTH) throw AppError.notFound('Passkey');
