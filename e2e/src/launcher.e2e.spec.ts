@@ -13,8 +13,8 @@ interface Launch {
 }
 
 /** Runs `npm start`'s script the way a user's terminal does, with an isolated environment. */
-function launch(env: Record<string, string>): Launch {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
+function launch(env: Record<string, string>, args: readonly string[] = []): Launch {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts', ...args], {
     cwd: REPO_ROOT,
     env: { PATH: process.env['PATH'], INTERNAL_PORTS: 'free', START_SKIP_BUILD: 'true', ...env },
   });
@@ -101,6 +101,26 @@ describe('npm start', () => {
     expect(await launched.exited).toBe(0);
     expect(children.filter(isAlive)).toEqual([]);
   });
+
+  it('starts two instances of every app with --replicas 2, each gateway answering, and Ctrl-C stops all', async () => {
+    const launched = launch(env, ['--replicas', '2']);
+    const [, urls] = await waitForLine(
+      launched,
+      /2 instances of every app; gateways ready at (\S+, \S+)/,
+      180_000,
+    );
+    const gateways = urls!.split(', ').map((url) => url.replace(/\/graphql$/, ''));
+    expect(new Set(gateways).size).toBe(2);
+    for (const gateway of gateways) {
+      expect((await fetch(`${gateway}/ready`)).status).toBe(200);
+      expect(await graphql(gateway, '{ me { id } }')).toEqual({ data: { me: null } });
+    }
+    const children = appPids(launched.child.pid!);
+    expect(children).toHaveLength(16);
+    launched.child.kill('SIGINT');
+    expect(await launched.exited).toBe(0);
+    expect(children.filter(isAlive)).toEqual([]);
+  }, 240_000);
 
   it('says which app died and why, and stops the others', async () => {
     const launched = launch({ ...env, GATEWAY_PORT: String(await freePort()) });
