@@ -268,6 +268,7 @@ describe('notifications: inbox, preferences and the email channel', () => {
         first: 50,
         after: '',
         unreadOnly: false,
+        withUnreadCount: false,
       });
       expect(left.totalCount).toBe(0);
     } finally {

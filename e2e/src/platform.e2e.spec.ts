@@ -122,6 +122,7 @@ describe('the platform, every layer running as its own process', () => {
         first: 10,
         after: '',
         unreadOnly: false,
+        withUnreadCount: false,
       });
       expect(listed.notifications).toHaveLength(1);
       return listed;

@@ -34,6 +34,7 @@ describe('profiles: reading and managing users through the gateway', () => {
         first: 1,
         after: '',
         unreadOnly: false,
+        withUnreadCount: false,
       });
       return page.totalCount;
     } finally {
