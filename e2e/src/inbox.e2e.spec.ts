@@ -399,7 +399,12 @@ describe('notifications: inbox, preferences and the email channel', () => {
         NOTIFICATION_EMAIL_RETRY_DELAYS_MS: '100,200',
       });
       const henry = await newUser('henry@example.com');
-      await as(henry, PREFERENCES, { input: [{ type: 'alert', email: true }] });
+      // The subgraph's channel to the restarted service may still be reconnecting (its calls
+      // answer SERVICE_UNAVAILABLE for up to ~2 s): retried as a client honouring Retry-After.
+      await eventually(async () => {
+        const saved = await as(henry, PREFERENCES, { input: [{ type: 'alert', email: true }] });
+        expect(saved.errors).toBeUndefined();
+      });
       const sent = await as<{ sendNotification: { id: string } }>(admin, SEND, {
         input: { userId: henry.id, type: 'alert', title: 'Heads up', body: 'Test' },
       });

@@ -139,6 +139,14 @@ describe('live notifications: federated subscriptions through the gateway', () =
       // Resolved after the change: the recipient's roles already include it.
       recipient: { roles: expect.arrayContaining([{ role: { name: 'reviewer' } }]) as unknown },
     });
+    // Every subgraph's channel to the restarted service is up again before the next test
+    // (until then its calls answer SERVICE_UNAVAILABLE, as a client honouring Retry-After sees).
+    await eventually(async () => {
+      const inbox = await graphql(gateway, '{ me { unreadNotificationCount } }', {
+        token: admin.token,
+      });
+      expect(inbox.errors).toBeUndefined();
+    });
   });
 
   it('serves many client subscriptions over one upstream connection', async () => {
