@@ -75,7 +75,7 @@ lifecycle.run(async () => {
       subgraphUrls.set(name, target);
       const dataSource = new SubgraphDataSource({
         url: target,
-        fetcher: subgraphClient.fetcher,
+        client: subgraphClient,
         internalToken: env.INTERNAL_TOKEN,
         name,
       });

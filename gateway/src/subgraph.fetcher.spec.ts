@@ -48,8 +48,8 @@ describe('subgraph fetcher over several instances', () => {
   });
 
   const ask = async (url: string, body = '{"query":"mutation { x }"}') => {
-    const response = await client.fetcher(url, { method: 'POST', body, headers: {} });
-    return ((await response.json()) as { data: { name: string } }).data.name;
+    const reply = await client.post(url, {}, body);
+    return (JSON.parse(reply.text) as { data: { name: string } }).data.name;
   };
 
   it('reads one URL or a comma-separated list', () => {

@@ -4,6 +4,23 @@ import { Agent, request } from 'undici';
 type Fetcher = RemoteGraphQLDataSource['fetcher'];
 type FetcherResponse = Awaited<ReturnType<Fetcher>>;
 
+/** A subgraph's answer as it came: status, headers and the body's text. */
+export interface SubgraphReply {
+  url: string;
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
+
+export interface SubgraphClient {
+  /**
+   * POSTs `body` to the subgraph at `url` (one URL or a list of instances, see
+   * `subgraphInstances`). The data source's path: no WHATWG `Request`/`Headers` objects.
+   */
+  post(url: string, headers: Record<string, string>, body: string): Promise<SubgraphReply>;
+  close(): Promise<void>;
+}
+
 /**
  * The instances a subgraph URL names: one URL, or several separated by commas (replicas of
  * the subgraph behind no load balancer, e.g. `http://10.0.0.1:4001/graphql,http://10.0.0.2:4001/graphql`).
@@ -36,10 +53,7 @@ function neverSent(error: unknown): boolean {
  * whose connection an instance refuses goes to the next (nothing was sent), and that
  * instance is skipped for a moment, so losing one instance costs no request.
  */
-export function createSubgraphFetcher(options: { timeoutMs: number }): {
-  fetcher: Fetcher;
-  close(): Promise<void>;
-} {
+export function createSubgraphFetcher(options: { timeoutMs: number }): SubgraphClient {
   const dispatcher = new Agent({
     keepAliveTimeout: 60_000,
     headersTimeout: options.timeoutMs,
@@ -49,18 +63,23 @@ export function createSubgraphFetcher(options: { timeoutMs: number }): {
   // When each instance that refused a connection may be tried again.
   const refusedUntil = new Map<string, number>();
 
-  async function send(url: string, init: Parameters<Fetcher>[1]): Promise<FetcherResponse> {
-    const response = await request(url, {
-      dispatcher,
-      method: init?.method ?? 'GET',
-      headers: init?.headers,
-      body: init?.body,
-    });
-    const text = await response.body.text();
-    return toFetcherResponse(url, response.statusCode, response.headers, text);
+  interface Sent {
+    method: 'POST';
+    headers: Record<string, string>;
+    body: string;
   }
 
-  const fetcher: Fetcher = async (url, init) => {
+  async function send(url: string, init: Sent): Promise<SubgraphReply> {
+    const response = await request(url, { dispatcher, ...init });
+    return {
+      url,
+      status: response.statusCode,
+      headers: response.headers,
+      text: await response.body.text(),
+    };
+  }
+
+  async function dispatch(url: string, init: Sent): Promise<SubgraphReply> {
     let pool = pools.get(url);
     if (!pool) {
       pool = { urls: subgraphInstances(url), next: 0 };
@@ -89,18 +108,19 @@ export function createSubgraphFetcher(options: { timeoutMs: number }): {
       }
     }
     throw new Error('unreachable: no subgraph instance tried');
+  }
+
+  return {
+    post: (url, headers, body) => dispatch(url, { method: 'POST', headers, body }),
+    close: () => dispatcher.close(),
   };
-  return { fetcher, close: () => dispatcher.close() };
 }
 
-function toFetcherResponse(
-  url: string,
-  status: number,
-  rawHeaders: Record<string, string | string[] | undefined>,
-  text: string,
-): FetcherResponse {
+/** A reply as Apollo's `FetcherResponse` (WHATWG-like), for code that expects a fetch's answer. */
+export function toFetcherResponse(reply: SubgraphReply): FetcherResponse {
+  const { url, status, text } = reply;
   const headers = new Headers();
-  for (const [name, value] of Object.entries(rawHeaders)) {
+  for (const [name, value] of Object.entries(reply.headers)) {
     if (Array.isArray(value)) for (const item of value) headers.append(name, item);
     else if (value !== undefined) headers.set(name, value);
   }
@@ -115,7 +135,7 @@ function toFetcherResponse(
     text: async () => text,
     json: async () => JSON.parse(text) as unknown,
     arrayBuffer: async () => new TextEncoder().encode(text).buffer,
-    clone: () => toFetcherResponse(url, status, rawHeaders, text),
+    clone: () => toFetcherResponse(reply),
   };
   return response;
 }
