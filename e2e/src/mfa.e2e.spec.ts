@@ -269,8 +269,11 @@ describe('multi-factor sign-in through the gateway', () => {
     expect(errorOf(wrong)).toEqual({ code: 'BAD_USER_INPUT', field: 'password' });
     const both = await as(account, REAUTH, { p: PASSWORD, c: codes[1] });
     expect(errorOf(both)?.['code']).toBe('BAD_USER_INPUT');
+    // With a second factor on, the password alone does not re-authenticate; a code does.
+    const passwordAlone = await as(account, REAUTH, { p: PASSWORD });
+    expect(errorOf(passwordAlone)).toEqual({ code: 'BAD_USER_INPUT', field: 'password' });
     const proved = await as<{ reauthenticate: { recentUntil: string } }>(account, REAUTH, {
-      p: PASSWORD,
+      c: codes[2],
     });
     expect(new Date(proved.data!.reauthenticate.recentUntil).getTime()).toBeGreaterThan(Date.now());
 

@@ -251,6 +251,37 @@ describe('passkeys through the gateway', () => {
     expect(errorOf(reused)?.['code']).toBe('UNAUTHENTICATED');
   });
 
+  it('asks a passkey-only account for its passkey after a right password: the password alone gets no tokens', async () => {
+    const { account, email, authenticator } = await withPasskey('pk-only@example.com');
+    const challenged = await as<{
+      signIn: { __typename: string; challenge: string; methods: string[] };
+    }>(
+      undefined,
+      `mutation ($e: String!, $p: String!) { signIn(email: $e, password: $p) {
+        __typename ... on MfaChallenge { challenge methods } } }`,
+      { e: email, p: PASSWORD },
+    );
+    expect(challenged.data?.signIn).toMatchObject({
+      __typename: 'MfaChallenge',
+      methods: ['PASSKEY'],
+    });
+    const login = await as(
+      undefined,
+      'mutation ($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }',
+      { e: email, p: PASSWORD },
+    );
+    expect(errorOf(login)).toMatchObject({ code: 'UNAUTHENTICATED', reason: 'MFA_REQUIRED' });
+    const begun = await as<{ beginPasskeyLogin: string }>(
+      undefined,
+      'mutation ($c: String) { beginPasskeyLogin(challenge: $c) }',
+      { c: challenged.data!.signIn.challenge },
+    );
+    const completed = await as<FinishedLogin>(undefined, FINISH_LOGIN, {
+      response: authenticator.get(begun.data!.beginPasskeyLogin),
+    });
+    expect(completed.data?.finishPasskeyLogin.user.id).toBe(account.id);
+  });
+
   it('refuses an assertion made for another origin, a replayed challenge and a cloned authenticator', async () => {
     const { authenticator } = await withPasskey('pk-refusals@example.com');
 
@@ -329,9 +360,9 @@ describe('passkeys through the gateway', () => {
       reason: 'REAUTHENTICATION_REQUIRED',
     });
 
-    // Proving it is me with the passkey itself (a password would do too: REAUTH).
-    const wrong = await as(account, REAUTH, { p: 'not my password' });
-    expect(errorOf(wrong)).toMatchObject({ code: 'BAD_USER_INPUT', field: 'password' });
+    // With a passkey on, the password alone does not re-authenticate; the passkey itself does.
+    const passwordAlone = await as(account, REAUTH, { p: PASSWORD });
+    expect(errorOf(passwordAlone)).toMatchObject({ code: 'BAD_USER_INPUT', field: 'password' });
     const begun = await as<{ beginPasskeyReauthentication: string }>(
       account,
       'mutation { beginPasskeyReauthentication }',

@@ -9,6 +9,7 @@ export interface CredentialRepository {
   update(tx: AuthTx, userId: string, passwordHash: string): Promise<void>;
   /** Replaces the password hash, or stores it if the user has none. */
   upsert(tx: AuthTx, userId: string, passwordHash: string): Promise<void>;
+  /** Removes the password and every other way in: TOTP, recovery codes, passkeys, challenges. */
   delete(tx: AuthTx, userId: string): Promise<void>;
 }
 
@@ -40,7 +41,13 @@ export function createCredentialRepository(db: PrismaClient): CredentialReposito
       });
     },
     async delete(tx, userId) {
+      // Every way the user signed in goes with them: the password, the second factors and
+      // their recovery codes, passkeys, and sign-ins waiting for a second factor.
       await tx.credential.deleteMany({ where: { userId } });
+      await tx.totpFactor.deleteMany({ where: { userId } });
+      await tx.recoveryCode.deleteMany({ where: { userId } });
+      await tx.passkey.deleteMany({ where: { userId } });
+      await tx.mfaChallenge.deleteMany({ where: { userId } });
     },
   };
 }

@@ -5,7 +5,18 @@ import { parseSecretKeys } from './secret-box';
  * The key that seals TOTP secrets when MFA_ENCRYPTION_KEYS is unset: for development and tests
  * only (it is public). Production refuses to start without MFA_ENCRYPTION_KEYS.
  */
-export const DEVELOPMENT_MFA_KEYS = `dev:${Buffer.alloc(32, 'development-only-mfa-key').toString('base64')}`;
+const DEVELOPMENT_KEY = Buffer.alloc(32, 'development-only-mfa-key');
+export const DEVELOPMENT_MFA_KEYS = `dev:${DEVELOPMENT_KEY.toString('base64')}`;
+
+/** Whether any of the keys is the (public) development key, under whatever id. */
+function includesDevelopmentKey(text: string | undefined): boolean {
+  if (text === undefined) return false;
+  try {
+    return parseSecretKeys(text).some(({ key }) => key.equals(DEVELOPMENT_KEY));
+  } catch {
+    return false; // malformed: MFA_ENCRYPTION_KEYS's own check says why
+  }
+}
 
 const seconds = (fallback: number, max: number) =>
   z.coerce.number().int().positive().max(max).default(fallback);
@@ -39,7 +50,7 @@ export const mfaRules = [
   (env: { NODE_ENV: string; MFA_ENCRYPTION_KEYS?: string | undefined }) =>
     env.NODE_ENV === 'production' && !env.MFA_ENCRYPTION_KEYS
       ? 'MFA_ENCRYPTION_KEYS: is required in production (it seals TOTP secrets at rest)'
-      : env.NODE_ENV === 'production' && env.MFA_ENCRYPTION_KEYS?.includes(DEVELOPMENT_MFA_KEYS)
+      : env.NODE_ENV === 'production' && includesDevelopmentKey(env.MFA_ENCRYPTION_KEYS)
         ? 'MFA_ENCRYPTION_KEYS: must not contain the development key in production'
         : undefined,
 ];

@@ -40,8 +40,17 @@ export interface MfaRepository {
   findFactor(userId: string): Promise<TotpFactorRow | null>;
   /** Stores a pending factor, replacing a pending one; false when a confirmed one exists. */
   savePending(userId: string, secretSealed: string): Promise<boolean>;
-  /** Turns the pending factor on, its first code's step used; false if there was none pending. */
-  confirm(tx: AuthTx, userId: string, step: number, at: Date): Promise<boolean>;
+  /**
+   * Turns on the pending factor of this sealed secret (the one whose code was checked), its
+   * first code's step used; false if no such factor is pending (none, or begun again since).
+   */
+  confirm(
+    tx: AuthTx,
+    userId: string,
+    secretSealed: string,
+    step: number,
+    at: Date,
+  ): Promise<boolean>;
   /**
    * Records that a code of `step` was accepted, in one conditional statement: false when a
    * code of this step or a later one already was (a replay), or the factor is not on.
@@ -59,6 +68,12 @@ export interface MfaRepository {
   findChallenge(tokenHash: string, at: Date): Promise<ChallengeRow | null>;
   /** Uses the challenge up, in one conditional statement: false if it was no longer open. */
   consumeChallenge(tokenHash: string, at: Date): Promise<boolean>;
+  /**
+   * Takes one of the challenge's `maxAttempts` code checks, in one conditional statement (so
+   * parallel guesses cannot share a slot): the open challenge, or null if it is unknown,
+   * expired, used, or out of attempts.
+   */
+  takeAttempt(tokenHash: string, maxAttempts: number, at: Date): Promise<ChallengeRow | null>;
   /** Counts a wrong code; at `maxFailures` the challenge is used up. */
   countChallengeFailure(tokenHash: string, maxFailures: number, at: Date): Promise<void>;
 
@@ -89,9 +104,9 @@ export function createMfaRepository(db: PrismaClient): MfaRepository {
       return rows === 1;
     },
 
-    async confirm(tx, userId, step, at) {
+    async confirm(tx, userId, secretSealed, step, at) {
       const { count } = await tx.totpFactor.updateMany({
-        where: { userId, confirmedAt: null },
+        where: { userId, secretSealed, confirmedAt: null },
         data: { confirmedAt: at, lastUsedStep: step },
       });
       return count === 1;
@@ -175,6 +190,36 @@ export function createMfaRepository(db: PrismaClient): MfaRepository {
           failures: true,
         },
       });
+    },
+
+    async takeAttempt(tokenHash, maxAttempts, at) {
+      const rows = await db.$queryRawUnsafe<
+        {
+          user_id: string;
+          user_agent: string | null;
+          device_token: string | null;
+          expires_at: Date;
+          failures: number;
+        }[]
+      >(
+        `UPDATE "auth"."mfa_challenges" SET failures = failures + 1
+          WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2::timestamptz
+            AND failures < $3
+         RETURNING user_id::text, user_agent, device_token, expires_at, failures`,
+        tokenHash,
+        at,
+        maxAttempts,
+      );
+      const row = rows[0];
+      return row
+        ? {
+            userId: row.user_id,
+            userAgent: row.user_agent,
+            deviceToken: row.device_token,
+            expiresAt: row.expires_at,
+            failures: row.failures,
+          }
+        : null;
     },
 
     async consumeChallenge(tokenHash, at) {

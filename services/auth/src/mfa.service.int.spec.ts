@@ -93,13 +93,13 @@ describe('MfaService against PostgreSQL and Redis', () => {
   });
 
   it('stamps the session when the user re-authenticates, and disables TOTP after it', async () => {
-    const { userId, sessionId } = await enrolledUser();
+    const { userId, sessionId, secret } = await enrolledUser();
     const { mfa } = services();
     clock.advance(600);
     expect((await appErrorOf(mfa.disableTotp(userId, sessionId))).reason).toBe(
       'REAUTHENTICATION_REQUIRED',
     );
-    await mfa.reauthenticate(userId, sessionId, { password: PASSWORD }, HOME);
+    await mfa.reauthenticate(userId, sessionId, { code: await codeFor(secret) }, HOME);
     const session = await world.db.session.findUnique({ where: { id: sessionId } });
     expect(session?.reauthenticatedAt?.getTime()).toBe(clock.now().getTime());
     await mfa.disableTotp(userId, sessionId);
@@ -112,6 +112,47 @@ describe('MfaService against PostgreSQL and Redis', () => {
       userId,
       change: 'totp_disabled',
     });
+  });
+
+  it('ends the sign-ins waiting for a second factor when the password changes or every other session is ended', async () => {
+    const { credentials, mfa, sessions } = services();
+    const { userId, sessionId, secret } = await enrolledUser();
+    // An attacker with the (phished) password holds a challenge; the owner changes the password.
+    const before = await challengeOf(userId);
+    await credentials.changePassword(userId, {
+      currentPassword: PASSWORD,
+      newPassword: 'a brand new passphrase',
+      keepSessionId: sessionId,
+      client: HOME,
+    });
+    expect(await appErrorOf(mfa.verify(before, await codeFor(secret), HOME))).toMatchObject({
+      code: 'UNAUTHENTICATED',
+    });
+    // Or signs out everywhere else.
+    const { userId: other, sessionId: otherSession, secret: otherSecret } = await enrolledUser();
+    const pending = await challengeOf(other);
+    await sessions.revokeAll(other, 'revoked', otherSession);
+    expect(await appErrorOf(mfa.verify(pending, await codeFor(otherSecret), HOME))).toMatchObject({
+      code: 'UNAUTHENTICATED',
+    });
+  });
+
+  it('forgets every way a deleted user signed in: password, TOTP, recovery codes, challenges', async () => {
+    const { credentials } = services();
+    const { userId } = await enrolledUser();
+    await challengeOf(userId);
+    await credentials.delete(userId, {
+      actorId: randomUUID(),
+      currentPassword: undefined,
+      client: HOME,
+    });
+    for (const count of [
+      world.db.credential.count({ where: { userId } }),
+      world.db.totpFactor.count({ where: { userId } }),
+      world.db.recoveryCode.count({ where: { userId } }),
+      world.db.mfaChallenge.count({ where: { userId } }),
+    ])
+      expect(await count).toBe(0);
   });
 
   it('reports who has a factor on', async () => {

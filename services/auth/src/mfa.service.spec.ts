@@ -206,24 +206,91 @@ describe('MfaService', () => {
     });
   });
 
+  describe('sign-in races', () => {
+    it('checks no more than the allowed wrong codes on one challenge, however many arrive at once', async () => {
+      const { enrolledUser, challengeOf, mfa } = setUp({ guessPolicy: { perClient: 100 } });
+      const { userId } = await enrolledUser();
+      const challenge = await challengeOf(userId);
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          appErrorOf(mfa.verify(challenge, String(100000 + i), { address: `203.0.113.${i}` })),
+        ),
+      );
+      const checked = answers.filter((error) => error?.message === 'Invalid code');
+      expect(checked).toHaveLength(MAX_CHALLENGE_FAILURES);
+      expect(answers.filter((error) => error?.message.includes('sign in again'))).toHaveLength(
+        20 - MAX_CHALLENGE_FAILURES,
+      );
+    });
+  });
+
   describe('managing factors', () => {
     it('needs a recent sign-in or re-authentication to disable TOTP, then tells the user', async () => {
-      const { enrolledUser, mfa, clock, eventsOf, login } = setUp();
-      const { userId, sessionId } = await enrolledUser();
+      const { enrolledUser, mfa, clock, eventsOf, login, codeFor } = setUp();
+      const { userId, sessionId, secret } = await enrolledUser();
       clock.advance(301);
       expect(await appErrorOf(mfa.disableTotp(userId, sessionId))).toMatchObject({
         code: 'FORBIDDEN',
         reason: 'REAUTHENTICATION_REQUIRED',
       });
-      expect(
-        await appErrorOf(mfa.reauthenticate(userId, sessionId, { password: 'nope' }, HOME)),
-      ).toMatchObject({ code: 'BAD_USER_INPUT', field: 'password' });
-      const until = await mfa.reauthenticate(userId, sessionId, { password: PASSWORD }, HOME);
+      const until = await mfa.reauthenticate(
+        userId,
+        sessionId,
+        { code: await codeFor(secret) },
+        HOME,
+      );
       expect(until.getTime()).toBe(clock.now().getTime() + 300_000);
       await mfa.disableTotp(userId, sessionId);
       expect(eventsOf('auth.mfa_changed')).toContainEqual({ userId, change: 'totp_disabled' });
       expect((await login(userId)).tokens?.userId).toBe(userId);
       expect(await mfa.status([userId])).toEqual([]);
+    });
+
+    it('re-authenticates with the password while no second factor is on', async () => {
+      const { credentials, mfa, clock } = setUp();
+      const userId = randomUUID();
+      const { sessionId } = await credentials.create(userId, PASSWORD, undefined);
+      clock.advance(600);
+      expect(
+        await appErrorOf(mfa.reauthenticate(userId, sessionId, { password: 'nope' }, HOME)),
+      ).toMatchObject({ code: 'BAD_USER_INPUT', field: 'password' });
+      const until = await mfa.reauthenticate(userId, sessionId, { password: PASSWORD }, HOME);
+      expect(until.getTime()).toBe(clock.now().getTime() + 300_000);
+      await mfa.beginTotp(userId, sessionId, EMAIL);
+    });
+
+    it('with a second factor on, the password alone does not re-authenticate (an old session plus a phished password buys no factor)', async () => {
+      const { enrolledUser, mfa, clock } = setUp();
+      const { userId, sessionId } = await enrolledUser();
+      clock.advance(600);
+      expect(
+        await appErrorOf(mfa.reauthenticate(userId, sessionId, { password: PASSWORD }, HOME)),
+      ).toMatchObject({ code: 'BAD_USER_INPUT', field: 'password' });
+      expect(await appErrorOf(mfa.regenerateRecoveryCodes(userId, sessionId))).toMatchObject({
+        code: 'FORBIDDEN',
+        reason: 'REAUTHENTICATION_REQUIRED',
+      });
+    });
+
+    it('turns on only the secret whose code was checked, not one an enrolment begun meanwhile put in its place', async () => {
+      const { credentials, mfa, repository, codeFor, clock, login } = setUp();
+      const userId = randomUUID();
+      const { sessionId } = await credentials.create(userId, PASSWORD, undefined);
+      const { secret: first } = await mfa.beginTotp(userId, sessionId, EMAIL);
+      // Another tab begins again between the code check and the write that turns TOTP on.
+      const confirm = repository.confirm.bind(repository);
+      let second = '';
+      repository.confirm = async (...args) => {
+        second = (await mfa.beginTotp(userId, sessionId, EMAIL)).secret;
+        return confirm(...args);
+      };
+      expect(
+        await appErrorOf(mfa.confirmTotp(userId, sessionId, await codeFor(first), HOME)),
+      ).toMatchObject({ code: 'BAD_USER_INPUT', field: 'code' });
+      expect(second).not.toBe(first);
+      // Nothing was turned on: the password alone still signs in.
+      clock.advance(30);
+      expect((await login(userId)).tokens?.userId).toBe(userId);
     });
 
     it('re-authenticates with a TOTP code too, once per code', async () => {

@@ -193,13 +193,23 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
     return createEvent('auth.mfa_changed', { userId, change });
   }
 
-  async function newRecoveryCodes(userId: string, change: MfaChange | null, confirmAt?: number) {
+  async function newRecoveryCodes(
+    userId: string,
+    change: MfaChange | null,
+    confirming?: { secretSealed: string; step: number },
+  ) {
     const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode);
     const hashes = codes.map((code) => hashRecoveryCode(normalizeRecoveryCode(code)));
     await transactions.run(async (tx) => {
       if (
-        confirmAt !== undefined &&
-        !(await repository.confirm(tx.client, userId, confirmAt, clock()))
+        confirming &&
+        !(await repository.confirm(
+          tx.client,
+          userId,
+          confirming.secretSealed,
+          confirming.step,
+          clock(),
+        ))
       )
         throw AppError.badInput('code', 'no TOTP enrolment is pending; begin again');
       await repository.replaceRecoveryCodes(tx.client, userId, hashes);
@@ -223,8 +233,14 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
 
   return {
     async challengeFor(userId, userAgent, deviceToken) {
-      const factor = await repository.findFactor(userId);
-      if (!factor?.confirmedAt) return null;
+      // Either factor makes the password alone not enough: a passkey-only account is asked
+      // for its passkey, as `mfaEnrolled` tells its owner and admins it would be.
+      const [factor, passkey] = await Promise.all([
+        repository.findFactor(userId),
+        deps.hasPasskey?.(userId) ?? false,
+      ]);
+      const totp = Boolean(factor?.confirmedAt);
+      if (!totp && !passkey) return null;
       const { token, hash } = newOpaqueToken();
       const expiresAt = new Date(clock().getTime() + policy.challengeTtlSeconds * 1000);
       await repository.createChallenge({
@@ -234,15 +250,17 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
         deviceToken,
         expiresAt,
       });
-      const methods: MfaMethod[] = ['TOTP', 'RECOVERY_CODE'];
-      if (await deps.hasPasskey?.(userId)) methods.push('PASSKEY');
+      const methods: MfaMethod[] = totp ? ['TOTP', 'RECOVERY_CODE'] : [];
+      if (passkey) methods.push('PASSKEY');
       return { challenge: token, expiresAt, methods };
     },
 
     async verify(challenge, code, client) {
       if (!isOpaqueToken(challenge)) throw invalidChallenge();
       const tokenHash = hashOpaqueToken(challenge);
-      const open = await repository.findChallenge(tokenHash, clock());
+      // Each code checked takes one of the challenge's attempts first, atomically: parallel
+      // guesses get no more than MAX_CHALLENGE_FAILURES checks between them.
+      const open = await repository.takeAttempt(tokenHash, MAX_CHALLENGE_FAILURES, clock());
       if (!open) throw invalidChallenge();
       // The device that typed the password is the one guessing: the same buckets as its login.
       const guessing = { address: client.address, deviceToken: open.deviceToken ?? undefined };
@@ -251,10 +269,7 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
         method = await useCode(open.userId, code);
         return method !== null;
       });
-      if (!right) {
-        await repository.countChallengeFailure(tokenHash, MAX_CHALLENGE_FAILURES, clock());
-        throw AppError.unauthenticated('Invalid code');
-      }
+      if (!right) throw AppError.unauthenticated('Invalid code');
       if (method === 'RECOVERY_CODE')
         await transactions.run((tx) => tx.emit(emitChange(open.userId, 'recovery_code_used')));
       return completeChallenge(tokenHash, open);
@@ -266,6 +281,17 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
       if (!password === !code) throw AppError.badInput('password', 'give a password or a code');
       let right: boolean;
       if (password) {
+        // With a second factor on, the password alone does not manage factors: an old session
+        // plus a phished password must not buy recovery codes or a passkey of the attacker's.
+        const [factor, passkey] = await Promise.all([
+          repository.findFactor(userId),
+          deps.hasPasskey?.(userId) ?? false,
+        ]);
+        if (factor?.confirmedAt || passkey)
+          throw AppError.badInput(
+            'password',
+            'two-step sign-in is on: reauthenticate with a code or a passkey',
+          );
         const credential = await deps.credentials.find(userId);
         right = await guard.check(accountOf(userId), client, () =>
           deps.passwords.verify(credential?.passwordHash, password),
@@ -309,7 +335,9 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
         return step !== null;
       });
       if (!right || step === null) throw AppError.badInput('code', 'is not a valid code');
-      return newRecoveryCodes(userId, 'totp_enabled', step);
+      // Bound to the secret the code was checked against: an enrolment begun again meanwhile
+      // (another tab) is not the one turned on.
+      return newRecoveryCodes(userId, 'totp_enabled', { secretSealed: factor.secretSealed, step });
     },
 
     async disableTotp(userId, sessionId) {

@@ -31,6 +31,11 @@ export interface NewPasskey {
 export interface PasskeyRepository {
   listByUser(userId: string): Promise<PasskeyRow[]>;
   findByCredentialId(credentialId: string): Promise<PasskeyRow | null>;
+  /**
+   * How many passkeys the user has, holding a per-user lock until `tx` ends: registrations
+   * finishing at once count one after the other, so none passes a limit the other filled.
+   */
+  countLocked(tx: AuthTx, userId: string): Promise<number>;
   /** Stores a credential; false when that credential id is registered already (to anyone). */
   create(tx: AuthTx, passkey: NewPasskey): Promise<PasskeyRow | null>;
   /**
@@ -75,6 +80,14 @@ export function createPasskeyRepository(db: PrismaClient): PasskeyRepository {
     async findByCredentialId(credentialId) {
       const row = await db.passkey.findUnique({ where: { credentialId }, select: SELECT });
       return row ? toRow(row) : null;
+    },
+
+    async countLocked(tx, userId) {
+      await tx.$executeRawUnsafe(
+        `SELECT pg_advisory_xact_lock(hashtextextended('auth.passkeys:' || $1, 0))`,
+        userId,
+      );
+      return tx.passkey.count({ where: { userId } });
     },
 
     async create(tx, passkey) {

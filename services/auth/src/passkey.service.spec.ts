@@ -301,6 +301,23 @@ describe('PasskeyService', () => {
       expect([...fakes.mfa.challenges.values()].map((c) => c.failures)).toEqual([1]);
     });
 
+    it('asks a passkey-only account for its passkey after a right password: the password alone opens no session', async () => {
+      const { credentials, passkeys, withPasskey } = setUp();
+      const { userId, authenticator } = await withPasskey();
+      const signIn = await credentials.login({
+        userId,
+        email: EMAIL,
+        password: PASSWORD,
+        userAgent: 'Firefox',
+        client: HOME,
+      });
+      expect(signIn.tokens).toBeUndefined();
+      expect(signIn.mfaChallenge?.methods).toEqual(['PASSKEY']);
+      const options = await passkeys.beginLogin(signIn.mfaChallenge?.challenge);
+      const { tokens } = await passkeys.finishLogin(authenticator.get(options), undefined, HOME);
+      expect(tokens.userId).toBe(userId);
+    });
+
     it('refuses to begin with an unknown challenge, or for a user without passkeys', async () => {
       const { passkeys, mfa, credentials, clock } = setUp();
       expect(await appErrorOf(passkeys.beginLogin('x'.repeat(43)))).toMatchObject({
@@ -390,7 +407,12 @@ describe('PasskeyService', () => {
         code: 'FORBIDDEN',
         reason: 'REAUTHENTICATION_REQUIRED',
       });
-      await mfa.reauthenticate(userId, sessionId, { password: PASSWORD }, HOME);
+      // The password alone no longer counts once a passkey is on; the passkey itself does.
+      expect(
+        await appErrorOf(mfa.reauthenticate(userId, sessionId, { password: PASSWORD }, HOME)),
+      ).toMatchObject({ code: 'BAD_USER_INPUT', field: 'password' });
+      const options = await passkeys.beginReauthentication(userId, sessionId);
+      await passkeys.reauthenticate(userId, sessionId, authenticator.get(options), HOME);
       await passkeys.remove(userId, sessionId, passkey.id);
       expect(await passkeys.list(userId)).toEqual([]);
       expect(eventsOf('auth.mfa_changed')).toEqual([

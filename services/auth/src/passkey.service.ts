@@ -272,6 +272,9 @@ export function createPasskeyService(deps: PasskeyServiceDeps): PasskeyService {
       if (!verified.verified) throw badRegistration('could not be verified');
       const { credential, aaguid, credentialBackedUp } = verified.registrationInfo;
       const created = await transactions.run(async (tx) => {
+        // Counted again here: registrations begun side by side must not pass the limit.
+        if ((await passkeys.countLocked(tx.client, userId)) >= MAX_PASSKEYS_PER_USER)
+          throw AppError.conflict(`At most ${MAX_PASSKEYS_PER_USER} passkeys; remove one first`);
         const row = await passkeys.create(tx.client, {
           userId,
           credentialId: credential.id,

@@ -68,6 +68,11 @@ describe('MFA configuration', () => {
         mfaRules,
       ),
     ).toThrow(/development key/);
+    // The same (public) key bytes under another id, behind a real key, are refused too.
+    const renamed = `${current},old:${DEVELOPMENT_MFA_KEYS.slice('dev:'.length)}`;
+    expect(() =>
+      parseEnv(shape, { NODE_ENV: 'production', MFA_ENCRYPTION_KEYS: renamed }, mfaRules),
+    ).toThrow(/development key/);
     expect(
       parseEnv(shape, { NODE_ENV: 'production', MFA_ENCRYPTION_KEYS: current }, mfaRules)
         .MFA_ENCRYPTION_KEYS,

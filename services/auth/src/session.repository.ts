@@ -66,6 +66,8 @@ export interface SessionRepository {
   /**
    * Marks revoked the user's sessions that are neither revoked nor past their absolute expiry
    * at `at`, in one statement: of concurrent calls, one ends each session. Returns their ids.
+   * Unless `which.only` names one session, the user's sign-ins waiting for a second factor end
+   * with them.
    */
   revoke(
     tx: AuthTx,
@@ -208,6 +210,16 @@ export function createSessionRepository(db: PrismaClient): SessionRepository {
         which.only ?? null,
         which.except ?? null,
       );
+      // Ending the user's sessions (all, or all but the caller's) ends the sign-ins still
+      // waiting for their second factor too: a challenge earned with a password that was just
+      // changed or reset, or before "sign out everywhere", must not open a session afterwards.
+      if (which.only === undefined)
+        await tx.$executeRawUnsafe(
+          `UPDATE "auth"."mfa_challenges" SET used_at = $2::timestamptz
+            WHERE user_id = $1::uuid AND used_at IS NULL`,
+          userId,
+          at,
+        );
       return rows.map((row) => row.id);
     },
 

@@ -40,9 +40,9 @@ export function createFakeMfaRepository(sessions: Map<string, Session>): FakeMfa
       factors.set(userId, { userId, secretSealed, confirmedAt: null, lastUsedStep: 0 });
       return true;
     },
-    async confirm(_tx, userId, step, at) {
+    async confirm(_tx, userId, secretSealed, step, at) {
       const factor = factors.get(userId);
-      if (!factor || factor.confirmedAt) return false;
+      if (!factor || factor.confirmedAt || factor.secretSealed !== secretSealed) return false;
       factors.set(userId, { ...factor, confirmedAt: at, lastUsedStep: step });
       return true;
     },
@@ -92,6 +92,13 @@ export function createFakeMfaRepository(sessions: Map<string, Session>): FakeMfa
     async findChallenge(tokenHash, at) {
       const challenge = challenges.get(tokenHash);
       return challenge && !challenge.usedAt && challenge.expiresAt > at ? { ...challenge } : null;
+    },
+    async takeAttempt(tokenHash, maxAttempts, at) {
+      const challenge = challenges.get(tokenHash);
+      if (!challenge || challenge.usedAt || challenge.expiresAt <= at) return null;
+      if (challenge.failures >= maxAttempts) return null;
+      challenge.failures++;
+      return { ...challenge };
     },
     async consumeChallenge(tokenHash, at) {
       const challenge = challenges.get(tokenHash);

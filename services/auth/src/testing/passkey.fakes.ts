@@ -27,6 +27,9 @@ export function createFakePasskeyRepository(): FakePasskeyRepository {
       const row = [...rows.values()].find((each) => each.credentialId === credentialId);
       return row ? copy(row) : null;
     },
+    async countLocked(_tx, userId) {
+      return [...rows.values()].filter((row) => row.userId === userId).length;
+    },
     async create(_tx, passkey) {
       if ([...rows.values()].some((row) => row.credentialId === passkey.credentialId)) return null;
       const row: PasskeyRow = {
