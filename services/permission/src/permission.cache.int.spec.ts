@@ -41,7 +41,7 @@ describe('permission cache (two instances on one Redis)', () => {
     let loads = 0;
     const load = async () => {
       loads++;
-      return stored;
+      return { permissions: stored, validUntil: null };
     };
 
     expect(await first.get(USER, '', load)).toEqual(['users:read']);
@@ -113,7 +113,7 @@ describe('permission cache (two instances on one Redis)', () => {
         const [first, second] = [await instance(), await instance()];
         // The database: what the user holds now.
         let stored: string[] = [];
-        const load = async () => stored;
+        const load = async () => ({ permissions: stored, validUntil: null });
 
         // Granted; both instances check and keep the answer.
         stored = ['users:delete'];
@@ -140,7 +140,7 @@ describe('permission cache (two instances on one Redis)', () => {
       const user = `00000000-0000-4000-8000-00000000020${round}`;
       const [first, second] = [await instance(), await instance()];
       let stored = ['users:delete'];
-      const load = async () => stored;
+      const load = async () => ({ permissions: stored, validUntil: null });
       // Never changed before: both instances keep the answer under the user's first version.
       expect(await first.get(user, '', load)).toEqual(['users:delete']);
       expect(await second.get(user, '', load)).toEqual(['users:delete']);
@@ -163,7 +163,7 @@ describe('permission cache (two instances on one Redis)', () => {
       let loads = 0;
       const load = async () => {
         loads++;
-        return ['users:read'];
+        return { permissions: ['users:read'], validUntil: null };
       };
       const answers = await Promise.all(
         Array.from({ length: 40 }, (_, index) => instances[index % 4]!.get(user, '', load)),
@@ -195,7 +195,7 @@ describe('permission cache when Redis rolls back', () => {
     try {
       const [first, second] = [createPermissionCache(redisOne), createPermissionCache(redisTwo)];
       let stored = ['users:delete'];
-      const load = async () => stored;
+      const load = async () => ({ permissions: stored, validUntil: null });
       expect(await first.get(USER, '', load)).toEqual(['users:delete']);
       expect(await second.get(USER, '', load)).toEqual(['users:delete']);
 

@@ -61,10 +61,9 @@ describe('permission gRPC handlers', () => {
     const byId = new Map(access.roles.map((role) => [role.id, role]));
     expect(access.roles.map((role) => role.name).sort()).toEqual(['auditor', 'user']);
     expect(
-      access.users[0]!.assignments.map((a) => ({
-        role: byId.get(a.roleId),
-        scope: a.scope,
-        assignedAt: a.assignedAt,
+      access.users[0]!.assignments.map(({ roleId, ...rest }) => ({
+        role: byId.get(roleId),
+        ...rest,
       })),
     ).toEqual(single.assignments);
     expect(access.users.map((user) => [user.userId, user.permissions])).toEqual([

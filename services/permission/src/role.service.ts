@@ -4,6 +4,7 @@ import { BUILT_IN_ROLES, PERMISSION_CATALOGUE } from '@platform/permissions';
 import type { Actor, ActorPolicy } from './actor.policy';
 import type { AuditRecord } from './audit.repository';
 import { ADMIN_ROLE } from './last-admin.rule';
+import type { MfaRequirement } from './mfa.policy';
 import type { PermissionCache } from './permission.cache';
 import type { RbacReads } from './rbac.reads';
 import { RoleGraph, type RoleNode, type RoleView } from './role.graph';
@@ -37,6 +38,16 @@ export interface RoleService {
   createRole(actor: Actor, input: RoleInput): Promise<RoleView>;
   updateRole(actor: Actor, id: string, change: RoleChange): Promise<RoleView>;
   deleteRole(actor: Actor, id: string): Promise<void>;
+  /**
+   * Whether the role's permissions need a second factor, and the grace period of its holders
+   * without one. Switching it on starts the grace period for every holder (counted from now, or
+   * from their assignment if later); changing only the grace period keeps when it started.
+   */
+  setMfaRequirement(
+    actor: Actor,
+    id: string,
+    change: { required: boolean; gracePeriodSeconds: number },
+  ): Promise<RoleView>;
 }
 
 const roleSummary = (role: RoleNode) => ({
@@ -94,17 +105,25 @@ function changedRole(graph: RoleGraph, before: RoleNode, change: RoleChange): Ro
   return after;
 }
 
+const mfaSummary = (mfa: MfaRequirement) => ({
+  requiresMfa: mfa.required,
+  mfaGracePeriodSeconds: mfa.gracePeriodSeconds,
+  mfaRequiredSince: mfa.requiredSince?.toISOString() ?? null,
+});
+
 export function createRoleService({
   store,
   reads,
   policy,
   cache,
+  clock = () => new Date(),
 }: {
   store: RbacStore;
   /** Reads of the graph, remembered while current. */
   reads: Pick<RbacReads, 'graph'>;
   policy: ActorPolicy;
   cache: Pick<PermissionCache, 'forgetRoles' | 'forgetRoleGraph'>;
+  clock?: () => Date;
 }): RoleService {
   return {
     async seed() {
@@ -225,6 +244,47 @@ export function createRoleService({
       });
       await cache.forgetRoles();
       return updated;
+    },
+
+    async setMfaRequirement(actor, id, change) {
+      const updated = await store.transaction(async (tx) => {
+        await tx.roles.lockGraph();
+        const graph = await tx.roles.loadGraph();
+        const before = graph.get(id);
+        if (!before) throw AppError.notFound('Role');
+        // Like any change of the role: only someone who could grant all it grants may make its
+        // permissions harder (or easier) to use.
+        await policy.requireMayGrant(actor, graph.view(before).effectivePermissions, '', {
+          action: 'role.updated',
+          target: `role:${id}`,
+        });
+        const mfa: MfaRequirement = {
+          required: change.required,
+          gracePeriodSeconds: change.gracePeriodSeconds,
+          requiredSince: !change.required
+            ? null
+            : before.mfa.required
+              ? before.mfa.requiredSince
+              : clock(),
+        };
+        const after: RoleNode = { ...before, mfa };
+        const same =
+          before.mfa.required === mfa.required &&
+          before.mfa.gracePeriodSeconds === mfa.gracePeriodSeconds;
+        if (same) return { view: graph.view(before), changed: false };
+        await tx.roles.setMfaRequirement(id, mfa);
+        await recordRoleChange(tx, actor, after, 'updated', {
+          before: mfaSummary(before.mfa),
+          after: mfaSummary(mfa),
+        });
+        // Every holder's permissions may differ now (or at another time): forgotten inside the
+        // transaction and once committed, as for any role change.
+        await cache.forgetRoles();
+        const next = new RoleGraph(graph.all().map((role) => (role.id === id ? after : role)));
+        return { view: next.view(after), changed: true };
+      });
+      if (updated.changed) await cache.forgetRoles();
+      return updated.view;
     },
 
     async deleteRole(actor, id) {
