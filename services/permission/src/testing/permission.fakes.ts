@@ -396,7 +396,7 @@ export function createFakeMfaDirectory(): MfaDirectory & {
 }
 
 /** A clock tests move by hand. */
-export function createTestClock(start = Date.parse('2026-01-01T00:00:00Z')) {
+export function createTestClock(start = Date.now()) {
   let now = start;
   return {
     now: () => new Date(now),
