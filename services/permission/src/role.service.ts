@@ -1,10 +1,16 @@
 import { AppError } from '@platform/errors';
 import { createEvent, type EventPayload } from '@platform/events';
-import { BUILT_IN_ROLES, PERMISSION_CATALOGUE } from '@platform/permissions';
+import {
+  BUILT_IN_ROLES,
+  isGranted,
+  PERMISSION_CATALOGUE,
+  PERMISSIONS,
+} from '@platform/permissions';
 import type { Actor, ActorPolicy } from './actor.policy';
 import type { AuditRecord } from './audit.repository';
 import { ADMIN_ROLE } from './last-admin.rule';
-import type { MfaRequirement } from './mfa.policy';
+import { grantOf, type MfaRequirement } from './mfa.policy';
+import type { MfaStates } from './mfa-state.service';
 import type { PermissionCache } from './permission.cache';
 import type { RbacReads } from './rbac.reads';
 import { RoleGraph, type RoleNode, type RoleView } from './role.graph';
@@ -116,6 +122,7 @@ export function createRoleService({
   reads,
   policy,
   cache,
+  mfa,
   clock = () => new Date(),
 }: {
   store: RbacStore;
@@ -123,8 +130,37 @@ export function createRoleService({
   reads: Pick<RbacReads, 'graph'>;
   policy: ActorPolicy;
   cache: Pick<PermissionCache, 'forgetRoles' | 'forgetRoleGraph'>;
+  /** Whether the actor has a second factor (a requirement must not lock its author out). */
+  mfa: Pick<MfaStates, 'enrolment'>;
   clock?: () => Date;
 }): RoleService {
+  /**
+   * Refuses a requirement that would take `roles:manage` from the actor at once (no second
+   * factor, no grace left): nobody could manage roles any more to undo it if they were the
+   * only one who can.
+   */
+  async function requireNotLockedOut(
+    tx: RbacTransaction,
+    actor: Actor,
+    before: RoleGraph,
+    after: RoleGraph,
+  ): Promise<void> {
+    if (actor.id === null) return;
+    const rows = await tx.assignments.listForUsers([actor.id]);
+    const now = clock();
+    const { enrolled } = await mfa.enrolment(actor.id);
+    const manages = (graph: RoleGraph) =>
+      isGranted(
+        grantOf({ graph, assignments: rows, scope: '', enrolled, now }).permissions,
+        PERMISSIONS['roles:manage'],
+      );
+    if (manages(before) && !manages(after))
+      throw AppError.badInput(
+        'gracePeriodSeconds',
+        'would withhold roles:manage from you at once: set up a second factor first, or give a grace period',
+      );
+  }
+
   return {
     async seed() {
       const changed = await store.transaction(async (tx) => {
@@ -272,6 +308,8 @@ export function createRoleService({
           before.mfa.required === mfa.required &&
           before.mfa.gracePeriodSeconds === mfa.gracePeriodSeconds;
         if (same) return { view: graph.view(before), changed: false };
+        const next = new RoleGraph(graph.all().map((role) => (role.id === id ? after : role)));
+        if (mfa.required) await requireNotLockedOut(tx, actor, graph, next);
         await tx.roles.setMfaRequirement(id, mfa);
         await recordRoleChange(tx, actor, after, 'updated', {
           before: mfaSummary(before.mfa),
@@ -280,7 +318,6 @@ export function createRoleService({
         // Every holder's permissions may differ now (or at another time): forgotten inside the
         // transaction and once committed, as for any role change.
         await cache.forgetRoles();
-        const next = new RoleGraph(graph.all().map((role) => (role.id === id ? after : role)));
         return { view: next.view(after), changed: true };
       });
       if (updated.changed) await cache.forgetRoles();
