@@ -51,7 +51,7 @@ lifecycle.run(async () => {
   const checks = createPermissionCheckService({ reads, cache, mfa });
   const policy = createActorPolicy({ checks, assignments: store.assignments, audit: store.audit });
   const lastAdmin = createLastAdminRule({ users });
-  const roles = createRoleService({ store, reads, policy, cache });
+  const roles = createRoleService({ store, reads, policy, cache, mfa });
   const assignments = createAssignmentService({
     store,
     reads,

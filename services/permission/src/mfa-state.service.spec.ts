@@ -188,4 +188,26 @@ describe('setMfaRequirement', () => {
     ).rejects.toMatchObject({ code: 'FORBIDDEN' });
     expect(store.data.roles.find((role) => role.id === ops.id)?.mfa.required).toBe(false);
   });
+
+  it('refuses a requirement that would take roles:manage from its author at once', async () => {
+    const { roles, users, assignments, store, directory } = await setup({ required: false });
+    users.users.set(WEAK, 'active');
+    const admins = await roles.createRole(PLATFORM, {
+      name: 'admins',
+      description: null,
+      permissions: ['*'],
+      inherits: [],
+    });
+    await assignments.assign(PLATFORM, WEAK, { id: admins.id }, '');
+    const author = { id: WEAK };
+    await expect(
+      roles.setMfaRequirement(author, admins.id, { required: true, gracePeriodSeconds: 0 }),
+    ).rejects.toMatchObject({ code: 'BAD_USER_INPUT', field: 'gracePeriodSeconds' });
+    expect(store.data.roles.find((role) => role.id === admins.id)?.mfa.required).toBe(false);
+    // With a grace period they have time to set up a second factor; with one, no grace is needed.
+    await roles.setMfaRequirement(author, admins.id, { required: true, gracePeriodSeconds: 600 });
+    directory.states.set(WEAK, { enrolled: true, version: 1 });
+    store.data.mfaStates = {};
+    await roles.setMfaRequirement(author, admins.id, { required: true, gracePeriodSeconds: 0 });
+  });
 });

@@ -142,11 +142,14 @@ export function createRoleService({
   async function requireNotLockedOut(
     tx: RbacTransaction,
     actor: Actor,
+    roleId: string,
     before: RoleGraph,
     after: RoleGraph,
   ): Promise<void> {
     if (actor.id === null) return;
     const rows = await tx.assignments.listForUsers([actor.id]);
+    // Only a role the actor holds (or inherits) can take something from them.
+    if (!before.ancestry(rows.map((row) => row.roleId)).has(roleId)) return;
     const now = clock();
     const { enrolled } = await mfa.enrolment(actor.id);
     const manages = (graph: RoleGraph) =>
@@ -294,7 +297,7 @@ export function createRoleService({
           action: 'role.updated',
           target: `role:${id}`,
         });
-        const mfa: MfaRequirement = {
+        const requirement: MfaRequirement = {
           required: change.required,
           gracePeriodSeconds: change.gracePeriodSeconds,
           requiredSince: !change.required
@@ -303,17 +306,17 @@ export function createRoleService({
               ? before.mfa.requiredSince
               : clock(),
         };
-        const after: RoleNode = { ...before, mfa };
+        const after: RoleNode = { ...before, mfa: requirement };
         const same =
-          before.mfa.required === mfa.required &&
-          before.mfa.gracePeriodSeconds === mfa.gracePeriodSeconds;
+          before.mfa.required === requirement.required &&
+          before.mfa.gracePeriodSeconds === requirement.gracePeriodSeconds;
         if (same) return { view: graph.view(before), changed: false };
         const next = new RoleGraph(graph.all().map((role) => (role.id === id ? after : role)));
-        if (mfa.required) await requireNotLockedOut(tx, actor, graph, next);
-        await tx.roles.setMfaRequirement(id, mfa);
+        if (requirement.required) await requireNotLockedOut(tx, actor, id, graph, next);
+        await tx.roles.setMfaRequirement(id, requirement);
         await recordRoleChange(tx, actor, after, 'updated', {
           before: mfaSummary(before.mfa),
-          after: mfaSummary(mfa),
+          after: mfaSummary(requirement),
         });
         // Every holder's permissions may differ now (or at another time): forgotten inside the
         // transaction and once committed, as for any role change.

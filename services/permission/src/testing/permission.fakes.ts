@@ -427,7 +427,7 @@ export function createFakePermissionServices(options: { clock?: () => Date } = {
     leaving: store.leaving,
     checks,
     policy,
-    roles: createRoleService({ store, reads, policy, cache, clock }),
+    roles: createRoleService({ store, reads, policy, cache, mfa, clock }),
     assignments: createAssignmentService({
       store,
       reads,

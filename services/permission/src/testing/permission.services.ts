@@ -87,7 +87,7 @@ export function useTestServices(): TestServices {
         checks,
         policy,
         mfa,
-        roles: createRoleService({ store, reads, policy, cache }),
+        roles: createRoleService({ store, reads, policy, cache, mfa }),
         assignments: createAssignmentService({
           store,
           reads,
