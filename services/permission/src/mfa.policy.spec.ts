@@ -145,6 +145,16 @@ describe('the MFA policy (grantOf)', () => {
     expect(grantOf({ ...input, scope: 'tenant:b', now: at(1) }).permissions).toEqual([]);
   });
 
+  it('ends on a cycle that slipped into the stored roles', () => {
+    const graph = new RoleGraph([
+      role('a', ['users:read'], ['b'], required(0, 0)),
+      role('b', ['audit:read'], ['a']),
+    ]);
+    const input = { graph, assignments: [assigned('a', 0)], scope: '', now: at(1) };
+    expect(grantOf({ ...input, enrolled: true }).permissions).toEqual(['audit:read', 'users:read']);
+    expect(grantOf({ ...input, enrolled: false }).withheld).toEqual(['audit:read', 'users:read']);
+  });
+
   it('matters only when a role the user reaches requires MFA', () => {
     expect(mfaMatters(graphWith(), [assigned('ops', 0)])).toBe(false);
     expect(mfaMatters(graphWith({ reader: required(0, 0) }), [assigned('ops', 0)])).toBe(true);

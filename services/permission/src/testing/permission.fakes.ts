@@ -168,13 +168,6 @@ function fakeAssignments(data: FakeRbacData): AssignmentRepository {
         .filter((row) => row.userId !== exceptUserId)
         .map((row) => row.userId);
     },
-    async effectivePermissions(userId, scope) {
-      const graph = new RoleGraph(data.roles);
-      const held = data.assignments
-        .filter((row) => row.userId === userId && (row.scope === '' || row.scope === scope))
-        .map((row) => row.roleId);
-      return graph.grantedBy([], held);
-    },
   };
 }
 
