@@ -63,6 +63,40 @@ describe('permission cache (two instances on one Redis)', () => {
     expect(await first.get(USER, '', load)).toEqual(['audit:read']);
   });
 
+  it('uses an entry, in this process and from Redis, only until its end (an MFA grace end)', async () => {
+    const [first, second] = [await instance(), await instance()];
+    const user = '00000000-0000-4000-8000-000000000099';
+    let loads = 0;
+    let until = Date.now() + 1_000;
+    const load = async () => {
+      loads++;
+      return { permissions: ['users:read'], validUntil: new Date(until) };
+    };
+    expect(await first.get(user, '', load)).toEqual(['users:read']);
+    expect(await second.get(user, '', load)).toEqual(['users:read']);
+    expect(loads).toBe(1);
+    until = Date.now() + 60_000;
+    // Past the end: both instances load again, without any version change.
+    await eventually(async () => {
+      await first.get(user, '', load);
+      await second.get(user, '', load);
+      expect(loads).toBeGreaterThanOrEqual(2);
+    }, 5_000);
+    const afterEnd = loads;
+    await first.get(user, '', load);
+    await second.get(user, '', load);
+    expect(loads).toBe(afterEnd);
+    // An entry that ends at once (an answer that could not be sure) is not kept.
+    const unsure = async () => {
+      loads++;
+      return { permissions: [], validUntil: new Date() };
+    };
+    await first.forgetUser(user);
+    await first.get(user, '', unsure);
+    await first.get(user, '', unsure);
+    expect(loads).toBe(afterEnd + 2);
+  });
+
   const unprefixed = () =>
     createRedis({
       url: run.redisUrl,

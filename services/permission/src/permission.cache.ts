@@ -154,7 +154,9 @@ export function createPermissionCache(
     }
     localMetrics.miss();
 
-    const key = `rbac:effective:${userId}:${version}:${scope}`;
+    // "grant", not the "effective" of instances before the MFA policy: a rolling upgrade's old and
+    // new instances never read each other's entries (their formats differ).
+    const key = `rbac:grant:${userId}:${version}:${scope}`;
     const cached = parseEntry(await redis.get(key));
     // A Redis miss (or an entry past its end) loads from PostgreSQL.
     if (cached && (cached.validUntil === null || cached.validUntil > now())) {
