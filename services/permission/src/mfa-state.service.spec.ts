@@ -167,7 +167,7 @@ describe('setMfaRequirement', () => {
       payload: { roleId: ops.id, change: 'updated' },
     });
     expect(cache.rolesForgotten).toBe(before + 2);
-    // The same again: nothing written.
+    // The same again: nothing written (but forgotten again: it may be a retry).
     const audited = store.data.audit.length;
     await roles.setMfaRequirement(PLATFORM, ops.id, { required: true, gracePeriodSeconds: 3600 });
     expect(store.data.audit).toHaveLength(audited);

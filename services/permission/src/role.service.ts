@@ -310,7 +310,7 @@ export function createRoleService({
         const same =
           before.mfa.required === requirement.required &&
           before.mfa.gracePeriodSeconds === requirement.gracePeriodSeconds;
-        if (same) return { view: graph.view(before), changed: false };
+        if (same) return graph.view(before);
         const next = new RoleGraph(graph.all().map((role) => (role.id === id ? after : role)));
         if (requirement.required) await requireNotLockedOut(tx, actor, id, graph, next);
         await tx.roles.setMfaRequirement(id, requirement);
@@ -321,10 +321,12 @@ export function createRoleService({
         // Every holder's permissions may differ now (or at another time): forgotten inside the
         // transaction and once committed, as for any role change.
         await cache.forgetRoles();
-        return { view: next.view(after), changed: true };
+        return next.view(after);
       });
-      if (updated.changed) await cache.forgetRoles();
-      return updated.view;
+      // Also when nothing changed: this may be the retry of a change whose forget failed after
+      // it committed.
+      await cache.forgetRoles();
+      return updated;
     },
 
     async deleteRole(actor, id) {
