@@ -1,10 +1,15 @@
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { generate } from 'otplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startTestSmtpServer, type TestSmtpServer } from '@platform/testing';
 import { graphql, signUp, type GraphQLResponse, type SignedIn } from './graphql.client';
+import {
+  BEGIN_TOTP as BEGIN,
+  CONFIRM_TOTP as CONFIRM,
+  createAuthenticator,
+  enrolTotp,
+  mfaAuthEnv,
+} from './mfa.helpers';
 import { startPlatform, stopPlatform, type Platform } from './platform.harness';
 
 const PASSWORD = 'correct horse battery';
@@ -12,8 +17,6 @@ const PASSWORD = 'correct horse battery';
 const REAUTH_WINDOW = 8;
 const GUESSES_PER_CLIENT = 5;
 
-const BEGIN = 'mutation { beginTotpEnrollment { secret otpauthUri } }';
-const CONFIRM = 'mutation ($code: String!) { confirmTotpEnrollment(code: $code) { codes } }';
 const SIGN_IN = `mutation ($email: String!, $password: String!) {
   signIn(email: $email, password: $password) {
     __typename
@@ -32,27 +35,6 @@ type SignInResult =
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/**
- * An authenticator app: the code of the current 30-second step, or of the next one when the
- * current step's code was used already (the server accepts one step either side, each once).
- */
-function createAuthenticator(secret: string) {
-  let lastStep = -1;
-  return {
-    async code(): Promise<string> {
-      for (;;) {
-        const now = Math.floor(Date.now() / 30_000);
-        const step = Math.max(now, lastStep + 1);
-        if (step <= now + 1) {
-          lastStep = step;
-          return generate({ secret, epoch: step * 30 });
-        }
-        await pause(1_000);
-      }
-    },
-  };
-}
-
 describe('multi-factor sign-in through the gateway', () => {
   let platform: Platform;
   let gateway: string;
@@ -63,7 +45,7 @@ describe('multi-factor sign-in through the gateway', () => {
     platform = await startPlatform({
       'auth-service': {
         SMTP_URL: smtp.url,
-        MFA_ENCRYPTION_KEYS: `e2e:${randomBytes(32).toString('base64')}`,
+        ...mfaAuthEnv(),
         REAUTH_WINDOW_SECONDS: String(REAUTH_WINDOW),
         PASSWORD_GUESSES_PER_CLIENT: String(GUESSES_PER_CLIENT),
       },
@@ -84,24 +66,7 @@ describe('multi-factor sign-in through the gateway', () => {
   /** A new account with TOTP on: its app and its recovery codes. */
   async function enrolled(email: string) {
     const account = await signUp(gateway, email, PASSWORD);
-    const begun = await as<{ beginTotpEnrollment: { secret: string; otpauthUri: string } }>(
-      account,
-      BEGIN,
-    );
-    const { secret, otpauthUri } = begun.data!.beginTotpEnrollment;
-    const app = createAuthenticator(secret);
-    const confirmed = await as<{ confirmTotpEnrollment: { codes: string[] } }>(account, CONFIRM, {
-      code: await app.code(),
-    });
-    if (!confirmed.data) throw new Error(JSON.stringify(confirmed.errors));
-    return {
-      account,
-      email,
-      secret,
-      otpauthUri,
-      app,
-      codes: confirmed.data.confirmTotpEnrollment.codes,
-    };
+    return { account, email, ...(await enrolTotp(gateway, account)) };
   }
 
   async function challengeFor(email: string) {

@@ -52,6 +52,17 @@ export const eventContracts = {
         'passkey_added',
         'passkey_removed',
       ]),
+      /**
+       * Whether, after this change, the user has a second factor (a confirmed TOTP factor or a
+       * passkey). Absent only in events written before it was added.
+       */
+      mfaEnrolled: z.boolean().optional(),
+      /**
+       * The user's MFA state version after this change: 1, 2, ... per user, in commit order. A
+       * consumer keeping the state keeps the highest version's (events may arrive late, twice, or
+       * out of order). Absent only in events written before it was added.
+       */
+      stateVersion: z.number().int().positive().optional(),
     }),
   },
   'auth.email_verification_requested': { version: 1, payload: z.object({ userId: id }) },

@@ -187,6 +187,9 @@ export function createAuthHandlers(
     },
 
     async getMfaStatus(request) {
+      // The versions first: a change committing meanwhile shows in the factors read after, so the
+      // state answered is never older than the version answered with it.
+      const versions = await mfa.stateVersions(request.userIds);
       const [statuses, counts] = await Promise.all([
         mfa.status(request.userIds),
         passkeys.countByUser(request.userIds),
@@ -198,7 +201,7 @@ export function createAuthHandlers(
       for (const [userId, count] of counts)
         if (!statuses.some((status) => status.userId === userId))
           merged.push({ userId, totpEnabled: false, recoveryCodesLeft: 0, passkeys: count });
-      return { statuses: merged };
+      return { statuses: merged, stateVersions: Object.fromEntries(versions) };
     },
 
     async beginPasskeyRegistration(request) {

@@ -29,6 +29,12 @@ export interface SessionAuthTimes {
   reauthenticatedAt: Date | null;
 }
 
+/** A user's second-factor state after a change, and its version (1, 2, ... per user). */
+export interface MfaState {
+  mfaEnrolled: boolean;
+  stateVersion: number;
+}
+
 export interface MfaStatusRow {
   userId: string;
   totpEnabled: boolean;
@@ -62,6 +68,15 @@ export interface MfaRepository {
   /** Marks one unused recovery code of the user used; false if none matches. */
   useRecoveryCode(userId: string, codeHash: string, at: Date): Promise<boolean>;
   statusOf(userIds: readonly string[]): Promise<MfaStatusRow[]>;
+  /**
+   * In a transaction that changed the user's second factors: the next version of their MFA
+   * state (taking the user's version row lock until the commit, so versions follow commit
+   * order) and whether they have a second factor (a confirmed TOTP factor or a passkey) as
+   * the transaction, after that lock, sees it.
+   */
+  advanceState(tx: AuthTx, userId: string): Promise<MfaState>;
+  /** Each user's current MFA state version; 0 for a user whose factors never changed. */
+  stateVersions(userIds: readonly string[]): Promise<Map<string, number>>;
 
   createChallenge(challenge: NewChallenge): Promise<void>;
   /** An open challenge (not used, not expired at `at`), or null. */
@@ -160,6 +175,25 @@ export function createMfaRepository(db: PrismaClient): MfaRepository {
         totpEnabled: true,
         recoveryCodesLeft: left.get(userId) ?? 0,
       }));
+    },
+
+    async advanceState(tx, userId) {
+      const [row] = await tx.$queryRaw<{ version: number }[]>`
+        INSERT INTO "auth"."mfa_state_versions" (user_id, version) VALUES (${userId}::uuid, 1)
+        ON CONFLICT (user_id) DO UPDATE SET version = "mfa_state_versions".version + 1
+        RETURNING version`;
+      // Read after the lock: a concurrent change of the same user has committed by now, and
+      // each statement of a READ COMMITTED transaction sees what committed before it began.
+      const totp = await tx.totpFactor.count({ where: { userId, confirmedAt: { not: null } } });
+      const passkeys = totp > 0 ? 0 : await tx.passkey.count({ where: { userId } });
+      return { mfaEnrolled: totp + passkeys > 0, stateVersion: Number(row?.version ?? 0) };
+    },
+
+    async stateVersions(userIds) {
+      const rows = await db.mfaStateVersion.findMany({ where: { userId: { in: [...userIds] } } });
+      const versions = new Map(userIds.map((userId) => [userId, 0]));
+      for (const row of rows) versions.set(row.userId, row.version);
+      return versions;
     },
 
     async createChallenge(challenge) {

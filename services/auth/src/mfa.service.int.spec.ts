@@ -111,6 +111,9 @@ describe('MfaService against PostgreSQL and Redis', () => {
     ).toContainEqual({
       userId,
       change: 'totp_disabled',
+      // The state it left, after the enrolment's (version 1).
+      mfaEnrolled: false,
+      stateVersion: 2,
     });
   });
 

@@ -85,7 +85,9 @@ describe('MfaService', () => {
       const hashes = [...repository.recoveryCodes.keys()];
       expect(hashes).toHaveLength(RECOVERY_CODE_COUNT);
       for (const code of codes) expect(hashes.join()).not.toContain(code.replaceAll('-', ''));
-      expect(eventsOf('auth.mfa_changed')).toEqual([{ userId, change: 'totp_enabled' }]);
+      expect(eventsOf('auth.mfa_changed')).toEqual([
+        { userId, change: 'totp_enabled', mfaEnrolled: true, stateVersion: 1 },
+      ]);
       expect(await mfa.status([userId])).toEqual([
         { userId, totpEnabled: true, recoveryCodesLeft: RECOVERY_CODE_COUNT },
       ]);
@@ -179,7 +181,9 @@ describe('MfaService', () => {
       expect(await appErrorOf(mfa.verify(await challengeOf(userId), code!, HOME))).toMatchObject({
         code: 'UNAUTHENTICATED',
       });
-      expect(eventsOf('auth.mfa_changed')).toContainEqual({ userId, change: 'recovery_code_used' });
+      expect(eventsOf('auth.mfa_changed')).toContainEqual(
+        expect.objectContaining({ userId, change: 'recovery_code_used', mfaEnrolled: true }),
+      );
       expect((await mfa.status([userId]))[0]?.recoveryCodesLeft).toBe(RECOVERY_CODE_COUNT - 1);
     });
 
@@ -241,7 +245,12 @@ describe('MfaService', () => {
       );
       expect(until.getTime()).toBe(clock.now().getTime() + 300_000);
       await mfa.disableTotp(userId, sessionId);
-      expect(eventsOf('auth.mfa_changed')).toContainEqual({ userId, change: 'totp_disabled' });
+      // The state it leaves, with a version after the enrolment's: a consumer keeps the newer.
+      expect(eventsOf('auth.mfa_changed')).toEqual([
+        { userId, change: 'totp_enabled', mfaEnrolled: true, stateVersion: 1 },
+        { userId, change: 'totp_disabled', mfaEnrolled: false, stateVersion: 2 },
+      ]);
+      expect(await mfa.stateVersions([userId])).toEqual(new Map([[userId, 2]]));
       expect((await login(userId)).tokens?.userId).toBe(userId);
       expect(await mfa.status([userId])).toEqual([]);
     });
@@ -316,10 +325,13 @@ describe('MfaService', () => {
       expect((await mfa.verify(await challengeOf(userId), fresh[0]!, HOME)).tokens.userId).toBe(
         userId,
       );
-      expect(eventsOf('auth.mfa_changed')).toContainEqual({
-        userId,
-        change: 'recovery_codes_regenerated',
-      });
+      expect(eventsOf('auth.mfa_changed')).toContainEqual(
+        expect.objectContaining({
+          userId,
+          change: 'recovery_codes_regenerated',
+          mfaEnrolled: true,
+        }),
+      );
     });
 
     it('refuses to manage a factor that is not there, and a session that ended', async () => {

@@ -3,7 +3,7 @@ import { AppError } from '@platform/errors';
 import { createEvent, type EventPayload } from '@platform/events';
 import { isUuid } from '@platform/validation';
 import { generateSecret, generateURI, verify as verifyTotp } from 'otplib';
-import type { AuthTransactions } from './auth.transactions';
+import type { AuthTransaction, AuthTransactions } from './auth.transactions';
 import type { CredentialRepository } from './credential.repository';
 import type { ChallengeRow, MfaRepository, MfaStatusRow } from './mfa.repository';
 import { hashOpaqueToken, isOpaqueToken, newOpaqueToken } from './opaque-token';
@@ -71,6 +71,13 @@ export interface MfaService {
   disableTotp(userId: string, sessionId: string): Promise<void>;
   regenerateRecoveryCodes(userId: string, sessionId: string): Promise<string[]>;
   status(userIds: readonly string[]): Promise<MfaStatusRow[]>;
+  /** Each user's MFA state version (0: their factors never changed), as auth.mfa_changed carries. */
+  stateVersions(userIds: readonly string[]): Promise<Map<string, number>>;
+  /**
+   * Writes `auth.mfa_changed` in a transaction that changed the user's factors (or used a
+   * recovery code), with the state it leaves (`mfaEnrolled`) and its version (`stateVersion`).
+   */
+  emitChange(tx: AuthTransaction, userId: string, change: MfaChange): Promise<void>;
   /**
    * Refuses (FORBIDDEN, reason REAUTHENTICATION_REQUIRED) unless the session signed in or
    * re-authenticated within the window: the rule for managing any factor, passkeys included.
@@ -189,8 +196,9 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
       );
   }
 
-  function emitChange(userId: string, change: MfaChange) {
-    return createEvent('auth.mfa_changed', { userId, change });
+  async function emitChange(tx: AuthTransaction, userId: string, change: MfaChange) {
+    const state = await repository.advanceState(tx.client, userId);
+    await tx.emit(createEvent('auth.mfa_changed', { userId, change, ...state }));
   }
 
   async function newRecoveryCodes(
@@ -213,7 +221,7 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
       )
         throw AppError.badInput('code', 'no TOTP enrolment is pending; begin again');
       await repository.replaceRecoveryCodes(tx.client, userId, hashes);
-      if (change) await tx.emit(emitChange(userId, change));
+      if (change) await emitChange(tx, userId, change);
     });
     return codes;
   }
@@ -271,7 +279,7 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
       });
       if (!right) throw AppError.unauthenticated('Invalid code');
       if (method === 'RECOVERY_CODE')
-        await transactions.run((tx) => tx.emit(emitChange(open.userId, 'recovery_code_used')));
+        await transactions.run((tx) => emitChange(tx, open.userId, 'recovery_code_used'));
       return completeChallenge(tokenHash, open);
     },
 
@@ -305,7 +313,7 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
         });
         if (!right) throw AppError.badInput('code', 'is not a valid code');
         if (method === 'RECOVERY_CODE')
-          await transactions.run((tx) => tx.emit(emitChange(userId, 'recovery_code_used')));
+          await transactions.run((tx) => emitChange(tx, userId, 'recovery_code_used'));
       }
       return stampRecent(userId, sessionId);
     },
@@ -346,7 +354,7 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
         const factor = await repository.findFactor(userId);
         if (!(await repository.removeFactor(tx.client, userId)) || !factor?.confirmedAt)
           throw AppError.notFound('TOTP factor');
-        await tx.emit(emitChange(userId, 'totp_disabled'));
+        await emitChange(tx, userId, 'totp_disabled');
       });
     },
 
@@ -360,6 +368,12 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
     status(userIds) {
       return repository.statusOf(userIds.filter(isUuid));
     },
+
+    stateVersions(userIds) {
+      return repository.stateVersions(userIds.filter(isUuid));
+    },
+
+    emitChange,
 
     requireRecent,
     stampRecent,

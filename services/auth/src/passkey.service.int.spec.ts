@@ -93,10 +93,16 @@ describe('PasskeyService against PostgreSQL and Redis', () => {
     await passkeys.remove(userId, sessionId, passkey.id);
     expect(await world.db.passkey.count({ where: { userId } })).toBe(0);
     const events = await world.db.authOutboxEvent.findMany({ where: { type: 'auth.mfa_changed' } });
+    type Payload = { userId: string; change: string; mfaEnrolled: boolean; stateVersion: number };
     const changes = events
-      .map((event) => (event.envelope as { payload: { userId: string; change: string } }).payload)
+      .map((event) => (event.envelope as { payload: Payload }).payload)
       .filter((payload) => payload.userId === userId)
-      .map((payload) => payload.change);
-    expect(changes.sort()).toEqual(['passkey_added', 'passkey_removed']);
+      .map(({ change, mfaEnrolled, stateVersion }) => ({ change, mfaEnrolled, stateVersion }))
+      .sort((a, b) => a.stateVersion - b.stateVersion);
+    // The state each change left, in the order of the versions the database gave them.
+    expect(changes).toEqual([
+      { change: 'passkey_added', mfaEnrolled: true, stateVersion: 1 },
+      { change: 'passkey_removed', mfaEnrolled: false, stateVersion: 2 },
+    ]);
   });
 });

@@ -73,7 +73,9 @@ describe('PasskeyService', () => {
         counter: 0,
       });
       expect(await passkeys.list(userId)).toEqual([passkey]);
-      expect(eventsOf('auth.mfa_changed')).toEqual([{ userId, change: 'passkey_added' }]);
+      expect(eventsOf('auth.mfa_changed')).toEqual([
+        { userId, change: 'passkey_added', mfaEnrolled: true, stateVersion: 1 },
+      ]);
     });
 
     it('needs a recent sign-in or re-authentication', async () => {
@@ -416,8 +418,8 @@ describe('PasskeyService', () => {
       await passkeys.remove(userId, sessionId, passkey.id);
       expect(await passkeys.list(userId)).toEqual([]);
       expect(eventsOf('auth.mfa_changed')).toEqual([
-        { userId, change: 'passkey_added' },
-        { userId, change: 'passkey_removed' },
+        { userId, change: 'passkey_added', mfaEnrolled: true, stateVersion: 1 },
+        { userId, change: 'passkey_removed', mfaEnrolled: false, stateVersion: 2 },
       ]);
       expect(await appErrorOf(signIn(authenticator))).toMatchObject({ code: 'UNAUTHENTICATED' });
     });

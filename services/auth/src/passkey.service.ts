@@ -1,5 +1,4 @@
 import { AppError } from '@platform/errors';
-import { createEvent } from '@platform/events';
 import { isUuid } from '@platform/validation';
 import {
   generateAuthenticationOptions,
@@ -97,6 +96,7 @@ export interface PasskeyServiceDeps {
     | 'findChallengeByHash'
     | 'countChallengeFailure'
     | 'complete'
+    | 'emitChange'
   >;
   guard: PasswordGuard;
   sessions: Pick<SessionService, 'open'>;
@@ -286,7 +286,7 @@ export function createPasskeyService(deps: PasskeyServiceDeps): PasskeyService {
           backedUp: credentialBackedUp,
         });
         if (!row) throw AppError.conflict('This passkey is registered already');
-        await tx.emit(createEvent('auth.mfa_changed', { userId, change: 'passkey_added' }));
+        await mfa.emitChange(tx, userId, 'passkey_added');
         return row;
       });
       return viewOf(created);
@@ -377,7 +377,7 @@ export function createPasskeyService(deps: PasskeyServiceDeps): PasskeyService {
       await transactions.run(async (tx) => {
         if (!(await passkeys.remove(tx.client, userId, passkeyId)))
           throw AppError.notFound('Passkey');
-        await tx.emit(createEvent('auth.mfa_changed', { userId, change: 'passkey_removed' }));
+        await mfa.emitChange(tx, userId, 'passkey_removed');
       });
     },
 

@@ -124,49 +124,4 @@ describe('AssignmentRepository', () => {
       expect(await assignments().holderIds('admin', 'tenant:x', global)).toEqual([scoped]);
     });
   });
-
-  describe('effectivePermissions', () => {
-    it('grants the global roles’ and the scope’s, with every ancestor, sorted and once', async () => {
-      const grand = await newRole(database.db, { permissions: ['users:read'] });
-      const parent = await newRole(database.db, {
-        permissions: ['users:write'],
-        inherits: [grand.id],
-      });
-      const child = await newRole(database.db, {
-        permissions: ['audit:read'],
-        inherits: [parent.id],
-      });
-      const scopedRole = await newRole(database.db, { permissions: ['roles:read', 'users:read'] });
-      const elsewhere = await newRole(database.db, { permissions: ['users:delete'] });
-      const user = newUserId();
-      await newAssignment(database.db, { userId: user, roleId: child.id });
-      await newAssignment(database.db, { userId: user, roleId: scopedRole.id, scope: 'tenant:a' });
-      await newAssignment(database.db, { userId: user, roleId: elsewhere.id, scope: 'tenant:b' });
-
-      expect(await assignments().effectivePermissions(user, '')).toEqual([
-        'audit:read',
-        'users:read',
-        'users:write',
-      ]);
-      expect(await assignments().effectivePermissions(user, 'tenant:a')).toEqual([
-        'audit:read',
-        'roles:read',
-        'users:read',
-        'users:write',
-      ]);
-      expect(await assignments().effectivePermissions(newUserId(), '')).toEqual([]);
-    });
-
-    it('ends on a cycle that slipped into the stored roles', async () => {
-      const a = await newRole(database.db, { permissions: ['users:read'] });
-      const b = await newRole(database.db, { permissions: ['audit:read'], inherits: [a.id] });
-      await database.db.roleParent.create({ data: { roleId: a.id, parentId: b.id } });
-      const user = newUserId();
-      await newAssignment(database.db, { userId: user, roleId: a.id });
-      expect(await assignments().effectivePermissions(user, '')).toEqual([
-        'audit:read',
-        'users:read',
-      ]);
-    });
-  });
 });

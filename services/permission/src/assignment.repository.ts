@@ -26,11 +26,6 @@ export interface AssignmentRepository {
   holds(userId: string, roleName: string, scope: string): Promise<boolean>;
   /** The users other than `exceptUserId` holding the role with this name in exactly this scope. */
   holderIds(roleName: string, scope: string, exceptUserId: string): Promise<string[]>;
-  /**
-   * What the user's roles in the global scope and in `scope`, with all their ancestors, grant:
-   * sorted, without repeats.
-   */
-  effectivePermissions(userId: string, scope: string): Promise<string[]>;
 }
 
 /** Queries through `db`: the client, or the transaction client of a change. */
@@ -83,24 +78,6 @@ export function createAssignmentRepository(db: Prisma.TransactionClient): Assign
         select: { userId: true },
       });
       return rows.map((row) => row.userId);
-    },
-
-    async effectivePermissions(userId, scope) {
-      // The user's roles (global, and in the scope) and all their ancestors; UNION (not UNION
-      // ALL) ends the recursion even if a cycle ever slipped in.
-      const rows = await db.$queryRawUnsafe<{ permission: string }[]>(
-        `WITH RECURSIVE granted(role_id) AS (
-           SELECT role_id FROM "rbac"."role_assignments"
-            WHERE user_id = $1::uuid AND scope = ANY($2::text[])
-           UNION
-           SELECT rp.parent_id FROM "rbac"."role_parents" rp JOIN granted g ON rp.role_id = g.role_id
-         )
-         SELECT DISTINCT permission FROM "rbac"."role_permissions" JOIN granted USING (role_id)
-          ORDER BY permission`,
-        userId,
-        scope ? ['', scope] : [''],
-      );
-      return rows.map((row) => row.permission);
     },
   };
 }

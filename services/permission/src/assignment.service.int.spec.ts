@@ -160,6 +160,7 @@ describe('AssignmentService', () => {
           }) as unknown,
           scope: 'tenant:a',
           assignedAt: expect.any(Date) as unknown,
+          mfa: { mfaPending: false, graceEndsAt: null, withheld: [] },
         },
       ]);
     });

@@ -2,6 +2,8 @@ import { AppError } from '@platform/errors';
 import { createEvent } from '@platform/events';
 import type { Actor, ActorPolicy } from './actor.policy';
 import { ADMIN_ROLE, type LastAdminRule } from './last-admin.rule';
+import { mfaMatters, standingOf, type AssignmentStanding } from './mfa.policy';
+import type { MfaStates } from './mfa-state.service';
 import type { PermissionCache } from './permission.cache';
 import type { RoleNode, RoleView } from './role.graph';
 import type { RbacReads } from './rbac.reads';
@@ -16,7 +18,15 @@ export interface AssignmentView {
   /** "": global. */
   scope: string;
   assignedAt: Date;
+  /** How the MFA policy stands on it now. */
+  mfa: AssignmentStanding;
 }
+
+const NOT_PENDING: AssignmentStanding = Object.freeze({
+  mfaPending: false,
+  graceEndsAt: null,
+  withheld: [],
+});
 
 /** The use cases on role assignments. */
 export interface AssignmentService {
@@ -71,8 +81,12 @@ export function createAssignmentService(deps: {
   cache: Pick<PermissionCache, 'forgetUser'>;
   users: Pick<UserDirectory, 'requireExists'>;
   lastAdmin: LastAdminRule;
+  /** Users' second factors, asked only about users holding a role that requires one. */
+  mfa: Pick<MfaStates, 'enrolment'>;
+  clock?: () => Date;
 }): AssignmentService {
-  const { store, reads, policy, cache, users, lastAdmin } = deps;
+  const { store, reads, policy, cache, users, lastAdmin, mfa } = deps;
+  const clock = deps.clock ?? (() => new Date());
   /**
    * A change forgets the user's cached permissions twice: inside its transaction (Redis
    * unreachable fails and rolls back the change: no change that checks could miss) and here,
@@ -131,13 +145,34 @@ export function createAssignmentService(deps: {
 
     async listAssignments(userIds) {
       const { graph, rows } = await reads.assignments(userIds);
+      const now = clock();
+      // Whether each user has a second factor, asked only of those it matters for.
+      const enrolled = new Map(
+        await Promise.all(
+          userIds
+            .filter((userId) =>
+              mfaMatters(
+                graph,
+                rows.filter((row) => row.userId === userId),
+              ),
+            )
+            .map(async (userId) => [userId, (await mfa.enrolment(userId)).enrolled] as const),
+        ),
+      );
       const byUser = new Map<string, AssignmentView[]>(userIds.map((id) => [id, []]));
       for (const row of rows) {
         const role = graph.get(row.roleId);
+        const known = enrolled.get(row.userId);
         if (role)
-          byUser
-            .get(row.userId)
-            ?.push({ role: graph.view(role), scope: row.scope, assignedAt: row.assignedAt });
+          byUser.get(row.userId)?.push({
+            role: graph.view(role),
+            scope: row.scope,
+            assignedAt: row.assignedAt,
+            mfa:
+              known === undefined
+                ? NOT_PENDING
+                : standingOf({ graph, assignment: row, enrolled: known, now }),
+          });
       }
       return byUser;
     },

@@ -3,4 +3,5 @@ import { grpcClientEnv, loadEnv, localAddress, serviceEnv } from '@platform/conf
 export const env = loadEnv({
   ...serviceEnv('permission-service'),
   USER_SERVICE_ADDR: grpcClientEnv(localAddress('user-service')),
+  AUTH_SERVICE_ADDR: grpcClientEnv(localAddress('auth-service')),
 });

@@ -41,7 +41,7 @@ describe('permission cache (two instances on one Redis)', () => {
     let loads = 0;
     const load = async () => {
       loads++;
-      return stored;
+      return { permissions: stored, validUntil: null };
     };
 
     expect(await first.get(USER, '', load)).toEqual(['users:read']);
@@ -61,6 +61,40 @@ describe('permission cache (two instances on one Redis)', () => {
     await second.forgetRoles();
     expect(await first.get(USER, 'tenant:acme', load)).toEqual(['audit:read']);
     expect(await first.get(USER, '', load)).toEqual(['audit:read']);
+  });
+
+  it('uses an entry, in this process and from Redis, only until its end (an MFA grace end)', async () => {
+    const [first, second] = [await instance(), await instance()];
+    const user = '00000000-0000-4000-8000-000000000099';
+    let loads = 0;
+    let until = Date.now() + 1_000;
+    const load = async () => {
+      loads++;
+      return { permissions: ['users:read'], validUntil: new Date(until) };
+    };
+    expect(await first.get(user, '', load)).toEqual(['users:read']);
+    expect(await second.get(user, '', load)).toEqual(['users:read']);
+    expect(loads).toBe(1);
+    until = Date.now() + 60_000;
+    // Past the end: both instances load again, without any version change.
+    await eventually(async () => {
+      await first.get(user, '', load);
+      await second.get(user, '', load);
+      expect(loads).toBeGreaterThanOrEqual(2);
+    }, 5_000);
+    const afterEnd = loads;
+    await first.get(user, '', load);
+    await second.get(user, '', load);
+    expect(loads).toBe(afterEnd);
+    // An entry that ends at once (an answer that could not be sure) is not kept.
+    const unsure = async () => {
+      loads++;
+      return { permissions: [], validUntil: new Date() };
+    };
+    await first.forgetUser(user);
+    await first.get(user, '', unsure);
+    await first.get(user, '', unsure);
+    expect(loads).toBe(afterEnd + 2);
   });
 
   const unprefixed = () =>
@@ -113,7 +147,7 @@ describe('permission cache (two instances on one Redis)', () => {
         const [first, second] = [await instance(), await instance()];
         // The database: what the user holds now.
         let stored: string[] = [];
-        const load = async () => stored;
+        const load = async () => ({ permissions: stored, validUntil: null });
 
         // Granted; both instances check and keep the answer.
         stored = ['users:delete'];
@@ -140,7 +174,7 @@ describe('permission cache (two instances on one Redis)', () => {
       const user = `00000000-0000-4000-8000-00000000020${round}`;
       const [first, second] = [await instance(), await instance()];
       let stored = ['users:delete'];
-      const load = async () => stored;
+      const load = async () => ({ permissions: stored, validUntil: null });
       // Never changed before: both instances keep the answer under the user's first version.
       expect(await first.get(user, '', load)).toEqual(['users:delete']);
       expect(await second.get(user, '', load)).toEqual(['users:delete']);
@@ -163,7 +197,7 @@ describe('permission cache (two instances on one Redis)', () => {
       let loads = 0;
       const load = async () => {
         loads++;
-        return ['users:read'];
+        return { permissions: ['users:read'], validUntil: null };
       };
       const answers = await Promise.all(
         Array.from({ length: 40 }, (_, index) => instances[index % 4]!.get(user, '', load)),
@@ -195,7 +229,7 @@ describe('permission cache when Redis rolls back', () => {
     try {
       const [first, second] = [createPermissionCache(redisOne), createPermissionCache(redisTwo)];
       let stored = ['users:delete'];
-      const load = async () => stored;
+      const load = async () => ({ permissions: stored, validUntil: null });
       expect(await first.get(USER, '', load)).toEqual(['users:delete']);
       expect(await second.get(USER, '', load)).toEqual(['users:delete']);
 

@@ -20,6 +20,19 @@ const VERSION_TTL_SECONDS = 7 * 24 * 3600;
 const freshVersion = () => randomBytes(9).toString('base64url');
 
 /**
+ * A Redis entry: `{ permissions, validUntil }` (ms), or a bare list as instances before the MFA
+ * policy wrote it (valid until its TTL).
+ */
+function parseEntry(
+  text: string | null,
+): { permissions: string[]; validUntil: number | null } | null {
+  if (text === null) return null;
+  const parsed = JSON.parse(text) as
+    string[] | { permissions: string[]; validUntil: number | null };
+  return Array.isArray(parsed) ? { permissions: parsed, validUntil: null } : parsed;
+}
+
+/**
  * Each user's effective permissions per scope, in Redis and in this process.
  *
  * Consistency: entries are keyed by two versions, the roles' (replaced by any role change) and
@@ -37,12 +50,12 @@ const freshVersion = () => randomBytes(9).toString('base64url');
  * may hand back a version from before a change, but under another run (see docs/resilience.md).
  */
 export interface PermissionCache {
-  get(userId: string, scope: string, load: () => Promise<string[]>): Promise<string[]>;
+  get(userId: string, scope: string, load: () => Promise<CacheEntry>): Promise<string[]>;
   /** Several users' entries in one scope: their versions in one round trip, `load` per miss. */
   getMany(
     userIds: readonly string[],
     scope: string,
-    load: (userId: string) => Promise<string[]>,
+    load: (userId: string) => Promise<CacheEntry>,
   ): Promise<string[][]>;
   /**
    * The current versions, in one round trip: the role graph's (changes with any role change,
@@ -62,6 +75,16 @@ export interface PermissionCache {
   forgetRoleGraph(): Promise<void>;
 }
 
+/** What a load found, and until when it holds without any change (null: until one). */
+export interface CacheEntry {
+  permissions: string[];
+  /**
+   * The entry is not used from this moment on, in this process or from Redis (an MFA grace
+   * period ends then). At or before now: used for the call that loaded it only.
+   */
+  validUntil: Date | null;
+}
+
 export interface CacheVersions {
   graph: string;
   /** By user id. */
@@ -74,12 +97,14 @@ const redisMetrics = cacheMetrics('permission_redis');
 
 export function createPermissionCache(
   redis: Redis,
-  options: { localEntries?: number } = {},
+  options: { localEntries?: number; clock?: () => number } = {},
 ): PermissionCache {
   const serverRun = serverRunOf(redis);
-  const local = new BoundedMap<string, { version: string; permissions: string[] }>(
-    options.localEntries ?? 10_000,
-  );
+  const now = options.clock ?? Date.now;
+  const local = new BoundedMap<
+    string,
+    { version: string; permissions: string[]; validUntil: number | null }
+  >(options.localEntries ?? 10_000);
 
   /**
    * The current versions: one MGET of the roles' and the users'; a missing one is set (if still
@@ -119,25 +144,37 @@ export function createPermissionCache(
     version: string,
     userId: string,
     scope: string,
-    load: () => Promise<string[]>,
+    load: () => Promise<CacheEntry>,
   ): Promise<string[]> {
     const localKey = `${userId}|${scope}`;
     const hit = local.get(localKey);
-    if (hit?.version === version) {
+    if (hit?.version === version && (hit.validUntil === null || hit.validUntil > now())) {
       localMetrics.hit();
       return hit.permissions;
     }
     localMetrics.miss();
 
-    const key = `rbac:effective:${userId}:${version}:${scope}`;
-    const cached = await redis.get(key);
-    // A Redis miss loads from PostgreSQL.
-    if (cached === null) redisMetrics.miss();
-    else redisMetrics.hit();
-    const permissions = cached === null ? await load() : (JSON.parse(cached) as string[]);
-    if (cached === null) await redis.set(key, JSON.stringify(permissions), 'EX', TTL_SECONDS);
-    local.set(localKey, { version, permissions });
-    return permissions;
+    // "grant", not the "effective" of instances before the MFA policy: a rolling upgrade's old and
+    // new instances never read each other's entries (their formats differ).
+    const key = `rbac:grant:${userId}:${version}:${scope}`;
+    const cached = parseEntry(await redis.get(key));
+    // A Redis miss (or an entry past its end) loads from PostgreSQL.
+    if (cached && (cached.validUntil === null || cached.validUntil > now())) {
+      redisMetrics.hit();
+      local.set(localKey, { version, ...cached });
+      return cached.permissions;
+    }
+    redisMetrics.miss();
+    const loaded = await load();
+    const validUntil = loaded.validUntil?.getTime() ?? null;
+    // Never longer than the TTL, nor past the entry's end (Redis rounds to whole milliseconds).
+    const ttlMs = Math.min(TTL_SECONDS * 1000, (validUntil ?? Infinity) - now());
+    if (ttlMs > 0) {
+      const entry = { permissions: loaded.permissions, validUntil };
+      await redis.set(key, JSON.stringify(entry), 'PX', Math.floor(ttlMs));
+      local.set(localKey, { version, ...entry });
+    }
+    return loaded.permissions;
   }
 
   const versionOf = (current: CacheVersions, userId: string): string => {

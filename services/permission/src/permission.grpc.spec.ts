@@ -61,10 +61,9 @@ describe('permission gRPC handlers', () => {
     const byId = new Map(access.roles.map((role) => [role.id, role]));
     expect(access.roles.map((role) => role.name).sort()).toEqual(['auditor', 'user']);
     expect(
-      access.users[0]!.assignments.map((a) => ({
-        role: byId.get(a.roleId),
-        scope: a.scope,
-        assignedAt: a.assignedAt,
+      access.users[0]!.assignments.map(({ roleId, ...rest }) => ({
+        role: byId.get(roleId),
+        ...rest,
       })),
     ).toEqual(single.assignments);
     expect(access.users.map((user) => [user.userId, user.permissions])).toEqual([
@@ -78,6 +77,50 @@ describe('permission gRPC handlers', () => {
     await expect(
       handlers.batchGetUserAccess({ userIds: ['nope'], withPermissions: false, scope: '' }, CALL),
     ).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+  });
+
+  it('sets a role’s MFA requirement and shows it on the role and on assignments', async () => {
+    const { handlers } = await setup();
+    const { role } = await handlers.createRole(
+      {
+        actorId: '',
+        name: 'ops',
+        permissions: ['users:read'],
+        inherits: [],
+        description: undefined,
+      },
+      CALL,
+    );
+    for (const gracePeriodSeconds of [-1, 1.5, 90 * 24 * 3600 + 1])
+      await expect(
+        handlers.setRoleMfaRequirement(
+          { actorId: '', id: role!.id, required: true, gracePeriodSeconds },
+          CALL,
+        ),
+      ).rejects.toMatchObject({ code: 'BAD_USER_INPUT', field: 'gracePeriodSeconds' });
+    const set = await handlers.setRoleMfaRequirement(
+      { actorId: '', id: role!.id, required: true, gracePeriodSeconds: 0 },
+      CALL,
+    );
+    expect(set.role).toMatchObject({
+      requiresMfa: true,
+      mfaGracePeriodSeconds: 0,
+      mfaRequiredSince: expect.any(Date) as unknown,
+    });
+    await handlers.assignRole(
+      { actorId: '', userId: ALICE, roleId: role!.id, roleName: '', scope: '' },
+      CALL,
+    );
+    const { assignments } = await handlers.listAssignments({ userId: ALICE }, CALL);
+    expect(assignments.find((a) => a.role?.id === role!.id)).toMatchObject({
+      mfaPending: true,
+      mfaGraceEndsAt: undefined,
+      withheldPermissions: ['users:read'],
+    });
+    expect(
+      (await handlers.checkPermission({ userId: ALICE, scope: '', permission: 'users:read' }, CALL))
+        .allowed,
+    ).toBe(false);
   });
 
   it('refuses a cursor that is not an audit cursor, even one PostgreSQL could not compare', async () => {

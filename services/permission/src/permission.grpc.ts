@@ -9,6 +9,7 @@ import {
   requireId,
 } from '@platform/validation';
 import { PLATFORM, type Actor } from './actor.policy';
+import { MAX_MFA_GRACE_SECONDS, type AssignmentStanding } from './mfa.policy';
 import type { AssignmentService, AssignmentView } from './assignment.service';
 import type { AuditService } from './audit.service';
 import type { PermissionCheckService } from './permission-check.service';
@@ -105,6 +106,17 @@ function toRole(role: RoleView): permissionV1.Role {
     inherits: role.inherits,
     effectivePermissions: role.effectivePermissions,
     system: role.system,
+    requiresMfa: role.mfa.required,
+    mfaGracePeriodSeconds: role.mfa.gracePeriodSeconds,
+    mfaRequiredSince: role.mfa.requiredSince ?? undefined,
+  };
+}
+
+function toStanding(standing: AssignmentStanding) {
+  return {
+    mfaPending: standing.mfaPending,
+    mfaGraceEndsAt: standing.graceEndsAt ?? undefined,
+    withheldPermissions: standing.withheld,
   };
 }
 
@@ -113,7 +125,17 @@ function toAssignment(assignment: AssignmentView): permissionV1.Assignment {
     role: toRole(assignment.role),
     scope: assignment.scope,
     assignedAt: assignment.assignedAt,
+    ...toStanding(assignment.mfa),
   };
+}
+
+function requireGracePeriod(seconds: number): number {
+  if (!Number.isInteger(seconds) || seconds < 0 || seconds > MAX_MFA_GRACE_SECONDS)
+    throw AppError.badInput(
+      'gracePeriodSeconds',
+      `must be a whole number of seconds from 0 to ${MAX_MFA_GRACE_SECONDS} (90 days)`,
+    );
+  return seconds;
 }
 
 export function createPermissionHandlers(deps: {
@@ -193,6 +215,15 @@ export function createPermissionHandlers(deps: {
       return {};
     },
 
+    async setRoleMfaRequirement(request) {
+      requireId('id', request.id);
+      const role = await roles.setMfaRequirement(actorOf(request.actorId), request.id, {
+        required: request.required,
+        gracePeriodSeconds: requireGracePeriod(request.gracePeriodSeconds),
+      });
+      return { role: toRole(role) };
+    },
+
     async assignRole(request) {
       const scope = requireScope(request.scope);
       if (request.roleId) requireId('roleId', request.roleId);
@@ -256,6 +287,7 @@ export function createPermissionHandlers(deps: {
             roleId: assignment.role.id,
             scope: assignment.scope,
             assignedAt: assignment.assignedAt,
+            ...toStanding(assignment.mfa),
           };
         }),
         permissions: permissions?.[index] ?? [],

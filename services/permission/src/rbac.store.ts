@@ -4,6 +4,7 @@ import { enqueueEvent, processOnce, type OutboxRelay } from '@platform/outbox';
 import { createAssignmentRepository, type AssignmentRepository } from './assignment.repository';
 import { createAuditRepository, type AuditRepository } from './audit.repository';
 import { createLeavingRepository, type LeavingRepository } from './leaving.repository';
+import { createMfaStateRepository, type MfaStateRepository } from './mfa-state.repository';
 import { createRoleRepository, type RoleRepository } from './role.repository';
 
 /** The Postgres schema the permission service owns. */
@@ -14,6 +15,7 @@ export interface RbacRepositories {
   assignments: AssignmentRepository;
   audit: AuditRepository;
   leaving: LeavingRepository;
+  mfaStates: MfaStateRepository;
 }
 
 /** The service's outbox and the record of the events it consumed, inside a transaction. */
@@ -44,6 +46,7 @@ function repositories(db: Prisma.TransactionClient): RbacRepositories {
     assignments: createAssignmentRepository(db),
     audit: createAuditRepository(db),
     leaving: createLeavingRepository(db),
+    mfaStates: createMfaStateRepository(db),
   };
 }
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { NO_MFA_REQUIREMENT } from './mfa.policy';
 import { RoleGraph, type RoleNode } from './role.graph';
 
 const role = (id: string, permissions: string[], inherits: string[] = []): RoleNode => ({
@@ -8,6 +9,7 @@ const role = (id: string, permissions: string[], inherits: string[] = []): RoleN
   system: false,
   permissions,
   inherits,
+  mfa: NO_MFA_REQUIREMENT,
 });
 
 describe('RoleGraph', () => {

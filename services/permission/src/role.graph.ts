@@ -1,3 +1,5 @@
+import type { MfaRequirement } from './mfa.policy';
+
 /** A role as stored: direct permissions and parent role ids. */
 export interface RoleNode {
   id: string;
@@ -6,6 +8,8 @@ export interface RoleNode {
   system: boolean;
   permissions: string[];
   inherits: string[];
+  /** Whether its permissions need a second factor (mfa.policy.ts). */
+  mfa: MfaRequirement;
 }
 
 /** A role with what it grants through its ancestors too. */

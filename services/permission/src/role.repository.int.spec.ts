@@ -99,6 +99,7 @@ describe('RoleRepository', () => {
         system: false,
         permissions: ['audit:read', 'users:read'],
         inherits: [parent.id],
+        mfa: { required: false, gracePeriodSeconds: 0, requiredSince: null },
       });
       expect(await roles().findByName(name)).toEqual(created);
       const builtIn = await roles().create({

@@ -1,4 +1,5 @@
 import type { Prisma } from '@platform/db';
+import type { MfaRequirement } from './mfa.policy';
 import { RoleGraph, type RoleNode } from './role.graph';
 
 /** What a role is created with. */
@@ -27,6 +28,8 @@ export interface RoleRepository {
   addPermissions(id: string, permissions: readonly string[]): Promise<void>;
   removePermissions(id: string, permissions: readonly string[]): Promise<void>;
   replaceParents(id: string, parentIds: readonly string[]): Promise<void>;
+  /** Sets the role's MFA requirement. */
+  setMfaRequirement(id: string, requirement: MfaRequirement): Promise<void>;
   /** The ids of the roles that inherit this one directly. */
   childIds(id: string): Promise<string[]>;
   /** The role goes, and with it its assignments and its place among others' parents. */
@@ -49,6 +52,11 @@ function toNode(row: RoleRow): RoleNode {
     system: row.system,
     permissions: row.permissions.map((p) => p.permission).sort(),
     inherits: row.parents.map((p) => p.parentId).sort(),
+    mfa: {
+      required: row.requiresMfa,
+      gracePeriodSeconds: row.mfaGraceSeconds,
+      requiredSince: row.mfaRequiredSince,
+    },
   };
 }
 
@@ -105,6 +113,17 @@ export function createRoleRepository(db: Prisma.TransactionClient): RoleReposito
       await db.roleParent.deleteMany({ where: { roleId: id } });
       await db.roleParent.createMany({
         data: parentIds.map((parentId) => ({ roleId: id, parentId })),
+      });
+    },
+
+    async setMfaRequirement(id, requirement) {
+      await db.role.update({
+        where: { id },
+        data: {
+          requiresMfa: requirement.required,
+          mfaGraceSeconds: requirement.gracePeriodSeconds,
+          mfaRequiredSince: requirement.requiredSince,
+        },
       });
     },
 

@@ -1,9 +1,16 @@
 import { AppError } from '@platform/errors';
 import { createEvent, type EventPayload } from '@platform/events';
-import { BUILT_IN_ROLES, PERMISSION_CATALOGUE } from '@platform/permissions';
+import {
+  BUILT_IN_ROLES,
+  isGranted,
+  PERMISSION_CATALOGUE,
+  PERMISSIONS,
+} from '@platform/permissions';
 import type { Actor, ActorPolicy } from './actor.policy';
 import type { AuditRecord } from './audit.repository';
 import { ADMIN_ROLE } from './last-admin.rule';
+import { grantOf, type MfaRequirement } from './mfa.policy';
+import type { MfaStates } from './mfa-state.service';
 import type { PermissionCache } from './permission.cache';
 import type { RbacReads } from './rbac.reads';
 import { RoleGraph, type RoleNode, type RoleView } from './role.graph';
@@ -37,6 +44,16 @@ export interface RoleService {
   createRole(actor: Actor, input: RoleInput): Promise<RoleView>;
   updateRole(actor: Actor, id: string, change: RoleChange): Promise<RoleView>;
   deleteRole(actor: Actor, id: string): Promise<void>;
+  /**
+   * Whether the role's permissions need a second factor, and the grace period of its holders
+   * without one. Switching it on starts the grace period for every holder (counted from now, or
+   * from their assignment if later); changing only the grace period keeps when it started.
+   */
+  setMfaRequirement(
+    actor: Actor,
+    id: string,
+    change: { required: boolean; gracePeriodSeconds: number },
+  ): Promise<RoleView>;
 }
 
 const roleSummary = (role: RoleNode) => ({
@@ -94,18 +111,59 @@ function changedRole(graph: RoleGraph, before: RoleNode, change: RoleChange): Ro
   return after;
 }
 
+const mfaSummary = (mfa: MfaRequirement) => ({
+  requiresMfa: mfa.required,
+  mfaGracePeriodSeconds: mfa.gracePeriodSeconds,
+  mfaRequiredSince: mfa.requiredSince?.toISOString() ?? null,
+});
+
 export function createRoleService({
   store,
   reads,
   policy,
   cache,
+  mfa,
+  clock = () => new Date(),
 }: {
   store: RbacStore;
   /** Reads of the graph, remembered while current. */
   reads: Pick<RbacReads, 'graph'>;
   policy: ActorPolicy;
   cache: Pick<PermissionCache, 'forgetRoles' | 'forgetRoleGraph'>;
+  /** Whether the actor has a second factor (a requirement must not lock its author out). */
+  mfa: Pick<MfaStates, 'enrolment'>;
+  clock?: () => Date;
 }): RoleService {
+  /**
+   * Refuses a requirement that would take `roles:manage` from the actor at once (no second
+   * factor, no grace left): nobody could manage roles any more to undo it if they were the
+   * only one who can.
+   */
+  async function requireNotLockedOut(
+    tx: RbacTransaction,
+    actor: Actor,
+    roleId: string,
+    before: RoleGraph,
+    after: RoleGraph,
+  ): Promise<void> {
+    if (actor.id === null) return;
+    const rows = await tx.assignments.listForUsers([actor.id]);
+    // Only a role the actor holds (or inherits) can take something from them.
+    if (!before.ancestry(rows.map((row) => row.roleId)).has(roleId)) return;
+    const now = clock();
+    const { enrolled } = await mfa.enrolment(actor.id);
+    const manages = (graph: RoleGraph) =>
+      isGranted(
+        grantOf({ graph, assignments: rows, scope: '', enrolled, now }).permissions,
+        PERMISSIONS['roles:manage'],
+      );
+    if (manages(before) && !manages(after))
+      throw AppError.badInput(
+        'gracePeriodSeconds',
+        'would withhold roles:manage from you at once: set up a second factor first, or give a grace period',
+      );
+  }
+
   return {
     async seed() {
       const changed = await store.transaction(async (tx) => {
@@ -223,6 +281,50 @@ export function createRoleService({
           after,
         );
       });
+      await cache.forgetRoles();
+      return updated;
+    },
+
+    async setMfaRequirement(actor, id, change) {
+      const updated = await store.transaction(async (tx) => {
+        await tx.roles.lockGraph();
+        const graph = await tx.roles.loadGraph();
+        const before = graph.get(id);
+        if (!before) throw AppError.notFound('Role');
+        // Like any change of the role: only someone who could grant all it grants may make its
+        // permissions harder (or easier) to use.
+        await policy.requireMayGrant(actor, graph.view(before).effectivePermissions, '', {
+          action: 'role.updated',
+          target: `role:${id}`,
+        });
+        const requirement: MfaRequirement = {
+          required: change.required,
+          gracePeriodSeconds: change.gracePeriodSeconds,
+          requiredSince: !change.required
+            ? null
+            : before.mfa.required
+              ? before.mfa.requiredSince
+              : clock(),
+        };
+        const after: RoleNode = { ...before, mfa: requirement };
+        const same =
+          before.mfa.required === requirement.required &&
+          before.mfa.gracePeriodSeconds === requirement.gracePeriodSeconds;
+        if (same) return graph.view(before);
+        const next = new RoleGraph(graph.all().map((role) => (role.id === id ? after : role)));
+        if (requirement.required) await requireNotLockedOut(tx, actor, id, graph, next);
+        await tx.roles.setMfaRequirement(id, requirement);
+        await recordRoleChange(tx, actor, after, 'updated', {
+          before: mfaSummary(before.mfa),
+          after: mfaSummary(requirement),
+        });
+        // Every holder's permissions may differ now (or at another time): forgotten inside the
+        // transaction and once committed, as for any role change.
+        await cache.forgetRoles();
+        return next.view(after);
+      });
+      // Also when nothing changed: this may be the retry of a change whose forget failed after
+      // it committed.
       await cache.forgetRoles();
       return updated;
     },

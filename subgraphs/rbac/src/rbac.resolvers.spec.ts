@@ -13,6 +13,9 @@ const role = (id: string, name: string, permissions: string[]): permissionV1.Rol
   inherits: [],
   effectivePermissions: permissions,
   system: false,
+  requiresMfa: false,
+  mfaGracePeriodSeconds: 0,
+  mfaRequiredSince: undefined,
 });
 const [VIEWER, AUDITOR] = [
   role('r1', 'viewer', ['users:read']),
@@ -50,6 +53,9 @@ function fakePermissionService() {
             roleId: a.role.id,
             scope: a.scope,
             assignedAt: undefined,
+            mfaPending: false,
+            mfaGraceEndsAt: undefined,
+            withheldPermissions: [],
           })),
           permissions: request.withPermissions ? granted : [],
         };

@@ -22,11 +22,8 @@ export interface RbacContext extends SubgraphContext {
 }
 
 /** A user's role assignment, its role resolved. */
-export interface AssignedRole {
+export interface AssignedRole extends Omit<permissionV1.RoleAssignment, 'roleId'> {
   role: permissionV1.Role;
-  /** "": global. */
-  scope: string;
-  assignedAt: Date | undefined;
 }
 
 /** What `User.roles` and `User.permissions` read. */
@@ -74,9 +71,9 @@ export function createUserAccessLoader(client: PermissionClient): UserAccessLoad
             if (index > 0) continue;
             assignments.set(
               user.userId,
-              user.assignments.flatMap(({ roleId, scope, assignedAt }) => {
+              user.assignments.flatMap(({ roleId, ...assignment }) => {
                 const role = roles.get(roleId);
-                return role ? [{ role, scope, assignedAt }] : [];
+                return role ? [{ ...assignment, role }] : [];
               }),
             );
           }
@@ -228,6 +225,20 @@ export const rbacResolvers = {
       await context.permissions.deleteRole({ actorId: viewer.userId, id: requireId('id', id) });
       return true;
     },
+    async setRoleMfaRequirement(
+      _: unknown,
+      args: { id: string; required: boolean; gracePeriodSeconds: number },
+      context: RbacContext,
+    ) {
+      const viewer = await context.authz.require(PERMISSIONS['roles:manage']);
+      const { role } = await context.permissions.setRoleMfaRequirement({
+        actorId: viewer.userId,
+        id: requireId('id', args.id),
+        required: args.required,
+        gracePeriodSeconds: args.gracePeriodSeconds,
+      });
+      return role;
+    },
     async assignRole(_: unknown, args: AssignmentArgs, context: RbacContext) {
       await context.permissions.assignRole({
         ...(await assignmentChange(args, context)),
@@ -249,6 +260,9 @@ export const rbacResolvers = {
         role: assignment.role,
         scope: assignment.scope || null,
         assignedAt: assignment.assignedAt,
+        mfaPending: assignment.mfaPending,
+        mfaGraceEndsAt: assignment.mfaGraceEndsAt ?? null,
+        withheldPermissions: assignment.withheldPermissions,
       }));
     },
     async permissions(

@@ -184,12 +184,16 @@ function wire(parts: Parts, options: WiringOptions) {
 export function wireOverFakes(options: WiringOptions = {}) {
   const sessions = createFakeSessionRepository();
   const clock = options.clock ?? createTestClock();
+  const passkeys = createFakePasskeyRepository();
   const fakes = {
     transactions: createFakeTransactions(),
     revocations: createFakeRevocations(),
     sessions,
-    mfa: createFakeMfaRepository(sessions.sessions),
-    passkeys: createFakePasskeyRepository(),
+    mfa: createFakeMfaRepository(
+      sessions.sessions,
+      async (userId) => (await passkeys.countByUser([userId])).size > 0,
+    ),
+    passkeys,
     passkeyChallenges: createFakePasskeyChallengeRepository(clock),
     credentials: createFakeCredentialRepository(),
     oneTimeTokens: createFakeOneTimeTokenRepository(),

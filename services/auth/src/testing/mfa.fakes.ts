@@ -17,8 +17,15 @@ export interface FakeMfaRepository extends MfaRepository {
   readonly challenges: Map<string, FakeChallenge>;
 }
 
-/** In memory; reads the sessions of the fake session repository it is given. */
-export function createFakeMfaRepository(sessions: Map<string, Session>): FakeMfaRepository {
+/**
+ * In memory; reads the sessions of the fake session repository it is given, and asks
+ * `hasPasskey` whether a user has a passkey (for the MFA state).
+ */
+export function createFakeMfaRepository(
+  sessions: Map<string, Session>,
+  hasPasskey: (userId: string) => Promise<boolean> = async () => false,
+): FakeMfaRepository {
+  const stateVersions = new Map<string, number>();
   const factors = new Map<string, TotpFactorRow>();
   const recoveryCodes = new Map<string, { userId: string; usedAt: Date | null }>();
   const challenges = new Map<string, FakeChallenge>();
@@ -78,6 +85,15 @@ export function createFakeMfaRepository(sessions: Map<string, Session>): FakeMfa
         statuses.push({ userId, totpEnabled: true, recoveryCodesLeft: left });
       }
       return statuses;
+    },
+    async advanceState(_tx, userId) {
+      const stateVersion = (stateVersions.get(userId) ?? 0) + 1;
+      stateVersions.set(userId, stateVersion);
+      const mfaEnrolled = !!factors.get(userId)?.confirmedAt || (await hasPasskey(userId));
+      return { mfaEnrolled, stateVersion };
+    },
+    async stateVersions(userIds) {
+      return new Map(userIds.map((userId) => [userId, stateVersions.get(userId) ?? 0]));
     },
     async createChallenge(challenge) {
       challenges.set(challenge.tokenHash, {

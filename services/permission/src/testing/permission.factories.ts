@@ -4,6 +4,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { PrismaClient } from '@platform/db';
 import type { AssignmentRow } from '../assignment.repository';
+import { NO_MFA_REQUIREMENT } from '../mfa.policy';
 import type { RoleNode } from '../role.graph';
 
 export const newUserId = (): string => randomUUID();
@@ -22,6 +23,7 @@ export async function newRole(
     system: overrides.system ?? false,
     permissions: [...(overrides.permissions ?? [])].sort(),
     inherits: [...(overrides.inherits ?? [])].sort(),
+    mfa: overrides.mfa ?? NO_MFA_REQUIREMENT,
   };
   const row = await db.role.create({
     data: {
@@ -46,6 +48,7 @@ export async function adminRole(db: PrismaClient): Promise<RoleNode> {
       system: true,
       permissions: ['*'],
       inherits: [],
+      mfa: NO_MFA_REQUIREMENT,
     };
   return newRole(db, { name: 'admin', system: true, permissions: ['*'] });
 }

@@ -9,7 +9,7 @@ import type { AssignmentRepository, AssignmentRow } from '../assignment.reposito
 import { createAssignmentService } from '../assignment.service';
 import type { AuditRepository, AuditRow } from '../audit.repository';
 import { createAuditService } from '../audit.service';
-import type { PermissionCache } from '../permission.cache';
+import type { CacheEntry, PermissionCache } from '../permission.cache';
 import { createPermissionCheckService } from '../permission-check.service';
 import { createRbacReads } from '../rbac.reads';
 import type { RbacStore, RbacTransaction } from '../rbac.store';
@@ -18,6 +18,10 @@ import type { RoleRepository } from '../role.repository';
 import { createRoleService } from '../role.service';
 import { createLastAdminRule } from '../last-admin.rule';
 import { LEAVING_TTL_MS, type LeavingRepository } from '../leaving.repository';
+import { NO_MFA_REQUIREMENT } from '../mfa.policy';
+import type { MfaDirectory } from '../mfa.directory';
+import type { MfaStateRepository, MfaStateRow } from '../mfa-state.repository';
+import { createMfaStates } from '../mfa-state.service';
 import type { UserDirectory } from '../user.directory';
 import { createUserChangeService } from '../user-change.service';
 
@@ -33,6 +37,8 @@ export interface FakeRbacData {
   processed: string[];
   /** The users marked leaving: one mark per removal, until `expiresAt` (ms). */
   leaving: { token: string; userId: string; expiresAt: number }[];
+  /** The projection of users' second factors, by user id. */
+  mfaStates: Record<string, MfaStateRow>;
 }
 
 export interface FakeRbacStore extends RbacStore {
@@ -72,6 +78,7 @@ function fakeRoles(data: FakeRbacData): RoleRepository {
         system: input.system ?? false,
         permissions: [...input.permissions].sort(),
         inherits: [...input.inherits].sort(),
+        mfa: { ...NO_MFA_REQUIREMENT },
       };
       data.roles.push(role);
       return structuredClone(role);
@@ -90,6 +97,9 @@ function fakeRoles(data: FakeRbacData): RoleRepository {
     },
     async replaceParents(id, parentIds) {
       find(id).inherits = [...parentIds].sort();
+    },
+    async setMfaRequirement(id, requirement) {
+      find(id).mfa = { ...requirement };
     },
     async childIds(id) {
       return data.roles.filter((role) => role.inherits.includes(id)).map((role) => role.id);
@@ -158,13 +168,6 @@ function fakeAssignments(data: FakeRbacData): AssignmentRepository {
         .filter((row) => row.userId !== exceptUserId)
         .map((row) => row.userId);
     },
-    async effectivePermissions(userId, scope) {
-      const graph = new RoleGraph(data.roles);
-      const held = data.assignments
-        .filter((row) => row.userId === userId && (row.scope === '' || row.scope === scope))
-        .map((row) => row.roleId);
-      return graph.grantedBy([], held);
-    },
   };
 }
 
@@ -203,6 +206,21 @@ function fakeLeaving(data: FakeRbacData): LeavingRepository {
   };
 }
 
+function fakeMfaStates(data: FakeRbacData): MfaStateRepository {
+  return {
+    async find(userId) {
+      const row = data.mfaStates[userId];
+      return row ? { ...row } : null;
+    },
+    async saveIfNewer(userId, state) {
+      const stored = data.mfaStates[userId];
+      if (stored && stored.version >= state.version) return false;
+      data.mfaStates[userId] = { ...state };
+      return true;
+    },
+  };
+}
+
 /**
  * An in-memory store. A transaction works on a copy that replaces the data when it commits, so
  * one that throws leaves the data as it was (transactions are not meant to overlap here).
@@ -217,6 +235,7 @@ export function createFakeRbacStore(): FakeRbacStore {
       outbox: [],
       processed: [],
       leaving: [],
+      mfaStates: {},
     },
     relayKicks: 0,
     commits: 0,
@@ -232,6 +251,9 @@ export function createFakeRbacStore(): FakeRbacStore {
     get leaving() {
       return fakeLeaving(store.data);
     },
+    get mfaStates() {
+      return fakeMfaStates(store.data);
+    },
     async transaction<T>(work: (tx: RbacTransaction) => Promise<T>): Promise<T> {
       const committed = store.data;
       const data = structuredClone(committed);
@@ -240,6 +262,7 @@ export function createFakeRbacStore(): FakeRbacStore {
         assignments: fakeAssignments(data),
         audit: fakeAudit(data),
         leaving: fakeLeaving(data),
+        mfaStates: fakeMfaStates(data),
         outbox: {
           async enqueue(event) {
             data.outbox.push(event);
@@ -271,9 +294,14 @@ export interface FakePermissionCache extends PermissionCache {
   failing: boolean;
 }
 
-/** Remembers loads until told to forget, like the real cache (without Redis). */
-export function createFakePermissionCache(): FakePermissionCache {
-  const entries = new Map<string, string[]>();
+/**
+ * Remembers loads until told to forget or until their `validUntil` (by `clock`), like the real
+ * cache (without Redis).
+ */
+export function createFakePermissionCache(
+  clock: () => Date = () => new Date(),
+): FakePermissionCache {
+  const entries = new Map<string, CacheEntry>();
   // Like the real cache's versions: each forget replaces them (tests may clear the lists above).
   const versions = { roles: 0, graph: 0, users: new Map<string, number>() };
   const cache: FakePermissionCache = {
@@ -283,10 +311,12 @@ export function createFakePermissionCache(): FakePermissionCache {
     async get(userId, scope, load) {
       const key = `${userId}|${scope}`;
       const hit = entries.get(key);
-      if (hit) return hit;
+      const now = clock().getTime();
+      if (hit && (hit.validUntil === null || hit.validUntil.getTime() > now))
+        return hit.permissions;
       const loaded = await load();
-      entries.set(key, loaded);
-      return loaded;
+      if (loaded.validUntil === null || loaded.validUntil.getTime() > now) entries.set(key, loaded);
+      return loaded.permissions;
     },
     async getMany(userIds, scope, load) {
       return Promise.all(userIds.map((userId) => cache.get(userId, scope, () => load(userId))));
@@ -336,24 +366,71 @@ export function createFakeUserDirectory(
   };
 }
 
+/**
+ * The auth service's answers about second factors, by user id (absent: none, version 0);
+ * `failing` makes it unreachable.
+ */
+export function createFakeMfaDirectory(): MfaDirectory & {
+  states: Map<string, MfaStateRow>;
+  failing: boolean;
+  calls: number;
+} {
+  const directory = {
+    states: new Map<string, MfaStateRow>(),
+    failing: false,
+    calls: 0,
+    async stateOf(userId: string) {
+      directory.calls++;
+      if (directory.failing) throw AppError.unavailable('auth service unreachable');
+      return directory.states.get(userId) ?? { enrolled: false, version: 0 };
+    },
+  };
+  return directory;
+}
+
+/** A clock tests move by hand. */
+export function createTestClock(start = Date.now()) {
+  let now = start;
+  return {
+    now: () => new Date(now),
+    advance(seconds: number) {
+      now += seconds * 1000;
+    },
+  };
+}
+
 /** The use cases over the fakes: what a unit test of one of them needs around it. */
-export function createFakePermissionServices() {
+export function createFakePermissionServices(options: { clock?: () => Date } = {}) {
+  const clock = options.clock ?? (() => new Date());
   const store = createFakeRbacStore();
-  const cache = createFakePermissionCache();
+  const cache = createFakePermissionCache(clock);
   const users = createFakeUserDirectory();
-  const checks = createPermissionCheckService({ assignments: store.assignments, cache });
+  const directory = createFakeMfaDirectory();
+  const reads = createRbacReads({ store, cache });
+  const mfa = createMfaStates({ store, cache, directory, logger: { warn() {} } });
+  const checks = createPermissionCheckService({ reads, cache, mfa, clock });
   const policy = createActorPolicy({ checks, assignments: store.assignments, audit: store.audit });
   const lastAdmin = createLastAdminRule({ users });
-  const reads = createRbacReads({ store, cache });
   return {
     store,
     cache,
     users,
+    directory,
+    mfa,
     leaving: store.leaving,
     checks,
     policy,
-    roles: createRoleService({ store, reads, policy, cache }),
-    assignments: createAssignmentService({ store, reads, policy, cache, users, lastAdmin }),
+    roles: createRoleService({ store, reads, policy, cache, mfa, clock }),
+    assignments: createAssignmentService({
+      store,
+      reads,
+      policy,
+      cache,
+      users,
+      lastAdmin,
+      mfa,
+      clock,
+    }),
     userChanges: createUserChangeService({ store, policy, lastAdmin }),
     audit: createAuditService({ store }),
   };

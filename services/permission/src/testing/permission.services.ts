@@ -17,7 +17,8 @@ import { createRbacStore, type RbacStore } from '../rbac.store';
 import { createRoleService, type RoleService } from '../role.service';
 import { createUserChangeService, type UserChangeService } from '../user-change.service';
 import { useTestDatabase, type TestDatabase } from './permission.database';
-import { createFakeUserDirectory } from './permission.fakes';
+import { createMfaStates, type MfaStates } from '../mfa-state.service';
+import { createFakeMfaDirectory, createFakeUserDirectory } from './permission.fakes';
 
 export interface TestServices {
   readonly database: TestDatabase;
@@ -32,6 +33,10 @@ export interface TestServices {
   readonly users: Map<string, 'active' | 'disabled'>;
   /** Times the outbox relay was woken. */
   readonly relayKicks: number;
+  /** Users' second factors (the projection), of the first instance. */
+  readonly mfa: MfaStates;
+  /** The auth service's answers about second factors. */
+  readonly mfaDirectory: ReturnType<typeof createFakeMfaDirectory>;
   /**
    * The use cases of another instance of the service on the same database and Redis: its own
    * in-process caches, so what one instance remembers the other does not.
@@ -61,11 +66,18 @@ export function useTestServices(): TestServices {
       relay: { kick: () => services.relayKicks++ },
     });
     const directory = createFakeUserDirectory(users);
+    const mfaDirectory = createFakeMfaDirectory();
     const lastAdmin = createLastAdminRule({ users: directory });
     const instance = (redis: Redis) => {
       const cache = createPermissionCache(redis);
       const reads = createRbacReads({ store, cache });
-      const checks = createPermissionCheckService({ assignments: store.assignments, cache });
+      const mfa = createMfaStates({
+        store,
+        cache,
+        directory: mfaDirectory,
+        logger: { warn() {} },
+      });
+      const checks = createPermissionCheckService({ reads, cache, mfa });
       const policy = createActorPolicy({
         checks,
         assignments: store.assignments,
@@ -74,7 +86,8 @@ export function useTestServices(): TestServices {
       return {
         checks,
         policy,
-        roles: createRoleService({ store, reads, policy, cache }),
+        mfa,
+        roles: createRoleService({ store, reads, policy, cache, mfa }),
         assignments: createAssignmentService({
           store,
           reads,
@@ -82,6 +95,7 @@ export function useTestServices(): TestServices {
           cache,
           users: directory,
           lastAdmin,
+          mfa,
         }),
       };
     };
@@ -91,6 +105,8 @@ export function useTestServices(): TestServices {
       checks: first.checks,
       roles: first.roles,
       assignments: first.assignments,
+      mfa: first.mfa,
+      mfaDirectory,
       userChanges: createUserChangeService({ store, policy: first.policy, lastAdmin }),
       leaving: store.leaving,
       anotherInstance: () => instance(opened),
