@@ -11,9 +11,11 @@
 //
 // Knobs: BENCH_DURATION (10), BENCH_WARMUP (3), BENCH_ROUNDS (3), BENCH_QUERIES (Q1,Q2,Q3),
 // BENCH_TARGETS (project,stock,hive,hive-dedupe,subgraph), BENCH_NODE_ARGS (given to every
-// app's node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+// app's node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), BENCH_NODE_ENV (production: every
+// app and the stock peer run as deployed, e.g. graphql-js without its development-mode checks;
+// `test` measures what the test suites run).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +25,14 @@ import pg from 'pg';
 import { APP_NAMES } from '@platform/apps';
 import { createGrpcClient, INTERNAL_TOKEN_HEADER } from '@platform/grpc';
 import { notificationV1, permissionV1 } from '@platform/proto';
-import { createTestRun, eventually, freePort, startApps, type AppCluster } from '@platform/testing';
+import {
+  createTestRun,
+  eventually,
+  freePort,
+  startApps,
+  startTestSmtpServer,
+  type AppCluster,
+} from '@platform/testing';
 import { gatewayClient } from './gateway.client';
 import { ensurePeersInstalled, peerNodeVersion, startHiveGateway } from './peers';
 
@@ -38,6 +47,7 @@ const NOTIFICATIONS_PER_USER = 20;
 const PASSWORD = 'benchmark passphrase 42';
 const NODE_ARGS = process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? [];
 const PROBE = fileURLToPath(new URL('./cache-probe.mjs', import.meta.url));
+const NODE_ENV = process.env['BENCH_NODE_ENV'] ?? 'production';
 
 // ---------------------------------------------------------------------------------------
 // The queries and what a correct answer holds.
@@ -104,7 +114,21 @@ const queries = QUERIES.filter((query) =>
 const loadBefore = loadavg();
 const run = await createTestRun();
 const probeDir = mkdtempSync(join(tmpdir(), 'bench-gateway-'));
-const quiet = { LOG_LEVEL: 'warn' };
+// Production needs a mail transport (a sink here: registration mails go to it), a key sealing
+// TOTP secrets and the WebAuthn relying party; the apps refuse to start without them.
+const smtp = NODE_ENV === 'production' ? await startTestSmtpServer() : undefined;
+const quiet: Record<string, string> = {
+  LOG_LEVEL: 'warn',
+  NODE_ENV,
+  ...(smtp
+    ? {
+        SMTP_URL: smtp.url,
+        MFA_ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64')}`,
+        WEBAUTHN_RP_ID: 'localhost',
+        WEBAUTHN_ORIGINS: 'http://localhost',
+      }
+    : {}),
+};
 const probed = (name: string) => ({
   ...quiet,
   BENCH_CACHE_PROBE_FILE: join(probeDir, `${name}.json`),
@@ -277,7 +301,7 @@ async function main(): Promise<void> {
   );
   const hive = targets.some((target) => target.name.startsWith('hive'));
   console.log(
-    `apps on Node ${process.version}${hive ? `; Hive Gateway on Node ${peerNodeVersion()}` : ''}`,
+    `apps on Node ${process.version}, NODE_ENV=${NODE_ENV}${hive ? `; Hive Gateway on Node ${peerNodeVersion()}` : ''}`,
   );
 }
 
@@ -323,7 +347,7 @@ async function startTargets(supergraphFile: string): Promise<Target[]> {
         cwd: ROOT,
         env: {
           PATH: process.env['PATH'] ?? '',
-          NODE_ENV: run.env['NODE_ENV'],
+          NODE_ENV,
           BENCH_SUPERGRAPH_FILE: supergraphFile,
           BENCH_PORT: String(port),
           BENCH_INTERNAL_TOKEN: run.internalToken,
@@ -909,5 +933,6 @@ try {
   await admin.end().catch(() => undefined);
   if (started) await apps.stopAll();
   await run.close();
+  await smtp?.close();
   rmSync(probeDir, { recursive: true, force: true });
 }
