@@ -75,6 +75,8 @@ export interface MfaRepository {
    * the transaction, after that lock, sees it.
    */
   advanceState(tx: AuthTx, userId: string): Promise<MfaState>;
+  /** The user's second factors as `tx` sees them: a confirmed TOTP (0 or 1) plus passkeys. */
+  countFactors(tx: AuthTx, userId: string): Promise<number>;
   /** Each user's current MFA state version; 0 for a user whose factors never changed. */
   stateVersions(userIds: readonly string[]): Promise<Map<string, number>>;
 
@@ -187,6 +189,14 @@ export function createMfaRepository(db: PrismaClient): MfaRepository {
       const totp = await tx.totpFactor.count({ where: { userId, confirmedAt: { not: null } } });
       const passkeys = totp > 0 ? 0 : await tx.passkey.count({ where: { userId } });
       return { mfaEnrolled: totp + passkeys > 0, stateVersion: Number(row?.version ?? 0) };
+    },
+
+    async countFactors(tx, userId) {
+      const [totp, passkeys] = await Promise.all([
+        tx.totpFactor.count({ where: { userId, confirmedAt: { not: null } } }),
+        tx.passkey.count({ where: { userId } }),
+      ]);
+      return totp + passkeys;
     },
 
     async stateVersions(userIds) {

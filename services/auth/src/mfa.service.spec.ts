@@ -45,6 +45,7 @@ function setUp(options: WiringOptions = {}) {
     credentials,
     mfa,
     repository,
+    fakes,
     eventsOf,
     codeFor,
     login,
@@ -207,6 +208,34 @@ describe('MfaService', () => {
       );
       // Passwords and codes share the buckets: the password is not even checked now.
       expect((await appErrorOf(challengeOf(userId))).code).toBe('RATE_LIMITED');
+    });
+  });
+
+  describe('the first factor', () => {
+    it('ends the other sessions when TOTP is the first factor turned on, and only then', async () => {
+      const { credentials, mfa, codeFor, login, fakes, clock } = setUp();
+      const userId = randomUUID();
+      const { sessionId } = await credentials.create(userId, PASSWORD, undefined);
+      // A session opened elsewhere with the password alone (the owner's, or a phisher's).
+      const elsewhere = (await login(userId)).tokens?.sessionId;
+      const { secret } = await mfa.beginTotp(userId, sessionId, EMAIL);
+      await mfa.confirmTotp(userId, sessionId, await codeFor(secret), HOME);
+      const revoked = (id: string | undefined) =>
+        !!fakes.sessions.sessions.get(id ?? '')?.revokedAt;
+      expect(revoked(elsewhere)).toBe(true);
+      expect(revoked(sessionId)).toBe(false);
+      expect(fakes.transactions.events).toContainEqual(
+        expect.objectContaining({
+          type: 'auth.session_revoked',
+          payload: { userId, sessionId: elsewhere, reason: 'logout_all' },
+        }),
+      );
+      // Signed in again with both factors: a later factor change ends nothing.
+      clock.advance(30);
+      const challenge = (await login(userId)).mfaChallenge?.challenge ?? '';
+      const second = (await mfa.verify(challenge, await codeFor(secret), HOME)).tokens.sessionId;
+      await mfa.regenerateRecoveryCodes(userId, sessionId);
+      expect(revoked(second)).toBe(false);
     });
   });
 

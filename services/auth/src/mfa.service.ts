@@ -79,6 +79,13 @@ export interface MfaService {
    */
   emitChange(tx: AuthTransaction, userId: string, change: MfaChange): Promise<void>;
   /**
+   * After a factor was added in `tx`: if it is the user's first, ends their other sessions
+   * (all but `keepSessionId`). A session opened with the password alone before the account had
+   * a second factor (a phished password, say) must not go on as the account of someone who
+   * now signs in with two, nor keep permissions a role grants only with MFA.
+   */
+  factorAdded(tx: AuthTransaction, userId: string, keepSessionId: string): Promise<void>;
+  /**
    * Refuses (FORBIDDEN, reason REAUTHENTICATION_REQUIRED) unless the session signed in or
    * re-authenticated within the window: the rule for managing any factor, passkeys included.
    */
@@ -99,7 +106,7 @@ export interface MfaServiceDeps {
   repository: MfaRepository;
   box: SecretBox;
   guard: PasswordGuard;
-  sessions: Pick<SessionService, 'open'>;
+  sessions: Pick<SessionService, 'open' | 'endWithin'>;
   transactions: AuthTransactions;
   credentials: Pick<CredentialRepository, 'find'>;
   passwords: PasswordHasher;
@@ -201,10 +208,15 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
     await tx.emit(createEvent('auth.mfa_changed', { userId, change, ...state }));
   }
 
+  async function factorAdded(tx: AuthTransaction, userId: string, keepSessionId: string) {
+    if ((await repository.countFactors(tx.client, userId)) === 1)
+      await sessions.endWithin(tx, userId, { except: keepSessionId }, 'logout_all');
+  }
+
   async function newRecoveryCodes(
     userId: string,
     change: MfaChange | null,
-    confirming?: { secretSealed: string; step: number },
+    confirming?: { secretSealed: string; step: number; sessionId: string },
   ) {
     const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode);
     const hashes = codes.map((code) => hashRecoveryCode(normalizeRecoveryCode(code)));
@@ -220,6 +232,7 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
         ))
       )
         throw AppError.badInput('code', 'no TOTP enrolment is pending; begin again');
+      if (confirming) await factorAdded(tx, userId, confirming.sessionId);
       await repository.replaceRecoveryCodes(tx.client, userId, hashes);
       if (change) await emitChange(tx, userId, change);
     });
@@ -345,7 +358,11 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
       if (!right || step === null) throw AppError.badInput('code', 'is not a valid code');
       // Bound to the secret the code was checked against: an enrolment begun again meanwhile
       // (another tab) is not the one turned on.
-      return newRecoveryCodes(userId, 'totp_enabled', { secretSealed: factor.secretSealed, step });
+      return newRecoveryCodes(userId, 'totp_enabled', {
+        secretSealed: factor.secretSealed,
+        step,
+        sessionId,
+      });
     },
 
     async disableTotp(userId, sessionId) {
@@ -374,6 +391,7 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
     },
 
     emitChange,
+    factorAdded,
 
     requireRecent,
     stampRecent,

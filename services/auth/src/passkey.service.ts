@@ -97,6 +97,7 @@ export interface PasskeyServiceDeps {
     | 'countChallengeFailure'
     | 'complete'
     | 'emitChange'
+    | 'factorAdded'
   >;
   guard: PasswordGuard;
   sessions: Pick<SessionService, 'open'>;
@@ -286,6 +287,7 @@ export function createPasskeyService(deps: PasskeyServiceDeps): PasskeyService {
           backedUp: credentialBackedUp,
         });
         if (!row) throw AppError.conflict('This passkey is registered already');
+        await mfa.factorAdded(tx, userId, sessionId);
         await mfa.emitChange(tx, userId, 'passkey_added');
         return row;
       });

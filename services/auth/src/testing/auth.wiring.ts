@@ -191,7 +191,7 @@ export function wireOverFakes(options: WiringOptions = {}) {
     sessions,
     mfa: createFakeMfaRepository(
       sessions.sessions,
-      async (userId) => (await passkeys.countByUser([userId])).size > 0,
+      async (userId) => (await passkeys.countByUser([userId])).get(userId) ?? 0,
     ),
     passkeys,
     passkeyChallenges: createFakePasskeyChallengeRepository(clock),

@@ -19,12 +19,13 @@ export interface FakeMfaRepository extends MfaRepository {
 
 /**
  * In memory; reads the sessions of the fake session repository it is given, and asks
- * `hasPasskey` whether a user has a passkey (for the MFA state).
+ * `passkeysOf` how many passkeys a user has (for the MFA state).
  */
 export function createFakeMfaRepository(
   sessions: Map<string, Session>,
-  hasPasskey: (userId: string) => Promise<boolean> = async () => false,
+  passkeysOf: (userId: string) => Promise<number> = async () => 0,
 ): FakeMfaRepository {
+  const hasPasskey = async (userId: string) => (await passkeysOf(userId)) > 0;
   const stateVersions = new Map<string, number>();
   const factors = new Map<string, TotpFactorRow>();
   const recoveryCodes = new Map<string, { userId: string; usedAt: Date | null }>();
@@ -91,6 +92,9 @@ export function createFakeMfaRepository(
       stateVersions.set(userId, stateVersion);
       const mfaEnrolled = !!factors.get(userId)?.confirmedAt || (await hasPasskey(userId));
       return { mfaEnrolled, stateVersion };
+    },
+    async countFactors(_tx, userId) {
+      return (factors.get(userId)?.confirmedAt ? 1 : 0) + (await passkeysOf(userId));
     },
     async stateVersions(userIds) {
       return new Map(userIds.map((userId) => [userId, stateVersions.get(userId) ?? 0]));
