@@ -57,6 +57,14 @@ export interface MfaRepository {
   createChallenge(challenge: NewChallenge): Promise<void>;
   /** An open challenge (not used, not expired at `at`), or null. */
   findChallenge(tokenHash: string, at: Date): Promise<ChallengeRow | null>;
+  /**
+   * An open challenge and its user's TOTP factor (null if none), in one query: what answering
+   * it with a code needs, or null when the challenge is not open.
+   */
+  findChallengeWithFactor(
+    tokenHash: string,
+    at: Date,
+  ): Promise<{ challenge: ChallengeRow; factor: TotpFactorRow | null } | null>;
   /** Uses the challenge up, in one conditional statement: false if it was no longer open. */
   consumeChallenge(tokenHash: string, at: Date): Promise<boolean>;
   /** Counts a wrong code; at `maxFailures` the challenge is used up. */
@@ -148,19 +156,20 @@ export function createMfaRepository(db: PrismaClient): MfaRepository {
     },
 
     async createChallenge(challenge) {
-      await db.mfaChallenge.create({
-        data: {
-          tokenHash: challenge.tokenHash,
-          userId: challenge.userId,
-          userAgent: challenge.userAgent ?? null,
-          deviceToken: challenge.deviceToken ?? null,
-          expiresAt: challenge.expiresAt,
-        },
-      });
-      // Expired challenges are of no use to anyone: each new one sweeps a few away.
+      // Expired challenges are of no use to anyone: each new one sweeps a few away, in the
+      // same statement (one round trip per sign-in, not two).
       await db.$executeRawUnsafe(
-        `DELETE FROM "auth"."mfa_challenges" WHERE token_hash IN (
-           SELECT token_hash FROM "auth"."mfa_challenges" WHERE expires_at < now() - interval '1 hour' LIMIT 10)`,
+        `WITH swept AS (
+           DELETE FROM "auth"."mfa_challenges" WHERE token_hash IN (
+             SELECT token_hash FROM "auth"."mfa_challenges"
+             WHERE expires_at < now() - interval '1 hour' LIMIT 10))
+         INSERT INTO "auth"."mfa_challenges" (token_hash, user_id, user_agent, device_token, expires_at)
+         VALUES ($1, $2::uuid, $3, $4, $5::timestamptz)`,
+        challenge.tokenHash,
+        challenge.userId,
+        challenge.userAgent ?? null,
+        challenge.deviceToken ?? null,
+        challenge.expiresAt,
       );
     },
 
@@ -175,6 +184,41 @@ export function createMfaRepository(db: PrismaClient): MfaRepository {
           failures: true,
         },
       });
+    },
+
+    async findChallengeWithFactor(tokenHash, at) {
+      const rows = await db.$queryRawUnsafe<
+        (ChallengeRow & {
+          secretSealed: string | null;
+          confirmedAt: Date | null;
+          lastUsedStep: number | null;
+        })[]
+      >(
+        `SELECT c.user_id::text AS "userId", c.user_agent AS "userAgent",
+           c.device_token AS "deviceToken", c.expires_at AS "expiresAt", c.failures,
+           f.secret_sealed AS "secretSealed", f.confirmed_at AS "confirmedAt",
+           f.last_used_step AS "lastUsedStep"
+         FROM "auth"."mfa_challenges" c
+         LEFT JOIN "auth"."totp_factors" f ON f.user_id = c.user_id
+         WHERE c.token_hash = $1 AND c.used_at IS NULL AND c.expires_at > $2::timestamptz`,
+        tokenHash,
+        at,
+      );
+      const row = rows[0];
+      if (!row) return null;
+      const { secretSealed, confirmedAt, lastUsedStep, ...challenge } = row;
+      return {
+        challenge,
+        factor:
+          secretSealed === null
+            ? null
+            : {
+                userId: challenge.userId,
+                secretSealed,
+                confirmedAt,
+                lastUsedStep: lastUsedStep ?? 0,
+              },
+      };
     },
 
     async consumeChallenge(tokenHash, at) {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { generate } from 'otplib';
 import { describe, expect, it } from 'vitest';
+import { createMfaRepository } from './mfa.repository';
 import { MAX_CHALLENGE_FAILURES } from './mfa.service';
 import { appErrorOf } from './testing/app-error';
 import { createTestClock } from './testing/auth.fakes';
@@ -112,6 +113,80 @@ describe('MfaService against PostgreSQL and Redis', () => {
       userId,
       change: 'totp_disabled',
     });
+  });
+
+  it('reads an open challenge with its user factor in one query, and no used or expired one', async () => {
+    const { userId } = await enrolledUser();
+    const repository = createMfaRepository(world.db);
+    const at = clock.now();
+    const open = { tokenHash: `open-${randomUUID()}`, expiresAt: new Date(at.getTime() + 60_000) };
+    await repository.createChallenge({ ...open, userId, userAgent: 'Firefox', deviceToken: 'd' });
+    const found = await repository.findChallengeWithFactor(open.tokenHash, at);
+    expect(found?.challenge).toEqual({
+      userId,
+      userAgent: 'Firefox',
+      deviceToken: 'd',
+      expiresAt: open.expiresAt,
+      failures: 0,
+    });
+    expect(found?.factor).toEqual(await repository.findFactor(userId));
+    expect(found?.factor?.confirmedAt).toBeInstanceOf(Date);
+
+    // A user without a factor: the challenge, no factor.
+    const plain = randomUUID();
+    await repository.createChallenge({
+      ...open,
+      tokenHash: `plain-${plain}`,
+      userId: plain,
+      userAgent: undefined,
+      deviceToken: undefined,
+    });
+    expect(await repository.findChallengeWithFactor(`plain-${plain}`, at)).toEqual({
+      challenge: {
+        userId: plain,
+        userAgent: null,
+        deviceToken: null,
+        expiresAt: open.expiresAt,
+        failures: 0,
+      },
+      factor: null,
+    });
+
+    expect(await repository.findChallengeWithFactor(open.tokenHash, open.expiresAt)).toBeNull();
+    expect(await repository.consumeChallenge(open.tokenHash, at)).toBe(true);
+    expect(await repository.findChallengeWithFactor(open.tokenHash, at)).toBeNull();
+  });
+
+  it('sweeps challenges expired over an hour ago as it creates one', async () => {
+    const repository = createMfaRepository(world.db);
+    const userId = randomUUID();
+    const stale = `stale-${randomUUID()}`;
+    await world.db.mfaChallenge.create({
+      data: { tokenHash: stale, userId, expiresAt: new Date(Date.now() - 2 * 3600_000) },
+    });
+    const fresh = `fresh-${randomUUID()}`;
+    await repository.createChallenge({
+      tokenHash: fresh,
+      userId,
+      userAgent: undefined,
+      deviceToken: undefined,
+      expiresAt: new Date(Date.now() + 60_000),
+    });
+    // Sweeps take ten at a time: others' stale rows may go first, so sweep until it is gone.
+    for (
+      let i = 0;
+      i < 20 && (await world.db.mfaChallenge.count({ where: { tokenHash: stale } }));
+      i++
+    )
+      await repository.createChallenge({
+        tokenHash: `more-${randomUUID()}`,
+        userId,
+        userAgent: undefined,
+        deviceToken: undefined,
+        expiresAt: new Date(Date.now() + 60_000),
+      });
+    expect(await world.db.mfaChallenge.count({ where: { tokenHash: stale } })).toBe(0);
+    expect(await world.db.mfaChallenge.count({ where: { tokenHash: fresh } })).toBe(1);
   });
 
   it('reports who has a factor on', async () => {

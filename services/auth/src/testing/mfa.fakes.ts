@@ -93,6 +93,12 @@ export function createFakeMfaRepository(sessions: Map<string, Session>): FakeMfa
       const challenge = challenges.get(tokenHash);
       return challenge && !challenge.usedAt && challenge.expiresAt > at ? { ...challenge } : null;
     },
+    async findChallengeWithFactor(tokenHash, at) {
+      const challenge = challenges.get(tokenHash);
+      if (!challenge || challenge.usedAt || challenge.expiresAt <= at) return null;
+      const factor = factors.get(challenge.userId);
+      return { challenge: { ...challenge }, factor: factor ? { ...factor } : null };
+    },
     async consumeChallenge(tokenHash, at) {
       const challenge = challenges.get(tokenHash);
       if (!challenge || challenge.usedAt || challenge.expiresAt <= at) return false;
