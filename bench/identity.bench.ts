@@ -1,12 +1,21 @@
 // `npm run bench:identity`: login (real argon2id), refreshSession and `me` through the
 // gateway at 50 concurrent connections, each for BENCH_DURATION seconds after BENCH_WARMUP, against the whole stack
 // started as processes on an isolated database. Prints requests/s, p50, p99, errors and the
-// peak memory (VmHWM) of every process. Figures from a run are recorded in docs/benchmarks.md.
+// peak memory (VmHWM) of every process. Then `login + TOTP` (scenario `totp`): password-only
+// sign-ins and sign-ins with TOTP (signIn + verifyMfa) side by side in BENCH_ROUNDS alternating
+// rounds (sign-in.load.ts). Figures from a run are recorded in docs/benchmarks.md.
 import { readFileSync } from 'node:fs';
 import autocannon, { type Result } from 'autocannon';
 import { APP_NAMES } from '@platform/apps';
 import { createTestRun, startApps } from '@platform/testing';
 import { gatewayClient } from './gateway.client';
+import {
+  createSignInBench,
+  printSignInRounds,
+  seedAccounts,
+  settle,
+  type RoundResult,
+} from './sign-in.load';
 
 const CONNECTIONS = 50;
 const DURATION = Number(process.env['BENCH_DURATION'] ?? 10);
@@ -16,7 +25,12 @@ const PASSWORD = 'benchmark passphrase 42';
 // BENCH_APP_ENV='{"REQUEST_BUDGET_PER_SECOND":"0"}' adds to every app's environment (A/B runs).
 // BENCH_SCENARIOS=me,refresh runs only those; BENCH_NODE_ARGS (e.g. `--cpu-prof
 // --cpu-prof-dir=/tmp/prof`) are given to every app's node, for profiling under load.
-const SCENARIOS = new Set((process.env['BENCH_SCENARIOS'] ?? 'login,refresh,me').split(','));
+const SCENARIOS = new Set((process.env['BENCH_SCENARIOS'] ?? 'login,refresh,me,totp').split(','));
+// `totp`: rounds of each flow; accounts with TOTP on (each can sign in once per 30-s step, so
+// there must be more than one step's worth of sign-ins) and password-only accounts.
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
+const TOTP_USERS = Number(process.env['BENCH_TOTP_USERS'] ?? 2400);
+const PASSWORD_USERS = Number(process.env['BENCH_PASSWORD_USERS'] ?? 1200);
 const NODE_ARGS = process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean);
 
 const run = await createTestRun();
@@ -158,6 +172,31 @@ if (SCENARIOS.has('me'))
     }),
   });
 
+let signInRounds: RoundResult[] = [];
+if (SCENARIOS.has('totp')) {
+  const seeding = performance.now();
+  const accounts = await seedAccounts(graphql, {
+    passwordOnly: PASSWORD_USERS,
+    withTotp: TOTP_USERS,
+    password: PASSWORD,
+    parallel: 32,
+  });
+  const seeded = (performance.now() - seeding) / 1000;
+  // What seeding set going (welcome and `security.mfa` notices, role assignments) must be done.
+  const settled = await settle(APP_NAMES.map((name) => apps.pid(name) ?? 0).filter(Boolean));
+  console.log(
+    `totp: ${PASSWORD_USERS} password-only and ${TOTP_USERS} TOTP accounts seeded through the gateway in ${seeded.toFixed(0)} s; idle after ${settled.toFixed(0)} s more`,
+  );
+  const signIns = createSignInBench(
+    graphql,
+    { ...accounts, password: PASSWORD },
+    CONNECTIONS,
+    Object.fromEntries(APP_NAMES.map((name) => [name, apps.pid(name) ?? 0])),
+  );
+  if (WARMUP > 0) await signIns.warmUp(WARMUP);
+  signInRounds = await signIns.rounds(ROUNDS, DURATION);
+}
+
 const memory = peakMemoryMiB();
 await apps.stopAll();
 await run.close();
@@ -183,5 +222,6 @@ if (login && refresh)
   console.log(
     `\nrefresh / login = ${(refresh.result.requests.average / login.result.requests.average).toFixed(1)}x`,
   );
+if (signInRounds.length > 0) printSignInRounds(signInRounds, CONNECTIONS, DURATION);
 console.log('\npeak resident memory (VmHWM), MiB');
 for (const [name, mib] of Object.entries(memory)) console.log(`  ${name.padEnd(24)} ${mib}`);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { generate } from 'otplib';
 import { describe, expect, it } from 'vitest';
+import { createMfaRepository } from './mfa.repository';
 import { MAX_CHALLENGE_FAILURES } from './mfa.service';
 import { appErrorOf } from './testing/app-error';
 import { createTestClock } from './testing/auth.fakes';
@@ -156,6 +157,84 @@ describe('MfaService against PostgreSQL and Redis', () => {
       world.db.mfaChallenge.count({ where: { userId } }),
     ])
       expect(await count).toBe(0);
+  });
+
+  it('takes an attempt of an open challenge and reads its user factor in one statement; no used, expired or spent one', async () => {
+    const { userId } = await enrolledUser();
+    const repository = createMfaRepository(world.db);
+    const at = clock.now();
+    const open = { tokenHash: `open-${randomUUID()}`, expiresAt: new Date(at.getTime() + 60_000) };
+    await repository.createChallenge({ ...open, userId, userAgent: 'Firefox', deviceToken: 'd' });
+    const found = await repository.takeAttempt(open.tokenHash, 5, at);
+    expect(found?.challenge).toEqual({
+      userId,
+      userAgent: 'Firefox',
+      deviceToken: 'd',
+      expiresAt: open.expiresAt,
+      failures: 1,
+    });
+    expect(found?.factor).toEqual(await repository.findFactor(userId));
+    expect(found?.factor?.confirmedAt).toBeInstanceOf(Date);
+
+    // A user without a factor: the challenge, no factor.
+    const plain = randomUUID();
+    await repository.createChallenge({
+      ...open,
+      tokenHash: `plain-${plain}`,
+      userId: plain,
+      userAgent: undefined,
+      deviceToken: undefined,
+    });
+    expect(await repository.takeAttempt(`plain-${plain}`, 5, at)).toEqual({
+      challenge: {
+        userId: plain,
+        userAgent: null,
+        deviceToken: null,
+        expiresAt: open.expiresAt,
+        failures: 1,
+      },
+      factor: null,
+    });
+
+    expect(await repository.takeAttempt(open.tokenHash, 5, open.expiresAt)).toBeNull();
+    // Out of attempts: the first took one, four more, then none.
+    for (let i = 0; i < 4; i++)
+      expect(await repository.takeAttempt(open.tokenHash, 5, at)).not.toBeNull();
+    expect(await repository.takeAttempt(open.tokenHash, 5, at)).toBeNull();
+    expect(await repository.consumeChallenge(open.tokenHash, at)).toBe(true);
+    expect(await repository.takeAttempt(open.tokenHash, 99, at)).toBeNull();
+  });
+
+  it('sweeps challenges expired over an hour ago as it creates one', async () => {
+    const repository = createMfaRepository(world.db);
+    const userId = randomUUID();
+    const stale = `stale-${randomUUID()}`;
+    await world.db.mfaChallenge.create({
+      data: { tokenHash: stale, userId, expiresAt: new Date(Date.now() - 2 * 3600_000) },
+    });
+    const fresh = `fresh-${randomUUID()}`;
+    await repository.createChallenge({
+      tokenHash: fresh,
+      userId,
+      userAgent: undefined,
+      deviceToken: undefined,
+      expiresAt: new Date(Date.now() + 60_000),
+    });
+    // Sweeps take ten at a time: others' stale rows may go first, so sweep until it is gone.
+    for (
+      let i = 0;
+      i < 20 && (await world.db.mfaChallenge.count({ where: { tokenHash: stale } }));
+      i++
+    )
+      await repository.createChallenge({
+        tokenHash: `more-${randomUUID()}`,
+        userId,
+        userAgent: undefined,
+        deviceToken: undefined,
+        expiresAt: new Date(Date.now() + 60_000),
+      });
+    expect(await world.db.mfaChallenge.count({ where: { tokenHash: stale } })).toBe(0);
+    expect(await world.db.mfaChallenge.count({ where: { tokenHash: fresh } })).toBe(1);
   });
 
   it('reports who has a factor on', async () => {

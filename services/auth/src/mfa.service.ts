@@ -5,7 +5,7 @@ import { isUuid } from '@platform/validation';
 import { generateSecret, generateURI, verify as verifyTotp } from 'otplib';
 import type { AuthTransaction, AuthTransactions } from './auth.transactions';
 import type { CredentialRepository } from './credential.repository';
-import type { ChallengeRow, MfaRepository, MfaStatusRow } from './mfa.repository';
+import type { ChallengeRow, MfaRepository, MfaStatusRow, TotpFactorRow } from './mfa.repository';
 import { hashOpaqueToken, isOpaqueToken, newOpaqueToken } from './opaque-token';
 import type { GuessingClient, PasswordGuard } from './password-guard';
 import type { PasswordHasher } from './password.hasher';
@@ -167,9 +167,17 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
     return result.valid && 'timeStep' in result ? result.timeStep : null;
   }
 
-  /** Whether `code` is a right TOTP code or unused recovery code of the user; uses it up. */
-  async function useCode(userId: string, code: string): Promise<'TOTP' | 'RECOVERY_CODE' | null> {
-    const factor = await repository.findFactor(userId);
+  /**
+   * Whether `code` is a right TOTP code or unused recovery code of the user; uses it up. The
+   * factor as read with the challenge may be given: its step only narrows the search, the
+   * conditional write decides.
+   */
+  async function useCode(
+    userId: string,
+    code: string,
+    known?: TotpFactorRow | null,
+  ): Promise<'TOTP' | 'RECOVERY_CODE' | null> {
+    const factor = known === undefined ? await repository.findFactor(userId) : known;
     if (!factor?.confirmedAt) return null;
     const trimmed = code.trim();
     if (TOTP_CODE.test(trimmed)) {
@@ -279,15 +287,17 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
     async verify(challenge, code, client) {
       if (!isOpaqueToken(challenge)) throw invalidChallenge();
       const tokenHash = hashOpaqueToken(challenge);
-      // Each code checked takes one of the challenge's attempts first, atomically: parallel
-      // guesses get no more than MAX_CHALLENGE_FAILURES checks between them.
-      const open = await repository.takeAttempt(tokenHash, MAX_CHALLENGE_FAILURES, clock());
-      if (!open) throw invalidChallenge();
+      // Each code checked first takes one of the challenge's attempts, atomically (parallel
+      // guesses get no more than MAX_CHALLENGE_FAILURES checks between them), and reads the
+      // user's factor in the same statement (a sign-in with MFA is two requests already).
+      const found = await repository.takeAttempt(tokenHash, MAX_CHALLENGE_FAILURES, clock());
+      if (!found) throw invalidChallenge();
+      const { challenge: open, factor } = found;
       // The device that typed the password is the one guessing: the same buckets as its login.
       const guessing = { address: client.address, deviceToken: open.deviceToken ?? undefined };
       let method: 'TOTP' | 'RECOVERY_CODE' | null = null;
       const right = await guard.check(accountOf(open.userId), guessing, async () => {
-        method = await useCode(open.userId, code);
+        method = await useCode(open.userId, code, factor);
         return method !== null;
       });
       if (!right) throw AppError.unauthenticated('Invalid code');

@@ -118,7 +118,8 @@ export function createFakeMfaRepository(
       if (!challenge || challenge.usedAt || challenge.expiresAt <= at) return null;
       if (challenge.failures >= maxAttempts) return null;
       challenge.failures++;
-      return { ...challenge };
+      const factor = factors.get(challenge.userId);
+      return { challenge: { ...challenge }, factor: factor ? { ...factor } : null };
     },
     async consumeChallenge(tokenHash, at) {
       const challenge = challenges.get(tokenHash);
