@@ -190,6 +190,33 @@ describe('multi-factor sign-in through the gateway', () => {
     expect(errorOf(replay)).toEqual({ code: 'UNAUTHENTICATED' });
   });
 
+  it('signs in in one request with the code beside the password; a wrong or replayed code is refused', async () => {
+    const { email, app } = await enrolled('ada-one-step@example.com');
+    const ONE_STEP = `mutation ($email: String!, $password: String!, $code: String) {
+      signIn(email: $email, password: $password, mfaCode: $code) {
+        __typename ... on AuthPayload { accessToken user { email } } } }`;
+    const wrong = await as(undefined, ONE_STEP, { email, password: PASSWORD, code: '123456' });
+    expect(errorOf(wrong)).toEqual({ code: 'UNAUTHENTICATED' });
+    expect(wrong.errors?.[0]?.message).toBe('Invalid code');
+    const code = await app.code();
+    const done = await as<{ signIn: { __typename: string; user: { email: string } } }>(
+      undefined,
+      ONE_STEP,
+      { email, password: PASSWORD, code },
+    );
+    expect(done.data?.signIn).toMatchObject({ __typename: 'AuthPayload', user: { email } });
+    const replay = await as(undefined, ONE_STEP, { email, password: PASSWORD, code });
+    expect(errorOf(replay)).toEqual({ code: 'UNAUTHENTICATED' });
+    // login takes it too.
+    const login = await as<{ login: { accessToken: string } }>(
+      undefined,
+      `mutation ($email: String!, $password: String!, $code: String) {
+        login(email: $email, password: $password, mfaCode: $code) { accessToken } }`,
+      { email, password: PASSWORD, code: await app.code() },
+    );
+    expect(login.data?.login.accessToken).toEqual(expect.any(String));
+  });
+
   it('takes each recovery code once, and tells the user it was used', async () => {
     const { account, email, codes } = await enrolled('linus@example.com');
     const first = await verify(await challengeFor(email), codes[0]!.toUpperCase());

@@ -70,6 +70,7 @@ export function createAuthHandlers(
           address: optional(request.clientAddress),
           deviceToken: optional(request.deviceToken),
         },
+        mfaCode: optional(request.mfaCode),
       });
       return signIn.mfaChallenge
         ? { tokens: undefined, deviceToken: '', mfaChallenge: signIn.mfaChallenge }

@@ -211,6 +211,67 @@ describe('MfaService', () => {
     });
   });
 
+  describe('sign-in with the code in the same request', () => {
+    it('opens the session at once for a right TOTP code; a replayed one is refused', async () => {
+      const { enrolledUser, credentials, codeFor } = setUp();
+      const { userId, secret } = await enrolledUser();
+      const code = await codeFor(secret);
+      const attempt = {
+        userId,
+        email: EMAIL,
+        password: PASSWORD,
+        userAgent: 'Firefox',
+        client: HOME,
+        mfaCode: code,
+      };
+      const signIn = await credentials.login(attempt);
+      expect(signIn.mfaChallenge).toBeUndefined();
+      expect(signIn.tokens?.userId).toBe(userId);
+      expect(signIn.tokens && signIn.deviceToken).toEqual(expect.any(String));
+      expect(await appErrorOf(credentials.login(attempt))).toMatchObject({
+        code: 'UNAUTHENTICATED',
+        message: 'Invalid code',
+      });
+    });
+
+    it('counts a wrong code like a wrong password, and takes a recovery code once', async () => {
+      const { enrolledUser, credentials, eventsOf } = setUp({ guessPolicy: { perClient: 2 } });
+      const { userId, recoveryCodes } = await enrolledUser();
+      const attempt = (mfaCode: string) =>
+        credentials.login({
+          userId,
+          email: EMAIL,
+          password: PASSWORD,
+          userAgent: undefined,
+          client: HOME,
+          mfaCode,
+        });
+      expect((await appErrorOf(attempt('000000'))).message).toBe('Invalid code');
+      const recovered = await attempt(recoveryCodes[0] ?? '');
+      expect(recovered.tokens?.userId).toBe(userId);
+      expect(eventsOf('auth.mfa_changed')).toContainEqual(
+        expect.objectContaining({ userId, change: 'recovery_code_used' }),
+      );
+      expect((await appErrorOf(attempt('111111'))).message).toBe('Invalid code');
+      expect((await appErrorOf(attempt('222222'))).code).toBe('RATE_LIMITED');
+    });
+
+    it('ignores a code for an account without TOTP', async () => {
+      const { credentials } = setUp();
+      const userId = randomUUID();
+      await credentials.create(userId, PASSWORD, undefined);
+      const signIn = await credentials.login({
+        userId,
+        email: EMAIL,
+        password: PASSWORD,
+        userAgent: undefined,
+        client: HOME,
+        mfaCode: '123456',
+      });
+      expect(signIn.tokens?.userId).toBe(userId);
+    });
+  });
+
   describe('the first factor', () => {
     it('ends the other sessions when TOTP is the first factor turned on, and only then', async () => {
       const { credentials, mfa, codeFor, login, fakes, clock } = setUp();

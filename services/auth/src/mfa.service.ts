@@ -49,6 +49,18 @@ export interface MfaService {
    * (RATE_LIMITED); an unknown, expired or used challenge is UNAUTHENTICATED.
    */
   verify(challenge: string, code: string, client: GuessingClient): Promise<MfaSignIn>;
+  /**
+   * After a right password sent with a code: for a user with TOTP on, checks the TOTP or
+   * recovery code (as `verify` does: once per code, under the guess limits; wrong is
+   * UNAUTHENTICATED "Invalid code") and opens the session, in the same request. Null for a user
+   * without TOTP (then the sign-in goes on as without a code: a passkey challenge, or none).
+   */
+  signInWithCode(
+    userId: string,
+    code: string,
+    userAgent: string | undefined,
+    client: GuessingClient,
+  ): Promise<MfaSignIn | null>;
   /** Proves the session's user again (password, or a code); until when that counts as recent. */
   reauthenticate(
     userId: string,
@@ -304,6 +316,22 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
       if (method === 'RECOVERY_CODE')
         await transactions.run((tx) => emitChange(tx, open.userId, 'recovery_code_used'));
       return completeChallenge(tokenHash, open);
+    },
+
+    async signInWithCode(userId, code, userAgent, client) {
+      const factor = await repository.findFactor(userId);
+      if (!factor?.confirmedAt) return null;
+      // The device that typed the password is the one guessing, as with a challenge.
+      let method: 'TOTP' | 'RECOVERY_CODE' | null = null;
+      const right = await guard.check(accountOf(userId), client, async () => {
+        method = await useCode(userId, code, factor);
+        return method !== null;
+      });
+      if (!right) throw AppError.unauthenticated('Invalid code');
+      if (method === 'RECOVERY_CODE')
+        await transactions.run((tx) => emitChange(tx, userId, 'recovery_code_used'));
+      const deviceToken = await guard.deviceTokenFor(accountOf(userId), client.deviceToken);
+      return { tokens: await sessions.open(userId, userAgent), deviceToken };
     },
 
     async reauthenticate(userId, sessionId, proof, client) {

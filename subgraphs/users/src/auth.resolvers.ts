@@ -66,7 +66,12 @@ export const isActive = (user: userV1.User) => user.status === userV1.UserStatus
 export async function passwordSignIn(
   { users, auth }: Pick<IdentityClients, 'users' | 'auth'>,
   throttle: AddressThrottle,
-  args: { email: string; password: string; deviceToken?: string | null | undefined },
+  args: {
+    email: string;
+    password: string;
+    deviceToken?: string | null | undefined;
+    mfaCode?: string | null | undefined;
+  },
   context: UsersContext,
 ): Promise<{ user: userV1.User | undefined; answer: authV1.LoginResponse }> {
   await throttle.checkAddress(context.clientAddress);
@@ -79,6 +84,7 @@ export async function passwordSignIn(
     userAgent: context.userAgent ?? '',
     clientAddress: context.clientAddress ?? '',
     deviceToken: args.deviceToken ?? '',
+    mfaCode: args.mfaCode ?? '',
   });
   return { user, answer };
 }
@@ -159,7 +165,12 @@ export function createAuthResolvers(
 
       async login(
         _: unknown,
-        args: { email: string; password: string; deviceToken?: string | null },
+        args: {
+          email: string;
+          password: string;
+          deviceToken?: string | null;
+          mfaCode?: string | null;
+        },
         context: UsersContext,
       ) {
         const {

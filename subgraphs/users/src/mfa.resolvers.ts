@@ -105,7 +105,12 @@ export function createMfaResolvers(
     Mutation: {
       async signIn(
         _: unknown,
-        args: { email: string; password: string; deviceToken?: string | null },
+        args: {
+          email: string;
+          password: string;
+          deviceToken?: string | null;
+          mfaCode?: string | null;
+        },
         context: UsersContext,
       ) {
         const { answer } = await passwordSignIn({ users, auth }, throttle, args, context);
