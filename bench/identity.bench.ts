@@ -2,8 +2,9 @@
 // gateway at 50 concurrent connections, each for BENCH_DURATION seconds after BENCH_WARMUP, against the whole stack
 // started as processes on an isolated database. Prints requests/s, p50, p99, errors and the
 // peak memory (VmHWM) of every process. Then `login + TOTP` (scenario `totp`): password-only
-// sign-ins and sign-ins with TOTP (signIn + verifyMfa) side by side in BENCH_ROUNDS alternating
-// rounds (sign-in.load.ts). Figures from a run are recorded in docs/benchmarks.md.
+// sign-ins and sign-ins with TOTP, the code beside the password in one request and the
+// challenge round trip (signIn + verifyMfa), side by side in BENCH_ROUNDS alternating rounds
+// (sign-in.load.ts). Figures from a run are recorded in docs/benchmarks.md.
 import { readFileSync } from 'node:fs';
 import autocannon, { type Result } from 'autocannon';
 import { APP_NAMES } from '@platform/apps';
