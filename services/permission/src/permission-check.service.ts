@@ -61,8 +61,10 @@ export function createPermissionCheckService(deps: {
 
   /**
    * The loads of several users' entries: the first one the cache misses reads every user's
-   * assignments and asks for the second factors of those it matters for at once (one
-   * GetMfaStatus, not one per user); the others wait for that.
+   * assignments and asks for the second factors of those it matters for at once (one read of
+   * the projection, one GetMfaStatus for the users it has no row of, not one per user); the
+   * other misses wait for that. Users the cache answered are part of the batch too: a wider
+   * read, never more calls.
    */
   function batchedLoad(userIds: readonly string[], scope: string) {
     let batch: Promise<Map<string, CacheEntry>> | undefined;
