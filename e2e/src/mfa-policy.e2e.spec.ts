@@ -33,6 +33,8 @@ describe('roles that require a second factor, through the gateway', () => {
   beforeAll(async () => {
     platform = await startPlatform({ 'auth-service': mfaAuthEnv() });
     ({ gateway, admin } = platform);
+    // Changing a role's MFA requirement needs the actor's own second factor.
+    await enrolTotp(gateway, admin);
   });
 
   afterAll(async () => {
@@ -48,12 +50,14 @@ describe('roles that require a second factor, through the gateway', () => {
     return response.data;
   }
 
-  /** A new role granting audit:read, requiring MFA with this grace period, held by a new user. */
-  async function holderOfGuardedRole(name: string, grace: number) {
+  const newUser = () => signUp(gateway, `mfa-policy-${++users}@example.com`);
+
+  /** A new role granting `permissions`, requiring MFA with this grace period, held by a new user. */
+  async function holderOfGuardedRole(name: string, grace: number, permissions = ['audit:read']) {
     const { createRole } = await asAdmin<{ createRole: { id: string } }>(CREATE_ROLE, {
-      input: { name, permissions: ['audit:read'] },
+      input: { name, permissions },
     });
-    const user = await signUp(gateway, `mfa-policy-${++users}@example.com`);
+    const user = await newUser();
     await asAdmin(ASSIGN, { userId: user.id, roleId: createRole.id });
     const { setRoleMfaRequirement } = await asAdmin<{
       setRoleMfaRequirement: Record<string, unknown>;
@@ -64,7 +68,7 @@ describe('roles that require a second factor, through the gateway', () => {
       mfaGracePeriodSeconds: grace,
       mfaRequiredSince: expect.any(String) as unknown,
     });
-    return user;
+    return { ...user, roleId: createRole.id };
   }
 
   const refused = (response: GraphQLResponse<unknown>) => codeOf(response) === 'FORBIDDEN';
@@ -114,5 +118,47 @@ describe('roles that require a second factor, through the gateway', () => {
       mfaGraceEndsAt: null,
       withheldPermissions: ['audit:read'],
     });
+  });
+
+  it('refuses any change of a requirement to an actor without a second factor, with its reason', async () => {
+    const { createRole } = await asAdmin<{ createRole: { id: string } }>(CREATE_ROLE, {
+      input: { name: 'mfa-unguarded', permissions: ['audit:read'] },
+    });
+    // An admin ("*") who has not set up a second factor: the author could not undo it.
+    const { roles } = await asAdmin<{ roles: { id: string; name: string }[] }>(
+      '{ roles { id name } }',
+    );
+    const adminRole = roles.find((role) => role.name === 'admin');
+    const other = await newUser();
+    await asAdmin(ASSIGN, { userId: other.id, roleId: adminRole?.id });
+    const response = await as(other, SET_REQUIREMENT, {
+      id: createRole.id,
+      required: true,
+      grace: 3600,
+    });
+    expect(response.errors?.[0]?.extensions).toMatchObject({
+      code: 'FORBIDDEN',
+      reason: 'MFA_REQUIRED_TO_CHANGE_POLICY',
+    });
+  });
+
+  it('lets a holder in the grace period use the role, but neither weaken its requirement nor pass on what it grants', async () => {
+    const user = await holderOfGuardedRole('mfa-ops', 3600, ['audit:read', 'roles:manage']);
+    const used = await as<{ auditLog: unknown }>(user, AUDIT);
+    expect(used.errors).toBeUndefined();
+    const off = await as(user, SET_REQUIREMENT, { id: user.roleId, required: false, grace: 0 });
+    expect(codeOf(off)).toBe('FORBIDDEN');
+    const copy = await as(user, CREATE_ROLE, {
+      input: { name: 'mfa-ops-copy', permissions: ['audit:read'] },
+    });
+    expect(codeOf(copy)).toBe('FORBIDDEN');
+    const { roles } = await asAdmin<{
+      roles: { name: string; requiresMfa: boolean; mfaGracePeriodSeconds: number }[];
+    }>('{ roles { name requiresMfa mfaGracePeriodSeconds } }');
+    expect(roles.find((role) => role.name === 'mfa-ops')).toMatchObject({
+      requiresMfa: true,
+      mfaGracePeriodSeconds: 3600,
+    });
+    expect(roles.some((role) => role.name === 'mfa-ops-copy')).toBe(false);
   });
 });

@@ -82,7 +82,7 @@ export function createAssignmentService(deps: {
   users: Pick<UserDirectory, 'requireExists'>;
   lastAdmin: LastAdminRule;
   /** Users' second factors, asked only about users holding a role that requires one. */
-  mfa: Pick<MfaStates, 'enrolment'>;
+  mfa: Pick<MfaStates, 'enrolments'>;
   clock?: () => Date;
 }): AssignmentService {
   const { store, reads, policy, cache, users, lastAdmin, mfa } = deps;
@@ -146,18 +146,16 @@ export function createAssignmentService(deps: {
     async listAssignments(userIds) {
       const { graph, rows } = await reads.assignments(userIds);
       const now = clock();
-      // Whether each user has a second factor, asked only of those it matters for.
-      const enrolled = new Map(
-        await Promise.all(
-          userIds
-            .filter((userId) =>
-              mfaMatters(
-                graph,
-                rows.filter((row) => row.userId === userId),
-              ),
-            )
-            .map(async (userId) => [userId, (await mfa.enrolment(userId)).enrolled] as const),
+      // Whether each user has a second factor, asked only of those it matters for, all at once.
+      const guarded = userIds.filter((userId) =>
+        mfaMatters(
+          graph,
+          rows.filter((row) => row.userId === userId),
         ),
+      );
+      const enrolments = await mfa.enrolments(guarded);
+      const enrolled = new Map(
+        [...enrolments].map(([userId, enrolment]) => [userId, enrolment.enrolled] as const),
       );
       const byUser = new Map<string, AssignmentView[]>(userIds.map((id) => [id, []]));
       for (const row of rows) {

@@ -49,9 +49,14 @@ lifecycle.run(async () => {
   const reads = createRbacReads({ store, cache });
   const mfa = createMfaStates({ store, cache, directory: mfaDirectory, logger });
   const checks = createPermissionCheckService({ reads, cache, mfa });
-  const policy = createActorPolicy({ checks, assignments: store.assignments, audit: store.audit });
+  const policy = createActorPolicy({
+    checks,
+    assignments: store.assignments,
+    audit: store.audit,
+    mfa,
+  });
   const lastAdmin = createLastAdminRule({ users });
-  const roles = createRoleService({ store, reads, policy, cache, mfa });
+  const roles = createRoleService({ store, reads, policy, cache });
   const assignments = createAssignmentService({
     store,
     reads,

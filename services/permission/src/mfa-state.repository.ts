@@ -10,9 +10,13 @@ export interface MfaStateRow {
 /** The projection of users' second factors (rbac.user_mfa_states). */
 export interface MfaStateRepository {
   find(userId: string): Promise<MfaStateRow | null>;
+  /** The rows of these users that exist, by user id. */
+  findMany(userIds: readonly string[]): Promise<Map<string, MfaStateRow>>;
   /**
-   * Stores the state unless one of the same or a newer version is stored already (a late or
-   * repeated event, or an answer older than an event): true when it was stored.
+   * Stores the state (an answer of the auth service) unless one of the same or a newer version
+   * is stored already (an answer read before another that was stored first): true when it was
+   * stored. A stored version 0 (a backfill, or a state the auth service did not version) is
+   * always replaced, so a stale one can be corrected.
    */
   saveIfNewer(userId: string, state: MfaStateRow): Promise<boolean>;
 }
@@ -27,6 +31,14 @@ export function createMfaStateRepository(db: Prisma.TransactionClient): MfaState
       });
     },
 
+    async findMany(userIds) {
+      const rows = await db.userMfaState.findMany({
+        where: { userId: { in: [...userIds] } },
+        select: { userId: true, enrolled: true, version: true },
+      });
+      return new Map(rows.map(({ userId, enrolled, version }) => [userId, { enrolled, version }]));
+    },
+
     async saveIfNewer(userId, { enrolled, version }) {
       // One statement: two writers at once cannot both pass a separate read.
       const stored = await db.$executeRaw`
@@ -34,7 +46,7 @@ export function createMfaStateRepository(db: Prisma.TransactionClient): MfaState
         VALUES (${userId}::uuid, ${enrolled}, ${version}, now())
         ON CONFLICT (user_id) DO UPDATE
           SET enrolled = EXCLUDED.enrolled, version = EXCLUDED.version, updated_at = now()
-          WHERE "user_mfa_states".version < EXCLUDED.version`;
+          WHERE "user_mfa_states".version < EXCLUDED.version OR "user_mfa_states".version = 0`;
       return stored > 0;
     },
   };

@@ -72,14 +72,31 @@ describe('the MFA policy against PostgreSQL, Redis and RabbitMQ', () => {
     return { userId, role, version };
   }
 
-  const publishChange = (userId: string, mfaEnrolled: boolean, stateVersion: number) =>
-    broker.publish(
-      createEvent('auth.mfa_changed', {
-        userId,
-        change: mfaEnrolled ? 'totp_enabled' : 'totp_disabled',
-        mfaEnrolled,
-        stateVersion,
-      }),
+  /** Publishes auth.mfa_changed saying this; the auth service's state is left as it is. */
+  const publishEvent = async (userId: string, mfaEnrolled: boolean, stateVersion: number) => {
+    const event = createEvent('auth.mfa_changed', {
+      userId,
+      change: mfaEnrolled ? 'totp_enabled' : 'totp_disabled',
+      mfaEnrolled,
+      stateVersion,
+    });
+    await broker.publish(event);
+    return event.id;
+  };
+
+  /** The auth service's state of the user becomes this, and it publishes auth.mfa_changed. */
+  const publishChange = (userId: string, mfaEnrolled: boolean, stateVersion: number) => {
+    services.mfaDirectory.states.set(userId, { enrolled: mfaEnrolled, version: stateVersion });
+    return publishEvent(userId, mfaEnrolled, stateVersion);
+  };
+
+  const handled = async (eventId: string) =>
+    eventually(async () =>
+      expect(
+        await db().rbacProcessedEvent.count({
+          where: { consumer: 'permission.mfa-changed', eventId },
+        }),
+      ).toBe(1),
     );
 
   it('grants the permission once auth.mfa_changed says the user enrolled, and withholds it again when they disable', async () => {
@@ -103,8 +120,8 @@ describe('the MFA policy against PostgreSQL, Redis and RabbitMQ', () => {
       expect(await services.checks.isAllowed(userId, '', 'audit:read')).toBe(false),
     );
     // A late copy of the enrolment changes nothing.
-    await publishChange(userId, true, version + 1);
-    await publishChange(userId, false, version + 2);
+    await publishEvent(userId, true, version + 1);
+    await publishEvent(userId, false, version + 2);
     await eventually(async () =>
       expect(
         await db().rbacProcessedEvent.count({ where: { consumer: 'permission.mfa-changed' } }),
@@ -168,5 +185,51 @@ describe('the MFA policy against PostgreSQL, Redis and RabbitMQ', () => {
     );
     const [after] = (await services.assignments.listAssignments([userId])).get(userId) ?? [];
     expect(after?.mfa).toEqual({ mfaPending: true, graceEndsAt: null, withheld: ['audit:read'] });
+  });
+
+  it('stores what the auth service says, not what a forged event claims', async () => {
+    const { userId, version } = await holderOfGuardedRole(false);
+    expect(await services.checks.isAllowed(userId, '', 'audit:read')).toBe(false);
+    // Anyone with the broker's credential: "enrolled", with the highest version there is.
+    await handled(await publishEvent(userId, true, 2 ** 31 - 1));
+    expect(await db().userMfaState.findUnique({ where: { userId } })).toMatchObject({
+      enrolled: false,
+      version,
+    });
+    expect(await services.checks.isAllowed(userId, '', 'audit:read')).toBe(false);
+    // The real enrolment that follows is not shadowed by the forged version.
+    await handled(await publishChange(userId, true, version + 1));
+    expect(await services.checks.isAllowed(userId, '', 'audit:read')).toBe(true);
+  });
+
+  it('retries an event while the auth service cannot answer, and never trusts it meanwhile', async () => {
+    const { userId, version } = await holderOfGuardedRole(false);
+    expect(await services.checks.isAllowed(userId, '', 'audit:read')).toBe(false);
+    services.mfaDirectory.failing = true;
+    let eventId: string;
+    try {
+      eventId = await publishEvent(userId, true, version + 1);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await services.checks.isAllowed(userId, '', 'audit:read')).toBe(false);
+    } finally {
+      services.mfaDirectory.failing = false;
+    }
+    services.mfaDirectory.states.set(userId, { enrolled: true, version: version + 1 });
+    await handled(eventId);
+    expect(await services.checks.isAllowed(userId, '', 'audit:read')).toBe(true);
+  });
+
+  it('lets any answer of the auth service replace a version-0 row, and no older one a newer', async () => {
+    const userId = newUserId();
+    const states = services.store.mfaStates;
+    expect(await states.saveIfNewer(userId, { enrolled: true, version: 0 })).toBe(true);
+    expect(await states.saveIfNewer(userId, { enrolled: false, version: 0 })).toBe(true);
+    expect(await states.find(userId)).toEqual({ enrolled: false, version: 0 });
+    expect(await states.saveIfNewer(userId, { enrolled: true, version: 5 })).toBe(true);
+    expect(await states.saveIfNewer(userId, { enrolled: false, version: 3 })).toBe(false);
+    expect(await states.saveIfNewer(userId, { enrolled: false, version: 5 })).toBe(false);
+    expect(await states.findMany([userId, newUserId()])).toEqual(
+      new Map([[userId, { enrolled: true, version: 5 }]]),
+    );
   });
 });

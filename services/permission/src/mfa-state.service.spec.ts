@@ -32,8 +32,11 @@ async function setup(options: { gracePeriodSeconds?: number; required?: boolean 
       required: true,
       gracePeriodSeconds: options.gracePeriodSeconds ?? 0,
     });
-  const mfaChanged = (enrolled: boolean, version: number, id = eventId()) =>
-    services.mfa.record({ userId: USER, state: { enrolled, version } }, CONSUMER, id);
+  /** The auth service's state becomes this, and auth.mfa_changed about USER arrives. */
+  const mfaChanged = (enrolled: boolean, version: number, id = eventId()) => {
+    services.directory.states.set(USER, { enrolled, version });
+    return services.mfa.record(USER, CONSUMER, id);
+  };
   const permissions = () => services.checks.effectivePermissions(USER, '');
   return { ...services, clock, ops, reader, mfaChanged, permissions };
 }
@@ -72,9 +75,9 @@ describe('the MFA policy in checks', () => {
     expect(await permissions()).toEqual(['users:read', 'users:write']);
   });
 
-  it('keeps the newest state whatever order events arrive in', async () => {
+  it("keeps the newest state whatever order the auth service's answers are stored in", async () => {
     const { permissions, mfaChanged } = await setup();
-    // Disabled (version 2) arrives before the enrolment (version 1) it followed.
+    // Disabled (version 2) is stored before an answer read earlier (version 1).
     expect(await mfaChanged(false, 2)).toBe(true);
     expect(await mfaChanged(true, 1)).toBe(false);
     expect(await permissions()).toEqual([]);
@@ -98,10 +101,11 @@ describe('the MFA policy in checks', () => {
     directory.states.set(USER, { enrolled: true, version: 4 });
     expect(await permissions()).toEqual(['users:read', 'users:write']);
     expect(store.data.mfaStates[USER]).toEqual({ enrolled: true, version: 4 });
-    // An event older than the answer changes nothing.
-    expect(await mfaChanged(false, 3)).toBe(false);
     expect(await permissions()).toEqual(['users:read', 'users:write']);
     expect(directory.calls).toBe(1);
+    // An answer older than the stored one changes nothing.
+    expect(await mfaChanged(false, 3)).toBe(false);
+    expect(await permissions()).toEqual(['users:read', 'users:write']);
   });
 
   it('fails closed while the auth service cannot answer, and does not remember that answer', async () => {
@@ -114,10 +118,10 @@ describe('the MFA policy in checks', () => {
     expect(await permissions()).toEqual(['users:read', 'users:write']);
   });
 
-  it('asks the auth service for the state when an event carries none (written before it did)', async () => {
+  it('asks the auth service for the state whatever the event carries (written before it did)', async () => {
     const { permissions, directory, mfa } = await setup();
     directory.states.set(USER, { enrolled: true, version: 2 });
-    expect(await mfa.record({ userId: USER, state: null }, CONSUMER, eventId())).toBe(true);
+    expect(await mfa.record(USER, CONSUMER, eventId())).toBe(true);
     expect(await permissions()).toEqual(['users:read', 'users:write']);
   });
 
@@ -189,8 +193,8 @@ describe('setMfaRequirement', () => {
     expect(store.data.roles.find((role) => role.id === ops.id)?.mfa.required).toBe(false);
   });
 
-  it('refuses a requirement that would take roles:manage from its author at once', async () => {
-    const { roles, users, assignments, store, directory } = await setup({ required: false });
+  it('is refused to an author without a second factor, whichever way it changes', async () => {
+    const { roles, users, assignments, store, directory, mfa } = await setup({ required: false });
     users.users.set(WEAK, 'active');
     const admins = await roles.createRole(PLATFORM, {
       name: 'admins',
@@ -200,14 +204,29 @@ describe('setMfaRequirement', () => {
     });
     await assignments.assign(PLATFORM, WEAK, { id: admins.id }, '');
     const author = { id: WEAK };
+    const refused = { code: 'FORBIDDEN', reason: 'MFA_REQUIRED_TO_CHANGE_POLICY' };
+    // While the auth service cannot say: fail closed.
+    directory.failing = true;
     await expect(
-      roles.setMfaRequirement(author, admins.id, { required: true, gracePeriodSeconds: 0 }),
-    ).rejects.toMatchObject({ code: 'BAD_USER_INPUT', field: 'gracePeriodSeconds' });
+      roles.setMfaRequirement(author, admins.id, { required: true, gracePeriodSeconds: 600 }),
+    ).rejects.toMatchObject(refused);
+    directory.failing = false;
+    // Without a factor, even with a grace period: the author, too, must be able to undo it.
+    for (const gracePeriodSeconds of [0, 1, 600])
+      await expect(
+        roles.setMfaRequirement(author, admins.id, { required: true, gracePeriodSeconds }),
+      ).rejects.toMatchObject(refused);
     expect(store.data.roles.find((role) => role.id === admins.id)?.mfa.required).toBe(false);
-    // With a grace period they have time to set up a second factor; with one, no grace is needed.
-    await roles.setMfaRequirement(author, admins.id, { required: true, gracePeriodSeconds: 600 });
+    expect(store.data.audit.at(-1)).toMatchObject({
+      actorId: WEAK,
+      action: 'access.refused',
+      target: `role:${admins.id}`,
+      details: { attempted: 'role.updated' },
+    });
+    // Once they enrol, no grace is needed: the requirement withholds nothing from them.
     directory.states.set(WEAK, { enrolled: true, version: 1 });
-    store.data.mfaStates = {};
+    await mfa.record(WEAK, CONSUMER, eventId());
     await roles.setMfaRequirement(author, admins.id, { required: true, gracePeriodSeconds: 0 });
+    await roles.setMfaRequirement(author, admins.id, { required: false, gracePeriodSeconds: 0 });
   });
 });

@@ -10,11 +10,7 @@ export interface Enrolment {
   known: boolean;
 }
 
-/** What an auth.mfa_changed event says; the state is absent in events from before it was added. */
-export interface MfaChange {
-  userId: string;
-  state: MfaStateRow | null;
-}
+const UNKNOWN: Enrolment = Object.freeze({ enrolled: false, known: false });
 
 /** Users' second factors as the MFA policy needs them (the auth service owns the factors). */
 export interface MfaStates {
@@ -25,11 +21,20 @@ export interface MfaStates {
    */
   enrolment(userId: string): Promise<Enrolment>;
   /**
-   * Records an auth.mfa_changed event (once per event id; an older state than the stored one is
-   * ignored) and forgets the user's cached permissions: true when the state stored changed. An
-   * event without the state asks the auth service for the current one.
+   * The same for several users at once, by user id: one read of the projection, one
+   * GetMfaStatus for the users it has no row of.
    */
-  record(change: MfaChange, consumer: string, eventId: string): Promise<boolean>;
+  enrolments(userIds: readonly string[]): Promise<Map<string, Enrolment>>;
+  /**
+   * Follows an auth.mfa_changed event about the user (once per event id). The event is only a
+   * signal: anyone holding the broker's credential could publish one, so what it says is never
+   * stored. The user's current state and version are asked of the auth service and stored
+   * unless a newer version is stored already (a version-0 row, backfilled or from before the
+   * auth service versioned states, is replaced by any answer); the user's cached permissions
+   * are forgotten. When the auth service cannot answer, this throws: the delivery fails and is
+   * retried, never trusted. True when the state stored changed.
+   */
+  record(userId: string, consumer: string, eventId: string): Promise<boolean>;
 }
 
 export function createMfaStates(deps: {
@@ -39,28 +44,45 @@ export function createMfaStates(deps: {
   logger: Pick<Logger, 'warn'>;
 }): MfaStates {
   const { store, cache, directory, logger } = deps;
-  return {
-    async enrolment(userId) {
-      const row = await store.mfaStates.find(userId);
-      if (row) return { enrolled: row.enrolled, known: true };
-      try {
-        const state = await directory.stateOf(userId);
-        // Versioned like an event's: an event that overtook this answer keeps its newer state.
+
+  async function enrolments(requested: readonly string[]): Promise<Map<string, Enrolment>> {
+    const userIds = [...new Set(requested)];
+    const answers = new Map<string, Enrolment>();
+    if (userIds.length === 0) return answers;
+    const rows = await store.mfaStates.findMany(userIds);
+    for (const [userId, row] of rows) answers.set(userId, { enrolled: row.enrolled, known: true });
+    const missing = userIds.filter((userId) => !rows.has(userId));
+    if (missing.length === 0) return answers;
+    try {
+      const states = await directory.statesOf(missing);
+      for (const userId of missing) {
+        const state = states.get(userId) ?? { enrolled: false, version: 0 };
+        // Versioned like the consumer's answers: one stored meanwhile with a newer version stays.
         await store.mfaStates.saveIfNewer(userId, state);
-        return { enrolled: state.enrolled, known: true };
-      } catch (error) {
-        logger.warn(
-          { err: error, userId },
-          'auth service could not say whether the user has a second factor; withholding what needs one',
-        );
-        return { enrolled: false, known: false };
+        answers.set(userId, { enrolled: state.enrolled, known: true });
       }
+    } catch (error) {
+      logger.warn(
+        { err: error, userIds: missing },
+        'auth service could not say whether users have a second factor; withholding what needs one',
+      );
+      for (const userId of missing) answers.set(userId, UNKNOWN);
+    }
+    return answers;
+  }
+
+  return {
+    enrolments,
+
+    async enrolment(userId) {
+      return (await enrolments([userId])).get(userId) ?? UNKNOWN;
     },
 
-    async record({ userId, state }, consumer, eventId) {
+    async record(userId, consumer, eventId) {
       // Asked before the transaction (no connection held while waiting for the auth service); a
       // failure fails the delivery, which is retried.
-      const current = state ?? (await directory.stateOf(userId));
+      const current: MfaStateRow | undefined = (await directory.statesOf([userId])).get(userId);
+      if (!current) throw new Error(`auth service answered no MFA state for user ${userId}`);
       const changed = await store.transaction(async (tx) => {
         if (!(await tx.outbox.processOnce(consumer, eventId))) return false;
         const before = await tx.mfaStates.find(userId);

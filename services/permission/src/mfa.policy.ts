@@ -106,7 +106,8 @@ const inScope = (assignment: AssignedRoleRef, scope: string) =>
 /**
  * What the user's assignments grant in `scope` at `now` (the global ones in every scope). With a
  * second factor (`enrolled`), everything their roles grant; without, what comes through a role
- * requiring MFA only while its grace period lasts.
+ * requiring MFA only while its grace period lasts, or, with `graceOver`, not at all (what the
+ * user holds as if every grace period had ended: what they may pass on, see actor.policy.ts).
  */
 export function grantOf(input: {
   graph: RoleGraph;
@@ -114,9 +115,11 @@ export function grantOf(input: {
   scope: string;
   enrolled: boolean;
   now: Date;
+  graceOver?: boolean;
 }): Grant {
   const { graph, enrolled } = input;
-  const now = input.now.getTime();
+  // Every grace period ended: only paths without a requirement stay open (`until` is OPEN).
+  const now = input.graceOver ? Number.MAX_VALUE : input.now.getTime();
   const granted = new Set<string>();
   const gated = new Set<string>();
   let validUntil = OPEN;

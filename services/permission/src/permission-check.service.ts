@@ -1,4 +1,5 @@
 import { isGranted } from '@platform/permissions';
+import type { AssignmentRow } from './assignment.repository';
 import { grantOf, mfaMatters } from './mfa.policy';
 import type { MfaStates } from './mfa-state.service';
 import type { CacheEntry, PermissionCache } from './permission.cache';
@@ -14,12 +15,24 @@ export interface PermissionCheckService {
   isAllowed(userId: string, scope: string, permission: string): Promise<boolean>;
   /** One answer per permission, in the same order. */
   areAllowed(userId: string, scope: string, permissions: readonly string[]): Promise<boolean[]>;
+  /**
+   * What the user holds in `scope` as if every MFA grace period had ended: what comes through
+   * a role requiring MFA counts only when the user is known to have a second factor (fail
+   * closed). What the user may pass on or use to weaken the policy (actor.policy.ts). Not cached.
+   */
+  permissionsWithoutGrace(userId: string, scope: string): Promise<string[]>;
+  /**
+   * Everything the user's roles grant in `scope`, as if they had a second factor: how strong
+   * a user is, for the rule against acting on a stronger one (an unenrolled admin is still an
+   * admin). Not cached.
+   */
+  fullGrant(userId: string, scope: string): Promise<string[]>;
 }
 
 export function createPermissionCheckService(deps: {
   reads: Pick<RbacReads, 'assignments'>;
   cache: Pick<PermissionCache, 'get' | 'getMany'>;
-  mfa: Pick<MfaStates, 'enrolment'>;
+  mfa: Pick<MfaStates, 'enrolment' | 'enrolments'>;
   clock?: () => Date;
 }): PermissionCheckService {
   const { reads, cache, mfa } = deps;
@@ -46,10 +59,72 @@ export function createPermissionCheckService(deps: {
     return cache.get(userId, scope, () => load(userId, scope));
   }
 
+  /**
+   * The loads of several users' entries: the first one the cache misses reads every user's
+   * assignments and asks for the second factors of those it matters for at once (one read of
+   * the projection, one GetMfaStatus for the users it has no row of, not one per user); the
+   * other misses wait for that. Users the cache answered are part of the batch too: a wider
+   * read, never more calls.
+   */
+  function batchedLoad(userIds: readonly string[], scope: string) {
+    let batch: Promise<Map<string, CacheEntry>> | undefined;
+    const loadAll = async (): Promise<Map<string, CacheEntry>> => {
+      const { graph, rows } = await reads.assignments(userIds);
+      const now = clock();
+      const rowsOf = new Map<string, AssignmentRow[]>(userIds.map((userId) => [userId, []]));
+      for (const row of rows) rowsOf.get(row.userId)?.push(row);
+      const guarded = [...rowsOf].filter(([, own]) => mfaMatters(graph, own));
+      const enrolments = await mfa.enrolments(guarded.map(([userId]) => userId));
+      const entries = new Map<string, CacheEntry>();
+      for (const [userId, own] of rowsOf) {
+        const enrolment = enrolments.get(userId) ?? { enrolled: true, known: true };
+        const grant = grantOf({
+          graph,
+          assignments: own,
+          scope,
+          enrolled: enrolment.enrolled,
+          now,
+        });
+        entries.set(userId, {
+          permissions: grant.permissions,
+          validUntil: enrolment.known ? grant.validUntil : now,
+        });
+      }
+      return entries;
+    };
+    return async (userId: string): Promise<CacheEntry> => {
+      batch ??= loadAll();
+      return (await batch).get(userId) ?? load(userId, scope);
+    };
+  }
+
+  /** What the user's roles grant in `scope`, with or without the grace periods, uncached. */
+  async function grantNow(userId: string, scope: string, mode: 'without-grace' | 'full') {
+    const { graph, rows } = await reads.assignments([userId]);
+    const now = clock();
+    if (mode === 'full' || !mfaMatters(graph, rows))
+      return grantOf({ graph, assignments: rows, scope, enrolled: true, now }).permissions;
+    const { enrolled, known } = await mfa.enrolment(userId);
+    return grantOf({
+      graph,
+      assignments: rows,
+      scope,
+      enrolled: enrolled && known,
+      now,
+      graceOver: true,
+    }).permissions;
+  }
+
   return {
     effectivePermissions,
     effectivePermissionsOf(userIds, scope) {
-      return cache.getMany(userIds, scope, (userId) => load(userId, scope));
+      return cache.getMany(userIds, scope, batchedLoad(userIds, scope));
+    },
+    permissionsWithoutGrace(userId, scope) {
+      return grantNow(userId, scope, 'without-grace');
+    },
+    fullGrant(userId, scope) {
+      return grantNow(userId, scope, 'full');
     },
     async isAllowed(userId, scope, permission) {
       return isGranted(await effectivePermissions(userId, scope), permission);

@@ -26,13 +26,11 @@ export async function startPermissionConsumers(deps: {
   await broker.consume({
     queue: `${deps.queuePrefix}.${MFA_CHANGED_CONSUMER}`,
     events: ['auth.mfa_changed'],
+    // Only a signal: the state is read from the auth service (MfaStates.record), never taken
+    // from the event (any holder of the broker's credential could publish one); while the auth
+    // service cannot answer, the delivery fails and is retried.
     async handle(event) {
-      const { userId, mfaEnrolled, stateVersion } = event.payload;
-      const state =
-        mfaEnrolled === undefined || stateVersion === undefined
-          ? null
-          : { enrolled: mfaEnrolled, version: stateVersion };
-      await mfa.record({ userId, state }, MFA_CHANGED_CONSUMER, event.id);
+      await mfa.record(event.payload.userId, MFA_CHANGED_CONSUMER, event.id);
     },
   });
 }

@@ -1,16 +1,10 @@
 import { AppError } from '@platform/errors';
 import { createEvent, type EventPayload } from '@platform/events';
-import {
-  BUILT_IN_ROLES,
-  isGranted,
-  PERMISSION_CATALOGUE,
-  PERMISSIONS,
-} from '@platform/permissions';
+import { BUILT_IN_ROLES, PERMISSION_CATALOGUE } from '@platform/permissions';
 import type { Actor, ActorPolicy } from './actor.policy';
 import type { AuditRecord } from './audit.repository';
 import { ADMIN_ROLE } from './last-admin.rule';
-import { grantOf, type MfaRequirement } from './mfa.policy';
-import type { MfaStates } from './mfa-state.service';
+import type { MfaRequirement } from './mfa.policy';
 import type { PermissionCache } from './permission.cache';
 import type { RbacReads } from './rbac.reads';
 import { RoleGraph, type RoleNode, type RoleView } from './role.graph';
@@ -122,7 +116,6 @@ export function createRoleService({
   reads,
   policy,
   cache,
-  mfa,
   clock = () => new Date(),
 }: {
   store: RbacStore;
@@ -130,40 +123,8 @@ export function createRoleService({
   reads: Pick<RbacReads, 'graph'>;
   policy: ActorPolicy;
   cache: Pick<PermissionCache, 'forgetRoles' | 'forgetRoleGraph'>;
-  /** Whether the actor has a second factor (a requirement must not lock its author out). */
-  mfa: Pick<MfaStates, 'enrolment'>;
   clock?: () => Date;
 }): RoleService {
-  /**
-   * Refuses a requirement that would take `roles:manage` from the actor at once (no second
-   * factor, no grace left): nobody could manage roles any more to undo it if they were the
-   * only one who can.
-   */
-  async function requireNotLockedOut(
-    tx: RbacTransaction,
-    actor: Actor,
-    roleId: string,
-    before: RoleGraph,
-    after: RoleGraph,
-  ): Promise<void> {
-    if (actor.id === null) return;
-    const rows = await tx.assignments.listForUsers([actor.id]);
-    // Only a role the actor holds (or inherits) can take something from them.
-    if (!before.ancestry(rows.map((row) => row.roleId)).has(roleId)) return;
-    const now = clock();
-    const { enrolled } = await mfa.enrolment(actor.id);
-    const manages = (graph: RoleGraph) =>
-      isGranted(
-        grantOf({ graph, assignments: rows, scope: '', enrolled, now }).permissions,
-        PERMISSIONS['roles:manage'],
-      );
-    if (manages(before) && !manages(after))
-      throw AppError.badInput(
-        'gracePeriodSeconds',
-        'would withhold roles:manage from you at once: set up a second factor first, or give a grace period',
-      );
-  }
-
   return {
     async seed() {
       const changed = await store.transaction(async (tx) => {
@@ -291,12 +252,11 @@ export function createRoleService({
         const graph = await tx.roles.loadGraph();
         const before = graph.get(id);
         if (!before) throw AppError.notFound('Role');
-        // Like any change of the role: only someone who could grant all it grants may make its
-        // permissions harder (or easier) to use.
-        await policy.requireMayGrant(actor, graph.view(before).effectivePermissions, '', {
-          action: 'role.updated',
-          target: `role:${id}`,
-        });
+        // Like any change of the role: only someone who could grant all it grants (without
+        // counting what they hold only through a grace period) may make its permissions harder
+        // (or easier) to use.
+        const attempt = { action: 'role.updated', target: `role:${id}` };
+        await policy.requireMayGrant(actor, graph.view(before).effectivePermissions, '', attempt);
         const requirement: MfaRequirement = {
           required: change.required,
           gracePeriodSeconds: change.gracePeriodSeconds,
@@ -311,8 +271,12 @@ export function createRoleService({
           before.mfa.required === requirement.required &&
           before.mfa.gracePeriodSeconds === requirement.gracePeriodSeconds;
         if (same) return graph.view(before);
+        // Any change needs the actor to have a second factor: switching a requirement off or
+        // lengthening its grace (a password alone must not weaken the policy, nor restart
+        // everybody's grace by switching it off and on), switching it on or shortening its
+        // grace (the author can always undo it: the requirement never withholds from them).
+        await policy.requireSecondFactor(actor, attempt);
         const next = new RoleGraph(graph.all().map((role) => (role.id === id ? after : role)));
-        if (requirement.required) await requireNotLockedOut(tx, actor, id, graph, next);
         await tx.roles.setMfaRequirement(id, requirement);
         await recordRoleChange(tx, actor, after, 'updated', {
           before: mfaSummary(before.mfa),

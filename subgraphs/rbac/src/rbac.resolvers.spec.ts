@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { permissionV1 } from '@platform/proto';
-import { createUserAccessLoader } from './rbac.resolvers';
+import { createAuthorizer } from '@platform/subgraph';
+import type { Identity } from '@platform/tokens';
+import {
+  createUserAccessLoader,
+  rbacResolvers,
+  type AssignedRole,
+  type RbacContext,
+} from './rbac.resolvers';
 
 const [ALICE, BOB] = [
   '00000000-0000-4000-8000-000000000001',
@@ -105,5 +112,62 @@ describe('createUserAccessLoader', () => {
     expect(global).toEqual(['users:read']);
     expect(tenant).toEqual(['audit:read', 'users:read']);
     expect(calls.sort()).toEqual([`${ALICE} tenant:a`, `${BOB},${ALICE} global`]);
+  });
+});
+
+describe('User.roles: how the MFA policy stands on them', () => {
+  const CAROL = '00000000-0000-4000-8000-000000000003';
+  const pending = {
+    mfaPending: true,
+    mfaGraceEndsAt: new Date('2030-01-01T00:00:00Z'),
+    withheldPermissions: ['audit:read'],
+  };
+
+  /** Carol holds a role she has no second factor for; `viewer` holds `permissions`. */
+  function readAs(viewer: string, permissions: string[]) {
+    const context = {
+      viewer: { userId: viewer },
+      authz: createAuthorizer({ userId: viewer } as Identity, async (_userId, asked) =>
+        asked.map((permission) => permissions.includes(permission)),
+      ),
+      access: {
+        async assignments(userId: string): Promise<AssignedRole[]> {
+          return userId === CAROL
+            ? [{ role: VIEWER, scope: '', assignedAt: undefined, ...pending }]
+            : [];
+        },
+        async permissions() {
+          return [];
+        },
+      },
+    } as unknown as RbacContext;
+    return rbacResolvers.User.roles({ id: CAROL }, undefined, context);
+  }
+
+  it('shows it to the user themself and to a holder of users:read', async () => {
+    for (const [viewer, permissions] of [
+      [CAROL, []],
+      [ALICE, ['roles:read', 'users:read']],
+    ] as const)
+      expect(await readAs(viewer, [...permissions])).toEqual([
+        expect.objectContaining({
+          mfaPending: true,
+          mfaGraceEndsAt: pending.mfaGraceEndsAt,
+          withheldPermissions: ['audit:read'],
+        }),
+      ]);
+  });
+
+  it('answers "nothing pending" to a holder of roles:read alone (it would tell their second factor)', async () => {
+    expect(await readAs(ALICE, ['roles:read'])).toEqual([
+      {
+        role: VIEWER,
+        scope: null,
+        assignedAt: undefined,
+        mfaPending: false,
+        mfaGraceEndsAt: null,
+        withheldPermissions: [],
+      },
+    ]);
   });
 });

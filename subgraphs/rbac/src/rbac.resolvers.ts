@@ -254,15 +254,21 @@ export const rbacResolvers = {
 
   User: {
     async roles(user: { id: string }, _: unknown, context: RbacContext) {
-      await context.authz.requireSelfOr(user.id, PERMISSIONS['roles:read']);
+      const viewer = await context.authz.requireSelfOr(user.id, PERMISSIONS['roles:read']);
+      // How the MFA policy stands on the assignments tells whether the user has a second
+      // factor: like User.mfaEnrolled, only for themself or a holder of users:read (roles:read
+      // alone shows what roles they hold). Others read the values of "nothing pending" (the
+      // fields are non-null in the contract).
+      const seesMfa =
+        viewer.userId === user.id || (await context.authz.can(PERMISSIONS['users:read']));
       const assignments = await context.access.assignments(user.id);
       return assignments.map((assignment) => ({
         role: assignment.role,
         scope: assignment.scope || null,
         assignedAt: assignment.assignedAt,
-        mfaPending: assignment.mfaPending,
-        mfaGraceEndsAt: assignment.mfaGraceEndsAt ?? null,
-        withheldPermissions: assignment.withheldPermissions,
+        mfaPending: seesMfa && assignment.mfaPending,
+        mfaGraceEndsAt: seesMfa ? (assignment.mfaGraceEndsAt ?? null) : null,
+        withheldPermissions: seesMfa ? assignment.withheldPermissions : [],
       }));
     },
     async permissions(

@@ -212,9 +212,17 @@ function fakeMfaStates(data: FakeRbacData): MfaStateRepository {
       const row = data.mfaStates[userId];
       return row ? { ...row } : null;
     },
+    async findMany(userIds) {
+      return new Map(
+        userIds.flatMap((userId) => {
+          const row = data.mfaStates[userId];
+          return row ? [[userId, { ...row }] as const] : [];
+        }),
+      );
+    },
     async saveIfNewer(userId, state) {
       const stored = data.mfaStates[userId];
-      if (stored && stored.version >= state.version) return false;
+      if (stored && stored.version !== 0 && stored.version >= state.version) return false;
       data.mfaStates[userId] = { ...state };
       return true;
     },
@@ -368,21 +376,29 @@ export function createFakeUserDirectory(
 
 /**
  * The auth service's answers about second factors, by user id (absent: none, version 0);
- * `failing` makes it unreachable.
+ * `failing` makes it unreachable. `calls`: GetMfaStatus calls; `asked`: the user ids of each.
  */
 export function createFakeMfaDirectory(): MfaDirectory & {
   states: Map<string, MfaStateRow>;
   failing: boolean;
   calls: number;
+  asked: string[][];
 } {
   const directory = {
     states: new Map<string, MfaStateRow>(),
     failing: false,
     calls: 0,
-    async stateOf(userId: string) {
+    asked: [] as string[][],
+    async statesOf(userIds: readonly string[]) {
       directory.calls++;
+      directory.asked.push([...userIds]);
       if (directory.failing) throw AppError.unavailable('auth service unreachable');
-      return directory.states.get(userId) ?? { enrolled: false, version: 0 };
+      return new Map(
+        userIds.map((userId) => [
+          userId,
+          { ...(directory.states.get(userId) ?? { enrolled: false, version: 0 }) },
+        ]),
+      );
     },
   };
   return directory;
@@ -409,7 +425,12 @@ export function createFakePermissionServices(options: { clock?: () => Date } = {
   const reads = createRbacReads({ store, cache });
   const mfa = createMfaStates({ store, cache, directory, logger: { warn() {} } });
   const checks = createPermissionCheckService({ reads, cache, mfa, clock });
-  const policy = createActorPolicy({ checks, assignments: store.assignments, audit: store.audit });
+  const policy = createActorPolicy({
+    checks,
+    assignments: store.assignments,
+    audit: store.audit,
+    mfa,
+  });
   const lastAdmin = createLastAdminRule({ users });
   return {
     store,
@@ -420,7 +441,7 @@ export function createFakePermissionServices(options: { clock?: () => Date } = {
     leaving: store.leaving,
     checks,
     policy,
-    roles: createRoleService({ store, reads, policy, cache, mfa, clock }),
+    roles: createRoleService({ store, reads, policy, cache, clock }),
     assignments: createAssignmentService({
       store,
       reads,

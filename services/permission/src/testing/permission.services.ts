@@ -82,12 +82,13 @@ export function useTestServices(): TestServices {
         checks,
         assignments: store.assignments,
         audit: store.audit,
+        mfa,
       });
       return {
         checks,
         policy,
         mfa,
-        roles: createRoleService({ store, reads, policy, cache, mfa }),
+        roles: createRoleService({ store, reads, policy, cache }),
         assignments: createAssignmentService({
           store,
           reads,
