@@ -77,18 +77,21 @@ export function createOidcClient(options: OidcClientOptions): OidcClient {
     const auth = provider.clientSecret
       ? client.ClientSecretBasic(provider.clientSecret)
       : client.None();
-    const execute: ((config: client.Configuration) => void)[] = [];
+    // Every ID token's signature is checked against the provider's JWKS, also the ones the token
+    // endpoint answers (the library otherwise relies on TLS for those, OIDC Core 3.1.3.7).
+    const execute: ((config: client.Configuration) => void)[] = [client.enableNonRepudiationChecks];
     if (options.allowHttp && provider.issuer.startsWith('http:'))
       execute.push(client.allowInsecureRequests);
-    if (options.fetch) {
-      const custom = options.fetch;
-      execute.push((config) => {
-        config[client.customFetch] = (url, init) => custom(url, init);
-      });
-    }
+    const custom = options.fetch;
     return client.discovery(new URL(provider.issuer), provider.clientId, undefined, auth, {
       execute,
       timeout: options.timeoutSeconds ?? 10,
+      ...(custom
+        ? {
+            [client.customFetch]: (url: string, init: client.CustomFetchOptions) =>
+              custom(url, init),
+          }
+        : {}),
     });
   }
 
