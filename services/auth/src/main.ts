@@ -136,6 +136,7 @@ lifecycle.run(async () => {
   });
   if (!env.MFA_ENCRYPTION_KEYS)
     logger.warn('MFA_ENCRYPTION_KEYS is unset: TOTP secrets are sealed with the development key');
+  const linkedAccounts = createLinkedAccountRepository(db);
   const passkeys = createPasskeyService({
     passkeys: passkeyRepository,
     challenges: createPasskeyChallengeRepository(redis),
@@ -147,6 +148,7 @@ lifecycle.run(async () => {
       relyingParty: relyingPartyOf(env),
       challengeTtlSeconds: env.WEBAUTHN_CHALLENGE_TTL,
     },
+    canStillSignIn: (tx, userId) => linkedAccounts.canSignIn(tx, userId),
   });
   if (!env.WEBAUTHN_RP_ID)
     logger.warn('WEBAUTHN_RP_ID is unset: passkeys are bound to localhost (development only)');
@@ -156,7 +158,7 @@ lifecycle.run(async () => {
     providers: oidcProviders,
     oidc: createOidcClient({ logger, allowHttp: env.NODE_ENV !== 'production' }),
     states: createOidcStateRepository(redis),
-    links: createLinkedAccountRepository(db),
+    links: linkedAccounts,
     mfa,
     guard,
     sessions,

@@ -28,12 +28,21 @@ export interface LinkedAccountRepository {
   remove(tx: AuthTx, userId: string, id: string): Promise<boolean>;
   /** Whether the user can sign in another way: a password or a passkey. */
   hasOtherMethod(tx: AuthTx, userId: string): Promise<boolean>;
+  /** Whether the user can sign in at all: a password, a passkey or a linked account. */
+  canSignIn(tx: AuthTx, userId: string): Promise<boolean>;
 }
 
 const isUniqueViolation = (error: unknown) =>
   error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
 
 export function createLinkedAccountRepository(db: PrismaClient): LinkedAccountRepository {
+  async function hasOtherMethod(tx: AuthTx, userId: string) {
+    const [credential, passkeys] = await Promise.all([
+      tx.credential.findUnique({ where: { userId }, select: { userId: true } }),
+      tx.passkey.count({ where: { userId } }),
+    ]);
+    return credential !== null || passkeys > 0;
+  }
   return {
     findBySubject(provider, subject) {
       return db.linkedAccount.findUnique({ where: { provider_subject: { provider, subject } } });
@@ -66,12 +75,10 @@ export function createLinkedAccountRepository(db: PrismaClient): LinkedAccountRe
       const { count } = await tx.linkedAccount.deleteMany({ where: { id, userId } });
       return count === 1;
     },
-    async hasOtherMethod(tx, userId) {
-      const [credential, passkeys] = await Promise.all([
-        tx.credential.findUnique({ where: { userId }, select: { userId: true } }),
-        tx.passkey.count({ where: { userId } }),
-      ]);
-      return credential !== null || passkeys > 0;
+    hasOtherMethod,
+    async canSignIn(tx, userId) {
+      if (await hasOtherMethod(tx, userId)) return true;
+      return (await tx.linkedAccount.count({ where: { userId } })) > 0;
     },
   };
 }

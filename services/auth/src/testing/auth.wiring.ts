@@ -183,6 +183,7 @@ function wire(parts: Parts, options: WiringOptions) {
     sessions,
     transactions,
     policy: { relyingParty: TEST_RELYING_PARTY, challengeTtlSeconds: 120 },
+    canStillSignIn: (tx, userId) => parts.links.canSignIn(tx, userId),
     clock: clock.now,
   });
   const oidc = createOidcService({

@@ -54,6 +54,9 @@ export function createFakeLinkedAccountRepository(
     hasOtherMethod(_tx, userId) {
       return otherMethod(userId);
     },
+    async canSignIn(_tx, userId) {
+      return (await otherMethod(userId)) || ofUser(userId).length > 0;
+    },
   };
 }
 
