@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import type { TestOidcProvider } from '@platform/oidc-testing';
 import { startTestSmtpServer, type TestSmtpServer } from '@platform/testing';
 import { generate } from 'otplib';
@@ -25,6 +26,15 @@ const REAUTH = 'mutation ($p: String) { reauthenticate(password: $p) { recentUnt
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A loopback port nothing listens on (taken, then let go). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 describe('sign-in with an external OpenID Connect provider, through the gateway', () => {
   let platform: Platform;
   let gateway: string;
@@ -43,6 +53,10 @@ describe('sign-in with an external OpenID Connect provider, through the gateway'
         REAUTH_WINDOW_SECONDS: String(REAUTH_WINDOW),
         PASSWORD_GUESSES_PER_CLIENT: String(GUESSES_PER_CLIENT),
         ...providers.env,
+        // A third provider whose issuer cannot be reached: the service must start and serve anyway.
+        OIDC_PROVIDERS: `${providers.env['OIDC_PROVIDERS']},down`,
+        OIDC_DOWN_ISSUER: `http://127.0.0.1:${await closedPort()}`,
+        OIDC_DOWN_CLIENT_ID: 'platform-down',
       },
       'notification-service': { SMTP_URL: smtp.url },
     });
@@ -83,7 +97,11 @@ describe('sign-in with an external OpenID Connect provider, through the gateway'
       undefined,
       '{ oidcProviders { name } }',
     );
-    expect(listed.data?.oidcProviders).toEqual([{ name: 'idp' }, { name: 'spare' }]);
+    expect(listed.data?.oidcProviders).toEqual([
+      { name: 'idp' },
+      { name: 'spare' },
+      { name: 'down' },
+    ]);
 
     const begun = await oidc.begin('idp');
     const url = new URL(begun.data!.oidcAuthorizationUrl.url);
@@ -275,6 +293,15 @@ describe('sign-in with an external OpenID Connect provider, through the gateway'
     expect(errorOf(disabled)).toBeUndefined();
     const refused = await oidc.signInAs(dora.sub);
     expect(errorOf(refused)).toMatchObject({ code: 'UNAUTHENTICATED' });
+  });
+
+  it('answers SERVICE_UNAVAILABLE for a provider that cannot be reached, while the others and the service go on', async () => {
+    const down = await oidc.begin('down');
+    expect(errorOf(down)).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+    expect(errorOf(down)?.['retryAfter']).toBeGreaterThan(0);
+    const completion = await oidc.complete('down', 'a-code', 'a-state');
+    expect(errorOf(completion)).toMatchObject({ code: 'UNAUTHENTICATED' });
+    await signedInAs(oidc.person().sub);
   });
 
   it('limits failed completions per address and provider: RATE_LIMITED with retryAfter past the limit', async () => {
