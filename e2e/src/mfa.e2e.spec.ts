@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startTestSmtpServer, type TestSmtpServer } from '@platform/testing';
+import { startTestSmtpServer, type TestSmtpServer } from '@platform/testing';
 import { graphql, signUp, type GraphQLResponse, type SignedIn } from './graphql.client';
 import {
   BEGIN_TOTP as BEGIN,
@@ -11,6 +11,7 @@ import {
   mfaAuthEnv,
 } from './mfa.helpers';
 import { startPlatform, stopPlatform, type Platform } from './platform.harness';
+import { expectSecurityNotice } from './security-notices';
 
 const PASSWORD = 'correct horse battery';
 /** Managing factors needs a sign-in or re-authentication this recent (seconds); short to test it. */
@@ -27,7 +28,6 @@ const VERIFY = `mutation ($challenge: String!, $code: String!) {
   verifyMfa(challenge: $challenge, code: $code) { accessToken refreshToken deviceToken user { id email } } }`;
 const LOGIN = `mutation ($email: String!, $password: String!) {
   login(email: $email, password: $password) { accessToken } }`;
-const INBOX = '{ me { notifications(first: 20) { edges { node { type title body } } } } }';
 
 type SignInResult =
   | { __typename: 'AuthPayload'; accessToken: string; deviceToken: string; user: { id: string } }
@@ -85,22 +85,8 @@ describe('multi-factor sign-in through the gateway', () => {
     }>(undefined, VERIFY, { challenge, code });
 
   /** The user's in-app notice with this title, and the email that carried it. */
-  async function noticeDelivered(who: SignedIn, email: string, title: string) {
-    await eventually(async () => {
-      const inbox = await as<{
-        me: { notifications: { edges: { node: { type: string; title: string } }[] } };
-      }>(who, INBOX);
-      expect(inbox.data?.me.notifications.edges.map((edge) => edge.node)).toContainEqual(
-        expect.objectContaining({ type: 'security.mfa', title }),
-      );
-    }, 15_000);
-    await eventually(() => {
-      const mail = smtp.received.find(
-        (m) => m.to === email && m.raw.replace(/=\r?\n/g, '').includes(title),
-      );
-      if (!mail) throw new Error(`no mail "${title}" to ${email} yet`);
-    }, 15_000);
-  }
+  const noticeDelivered = (who: SignedIn, email: string, title: string) =>
+    expectSecurityNotice(gateway, smtp, who, email, title);
 
   it('turns TOTP on: a secret and otpauth URI, then 10 recovery codes for a right first code, and a notice', async () => {
     const account = await signUp(gateway, 'ada@example.com', PASSWORD);

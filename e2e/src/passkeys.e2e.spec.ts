@@ -4,13 +4,14 @@ import type { AddressInfo } from 'node:net';
 import { generate } from 'otplib';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startTestSmtpServer, type TestSmtpServer } from '@platform/testing';
+import { startTestSmtpServer, type TestSmtpServer } from '@platform/testing';
 import {
   createSoftwareAuthenticator,
   type SoftwareAuthenticator,
 } from '@platform/webauthn-testing';
 import { graphql, signIn, signUp, type GraphQLResponse, type SignedIn } from './graphql.client';
 import { ADMIN, startPlatform, stopPlatform, type Platform } from './platform.harness';
+import { expectSecurityNotice } from './security-notices';
 
 const PASSWORD = 'correct horse battery';
 /** Where the software authenticator's "browser" runs. */
@@ -32,7 +33,6 @@ const FINISH_LOGIN = `mutation ($response: String!) {
 const MY_PASSKEYS = '{ myPasskeys { id name lastUsedAt } }';
 const REMOVE = 'mutation ($id: ID!) { removePasskey(id: $id) }';
 const REAUTH = 'mutation ($p: String) { reauthenticate(password: $p) { recentUntil } }';
-const INBOX = '{ me { notifications(first: 20) { edges { node { type title body } } } } }';
 
 interface FinishedLogin {
   finishPasskeyLogin: {
@@ -136,22 +136,8 @@ describe('passkeys through the gateway', () => {
   }
 
   /** The user's in-app notice with this title, and the email that carried it. */
-  async function noticeDelivered(who: SignedIn, email: string, title: string) {
-    await eventually(async () => {
-      const inbox = await as<{
-        me: { notifications: { edges: { node: { type: string; title: string } }[] } };
-      }>(who, INBOX);
-      expect(inbox.data?.me.notifications.edges.map((edge) => edge.node)).toContainEqual(
-        expect.objectContaining({ type: 'security.mfa', title }),
-      );
-    }, 15_000);
-    await eventually(() => {
-      const mail = smtp.received.find(
-        (m) => m.to === email && m.raw.replace(/=\r?\n/g, '').includes(title),
-      );
-      if (!mail) throw new Error(`no mail "${title}" to ${email} yet`);
-    }, 15_000);
-  }
+  const noticeDelivered = (who: SignedIn, email: string, title: string) =>
+    expectSecurityNotice(gateway, smtp, who, email, title);
 
   it('registers a passkey: creation options for this relying party, the passkey listed, mfaEnrolled, a notice', async () => {
     const account = await signUp(gateway, 'pk-register@example.com', PASSWORD);

@@ -39,7 +39,10 @@ export const eventContracts = {
   },
   'user.deleted': { version: 1, payload: z.object({ userId: id }) },
   'auth.password_changed': { version: 1, payload: z.object({ userId: id }) },
-  /** A second factor of the user changed, or a recovery code was used: a security notice. */
+  /**
+   * A way to sign in changed (a second factor, a passkey, a linked OpenID Connect account), or a
+   * recovery code was used: a security notice.
+   */
   'auth.mfa_changed': {
     version: 1,
     payload: z.object({
@@ -51,6 +54,8 @@ export const eventContracts = {
         'recovery_code_used',
         'passkey_added',
         'passkey_removed',
+        'oidc_linked',
+        'oidc_unlinked',
       ]),
       /**
        * Whether, after this change, the user has a second factor (a confirmed TOTP factor or a

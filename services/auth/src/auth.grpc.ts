@@ -4,6 +4,7 @@ import type { authV1 } from '@platform/proto';
 import { requireId } from '@platform/validation';
 import type { CredentialService } from './credential.service';
 import type { MfaService } from './mfa.service';
+import type { LinkedAccountView, OidcService } from './oidc.service';
 import type { OneTimeTokenService } from './one-time-token.service';
 import type { PasskeyService, PasskeyView } from './passkey.service';
 import type { RevocationRestorer } from './revocation.restorer';
@@ -18,11 +19,14 @@ export interface AuthUseCases {
   revocations: RevocationRestorer;
   mfa: MfaService;
   passkeys: PasskeyService;
+  oidc: OidcService;
 }
 
 const requireUserId = (userId: string) => requireId('userId', userId, 'user');
 /** Proto3 sends an unset string as ''. */
 const optional = (value: string) => value || undefined;
+
+const linkedAccountOf = (view: LinkedAccountView): authV1.LinkedAccount => ({ ...view });
 
 const passkeyOf = (view: PasskeyView): authV1.Passkey => ({
   ...view,
@@ -33,7 +37,7 @@ const passkeyOf = (view: PasskeyView): authV1.Passkey => ({
 export function createAuthHandlers(
   useCases: AuthUseCases,
 ): UnaryHandlers<typeof authV1.AuthServiceService> {
-  const { sessions, credentials, oneTimeTokens, signingKeys, revocations, mfa, passkeys } =
+  const { sessions, credentials, oneTimeTokens, signingKeys, revocations, mfa, passkeys, oidc } =
     useCases;
 
   return {
@@ -260,6 +264,76 @@ export function createAuthHandlers(
 
     async removePasskey(request) {
       await passkeys.remove(requireUserId(request.userId), request.sessionId, request.passkeyId);
+      return {};
+    },
+
+    async listOidcProviders() {
+      return { names: oidc.providers() };
+    },
+
+    async beginOidcLogin(request) {
+      const begun = await oidc.begin(request.provider, request.redirectUri);
+      return { authorizationUrl: begun.url, state: begun.state, expiresAt: begun.expiresAt };
+    },
+
+    async completeOidcLogin(request) {
+      const completion = await oidc.complete(
+        request.provider,
+        request.code,
+        request.state,
+        optional(request.userAgent),
+        { address: optional(request.clientAddress), deviceToken: optional(request.deviceToken) },
+      );
+      const none = {
+        tokens: undefined,
+        deviceToken: '',
+        mfaChallenge: undefined,
+        unlinked: undefined,
+      };
+      switch (completion.kind) {
+        case 'signed-in':
+          return {
+            ...none,
+            tokens: completion.tokens,
+            deviceToken: completion.deviceToken,
+            userId: completion.userId,
+          };
+        case 'mfa':
+          return { ...none, mfaChallenge: completion.challenge, userId: completion.userId };
+        case 'unlinked': {
+          const { kind: _, ...unlinked } = completion;
+          return { ...none, unlinked, userId: '' };
+        }
+      }
+    },
+
+    async createOidcAccount(request) {
+      const tokens = await oidc.createAccount(
+        request.linkToken,
+        requireUserId(request.userId),
+        request.userEmail,
+        optional(request.userAgent),
+      );
+      return { tokens };
+    },
+
+    async linkOidcAccount(request) {
+      const view = await oidc.link(
+        requireUserId(request.userId),
+        request.sessionId,
+        request.userEmail,
+        request.linkToken,
+      );
+      return { account: linkedAccountOf(view) };
+    },
+
+    async listLinkedAccounts(request) {
+      const views = await oidc.list(requireUserId(request.userId));
+      return { accounts: views.map(linkedAccountOf) };
+    },
+
+    async unlinkAccount(request) {
+      await oidc.unlink(requireUserId(request.userId), request.sessionId, request.linkedAccountId);
       return {};
     },
   };

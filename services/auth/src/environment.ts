@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { loadEnv, mailEnv, mailRules, serviceEnv, tokenEnv } from '@platform/config';
 import { mfaEnv, mfaRules } from './mfa.config';
+import { oidcEnv, parseOidcProviders } from './oidc.config';
 import { passkeyEnv, passkeyRules } from './passkey.config';
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -44,6 +45,22 @@ export const env = loadEnv(
     ...mfaEnv,
     /** Passkeys (WebAuthn): the relying party and its origins. */
     ...passkeyEnv,
+    /** Sign-in with OpenID Connect providers (OIDC_<NAME>_* per provider: oidc.config.ts). */
+    ...oidcEnv,
   },
-  [...mailRules, ...mfaRules, ...passkeyRules],
+  [
+    ...mailRules,
+    ...mfaRules,
+    ...passkeyRules,
+    (parsed) => {
+      const { problems } = parseOidcProviders(process.env, parsed.NODE_ENV === 'production');
+      return problems.length > 0 ? problems.join('\n  - ') : undefined;
+    },
+  ],
 );
+
+/** The configured OpenID Connect providers (validated above: the service never starts with bad ones). */
+export const oidcProviders = parseOidcProviders(
+  process.env,
+  env.NODE_ENV === 'production',
+).providers;

@@ -10,11 +10,14 @@ import { createAuthHandlers } from './auth.grpc';
 import { AUTH_SCHEMA, createAuthTransactions } from './auth.transactions';
 import { createCredentialRepository } from './credential.repository';
 import { createCredentialService } from './credential.service';
-import { env } from './environment';
+import { env, oidcProviders } from './environment';
 import { createGuessRepository } from './guess.repository';
 import { mfaKeysOf } from './mfa.config';
 import { createMfaRepository } from './mfa.repository';
 import { createMfaService } from './mfa.service';
+import { createOidcClient } from './oidc.client';
+import { createLinkedAccountRepository, createOidcStateRepository } from './oidc.repository';
+import { createOidcService } from './oidc.service';
 import { createOneTimeTokenRepository } from './one-time-token.repository';
 import { createOneTimeTokenService } from './one-time-token.service';
 import { newSuccessorKey } from './opaque-token';
@@ -133,6 +136,7 @@ lifecycle.run(async () => {
   });
   if (!env.MFA_ENCRYPTION_KEYS)
     logger.warn('MFA_ENCRYPTION_KEYS is unset: TOTP secrets are sealed with the development key');
+  const linkedAccounts = createLinkedAccountRepository(db);
   const passkeys = createPasskeyService({
     passkeys: passkeyRepository,
     challenges: createPasskeyChallengeRepository(redis),
@@ -144,9 +148,25 @@ lifecycle.run(async () => {
       relyingParty: relyingPartyOf(env),
       challengeTtlSeconds: env.WEBAUTHN_CHALLENGE_TTL,
     },
+    canStillSignIn: (tx, userId) => linkedAccounts.canSignIn(tx, userId),
   });
   if (!env.WEBAUTHN_RP_ID)
     logger.warn('WEBAUTHN_RP_ID is unset: passkeys are bound to localhost (development only)');
+  // External OpenID Connect providers: discovery runs on first use and again after a failure,
+  // so a provider that is down answers SERVICE_UNAVAILABLE and never stops the service.
+  const oidc = createOidcService({
+    providers: oidcProviders,
+    oidc: createOidcClient({ logger, allowHttp: env.NODE_ENV !== 'production' }),
+    states: createOidcStateRepository(redis),
+    links: linkedAccounts,
+    mfa,
+    guard,
+    sessions,
+    transactions,
+    policy: { stateTtlSeconds: env.OIDC_STATE_TTL, linkTtlSeconds: env.OIDC_LINK_TTL },
+  });
+  if (oidcProviders.length > 0)
+    logger.info({ providers: oidc.providers() }, 'OpenID Connect providers configured');
   const credentials = createCredentialService({
     credentials: credentialRepository,
     passwords,
@@ -175,6 +195,7 @@ lifecycle.run(async () => {
         revocations,
         mfa,
         passkeys,
+        oidc,
       }),
     }),
   });

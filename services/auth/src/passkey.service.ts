@@ -9,7 +9,7 @@ import {
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import { z } from 'zod';
-import type { AuthTransactions } from './auth.transactions';
+import type { AuthTransactions, AuthTx } from './auth.transactions';
 import { accountOf, type MfaService, type MfaSignIn } from './mfa.service';
 import type { GuessingClient, PasswordGuard } from './password-guard';
 import type { RelyingParty } from './passkey.config';
@@ -79,7 +79,10 @@ export interface PasskeyService {
     client: GuessingClient,
   ): Promise<MfaSignIn>;
   list(userId: string): Promise<PasskeyView[]>;
-  /** Needs recent authentication; emits passkey_removed. NOT_FOUND if it is not theirs. */
+  /**
+   * Needs recent authentication; emits passkey_removed. NOT_FOUND if it is not theirs; CONFLICT
+   * (LAST_SIGN_IN_METHOD) if it is the user's last way to sign in.
+   */
   remove(userId: string, sessionId: string, passkeyId: string): Promise<void>;
   /** Passkeys per user, for GetMfaStatus. */
   countByUser(userIds: readonly string[]): Promise<Map<string, number>>;
@@ -103,6 +106,11 @@ export interface PasskeyServiceDeps {
   sessions: Pick<SessionService, 'open'>;
   transactions: AuthTransactions;
   policy: PasskeyPolicy;
+  /**
+   * Whether the user can still sign in some way (a password, a passkey, a linked account), asked
+   * inside the removal's transaction; without it, every user is taken to have a password.
+   */
+  canStillSignIn?: (tx: AuthTx, userId: string) => Promise<boolean>;
   clock?: () => Date;
 }
 
@@ -379,6 +387,13 @@ export function createPasskeyService(deps: PasskeyServiceDeps): PasskeyService {
       await transactions.run(async (tx) => {
         if (!(await passkeys.remove(tx.client, userId, passkeyId)))
           throw AppError.notFound('Passkey');
+        // A user who signed up with a provider and unlinked it may have only passkeys left.
+        if (deps.canStillSignIn && !(await deps.canStillSignIn(tx.client, userId)))
+          throw new AppError(
+            'CONFLICT',
+            'This is your only way to sign in; set a password or link an account first',
+            { reason: 'LAST_SIGN_IN_METHOD' },
+          );
         await mfa.emitChange(tx, userId, 'passkey_removed');
       });
     },

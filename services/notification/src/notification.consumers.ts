@@ -44,6 +44,14 @@ const MFA_NOTICES: Record<
     title: 'A passkey was removed',
     body: `One of your passkeys can no longer sign in to your account. ${RESET_HINT}`,
   },
+  oidc_linked: {
+    title: 'An external account was linked',
+    body: `An account at an external sign-in provider can now sign in to your account. ${RESET_HINT}`,
+  },
+  oidc_unlinked: {
+    title: 'An external account was unlinked',
+    body: `An account at an external sign-in provider can no longer sign in to your account. ${RESET_HINT}`,
+  },
 };
 
 const inScope = (scope: string | null) => (scope ? ` in ${scope}` : '');

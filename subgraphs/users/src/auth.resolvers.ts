@@ -22,7 +22,7 @@ export interface IdentityClients {
 /** Every registered user holds this role from the moment `register` returns. */
 const DEFAULT_ROLE = 'user';
 
-function payload(
+export function payload(
   tokens: authV1.SessionTokens | undefined,
   user: userV1.User | null | undefined,
   deviceToken?: string,
@@ -89,6 +89,41 @@ export async function passwordSignIn(
   return { user, answer };
 }
 
+/**
+ * The rest of a new account once its profile exists: the `user` role, then `firstWayIn` (a
+ * password, or a linked provider identity) with the first session. If a step fails, the
+ * profile is deleted again (its user.deleted event cleans up the rest): no half-created account.
+ */
+export async function completeAccount(
+  { users, auth, permissions }: IdentityClients,
+  logger: Logger,
+  user: userV1.User,
+  firstWayIn: () => Promise<authV1.SessionTokens | undefined>,
+): Promise<authV1.SessionTokens | undefined> {
+  try {
+    await permissions.assignRole({
+      actorId: '',
+      userId: user.id,
+      roleId: '',
+      roleName: DEFAULT_ROLE,
+      scope: '',
+    });
+    return await firstWayIn();
+  } catch (error) {
+    // Each undo step runs after the previous one, and a failed step does not stop the next.
+    const undo = (step: () => Promise<unknown>, what: string) =>
+      step().catch((cleanup: unknown) =>
+        logger.error({ err: cleanup, userId: user.id }, `new account: could not remove ${what}`),
+      );
+    await undo(
+      () => auth.deleteCredential({ userId: user.id, currentPassword: '', clientAddress: '' }),
+      'credential',
+    );
+    await undo(() => users.deleteUser({ id: user.id }), 'half-created user');
+    throw error;
+  }
+}
+
 /** Registration, sign-in and sessions: orchestrates the user, auth and permission services. */
 export function createAuthResolvers(
   clients: IdentityClients,
@@ -96,7 +131,7 @@ export function createAuthResolvers(
   logger: Logger,
   pace: RegistrationPace = createRegistrationPace(),
 ) {
-  const { users, auth, permissions } = clients;
+  const { users, auth } = clients;
 
   return {
     Query: {
@@ -130,37 +165,17 @@ export function createAuthResolvers(
           throw error;
         });
         if (!user) throw new Error('user service answered without a user');
-        try {
-          await permissions.assignRole({
-            actorId: '',
-            userId: user.id,
-            roleId: '',
-            roleName: DEFAULT_ROLE,
-            scope: '',
-          });
-          const { tokens } = await auth.createCredential({
+        const tokens = await completeAccount(clients, logger, user, async () => {
+          const created = await auth.createCredential({
             userId: user.id,
             password,
             userAgent: context.userAgent ?? '',
           });
-          const answer = payload(tokens, user);
-          pace.record(elapsed());
-          return answer;
-        } catch (error) {
-          // No half-created account: undo the profile (its user.deleted event cleans up the rest).
-          // Each undo step runs after the previous one, and a failed step does not stop the next.
-          const undo = (step: () => Promise<unknown>, what: string) =>
-            step().catch((cleanup: unknown) =>
-              logger.error({ err: cleanup, userId: user.id }, `register: could not remove ${what}`),
-            );
-          await undo(
-            () =>
-              auth.deleteCredential({ userId: user.id, currentPassword: '', clientAddress: '' }),
-            'credential',
-          );
-          await undo(() => users.deleteUser({ id: user.id }), 'half-created user');
-          throw error;
-        }
+          return created.tokens;
+        });
+        const answer = payload(tokens, user);
+        pace.record(elapsed());
+        return answer;
       },
 
       async login(

@@ -8,6 +8,7 @@ import { startBootstrapAdmin } from './bootstrap-admin';
 import { env } from './environment';
 import { createEmailResolvers } from './email.resolvers';
 import { createMfaResolvers } from './mfa.resolvers';
+import { createOidcResolvers } from './oidc.resolvers';
 import { createPasskeyResolvers } from './passkey.resolvers';
 import { createProfileResolvers } from './profile.resolvers';
 import { createUserLoader, usersResolvers } from './users.resolvers';
@@ -26,6 +27,7 @@ lifecycle.run(async () => {
   const identity = createAuthResolvers({ users, auth, permissions }, throttle, logger);
   const mfa = createMfaResolvers({ users, auth }, throttle);
   const passkeys = createPasskeyResolvers({ auth }, throttle);
+  const oidc = createOidcResolvers({ users, auth, permissions }, throttle, logger);
   await runtime.serve({
     name: 'users',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
@@ -37,6 +39,7 @@ lifecycle.run(async () => {
         ...profiles.Query,
         ...mfa.Query,
         ...passkeys.Query,
+        ...oidc.Query,
       },
       Mutation: {
         ...identity.Mutation,
@@ -44,9 +47,11 @@ lifecycle.run(async () => {
         ...email.Mutation,
         ...mfa.Mutation,
         ...passkeys.Mutation,
+        ...oidc.Mutation,
       },
       User: { ...usersResolvers.User, ...mfa.User },
       SignInResult: mfa.SignInResult,
+      OidcSignInResult: oidc.OidcSignInResult,
     },
     createContext: (base) => ({
       ...base,

@@ -40,7 +40,7 @@ function mfaStatusLoader(auth: AuthClient, context: UsersContext) {
   return loader;
 }
 
-function challengeOf(challenge: authV1.MfaChallenge) {
+export function challengeOf(challenge: authV1.MfaChallenge) {
   return {
     __typename: 'MfaChallenge' as const,
     challenge: challenge.challenge,

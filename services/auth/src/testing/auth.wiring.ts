@@ -15,6 +15,15 @@ import {
   type OneTimeTokenRepository,
 } from '../one-time-token.repository';
 import { createOneTimeTokenService } from '../one-time-token.service';
+import type { OidcClient } from '../oidc.client';
+import type { OidcProviderConfig } from '../oidc.config';
+import {
+  createLinkedAccountRepository,
+  createOidcStateRepository,
+  type LinkedAccountRepository,
+  type OidcStateRepository,
+} from '../oidc.repository';
+import { createOidcService } from '../oidc.service';
 import { newSuccessorKey } from '../opaque-token';
 import { createPasswordGuard, type GuessPolicy } from '../password-guard';
 import type { RelyingParty } from '../passkey.config';
@@ -48,6 +57,11 @@ import {
 import type { AuthTestWorld } from './auth.test-world';
 import { createFakeGuessRepository } from './guess.fakes';
 import { createFakeMfaRepository } from './mfa.fakes';
+import {
+  createFakeLinkedAccountRepository,
+  createFakeOidcClient,
+  createFakeOidcStateRepository,
+} from './oidc.fakes';
 import { createFakePasskeyChallengeRepository, createFakePasskeyRepository } from './passkey.fakes';
 
 const DEFAULT_POLICY: SessionPolicy = {
@@ -87,7 +101,19 @@ export interface WiringOptions {
   guessPolicy?: Partial<GuessPolicy>;
   mailsPerHour?: number;
   clock?: TestClock;
+  /** The OpenID Connect providers and the protocol client (a fake one over fakes). */
+  oidc?: { providers: OidcProviderConfig[]; client?: OidcClient };
 }
+
+/** The provider the fake OIDC client plays. */
+export const TEST_OIDC_PROVIDER: OidcProviderConfig = {
+  name: 'idp',
+  issuer: 'https://idp.example.com',
+  clientId: 'platform',
+  clientSecret: 'secret',
+  scopes: ['openid', 'email', 'profile'],
+  redirectUris: ['http://localhost:3000/callback'],
+};
 
 interface Parts {
   transactions: AuthTransactions;
@@ -100,6 +126,9 @@ interface Parts {
   mfa: MfaRepository;
   passkeys: PasskeyRepository;
   passkeyChallenges: PasskeyChallengeRepository;
+  links: LinkedAccountRepository;
+  oidcStates: OidcStateRepository;
+  oidcClient: OidcClient;
   passwords: FakePasswordHasher;
   mailer: FakeMailer;
   clock: TestClock;
@@ -154,6 +183,19 @@ function wire(parts: Parts, options: WiringOptions) {
     sessions,
     transactions,
     policy: { relyingParty: TEST_RELYING_PARTY, challengeTtlSeconds: 120 },
+    canStillSignIn: (tx, userId) => parts.links.canSignIn(tx, userId),
+    clock: clock.now,
+  });
+  const oidc = createOidcService({
+    providers: options.oidc?.providers ?? [TEST_OIDC_PROVIDER],
+    oidc: options.oidc?.client ?? parts.oidcClient,
+    states: parts.oidcStates,
+    links: parts.links,
+    mfa,
+    guard,
+    sessions,
+    transactions,
+    policy: { stateTtlSeconds: 600, linkTtlSeconds: 600 },
     clock: clock.now,
   });
   return {
@@ -161,6 +203,7 @@ function wire(parts: Parts, options: WiringOptions) {
     oneTimeTokens,
     mfa,
     passkeys,
+    oidc,
     credentials: createCredentialService({
       credentials: parts.credentials,
       passwords: parts.passwords,
@@ -184,6 +227,7 @@ function wire(parts: Parts, options: WiringOptions) {
 export function wireOverFakes(options: WiringOptions = {}) {
   const sessions = createFakeSessionRepository();
   const clock = options.clock ?? createTestClock();
+  const credentials = createFakeCredentialRepository();
   const passkeys = createFakePasskeyRepository();
   const fakes = {
     transactions: createFakeTransactions(),
@@ -195,7 +239,13 @@ export function wireOverFakes(options: WiringOptions = {}) {
     ),
     passkeys,
     passkeyChallenges: createFakePasskeyChallengeRepository(clock),
-    credentials: createFakeCredentialRepository(),
+    links: createFakeLinkedAccountRepository(
+      async (userId) =>
+        credentials.credentials.has(userId) || (await passkeys.countByUser([userId])).size > 0,
+    ),
+    oidcStates: createFakeOidcStateRepository(clock),
+    oidcClient: createFakeOidcClient(),
+    credentials,
     oneTimeTokens: createFakeOneTimeTokenRepository(),
     signingKeys: createFakeSigningKeyRepository(),
     guesses: createFakeGuessRepository(),
@@ -220,6 +270,9 @@ export function wireOverWorld(world: AuthTestWorld, options: WiringOptions = {})
     mfa: createMfaRepository(db),
     passkeys: createPasskeyRepository(db),
     passkeyChallenges: createPasskeyChallengeRepository(world.redis),
+    links: createLinkedAccountRepository(db),
+    oidcStates: createOidcStateRepository(world.redis),
+    oidcClient: createFakeOidcClient(),
     passwords: createFakePasswordHasher(),
     mailer: createFakeMailer(),
     clock: options.clock ?? createTestClock(),

@@ -1,0 +1,248 @@
+import { randomUUID } from 'node:crypto';
+import { createLogger } from '@platform/logger';
+import {
+  startTestOidcProvider,
+  type TestOidcAccount,
+  type TestOidcProvider,
+} from '@platform/oidc-testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createOidcClient } from './oidc.client';
+import type { OidcProviderConfig } from './oidc.config';
+import type { OidcCompletion } from './oidc.service';
+import { appErrorOf } from './testing/app-error';
+import { createTestClock } from './testing/auth.fakes';
+import { useAuthTestWorld } from './testing/auth.test-world';
+import { wireOverWorld, type WiringOptions } from './testing/auth.wiring';
+
+const REDIRECT_URI = 'http://localhost:3000/oidc/callback';
+const HOME = { address: '198.51.100.7' };
+
+describe('OidcService against a real OpenID Connect provider, PostgreSQL and Redis', () => {
+  const world = useAuthTestWorld();
+  const clock = createTestClock();
+  let idp: TestOidcProvider;
+  let providers: OidcProviderConfig[];
+  /** While set, every request to the provider fails as an unreachable host does. */
+  let unreachable = false;
+
+  beforeAll(async () => {
+    idp = await startTestOidcProvider({
+      clients: [
+        { clientId: 'platform', clientSecret: 'platform-secret', redirectUris: [REDIRECT_URI] },
+        { clientId: 'other', clientSecret: 'other-secret', redirectUris: [REDIRECT_URI] },
+      ],
+    });
+    const provider = (name: string, clientId: string, clientSecret: string) => ({
+      name,
+      issuer: idp.issuer,
+      clientId,
+      clientSecret,
+      scopes: ['openid', 'email', 'profile'],
+      redirectUris: [REDIRECT_URI],
+    });
+    providers = [
+      provider('idp', 'platform', 'platform-secret'),
+      provider('other', 'other', 'other-secret'),
+    ];
+  });
+  afterAll(async () => {
+    await idp?.close();
+  });
+
+  const services = (options: WiringOptions = {}) =>
+    wireOverWorld(world, {
+      clock,
+      guessPolicy: { perClient: 50 },
+      ...options,
+      oidc: {
+        providers,
+        client: createOidcClient({
+          logger: createLogger({ name: 'oidc-test', level: 'silent' }),
+          allowHttp: true,
+          retryDiscoveryAfterSeconds: 0,
+          fetch: (url, init) =>
+            unreachable ? Promise.reject(new TypeError('fetch failed')) : fetch(url, init),
+        }),
+      },
+    });
+
+  function person(overrides: Partial<TestOidcAccount> = {}): TestOidcAccount {
+    const sub = randomUUID();
+    const account = {
+      sub,
+      email: `${sub.slice(0, 8)}@example.com`,
+      emailVerified: true,
+      name: 'Ada',
+      ...overrides,
+    };
+    idp.addAccount(account);
+    return account;
+  }
+
+  /** Begins with the service, signs in at the provider as `sub`, and completes. */
+  async function signInAs(
+    oidc: ReturnType<typeof services>['oidc'],
+    sub: string,
+    tamperUrl: (url: URL) => void = () => undefined,
+  ): Promise<OidcCompletion> {
+    const { url } = await oidc.begin('idp', REDIRECT_URI);
+    const authorization = new URL(url);
+    tamperUrl(authorization);
+    const { code, state } = await idp.authorize(authorization.toString(), sub);
+    return oidc.complete('idp', code, state, 'Firefox', HOME);
+  }
+
+  it('runs the code flow with PKCE, state and nonce: a verified new identity is offered for an account, and once linked signs its user in', async () => {
+    const { oidc } = services();
+    const ada = person();
+    const { url, state } = await oidc.begin('idp', REDIRECT_URI);
+    const params = new URL(url).searchParams;
+    expect(params.get('code_challenge_method')).toBe('S256');
+    expect(params.get('code_challenge')).toMatch(/^[\w-]{43}$/);
+    expect(params.get('nonce')).toBeTruthy();
+    expect(params.get('state')).toBe(state);
+    expect(params.get('redirect_uri')).toBe(REDIRECT_URI);
+    // The verifier and nonce stay server-side, single-use, for a short while.
+    const ttl = await world.redis.ttl(`auth:oidc-state:${state}`);
+    expect(ttl).toBeGreaterThan(500);
+    expect(ttl).toBeLessThanOrEqual(600);
+
+    const callback = await idp.authorize(url, ada.sub);
+    const first = await oidc.complete('idp', callback.code, callback.state, 'Firefox', HOME);
+    expect(await world.redis.exists(`auth:oidc-state:${state}`)).toBe(0);
+    if (first.kind !== 'unlinked') throw new Error(`expected unlinked, got ${first.kind}`);
+    expect(first).toMatchObject({ provider: 'idp', email: ada.email, name: 'Ada' });
+
+    const userId = randomUUID();
+    const tokens = await oidc.createAccount(first.linkToken, userId, ada.email!, 'Firefox');
+    expect(tokens.userId).toBe(userId);
+    const row = await world.db.linkedAccount.findFirstOrThrow({ where: { userId } });
+    expect(row).toMatchObject({ provider: 'idp', subject: ada.sub, email: ada.email });
+    // The link token linked once.
+    const again = await appErrorOf(
+      oidc.createAccount(first.linkToken, randomUUID(), ada.email!, undefined),
+    );
+    expect(again.code).toBe('BAD_USER_INPUT');
+
+    // Keyed by (provider, sub): a changed email at the provider still signs the same user in.
+    idp.addAccount({ ...ada, email: 'changed@example.com' });
+    const second = await signInAs(oidc, ada.sub);
+    expect(second).toMatchObject({ kind: 'signed-in', userId });
+  });
+
+  it('refuses a replayed state: the second completion with the same callback fails, no 5xx', async () => {
+    const { oidc } = services();
+    const ada = person();
+    const { url } = await oidc.begin('idp', REDIRECT_URI);
+    const { code, state } = await idp.authorize(url, ada.sub);
+    await oidc.complete('idp', code, state, undefined, HOME);
+    const replay = await appErrorOf(oidc.complete('idp', code, state, undefined, HOME));
+    expect(replay.code).toBe('UNAUTHENTICATED');
+    expect(replay.message).toBe('Sign-in with idp failed; begin again');
+  });
+
+  it('refuses an ID token whose signature was tampered with', async () => {
+    const { oidc } = services();
+    const ada = person();
+    idp.tamperNextIdToken();
+    const refused = await appErrorOf(signInAs(oidc, ada.sub));
+    expect(refused.code).toBe('UNAUTHENTICATED');
+    expect(await world.db.linkedAccount.count({ where: { subject: ada.sub } })).toBe(0);
+  });
+
+  it('refuses an ID token made for another nonce (an authorization response injected from another request)', async () => {
+    const { oidc } = services();
+    const ada = person();
+    const refused = await appErrorOf(
+      signInAs(oidc, ada.sub, (url) => url.searchParams.set('nonce', 'the-attackers-nonce')),
+    );
+    expect(refused.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('refuses a code redeemed without its PKCE verifier (a challenge the attacker chose)', async () => {
+    const { oidc } = services();
+    const ada = person();
+    const refused = await appErrorOf(
+      signInAs(oidc, ada.sub, (url) =>
+        url.searchParams.set('code_challenge', 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM'),
+      ),
+    );
+    expect(refused.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('refuses an unverified or missing email_verified, creating and linking nothing', async () => {
+    const { oidc } = services();
+    for (const emailVerified of [false, undefined]) {
+      const eve = person({ emailVerified });
+      const refused = await appErrorOf(signInAs(oidc, eve.sub));
+      expect(refused.code).toBe('UNAUTHENTICATED');
+      expect(refused.reason).toBe('EMAIL_NOT_VERIFIED');
+      expect(await world.db.linkedAccount.count({ where: { subject: eve.sub } })).toBe(0);
+    }
+  });
+
+  it('refuses a state issued for another provider, and a redirect URI not on the allow-list', async () => {
+    const { oidc } = services();
+    const ada = person();
+    const { url } = await oidc.begin('idp', REDIRECT_URI);
+    const { code, state } = await idp.authorize(url, ada.sub);
+    const crossed = await appErrorOf(oidc.complete('other', code, state, undefined, HOME));
+    expect(crossed.code).toBe('UNAUTHENTICATED');
+
+    const elsewhere = await appErrorOf(oidc.begin('idp', 'https://attacker.example/callback'));
+    expect(elsewhere).toMatchObject({ code: 'BAD_USER_INPUT', field: 'redirectUri' });
+    const unknown = await appErrorOf(oidc.begin('nope', REDIRECT_URI));
+    expect(unknown).toMatchObject({ code: 'BAD_USER_INPUT', field: 'provider' });
+  });
+
+  it('counts failed completions against the address for that provider (RATE_LIMITED past the limit)', async () => {
+    const { oidc } = services({ guessPolicy: { perClient: 3 } });
+    const from = { address: '203.0.113.99' };
+    for (let i = 0; i < 3; i++)
+      expect(
+        (await appErrorOf(oidc.complete('idp', 'code', `state-${i}`, undefined, from))).code,
+      ).toBe('UNAUTHENTICATED');
+    const limited = await appErrorOf(oidc.complete('idp', 'code', 'state-x', undefined, from));
+    expect(limited.code).toBe('RATE_LIMITED');
+    // Another address, or another provider, is not held back.
+    const other = await appErrorOf(oidc.complete('other', 'code', 'state-y', undefined, from));
+    expect(other.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('answers SERVICE_UNAVAILABLE while the provider cannot be reached, and recovers without a restart', async () => {
+    const { oidc } = services();
+    unreachable = true;
+    try {
+      const down = await appErrorOf(oidc.begin('idp', REDIRECT_URI));
+      expect(down.code).toBe('SERVICE_UNAVAILABLE');
+    } finally {
+      unreachable = false;
+    }
+    const { url } = await oidc.begin('idp', REDIRECT_URI);
+    expect(url.startsWith(`${idp.issuer}/`)).toBe(true);
+  });
+
+  it('unlinks under a row lock: of the last two linked accounts of a user with no password, one stays', async () => {
+    const { oidc } = services();
+    const userId = randomUUID();
+    const [a, b] = [person(), person()];
+    const first = await signInAs(oidc, a.sub);
+    if (first.kind !== 'unlinked') throw new Error('expected unlinked');
+    const { sessionId } = await oidc.createAccount(first.linkToken, userId, a.email!, undefined);
+    const second = await signInAs(oidc, b.sub);
+    if (second.kind !== 'unlinked') throw new Error('expected unlinked');
+    // b's email is not the user's: the link token is bound to the verified email.
+    const wrongEmail = await appErrorOf(oidc.link(userId, sessionId, a.email!, second.linkToken));
+    expect(wrongEmail.code).toBe('BAD_USER_INPUT');
+    const third = await signInAs(oidc, b.sub);
+    if (third.kind !== 'unlinked') throw new Error('expected unlinked');
+    await oidc.link(userId, sessionId, b.email!, third.linkToken);
+    const linked = await oidc.list(userId);
+    expect(linked).toHaveLength(2);
+    const outcomes = await Promise.allSettled(
+      linked.map((account) => oidc.unlink(userId, sessionId, account.id)),
+    );
+    expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
+    expect(await oidc.list(userId)).toHaveLength(1);
+  });
+});
