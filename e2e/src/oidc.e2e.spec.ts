@@ -261,9 +261,16 @@ describe('sign-in with an external OpenID Connect provider, through the gateway'
     expect(await accountExists(mallory.email!)).toBe(false);
 
     const callback = await oidc.authorize(mallory.sub);
-    const first = await oidc.complete('idp', callback.code, callback.state);
+    // Login CSRF: the attacker's own callback, completed in another browser (without the
+    // binding only the attacker's browser holds, or with that browser's binding of another
+    // flow), signs nobody in; and the state is spent by the try.
+    const elsewhere = (await oidc.begin('idp')).data!.oidcAuthorizationUrl.binding;
+    const csrf = await oidc.complete('idp', callback.code, callback.state, elsewhere);
+    expect(errorOf(csrf)?.['code']).toBe('UNAUTHENTICATED');
+    const again = await oidc.authorize(mallory.sub);
+    const first = await oidc.complete('idp', again.code, again.state, again.binding);
     expect(resultOf(first).__typename).toBe('AuthPayload');
-    const replayed = await oidc.complete('idp', callback.code, callback.state);
+    const replayed = await oidc.complete('idp', again.code, again.state, again.binding);
     expect(errorOf(replayed)).toMatchObject({ code: 'UNAUTHENTICATED' });
 
     for (const emailVerified of [false, undefined]) {
@@ -299,17 +306,17 @@ describe('sign-in with an external OpenID Connect provider, through the gateway'
     const down = await oidc.begin('down');
     expect(errorOf(down)).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
     expect(errorOf(down)?.['retryAfter']).toBeGreaterThan(0);
-    const completion = await oidc.complete('down', 'a-code', 'a-state');
+    const completion = await oidc.complete('down', 'a-code', 'a-state', 'a-binding');
     expect(errorOf(completion)).toMatchObject({ code: 'UNAUTHENTICATED' });
     await signedInAs(oidc.person().sub);
   });
 
   it('limits failed completions per address and provider: RATE_LIMITED with retryAfter past the limit', async () => {
     for (let i = 0; i < GUESSES_PER_CLIENT; i++) {
-      const failed = await oidc.complete('spare', 'not-a-code', `not-a-state-${i}`);
+      const failed = await oidc.complete('spare', 'not-a-code', `not-a-state-${i}`, 'b');
       expect(errorOf(failed)).toMatchObject({ code: 'UNAUTHENTICATED' });
     }
-    const limited = await oidc.complete('spare', 'not-a-code', 'not-a-state-x');
+    const limited = await oidc.complete('spare', 'not-a-code', 'not-a-state-x', 'b');
     expect(errorOf(limited)).toMatchObject({ code: 'RATE_LIMITED' });
     expect(errorOf(limited)?.['retryAfter']).toBeGreaterThan(0);
     // Even a right callback waits: nothing is redeemed over the limit.

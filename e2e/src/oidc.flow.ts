@@ -41,9 +41,9 @@ export async function startOidcProviders(): Promise<{
 }
 
 const BEGIN = `mutation ($provider: String!, $redirectUri: String!) {
-  oidcAuthorizationUrl(provider: $provider, redirectUri: $redirectUri) { url state expiresAt } }`;
-export const COMPLETE_OIDC = `mutation ($provider: String!, $code: String!, $state: String!) {
-  completeOidcLogin(provider: $provider, code: $code, state: $state) {
+  oidcAuthorizationUrl(provider: $provider, redirectUri: $redirectUri) { url state binding expiresAt } }`;
+export const COMPLETE_OIDC = `mutation ($provider: String!, $code: String!, $state: String!, $binding: String!) {
+  completeOidcLogin(provider: $provider, code: $code, state: $state, binding: $binding) {
     __typename
     ... on AuthPayload { accessToken refreshToken deviceToken user { id email displayName } }
     ... on MfaChallenge { challenge methods }
@@ -86,16 +86,15 @@ export function createOidcDriver(gateway: string, idp: TestOidcProvider) {
     },
 
     begin(provider: string, redirectUri = OIDC_REDIRECT_URI) {
-      return graphql<{ oidcAuthorizationUrl: { url: string; state: string; expiresAt: string } }>(
-        gateway,
-        BEGIN,
-        { variables: { provider, redirectUri } },
-      );
+      return graphql<{
+        oidcAuthorizationUrl: { url: string; state: string; binding: string; expiresAt: string };
+      }>(gateway, BEGIN, { variables: { provider, redirectUri } });
     },
 
-    complete(provider: string, code: string, state: string) {
+    /** `binding`: what the begin answered to this browser (kept out of every URL). */
+    complete(provider: string, code: string, state: string, binding: string) {
       return graphql<{ completeOidcLogin: OidcSignInResult }>(gateway, COMPLETE_OIDC, {
-        variables: { provider, code, state },
+        variables: { provider, code, state, binding },
       });
     },
 
@@ -112,7 +111,7 @@ export function createOidcDriver(gateway: string, idp: TestOidcProvider) {
       const callback = await idp.authorize(url.toString(), sub);
       if (callback.state !== begun.data.oidcAuthorizationUrl.state)
         throw new Error('the callback carries another state');
-      return { provider, ...callback };
+      return { provider, binding: begun.data.oidcAuthorizationUrl.binding, ...callback };
     },
 
     /** The whole flow: begin, sign in at the provider, complete at the gateway. */
@@ -120,8 +119,8 @@ export function createOidcDriver(gateway: string, idp: TestOidcProvider) {
       sub: string,
       options: { provider?: OidcProviderName; tamperUrl?: (url: URL) => void } = {},
     ): Promise<GraphQLResponse<{ completeOidcLogin: OidcSignInResult }>> {
-      const { provider, code, state } = await driver.authorize(sub, options);
-      return driver.complete(provider, code, state);
+      const { provider, code, state, binding } = await driver.authorize(sub, options);
+      return driver.complete(provider, code, state, binding);
     },
   };
   return driver;

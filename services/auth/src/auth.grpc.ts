@@ -273,7 +273,12 @@ export function createAuthHandlers(
 
     async beginOidcLogin(request) {
       const begun = await oidc.begin(request.provider, request.redirectUri);
-      return { authorizationUrl: begun.url, state: begun.state, expiresAt: begun.expiresAt };
+      return {
+        authorizationUrl: begun.url,
+        state: begun.state,
+        binding: begun.binding,
+        expiresAt: begun.expiresAt,
+      };
     },
 
     async completeOidcLogin(request) {
@@ -281,6 +286,7 @@ export function createAuthHandlers(
         request.provider,
         request.code,
         request.state,
+        request.binding,
         optional(request.userAgent),
         { address: optional(request.clientAddress), deviceToken: optional(request.deviceToken) },
       );

@@ -48,6 +48,8 @@ export function createCredentialRepository(db: PrismaClient): CredentialReposito
       await tx.recoveryCode.deleteMany({ where: { userId } });
       await tx.passkey.deleteMany({ where: { userId } });
       await tx.mfaChallenge.deleteMany({ where: { userId } });
+      // Their provider identities too: the same person may sign up with them again.
+      await tx.linkedAccount.deleteMany({ where: { userId } });
     },
   };
 }

@@ -32,6 +32,18 @@ export interface LinkedAccountRepository {
   canSignIn(tx: AuthTx, userId: string): Promise<boolean>;
 }
 
+/**
+ * One lock per user, held until `tx` ends, taken by every transaction that removes a way in
+ * (unlinking an account, removing a passkey) before it counts what is left: two removals at
+ * once count one after the other, so they cannot both leave "one other way" and together none.
+ */
+async function lockWaysIn(tx: AuthTx, userId: string): Promise<void> {
+  await tx.$executeRawUnsafe(
+    `SELECT pg_advisory_xact_lock(hashtextextended('auth.ways-in:' || $1, 0))`,
+    userId,
+  );
+}
+
 const isUniqueViolation = (error: unknown) =>
   error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
 
@@ -67,7 +79,8 @@ export function createLinkedAccountRepository(db: PrismaClient): LinkedAccountRe
         throw error;
       }
     },
-    lockByUser(tx, userId) {
+    async lockByUser(tx, userId) {
+      await lockWaysIn(tx, userId);
       return tx.$queryRaw<{ id: string }[]>`
         SELECT id::text AS id FROM auth.linked_accounts WHERE user_id = ${userId}::uuid FOR UPDATE`;
     },
@@ -77,6 +90,7 @@ export function createLinkedAccountRepository(db: PrismaClient): LinkedAccountRe
     },
     hasOtherMethod,
     async canSignIn(tx, userId) {
+      await lockWaysIn(tx, userId);
       if (await hasOtherMethod(tx, userId)) return true;
       return (await tx.linkedAccount.count({ where: { userId } })) > 0;
     },
@@ -89,6 +103,8 @@ export interface OidcFlow {
   redirectUri: string;
   codeVerifier: string;
   nonce: string;
+  /** SHA-256 of the binding handed to the browser that began the flow (never in a URL). */
+  bindingHash: string;
 }
 
 /** An identity the provider vouched for that no user has linked yet. */

@@ -85,17 +85,17 @@ describe('OidcService against a real OpenID Connect provider, PostgreSQL and Red
     sub: string,
     tamperUrl: (url: URL) => void = () => undefined,
   ): Promise<OidcCompletion> {
-    const { url } = await oidc.begin('idp', REDIRECT_URI);
+    const { url, binding } = await oidc.begin('idp', REDIRECT_URI);
     const authorization = new URL(url);
     tamperUrl(authorization);
     const { code, state } = await idp.authorize(authorization.toString(), sub);
-    return oidc.complete('idp', code, state, 'Firefox', HOME);
+    return oidc.complete('idp', code, state, binding, 'Firefox', HOME);
   }
 
   it('runs the code flow with PKCE, state and nonce: a verified new identity is offered for an account, and once linked signs its user in', async () => {
     const { oidc } = services();
     const ada = person();
-    const { url, state } = await oidc.begin('idp', REDIRECT_URI);
+    const { url, state, binding } = await oidc.begin('idp', REDIRECT_URI);
     const params = new URL(url).searchParams;
     expect(params.get('code_challenge_method')).toBe('S256');
     expect(params.get('code_challenge')).toMatch(/^[\w-]{43}$/);
@@ -108,7 +108,14 @@ describe('OidcService against a real OpenID Connect provider, PostgreSQL and Red
     expect(ttl).toBeLessThanOrEqual(600);
 
     const callback = await idp.authorize(url, ada.sub);
-    const first = await oidc.complete('idp', callback.code, callback.state, 'Firefox', HOME);
+    const first = await oidc.complete(
+      'idp',
+      callback.code,
+      callback.state,
+      binding,
+      'Firefox',
+      HOME,
+    );
     expect(await world.redis.exists(`auth:oidc-state:${state}`)).toBe(0);
     if (first.kind !== 'unlinked') throw new Error(`expected unlinked, got ${first.kind}`);
     expect(first).toMatchObject({ provider: 'idp', email: ada.email, name: 'Ada' });
@@ -133,10 +140,10 @@ describe('OidcService against a real OpenID Connect provider, PostgreSQL and Red
   it('refuses a replayed state: the second completion with the same callback fails, no 5xx', async () => {
     const { oidc } = services();
     const ada = person();
-    const { url } = await oidc.begin('idp', REDIRECT_URI);
+    const { url, binding } = await oidc.begin('idp', REDIRECT_URI);
     const { code, state } = await idp.authorize(url, ada.sub);
-    await oidc.complete('idp', code, state, undefined, HOME);
-    const replay = await appErrorOf(oidc.complete('idp', code, state, undefined, HOME));
+    await oidc.complete('idp', code, state, binding, undefined, HOME);
+    const replay = await appErrorOf(oidc.complete('idp', code, state, binding, undefined, HOME));
     expect(replay.code).toBe('UNAUTHENTICATED');
     expect(replay.message).toBe('Sign-in with idp failed; begin again');
   });
@@ -184,9 +191,9 @@ describe('OidcService against a real OpenID Connect provider, PostgreSQL and Red
   it('refuses a state issued for another provider, and a redirect URI not on the allow-list', async () => {
     const { oidc } = services();
     const ada = person();
-    const { url } = await oidc.begin('idp', REDIRECT_URI);
+    const { url, binding } = await oidc.begin('idp', REDIRECT_URI);
     const { code, state } = await idp.authorize(url, ada.sub);
-    const crossed = await appErrorOf(oidc.complete('other', code, state, undefined, HOME));
+    const crossed = await appErrorOf(oidc.complete('other', code, state, binding, undefined, HOME));
     expect(crossed.code).toBe('UNAUTHENTICATED');
 
     const elsewhere = await appErrorOf(oidc.begin('idp', 'https://attacker.example/callback'));
@@ -200,12 +207,12 @@ describe('OidcService against a real OpenID Connect provider, PostgreSQL and Red
     const from = { address: '203.0.113.99' };
     for (let i = 0; i < 3; i++)
       expect(
-        (await appErrorOf(oidc.complete('idp', 'code', `state-${i}`, undefined, from))).code,
+        (await appErrorOf(oidc.complete('idp', 'code', `state-${i}`, 'x', undefined, from))).code,
       ).toBe('UNAUTHENTICATED');
-    const limited = await appErrorOf(oidc.complete('idp', 'code', 'state-x', undefined, from));
+    const limited = await appErrorOf(oidc.complete('idp', 'code', 'state-x', 'x', undefined, from));
     expect(limited.code).toBe('RATE_LIMITED');
     // Another address, or another provider, is not held back.
-    const other = await appErrorOf(oidc.complete('other', 'code', 'state-y', undefined, from));
+    const other = await appErrorOf(oidc.complete('other', 'code', 'state-y', 'x', undefined, from));
     expect(other.code).toBe('UNAUTHENTICATED');
   });
 
@@ -244,5 +251,43 @@ describe('OidcService against a real OpenID Connect provider, PostgreSQL and Red
     );
     expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
     expect(await oidc.list(userId)).toHaveLength(1);
+  });
+
+  it('never lets unlinking the last provider and removing the last passkey at once leave no way in, every time', async () => {
+    const { oidc, passkeys } = services();
+    for (let round = 0; round < 5; round++) {
+      const userId = randomUUID();
+      const ada = person();
+      const first = await signInAs(oidc, ada.sub);
+      if (first.kind !== 'unlinked') throw new Error('expected unlinked');
+      const { sessionId } = await oidc.createAccount(
+        first.linkToken,
+        userId,
+        ada.email!,
+        undefined,
+      );
+      const passkey = await world.db.passkey.create({
+        data: {
+          userId,
+          credentialId: `credential-${randomUUID()}`,
+          publicKey: Buffer.from('not a real key'),
+          counter: 0n,
+          transports: [],
+          name: 'Laptop',
+          aaguid: '00000000-0000-0000-0000-000000000000',
+          backedUp: false,
+        },
+      });
+      const [link] = await oidc.list(userId);
+      const outcomes = await Promise.allSettled([
+        oidc.unlink(userId, sessionId, link!.id),
+        passkeys.remove(userId, sessionId, passkey.id),
+      ]);
+      expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
+      const left =
+        (await world.db.linkedAccount.count({ where: { userId } })) +
+        (await world.db.passkey.count({ where: { userId } }));
+      expect(left).toBe(1);
+    }
   });
 });

@@ -23,14 +23,14 @@ function setUp() {
 
   /** Begins a sign-in and answers the callback as the provider would for `identity`. */
   async function callbackFor(identity: OidcIdentity) {
-    const { state } = await oidc.begin('idp', REDIRECT_URI);
+    const { state, binding } = await oidc.begin('idp', REDIRECT_URI);
     const code = `code-${randomUUID()}`;
     provider.codes.set(code, identity);
-    return { code, state };
+    return { code, state, binding };
   }
   async function complete(identity: OidcIdentity, client = HOME) {
-    const { code, state } = await callbackFor(identity);
-    return oidc.complete('idp', code, state, 'Firefox', client);
+    const { code, state, binding } = await callbackFor(identity);
+    return oidc.complete('idp', code, state, binding, 'Firefox', client);
   }
   const person = (overrides: Partial<OidcIdentity> = {}): OidcIdentity => ({
     subject: randomUUID(),
@@ -69,13 +69,14 @@ describe('OidcService', () => {
   describe('begin', () => {
     it('sends PKCE S256, a state and a nonce, and keeps the verifier and nonce for the callback', async () => {
       const { oidc, provider } = setUp();
-      const { url, state, expiresAt } = await oidc.begin('idp', REDIRECT_URI);
+      const { url, state, binding, expiresAt } = await oidc.begin('idp', REDIRECT_URI);
       const params = new URL(url).searchParams;
       expect(params.get('state')).toBe(state);
       expect(params.get('code_challenge')).toMatch(/^[\w-]{43}$/);
       expect(expiresAt).toEqual(new Date('2026-11-30T12:10:00Z'));
       provider.codes.set('c', { subject: 's', email: undefined, emailVerified: false, name: '' });
-      await appErrorOf(oidc.complete('idp', 'c', state, undefined, HOME));
+      expect(url).not.toContain(binding);
+      await appErrorOf(oidc.complete('idp', 'c', state, binding, undefined, HOME));
       expect(provider.redeemed[0]).toMatchObject({
         redirectUri: REDIRECT_URI,
         nonce: params.get('nonce'),
@@ -106,17 +107,38 @@ describe('OidcService', () => {
   });
 
   describe('complete', () => {
+    it('completes only with the binding of the browser that began (a code and state elsewhere are worth nothing)', async () => {
+      const { oidc, callbackFor, person, provider } = setUp();
+      const { code, state, binding } = await callbackFor(person());
+      // The attacker's own flow's binding, or none, with the victim's (or attacker's) callback.
+      const other = (await oidc.begin('idp', REDIRECT_URI)).binding;
+      for (const wrong of [other, '', 'x'.repeat(43)])
+        expect(
+          await appErrorOf(oidc.complete('idp', code, state, wrong, undefined, HOME)),
+        ).toMatchObject({ code: 'UNAUTHENTICATED' });
+      // The state was taken by the first try: the right binding is too late now.
+      const owner = { address: '198.51.100.77' };
+      expect(
+        await appErrorOf(oidc.complete('idp', code, state, binding, undefined, owner)),
+      ).toMatchObject({ code: 'UNAUTHENTICATED' });
+      expect(provider.redeemed).toHaveLength(0);
+    });
+
     it('uses a state once, and only before it expires', async () => {
       const { oidc, clock, provider, callbackFor, person } = setUp();
-      const { code, state } = await callbackFor(person());
-      await oidc.complete('idp', code, state, undefined, HOME);
-      const replay = await appErrorOf(oidc.complete('idp', code, state, undefined, HOME));
+      const { code, state, binding } = await callbackFor(person());
+      await oidc.complete('idp', code, state, binding, undefined, HOME);
+      const replay = await appErrorOf(oidc.complete('idp', code, state, binding, undefined, HOME));
       expect(replay).toMatchObject({ code: 'UNAUTHENTICATED' });
 
       const late = await callbackFor(person());
       clock.advance(601);
       expect(
-        (await appErrorOf(oidc.complete('idp', late.code, late.state, undefined, HOME))).code,
+        (
+          await appErrorOf(
+            oidc.complete('idp', late.code, late.state, late.binding, undefined, HOME),
+          )
+        ).code,
       ).toBe('UNAUTHENTICATED');
       expect(provider.redeemed).toHaveLength(1);
     });
@@ -164,14 +186,14 @@ describe('OidcService', () => {
     it('counts failures per address and provider, then RATE_LIMITED without redeeming', async () => {
       const { oidc, provider, callbackFor, person } = setUp();
       for (let i = 0; i < 3; i++)
-        expect((await appErrorOf(oidc.complete('idp', 'bad', `s${i}`, undefined, HOME))).code).toBe(
-          'UNAUTHENTICATED',
-        );
-      const { code, state } = await callbackFor(person());
-      const limited = await appErrorOf(oidc.complete('idp', code, state, undefined, HOME));
+        expect(
+          (await appErrorOf(oidc.complete('idp', 'bad', `s${i}`, 'x', undefined, HOME))).code,
+        ).toBe('UNAUTHENTICATED');
+      const { code, state, binding } = await callbackFor(person());
+      const limited = await appErrorOf(oidc.complete('idp', code, state, binding, undefined, HOME));
       expect(limited.code).toBe('RATE_LIMITED');
       expect(provider.redeemed).toHaveLength(0);
-      const elsewhere = await oidc.complete('idp', code, state, undefined, {
+      const elsewhere = await oidc.complete('idp', code, state, binding, undefined, {
         address: '203.0.113.5',
       });
       expect(elsewhere.kind).toBe('unlinked');

@@ -1,6 +1,7 @@
 import { AppError } from '@platform/errors';
 import { createEvent } from '@platform/events';
 import { isUuid, normalizeEmail } from '@platform/validation';
+import { timingSafeEqual } from 'node:crypto';
 import * as client from 'openid-client';
 import type { AuthTransactions } from './auth.transactions';
 import { accountOf, type IssuedChallenge, type MfaService } from './mfa.service';
@@ -59,7 +60,7 @@ export interface OidcService {
   begin(
     provider: string,
     redirectUri: string,
-  ): Promise<{ url: string; state: string; expiresAt: Date }>;
+  ): Promise<{ url: string; state: string; binding: string; expiresAt: Date }>;
   /**
    * Redeems a callback: its state once (GETDEL), for the provider and redirect URI it was issued
    * for; the ID token validated by the library. Failures are UNAUTHENTICATED and count against
@@ -70,6 +71,7 @@ export interface OidcService {
     provider: string,
     code: string,
     state: string,
+    binding: string,
     userAgent: string | undefined,
     client: GuessingClient,
   ): Promise<OidcCompletion>;
@@ -115,6 +117,9 @@ export interface OidcServiceDeps {
 }
 
 const MAX_CODE_LENGTH = 2048;
+
+const sameHash = (a: string, b: string) =>
+  a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 const MAX_REDIRECT_URI_LENGTH = 2048;
 
 const viewOf = (row: LinkedAccountRow): LinkedAccountView => ({
@@ -145,13 +150,24 @@ export function createOidcService(deps: OidcServiceDeps): OidcService {
   }
 
   /** Redeems the callback; null for any failure a client could cause (counted as a wrong guess). */
-  async function redeem(provider: OidcProviderConfig, code: string, state: string) {
+  async function redeem(
+    provider: OidcProviderConfig,
+    code: string,
+    state: string,
+    binding: string,
+  ) {
     if (!code || code.length > MAX_CODE_LENGTH) return null;
     // Taken before anything else is checked: a state is good for exactly one try.
     const flow = await states.takeFlow(state);
     if (flow?.provider !== provider.name) return null;
+    // The state travels in URLs (history, Referer, logs); the binding stayed in the browser that
+    // began the flow. Without it, a code and state are worth nothing elsewhere (login CSRF, a
+    // leaked callback URL).
+    if (!isOpaqueToken(binding) || !sameHash(flow.bindingHash, hashOpaqueToken(binding)))
+      return null;
     try {
-      return await oidc.redeem(provider, { ...flow, code, state });
+      const { redirectUri, codeVerifier, nonce } = flow;
+      return await oidc.redeem(provider, { redirectUri, codeVerifier, nonce, code, state });
     } catch (error) {
       if (error instanceof AppError && error.code === 'UNAUTHENTICATED') return null;
       throw error;
@@ -184,26 +200,28 @@ export function createOidcService(deps: OidcServiceDeps): OidcService {
         nonce,
         codeChallenge,
       });
+      const binding = newOpaqueToken();
       await states.saveFlow(
         state,
-        { provider: provider.name, redirectUri, codeVerifier, nonce },
+        { provider: provider.name, redirectUri, codeVerifier, nonce, bindingHash: binding.hash },
         policy.stateTtlSeconds,
       );
       return {
         url,
         state,
+        binding: binding.token,
         expiresAt: new Date(clock().getTime() + policy.stateTtlSeconds * 1000),
       };
     },
 
-    async complete(name, code, state, userAgent, guessing) {
+    async complete(name, code, state, binding, userAgent, guessing) {
       const provider = providerOf(name);
       const outcome: { identity: OidcIdentity | null } = { identity: null };
       const redeemed = await guard.check(
         guessesAt(provider.name, guessing.address),
         { address: guessing.address },
         async () => {
-          outcome.identity = await redeem(provider, code, state);
+          outcome.identity = await redeem(provider, code, state, binding);
           return outcome.identity !== null;
         },
       );

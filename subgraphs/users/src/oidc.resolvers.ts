@@ -141,23 +141,36 @@ export function createOidcResolvers(
           provider: requireProvider(args.provider),
           redirectUri: args.redirectUri,
         });
-        return { url: begun.authorizationUrl, state: begun.state, expiresAt: begun.expiresAt };
+        return {
+          url: begun.authorizationUrl,
+          state: begun.state,
+          binding: begun.binding,
+          expiresAt: begun.expiresAt,
+        };
       },
 
       async completeOidcLogin(
         _: unknown,
-        args: { provider: string; code: string; state: string; deviceToken?: string | null },
+        args: {
+          provider: string;
+          code: string;
+          state: string;
+          binding: string;
+          deviceToken?: string | null;
+        },
         context: UsersContext,
       ) {
         await throttle.checkAddress(context.clientAddress);
         const provider = requireProvider(args.provider);
         if (!args.code || args.code.length > MAX_CODE_LENGTH) throw signInFailed(provider);
         if (!args.state || args.state.length > MAX_TOKEN_LENGTH) throw signInFailed(provider);
+        if (!args.binding || args.binding.length > MAX_TOKEN_LENGTH) throw signInFailed(provider);
         const deviceToken = args.deviceToken ?? '';
         const answer = await auth.completeOidcLogin({
           provider,
           code: args.code,
           state: args.state,
+          binding: args.binding,
           userAgent: context.userAgent ?? '',
           clientAddress: context.clientAddress ?? '',
           deviceToken: deviceToken.length <= MAX_TOKEN_LENGTH ? deviceToken : '',
