@@ -208,8 +208,14 @@ describe('the MFA policy against PostgreSQL, Redis and RabbitMQ', () => {
     services.mfaDirectory.failing = true;
     let eventId: string;
     try {
+      const askedBefore = services.mfaDirectory.asked.length;
       eventId = await publishEvent(userId, true, version + 1);
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // The consumer asked the (unreachable) auth service about this user: a delivery failed.
+      await eventually(() =>
+        expect(
+          services.mfaDirectory.asked.slice(askedBefore).some((ids) => ids.includes(userId)),
+        ).toBe(true),
+      );
       expect(await services.checks.isAllowed(userId, '', 'audit:read')).toBe(false);
     } finally {
       services.mfaDirectory.failing = false;
