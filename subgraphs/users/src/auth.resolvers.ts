@@ -37,6 +37,29 @@ export function payload(
   };
 }
 
+/**
+ * The payload of a session the auth service just opened (a sign-in, a refresh), if its user is
+ * active; otherwise that session ends at once (a disabled or leaving account opens nothing) and
+ * `refusal` is thrown.
+ */
+export async function activeSessionPayload(
+  auth: IdentityClients['auth'],
+  tokens: authV1.SessionTokens | undefined,
+  deviceToken: string | undefined,
+  context: UsersContext,
+  refusal: () => AppError,
+) {
+  const user = tokens ? await context.users.load(tokens.userId) : null;
+  if (!tokens || !user || !isActive(user)) {
+    if (tokens)
+      await auth
+        .revokeSession({ userId: tokens.userId, sessionId: tokens.sessionId })
+        .catch(() => undefined);
+    throw refusal();
+  }
+  return payload(tokens, user, deviceToken);
+}
+
 /** The user with this email, or undefined when there is none (or it is not an address). */
 export async function findUserByEmail(
   users: IdentityClients['users'],
@@ -213,15 +236,9 @@ export function createAuthResolvers(
           refreshToken: args.refreshToken,
           userAgent: context.userAgent ?? '',
         });
-        const user = tokens ? await context.users.load(tokens.userId) : null;
-        if (!tokens || !user || !isActive(user)) {
-          if (tokens)
-            await auth
-              .revokeSession({ userId: tokens.userId, sessionId: tokens.sessionId })
-              .catch(() => undefined);
-          throw AppError.unauthenticated('Invalid or expired refresh token');
-        }
-        return payload(tokens, user);
+        return activeSessionPayload(auth, tokens, undefined, context, () =>
+          AppError.unauthenticated('Invalid or expired refresh token'),
+        );
       },
 
       async logout(_: unknown, __: unknown, context: UsersContext) {

@@ -4,7 +4,7 @@ import { PERMISSIONS } from '@platform/permissions';
 import { type authV1, type userV1 } from '@platform/proto';
 import { requireViewer } from '@platform/subgraph';
 import type { AddressThrottle } from './address.throttle';
-import { isActive, passwordSignIn, type IdentityClients } from './auth.resolvers';
+import { activeSessionPayload, passwordSignIn, type IdentityClients } from './auth.resolvers';
 import type { UsersContext } from './users.resolvers';
 
 type AuthClient = IdentityClients['auth'];
@@ -63,21 +63,11 @@ export function createMfaResolvers(
     deviceToken: string,
     context: UsersContext,
   ) {
-    const user = tokens ? await context.users.load(tokens.userId) : null;
-    if (!tokens || !user || !isActive(user)) {
-      if (tokens)
-        await auth
-          .revokeSession({ userId: tokens.userId, sessionId: tokens.sessionId })
-          .catch(() => undefined);
-      throw AppError.unauthenticated('Invalid email or password');
-    }
     return {
       __typename: 'AuthPayload' as const,
-      accessToken: tokens.accessToken,
-      refreshToken: tokens.refreshToken,
-      expiresIn: tokens.expiresIn,
-      deviceToken: deviceToken || null,
-      user,
+      ...(await activeSessionPayload(auth, tokens, deviceToken, context, () =>
+        AppError.unauthenticated('Invalid email or password'),
+      )),
     };
   }
 

@@ -5,6 +5,7 @@ import { requireViewer } from '@platform/subgraph';
 import { validateEmail } from '@platform/validation';
 import type { AddressThrottle } from './address.throttle';
 import {
+  activeSessionPayload,
   completeAccount,
   findUserByEmail,
   isActive,
@@ -63,15 +64,12 @@ export function createOidcResolvers(
     deviceToken: string,
     context: UsersContext,
   ) {
-    const user = tokens ? await context.users.load(tokens.userId) : null;
-    if (!tokens || !user || !isActive(user)) {
-      if (tokens)
-        await auth
-          .revokeSession({ userId: tokens.userId, sessionId: tokens.sessionId })
-          .catch(() => undefined);
-      throw signInFailed(provider);
-    }
-    return { __typename: 'AuthPayload' as const, ...payload(tokens, user, deviceToken) };
+    return {
+      __typename: 'AuthPayload' as const,
+      ...(await activeSessionPayload(auth, tokens, deviceToken, context, () =>
+        signInFailed(provider),
+      )),
+    };
   }
 
   /** An identity nobody linked: a new account for its email, or proof from the one that has it. */

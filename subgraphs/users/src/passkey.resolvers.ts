@@ -2,7 +2,7 @@ import { AppError } from '@platform/errors';
 import type { authV1 } from '@platform/proto';
 import { requireViewer } from '@platform/subgraph';
 import type { AddressThrottle } from './address.throttle';
-import { isActive, type IdentityClients } from './auth.resolvers';
+import { activeSessionPayload, type IdentityClients } from './auth.resolvers';
 import type { UsersContext } from './users.resolvers';
 
 /**
@@ -143,22 +143,8 @@ export function createPasskeyResolvers(
           clientAddress: context.clientAddress ?? '',
           deviceToken: deviceToken.length <= MAX_ID_LENGTH ? deviceToken : '',
         });
-        const user = tokens ? await context.users.load(tokens.userId) : null;
-        if (!tokens || !user || !isActive(user)) {
-          // A disabled account's passkey opens nothing: the session just opened ends at once.
-          if (tokens)
-            await auth
-              .revokeSession({ userId: tokens.userId, sessionId: tokens.sessionId })
-              .catch(() => undefined);
-          throw signInFailed();
-        }
-        return {
-          accessToken: tokens.accessToken,
-          refreshToken: tokens.refreshToken,
-          expiresIn: tokens.expiresIn,
-          deviceToken: issued || null,
-          user,
-        };
+        // A disabled account's passkey opens nothing: the session just opened ends at once.
+        return activeSessionPayload(auth, tokens, issued, context, signInFailed);
       },
     },
   };
