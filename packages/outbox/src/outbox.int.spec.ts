@@ -115,6 +115,36 @@ describe('transactional outbox and idempotent consumers', () => {
     expect(await effects(consumer)).toBe(1);
   });
 
+  it('publishes the events of one record in the order they were written, whatever times they carry', async () => {
+    const consumer = 'order';
+    const received: string[] = [];
+    const subscriber = await broker();
+    await subscriber.consume({
+      queue: `${run.exchange}.${consumer}`,
+      events: ['user.registered', 'user.updated', 'user.deleted'],
+      handle: async (event) => void received.push(event.id),
+    });
+    const userId = '00000000-0000-4000-8000-000000000002';
+    const at = Date.now();
+    const written = [
+      createEvent('user.registered', { userId, email: 'o@example.com', displayName: 'O' }),
+      createEvent('user.updated', { userId, displayName: 'P' }),
+      createEvent('user.deleted', { userId }),
+    ].map((event, index) => ({
+      ...event,
+      // The first two within one millisecond; the last from a replica whose clock is behind.
+      occurredAt: new Date(index === 2 ? at - 5 : at).toISOString(),
+    }));
+    // One transaction, so one relay claims all three together.
+    await db.$transaction(async (tx) => {
+      for (const event of written) await enqueueEvent(tx, 'users', event);
+    });
+    const relay = createOutboxRelay({ db, schema: 'users', broker: await broker(), logger });
+    closers.push(() => relay.stop());
+    relay.kick();
+    await eventually(() => expect(received).toEqual(written.map((event) => event.id)));
+  });
+
   it('leaves a batch claimed by a relay that died alone until its lease lapses, then publishes it', async () => {
     const consumer = 'lease';
     const received: string[] = [];

@@ -39,7 +39,9 @@ interface OutboxRow {
 }
 
 /**
- * Publishes outbox events in order of creation and marks them published. A batch is claimed
+ * Publishes outbox events in the order they were written (`seq`: the events of one record are
+ * written under its lock, so this is their causal order; creation times from several replicas'
+ * clocks, or equal to the millisecond, are not) and marks them published. A batch is claimed
  * with a lease (FOR UPDATE SKIP LOCKED inside the claiming UPDATE), so several instances of a
  * service can run relays side by side without holding a transaction open while the broker
  * confirms. A crash between publishing and marking republishes the batch once the lease
@@ -55,10 +57,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
        WHERE id IN (
          SELECT id FROM ${table}
          WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
-         ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
-       RETURNING id, envelope, created_at, claimed_until)
+         ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+       RETURNING id, envelope, seq, claimed_until)
      SELECT id::text AS id, envelope, claimed_until::text AS lease
-       FROM claimed ORDER BY created_at, id`,
+       FROM claimed ORDER BY seq`,
   );
   const settle = prepared(
     `outbox-settle:${options.schema}`,

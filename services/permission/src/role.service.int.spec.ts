@@ -28,7 +28,7 @@ describe('RoleService', () => {
   const auditOf = (target: string) =>
     db().auditEntry.findMany({ where: { target }, orderBy: { seq: 'asc' } });
   const eventsOf = async (roleId: string) =>
-    (await db().rbacOutboxEvent.findMany({ orderBy: { createdAt: 'asc' } })).filter(
+    (await db().rbacOutboxEvent.findMany({ orderBy: { seq: 'asc' } })).filter(
       (row) => (row.envelope as { payload: { roleId?: string } }).payload.roleId === roleId,
     );
 

@@ -108,7 +108,7 @@ export function createAuthFactories(db: Database): AuthFactories {
     async outboxEvents(type) {
       const rows = await db.authOutboxEvent.findMany({
         where: type ? { type } : {},
-        orderBy: { createdAt: 'asc' },
+        orderBy: { seq: 'asc' },
       });
       return rows.map((row) => row.envelope as unknown as EventEnvelope);
     },

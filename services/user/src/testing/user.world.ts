@@ -41,7 +41,7 @@ export function useUserWorld(): UserWorld {
         relay: { kick: () => undefined },
       }),
       async eventsOf(userId) {
-        const rows = await db.userOutboxEvent.findMany({ orderBy: { createdAt: 'asc' } });
+        const rows = await db.userOutboxEvent.findMany({ orderBy: { seq: 'asc' } });
         return rows
           .map((row) => parseEvent(row.envelope))
           .filter((event) => 'userId' in event.payload && event.payload.userId === userId);
