@@ -5,9 +5,14 @@ import { defineConfig } from 'vitest/config';
 //   integration  *.int.spec.ts; real PostgreSQL, Redis and RabbitMQ, isolated per run
 //   e2e          e2e/**/*.e2e.spec.ts; the apps as processes, driven over HTTP and WebSocket
 export default defineConfig({
+  // `graphql` as Node itself resolves it (index.js, CommonJS), the copy Apollo Server and
+  // @apollo/gateway load: vite's own resolution picks index.mjs, another realm, whose schema
+  // types the other copy's checks reject ("Cannot use GraphQLObjectType from another realm").
+  resolve: { alias: [{ find: /^graphql$/, replacement: 'graphql/index.js' }] },
   test: {
     projects: [
       {
+        extends: true,
         test: {
           name: 'unit',
           include: [
@@ -17,6 +22,7 @@ export default defineConfig({
         },
       },
       {
+        extends: true,
         test: {
           name: 'integration',
           include: ['{packages,internal,services,subgraphs,gateway,prisma}/**/*.int.spec.ts'],
@@ -26,6 +32,7 @@ export default defineConfig({
         },
       },
       {
+        extends: true,
         test: {
           name: 'e2e',
           include: ['e2e/**/*.e2e.spec.ts'],

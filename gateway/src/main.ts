@@ -20,7 +20,7 @@ import { serveMetrics } from '@platform/metrics';
 import { authV1 } from '@platform/proto';
 import { createRedis } from '@platform/redis';
 import { createAccessTokens } from '@platform/tokens';
-import { checkAccessToken, publicRootFields, refusedTokenPlugin } from './access/public-operations';
+import { checkAccessToken, publicRootFields } from './access/public-operations';
 import { clientAddressOf } from './client-address';
 import { withCors } from './cors';
 import { exportDependencyStatus, exportSubscriptionGauges } from './gateway.metrics';
@@ -115,17 +115,19 @@ lifecycle.run(async () => {
       requestLogPlugin(logger),
       graphqlMetricsPlugin<GatewayContext>(),
       operationKindPlugin<GatewayContext>(),
-      refusedTokenPlugin<GatewayContext>(publicRootFields(supergraphSdl)),
       wellFormedTextPlugin<GatewayContext>(),
-      // Depth, field and cost limits, then the caller's budget: before planning.
+      // Depth, field and cost limits, then the token's session with the caller's budget (one
+      // Redis round trip), then the token's refusal if any: before planning.
       operationLimitsPlugin<GatewayContext>({
         limits: operationLimits,
         budget: createRequestBudget({
           redis,
+          revocations,
           perSecond: env.REQUEST_BUDGET_PER_SECOND,
           burst: env.REQUEST_BUDGET_BURST,
           logger,
         }),
+        publicFields: publicRootFields(supergraphSdl),
         logger,
       }),
       // Responses are per user and never cached by HTTP caches: no cache-control computation.
@@ -142,12 +144,16 @@ lifecycle.run(async () => {
   lifecycle.onShutdown('apollo', () => apollo.stop());
 
   const graphql = createGraphQLHandler(apollo, async (req) => {
-    // Verified once here; subgraphs verify again before trusting it. A token refused or that
-    // cannot be checked (Redis or the auth service down) is answered by refusedTokenPlugin.
-    const { identity, ...tokenCheck } = await checkAccessToken(tokens, req.headers.authorization);
+    // Verified once at the gateway (subgraphs verify again before trusting it): signature and
+    // claims here, the session with the caller's budget in operationLimitsPlugin, which also
+    // answers a token refused or that cannot be checked (Redis or the auth service down).
+    const { identity, ...tokenCheck } = await checkAccessToken(
+      (header) => tokens.genuineHeader(header),
+      req.headers.authorization,
+    );
     return {
       ...tokenCheck,
-      userId: identity?.userId,
+      session: identity ?? undefined,
       correlationId: currentContext()?.correlationId ?? newCorrelationId(),
       userAgent: req.headers['user-agent'],
       clientAddress: clientAddressOf(req, env.TRUST_PROXY),

@@ -1,8 +1,11 @@
 import { ApolloServer, HeaderMap } from '@apollo/server';
 import { describe, expect, it } from 'vitest';
 import { AppError, formatGraphQLError } from '@platform/errors';
+import { createLogger } from '@platform/logger';
 import type { Identity } from '@platform/tokens';
-import { checkAccessToken, refusedTokenPlugin, type TokenCheck } from './access/public-operations';
+import { checkAccessToken } from './access/public-operations';
+import { DEFAULT_OPERATION_LIMITS } from './limits/operation-cost';
+import { operationLimitsPlugin, type Caller } from './limits/operation-limits.plugin';
 import { outageStatusPlugin } from './outage.plugin';
 
 /**
@@ -37,13 +40,21 @@ const resolvers = {
   },
 };
 
-type Context = TokenCheck;
+type Context = Caller;
+
+/** The gateway's admission with a budget that always has room and no ended session. */
+const admission = operationLimitsPlugin<Context>({
+  limits: DEFAULT_OPERATION_LIMITS,
+  budget: { charge: async () => ({ sessionEnded: false, decision: { allowed: true } }) },
+  publicFields: new Set(['Mutation.login']),
+  logger: createLogger({ name: 'outage-test', level: 'silent' }),
+});
 
 async function serve(context: Context, query: string) {
   const server = new ApolloServer<Context>({
     typeDefs,
     resolvers,
-    plugins: [refusedTokenPlugin<Context>(new Set(['Mutation.login'])), outageStatusPlugin()],
+    plugins: [admission, outageStatusPlugin()],
     formatError: (formatted, error) => formatGraphQLError(formatted, error, () => undefined),
   });
   await server.start();
@@ -69,8 +80,8 @@ async function serve(context: Context, query: string) {
   }
 }
 
-/** A verifier as the gateway has one, answering as Redis or the auth service would. */
-const verifier = (answer: () => Promise<Identity | null>) => ({ verifyHeader: answer });
+/** A token check answering as Redis or the auth service would. */
+const verifier = (answer: () => Promise<Identity | null>) => answer;
 
 describe('a token that cannot be checked', () => {
   it('is neither accepted nor refused while Redis is down: 503 SERVICE_UNAVAILABLE and Retry-After', async () => {

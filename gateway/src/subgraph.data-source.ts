@@ -1,5 +1,6 @@
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { INTERNAL_TOKEN_HEADER } from '@platform/grpc';
+import type { Identity } from '@platform/tokens';
 import type { TokenCheck } from './access/public-operations';
 import { subgraphFetchRecorder } from './gateway.metrics';
 import { toFetcherResponse, type SubgraphClient } from './subgraph.fetcher';
@@ -10,7 +11,9 @@ export interface GatewayContext extends TokenCheck {
   /** The caller's Authorization header, forwarded only after the gateway verified it. */
   authorization?: string | undefined;
   correlationId: string;
-  /** The verified caller's id (undefined when anonymous), for per-user limits. */
+  /** A genuine token's identity, its session not yet checked (operationLimitsPlugin does). */
+  session?: Identity | undefined;
+  /** The verified caller's id (undefined when anonymous), set once the session was checked. */
   userId?: string | undefined;
   /** The end user's client, for the sessions list. */
   userAgent?: string | undefined;

@@ -1,12 +1,12 @@
-import type { ApolloServerPlugin } from '@apollo/server';
 import { AppError, toGraphQLError } from '@platform/errors';
-import type { Identity, TokenVerifier } from '@platform/tokens';
+import type { Identity } from '@platform/tokens';
 import { fragmentsOf } from '../operation-document';
 import { outageOf, unavailable } from '../outage.plugin';
 import {
   Kind,
   OperationTypeNode,
   parse,
+  type DocumentNode,
   type FragmentDefinitionNode,
   type OperationDefinitionNode,
   type SelectionSetNode,
@@ -26,17 +26,18 @@ export interface TokenCheck {
 }
 
 /**
- * Verifies the `Authorization` header the gateway was sent: the caller's identity (null when
- * anonymous), or why the token was refused (the client's fault: `tokenRefusal`), or that it
- * could not be checked for a dependency outage (`tokenUnchecked`). Anything else is a fault of
- * ours, thrown (INTERNAL_SERVER_ERROR).
+ * Verifies the `Authorization` header the gateway was sent with `verify` (a TokenVerifier's
+ * `verifyHeader`, or `genuineHeader` when the session is checked later): the caller's identity
+ * (null when anonymous), or why the token was refused (the client's fault: `tokenRefusal`), or
+ * that it could not be checked for a dependency outage (`tokenUnchecked`). Anything else is a
+ * fault of ours, thrown (INTERNAL_SERVER_ERROR).
  */
 export async function checkAccessToken(
-  tokens: Pick<TokenVerifier, 'verifyHeader'>,
+  verify: (authorization: string | undefined) => Promise<Identity | null>,
   authorization: string | undefined,
 ): Promise<{ identity: Identity | null } & TokenCheck> {
   try {
-    return { identity: await tokens.verifyHeader(authorization), authorization };
+    return { identity: await verify(authorization), authorization };
   } catch (error) {
     if (error instanceof AppError && error.code === 'UNAUTHENTICATED')
       return { identity: null, authorization, tokenRefusal: error };
@@ -111,26 +112,23 @@ export function isPublicOperation(
  * A token that could not be checked (Redis or the auth service down) is never accepted and
  * never called invalid: a public operation goes on anonymously as above, any other is refused
  * with SERVICE_UNAVAILABLE, HTTP 503 and Retry-After, so a client retries the same token.
+ *
+ * Called once the token is fully checked (operationLimitsPlugin, after the session).
  */
-export function refusedTokenPlugin<TContext extends TokenCheck>(
+export function settleRefusedToken(
+  context: TokenCheck,
+  operation: OperationDefinitionNode,
+  document: DocumentNode,
   publicFields: ReadonlySet<string>,
-): ApolloServerPlugin<TContext> {
-  return {
-    async requestDidStart({ contextValue }) {
-      const { tokenRefusal: refusal, tokenUnchecked: outage } = contextValue;
-      if (!refusal && !outage) return;
-      return {
-        async didResolveOperation({ operation, document }) {
-          if (operation && isPublicOperation(operation, fragmentsOf(document), publicFields)) {
-            contextValue.authorization = undefined;
-            return;
-          }
-          if (outage) throw unavailable(outage);
-          throw toGraphQLError(refusal, { status: 401, headers: BEARER_CHALLENGE });
-        },
-      };
-    },
-  };
+): void {
+  const { tokenRefusal: refusal, tokenUnchecked: outage } = context;
+  if (!refusal && !outage) return;
+  if (isPublicOperation(operation, fragmentsOf(document), publicFields)) {
+    context.authorization = undefined;
+    return;
+  }
+  if (outage) throw unavailable(outage);
+  throw toGraphQLError(refusal, { status: 401, headers: BEARER_CHALLENGE });
 }
 
 const BEARER_CHALLENGE = new Map([['www-authenticate', 'Bearer error="invalid_token"']]);

@@ -19,19 +19,37 @@ const schema = buildSchema(`
 
 const limits: OperationLimits = DEFAULT_OPERATION_LIMITS;
 
-/** An in-memory budget of `points` per caller that never refills. */
-function fixedBudget(points: number): RequestBudget & { charged: Map<string, number> } {
+/**
+ * An in-memory budget of `points` per caller that never refills, charging a live session's user
+ * or else the address, as the Redis one does; `ended` holds the ended sessions.
+ */
+function fixedBudget(
+  points: number,
+  ended: ReadonlySet<string> = new Set(),
+): RequestBudget & { charged: Map<string, number> } {
   const charged = new Map<string, number>();
   return {
     charged,
-    async charge(caller, cost) {
-      const spent = (charged.get(caller) ?? 0) + cost;
-      if (spent > points) return { allowed: false, retryAfter: 7 };
-      charged.set(caller, spent);
-      return { allowed: true };
+    async charge({ session, clientAddress }, cost) {
+      const sessionEnded = session ? ended.has(session.sessionId) : false;
+      const key =
+        session && !sessionEnded && session.expiresAt > Date.now()
+          ? `user:${session.userId}`
+          : `address:${clientAddress ?? 'unknown'}`;
+      const spent = (charged.get(key) ?? 0) + cost;
+      if (spent > points) return { sessionEnded, decision: { allowed: false, retryAfter: 7 } };
+      charged.set(key, spent);
+      return { sessionEnded, decision: { allowed: true } };
     },
   };
 }
+
+/** A caller with a genuine token of `userId`'s session `sessionId`, expiring in a minute. */
+const withToken = (userId: string, sessionId = `${userId}-session`): Caller => ({
+  authorization: 'Bearer a.b.c',
+  clientAddress: '203.0.113.9',
+  session: { userId, sessionId, expiresAt: Date.now() + 60_000 },
+});
 
 const logger = createLogger({ name: 'limits-test', level: 'silent' });
 
@@ -40,8 +58,9 @@ const logger = createLogger({ name: 'limits-test', level: 'silent' });
  * the operation only if this returns). Resolves with the error it refused with, if any.
  */
 function serve(budget: RequestBudget) {
-  const plugin = operationLimitsPlugin<Caller>({ limits, budget, logger });
-  return async (query: string, caller: Caller = { userId: 'u1' }) => {
+  const publicFields = new Set(['Query.hasPermission']);
+  const plugin = operationLimitsPlugin<Caller>({ limits, budget, publicFields, logger });
+  return async (query: string, caller: Caller = withToken('u1')) => {
     const document = parse(query);
     expect(validate(schema, document)).toEqual([]);
     const listener = await plugin.requestDidStart?.({} as GraphQLRequestContext<Caller>);
@@ -112,7 +131,7 @@ describe(operationLimitsPlugin.name, () => {
     });
     const http = refused?.extensions['http'] as { headers: Map<string, string> };
     expect(http.headers.get('retry-after')).toBe('7');
-    expect(await run(nested(1), { userId: 'u2' })).toBeUndefined();
+    expect(await run(nested(1), withToken('u2'))).toBeUndefined();
   });
 
   it('refuses with HTTP 503, Retry-After and SERVICE_UNAVAILABLE while the budget cannot be charged', async () => {
@@ -139,5 +158,66 @@ describe(operationLimitsPlugin.name, () => {
     const budget = fixedBudget(1_000);
     await serve(budget)('{ item { id } }', { clientAddress: '203.0.113.9' });
     expect(budget.charged.get('address:203.0.113.9')).toBe(1);
+  });
+
+  describe('the token, settled after its session was checked with the charge', () => {
+    it('accepts a live session: the caller is its user, who pays, and the token is forwarded', async () => {
+      const budget = fixedBudget(1_000);
+      const caller = withToken('u7');
+      expect(await serve(budget)('{ item { id } }', caller)).toBeUndefined();
+      expect(caller.userId).toBe('u7');
+      expect(caller.authorization).toBe('Bearer a.b.c');
+      expect([...budget.charged.keys()]).toEqual(['user:u7']);
+    });
+
+    it('refuses a token of an ended session with 401 SESSION_ENDED, charging its address', async () => {
+      const budget = fixedBudget(1_000, new Set(['u7-session']));
+      const caller = withToken('u7');
+      const refused = await serve(budget)('{ item { id } }', caller);
+      expect(refused?.extensions).toMatchObject({
+        code: 'UNAUTHENTICATED',
+        reason: 'SESSION_ENDED',
+        http: { status: 401 },
+      });
+      expect(caller.userId).toBeUndefined();
+      expect([...budget.charged.keys()]).toEqual(['address:203.0.113.9']);
+    });
+
+    it('says SESSION_ENDED, not TOKEN_EXPIRED, for an expired token of an ended session', async () => {
+      const caller = {
+        ...withToken('u7'),
+        session: { userId: 'u7', sessionId: 's', expiresAt: 1 },
+      };
+      const refused = await serve(fixedBudget(1_000, new Set(['s'])))('{ item { id } }', caller);
+      expect(refused?.extensions).toMatchObject({ reason: 'SESSION_ENDED' });
+      const expired = {
+        ...withToken('u8'),
+        session: { userId: 'u8', sessionId: 't', expiresAt: 1 },
+      };
+      const answer = await serve(fixedBudget(1_000))('{ item { id } }', expired);
+      expect(answer?.extensions).toMatchObject({
+        code: 'UNAUTHENTICATED',
+        reason: 'TOKEN_EXPIRED',
+      });
+      expect(expired.userId).toBeUndefined();
+    });
+
+    it('lets a public operation go on anonymously, without the refused token', async () => {
+      const budget = fixedBudget(1_000, new Set(['u7-session']));
+      const caller = withToken('u7');
+      expect(await serve(budget)('{ hasPermission(permission: "x") }', caller)).toBeUndefined();
+      expect(caller.userId).toBeUndefined();
+      expect(caller.authorization).toBeUndefined();
+      expect([...budget.charged.keys()]).toEqual(['address:203.0.113.9']);
+    });
+
+    it('refuses a revoked token before its budget: 401 even when the address has none left', async () => {
+      const caller = withToken('u7');
+      const refused = await serve(fixedBudget(0, new Set(['u7-session'])))(
+        '{ item { id } }',
+        caller,
+      );
+      expect(refused?.extensions).toMatchObject({ reason: 'SESSION_ENDED' });
+    });
   });
 });

@@ -2,29 +2,29 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import type { GraphQLError } from 'graphql';
 import { AppError, outageAnswer, toAppError, toGraphQLError } from '@platform/errors';
 import type { Logger } from '@platform/logger';
+import { sessionRefusal } from '@platform/tokens';
+import { settleRefusedToken, type TokenCheck } from '../access/public-operations';
 import {
   checkOperation,
   queryTooComplex,
   type OperationCost,
   type OperationLimits,
 } from './operation-cost';
-import type { BudgetDecision, RequestBudget } from './request-budget';
+import type { Admission, BudgetCaller, RequestBudget } from './request-budget';
 
-/** Who pays for an operation: the verified user, else the client's address. */
-export interface Caller {
-  /** The verified caller's id; undefined when anonymous. */
+/**
+ * Who sends an operation: an address, and maybe a token. `session` is the identity of a
+ * genuine token (signature and claims checked), its session not yet; `userId` is set once the
+ * session was found live and the token unexpired, before anything runs.
+ */
+export interface Caller extends BudgetCaller, TokenCheck {
+  /** The verified caller's id; undefined when anonymous (or the token was refused). */
   userId?: string | undefined;
-  clientAddress?: string | undefined;
 }
 
 /** What an operation costs from its caller's budget: a point per root field and per object. */
 export function budgetPoints(cost: OperationCost): number {
   return Math.max(1, cost.rootFields + cost.nodes);
-}
-
-/** The budget key of a caller. */
-export function callerKey(caller: Caller): string {
-  return caller.userId ? `user:${caller.userId}` : `address:${caller.clientAddress ?? 'unknown'}`;
 }
 
 /** RATE_LIMITED with `retryAfter`, answered with HTTP 429 and a Retry-After header. */
@@ -36,22 +36,32 @@ export function budgetExhausted(retryAfter: number): GraphQLError {
 }
 
 /**
- * Holds every operation to the limits before it is planned: one that exceeds a limit is
- * refused with QUERY_TOO_COMPLEX (HTTP 400), one whose caller has used up their budget with
- * RATE_LIMITED (HTTP 429), and one whose budget cannot be charged (Redis down) with
- * SERVICE_UNAVAILABLE (HTTP 503 and Retry-After). In each case no subgraph is called.
+ * Admits every operation before it is planned, in this order:
+ * 1. the limits: one that exceeds a limit is refused with QUERY_TOO_COMPLEX (HTTP 400);
+ * 2. the token's session and the caller's budget, in one Redis round trip (see
+ *    RequestBudget); when Redis cannot answer, SERVICE_UNAVAILABLE (HTTP 503, Retry-After);
+ * 3. the token: refused, expired, of an ended session, or not checkable: a public operation
+ *    goes on anonymously, any other is refused (settleRefusedToken: 401 or 503);
+ * 4. the budget: a caller who used it up is refused with RATE_LIMITED (HTTP 429).
+ * In each case of refusal no subgraph is called.
  */
 export function operationLimitsPlugin<TContext extends Caller>(options: {
   limits: OperationLimits;
   budget: RequestBudget;
+  /** Root fields that work without a valid token (publicRootFields). */
+  publicFields: ReadonlySet<string>;
   logger: Logger;
 }): ApolloServerPlugin<TContext> {
-  const { limits, budget, logger } = options;
+  const { limits, budget, publicFields, logger } = options;
   return {
     async requestDidStart() {
       return {
         async didResolveOperation({ schema, document, operation, request, contextValue }) {
-          if (!operation) return;
+          // No operation to run (Apollo answers the error): nothing is forwarded on its behalf.
+          if (!operation) {
+            contextValue.authorization = undefined;
+            return;
+          }
           const { cost, exceeded } = checkOperation(
             schema,
             document,
@@ -63,14 +73,21 @@ export function operationLimitsPlugin<TContext extends Caller>(options: {
             logger.info({ ...exceeded, cost }, 'operation refused: too complex');
             throw queryTooComplex(exceeded);
           }
-          let decision: BudgetDecision;
+          let admission: Admission;
           try {
-            decision = await budget.charge(callerKey(contextValue), budgetPoints(cost));
+            admission = await budget.charge(contextValue, budgetPoints(cost));
           } catch (error) {
             const refusal = toAppError(error);
             if (refusal.code !== 'SERVICE_UNAVAILABLE') throw error;
             throw toGraphQLError(refusal, outageAnswer(refusal.retryAfter));
           }
+          const { session } = contextValue;
+          if (session) {
+            contextValue.tokenRefusal = sessionRefusal(session, admission.sessionEnded);
+            if (!contextValue.tokenRefusal) contextValue.userId = session.userId;
+          }
+          settleRefusedToken(contextValue, operation, document, publicFields);
+          const { decision } = admission;
           if (!decision.allowed) {
             logger.info(
               { userId: contextValue.userId, retryAfter: decision.retryAfter },

@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@platform/logger';
 import { createRedis, type Redis } from '@platform/redis';
-import { createRequestBudget } from './request-budget';
+import {
+  createSessionRevocations,
+  REVOKED_SESSIONS_KEY,
+  type Identity,
+  type RevokedSession,
+  type SessionRevocations,
+} from '@platform/tokens';
+import { createRequestBudget, type BudgetCaller } from './request-budget';
 
 const logger = createLogger({ name: 'budget-test', level: 'silent' });
 const url = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
@@ -25,16 +32,43 @@ describe(createRequestBudget.name, () => {
     await instanceB.quit();
   });
 
+  /** The ended sessions as the database holds them: what a rebuild restores. */
+  const endedInDatabase: RevokedSession[] = [];
+  let rebuilds = 0;
+  const revocationsOf = (redis: Redis): SessionRevocations => {
+    const revocations = createSessionRevocations(redis, {
+      rebuild: async () => {
+        rebuilds++;
+        await revocations.restore(endedInDatabase);
+      },
+    });
+    return revocations;
+  };
+
   const budget = (redis: Redis, perSecond: number, burst: number) =>
-    createRequestBudget({ redis, perSecond, burst, logger });
+    createRequestBudget({ redis, revocations: revocationsOf(redis), perSecond, burst, logger });
+
+  /** A caller presenting a genuine, unexpired token of a new session. */
+  const signedIn = (
+    userId: string = randomUUID(),
+    expiresAt = Date.now() + 60_000,
+  ): BudgetCaller => ({
+    clientAddress: `203.0.113.7 (${randomUUID()})`,
+    session: { userId, sessionId: randomUUID(), expiresAt } satisfies Identity,
+  });
+  const anonymous = (): BudgetCaller => ({ clientAddress: `198.51.100.9 (${randomUUID()})` });
+
+  /** Charges `cost` and answers only the budget's decision. */
+  const charge = async (bucket: ReturnType<typeof budget>, caller: BudgetCaller, cost: number) =>
+    (await bucket.charge(caller, cost)).decision;
 
   it('lets a caller spend the burst at once, then refuses with the seconds until it may retry', async () => {
-    const caller = `user:${randomUUID()}`;
+    const caller = signedIn();
     const bucket = budget(instanceA, 10, 100);
-    expect(await bucket.charge(caller, 60)).toEqual({ allowed: true });
-    expect(await bucket.charge(caller, 40)).toEqual({ allowed: true });
+    expect(await charge(bucket, caller, 60)).toEqual({ allowed: true });
+    expect(await charge(bucket, caller, 40)).toEqual({ allowed: true });
     // 50 points at 10 a second: 5 s (give or take the few points regained meanwhile).
-    const refused = await bucket.charge(caller, 50);
+    const refused = await charge(bucket, caller, 50);
     expect(refused.allowed).toBe(false);
     expect(refused).toMatchObject({ retryAfter: expect.any(Number) as number });
     expect(refused.allowed === false && refused.retryAfter).toBeGreaterThanOrEqual(4);
@@ -43,57 +77,143 @@ describe(createRequestBudget.name, () => {
 
   it("charges one caller's cost to that caller only", async () => {
     const bucket = budget(instanceA, 1, 100);
-    const heavy = `user:${randomUUID()}`;
-    expect(await bucket.charge(heavy, 100)).toEqual({ allowed: true });
-    expect((await bucket.charge(heavy, 10)).allowed).toBe(false);
-    expect(await bucket.charge(`user:${randomUUID()}`, 100)).toEqual({ allowed: true });
+    const heavy = signedIn();
+    expect(await charge(bucket, heavy, 100)).toEqual({ allowed: true });
+    expect((await charge(bucket, heavy, 10)).allowed).toBe(false);
+    // Another user from the same address, and the address itself, still have their budgets.
+    expect(await charge(bucket, signedIn(), 100)).toEqual({ allowed: true });
+    expect(await charge(bucket, { clientAddress: heavy.clientAddress }, 100)).toEqual({
+      allowed: true,
+    });
+  });
+
+  it('charges anonymous callers by their address', async () => {
+    const bucket = budget(instanceA, 1, 100);
+    const caller = anonymous();
+    expect(await bucket.charge(caller, 100)).toEqual({
+      sessionEnded: false,
+      decision: { allowed: true },
+    });
+    expect((await charge(bucket, { ...caller }, 1)).allowed).toBe(false);
+  });
+
+  it('checks the session with the charge: an ended session pays from its address, never from its user', async () => {
+    const bucket = budget(instanceA, 1, 100);
+    const victim = signedIn();
+    const stolen = { ...victim, clientAddress: '192.0.2.66' };
+    await revocationsOf(instanceA).revoke([victim.session!.sessionId], 900);
+    const answer = await bucket.charge(stolen, 100);
+    expect(answer).toEqual({ sessionEnded: true, decision: { allowed: true } });
+    expect((await charge(bucket, { clientAddress: '192.0.2.66' }, 1)).allowed).toBe(false);
+    // The victim's budget is whole: a new session of theirs spends all of it.
+    const renewed = signedIn(victim.session!.userId);
+    expect(await bucket.charge(renewed, 100)).toEqual({
+      sessionEnded: false,
+      decision: { allowed: true },
+    });
+  });
+
+  it('charges an expired token to its address, and says whether its session ended', async () => {
+    const bucket = budget(instanceA, 1, 100);
+    const expired = signedIn(randomUUID(), Date.now() - 1_000);
+    expect(await bucket.charge(expired, 100)).toEqual({
+      sessionEnded: false,
+      decision: { allowed: true },
+    });
+    expect((await charge(bucket, { clientAddress: expired.clientAddress }, 1)).allowed).toBe(false);
+    expect(await charge(bucket, signedIn(expired.session!.userId), 100)).toEqual({
+      allowed: true,
+    });
+  });
+
+  it('rebuilds the ended sessions when Redis lost them, and charges nothing before', async () => {
+    const bucket = budget(instanceA, 1, 100);
+    const ended = signedIn();
+    // Ended in the database; Redis has just lost its copy (a restart without persistence).
+    endedInDatabase.push({ sessionId: ended.session!.sessionId, ttlSeconds: 900 });
+    await instanceA.del(REVOKED_SESSIONS_KEY);
+    const before = rebuilds;
+    const answers = await Promise.all([
+      bucket.charge(ended, 100),
+      bucket.charge({ ...ended, clientAddress: '192.0.2.67' }, 100),
+    ]);
+    expect(answers.map((answer) => answer.sessionEnded)).toEqual([true, true]);
+    // Each address was charged its 100 points once: not also before the rebuild.
+    expect(answers.map((answer) => answer.decision.allowed)).toEqual([true, true]);
+    // Both found the set incomplete; one rebuild served both.
+    expect(rebuilds - before).toBe(1);
+    expect(await charge(bucket, signedIn(ended.session!.userId), 100)).toEqual({ allowed: true });
+  });
+
+  it('answers SERVICE_UNAVAILABLE, charging nothing, when the rebuild does not take', async () => {
+    const revocations = revocationsOf(instanceA);
+    const bucket = createRequestBudget({
+      redis: instanceA,
+      revocations: { ...revocations, rebuild: async () => undefined },
+      perSecond: 1,
+      burst: 100,
+      logger,
+    });
+    await instanceA.del(REVOKED_SESSIONS_KEY);
+    const caller = signedIn();
+    await expect(bucket.charge(caller, 100)).rejects.toMatchObject({
+      code: 'SERVICE_UNAVAILABLE',
+    });
+    await revocations.rebuild();
+    expect(await charge(bucket, caller, 100)).toEqual({ allowed: true });
   });
 
   it('is one budget across gateway instances', async () => {
-    const caller = `user:${randomUUID()}`;
-    expect(await budget(instanceA, 1, 100).charge(caller, 70)).toEqual({ allowed: true });
-    expect((await budget(instanceB, 1, 100).charge(caller, 70)).allowed).toBe(false);
-    expect(await budget(instanceB, 1, 100).charge(caller, 30)).toEqual({ allowed: true });
+    const caller = signedIn();
+    expect(await charge(budget(instanceA, 1, 100), caller, 70)).toEqual({ allowed: true });
+    expect((await charge(budget(instanceB, 1, 100), caller, 70)).allowed).toBe(false);
+    expect(await charge(budget(instanceB, 1, 100), caller, 30)).toEqual({ allowed: true });
   });
 
   it('lets exactly the burst through when many requests arrive at once on two instances', async () => {
-    const caller = `user:${randomUUID()}`;
+    const caller = signedIn();
     const [a, b] = [budget(instanceA, 0.001, 100), budget(instanceB, 0.001, 100)];
     const decisions = await Promise.all(
-      Array.from({ length: 300 }, (_, n) => (n % 2 ? a : b).charge(caller, 1)),
+      Array.from({ length: 300 }, (_, n) => charge(n % 2 ? a : b, caller, 1)),
     );
     expect(decisions.filter((decision) => decision.allowed)).toHaveLength(100);
   });
 
   it('gives points back over time', async () => {
-    const caller = `user:${randomUUID()}`;
+    const caller = signedIn();
     const bucket = budget(instanceA, 1_000, 50);
-    expect(await bucket.charge(caller, 50)).toEqual({ allowed: true });
-    expect(await bucket.charge(caller, 50)).toMatchObject({ allowed: false, retryAfter: 1 });
-    let decision = await bucket.charge(caller, 10);
-    while (!decision.allowed) decision = await bucket.charge(caller, 10);
+    expect(await charge(bucket, caller, 50)).toEqual({ allowed: true });
+    expect(await charge(bucket, caller, 50)).toMatchObject({ allowed: false, retryAfter: 1 });
+    let decision = await charge(bucket, caller, 10);
+    while (!decision.allowed) decision = await charge(bucket, caller, 10);
     expect(decision).toEqual({ allowed: true });
   });
 
   it('lets an operation dearer than the whole bucket through when the bucket is full', async () => {
-    const caller = `user:${randomUUID()}`;
+    const caller = signedIn();
     const bucket = budget(instanceA, 1, 100);
-    expect(await bucket.charge(caller, 5_000)).toEqual({ allowed: true });
-    expect((await bucket.charge(caller, 1)).allowed).toBe(false);
+    expect(await charge(bucket, caller, 5_000)).toEqual({ allowed: true });
+    expect((await charge(bucket, caller, 1)).allowed).toBe(false);
   });
 
   it('refuses with SERVICE_UNAVAILABLE when Redis cannot answer (fails closed)', async () => {
     const broken = await createRedis({ url, keyPrefix, logger });
     broken.disconnect();
-    await expect(budget(broken, 1, 1).charge(`user:${randomUUID()}`, 1_000)).rejects.toMatchObject({
+    await expect(budget(broken, 1, 1).charge(anonymous(), 1_000)).rejects.toMatchObject({
       code: 'SERVICE_UNAVAILABLE',
       retryAfter: 5,
     });
   });
 
-  it('is off at 0 points a second', async () => {
+  it('is off at 0 points a second, and still says whether a session ended', async () => {
     const bucket = budget(instanceA, 0, 1);
     for (let n = 0; n < 3; n++)
-      expect(await bucket.charge(`user:${randomUUID()}`, 1_000)).toEqual({ allowed: true });
+      expect(await charge(bucket, signedIn(), 1_000)).toEqual({ allowed: true });
+    const ended = signedIn();
+    await revocationsOf(instanceA).revoke([ended.session!.sessionId], 900);
+    expect(await bucket.charge(ended, 1_000)).toEqual({
+      sessionEnded: true,
+      decision: { allowed: true },
+    });
   });
 });

@@ -269,7 +269,10 @@ export function attachSubscriptionServer(options: {
         }
         let identity: Identity | null;
         try {
-          const check = await checkAccessToken(options.tokens, authorization);
+          const check = await checkAccessToken(
+            (header) => options.tokens.verifyHeader(header),
+            authorization,
+          );
           if (check.tokenUnchecked) {
             socket.close(TRY_AGAIN_LATER, 'Try again later');
             return false;

@@ -1,5 +1,6 @@
 export {
   createTokenVerifier,
+  sessionRefusal,
   type Identity,
   type TokenVerifier,
   type TokenVerifierOptions,

@@ -41,6 +41,14 @@ export interface SessionRevocations {
   isRevoked(sessionId: string): Promise<boolean>;
   /** The ended ones among many sessions, in one round trip (two after a loss). */
   revokedAmong(sessionIds: readonly string[]): Promise<Set<string>>;
+  /**
+   * For a caller that reads the set in its own script (the gateway, together with the
+   * caller's budget): the marker member that says the set is complete on the current Redis
+   * run. A read that finds it absent must `rebuild` and read again, as `isRevoked` does.
+   */
+  currentMarker(): Promise<string>;
+  /** Rebuilds the set from the database; concurrent calls in this process share one. */
+  rebuild(): Promise<unknown>;
 }
 
 export interface SessionRevocationsOptions {
@@ -82,9 +90,11 @@ export function createSessionRevocations(
     return rebuilding;
   }
 
+  const currentMarker = async () => completeMarker(await serverRun.current());
+
   /** The marker and the sessions' entries in one ZMSCORE: null where absent. */
   async function lookup(sessionIds: readonly string[]) {
-    const marker = completeMarker(await serverRun.current());
+    const marker = await currentMarker();
     const scores = await redis.zmscore(REVOKED_SESSIONS_KEY, marker, ...sessionIds);
     const [markerScore, ...entries] = scores;
     return {
@@ -124,7 +134,7 @@ export function createSessionRevocations(
 
     async restore(sessions) {
       const now = clock();
-      const marker = completeMarker(await serverRun.current());
+      const marker = await currentMarker();
       const transaction = redis.multi();
       for (let start = 0; start < sessions.length; start += CHUNK) {
         const members = scoredMembers(sessions.slice(start, start + CHUNK), now);
@@ -141,7 +151,7 @@ export function createSessionRevocations(
     },
 
     async isComplete() {
-      const marker = completeMarker(await serverRun.current());
+      const marker = await currentMarker();
       return (await redis.zscore(REVOKED_SESSIONS_KEY, marker)) !== null;
     },
 
@@ -150,5 +160,7 @@ export function createSessionRevocations(
     },
 
     revokedAmong,
+    currentMarker,
+    rebuild,
   };
 }

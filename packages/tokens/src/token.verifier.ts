@@ -30,10 +30,32 @@ export interface TokenVerifier {
   verify(token: string): Promise<Identity>;
   /** Parses an `Authorization` header; null when there is none. */
   verifyHeader(header: string | undefined): Promise<Identity | null>;
+  /**
+   * Checks an `Authorization` header's token as `verifyHeader` does, except for its session and
+   * expiry: the identity of a genuine token (signed by a published key, for this issuer and
+   * audience), which its caller must not trust before `sessionRefusal` said yes. For the
+   * gateway, which asks Redis about the session together with the caller's budget (one round
+   * trip). Null when there is no header; throws UNAUTHENTICATED for a token that is not genuine.
+   */
+  genuineHeader(header: string | undefined): Promise<Identity | null>;
 }
 
 const INVALID = () => AppError.tokenRefused('invalid');
 const EXPIRED = () => AppError.tokenRefused('expired');
+
+/**
+ * Why a genuine token is not usable now: its session ended (whether or not it also expired, so
+ * the client signs in again rather than refreshing), or it expired; undefined when usable.
+ */
+export function sessionRefusal(
+  identity: Identity,
+  revoked: boolean,
+  now = Date.now(),
+): AppError | undefined {
+  if (revoked) return AppError.tokenRefused('ended');
+  if (identity.expiresAt <= now) return EXPIRED();
+  return undefined;
+}
 
 interface VerifiedToken {
   identity: Identity;
@@ -105,18 +127,22 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
 
   /** A genuine token's session may have ended (sign in again) or it may only have expired (refresh). */
   async function checkUsable(identity: Identity): Promise<Identity> {
-    if (await options.isRevoked?.(identity.sessionId)) throw AppError.tokenRefused('ended');
-    if (identity.expiresAt <= Date.now()) throw EXPIRED();
+    const refusal = sessionRefusal(
+      identity,
+      (await options.isRevoked?.(identity.sessionId)) ?? false,
+    );
+    if (refusal) throw refusal;
     return identity;
   }
 
-  async function verify(token: string): Promise<Identity> {
+  /** Signature, issuer, audience and claims; neither the session nor the expiry. */
+  async function genuine(token: string): Promise<Identity> {
     const cached = verified.get(token);
     if (cached) {
       if (cached.identity.expiresAt <= Date.now()) verified.delete(token);
       if (await keyFor(cached.kid)) {
         cache.hit();
-        return checkUsable(cached.identity);
+        return cached.identity;
       }
       verified.delete(token);
     }
@@ -148,16 +174,28 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       throw INVALID();
     }
     if (identity.expiresAt > Date.now()) verified.set(token, { identity, kid: decoded.header.kid });
-    return checkUsable(identity);
+    return identity;
   }
+
+  const verify = async (token: string) => checkUsable(await genuine(token));
 
   return {
     verify,
     async verifyHeader(header) {
-      if (!header) return null;
-      const match = /^Bearer ([\w-]+\.[\w-]+\.[\w-]+)$/.exec(header.trim());
-      if (!match?.[1]) throw INVALID();
-      return verify(match[1]);
+      const token = bearerToken(header);
+      return token === null ? null : verify(token);
+    },
+    async genuineHeader(header) {
+      const token = bearerToken(header);
+      return token === null ? null : genuine(token);
     },
   };
+}
+
+/** The token of a `Bearer` header; null when there is no header. */
+function bearerToken(header: string | undefined): string | null {
+  if (!header) return null;
+  const match = /^Bearer ([\w-]+\.[\w-]+\.[\w-]+)$/.exec(header.trim());
+  if (!match?.[1]) throw INVALID();
+  return match[1];
 }

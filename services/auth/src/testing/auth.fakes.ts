@@ -293,7 +293,7 @@ export const fakeSigner: TokenSigner = {
 };
 
 /** Ended sessions with the lifetime their entry was given. */
-export interface FakeRevocations extends SessionRevocations {
+export interface FakeRevocations extends Omit<SessionRevocations, 'currentMarker' | 'rebuild'> {
   readonly entries: Map<string, number>;
   /** Which `revoke` calls (counted from 1) fail as if Redis were unreachable. */
   failingCalls: Set<number>;
