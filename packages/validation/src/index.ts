@@ -6,6 +6,7 @@ export {
   PASSWORD_LENGTH,
   requireId,
   validateDisplayName,
+  requirePlainText,
   validateEmail,
   validatePassword,
 } from './rules';

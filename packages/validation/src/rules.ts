@@ -50,12 +50,17 @@ export function validateDisplayName(value: string, field = 'displayName'): strin
   const name = value.normalize('NFC').trim();
   if (name.length < 1 || name.length > 100)
     throw AppError.badInput(field, 'must be 1 to 100 characters');
-  if (CONTROL_OR_BIDI.test(name))
+  return requirePlainText(name, field);
+}
+
+/** `value` unchanged; BAD_USER_INPUT naming `field` if it holds control or bidi characters. */
+export function requirePlainText(value: string, field: string): string {
+  if (CONTROL_OR_BIDI.test(value))
     throw AppError.badInput(
       field,
       'must not contain control or bidirectional formatting characters',
     );
-  return name;
+  return value;
 }
 
 // NUL, or a UTF-16 surrogate not in a pair (in `u` mode a pair is one code point, not \p{Cs}).

@@ -6,6 +6,7 @@ import type { CredentialService } from './credential.service';
 import type { MfaService } from './mfa.service';
 import type { LinkedAccountView, OidcService } from './oidc.service';
 import type { OneTimeTokenService } from './one-time-token.service';
+import { isOpaqueToken } from './opaque-token';
 import type { PasskeyService, PasskeyView } from './passkey.service';
 import type { RevocationRestorer } from './revocation.restorer';
 import type { SessionService } from './session.service';
@@ -25,6 +26,13 @@ export interface AuthUseCases {
 const requireUserId = (userId: string) => requireId('userId', userId, 'user');
 /** Proto3 sends an unset string as ''. */
 const optional = (value: string) => value || undefined;
+
+/**
+ * A device token as sent by a client: only something shaped like one this service issued is
+ * looked up, kept with a challenge or passed on; anything else (oversized, malformed) is as if
+ * none was sent.
+ */
+const presentedDeviceToken = (value: string) => (isOpaqueToken(value) ? value : undefined);
 
 const linkedAccountOf = (view: LinkedAccountView): authV1.LinkedAccount => ({ ...view });
 
@@ -59,6 +67,7 @@ export function createAuthHandlers(
       await credentials.delete(requireUserId(request.userId), {
         actorId: context.userId,
         currentPassword: optional(request.currentPassword),
+        sessionId: optional(request.sessionId),
         client: { address: optional(request.clientAddress) },
       });
       return {};
@@ -72,7 +81,7 @@ export function createAuthHandlers(
         userAgent: optional(request.userAgent),
         client: {
           address: optional(request.clientAddress),
-          deviceToken: optional(request.deviceToken),
+          deviceToken: presentedDeviceToken(request.deviceToken),
         },
         mfaCode: optional(request.mfaCode),
       });
@@ -235,7 +244,7 @@ export function createAuthHandlers(
     async finishPasskeyLogin(request) {
       return passkeys.finishLogin(request.responseJson, optional(request.userAgent), {
         address: optional(request.clientAddress),
-        deviceToken: optional(request.deviceToken),
+        deviceToken: presentedDeviceToken(request.deviceToken),
       });
     },
 
@@ -288,7 +297,10 @@ export function createAuthHandlers(
         request.state,
         request.binding,
         optional(request.userAgent),
-        { address: optional(request.clientAddress), deviceToken: optional(request.deviceToken) },
+        {
+          address: optional(request.clientAddress),
+          deviceToken: presentedDeviceToken(request.deviceToken),
+        },
       );
       const none = {
         tokens: undefined,

@@ -285,6 +285,24 @@ describe('CredentialService', () => {
       expect((await appErrorOf(login(userId))).code).toBe('UNAUTHENTICATED');
     });
 
+    it('forgets the devices that signed in with the old password: they share the account-wide limit again', async () => {
+      const { service, login, userWithSessions } = setUp({ guessPolicy: { perAccount: 3 } });
+      const { userId, sessionIds } = await userWithSessions(1);
+      // Earned with the old password (by its owner, or by whoever had phished it).
+      const { deviceToken } = await login(userId, PASSWORD, HOME);
+      await service.changePassword(userId, {
+        currentPassword: PASSWORD,
+        newPassword: 'a new passphrase',
+        keepSessionId: sessionIds[0],
+        client: HOME,
+      });
+      for (let i = 0; i < 3; i++)
+        await appErrorOf(login(userId, 'guess', { address: `10.2.${i}.1` }));
+      expect(
+        (await appErrorOf(login(userId, 'a new passphrase', { ...ATTACKER, deviceToken }))).code,
+      ).toBe('RATE_LIMITED');
+    });
+
     it('ends every session when the caller names none', async () => {
       const { service, sessions, userWithSessions } = setUp();
       const { userId } = await userWithSessions(2);

@@ -54,6 +54,8 @@ export interface CredentialRemoval {
   actorId: string | undefined;
   /** Required when the actor removes their own credential. */
   currentPassword: string | undefined;
+  /** The actor's session, when they remove their own (see MfaService.requireRecentIfEnrolled). */
+  sessionId?: string | undefined;
   client: GuessingClient;
 }
 
@@ -85,7 +87,7 @@ export interface CredentialServiceDeps {
   transactions: AuthTransactions;
   guard: PasswordGuard;
   /** When set, a user with a second factor gets a challenge from login instead of a session. */
-  mfa?: Pick<MfaService, 'challengeFor' | 'signInWithCode'>;
+  mfa?: Pick<MfaService, 'challengeFor' | 'signInWithCode' | 'requireRecentIfEnrolled'>;
 }
 
 /** The name the guess limits know an account by: its id, or for an unknown one the typed email. */
@@ -117,6 +119,9 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
     ending: { which: SessionFilter; reason: RevocationReason },
   ): Promise<string[]> {
     return transactions.run(async (tx) => {
+      // Inside the transaction: if Redis cannot forget them, nothing changes (and the client is
+      // told to retry), rather than a new password with the old one's devices still trusted.
+      await guard.forgetDevices(accountOf(userId));
       await store(tx.client);
       await tx.emit(createEvent('auth.password_changed', { userId }));
       return sessions.endWithin(tx, userId, ending.which, ending.reason);
@@ -138,6 +143,7 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
           removal.currentPassword,
           'is required to delete your own account',
         );
+        await deps.mfa?.requireRecentIfEnrolled(userId, removal.sessionId);
         await requirePassword(userId, password, removal.client);
       }
       await transactions.run(async (tx) => {
@@ -174,6 +180,7 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
     async changePassword(userId, change) {
       const newPassword = validatePassword(change.newPassword, 'newPassword');
       const currentPassword = requireCurrentPassword(change.currentPassword, 'is required');
+      await deps.mfa?.requireRecentIfEnrolled(userId, change.keepSessionId);
       await requirePassword(userId, currentPassword, change.client);
       const passwordHash = await passwords.hash(newPassword);
       // Whoever else knew the old password is signed out; this session stays.

@@ -32,6 +32,8 @@ export interface GuessRepository {
     nowMs: number,
     options: { keep: number; ttlSeconds: number },
   ): Promise<void>;
+  /** Forgets every device `account` was given a token for. */
+  forgetDevices(account: string): Promise<void>;
 }
 
 // Each bucket is a sorted set of reservation ids scored by time. Every bucket is checked
@@ -94,6 +96,9 @@ export function createGuessRepository(redis: Redis): GuessRepository {
         .zremrangebyrank(key, 0, -(keep + 1))
         .expire(key, ttlSeconds)
         .exec();
+    },
+    async forgetDevices(account) {
+      await redis.del(devicesKey(account));
     },
   };
 }

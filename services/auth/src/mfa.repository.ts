@@ -64,7 +64,8 @@ export interface MfaRepository {
   useStep(userId: string, step: number): Promise<boolean>;
   /** Removes the factor (pending or on) and the recovery codes; false if it had none on. */
   removeFactor(tx: AuthTx, userId: string): Promise<boolean>;
-  replaceRecoveryCodes(tx: AuthTx, userId: string, codeHashes: readonly string[]): Promise<void>;
+  /** Replaces the codes of the user's confirmed factor; false (nothing written) without one. */
+  replaceRecoveryCodes(tx: AuthTx, userId: string, codeHashes: readonly string[]): Promise<boolean>;
   /** Marks one unused recovery code of the user used; false if none matches. */
   useRecoveryCode(userId: string, codeHash: string, at: Date): Promise<boolean>;
   statusOf(userIds: readonly string[]): Promise<MfaStatusRow[]>;
@@ -149,10 +150,18 @@ export function createMfaRepository(db: PrismaClient): MfaRepository {
     },
 
     async replaceRecoveryCodes(tx, userId, codeHashes) {
+      // The confirmed factor's row, locked: replacements of one user's codes run one after the
+      // other (a second one's DELETE then sees the first one's codes, so 10 stay valid, not 20),
+      // and none writes codes for a factor a concurrent disableTotp removed.
+      const locked = await tx.$queryRaw<unknown[]>`
+        SELECT 1 FROM "auth"."totp_factors"
+        WHERE user_id = ${userId}::uuid AND confirmed_at IS NOT NULL FOR UPDATE`;
+      if (locked.length === 0) return false;
       await tx.recoveryCode.deleteMany({ where: { userId } });
       await tx.recoveryCode.createMany({
         data: codeHashes.map((codeHash) => ({ codeHash, userId })),
       });
+      return true;
     },
 
     async useRecoveryCode(userId, codeHash, at) {

@@ -93,6 +93,25 @@ describe('MfaService against PostgreSQL and Redis', () => {
     );
   });
 
+  it('keeps one set of 10 recovery codes when two regenerations race, and none after a racing disable', async () => {
+    for (let round = 0; round < 5; round++) {
+      const { userId, sessionId } = await enrolledUser();
+      const { mfa } = services();
+      const sets = await Promise.all([
+        mfa.regenerateRecoveryCodes(userId, sessionId),
+        mfa.regenerateRecoveryCodes(userId, sessionId),
+      ]);
+      expect(sets.map((codes) => codes.length)).toEqual([10, 10]);
+      expect(await world.db.recoveryCode.count({ where: { userId } })).toBe(10);
+      await Promise.allSettled([
+        mfa.regenerateRecoveryCodes(userId, sessionId),
+        mfa.disableTotp(userId, sessionId),
+      ]);
+      expect(await world.db.totpFactor.count({ where: { userId } })).toBe(0);
+      expect(await world.db.recoveryCode.count({ where: { userId } })).toBe(0);
+    }
+  });
+
   it('stamps the session when the user re-authenticates, and disables TOTP after it', async () => {
     const { userId, sessionId, secret } = await enrolledUser();
     const { mfa } = services();

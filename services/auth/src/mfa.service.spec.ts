@@ -129,6 +129,22 @@ describe('MfaService', () => {
       expect(refused.message).toMatch(/challenge/);
     });
 
+    it('refuses a code as wrong, not with a server error, on an instance whose clock is behind the step last used', async () => {
+      const { enrolledUser, challengeOf, mfa, codeFor, clock } = setUp();
+      const { userId, secret } = await enrolledUser();
+      // The next step's code, accepted within the ±1 step window: it becomes the step last used.
+      await mfa.verify(await challengeOf(userId), await codeFor(secret, 1), HOME);
+      // Another auth instance, its clock a step behind (seconds of skew at a step's edge).
+      clock.advance(-30);
+      const challenge = await challengeOf(userId);
+      const refused = await appErrorOf(mfa.verify(challenge, await codeFor(secret), HOME));
+      const wrong = await appErrorOf(mfa.verify(challenge, '000000', HOME));
+      expect({ code: refused.code, message: refused.message }).toEqual({
+        code: wrong.code,
+        message: wrong.message,
+      });
+    });
+
     it('refuses an expired challenge', async () => {
       const { enrolledUser, challengeOf, mfa, codeFor, clock } = setUp();
       const { userId, secret } = await enrolledUser();
@@ -278,7 +294,9 @@ describe('MfaService', () => {
       const userId = randomUUID();
       const { sessionId } = await credentials.create(userId, PASSWORD, undefined);
       // A session opened elsewhere with the password alone (the owner's, or a phisher's).
-      const elsewhere = (await login(userId)).tokens?.sessionId;
+      const signedIn = await login(userId);
+      if (!signedIn.tokens) throw new Error('expected a session');
+      const elsewhere = signedIn.tokens.sessionId;
       const { secret } = await mfa.beginTotp(userId, sessionId, EMAIL);
       await mfa.confirmTotp(userId, sessionId, await codeFor(secret), HOME);
       const revoked = (id: string | undefined) =>
@@ -293,8 +311,13 @@ describe('MfaService', () => {
       );
       // Signed in again with both factors: a later factor change ends nothing.
       clock.advance(30);
-      const challenge = (await login(userId)).mfaChallenge?.challenge ?? '';
-      const second = (await mfa.verify(challenge, await codeFor(secret), HOME)).tokens.sessionId;
+      // The device token earned with the password alone is forgotten: a new one comes back.
+      const withOldDevice = { ...HOME, deviceToken: signedIn.deviceToken };
+      const challenge =
+        (await login(userId, PASSWORD, withOldDevice)).mfaChallenge?.challenge ?? '';
+      const secondSignIn = await mfa.verify(challenge, await codeFor(secret), withOldDevice);
+      expect(secondSignIn.deviceToken).not.toBe(signedIn.deviceToken);
+      const second = secondSignIn.tokens.sessionId;
       await mfa.regenerateRecoveryCodes(userId, sessionId);
       expect(revoked(second)).toBe(false);
     });
@@ -319,6 +342,29 @@ describe('MfaService', () => {
   });
 
   describe('managing factors', () => {
+    it('with a factor on, needs a recent sign-in to change the password or delete the account: an old session plus the password is not enough', async () => {
+      const { enrolledUser, credentials, mfa, codeFor, clock, login } = setUp();
+      const { userId, sessionId, secret } = await enrolledUser();
+      clock.advance(600);
+      const change = {
+        currentPassword: PASSWORD,
+        newPassword: 'a new passphrase',
+        keepSessionId: sessionId,
+        client: HOME,
+      };
+      const removal = { actorId: userId, currentPassword: PASSWORD, sessionId, client: HOME };
+      for (const refused of [
+        await appErrorOf(credentials.changePassword(userId, change)),
+        await appErrorOf(credentials.delete(userId, removal)),
+      ])
+        expect(refused).toMatchObject({ code: 'FORBIDDEN', reason: 'REAUTHENTICATION_REQUIRED' });
+      // Nothing changed: the old password still opens the challenge.
+      expect((await login(userId)).mfaChallenge).toBeDefined();
+      await mfa.reauthenticate(userId, sessionId, { code: await codeFor(secret) }, HOME);
+      await credentials.changePassword(userId, change);
+      expect((await login(userId, 'a new passphrase')).mfaChallenge).toBeDefined();
+    });
+
     it('needs a recent sign-in or re-authentication to disable TOTP, then tells the user', async () => {
       const { enrolledUser, mfa, clock, eventsOf, login, codeFor } = setUp();
       const { userId, sessionId, secret } = await enrolledUser();

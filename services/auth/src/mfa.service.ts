@@ -98,10 +98,24 @@ export interface MfaService {
    */
   factorAdded(tx: AuthTransaction, userId: string, keepSessionId: string): Promise<void>;
   /**
+   * After a way in (a passkey, a linked provider) was removed in `tx`: ends the user's other
+   * sessions (all but `keepSessionId`). A user removes one they no longer trust (a lost key, a
+   * provider account someone else used): a session opened through it must not outlive it, and
+   * which one it opened is not recorded, so every other one ends, as on a password change.
+   */
+  wayInRemoved(tx: AuthTransaction, userId: string, keepSessionId: string): Promise<void>;
+  /**
    * Refuses (FORBIDDEN, reason REAUTHENTICATION_REQUIRED) unless the session signed in or
    * re-authenticated within the window: the rule for managing any factor, passkeys included.
    */
   requireRecent(userId: string, sessionId: string): Promise<void>;
+  /**
+   * `requireRecent`, for an account with a second factor (TOTP or a passkey) only: changing
+   * its password or deleting it then needs a session that signed in or re-authenticated
+   * recently (with a factor, since the password alone no longer re-authenticates it), not an
+   * old session plus the password. An account without one is protected by its password alone.
+   */
+  requireRecentIfEnrolled(userId: string, sessionId: string | undefined): Promise<void>;
   /** Stamps the session as re-authenticated now (after a proof checked elsewhere); until when. */
   stampRecent(userId: string, sessionId: string): Promise<Date>;
   /** The open challenge `challenge` names (by its hash), or null if unknown, expired or used. */
@@ -167,12 +181,16 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
     afterStep: number,
   ): Promise<number | null> {
     if (!TOTP_CODE.test(code)) return null;
+    const epoch = Math.floor(clock().getTime() / 1000);
+    // A step after the window's last was used (accepted by an instance whose clock is ahead of
+    // this one's): no code can be right now, and otplib would throw rather than say so.
+    if (afterStep >= Math.floor(epoch / PERIOD) + 1) return null;
     const result = await verifyTotp({
       strategy: 'totp',
       secret: box.open(secretSealed, userId),
       token: code,
       period: PERIOD,
-      epoch: Math.floor(clock().getTime() / 1000),
+      epoch,
       epochTolerance: PERIOD,
       ...(afterStep > 0 ? { afterTimeStep: afterStep } : {}),
     });
@@ -229,8 +247,19 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
   }
 
   async function factorAdded(tx: AuthTransaction, userId: string, keepSessionId: string) {
-    if ((await repository.countFactors(tx.client, userId)) === 1)
-      await sessions.endWithin(tx, userId, { except: keepSessionId }, 'logout_all');
+    if ((await repository.countFactors(tx.client, userId)) !== 1) return;
+    await sessions.endWithin(tx, userId, { except: keepSessionId }, 'logout_all');
+    // Device tokens earned with the password alone get no bucket of their own any more.
+    await guard.forgetDevices(accountOf(userId));
+  }
+
+  async function requireRecentIfEnrolled(userId: string, sessionId: string | undefined) {
+    const factors = await transactions.run((tx) => repository.countFactors(tx.client, userId));
+    if (factors > 0) await requireRecent(userId, sessionId ?? '');
+  }
+
+  async function wayInRemoved(tx: AuthTransaction, userId: string, keepSessionId: string) {
+    await sessions.endWithin(tx, userId, { except: keepSessionId }, 'logout_all');
   }
 
   async function newRecoveryCodes(
@@ -253,7 +282,8 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
       )
         throw AppError.badInput('code', 'no TOTP enrolment is pending; begin again');
       if (confirming) await factorAdded(tx, userId, confirming.sessionId);
-      await repository.replaceRecoveryCodes(tx.client, userId, hashes);
+      if (!(await repository.replaceRecoveryCodes(tx.client, userId, hashes)))
+        throw AppError.notFound('TOTP factor');
       if (change) await emitChange(tx, userId, change);
     });
     return codes;
@@ -430,6 +460,8 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
 
     emitChange,
     factorAdded,
+    wayInRemoved,
+    requireRecentIfEnrolled,
 
     requireRecent,
     stampRecent,

@@ -253,6 +253,28 @@ describe('OidcService against a real OpenID Connect provider, PostgreSQL and Red
     expect(await oidc.list(userId)).toHaveLength(1);
   });
 
+  it('ends the other sessions when a provider is unlinked: none opened through it outlives it', async () => {
+    const { oidc } = services();
+    const userId = randomUUID();
+    const [a, b] = [person(), person()];
+    const first = await signInAs(oidc, a.sub);
+    if (first.kind !== 'unlinked') throw new Error('expected unlinked');
+    const { sessionId } = await oidc.createAccount(first.linkToken, userId, a.email!, undefined);
+    const second = await signInAs(oidc, b.sub);
+    if (second.kind !== 'unlinked') throw new Error('expected unlinked');
+    await oidc.link(userId, sessionId, b.email!, second.linkToken);
+    // Whoever holds the provider account b signs in through it.
+    const elsewhere = await signInAs(oidc, b.sub);
+    if (elsewhere.kind !== 'signed-in')
+      throw new Error(`expected signed-in, got ${elsewhere.kind}`);
+    const link = (await oidc.list(userId)).find((account) => account.email === b.email);
+    await oidc.unlink(userId, sessionId, link!.id);
+    const revokedAt = async (id: string) =>
+      (await world.db.session.findUniqueOrThrow({ where: { id } })).revokedAt;
+    expect(await revokedAt(elsewhere.tokens.sessionId)).not.toBeNull();
+    expect(await revokedAt(sessionId)).toBeNull();
+  });
+
   it('never lets unlinking the last provider and removing the last passkey at once leave no way in, every time', async () => {
     const { oidc, passkeys } = services();
     for (let round = 0; round < 5; round++) {

@@ -108,7 +108,7 @@ export interface OidcServiceDeps {
   oidc: OidcClient;
   states: OidcStateRepository;
   links: LinkedAccountRepository;
-  mfa: Pick<MfaService, 'challengeFor' | 'requireRecent'>;
+  mfa: Pick<MfaService, 'challengeFor' | 'requireRecent' | 'wayInRemoved'>;
   guard: PasswordGuard;
   sessions: Pick<SessionService, 'open'>;
   transactions: AuthTransactions;
@@ -328,6 +328,7 @@ export function createOidcService(deps: OidcServiceDeps): OidcService {
             { reason: 'LAST_SIGN_IN_METHOD' },
           );
         await links.remove(tx.client, userId, linkedAccountId);
+        await mfa.wayInRemoved(tx, userId, sessionId);
         await tx.emit(createEvent('auth.mfa_changed', { userId, change: 'oidc_unlinked' }));
       });
     },

@@ -78,6 +78,40 @@ describe('PasskeyService', () => {
       ]);
     });
 
+    it('keeps only the transports WebAuthn defines, and refuses a name with control or bidi characters', async () => {
+      const { passkeys, signedInUser } = setUp();
+      const user = await signedInUser();
+      const options = await passkeys.beginRegistration(user.userId, user.sessionId, EMAIL);
+      const response = JSON.parse(user.authenticator.create(options)) as {
+        response: { transports: unknown[] };
+      };
+      response.response.transports = [
+        'usb',
+        'internal',
+        'usb',
+        'x'.repeat(5_000),
+        42,
+        'carrier-pigeon',
+      ];
+      const passkey = await passkeys.finishRegistration(
+        user.userId,
+        user.sessionId,
+        JSON.stringify(response),
+        'Laptop',
+      );
+      expect(passkey.transports).toEqual(['usb', 'internal']);
+      const another = await passkeys.beginRegistration(user.userId, user.sessionId, EMAIL);
+      const spoofed = await appErrorOf(
+        passkeys.finishRegistration(
+          user.userId,
+          user.sessionId,
+          user.authenticator.create(another),
+          'Laptop\u202Egnp.exe',
+        ),
+      );
+      expect(spoofed).toMatchObject({ code: 'BAD_USER_INPUT' });
+    });
+
     it('needs a recent sign-in or re-authentication', async () => {
       const { passkeys, clock, signedInUser } = setUp();
       const { userId, sessionId } = await signedInUser();
@@ -401,8 +435,8 @@ describe('PasskeyService', () => {
   });
 
   describe('removal', () => {
-    it('needs recent authentication, removes the passkey and sends a notice', async () => {
-      const { passkeys, clock, mfa, eventsOf, withPasskey, signIn } = setUp();
+    it('needs recent authentication, removes the passkey, ends the other sessions and sends a notice', async () => {
+      const { passkeys, clock, mfa, eventsOf, withPasskey, signIn, fakes } = setUp();
       const { userId, sessionId, passkey, authenticator } = await withPasskey();
       clock.advance(301);
       expect(await appErrorOf(passkeys.remove(userId, sessionId, passkey.id))).toMatchObject({
@@ -413,10 +447,15 @@ describe('PasskeyService', () => {
       expect(
         await appErrorOf(mfa.reauthenticate(userId, sessionId, { password: PASSWORD }, HOME)),
       ).toMatchObject({ code: 'BAD_USER_INPUT', field: 'password' });
+      // A session opened elsewhere with the passkey (its owner's, or whoever held the key).
+      const elsewhere = (await signIn(authenticator)).tokens.sessionId;
       const options = await passkeys.beginReauthentication(userId, sessionId);
       await passkeys.reauthenticate(userId, sessionId, authenticator.get(options), HOME);
       await passkeys.remove(userId, sessionId, passkey.id);
       expect(await passkeys.list(userId)).toEqual([]);
+      // Every other session ends with it; the one that removed it goes on.
+      const revoked = (id: string) => !!fakes.sessions.sessions.get(id)?.revokedAt;
+      expect([revoked(elsewhere), revoked(sessionId)]).toEqual([true, false]);
       expect(eventsOf('auth.mfa_changed')).toEqual([
         { userId, change: 'passkey_added', mfaEnrolled: true, stateVersion: 1 },
         { userId, change: 'passkey_removed', mfaEnrolled: false, stateVersion: 2 },

@@ -1,5 +1,5 @@
 import { AppError } from '@platform/errors';
-import { isUuid } from '@platform/validation';
+import { isUuid, requirePlainText } from '@platform/validation';
 import {
   generateAuthenticationOptions,
   generateRegistrationOptions,
@@ -100,6 +100,7 @@ export interface PasskeyServiceDeps {
     | 'countChallengeFailure'
     | 'complete'
     | 'emitChange'
+    | 'wayInRemoved'
     | 'factorAdded'
   >;
   guard: PasswordGuard;
@@ -134,6 +135,21 @@ const ceremonyResponse = z.object({
 });
 
 const clientData = z.looseObject({ challenge: z.string().max(256) });
+
+/**
+ * The transports the client said its authenticator has (a hint, stored and sent back with
+ * each sign-in's options): only the ones WebAuthn defines, each once. The client's list is
+ * taken as it came by the library, so anything else (any string, of any length) is dropped.
+ */
+const TRANSPORTS = new Set(['ble', 'cable', 'hybrid', 'internal', 'nfc', 'smart-card', 'usb']);
+const knownTransports = (transports: readonly unknown[] | undefined): string[] => [
+  ...new Set(
+    (transports ?? []).filter(
+      (transport): transport is string =>
+        typeof transport === 'string' && TRANSPORTS.has(transport),
+    ),
+  ),
+];
 
 /** The response parsed, and the challenge its client data names; null if it is not one. */
 function parseResponse(json: string): { response: unknown; challenge: string } | null {
@@ -262,7 +278,7 @@ export function createPasskeyService(deps: PasskeyServiceDeps): PasskeyService {
         state.sessionId !== sessionId
       )
         throw badRegistration('its challenge is unknown, used or expired; begin again');
-      const label = (name ?? '').trim() || 'Passkey';
+      const label = requirePlainText((name ?? '').normalize('NFC').trim() || 'Passkey', 'name');
       if (label.length > MAX_NAME_LENGTH)
         throw AppError.badInput('name', `is longer than ${MAX_NAME_LENGTH} characters`);
       let verified;
@@ -289,7 +305,7 @@ export function createPasskeyService(deps: PasskeyServiceDeps): PasskeyService {
           credentialId: credential.id,
           publicKey: credential.publicKey,
           counter: credential.counter,
-          transports: credential.transports ?? [],
+          transports: knownTransports(credential.transports),
           name: label,
           aaguid,
           backedUp: credentialBackedUp,
@@ -394,6 +410,7 @@ export function createPasskeyService(deps: PasskeyServiceDeps): PasskeyService {
             'This is your only way to sign in; set a password or link an account first',
             { reason: 'LAST_SIGN_IN_METHOD' },
           );
+        await mfa.wayInRemoved(tx, userId, sessionId);
         await mfa.emitChange(tx, userId, 'passkey_removed');
       });
     },

@@ -46,6 +46,12 @@ export interface PasswordGuard {
    * the account-wide limit.
    */
   deviceTokenFor(account: string, presented: string | undefined): Promise<string>;
+  /**
+   * Forgets the account's devices: after its password was replaced or its first second factor
+   * came on, a device token earned with the old proof (by its owner, or by whoever phished the
+   * password) no longer buys a bucket of its own outside the account-wide limit.
+   */
+  forgetDevices(account: string): Promise<void>;
 }
 
 export interface PasswordGuardDeps {
@@ -121,6 +127,10 @@ export function createPasswordGuard(deps: PasswordGuardDeps): PasswordGuard {
         ttlSeconds: policy.deviceTokenTtlSeconds,
       });
       return device.token;
+    },
+
+    forgetDevices(account) {
+      return guesses.forgetDevices(digest(account));
     },
   };
 }

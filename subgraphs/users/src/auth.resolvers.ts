@@ -10,6 +10,7 @@ import {
   validatePassword,
 } from '@platform/validation';
 import type { AddressThrottle } from './address.throttle';
+import { optionalCode } from './mfa-code';
 import { createRegistrationPace, type RegistrationPace } from './registration.pace';
 import type { UsersContext } from './users.resolvers';
 
@@ -97,6 +98,8 @@ export async function passwordSignIn(
   },
   context: UsersContext,
 ): Promise<{ user: userV1.User | undefined; answer: authV1.LoginResponse }> {
+  // A blank code is none (the answer is then the challenge): it must not cost a guess.
+  const mfaCode = optionalCode(args.mfaCode, 'mfaCode');
   await throttle.checkAddress(context.clientAddress);
   const email = normalizeEmail(args.email);
   const user = await findUserByEmail(users, email);
@@ -106,8 +109,9 @@ export async function passwordSignIn(
     password: args.password,
     userAgent: context.userAgent ?? '',
     clientAddress: context.clientAddress ?? '',
+    // Anything not shaped like a device token is ignored by the auth service.
     deviceToken: args.deviceToken ?? '',
-    mfaCode: args.mfaCode ?? '',
+    mfaCode,
   });
   return { user, answer };
 }
@@ -139,7 +143,13 @@ export async function completeAccount(
         logger.error({ err: cleanup, userId: user.id }, `new account: could not remove ${what}`),
       );
     await undo(
-      () => auth.deleteCredential({ userId: user.id, currentPassword: '', clientAddress: '' }),
+      () =>
+        auth.deleteCredential({
+          userId: user.id,
+          currentPassword: '',
+          sessionId: '',
+          clientAddress: '',
+        }),
       'credential',
     );
     await undo(() => users.deleteUser({ id: user.id }), 'half-created user');

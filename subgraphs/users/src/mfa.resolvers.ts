@@ -5,20 +5,18 @@ import { type authV1, type userV1 } from '@platform/proto';
 import { requireViewer } from '@platform/subgraph';
 import type { AddressThrottle } from './address.throttle';
 import { activeSessionPayload, passwordSignIn, type IdentityClients } from './auth.resolvers';
+import { optionalCode } from './mfa-code';
 import type { UsersContext } from './users.resolvers';
 
 type AuthClient = IdentityClients['auth'];
 
-/** Longest code accepted at the edge: a TOTP code is 6 digits, a recovery code 19 characters. */
-const MAX_CODE_LENGTH = 32;
 /** A challenge is 43 characters; anything much longer is not one. */
 const MAX_CHALLENGE_LENGTH = 64;
 const MAX_PASSWORD_LENGTH = 1024;
 
 function requireCode(code: string, field = 'code'): string {
-  const trimmed = code.trim();
+  const trimmed = optionalCode(code, field);
   if (!trimmed) throw AppError.badInput(field, 'is required');
-  if (trimmed.length > MAX_CODE_LENGTH) throw AppError.badInput(field, 'is not a valid code');
   return trimmed;
 }
 

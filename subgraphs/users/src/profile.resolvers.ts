@@ -143,6 +143,7 @@ export function createProfileResolvers({
           await auth.deleteCredential({
             userId: id,
             currentPassword: self ? (currentPassword ?? '') : '',
+            sessionId: self ? (context.viewer?.sessionId ?? '') : '',
             clientAddress: context.clientAddress ?? '',
           });
           await users.deleteUser({ id });

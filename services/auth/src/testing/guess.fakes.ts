@@ -44,5 +44,8 @@ export function createFakeGuessRepository(): FakeGuessRepository {
       for (const [hash, at] of known) if (at <= nowMs - ttlSeconds * 1000) known.delete(hash);
       while (known.size > keep) known.delete(known.keys().next().value!);
     },
+    async forgetDevices(account) {
+      devices.delete(account);
+    },
   };
 }

@@ -66,9 +66,11 @@ export function createFakeMfaRepository(
       return factors.delete(userId);
     },
     async replaceRecoveryCodes(_tx, userId, codeHashes) {
+      if (!factors.get(userId)?.confirmedAt) return false;
       for (const [hash, code] of recoveryCodes)
         if (code.userId === userId) recoveryCodes.delete(hash);
       for (const hash of codeHashes) recoveryCodes.set(hash, { userId, usedAt: null });
+      return true;
     },
     async useRecoveryCode(userId, codeHash, at) {
       const code = recoveryCodes.get(codeHash);
