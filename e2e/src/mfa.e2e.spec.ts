@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestSmtpServer, type TestSmtpServer } from '@platform/testing';
 import { graphql, signUp, type GraphQLResponse, type SignedIn } from './graphql.client';
@@ -201,6 +202,44 @@ describe('multi-factor sign-in through the gateway', () => {
       { email, password: PASSWORD, code: await app.code() },
     );
     expect(login.data?.login.accessToken).toEqual(expect.any(String));
+  });
+
+  it('takes a blank code as none (no guess counted), refuses an overlong one, and ignores a device token it never issued', async () => {
+    const { email, app } = await enrolled('ada-edge@example.com');
+    const WITH = `mutation ($email: String!, $password: String!, $code: String, $device: String) {
+      signIn(email: $email, password: $password, mfaCode: $code, deviceToken: $device) {
+        __typename ... on AuthPayload { deviceToken } } }`;
+    const send = (variables: { code?: string; device?: string }) =>
+      as<{ signIn: { __typename: string; deviceToken?: string } }>(undefined, WITH, {
+        email,
+        password: PASSWORD,
+        ...variables,
+      });
+    // More blank codes than the guesses a client may make: each is the challenge, none a guess.
+    for (let n = 0; n <= GUESSES_PER_CLIENT; n++)
+      expect((await send({ code: '   ' })).data?.signIn.__typename).toBe('MfaChallenge');
+    const overlong = await send({ code: '1'.repeat(40) });
+    expect(errorOf(overlong)).toMatchObject({ code: 'BAD_USER_INPUT', field: 'mfaCode' });
+    // A device token of 10,000 characters is no device token: not kept with the challenge it
+    // asks for, and a normal sign-in issues a new one.
+    const garbage = 'A'.repeat(10_000);
+    expect((await send({ device: garbage })).data?.signIn.__typename).toBe('MfaChallenge');
+    const db = new pg.Client({ connectionString: platform.run.databaseUrl });
+    await db.connect();
+    try {
+      const kept = await db.query<{ device_token: string | null }>(
+        `SELECT c.device_token FROM auth.mfa_challenges c
+         JOIN users.users u ON u.id = c.user_id WHERE u.email = $1`,
+        [email],
+      );
+      expect(kept.rows.length).toBeGreaterThan(0);
+      expect(kept.rows.filter((row) => row.device_token !== null)).toEqual([]);
+    } finally {
+      await db.end();
+    }
+    const done = await send({ code: await app.code(), device: garbage });
+    expect(done.data?.signIn.__typename).toBe('AuthPayload');
+    expect(done.data?.signIn.deviceToken).toMatch(/^[\w-]{43}$/);
   });
 
   it('takes each recovery code once, and tells the user it was used', async () => {
