@@ -45,7 +45,13 @@ type Context = Caller;
 /** The gateway's admission with a budget that always has room and no ended session. */
 const admission = operationLimitsPlugin<Context>({
   limits: DEFAULT_OPERATION_LIMITS,
-  budget: { charge: async () => ({ sessionEnded: false, decision: { allowed: true } }) },
+  budget: {
+    charge: async () => ({
+      sessionEnded: false,
+      checkedAt: Date.now(),
+      decision: { allowed: true },
+    }),
+  },
   publicFields: new Set(['Mutation.login']),
   logger: createLogger({ name: 'outage-test', level: 'silent' }),
 });

@@ -37,9 +37,11 @@ function fixedBudget(
           ? `user:${session.userId}`
           : `address:${clientAddress ?? 'unknown'}`;
       const spent = (charged.get(key) ?? 0) + cost;
-      if (spent > points) return { sessionEnded, decision: { allowed: false, retryAfter: 7 } };
+      const checkedAt = Date.now();
+      if (spent > points)
+        return { sessionEnded, checkedAt, decision: { allowed: false, retryAfter: 7 } };
       charged.set(key, spent);
-      return { sessionEnded, decision: { allowed: true } };
+      return { sessionEnded, checkedAt, decision: { allowed: true } };
     },
   };
 }
@@ -218,6 +220,29 @@ describe(operationLimitsPlugin.name, () => {
         caller,
       );
       expect(refused?.extensions).toMatchObject({ reason: 'SESSION_ENDED' });
+    });
+
+    it('neither accepts nor refuses a token whose session could not be checked: anonymous for a public operation, 503 otherwise', async () => {
+      const unchecked: RequestBudget = {
+        charge: async () => ({
+          sessionEnded: false,
+          sessionUnchecked: AppError.unavailable(new Error('14 UNAVAILABLE')),
+          checkedAt: Date.now(),
+          decision: { allowed: true },
+        }),
+      };
+      const signingIn = withToken('u7');
+      expect(
+        await serve(unchecked)('{ hasPermission(permission: "x") }', signingIn),
+      ).toBeUndefined();
+      expect([signingIn.userId, signingIn.authorization]).toEqual([undefined, undefined]);
+      const other = withToken('u7');
+      const refused = await serve(unchecked)('{ item { id } }', other);
+      expect(refused?.extensions).toMatchObject({
+        code: 'SERVICE_UNAVAILABLE',
+        http: { status: 503 },
+      });
+      expect(other.userId).toBeUndefined();
     });
   });
 });

@@ -82,8 +82,11 @@ export function operationLimitsPlugin<TContext extends Caller>(options: {
             throw toGraphQLError(refusal, outageAnswer(refusal.retryAfter));
           }
           const { session } = contextValue;
-          if (session) {
-            contextValue.tokenRefusal = sessionRefusal(session, admission.sessionEnded);
+          if (session && admission.sessionUnchecked)
+            contextValue.tokenUnchecked = admission.sessionUnchecked;
+          else if (session) {
+            const { sessionEnded, checkedAt } = admission;
+            contextValue.tokenRefusal = sessionRefusal(session, sessionEnded, checkedAt);
             if (!contextValue.tokenRefusal) contextValue.userId = session.userId;
           }
           settleRefusedToken(contextValue, operation, document, publicFields);

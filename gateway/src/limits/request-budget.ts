@@ -1,5 +1,5 @@
 import type { Result } from 'ioredis';
-import { AppError } from '@platform/errors';
+import { AppError, toAppError } from '@platform/errors';
 import type { Logger } from '@platform/logger';
 import type { Redis } from '@platform/redis';
 import { REVOKED_SESSIONS_KEY, type Identity, type SessionRevocations } from '@platform/tokens';
@@ -31,6 +31,14 @@ export interface BudgetCaller {
 export interface Admission {
   /** Whether the session of `caller.session` ended (false without one). */
   sessionEnded: boolean;
+  /**
+   * Set when the session could not be checked: Redis lost the ended sessions and they could
+   * not be rebuilt (the auth service unreachable). The token is then neither accepted nor
+   * called invalid (the caller was charged by address), as when its keys cannot be fetched.
+   */
+  sessionUnchecked?: AppError | undefined;
+  /** The instant the token's expiry was judged at (epoch ms): judge it again at this one. */
+  checkedAt: number;
   decision: BudgetDecision;
 }
 
@@ -49,19 +57,20 @@ export interface RequestBudget {
 }
 
 // KEYS: the ended sessions (see @platform/tokens, session-revocation.ts), the user's bucket,
-// the address's bucket. ARGV: capacity, rate, cost, the set's complete marker, the session id
-// ('' without a token), '1' when the token has not expired. Returns {ended, wait}; {-1, 0}
-// when the set lacks its marker (Redis lost it: rebuild, then ask again), charging nothing.
+// the address's bucket. ARGV: capacity, rate, cost, '1' when a token came (else '0': the
+// address pays), the set's complete marker, the session id, '1' when the token has not
+// expired. Returns {ended, wait}; {-1, 0} when the set lacks its marker (Redis lost it:
+// rebuild, then ask again), charging nothing.
 // The bucket is one hash (tokens, ms), refilled from Redis's own clock so that gateway
 // instances with skewed clocks agree; it expires once it would be full again.
 const ADMIT = `
 local ended = 0
 local key = KEYS[3]
-if ARGV[5] ~= '' then
-  local scores = redis.call('ZMSCORE', KEYS[1], ARGV[4], ARGV[5])
+if ARGV[4] == '1' then
+  local scores = redis.call('ZMSCORE', KEYS[1], ARGV[5], ARGV[6])
   if not scores[1] then return {-1, 0} end
   if scores[2] then ended = 1 end
-  if ended == 0 and ARGV[6] == '1' then key = KEYS[2] end
+  if ended == 0 and ARGV[7] == '1' then key = KEYS[2] end
 end
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
@@ -92,6 +101,7 @@ declare module 'ioredis' {
       capacity: number,
       perSecond: number,
       cost: number,
+      withToken: '0' | '1',
       completeMarker: string,
       sessionId: string,
       unexpired: '0' | '1',
@@ -111,13 +121,18 @@ export function createRequestBudget(options: RequestBudgetOptions): RequestBudge
       // No budget: the session is still asked on every use.
       charge: async ({ session }) => ({
         sessionEnded: session ? await revocations.isRevoked(session.sessionId) : false,
+        checkedAt: Date.now(),
         decision: allowed,
       }),
     };
   redis.defineCommand('gatewayAdmit', { numberOfKeys: 3, lua: ADMIT });
   let lastWarning = 0;
 
-  async function admit(caller: BudgetCaller, cost: number): Promise<[-1 | 0 | 1, number]> {
+  async function admit(
+    caller: BudgetCaller,
+    cost: number,
+    now: number,
+  ): Promise<[-1 | 0 | 1, number]> {
     const { session } = caller;
     try {
       return await redis.gatewayAdmit(
@@ -127,9 +142,10 @@ export function createRequestBudget(options: RequestBudgetOptions): RequestBudge
         burst,
         perSecond,
         cost,
+        session ? '1' : '0',
         session ? await revocations.currentMarker() : '',
         session?.sessionId ?? '',
-        session && session.expiresAt > Date.now() ? '1' : '0',
+        session && session.expiresAt > now ? '1' : '0',
       );
     } catch (error) {
       // Fails closed: an uncharged caller could spend without limit while Redis is away
@@ -144,18 +160,31 @@ export function createRequestBudget(options: RequestBudgetOptions): RequestBudge
 
   return {
     async charge(caller, cost) {
-      let [ended, wait] = await admit(caller, cost);
-      if (ended === -1) {
-        // Redis lost the ended sessions: "not ended" means nothing until they are rebuilt.
-        await revocations.rebuild();
-        [ended, wait] = await admit(caller, cost);
-        // Lost again at once, or the rebuild did not take: no answer rather than a wrong one.
-        if (ended === -1) throw AppError.unavailable();
-      }
-      return {
-        sessionEnded: ended === 1,
+      const checkedAt = Date.now();
+      const answer = (wait: number, sessionEnded: boolean, sessionUnchecked?: AppError) => ({
+        sessionEnded,
+        sessionUnchecked,
+        checkedAt,
         decision: wait === 0 ? allowed : { allowed: false, retryAfter: Math.ceil(wait / 1000) },
-      };
+      });
+      let [ended, wait] = await admit(caller, cost, checkedAt);
+      if (ended !== -1) return answer(wait, ended === 1);
+      // Redis lost the ended sessions: "not ended" means nothing until they are rebuilt.
+      let outage: AppError | undefined;
+      try {
+        await revocations.rebuild();
+        [ended, wait] = await admit(caller, cost, checkedAt);
+        if (ended !== -1) return answer(wait, ended === 1);
+        // Lost again at once, or the rebuild did not take: no answer rather than a wrong one.
+        outage = AppError.unavailable();
+      } catch (error) {
+        outage = toAppError(error);
+        if (outage.code !== 'SERVICE_UNAVAILABLE') throw error;
+      }
+      // The token is unchecked: its caller pays by address, and the plugin decides (a public
+      // operation such as signing in again goes on anonymously; any other is refused, 503).
+      [, wait] = await admit({ clientAddress: caller.clientAddress }, cost, checkedAt);
+      return answer(wait, false, outage);
     },
   };
 }
