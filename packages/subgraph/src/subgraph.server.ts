@@ -61,8 +61,11 @@ export interface SubgraphOptions<TContext extends SubgraphContext> {
   /** Per-request additions to the context, e.g. DataLoaders (made fresh for every request). */
   createContext: (base: SubgraphContext) => TContext;
   logger: Logger;
-  /** Subgraphs verify the token again: they never trust the network they sit on. */
-  tokens: TokenVerifier;
+  /**
+   * Subgraphs verify the token again, fully (its session included): they never trust the
+   * network they sit on. Only `verifyHeader`: never the gateway's deferred session check.
+   */
+  tokens: Pick<TokenVerifier, 'verifyHeader'>;
   /** The permission service (its batch check), behind every `context.authz`. */
   permissionService: PermissionChecks;
   /** Readiness of what this subgraph depends on (its gRPC services). */

@@ -37,7 +37,7 @@ export function attachSubscriptionServer<TContext>(options: {
   server: Server;
   schema: GraphQLSchema;
   internalToken: string;
-  tokens: TokenVerifier;
+  tokens: Pick<TokenVerifier, 'verifyHeader'>;
   logger: Logger;
   createContext: (viewer: Identity) => TContext;
 }): { close(): Promise<void>; connections(): number; subscriptions(): number } {
