@@ -92,6 +92,22 @@ describe('OidcService against a real OpenID Connect provider, PostgreSQL and Red
     return oidc.complete('idp', code, state, binding, 'Firefox', HOME);
   }
 
+  /** The link token a first sign-in with `sub` offers (an identity no account has yet). */
+  async function linkTokenOf(oidc: ReturnType<typeof services>['oidc'], sub: string) {
+    const completion = await signInAs(oidc, sub);
+    if (completion.kind !== 'unlinked')
+      throw new Error(`expected unlinked, got ${completion.kind}`);
+    return completion.linkToken;
+  }
+
+  /** A new account made through provider account `a` (no password), signed in. */
+  async function accountThrough(oidc: ReturnType<typeof services>['oidc'], a: TestOidcAccount) {
+    const userId = randomUUID();
+    const linkToken = await linkTokenOf(oidc, a.sub);
+    const { sessionId } = await oidc.createAccount(linkToken, userId, a.email!, undefined);
+    return { userId, sessionId };
+  }
+
   it('runs the code flow with PKCE, state and nonce: a verified new identity is offered for an account, and once linked signs its user in', async () => {
     const { oidc } = services();
     const ada = person();
@@ -231,19 +247,14 @@ describe('OidcService against a real OpenID Connect provider, PostgreSQL and Red
 
   it('unlinks under a row lock: of the last two linked accounts of a user with no password, one stays', async () => {
     const { oidc } = services();
-    const userId = randomUUID();
     const [a, b] = [person(), person()];
-    const first = await signInAs(oidc, a.sub);
-    if (first.kind !== 'unlinked') throw new Error('expected unlinked');
-    const { sessionId } = await oidc.createAccount(first.linkToken, userId, a.email!, undefined);
-    const second = await signInAs(oidc, b.sub);
-    if (second.kind !== 'unlinked') throw new Error('expected unlinked');
+    const { userId, sessionId } = await accountThrough(oidc, a);
     // b's email is not the user's: the link token is bound to the verified email.
-    const wrongEmail = await appErrorOf(oidc.link(userId, sessionId, a.email!, second.linkToken));
+    const wrongEmail = await appErrorOf(
+      oidc.link(userId, sessionId, a.email!, await linkTokenOf(oidc, b.sub)),
+    );
     expect(wrongEmail.code).toBe('BAD_USER_INPUT');
-    const third = await signInAs(oidc, b.sub);
-    if (third.kind !== 'unlinked') throw new Error('expected unlinked');
-    await oidc.link(userId, sessionId, b.email!, third.linkToken);
+    await oidc.link(userId, sessionId, b.email!, await linkTokenOf(oidc, b.sub));
     const linked = await oidc.list(userId);
     expect(linked).toHaveLength(2);
     const outcomes = await Promise.allSettled(
@@ -255,14 +266,9 @@ describe('OidcService against a real OpenID Connect provider, PostgreSQL and Red
 
   it('ends the other sessions when a provider is unlinked: none opened through it outlives it', async () => {
     const { oidc } = services();
-    const userId = randomUUID();
     const [a, b] = [person(), person()];
-    const first = await signInAs(oidc, a.sub);
-    if (first.kind !== 'unlinked') throw new Error('expected unlinked');
-    const { sessionId } = await oidc.createAccount(first.linkToken, userId, a.email!, undefined);
-    const second = await signInAs(oidc, b.sub);
-    if (second.kind !== 'unlinked') throw new Error('expected unlinked');
-    await oidc.link(userId, sessionId, b.email!, second.linkToken);
+    const { userId, sessionId } = await accountThrough(oidc, a);
+    await oidc.link(userId, sessionId, b.email!, await linkTokenOf(oidc, b.sub));
     // Whoever holds the provider account b signs in through it.
     const elsewhere = await signInAs(oidc, b.sub);
     if (elsewhere.kind !== 'signed-in')
