@@ -2,7 +2,7 @@ import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '@platform/logger';
-import { createHttpServer, sendJson } from './http-server';
+import { createHttpServer, readJsonBody, sendJson } from './http-server';
 
 const logger = createLogger({ name: 'http-test', level: 'silent' });
 
@@ -123,6 +123,65 @@ describe('createHttpServer', () => {
       });
       expect(secure.headers.get('strict-transport-security')).toMatch(/^max-age=\d+/);
     } finally {
+      await http.close();
+    }
+  });
+
+  it('answers a body over 1 MiB with 413 that every sender receives, with or without a length, many at once', async () => {
+    const http = createHttpServer({
+      logger,
+      routes: {
+        '/graphql': async (req, res) => sendJson(res, 200, { body: await readJsonBody(req) }),
+      },
+    });
+    const port = await http.listen('127.0.0.1', 0);
+    const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+    // 3 MiB of valid JSON, written in 64 KiB chunks as a client uploading it would.
+    const body = Buffer.from(JSON.stringify({ query: 'x'.repeat(3 * 1024 * 1024) }));
+    const post = (withLength: boolean) =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = request(
+          {
+            port,
+            host: '127.0.0.1',
+            path: '/graphql',
+            method: 'POST',
+            agent,
+            headers: {
+              'content-type': 'application/json',
+              ...(withLength ? { 'content-length': body.length } : {}),
+            },
+          },
+          (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (chunk: string) => (text += chunk));
+            res.once('end', () => resolve({ status: res.statusCode ?? 0, text }));
+          },
+        );
+        // A reset before the answer arrived is what this test is about: it fails the test.
+        req.once('error', reject);
+        for (let at = 0; at < body.length; at += 64 * 1024)
+          req.write(body.subarray(at, at + 64 * 1024));
+        req.end();
+      });
+    try {
+      for (let round = 0; round < 3; round++) {
+        const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => post(i % 2 === 0)));
+        for (const answer of answers) {
+          expect(answer.status).toBe(413);
+          expect(JSON.parse(answer.text)).toEqual({ error: 'request body too large' });
+        }
+      }
+      // The server still answers normal requests afterwards.
+      const small = await fetch(`http://127.0.0.1:${port}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: '{ a }' }),
+      });
+      expect(await small.json()).toEqual({ body: { query: '{ a }' } });
+    } finally {
+      agent.destroy();
       await http.close();
     }
   });

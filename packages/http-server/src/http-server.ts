@@ -27,22 +27,50 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(text);
 }
 
-/** Reads a JSON request body (at most 1 MiB); undefined when there is none. */
-export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES)
-      throw Object.assign(new Error('request body too large'), { status: 413 });
-    chunks.push(chunk as Buffer);
-  }
-  if (size === 0) return undefined;
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-  } catch {
-    throw Object.assign(new Error('request body is not valid JSON'), { status: 400 });
-  }
+/** How much of a too-large body is read and thrown away so that its sender gets the 413. */
+const MAX_DISCARDED_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Reads a JSON request body (at most 1 MiB); undefined when there is none. A larger body is
+ * refused (413) without being kept, but the rest of it is still read and thrown away, up to
+ * 16 MiB more: a server that stops reading, or closes the connection, while the client is still
+ * sending resets it, and the client never sees the 413 it was sent.
+ */
+export function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let refused = false;
+    const refuse = () => {
+      refused = true;
+      chunks.length = 0;
+      reject(Object.assign(new Error('request body too large'), { status: 413 }));
+    };
+    const declared = Number(req.headers['content-length']);
+    if (declared > MAX_BODY_BYTES) refuse();
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (refused) {
+        // Past what anyone sends by mistake: no more of our bandwidth for it.
+        if (size > MAX_BODY_BYTES + MAX_DISCARDED_BYTES) req.destroy();
+        return;
+      }
+      if (size > MAX_BODY_BYTES) return refuse();
+      chunks.push(chunk);
+    });
+    req.once('error', (error) => {
+      if (!refused) reject(error);
+    });
+    req.once('end', () => {
+      if (refused) return;
+      if (size === 0) return resolve(undefined);
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown);
+      } catch {
+        reject(Object.assign(new Error('request body is not valid JSON'), { status: 400 }));
+      }
+    });
+  });
 }
 
 export interface HttpServerOptions {

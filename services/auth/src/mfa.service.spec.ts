@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { generate } from 'otplib';
 import { describe, expect, it } from 'vitest';
-import { MAX_CHALLENGE_FAILURES, RECOVERY_CODE_COUNT } from './mfa.service';
+import { MAX_CHALLENGE_FAILURES, RECOVERY_CODE_COUNT, spanOf } from './mfa.service';
 import type { GuessingClient } from './password-guard';
 import { appErrorOf } from './testing/app-error';
 import { createTestClock } from './testing/auth.fakes';
@@ -372,6 +372,7 @@ describe('MfaService', () => {
       expect(await appErrorOf(mfa.disableTotp(userId, sessionId))).toMatchObject({
         code: 'FORBIDDEN',
         reason: 'REAUTHENTICATION_REQUIRED',
+        message: 'Sign in again or reauthenticate first (needed within 5 minutes)',
       });
       const until = await mfa.reauthenticate(
         userId,
@@ -482,5 +483,17 @@ describe('MfaService', () => {
         'UNAUTHENTICATED',
       );
     });
+  });
+});
+
+describe('spanOf', () => {
+  it('says the re-authentication window as a person reads it, also when it is under a minute', () => {
+    expect([20, 1, 60, 90, 300].map(spanOf)).toEqual([
+      '20 seconds',
+      '1 second',
+      '1 minute',
+      '90 seconds',
+      '5 minutes',
+    ]);
   });
 });

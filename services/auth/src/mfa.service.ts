@@ -236,7 +236,7 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
     if (clock().getTime() - last > policy.reauthWindowSeconds * 1000)
       throw new AppError(
         'FORBIDDEN',
-        `Sign in again or reauthenticate first (needed within ${Math.round(policy.reauthWindowSeconds / 60)} minutes)`,
+        `Sign in again or reauthenticate first (needed within ${spanOf(policy.reauthWindowSeconds)})`,
         { reason: 'REAUTHENTICATION_REQUIRED' },
       );
   }
@@ -483,4 +483,10 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
 
     complete: completeChallenge,
   };
+}
+
+/** "5 minutes", "1 minute", "90 seconds": a window as a person reads it. */
+export function spanOf(seconds: number): string {
+  const [count, unit] = seconds % 60 === 0 ? [seconds / 60, 'minute'] : [seconds, 'second'];
+  return `${count} ${unit}${count === 1 ? '' : 's'}`;
 }
