@@ -186,6 +186,40 @@ describe('createHttpServer', () => {
     }
   });
 
+  it('takes a client that goes away mid-body as its own doing: no error logged, no crash', async () => {
+    const logged: unknown[] = [];
+    const watched = Object.create(logger, {
+      error: { value: (...args: unknown[]) => logged.push(args) },
+    }) as typeof logger;
+    const http = createHttpServer({
+      logger: watched,
+      routes: {
+        '/graphql': async (req, res) => sendJson(res, 200, { body: await readJsonBody(req) }),
+      },
+    });
+    const port = await http.listen('127.0.0.1', 0);
+    try {
+      for (let round = 0; round < 5; round++) {
+        const socket = connect(port, '127.0.0.1');
+        await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+        socket.write(
+          'POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"query":',
+        );
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        socket.destroy();
+      }
+      const after = await fetch(`http://127.0.0.1:${port}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"query":"{ a }"}',
+      });
+      expect(await after.json()).toEqual({ body: { query: '{ a }' } });
+      expect(logged).toEqual([]);
+    } finally {
+      await http.close();
+    }
+  });
+
   it('closes the socket of a client that sends its headers too slowly', async () => {
     const http = createHttpServer({ logger, routes: {}, headersTimeoutMs: 300 });
     const port = await http.listen('127.0.0.1', 0);

@@ -58,8 +58,10 @@ export function readJsonBody(req: IncomingMessage): Promise<unknown> {
       if (size > MAX_BODY_BYTES) return refuse();
       chunks.push(chunk);
     });
-    req.once('error', (error) => {
-      if (!refused) reject(error);
+    // The client went away mid-body: its fault, not a failure of ours (and nobody to answer).
+    req.once('error', () => {
+      if (!refused)
+        reject(Object.assign(new Error('request body was not received'), { status: 400 }));
     });
     req.once('end', () => {
       if (refused) return;
