@@ -1,5 +1,5 @@
 import type { RemoteGraphQLDataSource } from '@apollo/gateway';
-import { Agent, request } from 'undici';
+import { Pool } from 'undici';
 
 type Fetcher = RemoteGraphQLDataSource['fetcher'];
 type FetcherResponse = Awaited<ReturnType<Fetcher>>;
@@ -54,11 +54,11 @@ function neverSent(error: unknown): boolean {
  * instance is skipped for a moment, so losing one instance costs no request.
  */
 export function createSubgraphFetcher(options: { timeoutMs: number }): SubgraphClient {
-  const dispatcher = new Agent({
-    keepAliveTimeout: 60_000,
-    headersTimeout: options.timeoutMs,
-    bodyTimeout: options.timeoutMs,
-  });
+  /**
+   * One keep-alive pool per instance, its URL parsed once: a call goes straight to it, with
+   * no URL parsing and no lookup by origin in an Agent (measurable at thousands of calls/s).
+   */
+  const instances = new Map<string, { pool: Pool; path: string }>();
   const pools = new Map<string, { urls: string[]; next: number }>();
   // When each instance that refused a connection may be tried again.
   const refusedUntil = new Map<string, number>();
@@ -69,8 +69,26 @@ export function createSubgraphFetcher(options: { timeoutMs: number }): SubgraphC
     body: string;
   }
 
+  function instanceOf(url: string) {
+    let instance = instances.get(url);
+    if (!instance) {
+      const { origin, pathname, search } = new URL(url);
+      instance = {
+        pool: new Pool(origin, {
+          keepAliveTimeout: 60_000,
+          headersTimeout: options.timeoutMs,
+          bodyTimeout: options.timeoutMs,
+        }),
+        path: pathname + search,
+      };
+      instances.set(url, instance);
+    }
+    return instance;
+  }
+
   async function send(url: string, init: Sent): Promise<SubgraphReply> {
-    const response = await request(url, { dispatcher, ...init });
+    const { pool, path } = instanceOf(url);
+    const response = await pool.request({ path, ...init });
     return {
       url,
       status: response.statusCode,
@@ -112,7 +130,9 @@ export function createSubgraphFetcher(options: { timeoutMs: number }): SubgraphC
 
   return {
     post: (url, headers, body) => dispatch(url, { method: 'POST', headers, body }),
-    close: () => dispatcher.close(),
+    close: async () => {
+      await Promise.all([...instances.values()].map(({ pool }) => pool.close()));
+    },
   };
 }
 
