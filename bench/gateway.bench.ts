@@ -10,7 +10,8 @@
 // whether the query-plan and document caches were hit. Figures go to docs/benchmarks.md.
 //
 // Knobs: BENCH_DURATION (10), BENCH_WARMUP (3), BENCH_ROUNDS (3), BENCH_QUERIES (Q1,Q2,Q3),
-// BENCH_TARGETS (project,stock,hive,hive-dedupe,subgraph), BENCH_NODE_ARGS (given to every
+// BENCH_TARGETS (project,stock,hive,hive-dedupe,subgraph; also baseline: another build of the
+// project's gateway, from BENCH_BASELINE_GATEWAY, see startTargets), BENCH_NODE_ARGS (given to every
 // app's node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), BENCH_NODE_ENV (production: every
 // app and the stock peer run as deployed, e.g. graphql-js without its development-mode checks;
 // `test` measures what the test suites run).
@@ -18,11 +19,11 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { APP_NAMES } from '@platform/apps';
+import { APP_NAMES, APPS, appEnvironment, METRICS_PORT_VARIABLE } from '@platform/apps';
 import { createGrpcClient, INTERNAL_TOKEN_HEADER } from '@platform/grpc';
 import { notificationV1, permissionV1 } from '@platform/proto';
 import {
@@ -336,6 +337,47 @@ async function startTargets(supergraphFile: string): Promise<Target[]> {
       queries: all,
       probeFile: join(probeDir, 'gateway.json'),
     });
+
+  // Another build of the project's gateway beside this one, on the same subgraphs: a change
+  // measured side by side with the build before it (BENCH_BASELINE_GATEWAY=<its dist/main.js>,
+  // a copy of that build's gateway/dist placed in gateway/, so that it finds node_modules).
+  const baselineMain = process.env['BENCH_BASELINE_GATEWAY'];
+  if (wanted.has('baseline') && baselineMain) {
+    const gateway = APPS.find((app) => app.name === 'gateway');
+    if (!gateway) throw new Error('no gateway app');
+    const port = await freePort();
+    const probeFile = join(probeDir, 'baseline.json');
+    const child = spawn(
+      process.execPath,
+      ['--enable-source-maps', '--import', PROBE, ...NODE_ARGS, resolve(baselineMain)],
+      {
+        cwd: join(ROOT, gateway.dir),
+        env: {
+          PATH: process.env['PATH'] ?? '',
+          ...run.env,
+          ...appEnvironment(gateway, apps.ports, apps.instancePorts),
+          [gateway.portVariable]: String(port),
+          [METRICS_PORT_VARIABLE]: String(await freePort()),
+          GATEWAY_HOST: '127.0.0.1',
+          ...quiet,
+          BENCH_CACHE_PROBE_FILE: probeFile,
+        },
+        // The IPC channel tells the app when this process dies (see @platform/lifecycle).
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      },
+    );
+    collectLines('baseline', child);
+    peers.push(child);
+    targets.push({
+      name: 'baseline',
+      url: `http://127.0.0.1:${port}/graphql`,
+      pid: child.pid,
+      headers: {},
+      queries: all,
+      probeFile,
+    });
+    console.log(`baseline: the gateway built in ${dirname(dirname(resolve(baselineMain)))}`);
+  }
 
   if (wanted.has('stock')) {
     const port = await freePort();
@@ -837,7 +879,9 @@ function report(measurements: Measurement[], targets: Target[], before: Probes, 
 
   // Ratios between the gateways (medians).
   const pairs: [string, string][] = [
+    ['project', 'baseline'],
     ['project', 'stock'],
+    ['baseline', 'stock'],
     ['project', 'hive'],
     ['project', 'hive-dedupe'],
     ['stock', 'hive'],
