@@ -195,4 +195,50 @@ describe('the gateway in production reveals nothing it need not, and refuses tex
     const answer = (await response.json()) as { errors?: { extensions?: { code?: string } }[] };
     expect(answer.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
   });
+  it('refuses a NUL written as an escape in a literal, anonymously too, with BAD_USER_INPUT', async () => {
+    for (const query of [
+      'mutation { login(email: "a\\u0000@x.com", password: "12345678") { accessToken } }',
+      'mutation { requestPasswordReset(email: "a\\u0000@x.com") }',
+    ]) {
+      const { status, body } = await post(gateway, query);
+      expect(status).toBe(400);
+      expect(body.errors?.[0]?.extensions).toMatchObject({
+        code: 'BAD_USER_INPUT',
+        field: 'query',
+      });
+    }
+  });
+
+  it('refuses a number beyond a double and a variable nested 5,000 deep with BAD_USER_INPUT, not a server error', async () => {
+    const send = (data: string) =>
+      `mutation ${data.startsWith('$') ? '($d: JSON) ' : ''}{ sendNotification(input: { userId: "u", type: "note", title: "t", body: "b", data: ${data} }) { id } }`;
+    const literal = await post(gateway, send('{ k: 1e400 }'));
+    expect(literal.status).toBe(400);
+    expect(literal.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT' });
+    // Written out by hand: JSON.stringify itself may run out of stack on it.
+    const variable = await fetch(`${gateway}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: `{"query":${JSON.stringify(send('$d'))},"variables":{"d":${'['.repeat(5_000)}1${']'.repeat(5_000)}}}`,
+    });
+    expect(variable.status).toBe(400);
+    const answer = (await variable.json()) as { errors?: { extensions?: unknown }[] };
+    expect(answer.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT' });
+  });
+
+  it('refuses an operation nested thousands deep with QUERY_TOO_COMPLEX naming the limit, not a parser stack overflow', async () => {
+    for (const query of [
+      `{${'me{'.repeat(3_000)}id${'}'.repeat(3_001)}`,
+      `{ hasPermission(permission: ${'['.repeat(3_000)}"x"${']'.repeat(3_000)}) }`,
+    ]) {
+      const { status, body } = await post(gateway, query);
+      expect(status).toBe(400);
+      expect(body.errors?.[0]?.extensions).toMatchObject({
+        code: 'QUERY_TOO_COMPLEX',
+        reason: 'NESTING',
+        limit: 128,
+      });
+      expect(body.errors?.[0]?.message).not.toMatch(/stack/i);
+    }
+  });
 });

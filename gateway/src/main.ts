@@ -27,6 +27,7 @@ import { exportDependencyStatus, exportSubscriptionGauges } from './gateway.metr
 import { env, operationLimits } from './environment';
 import { operationLimitsPlugin } from './limits/operation-limits.plugin';
 import { createRequestBudget } from './limits/request-budget';
+import { textNestingPlugin } from './limits/text-nesting.plugin';
 import { operationKindPlugin } from './input/operation-kind.plugin';
 import { outageStatusPlugin } from './outage.plugin';
 import { wellFormedTextPlugin } from './input/well-formed-text.plugin';
@@ -109,6 +110,9 @@ lifecycle.run(async () => {
     stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
     plugins: [
+      // First: it replaces a parser's stack overflow with QUERY_TOO_COMPLEX before the others
+      // (metrics, log) read the answer.
+      textNestingPlugin<GatewayContext>(logger),
       production
         ? ApolloServerPluginLandingPageDisabled()
         : ApolloServerPluginLandingPageLocalDefault({ embed: true }),

@@ -12,7 +12,9 @@ import {
   exceededLimit,
   measureOperation,
   queryTooComplex,
+  textNesting,
   DEFAULT_OPERATION_LIMITS,
+  MAX_TEXT_NESTING,
   type OperationLimits,
 } from './operation-cost';
 import { fragmentsOf } from '../operation-document';
@@ -243,5 +245,21 @@ describe('queryTooComplex', () => {
       measured: 10_101_010_100,
       http: { status: 400 },
     });
+  });
+});
+
+describe('textNesting', () => {
+  it('measures the deepest bracket nesting, skipping strings, block strings and comments', () => {
+    expect(textNesting('{ me { id } }')).toBe(2);
+    expect(textNesting('{ f(a: [[1]], b: { c: 2 }) }')).toBe(4);
+    expect(textNesting('{ f(a: "{{{[[[(((") }')).toBe(2);
+    expect(textNesting('{ f(a: "\\"{{{") }')).toBe(2);
+    expect(textNesting('{ f(a: """ {{{ \\""" [[[ """) }')).toBe(2);
+    expect(textNesting('# {{{{{{\n{ id }')).toBe(1);
+    expect(textNesting(`{${'me{'.repeat(3_000)}id${'}'.repeat(3_001)}`)).toBe(3_001);
+  });
+
+  it('allows far more nesting than the depth limit needs', () => {
+    expect(MAX_TEXT_NESTING).toBeGreaterThan(DEFAULT_OPERATION_LIMITS.maxDepth * 3 + 32);
   });
 });

@@ -67,8 +67,48 @@ export const DEFAULT_OPERATION_LIMITS: OperationLimits = {
   pageSize: MAX_PAGE_SIZE,
 };
 
+/**
+ * Brackets (`{`, `[`, `(`) an operation's text may hold open at once: far more than the depth
+ * limit and the subgraphs' 32-level JSON arguments need, far fewer than the few thousand that
+ * exhaust graphql-js's recursive parser (a stack overflow: a server error for a client's fault).
+ */
+export const MAX_TEXT_NESTING = 128;
+
+/**
+ * The deepest bracket nesting of an operation's text, strings, block strings and comments
+ * skipped; measured before the text is parsed.
+ */
+export function textNesting(text: string): number {
+  let open = 0;
+  let deepest = 0;
+  for (let at = 0; at < text.length; at++) {
+    const char = text[at];
+    if (char === '{' || char === '[' || char === '(') {
+      if (++open > deepest) deepest = open;
+    } else if (char === '}' || char === ']' || char === ')') {
+      open--;
+    } else if (char === '#') {
+      // A comment, to the end of its line.
+      while (at < text.length && text[at] !== '\n' && text[at] !== '\r') at++;
+    } else if (char === '"') {
+      if (text.startsWith('"""', at)) {
+        // A block string, to the next """ not escaped as \""".
+        at += 3;
+        while (at < text.length && !text.startsWith('"""', at))
+          at += text.startsWith('\\"""', at) ? 4 : 1;
+        at += 2;
+      } else {
+        // A string, to the next quote not escaped, or the end of its line.
+        for (at++; at < text.length && text[at] !== '"' && text[at] !== '\n'; at++)
+          if (text[at] === '\\') at++;
+      }
+    }
+  }
+  return deepest;
+}
+
 /** Which limit an operation exceeded: `extensions.reason` of QUERY_TOO_COMPLEX. */
-export type LimitReason = 'DEPTH' | 'FIELDS' | 'ROOT_FIELDS' | 'NODES';
+export type LimitReason = 'NESTING' | 'DEPTH' | 'FIELDS' | 'ROOT_FIELDS' | 'NODES';
 
 export interface LimitExceeded {
   reason: LimitReason;
@@ -263,6 +303,7 @@ export function exceededLimit(
 }
 
 const DESCRIPTIONS: Record<LimitReason, string> = {
+  NESTING: 'Bracket nesting of the operation text',
   DEPTH: 'Query depth',
   FIELDS: 'Number of fields (aliases and fragment uses included)',
   ROOT_FIELDS: 'Number of root fields',

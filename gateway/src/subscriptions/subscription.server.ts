@@ -18,7 +18,13 @@ import { newCorrelationId, type Logger } from '@platform/logger';
 import { inSpan, SpanKind } from '@platform/telemetry';
 import type { Identity, SessionRevocations, TokenVerifier } from '@platform/tokens';
 import { checkAccessToken } from '../access/public-operations';
-import { checkOperation, queryTooComplex, type OperationLimits } from '../limits/operation-cost';
+import {
+  checkOperation,
+  MAX_TEXT_NESTING,
+  queryTooComplex,
+  textNesting,
+  type OperationLimits,
+} from '../limits/operation-cost';
 import { UpstreamSubscriptionError, type FederatedSubscriptions } from './federated-subscriptions';
 import type { SharedLimits } from './shared-limits';
 import { byteLength, completedId, unlessTooSlow } from './socket-messages';
@@ -190,6 +196,12 @@ export function attachSubscriptionServer(options: {
     const connection = connections.get(socket);
     if (!connection)
       return [new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } })];
+    // Before the text is parsed (as over HTTP): too deep a nesting exhausts the parser.
+    const nesting = payload.query.length > MAX_TEXT_NESTING ? textNesting(payload.query) : 0;
+    if (nesting > MAX_TEXT_NESTING)
+      return [
+        queryTooComplex({ reason: 'NESTING', limit: MAX_TEXT_NESTING, measured: nesting }, false),
+      ];
     const document = parseDocument(payload.query);
     if (!('kind' in document)) return document;
     const operation = getOperationAST(document, payload.operationName ?? undefined);
