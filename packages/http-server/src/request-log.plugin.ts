@@ -10,6 +10,8 @@ export function requestLogPlugin<TContext extends BaseContext>(
 ): ApolloServerPlugin<TContext> {
   return {
     async requestDidStart() {
+      // Below the log level (`warn` under load tests): nothing to time, nothing to build.
+      if (!logger.isLevelEnabled('info')) return;
       const started = performance.now();
       return {
         async willSendResponse({ operationName, operation, response }) {
