@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   findIllFormedText,
   isCommonPassword,
+  normalizeEmail,
   validateDisplayName,
   validateEmail,
   validatePassword,
@@ -18,6 +19,65 @@ describe('validateEmail', () => {
   it.each(['', 'ada', 'ada@', '@example.com', 'a b@example.com', `${'a'.repeat(250)}@x.io`])(
     'refuses %j naming the field',
     (email) => expect(() => validateEmail(email)).toThrow(/^email: must be a valid email address$/),
+  );
+  it('folds fullwidth and other compatibility forms to the address they show, as a lookup does', () => {
+    // The same account as admin@example.com: registering it again is a duplicate.
+    expect(validateEmail('ａｄｍｉｎ@example.com')).toBe('admin@example.com');
+    expect(validateEmail('ＡＤＭＩＮ＠ＥＸＡＭＰＬＥ．ＣＯＭ')).toBe('admin@example.com');
+    expect(validateEmail('\uFB01nance@example.com')).toBe('finance@example.com'); // the "ﬁ" ligature
+    // Sign-in and lookups spell it the same way.
+    expect(normalizeEmail(' ＡＤＭＩＮ@Example.com ')).toBe('admin@example.com');
+  });
+  it('accepts addresses in any script, and the characters real addresses use', () => {
+    for (const email of [
+      'josé@exämple.de',
+      'jose\u0301@exa\u0308mple.de',
+      'пример@пример.рф',
+      '用户@例子.广告',
+      'δοκιμή@παράδειγμα.ελ',
+      "o'neil+tag@example.co.uk",
+      'first.last-name_1@sub.example.org',
+    ])
+      expect(validateEmail(email), email).toBe(email.normalize('NFC'));
+  });
+});
+
+describe('validateEmail refuses addresses that show as another', () => {
+  it.each([
+    ['a zero-width space after the address', 'admin@example.com\u200b'],
+    ['a zero-width space inside', 'ad\u200bmin@example.com'],
+    ['a zero-width joiner', 'ad\u200dmin@example.com'],
+    ['a word joiner', 'admin@exam\u2060ple.com'],
+    ['a byte order mark inside', 'ad\ufeffmin@example.com'],
+    ['a soft hyphen', 'ad\u00admin@example.com'],
+    ['a bell', 'ad\u0007min@example.com'],
+    ['a NUL', 'ad\u0000min@example.com'],
+    ['a newline inside', 'admin@exam\nple.com'],
+    ['an escape', 'a\u001b[31m@x.com'],
+    ['DEL', 'a\u007f@x.com'],
+    ['a C1 control', 'a\u0085b@x.com'],
+    ['a right-to-left override', 'ad\u202emin@example.com'],
+    ['a left-to-right mark', 'admin\u200e@example.com'],
+    ['an Arabic letter mark', 'admin@\u061cexample.com'],
+    ['a bidirectional isolate', 'ad\u2066min@example.com'],
+    ['angle brackets', '<a@x.com>'],
+    ['a display name', 'Admin <a@x.com>'],
+    ['parentheses (a comment)', 'a(comment)@x.com'],
+    ['square brackets', 'a@[127.0.0.1].com'],
+    ['a backslash', 'a\\b@x.com'],
+    ['a comma', 'a,b@x.com'],
+    ['a semicolon', 'a;b@x.com'],
+    ['a colon', 'a:b@x.com'],
+    ['a double quote', '"a"@x.com'],
+    ['a second "@"', 'a@b@x.com'],
+    ['a tab inside', 'a\tb@x.com'],
+    ['a no-break space inside', 'a\u00a0b@x.com'],
+    ['an ideographic space inside', 'a\u3000b@x.com'],
+    ['a line separator inside', 'a\u2028b@x.com'],
+    ['a fullwidth angle bracket', '＜a@x.com＞'],
+    ['a small commercial at', 'a﹫b@x.com'],
+  ])('refuses %s, naming the field', (_what, email) =>
+    expect(() => validateEmail(email)).toThrow(/^email: must be a valid email address$/),
   );
 });
 

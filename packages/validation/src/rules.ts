@@ -5,7 +5,19 @@ import { AppError } from '@platform/errors';
 // reject the same input with the same message.
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+// Control characters, and the bidirectional overrides and isolates that make a name display
+// as something else than it is ("Trojan Source"-style spoofing in admin lists and mails).
+const CONTROL_OR_BIDI_CHARS = String.raw`\p{Cc}\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069`;
+const CONTROL_OR_BIDI = new RegExp(`[${CONTROL_OR_BIDI_CHARS}]`, 'u');
+
+// An address: something, "@", a domain with a dot. None of it may be what plain text refuses
+// (above), nor any other format character (zero-width spaces and joiners, soft hyphens: an
+// address holding one shows as another in lists and logs), nor whitespace, nor "@" or the other
+// RFC 5322 specials, which a real mailbox holds only inside quotes (not taken here). Tested on
+// the normalised address, so compatibility forms of these (fullwidth "＜", "﹫") are refused too.
+const EMAIL_PART = String.raw`[^${CONTROL_OR_BIDI_CHARS}\p{Cf}\s@<>()[\]\\,;:"]+`;
+const EMAIL = new RegExp(String.raw`^${EMAIL_PART}@${EMAIL_PART}\.${EMAIL_PART}$`, 'u');
 
 export const PASSWORD_LENGTH = { min: 8, max: 128 } as const;
 
@@ -28,11 +40,12 @@ export function requireId(field: string, value: string, kind?: string): string {
 }
 
 /**
- * The one spelling of an address: Unicode NFC, trimmed, lower-cased, so the NFC and NFD
- * spellings (and any case) of one address are one account, at sign-up and sign-in alike.
+ * The one spelling of an address: Unicode NFKC, trimmed, lower-cased, so the composed and
+ * decomposed spellings, the fullwidth and other compatibility forms ("ａｄｍｉｎ" is "admin") and
+ * any case of one address are one account, at sign-up, sign-in and lookup alike.
  */
 export const normalizeEmail = (value: string): string =>
-  value.normalize('NFC').trim().toLowerCase();
+  value.normalize('NFKC').trim().toLowerCase();
 
 /** The normalised address; BAD_USER_INPUT naming `field` when not an address. */
 export function validateEmail(value: string, field = 'email'): string {
@@ -41,10 +54,6 @@ export function validateEmail(value: string, field = 'email'): string {
     throw AppError.badInput(field, 'must be a valid email address');
   return email;
 }
-
-// Control characters, and the bidirectional overrides and isolates that make a name display
-// as something else than it is ("Trojan Source"-style spoofing in admin lists and mails).
-const CONTROL_OR_BIDI = /[\p{Cc}\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/u;
 
 export function validateDisplayName(value: string, field = 'displayName'): string {
   const name = value.normalize('NFC').trim();

@@ -59,6 +59,60 @@ describe('NotificationService', () => {
       expect(repository.notifications).toEqual([]);
     });
 
+    it('refuses the platform’s own notice types, and any that pass for one, creating nothing', async () => {
+      const reserved = [
+        // The platform's own.
+        'security',
+        'security.mfa',
+        'welcome',
+        'role_changed',
+        // One of them, a separator, anything.
+        'security.password',
+        'security.mfa.reset',
+        'security_alert',
+        'security-alert',
+        'security:password',
+        'security/password',
+        'security.',
+        'welcome.foo',
+        'welcome-back',
+        'welcome_pack',
+        'role_changed.admin',
+        // In another case.
+        'Security',
+        'SECURITY.password',
+        'Welcome',
+        'WELCOME-back',
+        'Role_Changed',
+      ];
+      for (const type of reserved)
+        await expect(service.send(note({ type })), type).rejects.toMatchObject({
+          code: 'BAD_USER_INPUT',
+          message: 'type: is reserved for notices the platform sends itself',
+        });
+      expect(repository.notifications).toEqual([]);
+      expect(repository.events).toEqual([]);
+    });
+
+    it('sends custom types, also ones that only begin or end like a platform type', async () => {
+      const custom = [
+        'note',
+        'invoice.paid',
+        'securityx',
+        'security2',
+        'welcomed',
+        'welcomes.new',
+        'role',
+        'role_change',
+        'insecurity',
+        'my.security',
+        'account.welcome',
+        'x-role_changed',
+      ];
+      for (const type of custom) expect((await service.send(note({ type }))).type, type).toBe(type);
+      expect(repository.notifications.map((sent) => sent.type)).toEqual(custom);
+    });
+
     it('trims the title, keeps the data as sent and pushes the notification live', async () => {
       const data = { invoice: 42, lines: [1, 2], none: null };
       const sent = await service.send(note({ title: '  Paid  ', data }));

@@ -5,7 +5,7 @@ import { createEvent, type EventEnvelope } from '@platform/events';
 import type { OutboxRelay } from '@platform/outbox';
 import { requireId, type CursorPosition, type KeysetPage } from '@platform/validation';
 import type { NotificationRepository, NotificationWrite } from './notification.repository';
-import { defaultsFor, isInAppLocked, KNOWN_TYPES, requireType } from './notification.types';
+import { defaultsFor, isInAppLocked, isReservedType, requireType } from './notification.types';
 import type { RecipientDirectory } from './recipient.directory';
 import type { UnreadCountCache } from './unread-count.cache';
 
@@ -52,10 +52,11 @@ export interface NotificationService {
 /** What a caller of the API may send: never one of the platform's own notice types. */
 function checkSent(input: NewNotification): NewNotification {
   const recipientId = requireId('userId', input.recipientId);
-  const type = requireType(input.type);
-  // A "security" notice (or a welcome) from anyone but the platform would be phishing.
-  if (Object.hasOwn(KNOWN_TYPES, type))
+  // A "security" notice (or a welcome) from anyone but the platform would be phishing, and so
+  // would one that only looks like it (`security.password`, `Welcome-back`).
+  if (isReservedType(input.type))
     throw AppError.badInput('type', 'is reserved for notices the platform sends itself');
+  const type = requireType(input.type);
   const title = input.title.trim();
   if (title.length < 1 || title.length > MAX_TITLE)
     throw AppError.badInput('title', `must be 1 to ${MAX_TITLE} characters`);

@@ -34,6 +34,19 @@ export const KNOWN_TYPES: Record<string, KnownType> = {
   'security.mfa': { inApp: true, email: true, inAppLocked: true, emailLocked: true },
 };
 
+/**
+ * Whether a type passes for one of the platform's own: a known type, or one of them followed by
+ * a separator (anything but a letter or digit: `security.password`, `welcome-back`,
+ * `role_changed:x`), in any case. Senders may use none of these.
+ */
+export function isReservedType(type: string): boolean {
+  const sent = type.toLowerCase();
+  return Object.keys(KNOWN_TYPES).some((known) => {
+    const reserved = known.toLowerCase();
+    return sent.startsWith(reserved) && !/^[\p{L}\p{N}]/u.test(sent.slice(reserved.length));
+  });
+}
+
 /** Any other type (sent with `sendNotification`): in the inbox, no email. */
 const OTHER_TYPES: Channels = { inApp: true, email: false };
 

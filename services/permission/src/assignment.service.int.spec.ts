@@ -1,8 +1,17 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { PLATFORM } from './actor.policy';
-import { answersOf, codesOf, concurrently, twiceAtOnce } from './testing/permission.database';
+import {
+  answersOf,
+  codesOf,
+  concurrently,
+  holdLock,
+  twiceAtOnce,
+  untilWaitingForLocks,
+} from './testing/permission.database';
 import { newRole, newUserId } from './testing/permission.factories';
 import { useTestServices } from './testing/permission.services';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('AssignmentService', () => {
   const services = useTestServices();
@@ -62,18 +71,61 @@ describe('AssignmentService', () => {
       expect(await auditOf(user)).toEqual([]);
     });
 
-    it('leaves no assignment of a role deleted while it is being assigned', async () => {
+    it('answers NOT_FOUND to an assignment of a role whose deletion is under way, writing nothing', async () => {
+      const role = await newRole(db(), { permissions: ['audit:read'] });
+      const user = newUser();
+      // The deletion has removed the role's row but not committed (held up writing its audit
+      // entry) when the assignment, which still sees the role, comes to write.
+      const audit = await holdLock(db(), (tx) =>
+        tx.$executeRawUnsafe('LOCK TABLE "rbac"."audit_log" IN EXCLUSIVE MODE'),
+      );
+      const deletion = concurrently([() => services.roles.deleteRole(PLATFORM, role.id)]);
+      await untilWaitingForLocks(db(), 1);
+      const assignment = concurrently([
+        () => services.assignments.assign(PLATFORM, user, { id: role.id }, ''),
+      ]);
+      await untilWaitingForLocks(db(), 2);
+      await audit.release();
+
+      expect(await deletion).toEqual([{ value: undefined }]);
+      expect(await assignment).toEqual([{ code: 'NOT_FOUND', message: 'Role not found' }]);
+      expect(await db().roleAssignment.count({ where: { userId: user } })).toBe(0);
+      expect(await auditOf(user)).toEqual([]);
+      expect(await eventsOf(user)).toEqual([]);
+    });
+
+    it('lets an assignment racing the role’s deletion come first or find the role gone, never fail otherwise, and leaves no assignment of the deleted role', async () => {
       for (let round = 0; round < 10; round++) {
         const role = await newRole(db(), { permissions: ['audit:read'] });
         const user = newUser();
-        // The assignment may win (and go with the role) or lose; see the report on issue 10
-        // for how it may lose.
-        await concurrently<unknown>([
-          () => services.assignments.assign(PLATFORM, user, { id: role.id }, ''),
-          () => services.roles.deleteRole(PLATFORM, role.id),
+        // The rounds start one or the other a few milliseconds late, so that between them they
+        // land the deletion before, during and after the assignment's transaction.
+        const [assignLate, deleteLate] = round % 2 ? [round, 0] : [0, round];
+        const [assigned, deleted] = await concurrently<unknown>([
+          async () => {
+            await sleep(assignLate);
+            return services.assignments.assign(PLATFORM, user, { id: role.id }, '');
+          },
+          async () => {
+            await sleep(deleteLate);
+            await services.roles.deleteRole(PLATFORM, role.id);
+          },
         ]);
+        expect(deleted).toEqual({ value: undefined });
+        const lost = assigned !== undefined && 'code' in assigned;
+        // Came first (and went with the role), or found it gone: as for a role that never was.
+        expect(assigned).toEqual(
+          lost ? { code: 'NOT_FOUND', message: 'Role not found' } : { value: true },
+        );
         expect(await db().roleAssignment.count({ where: { roleId: role.id } })).toBe(0);
         expect(await services.checks.isAllowed(user, '', 'audit:read')).toBe(false);
+        // A lost assignment wrote nothing; a won one is audited and announced once.
+        expect((await auditOf(user)).map((entry) => entry.action)).toEqual(
+          lost ? [] : ['role.assigned'],
+        );
+        expect((await eventsOf(user)).map((row) => row.type)).toEqual(
+          lost ? [] : ['rbac.role_assigned'],
+        );
       }
     });
   });

@@ -104,7 +104,11 @@ export function createAssignmentService(deps: {
           'id' in which
             ? graph.get(which.id)
             : graph.all().find((candidate) => candidate.name === which.name);
-        if (!role) throw AppError.notFound('Role');
+        // Held until the assignment commits, so that a deletion of the role begun meanwhile waits
+        // and then takes the assignment with the role. A deletion that got there first (committed,
+        // or under way though the graph still showed the role) leaves nothing to hold: NOT_FOUND,
+        // as for a role that never existed, and nothing written.
+        if (!role || !(await tx.roles.holdRole(role.id))) throw AppError.notFound('Role');
         const attempt = { action: 'role.assigned', target: `user:${userId}` };
         await policy.requireMayGrant(actor, graph.view(role).effectivePermissions, scope, attempt);
         // Nor may a weaker actor change what a stronger user holds.

@@ -19,6 +19,12 @@ export interface RoleRepository {
    * checks never take it).
    */
   lockGraph(): Promise<void>;
+  /**
+   * Keeps the role from being deleted until the transaction ends, as a reference to it does
+   * (the lock a foreign key takes: renames and other changes go on). False when it is gone,
+   * also when a deletion that was under way when asked has committed since.
+   */
+  holdRole(id: string): Promise<boolean>;
   /** Every role, with its direct permissions and parents. */
   loadGraph(): Promise<RoleGraph>;
   findByName(name: string): Promise<RoleNode | null>;
@@ -65,6 +71,12 @@ export function createRoleRepository(db: Prisma.TransactionClient): RoleReposito
   return {
     async lockGraph() {
       await db.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(hashtext('rbac.roles'))`);
+    },
+
+    async holdRole(id) {
+      const held = await db.$queryRaw<{ id: string }[]>`
+        SELECT id::text FROM "rbac"."roles" WHERE id = ${id}::uuid FOR KEY SHARE`;
+      return held.length > 0;
     },
 
     async loadGraph() {

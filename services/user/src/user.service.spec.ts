@@ -51,6 +51,31 @@ describe('UserService', () => {
       expect(repository.users.size).toBe(1);
     });
 
+    it('takes a fullwidth spelling of a taken address for that address: CONFLICT, and found by it', async () => {
+      const admin = await register('admin@example.com', 'Admin');
+      await expect(register('ａｄｍｉｎ@example.com', 'Not Admin')).rejects.toMatchObject({
+        code: 'CONFLICT',
+      });
+      expect(await users.findByEmail('ＡＤＭＩＮ@example.com')).toMatchObject({ id: admin.id });
+      expect(repository.users.size).toBe(1);
+    });
+
+    it('refuses an address holding invisible, control or bidi characters, storing nothing', async () => {
+      for (const email of [
+        'admin@example.com\u200b',
+        'ad\u0007min@example.com',
+        'ad\u202emin@example.com',
+        'a\u007f@x.com',
+        '<a@x.com>',
+      ])
+        await expect(register(email, 'Ada'), JSON.stringify(email)).rejects.toMatchObject({
+          code: 'BAD_USER_INPUT',
+          message: 'email: must be a valid email address',
+        });
+      expect(repository.users.size).toBe(0);
+      expect(repository.events).toEqual([]);
+    });
+
     it('refuses an address that is not one and an empty name, naming the field', async () => {
       await expect(register('nope', 'Ada')).rejects.toMatchObject({ message: /^email:/ });
       await expect(register('ada@example.com', '  ')).rejects.toMatchObject({

@@ -1,8 +1,8 @@
 // Test-only: the integration tests' database, one per test file (createTestRun), migrated.
-import { afterAll, beforeAll } from 'vitest';
-import { connectDatabase, type Database } from '@platform/db';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { connectDatabase, type Database, type Prisma } from '@platform/db';
 import { isAppError } from '@platform/errors';
-import { createTestRun, type TestRun } from '@platform/testing';
+import { createTestRun, eventually, type TestRun } from '@platform/testing';
 
 export interface TestDatabase {
   readonly run: TestRun;
@@ -59,4 +59,47 @@ export const answersOf = (outcomes: readonly Outcome<boolean>[]): (boolean | str
 /** Starts `call` twice at once; answers what the two calls answered, sorted. */
 export async function twiceAtOnce(call: () => Promise<boolean>): Promise<(boolean | string)[]> {
   return answersOf(await concurrently([call, call]));
+}
+
+/** A transaction that took a lock and keeps it until released. */
+export interface HeldLock {
+  /** Ends the transaction (commits) and resolves once it has. */
+  release(): Promise<void>;
+}
+
+/** Opens a transaction of its own on `db` that runs `take` and then waits to be released. */
+export async function holdLock(
+  db: Database,
+  take: (tx: Prisma.TransactionClient) => Promise<unknown>,
+): Promise<HeldLock> {
+  let release = () => {};
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let taken = () => {};
+  const isTaken = new Promise<void>((resolve) => (taken = resolve));
+  const done = db.$transaction(
+    async (tx) => {
+      await take(tx);
+      taken();
+      await released;
+    },
+    { timeout: 20_000 },
+  );
+  await Promise.race([isTaken, done]);
+  return {
+    async release() {
+      release();
+      await done;
+    },
+  };
+}
+
+/** Resolves once exactly `count` connections to this database wait for a lock. */
+export async function untilWaitingForLocks(db: Database, count: number): Promise<void> {
+  await eventually(async () => {
+    const [row] = await db.$queryRawUnsafe<{ waiting: number }[]>(
+      `SELECT count(*)::int AS waiting FROM pg_stat_activity
+        WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+    );
+    expect(row?.waiting).toBe(count);
+  });
 }

@@ -63,6 +63,9 @@ function fakeRoles(data: FakeRbacData): RoleRepository {
   };
   return {
     async lockGraph() {},
+    async holdRole(id) {
+      return data.roles.some((role) => role.id === id);
+    },
     async loadGraph() {
       return new RoleGraph(structuredClone(data.roles));
     },
