@@ -52,9 +52,18 @@ export interface ConsumerOptions<T extends EventType = EventType> {
    * A queue for this connection only (exclusive, deleted with it), for live fan-out to the
    * clients of one instance: give it a name unique to the instance. Nothing is retried or
    * dead-lettered; while disconnected, events are missed (clients catch up by querying).
-   * After a reconnect the queue is declared and bound again.
+   * After a reconnect the queue is declared and bound again, and `onRedeclared` is called.
    */
   ephemeral?: boolean;
+  /**
+   * For an `ephemeral` consumer: its queue had gone (the connection dropped, or its channel
+   * closed) and has been declared again, so the events published in between were missed.
+   * Called on every such redeclaration (not the first declaration), once the new queue is
+   * bound (what is published from then on is kept for it) and before it is consumed (none
+   * of that reaches `handle` before this returns): tell whoever relied on the live feed to
+   * catch up. May be called again if the new connection fails before it is up.
+   */
+  onRedeclared?: () => void;
 }
 
 export interface MessageBroker {
@@ -132,6 +141,29 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
   // Messages whose handler is running: close() waits for them.
   let inFlight = 0;
   let idle: (() => void)[] = [];
+  // Ephemeral consumers whose queue has been declared at least once.
+  const declared = new WeakSet<ConsumerOptions>();
+
+  /**
+   * An ephemeral consumer's queue has just been declared and bound: if it had been declared
+   * before, it was gone in between (with its connection or channel), and so are the events
+   * published meanwhile. Called before the new queue is consumed.
+   */
+  function ephemeralDeclared(consumer: ConsumerOptions): void {
+    if (!declared.has(consumer)) {
+      declared.add(consumer);
+      return;
+    }
+    logger.warn(
+      { queue: consumer.queue },
+      'live queue declared again; events published while it was gone were missed',
+    );
+    try {
+      consumer.onRedeclared?.();
+    } catch (error) {
+      logger.error({ err: error, queue: consumer.queue }, 'onRedeclared failed');
+    }
+  }
 
   async function open(): Promise<void> {
     const url = new URL(options.url);
@@ -282,9 +314,15 @@ export async function createMessageBroker(options: MessageBrokerOptions): Promis
         durable: false,
       });
       for (const type of consumer.events) await channel.bindQueue(consumer.queue, exchange, type);
+      ephemeralDeclared(consumer);
       const live = consumerMetrics(consumer.queue);
       const { consumerTag } = await channel.consume(consumer.queue, (message) => {
-        if (!message) return;
+        // null: cancelled by the broker (its queue was deleted): the channel restart declares
+        // it again (and reports the gap), as for a durable queue below.
+        if (!message) {
+          void channel.close().catch(() => undefined);
+          return;
+        }
         const started = performance.now();
         track(
           (async () => {

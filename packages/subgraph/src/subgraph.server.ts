@@ -137,6 +137,13 @@ export interface Subgraph {
   http: HttpServer;
   start(host: string, port: number): Promise<number>;
   stop(): Promise<void>;
+  /**
+   * Ends every live subscription by closing the gateways' connections with 1012 (Service
+   * Restart): for when events were lost on their way here. Each gateway then closes its
+   * clients of those subscriptions with 1012, and they reconnect and catch up
+   * (docs/notifications.md). Returns how many connections were closed.
+   */
+  restartSubscriptions(reason: string): number;
 }
 
 const isTokenRefusal = (error: unknown): error is AppError =>
@@ -278,6 +285,7 @@ export function createSubgraph<TContext extends SubgraphContext>(
 
   return {
     http,
+    restartSubscriptions: (reason) => subscriptions?.restart(reason) ?? 0,
     async start(host, port) {
       await apollo.start();
       const bound = await http.listen(host, port);

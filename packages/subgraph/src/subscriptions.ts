@@ -28,6 +28,8 @@ export interface UpstreamSubscribeExtensions {
   authorization?: string;
 }
 
+const SERVICE_RESTART = 1012;
+
 /**
  * graphql-ws on the subgraph's `/graphql`, for the gateway only: the connection carries the
  * internal credential, and every subscription carries its end user's access token, which is
@@ -40,7 +42,17 @@ export function attachSubscriptionServer<TContext>(options: {
   tokens: Pick<TokenVerifier, 'verifyHeader'>;
   logger: Logger;
   createContext: (viewer: Identity) => TContext;
-}): { close(): Promise<void>; connections(): number; subscriptions(): number } {
+}): {
+  close(): Promise<void>;
+  connections(): number;
+  subscriptions(): number;
+  /**
+   * Closes every connection with 1012 (Service Restart), their subscriptions with them: the
+   * gateways' way of learning that events were lost (they close their clients with 1012,
+   * who reconnect and catch up). Returns how many were closed.
+   */
+  restart(reason: string): number;
+} {
   const { schema, logger } = options;
   const wss = new WebSocketServer({ server: options.server, path: '/graphql' });
   const parseDocument = createDocumentCache(schema);
@@ -108,6 +120,11 @@ export function attachSubscriptionServer<TContext>(options: {
 
   return {
     connections: () => wss.clients.size,
+    restart(reason) {
+      const sockets = [...wss.clients];
+      for (const socket of sockets) socket.close(SERVICE_RESTART, reason);
+      return sockets.length;
+    },
     subscriptions: () => {
       let count = 0;
       for (const ctx of open)

@@ -35,6 +35,8 @@ lifecycle.run(async () => {
     logger,
   });
   lifecycle.onShutdown('rabbitmq', () => broker.close());
+  // Ends this instance's live subscriptions: none until the subgraph serves them (below).
+  let endLiveSubscriptions = (): number => 0;
   await broker.consume({
     queue: `${env.EVENTS_EXCHANGE}.notifications-subgraph.live.${randomUUID()}`,
     events: ['notification.created'],
@@ -46,9 +48,17 @@ lifecycle.run(async () => {
         notification.recipientId,
         carryTraceContext({ ...notification, readAt: undefined }),
       ),
+    // The queue was gone for a while (the broker connection dropped): notifications created
+    // meanwhile never reached this instance's subscribers. End every live subscription here
+    // (the gateways' connections close with 1012, and so do their clients'), so that each
+    // subscriber reconnects and catches up by query instead of silently missing them.
+    onRedeclared: () => {
+      const closed = endLiveSubscriptions();
+      logger.warn({ closed }, 'live notifications missed; live subscriptions ended');
+    },
   });
 
-  await runtime.serve({
+  const subgraph = await runtime.serve({
     name: 'notifications',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: notificationsResolvers,
@@ -61,4 +71,5 @@ lifecycle.run(async () => {
     }),
     subscriptions: true,
   });
+  endLiveSubscriptions = () => subgraph.restartSubscriptions('Live events were missed; reconnect');
 });
