@@ -230,6 +230,8 @@ describe('the gateway in production reveals nothing it need not, and refuses tex
     for (const query of [
       `{${'me{'.repeat(3_000)}id${'}'.repeat(3_001)}`,
       `{ hasPermission(permission: ${'['.repeat(3_000)}"x"${']'.repeat(3_000)}) }`,
+      // Valid at any depth and adding no field: only the nesting limit stops it before planning.
+      `{${'... on Query {'.repeat(1_500)} __typename ${'}'.repeat(1_500)}}`,
     ]) {
       const { status, body } = await post(gateway, query);
       expect(status).toBe(400);

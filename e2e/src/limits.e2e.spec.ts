@@ -182,6 +182,30 @@ describe('operation limits: depth, fields and cost checked before planning, and 
     }
   });
 
+  it('refuses a subscription nested 200 deep with QUERY_TOO_COMPLEX, as over HTTP, and keeps serving', async () => {
+    const listener = await signUp(gateway, 'deep-listener@example.com');
+    const client = connectLive(gateway, listener.token);
+    try {
+      const deep = client.subscribe(
+        `subscription {${'... on Subscription {'.repeat(200)} notificationAdded { id } ${'}'.repeat(200)}}`,
+      );
+      await eventually(() => expect(deep.errors).toHaveLength(1));
+      expect(deep.errors[0]).toEqual([
+        {
+          message: 'Bracket nesting of the operation text is 202, above the limit of 128',
+          extensions: { code: 'QUERY_TOO_COMPLEX', reason: 'NESTING', limit: 128, measured: 202 },
+        },
+      ]);
+      // The connection is still usable.
+      const fine = client.subscribe('subscription { notificationAdded { id } }');
+      const sender = await signUp(gateway, 'deep-sender@example.com');
+      expect(sender.token).toBeTruthy();
+      await eventually(() => expect(fine.errors).toHaveLength(0));
+    } finally {
+      await client.dispose();
+    }
+  });
+
   it('refuses a user who used up their budget with 429 and retryAfter, while another user is served', async () => {
     const [heavy, other] = [
       await signUp(gateway, 'heavy@example.com'),

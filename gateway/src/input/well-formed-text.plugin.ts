@@ -1,5 +1,5 @@
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
-import { Kind, visit, type DocumentNode } from 'graphql';
+import { BREAK, Kind, visit, type DocumentNode } from 'graphql';
 import { AppError, toGraphQLError } from '@platform/errors';
 import { findIllFormedText } from '@platform/validation';
 
@@ -26,22 +26,22 @@ const NOT_FINITE = 'must be a finite number';
  * request with the same text.
  */
 const literalProblems = new WeakMap<DocumentNode, InputProblem | null>();
-function literalProblemOf(document: DocumentNode): InputProblem | undefined {
+export function literalProblemOf(document: DocumentNode): InputProblem | undefined {
   const known = literalProblems.get(document);
   if (known !== undefined) return known ?? undefined;
   let found: InputProblem | null = null;
   visit(document, {
     StringValue(node) {
       if (findIllFormedText(node.value)) found = { where: 'query', problem: ILL_FORMED };
-      return found ? false : undefined;
+      return found ? BREAK : undefined;
     },
     [Kind.FLOAT](node) {
       if (!Number.isFinite(Number(node.value))) found = { where: 'query', problem: NOT_FINITE };
-      return found ? false : undefined;
+      return found ? BREAK : undefined;
     },
     [Kind.INT](node) {
       if (!Number.isFinite(Number(node.value))) found = { where: 'query', problem: NOT_FINITE };
-      return found ? false : undefined;
+      return found ? BREAK : undefined;
     },
   });
   literalProblems.set(document, found);

@@ -1,13 +1,24 @@
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
+import type { DocumentNode } from 'graphql';
 import type { Logger } from '@platform/logger';
-import { MAX_TEXT_NESTING, queryTooComplex, textNesting } from './operation-cost';
+import {
+  MAX_TEXT_NESTING,
+  queryTooComplex,
+  textNesting,
+  type LimitExceeded,
+} from './operation-cost';
+
+/** The nesting of each parsed document's text: Apollo hands the same document to every request with that text. */
+const nestingOf = new WeakMap<DocumentNode, number>();
 
 /**
- * A text nested so deep that graphql-js's recursive parser ran out of stack is the client's
- * doing: answered QUERY_TOO_COMPLEX (reason NESTING, the limit and the measured nesting, HTTP
- * 400) instead of the parser's "Maximum call stack size exceeded". Apollo Server answers an
- * error thrown by a hook before parsing with a 500, so the refusal replaces the parse failure's
- * answer; list this plugin first, so that the metrics and the log see the code it answers.
+ * A text whose brackets nest deeper than MAX_TEXT_NESTING is refused with QUERY_TOO_COMPLEX
+ * (reason NESTING, the limit and the measured nesting, HTTP 400), before planning: nested inline
+ * fragments add no field, so no other limit stops them, and the planner recurses as deep. A text
+ * nested so deep that graphql-js's recursive parser ran out of stack gets the same answer
+ * instead of the parser's "Maximum call stack size exceeded": Apollo Server answers an error
+ * thrown by a hook before parsing with a 500, so that refusal replaces the parse failure's
+ * answer. List this plugin first, so that the metrics and the log see the code it answers.
  */
 export function textNestingPlugin<TContext extends BaseContext>(
   logger: Logger,
@@ -26,6 +37,17 @@ export function textNestingPlugin<TContext extends BaseContext>(
             logger.info(exceeded, 'operation refused: too complex');
             refusal = queryTooComplex(exceeded, false);
           };
+        },
+        async didResolveOperation({ document, source }) {
+          let measured = nestingOf.get(document);
+          if (measured === undefined) {
+            measured = source.length > MAX_TEXT_NESTING ? textNesting(source) : 0;
+            nestingOf.set(document, measured);
+          }
+          if (measured <= MAX_TEXT_NESTING) return;
+          const exceeded: LimitExceeded = { reason: 'NESTING', limit: MAX_TEXT_NESTING, measured };
+          logger.info(exceeded, 'operation refused: too complex');
+          throw queryTooComplex(exceeded);
         },
         async willSendResponse({ response }) {
           if (!refusal || response.body.kind !== 'single') return;

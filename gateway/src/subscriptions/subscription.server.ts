@@ -9,15 +9,18 @@ import type { SubscribePayload } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
+  AppError,
   formatGraphQLError,
   formatResultErrors,
   OUTAGE_RETRY_AFTER_SECONDS,
+  toGraphQLError,
 } from '@platform/errors';
 import { createDocumentCache, recordWebSocketOperation } from '@platform/http-server';
 import { newCorrelationId, type Logger } from '@platform/logger';
 import { inSpan, SpanKind } from '@platform/telemetry';
 import type { Identity, SessionRevocations, TokenVerifier } from '@platform/tokens';
 import { checkAccessToken } from '../access/public-operations';
+import { literalProblemOf, variableProblemOf } from '../input/well-formed-text.plugin';
 import {
   checkOperation,
   MAX_TEXT_NESTING,
@@ -94,6 +97,12 @@ const MESSAGE_TOO_BIG = 1009;
 const INTERNAL_ERROR = 1011;
 const SERVICE_RESTART = 1012;
 const TRY_AGAIN_LATER = 1013;
+
+/** The nesting of a text deeper than MAX_TEXT_NESTING (0 if not): too deep to parse safely. */
+function tooNested(query: string): number {
+  const nesting = query.length > MAX_TEXT_NESTING ? textNesting(query) : 0;
+  return nesting > MAX_TEXT_NESTING ? nesting : 0;
+}
 
 /**
  * graphql-ws for clients on the gateway's `/graphql` (the HTTP port). `connection_init`
@@ -197,13 +206,17 @@ export function attachSubscriptionServer(options: {
     if (!connection)
       return [new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } })];
     // Before the text is parsed (as over HTTP): too deep a nesting exhausts the parser.
-    const nesting = payload.query.length > MAX_TEXT_NESTING ? textNesting(payload.query) : 0;
-    if (nesting > MAX_TEXT_NESTING)
+    const nesting = tooNested(payload.query);
+    if (nesting)
       return [
         queryTooComplex({ reason: 'NESTING', limit: MAX_TEXT_NESTING, measured: nesting }, false),
       ];
     const document = parseDocument(payload.query);
     if (!('kind' in document)) return document;
+    // The same input rules as over HTTP (well-formed-text.plugin.ts).
+    const problem =
+      (payload.variables && variableProblemOf(payload.variables)) || literalProblemOf(document);
+    if (problem) return [toGraphQLError(AppError.badInput(problem.where, problem.problem))];
     const operation = getOperationAST(document, payload.operationName ?? undefined);
     if (operation) {
       const { exceeded } = checkOperation(
@@ -341,7 +354,8 @@ export function attachSubscriptionServer(options: {
       },
       async onSubscribe(ctx, id, payload) {
         const started = performance.now();
-        const document = parseDocument(payload.query);
+        // Named for its span only; a text too deeply nested to parse is refused in admit.
+        const document = tooNested(payload.query) ? [] : parseDocument(payload.query);
         const operation =
           'kind' in document
             ? getOperationAST(document, payload.operationName ?? undefined)

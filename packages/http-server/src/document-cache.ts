@@ -13,12 +13,18 @@ export function createDocumentCache(
     const cached = documents.get(query);
     if (cached) return cached;
     let document: DocumentNode;
+    let errors: readonly GraphQLError[];
     try {
       document = parse(query);
+      errors = validate(schema, document);
     } catch (error) {
-      return [error instanceof GraphQLError ? error : new GraphQLError('Invalid query')];
+      // A syntax error, or a text nested so deep the parser or a rule ran out of stack.
+      return [
+        error instanceof GraphQLError
+          ? error
+          : new GraphQLError('Invalid query', { extensions: { code: 'BAD_USER_INPUT' } }),
+      ];
     }
-    const errors = validate(schema, document);
     if (errors.length > 0)
       return errors.map(
         (error) =>

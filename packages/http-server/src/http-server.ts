@@ -59,10 +59,13 @@ export function readJsonBody(req: IncomingMessage): Promise<unknown> {
       chunks.push(chunk);
     });
     // The client went away mid-body: its fault, not a failure of ours (and nobody to answer).
-    req.once('error', () => {
+    // 'close' too, in case the stream ends with neither 'end' nor 'error' (a no-op once settled).
+    const gone = () => {
       if (!refused)
         reject(Object.assign(new Error('request body was not received'), { status: 400 }));
-    });
+    };
+    req.once('error', gone);
+    req.once('close', gone);
     req.once('end', () => {
       if (refused) return;
       if (size === 0) return resolve(undefined);
