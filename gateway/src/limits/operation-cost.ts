@@ -107,6 +107,15 @@ export function textNesting(text: string): number {
   return deepest;
 }
 
+/** The NESTING limit a text exceeds, if it does (a text shorter than the limit cannot). */
+export function excessNesting(text: string): LimitExceeded | undefined {
+  if (text.length <= MAX_TEXT_NESTING) return undefined;
+  const measured = textNesting(text);
+  return measured > MAX_TEXT_NESTING
+    ? { reason: 'NESTING', limit: MAX_TEXT_NESTING, measured }
+    : undefined;
+}
+
 /** Which limit an operation exceeded: `extensions.reason` of QUERY_TOO_COMPLEX. */
 export type LimitReason = 'NESTING' | 'DEPTH' | 'FIELDS' | 'ROOT_FIELDS' | 'NODES';
 

@@ -1,15 +1,13 @@
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import type { DocumentNode } from 'graphql';
 import type { Logger } from '@platform/logger';
-import {
-  MAX_TEXT_NESTING,
-  queryTooComplex,
-  textNesting,
-  type LimitExceeded,
-} from './operation-cost';
+import { excessNesting, queryTooComplex, type LimitExceeded } from './operation-cost';
 
-/** The nesting of each parsed document's text: Apollo hands the same document to every request with that text. */
-const nestingOf = new WeakMap<DocumentNode, number>();
+/**
+ * The NESTING limit each parsed document's text exceeds (null: none); Apollo hands the same
+ * document to every request with that text.
+ */
+const excessOf = new WeakMap<DocumentNode, LimitExceeded | null>();
 
 /**
  * A text whose brackets nest deeper than MAX_TEXT_NESTING is refused with QUERY_TOO_COMPLEX
@@ -31,21 +29,19 @@ export function textNestingPlugin<TContext extends BaseContext>(
         async parsingDidStart({ source }) {
           return async (error) => {
             if (!(error instanceof RangeError)) return;
-            const measured = textNesting(source);
-            if (measured <= MAX_TEXT_NESTING) return;
-            const exceeded = { reason: 'NESTING', limit: MAX_TEXT_NESTING, measured } as const;
+            const exceeded = excessNesting(source);
+            if (!exceeded) return;
             logger.info(exceeded, 'operation refused: too complex');
             refusal = queryTooComplex(exceeded, false);
           };
         },
         async didResolveOperation({ document, source }) {
-          let measured = nestingOf.get(document);
-          if (measured === undefined) {
-            measured = source.length > MAX_TEXT_NESTING ? textNesting(source) : 0;
-            nestingOf.set(document, measured);
+          let exceeded = excessOf.get(document);
+          if (exceeded === undefined) {
+            exceeded = excessNesting(source) ?? null;
+            excessOf.set(document, exceeded);
           }
-          if (measured <= MAX_TEXT_NESTING) return;
-          const exceeded: LimitExceeded = { reason: 'NESTING', limit: MAX_TEXT_NESTING, measured };
+          if (!exceeded) return;
           logger.info(exceeded, 'operation refused: too complex');
           throw queryTooComplex(exceeded);
         },

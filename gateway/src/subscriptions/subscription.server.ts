@@ -23,9 +23,8 @@ import { checkAccessToken } from '../access/public-operations';
 import { literalProblemOf, variableProblemOf } from '../input/well-formed-text.plugin';
 import {
   checkOperation,
-  MAX_TEXT_NESTING,
+  excessNesting,
   queryTooComplex,
-  textNesting,
   type OperationLimits,
 } from '../limits/operation-cost';
 import { UpstreamSubscriptionError, type FederatedSubscriptions } from './federated-subscriptions';
@@ -97,12 +96,6 @@ const MESSAGE_TOO_BIG = 1009;
 const INTERNAL_ERROR = 1011;
 const SERVICE_RESTART = 1012;
 const TRY_AGAIN_LATER = 1013;
-
-/** The nesting of a text deeper than MAX_TEXT_NESTING (0 if not): too deep to parse safely. */
-function tooNested(query: string): number {
-  const nesting = query.length > MAX_TEXT_NESTING ? textNesting(query) : 0;
-  return nesting > MAX_TEXT_NESTING ? nesting : 0;
-}
 
 /**
  * graphql-ws for clients on the gateway's `/graphql` (the HTTP port). `connection_init`
@@ -206,11 +199,8 @@ export function attachSubscriptionServer(options: {
     if (!connection)
       return [new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } })];
     // Before the text is parsed (as over HTTP): too deep a nesting exhausts the parser.
-    const nesting = tooNested(payload.query);
-    if (nesting)
-      return [
-        queryTooComplex({ reason: 'NESTING', limit: MAX_TEXT_NESTING, measured: nesting }, false),
-      ];
+    const nesting = excessNesting(payload.query);
+    if (nesting) return [queryTooComplex(nesting, false)];
     const document = parseDocument(payload.query);
     if (!('kind' in document)) return document;
     // The same input rules as over HTTP (well-formed-text.plugin.ts).
@@ -355,7 +345,7 @@ export function attachSubscriptionServer(options: {
       async onSubscribe(ctx, id, payload) {
         const started = performance.now();
         // Named for its span only; a text too deeply nested to parse is refused in admit.
-        const document = tooNested(payload.query) ? [] : parseDocument(payload.query);
+        const document = excessNesting(payload.query) ? [] : parseDocument(payload.query);
         const operation =
           'kind' in document
             ? getOperationAST(document, payload.operationName ?? undefined)
