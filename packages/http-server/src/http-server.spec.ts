@@ -186,6 +186,57 @@ describe('createHttpServer', () => {
     }
   });
 
+  it('refuses a body declared over 1 MiB with Expect: 100-continue before it is sent, and asks for a small one', async () => {
+    let reads = 0;
+    const http = createHttpServer({
+      logger,
+      routes: {
+        '/graphql': async (req, res) => {
+          reads += 1;
+          sendJson(res, 200, { body: await readJsonBody(req) });
+        },
+      },
+    });
+    const port = await http.listen('127.0.0.1', 0);
+    /** Sends the headers only, and collects what the server says until it closes or answers. */
+    const expecting = async (length: number, body?: string) => {
+      const socket = connect(port, '127.0.0.1');
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      let text = '';
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString();
+        // Told to go on: the client sends its body now.
+        if (body !== undefined && text.startsWith('HTTP/1.1 100 Continue\r\n\r\n')) {
+          socket.write(body);
+          body = undefined;
+        }
+        if (/\r\n\r\n\{.*\}$/.test(text.replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, '')))
+          socket.end();
+      });
+      socket.write(
+        `POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: ${length}\r\n\r\n`,
+      );
+      await closed;
+      return text;
+    };
+    try {
+      // 5 MiB announced: the answer is the 413, with no 100 before it, and the connection ends.
+      const refused = await expecting(5 * 1024 * 1024);
+      expect(refused).toMatch(/^HTTP\/1\.1 413 /);
+      expect(refused).toMatch(/\r\nconnection: close\r\n/i);
+      expect(refused).toMatch(/\{"error":"request body too large"\}$/);
+      // A small body is asked for (100), then read and answered.
+      const small = '{"query":"{ a }"}';
+      const answered = await expecting(small.length, small);
+      expect(answered).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+      expect(answered).toMatch(/\{"body":\{"query":"\{ a \}"\}\}$/);
+      expect(reads).toBe(2);
+    } finally {
+      await http.close();
+    }
+  });
+
   it('takes a client that goes away mid-body as its own doing: no error logged, no crash', async () => {
     const logged: unknown[] = [];
     const watched = Object.create(logger, {
