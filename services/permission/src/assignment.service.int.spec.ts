@@ -94,6 +94,31 @@ describe('AssignmentService', () => {
       expect(await eventsOf(user)).toEqual([]);
     });
 
+    it('counts an assignment still being made when the role’s deletion begins in the deletion’s audit entry', async () => {
+      const role = await newRole(db(), { permissions: ['audit:read'] });
+      const user = newUser();
+      // The assignment holds the role and has written its row, but not committed (held up
+      // writing its audit entry), when the deletion begins.
+      const audit = await holdLock(db(), (tx) =>
+        tx.$executeRawUnsafe('LOCK TABLE "rbac"."audit_log" IN EXCLUSIVE MODE'),
+      );
+      const assignment = concurrently([
+        () => services.assignments.assign(PLATFORM, user, { id: role.id }, ''),
+      ]);
+      await untilWaitingForLocks(db(), 1);
+      const deletion = concurrently([() => services.roles.deleteRole(PLATFORM, role.id)]);
+      await untilWaitingForLocks(db(), 2);
+      await audit.release();
+
+      expect(await assignment).toEqual([{ value: true }]);
+      expect(await deletion).toEqual([{ value: undefined }]);
+      expect(await db().roleAssignment.count({ where: { roleId: role.id } })).toBe(0);
+      const [deleted] = await db().auditEntry.findMany({
+        where: { target: `role:${role.id}`, action: 'role.deleted' },
+      });
+      expect(deleted?.details).toMatchObject({ before: { assignments: 1 } });
+    });
+
     it('lets an assignment racing the role’s deletion come first or find the role gone, never fail otherwise, and leaves no assignment of the deleted role', async () => {
       for (let round = 0; round < 10; round++) {
         const role = await newRole(db(), { permissions: ['audit:read'] });
@@ -126,6 +151,11 @@ describe('AssignmentService', () => {
         expect((await eventsOf(user)).map((row) => row.type)).toEqual(
           lost ? [] : ['rbac.role_assigned'],
         );
+        // The deletion's audit entry counts the assignments that went with the role.
+        const [deletion] = await db().auditEntry.findMany({
+          where: { target: `role:${role.id}`, action: 'role.deleted' },
+        });
+        expect(deletion?.details).toMatchObject({ before: { assignments: lost ? 0 : 1 } });
       }
     });
   });

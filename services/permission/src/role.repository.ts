@@ -25,6 +25,12 @@ export interface RoleRepository {
    * also when a deletion that was under way when asked has committed since.
    */
   holdRole(id: string): Promise<boolean>;
+  /**
+   * Takes the role for deletion: waits for the assignments being made to it (they hold it, see
+   * holdRole) to commit, and holds off new ones until the transaction ends, so that what is
+   * counted of it from then on is what goes with it.
+   */
+  takeForDeletion(id: string): Promise<void>;
   /** Every role, with its direct permissions and parents. */
   loadGraph(): Promise<RoleGraph>;
   findByName(name: string): Promise<RoleNode | null>;
@@ -77,6 +83,10 @@ export function createRoleRepository(db: Prisma.TransactionClient): RoleReposito
       const held = await db.$queryRaw<{ id: string }[]>`
         SELECT id::text FROM "rbac"."roles" WHERE id = ${id}::uuid FOR KEY SHARE`;
       return held.length > 0;
+    },
+
+    async takeForDeletion(id) {
+      await db.$queryRaw`SELECT 1 FROM "rbac"."roles" WHERE id = ${id}::uuid FOR UPDATE`;
     },
 
     async loadGraph() {

@@ -305,6 +305,8 @@ export function createRoleService({
           action: 'role.deleted',
           target: `role:${id}`,
         });
+        // Assignments racing the deletion land first or find the role gone: none is missed.
+        await tx.roles.takeForDeletion(id);
         const assignments = await tx.assignments.countForRole(id);
         const inheritedBy = await tx.roles.childIds(id);
         await tx.roles.delete(id);

@@ -66,6 +66,9 @@ function fakeRoles(data: FakeRbacData): RoleRepository {
     async holdRole(id) {
       return data.roles.some((role) => role.id === id);
     },
+    async takeForDeletion() {
+      // One caller at a time in memory: nothing to wait for.
+    },
     async loadGraph() {
       return new RoleGraph(structuredClone(data.roles));
     },
