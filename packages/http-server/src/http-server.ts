@@ -112,36 +112,6 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   /** Responses not yet finished, to say `Connection: close` on those still to be sent. */
   const inFlight = new Set<ServerResponse>();
   const headersTimeout = options.headersTimeoutMs ?? 10_000;
-  const handle = (req: IncomingMessage, res: ServerResponse): void => {
-    for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value);
-    if (options.isSecure?.(req))
-      res.setHeader('strict-transport-security', 'max-age=31536000; includeSubDomains');
-    if (closing) res.setHeader('connection', 'close');
-    inFlight.add(res);
-    res.once('close', () => inFlight.delete(res));
-    // A response that went out before close() without `Connection: close`: its connection
-    // goes idle only now, and is closed with the others once the grace is over.
-    res.once('finish', () => {
-      if (graceOver) setImmediate(() => server.closeIdleConnections());
-    });
-    const correlationId = newCorrelationId(req.headers['x-correlation-id']?.toString());
-    res.setHeader('x-correlation-id', correlationId);
-    const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
-    const route = routes[path];
-    void runWithContext({ correlationId }, async () => {
-      if (!route) return sendJson(res, 404, { error: 'not found' });
-      try {
-        await route(req, res);
-      } catch (error) {
-        const status = (error as { status?: number }).status;
-        if (status && status < 500)
-          return sendJson(res, status, { error: (error as Error).message });
-        logger.error({ err: error, path }, 'request failed');
-        if (!res.headersSent) sendJson(res, 500, { error: 'internal server error' });
-        else res.destroy();
-      }
-    });
-  };
   const server = createServer(
     {
       headersTimeout,
@@ -149,17 +119,37 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       // How often timed-out requests are looked for: the timeouts are only as exact as this.
       connectionsCheckingInterval: Math.min(1_000, headersTimeout),
     },
-    handle,
+    (req, res) => {
+      for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value);
+      if (options.isSecure?.(req))
+        res.setHeader('strict-transport-security', 'max-age=31536000; includeSubDomains');
+      if (closing) res.setHeader('connection', 'close');
+      inFlight.add(res);
+      res.once('close', () => inFlight.delete(res));
+      // A response that went out before close() without `Connection: close`: its connection
+      // goes idle only now, and is closed with the others once the grace is over.
+      res.once('finish', () => {
+        if (graceOver) setImmediate(() => server.closeIdleConnections());
+      });
+      const correlationId = newCorrelationId(req.headers['x-correlation-id']?.toString());
+      res.setHeader('x-correlation-id', correlationId);
+      const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
+      const route = routes[path];
+      void runWithContext({ correlationId }, async () => {
+        if (!route) return sendJson(res, 404, { error: 'not found' });
+        try {
+          await route(req, res);
+        } catch (error) {
+          const status = (error as { status?: number }).status;
+          if (status && status < 500)
+            return sendJson(res, status, { error: (error as Error).message });
+          logger.error({ err: error, path }, 'request failed');
+          if (!res.headersSent) sendJson(res, 500, { error: 'internal server error' });
+          else res.destroy();
+        }
+      });
+    },
   );
-  // `Expect: 100-continue`: the client waits to be told to send its body. A body declared
-  // larger than any route reads is refused before it is sent (the route answers 413 at once,
-  // and the connection closes, as the client may still send it); any other is asked for.
-  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (Number(req.headers['content-length']) > MAX_BODY_BYTES)
-      res.setHeader('connection', 'close');
-    else res.writeContinue();
-    handle(req, res);
-  });
   server.keepAliveTimeout = 65_000;
   return {
     server,

@@ -59,6 +59,8 @@ function expectOncePerOutage(
   const shown = log.lines().join('\n');
   expect(told.length, shown).toBeGreaterThanOrEqual(2);
   expect(told, shown).toEqual(told.map((_, index) => (index % 2 === 0 ? 'began' : 'ended')));
+  // ... and the last outage told has ended.
+  expect(told.at(-1), shown).toBe('ended');
 }
 
 describe('events through broker and database outages', () => {
