@@ -41,8 +41,11 @@ export function readJsonBody(req: IncomingMessage): Promise<unknown> {
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
+    /** Answered (read, refused or given up): later events change nothing and build nothing. */
+    let settled = false;
     const refuse = () => {
       refused = true;
+      settled = true;
       chunks.length = 0;
       reject(Object.assign(new Error('request body too large'), { status: 413 }));
     };
@@ -61,13 +64,16 @@ export function readJsonBody(req: IncomingMessage): Promise<unknown> {
     // The client went away mid-body: its fault, not a failure of ours (and nobody to answer).
     // 'close' too, in case the stream ends with neither 'end' nor 'error' (a no-op once settled).
     const gone = () => {
-      if (!refused)
-        reject(Object.assign(new Error('request body was not received'), { status: 400 }));
+      // 'close' comes after every request, also one read whole: no error is built for those.
+      if (settled) return;
+      settled = true;
+      reject(Object.assign(new Error('request body was not received'), { status: 400 }));
     };
     req.once('error', gone);
     req.once('close', gone);
     req.once('end', () => {
-      if (refused) return;
+      if (settled) return;
+      settled = true;
       if (size === 0) return resolve(undefined);
       try {
         resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown);
