@@ -105,6 +105,58 @@ describe('CredentialService against PostgreSQL and Redis', () => {
     }
   });
 
+  it('ends every reset code mailed before a new password, set by a reset or by a change', async () => {
+    const { userId } = await userWithSessions(1);
+    const { oneTimeTokens, credentials, mailedToken } = services();
+    const mailReset = async () => {
+      await oneTimeTokens.send('RESET_PASSWORD', userId, 'ada@example.com');
+      return mailedToken();
+    };
+    const [first, second] = [await mailReset(), await mailReset()];
+    await credentials.resetPassword(second, 'reset passphrase one');
+    // Whoever else read the first mail cannot take the account back with it.
+    await expect(credentials.resetPassword(first, 'attacker passphrase')).rejects.toMatchObject({
+      code: 'BAD_USER_INPUT',
+      field: 'token',
+    });
+    expect(await passwordHashOf(userId)).toBe('hashed:reset passphrase one');
+
+    const third = await mailReset();
+    // The reset ended every session: the owner signs in again, and changes the password.
+    const { sessionId } = (await login(userId, 'reset passphrase one')).tokens!;
+    await credentials.changePassword(userId, {
+      currentPassword: 'reset passphrase one',
+      newPassword: 'changed passphrase',
+      keepSessionId: sessionId,
+      client: HOME,
+    });
+    await expect(credentials.resetPassword(third, 'attacker passphrase')).rejects.toMatchObject({
+      code: 'BAD_USER_INPUT',
+      field: 'token',
+    });
+    expect(await passwordHashOf(userId)).toBe('hashed:changed passphrase');
+    // A code mailed after the new password still works.
+    await credentials.resetPassword(await mailReset(), 'reset passphrase two');
+    expect(await passwordHashOf(userId)).toBe('hashed:reset passphrase two');
+  });
+
+  it('ends the reset codes of a removed password', async () => {
+    const { userId } = await userWithSessions(1);
+    const { oneTimeTokens, credentials, mailedToken } = services();
+    await oneTimeTokens.send('RESET_PASSWORD', userId, 'ada@example.com');
+    const token = mailedToken();
+    await credentials.delete(userId, {
+      actorId: randomUUID(),
+      currentPassword: undefined,
+      client: HOME,
+    });
+    await expect(credentials.resetPassword(token, 'a new passphrase')).rejects.toMatchObject({
+      code: 'BAD_USER_INPUT',
+      field: 'token',
+    });
+    expect(await passwordHashOf(userId)).toBeUndefined();
+  });
+
   it('removes the password and ends every session together', async () => {
     const { userId, sessionIds } = await userWithSessions(2);
     await services().credentials.delete(userId, {

@@ -83,7 +83,7 @@ export interface CredentialServiceDeps {
   credentials: CredentialRepository;
   passwords: PasswordHasher;
   sessions: SessionService;
-  oneTimeTokens: Pick<OneTimeTokenService, 'consume'>;
+  oneTimeTokens: Pick<OneTimeTokenService, 'consume' | 'revokeAll'>;
   transactions: AuthTransactions;
   guard: PasswordGuard;
   /** When set, a user with a second factor gets a challenge from login instead of a session. */
@@ -123,6 +123,8 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
       // told to retry), rather than a new password with the old one's devices still trusted.
       await guard.forgetDevices(accountOf(userId));
       await store(tx.client);
+      // A new password, however set, ends the reset codes mailed before it.
+      await oneTimeTokens.revokeAll(tx.client, 'RESET_PASSWORD', userId);
       await tx.emit(createEvent('auth.password_changed', { userId }));
       return sessions.endWithin(tx, userId, ending.which, ending.reason);
     });
@@ -149,6 +151,8 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
       await transactions.run(async (tx) => {
         await sessions.endWithin(tx, userId, {}, 'user_deleted');
         await credentials.delete(tx.client, userId);
+        // A reset code mailed before must not give the removed account a password again.
+        await oneTimeTokens.revokeAll(tx.client, 'RESET_PASSWORD', userId);
       });
     },
 

@@ -22,6 +22,8 @@ export interface OneTimeTokenRepository {
    * succeeds); its user, or null if unknown, used, expired at `at` or for another purpose.
    */
   markUsed(tokenHash: string, purpose: OneTimeTokenPurpose, at: Date): Promise<string | null>;
+  /** Marks every unused token of the user for `purpose` used at `at`, in `tx`. */
+  markAllUsed(tx: AuthTx, userId: string, purpose: OneTimeTokenPurpose, at: Date): Promise<void>;
 }
 
 export function createOneTimeTokenRepository(db: PrismaClient): OneTimeTokenRepository {
@@ -40,6 +42,12 @@ export function createOneTimeTokenRepository(db: PrismaClient): OneTimeTokenRepo
         at,
       );
       return row?.user_id ?? null;
+    },
+    async markAllUsed(tx, userId, purpose, at) {
+      await tx.oneTimeToken.updateMany({
+        where: { userId, purpose, usedAt: null },
+        data: { usedAt: at },
+      });
     },
   };
 }

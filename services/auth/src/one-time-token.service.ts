@@ -48,6 +48,12 @@ export interface OneTimeTokenService {
   sendRequestedReset(event: EventEnvelope<'auth.password_reset_requested'>): Promise<void>;
   /** The user the token belongs to, now used up; BAD_USER_INPUT on `token` if it cannot be used. */
   consume(purpose: OneTimeTokenPurpose, token: string): Promise<string>;
+  /**
+   * Ends, in `tx`, every token of the user for `purpose` not used yet: a new password makes the
+   * reset codes mailed before it worthless, so whoever else read one cannot take the account
+   * back after its owner recovered it.
+   */
+  revokeAll(tx: AuthTx, purpose: OneTimeTokenPurpose, userId: string): Promise<void>;
 }
 
 export interface OneTimeTokenServiceDeps {
@@ -128,6 +134,8 @@ export function createOneTimeTokenService(deps: OneTimeTokenServiceDeps): OneTim
         tx.afterCommit(async () => mailInBackground('RESET_PASSWORD', email, token));
       });
     },
+
+    revokeAll: (tx, purpose, userId) => tokens.markAllUsed(tx, userId, purpose, clock()),
 
     async consume(purpose, token) {
       const userId = isOpaqueToken(token)

@@ -234,6 +234,11 @@ export function createFakeOneTimeTokenRepository(): FakeOneTimeTokenRepository {
       token.usedAt = at;
       return token.userId;
     },
+    async markAllUsed(_tx, userId, purpose: OneTimeTokenPurpose, at) {
+      for (const token of tokens.values())
+        if (token.userId === userId && token.purpose === purpose && !token.usedAt)
+          token.usedAt = at;
+    },
   };
 }
 
