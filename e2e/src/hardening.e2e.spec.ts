@@ -130,6 +130,31 @@ describe('the gateway in production reveals nothing it need not, and refuses tex
     expect(await byHash()).toEqual({ data: { __typename: 'Query' } });
   });
 
+  it('answers a persisted query whose hash is not of its text, or of another version, as the client’s fault', async () => {
+    const query = '{ __typename }';
+    const hash = createHash('sha256').update(query).digest('hex');
+    const errorsLogged = () =>
+      platform!.apps.logs('gateway').filter((line) => line.includes('"level":50')).length;
+    const before = errorsLogged();
+    for (const persistedQuery of [
+      { version: 1, sha256Hash: hash.toUpperCase() },
+      { version: 1, sha256Hash: createHash('sha256').update('{ me { id } }').digest('hex') },
+      { version: 2, sha256Hash: hash },
+      'x',
+    ]) {
+      const response = await fetch(`${gateway}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query, extensions: { persistedQuery } }),
+      });
+      expect(response.status).toBe(400);
+      const body = (await response.json()) as { errors: { extensions: { code: string } }[] };
+      expect(body.errors.map((error) => error.extensions.code)).toEqual(['BAD_USER_INPUT']);
+    }
+    // Nothing the client got wrong is logged as a server error.
+    expect(errorsLogged()).toBe(before);
+  });
+
   it('refuses a GET without a preflight-forcing header (CSRF prevention)', async () => {
     const response = await fetch(
       `${gateway}/graphql?query=${encodeURIComponent('{ __typename }')}`,

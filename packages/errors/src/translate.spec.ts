@@ -173,6 +173,29 @@ describe('formatGraphQLError', () => {
     });
   });
 
+  it('answers Apollo Server refusing a request with a 4xx and no code as BAD_USER_INPUT, unlogged', () => {
+    // What its persisted-query checks throw (an unsupported version, a hash not of the query).
+    const refused = new GraphQLError('provided sha does not match query', {
+      extensions: { http: { status: 400, headers: new Map() } },
+    });
+    const logged: unknown[] = [];
+    // Apollo formats it with its default code, and without the HTTP part.
+    const formatted = { message: refused.message, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+    expect(formatGraphQLError(formatted, refused, (error) => logged.push(error))).toEqual({
+      message: 'provided sha does not match query',
+      extensions: { code: 'BAD_USER_INPUT' },
+    });
+    expect(logged).toEqual([]);
+    // A server fault that set no status is still masked and logged.
+    const fault = new GraphQLError('cannot read properties of undefined');
+    const masked = { message: fault.message, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+    expect(formatGraphQLError(masked, fault, (error) => logged.push(error))).toEqual({
+      message: 'Internal server error',
+      extensions: { code: 'INTERNAL_SERVER_ERROR' },
+    });
+    expect(logged).toEqual([fault]);
+  });
+
   it('maps an undeclared invalid-argument status back to BAD_USER_INPUT, not QUERY_TOO_COMPLEX', () => {
     const wire = toGrpcError(AppError.badInput('first', 'must be between 1 and 100'));
     wire.metadata.remove('x-error-code');

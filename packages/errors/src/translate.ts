@@ -166,8 +166,23 @@ export function formatGraphQLError(
     // Already translated upstream (a subgraph's error passing through the gateway).
     return { ...base, message: formatted.message, extensions: pickPublic(formatted.extensions) };
   }
+  if (answersClientFault(original)) {
+    return { ...base, message: formatted.message, extensions: { code: 'BAD_USER_INPUT' } };
+  }
   onInternal(original);
   return { ...base, message: INTERNAL_MESSAGE, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+}
+
+/**
+ * Whether Apollo Server refused the request itself with a 4xx but no code: its persisted-query
+ * checks ("Unsupported persisted query version", "provided sha does not match query") set only
+ * the HTTP status. The caller's input was wrong, as for the request codes above.
+ */
+function answersClientFault(error: unknown): boolean {
+  // By shape: Apollo Server and this package may hold different copies of graphql-js.
+  const status = (error as { extensions?: { http?: { status?: unknown } } } | undefined)?.extensions
+    ?.http?.status;
+  return typeof status === 'number' && status >= 400 && status < 500;
 }
 
 function pickPublic(extensions: GraphQLFormattedError['extensions']): Record<string, unknown> {
