@@ -212,4 +212,15 @@ describe('createTokenVerifier', () => {
       code: 'UNAUTHENTICATED',
     });
   });
+
+  it('reads the Bearer scheme in any case (RFC 7235: schemes are case-insensitive)', async () => {
+    const token = sign({ sub: 'user-1', sid: 'session-1' }, key.privateKey);
+    for (const scheme of ['Bearer', 'bearer', 'BEARER'])
+      await expect(verifier().verifyHeader(`${scheme} ${token}`)).resolves.toMatchObject({
+        userId: 'user-1',
+      });
+    await expect(verifier().verifyHeader(`Bearerx ${token}`)).rejects.toMatchObject({
+      code: 'UNAUTHENTICATED',
+    });
+  });
 });

@@ -192,10 +192,10 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   };
 }
 
-/** The token of a `Bearer` header; null when there is no header. */
+/** The token of a `Bearer` header (the scheme in any case); null when there is no header. */
 function bearerToken(header: string | undefined): string | null {
   if (!header) return null;
-  const match = /^Bearer ([\w-]+\.[\w-]+\.[\w-]+)$/.exec(header.trim());
+  const match = /^Bearer ([\w-]+\.[\w-]+\.[\w-]+)$/i.exec(header.trim());
   if (!match?.[1]) throw INVALID();
   return match[1];
 }
