@@ -119,6 +119,18 @@ describe('measureOperation', () => {
     expect(measure('{ me { permissions } }').nodes).toBe(0);
   });
 
+  it('counts a field below the root given arguments once per alias, times the lists above it', () => {
+    const scopes = (n: number) =>
+      Array.from({ length: n }, (_, i) => `p${i}: permissions(scope: "s${i}")`).join(' ');
+    expect(measure(`{ me { ${scopes(480)} } }`).nodes).toBe(480);
+    // An admin's page of users, each asked for 100 scopes: over the node limit.
+    expect(measure(`{ users(first: 100) { edges { node { ${scopes(100)} } } } }`).nodes).toBe(
+      100 + 100 * 100,
+    );
+    // Root fields given arguments are counted as root fields, not as nodes.
+    expect(measure('{ hasPermission(permission: "audit:read", scope: "s") }').nodes).toBe(0);
+  });
+
   it("does not count a connection's edges and node as levels of depth", () => {
     expect(measure('{ me { id } }').depth).toBe(2);
     expect(measure(nestedNotifications(1)).depth).toBe(4);

@@ -33,7 +33,8 @@ export interface OperationCost {
   /**
    * Objects the operation may return (GitHub's node count): every paged field adds its page
    * size (`first`/`last`) times the sizes of the lists above it, every other list of objects
-   * its estimated length times the same.
+   * its estimated length times the same, and every other field below the root given arguments
+   * one, times the same (it is resolved on its own, alias by alias).
    */
   nodes: number;
 }
@@ -227,6 +228,12 @@ export function measureOperation(
       }
     } else if (plumbing?.kind === 'edge' && name === 'node') {
       level = 0;
+    } else if (parent !== root && field.arguments?.length) {
+      // A field below the root given arguments is resolved on its own for each alias
+      // (`permissions(scope:)` once per scope): one node each, even when it returns scalars,
+      // so that aliases cannot multiply the work behind one request for nothing. (Root fields
+      // are counted, and limited, as root fields.)
+      here = 1;
     }
     const below =
       field.selectionSet && isCompositeType(type)
