@@ -225,4 +225,20 @@ describe('operation limits: depth, fields and cost checked before planning, and 
     expect(served.status).toBe(200);
     expect(served.body.errors).toBeUndefined();
   });
+
+  it('charges a permissions(scope:) per alias: 120 scopes at once are served, the third such request is refused', async () => {
+    const { token } = await signUp(gateway, 'scopes@example.com');
+    const scopes = Array.from(
+      { length: 120 },
+      (_, i) => `s${i}: permissions(scope: "tenant:${i}")`,
+    ).join(' ');
+    // 121 points each (the root field, and one per scope) from the budget of 250.
+    const first = await post(`{ me { ${scopes} } }`, { token });
+    expect(first.status).toBe(200);
+    expect(first.body.errors).toBeUndefined();
+    expect((await post(`{ me { ${scopes} } }`, { token })).status).toBe(200);
+    const refused = await post(`{ me { ${scopes} } }`, { token });
+    expect(refused.status).toBe(429);
+    expect(codeOf(refused.body)).toBe('RATE_LIMITED');
+  });
 });
