@@ -11,6 +11,11 @@ export interface CredentialRepository {
   upsert(tx: AuthTx, userId: string, passwordHash: string): Promise<void>;
   /** Removes the password and every other way in: TOTP, recovery codes, passkeys, challenges. */
   delete(tx: AuthTx, userId: string): Promise<void>;
+  /**
+   * Serialises the changes of one user's password (a change, a reset, the removal) until `tx`
+   * ends: of two at once, the second sees what the first did.
+   */
+  lockUser(tx: AuthTx, userId: string): Promise<void>;
 }
 
 const isUniqueViolation = (error: unknown) =>
@@ -50,6 +55,9 @@ export function createCredentialRepository(db: PrismaClient): CredentialReposito
       await tx.mfaChallenge.deleteMany({ where: { userId } });
       // Their provider identities too: the same person may sign up with them again.
       await tx.linkedAccount.deleteMany({ where: { userId } });
+    },
+    async lockUser(tx, userId) {
+      await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('auth.credential'), hashtext(${userId}))`;
     },
   };
 }

@@ -140,6 +140,45 @@ describe('CredentialService against PostgreSQL and Redis', () => {
     expect(await passwordHashOf(userId)).toBe('hashed:reset passphrase two');
   });
 
+  it('refuses an older reset code still hashing its password when the owner recovered the account meanwhile', async () => {
+    for (const recover of ['reset', 'change'] as const) {
+      const { userId } = await userWithSessions(1);
+      const wired = services();
+      const { oneTimeTokens, credentials, mailedToken, passwords } = wired;
+      const mailReset = async () => {
+        await oneTimeTokens.send('RESET_PASSWORD', userId, 'ada@example.com');
+        return mailedToken();
+      };
+      const [stolen, own] = [await mailReset(), await mailReset()];
+      // The attacker's reset is held while its password is hashed (its token already checked).
+      let hashing!: () => void;
+      const attackerHashing = new Promise<void>((resolve) => (hashing = resolve));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const hash = passwords.hash.bind(passwords);
+      passwords.hash = async (password: string) => {
+        if (password.startsWith('attacker')) {
+          hashing();
+          await released;
+        }
+        return hash(password);
+      };
+      const attack = credentials.resetPassword(stolen, 'attacker passphrase');
+      await attackerHashing;
+      if (recover === 'reset') await credentials.resetPassword(own, 'owner passphrase');
+      else
+        await credentials.changePassword(userId, {
+          currentPassword: PASSWORD,
+          newPassword: 'owner passphrase',
+          keepSessionId: (await login(userId)).tokens!.sessionId,
+          client: HOME,
+        });
+      release();
+      await expect(attack).rejects.toMatchObject({ code: 'BAD_USER_INPUT', field: 'token' });
+      expect(await passwordHashOf(userId)).toBe('hashed:owner passphrase');
+    }
+  });
+
   it('ends the reset codes of a removed password', async () => {
     const { userId } = await userWithSessions(1);
     const { oneTimeTokens, credentials, mailedToken } = services();

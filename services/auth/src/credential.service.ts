@@ -83,7 +83,7 @@ export interface CredentialServiceDeps {
   credentials: CredentialRepository;
   passwords: PasswordHasher;
   sessions: SessionService;
-  oneTimeTokens: Pick<OneTimeTokenService, 'consume' | 'revokeAll'>;
+  oneTimeTokens: Pick<OneTimeTokenService, 'consume' | 'holderOf' | 'revokeAll'>;
   transactions: AuthTransactions;
   guard: PasswordGuard;
   /** When set, a user with a second factor gets a challenge from login instead of a session. */
@@ -117,8 +117,14 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
     userId: string,
     store: (tx: AuthTx) => Promise<void>,
     ending: { which: SessionFilter; reason: RevocationReason },
+    /** What must still hold once the user's password changes are serialised (a reset token). */
+    admit?: (tx: AuthTx) => Promise<unknown>,
   ): Promise<string[]> {
     return transactions.run(async (tx) => {
+      // One change of the user's password at a time: a reset whose token a change, a reset or
+      // the removal that committed first has ended is refused here, not applied after it.
+      await credentials.lockUser(tx.client, userId);
+      await admit?.(tx.client);
       // Inside the transaction: if Redis cannot forget them, nothing changes (and the client is
       // told to retry), rather than a new password with the old one's devices still trusted.
       await guard.forgetDevices(accountOf(userId));
@@ -149,6 +155,7 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
         await requirePassword(userId, password, removal.client);
       }
       await transactions.run(async (tx) => {
+        await credentials.lockUser(tx.client, userId);
         await sessions.endWithin(tx, userId, {}, 'user_deleted');
         await credentials.delete(tx.client, userId);
         // A reset code mailed before must not give the removed account a password again.
@@ -196,12 +203,16 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
 
     async resetPassword(token, newPassword) {
       const password = validatePassword(newPassword, 'newPassword');
-      const userId = await oneTimeTokens.consume('RESET_PASSWORD', token);
+      // A token that cannot be used is refused before a hash is spent on it.
+      const userId = await oneTimeTokens.holderOf('RESET_PASSWORD', token);
       const passwordHash = await passwords.hash(password);
-      await replacePassword(userId, (tx) => credentials.upsert(tx, userId, passwordHash), {
-        which: {},
-        reason: 'password_reset',
-      });
+      // The token is used up in the transaction that sets the password, under the user's lock.
+      await replacePassword(
+        userId,
+        (tx) => credentials.upsert(tx, userId, passwordHash),
+        { which: {}, reason: 'password_reset' },
+        (tx) => oneTimeTokens.consume('RESET_PASSWORD', token, tx),
+      );
       return userId;
     },
   };

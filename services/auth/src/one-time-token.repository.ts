@@ -19,9 +19,17 @@ export interface OneTimeTokenRepository {
   processOnce(tx: AuthTx, consumer: string, eventId: string): Promise<boolean>;
   /**
    * Marks the token used at `at`, in one conditional statement (of concurrent calls, one
-   * succeeds); its user, or null if unknown, used, expired at `at` or for another purpose.
+   * succeeds), in `tx` when given; its user, or null if unknown, used, expired at `at` or for
+   * another purpose.
    */
-  markUsed(tokenHash: string, purpose: OneTimeTokenPurpose, at: Date): Promise<string | null>;
+  markUsed(
+    tokenHash: string,
+    purpose: OneTimeTokenPurpose,
+    at: Date,
+    tx?: AuthTx,
+  ): Promise<string | null>;
+  /** The token's user if it could be used at `at` (as markUsed would find it), changing nothing. */
+  findUsable(tokenHash: string, purpose: OneTimeTokenPurpose, at: Date): Promise<string | null>;
   /** Marks every unused token of the user for `purpose` used at `at`, in `tx`. */
   markAllUsed(tx: AuthTx, userId: string, purpose: OneTimeTokenPurpose, at: Date): Promise<void>;
 }
@@ -32,8 +40,8 @@ export function createOneTimeTokenRepository(db: PrismaClient): OneTimeTokenRepo
       await (tx ?? db).oneTimeToken.create({ data: token });
     },
     processOnce: (tx, consumer, eventId) => processOnce(tx, AUTH_SCHEMA, consumer, eventId),
-    async markUsed(tokenHash, purpose, at) {
-      const [row] = await db.$queryRawUnsafe<{ user_id: string }[]>(
+    async markUsed(tokenHash, purpose, at, tx) {
+      const [row] = await (tx ?? db).$queryRawUnsafe<{ user_id: string }[]>(
         `UPDATE "auth"."one_time_tokens" SET used_at = $3::timestamptz
          WHERE token_hash = $1 AND purpose = $2::"auth"."OneTimeTokenPurpose" AND used_at IS NULL AND expires_at > $3::timestamptz
          RETURNING user_id::text`,
@@ -42,6 +50,13 @@ export function createOneTimeTokenRepository(db: PrismaClient): OneTimeTokenRepo
         at,
       );
       return row?.user_id ?? null;
+    },
+    async findUsable(tokenHash, purpose, at) {
+      const row = await db.oneTimeToken.findFirst({
+        where: { tokenHash, purpose, usedAt: null, expiresAt: { gt: at } },
+        select: { userId: true },
+      });
+      return row?.userId ?? null;
     },
     async markAllUsed(tx, userId, purpose, at) {
       await tx.oneTimeToken.updateMany({

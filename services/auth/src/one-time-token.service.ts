@@ -28,6 +28,8 @@ const MAILS: Record<OneTimeTokenPurpose, (token: string) => Omit<Mail, 'to'>> = 
 
 const HOUR_MS = 3_600_000;
 
+const unusable = () => AppError.badInput('token', 'is invalid, expired or already used');
+
 /** The consumer (of auth.password_reset_requested) that mails reset tokens. */
 export const RESET_MAIL_CONSUMER = 'auth.password-reset-mail';
 
@@ -46,8 +48,13 @@ export interface OneTimeTokenService {
    * real account within its mail quota, issues a reset token and mails it.
    */
   sendRequestedReset(event: EventEnvelope<'auth.password_reset_requested'>): Promise<void>;
-  /** The user the token belongs to, now used up; BAD_USER_INPUT on `token` if it cannot be used. */
-  consume(purpose: OneTimeTokenPurpose, token: string): Promise<string>;
+  /**
+   * The user the token belongs to, now used up (in `tx` when given: used only if it commits);
+   * BAD_USER_INPUT on `token` if it cannot be used.
+   */
+  consume(purpose: OneTimeTokenPurpose, token: string, tx?: AuthTx): Promise<string>;
+  /** The user the token belongs to if it can be used now, changing nothing; else as consume. */
+  holderOf(purpose: OneTimeTokenPurpose, token: string): Promise<string>;
   /**
    * Ends, in `tx`, every token of the user for `purpose` not used yet: a new password makes the
    * reset codes mailed before it worthless, so whoever else read one cannot take the account
@@ -137,11 +144,19 @@ export function createOneTimeTokenService(deps: OneTimeTokenServiceDeps): OneTim
 
     revokeAll: (tx, purpose, userId) => tokens.markAllUsed(tx, userId, purpose, clock()),
 
-    async consume(purpose, token) {
+    async consume(purpose, token, tx) {
       const userId = isOpaqueToken(token)
-        ? await tokens.markUsed(hashOpaqueToken(token), purpose, clock())
+        ? await tokens.markUsed(hashOpaqueToken(token), purpose, clock(), tx)
         : null;
-      if (!userId) throw AppError.badInput('token', 'is invalid, expired or already used');
+      if (!userId) throw unusable();
+      return userId;
+    },
+
+    async holderOf(purpose, token) {
+      const userId = isOpaqueToken(token)
+        ? await tokens.findUsable(hashOpaqueToken(token), purpose, clock())
+        : null;
+      if (!userId) throw unusable();
       return userId;
     },
   };

@@ -204,6 +204,9 @@ export function createFakeCredentialRepository(): FakeCredentialRepository {
     async delete(_tx, userId) {
       credentials.delete(userId);
     },
+    async lockUser() {
+      // In memory, one change runs at a time: nothing to wait for.
+    },
   };
 }
 
@@ -232,6 +235,11 @@ export function createFakeOneTimeTokenRepository(): FakeOneTimeTokenRepository {
       const token = tokens.get(tokenHash);
       if (!token || token.purpose !== purpose || token.usedAt || token.expiresAt <= at) return null;
       token.usedAt = at;
+      return token.userId;
+    },
+    async findUsable(tokenHash, purpose: OneTimeTokenPurpose, at) {
+      const token = tokens.get(tokenHash);
+      if (!token || token.purpose !== purpose || token.usedAt || token.expiresAt <= at) return null;
       return token.userId;
     },
     async markAllUsed(_tx, userId, purpose: OneTimeTokenPurpose, at) {
