@@ -194,6 +194,18 @@ describe('formatGraphQLError', () => {
       extensions: { code: 'INTERNAL_SERVER_ERROR' },
     });
     expect(logged).toEqual([fault]);
+    // Nor does a 4xx status hide an error that says it is internal.
+    const internal = new GraphQLError('database exploded', {
+      extensions: { code: 'INTERNAL_SERVER_ERROR', http: { status: 400, headers: new Map() } },
+    });
+    expect(
+      formatGraphQLError(
+        { message: internal.message, extensions: { code: 'INTERNAL_SERVER_ERROR' } },
+        internal,
+        (error) => logged.push(error),
+      ),
+    ).toEqual({ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+    expect(logged).toEqual([fault, internal]);
   });
 
   it('maps an undeclared invalid-argument status back to BAD_USER_INPUT, not QUERY_TOO_COMPLEX', () => {

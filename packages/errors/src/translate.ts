@@ -180,8 +180,12 @@ export function formatGraphQLError(
  */
 function answersClientFault(error: unknown): boolean {
   // By shape: Apollo Server and this package may hold different copies of graphql-js.
-  const status = (error as { extensions?: { http?: { status?: unknown } } } | undefined)?.extensions
-    ?.http?.status;
+  const extensions = (
+    error as { extensions?: { code?: unknown; http?: { status?: unknown } } } | undefined
+  )?.extensions;
+  // An error that names its code said what it is: only a code-less 4xx is Apollo's refusal.
+  if (extensions?.code !== undefined) return false;
+  const status = extensions?.http?.status;
   return typeof status === 'number' && status >= 400 && status < 500;
 }
 
