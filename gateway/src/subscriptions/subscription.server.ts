@@ -189,20 +189,27 @@ export function attachSubscriptionServer(options: {
     });
   });
 
+  /**
+   * The subscribe message's text parsed, or the errors refusing it: its nesting is measured
+   * before it is parsed (as over HTTP), as too deep a nesting exhausts the parser.
+   */
+  function parseSubscribe(payload: SubscribePayload): ReturnType<typeof parseDocument> {
+    const nesting = excessNesting(payload.query);
+    return nesting ? [queryTooComplex(nesting, false)] : parseDocument(payload.query);
+  }
+
   /** Answers a subscribe message: the execution arguments, or the errors refusing it. */
   async function admit(
     socket: WebSocket,
     id: string,
     payload: SubscribePayload,
+    parsed: ReturnType<typeof parseDocument>,
   ): Promise<ExecutionArgs | readonly GraphQLError[]> {
     const connection = connections.get(socket);
     if (!connection)
       return [new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } })];
-    // Before the text is parsed (as over HTTP): too deep a nesting exhausts the parser.
-    const nesting = excessNesting(payload.query);
-    if (nesting) return [queryTooComplex(nesting, false)];
-    const document = parseDocument(payload.query);
-    if (!('kind' in document)) return document;
+    if (!('kind' in parsed)) return parsed;
+    const document = parsed;
     // The same input rules as over HTTP (well-formed-text.plugin.ts).
     const problem =
       (payload.variables && variableProblemOf(payload.variables)) || literalProblemOf(document);
@@ -344,11 +351,10 @@ export function attachSubscriptionServer(options: {
       },
       async onSubscribe(ctx, id, payload) {
         const started = performance.now();
-        // Named for its span only; a text too deeply nested to parse is refused in admit.
-        const document = excessNesting(payload.query) ? [] : parseDocument(payload.query);
+        const parsed = parseSubscribe(payload);
         const operation =
-          'kind' in document
-            ? getOperationAST(document, payload.operationName ?? undefined)
+          'kind' in parsed
+            ? getOperationAST(parsed, payload.operationName ?? undefined)
             : undefined;
         const name = payload.operationName ?? operation?.name?.value;
         // One span per subscribe message (its events are spans of their own, each a child
@@ -363,7 +369,7 @@ export function attachSubscriptionServer(options: {
             },
           },
           async (span) => {
-            const answer = await admit(ctx.extra.socket, id, payload);
+            const answer = await admit(ctx.extra.socket, id, payload, parsed);
             const errorCodes = Array.isArray(answer)
               ? answer.map((error: GraphQLError) => error.extensions['code'])
               : [];

@@ -219,6 +219,13 @@ export interface FakeOneTimeTokenRepository extends OneTimeTokenRepository {
 export function createFakeOneTimeTokenRepository(): FakeOneTimeTokenRepository {
   const tokens = new Map<string, NewOneTimeToken & { usedAt: Date | null }>();
   const processed = new Set<string>();
+  /** The token if it can be used at `at` for `purpose`: known, unused, unexpired. */
+  const usable = (tokenHash: string, purpose: OneTimeTokenPurpose, at: Date) => {
+    const token = tokens.get(tokenHash);
+    return token && token.purpose === purpose && !token.usedAt && token.expiresAt > at
+      ? token
+      : undefined;
+  };
   return {
     tokens,
     processed,
@@ -232,15 +239,13 @@ export function createFakeOneTimeTokenRepository(): FakeOneTimeTokenRepository {
       return true;
     },
     async markUsed(tokenHash, purpose: OneTimeTokenPurpose, at) {
-      const token = tokens.get(tokenHash);
-      if (!token || token.purpose !== purpose || token.usedAt || token.expiresAt <= at) return null;
+      const token = usable(tokenHash, purpose, at);
+      if (!token) return null;
       token.usedAt = at;
       return token.userId;
     },
     async findUsable(tokenHash, purpose: OneTimeTokenPurpose, at) {
-      const token = tokens.get(tokenHash);
-      if (!token || token.purpose !== purpose || token.usedAt || token.expiresAt <= at) return null;
-      return token.userId;
+      return usable(tokenHash, purpose, at)?.userId ?? null;
     },
     async markAllUsed(_tx, userId, purpose: OneTimeTokenPurpose, at) {
       for (const token of tokens.values())
