@@ -16,6 +16,8 @@ export interface CredentialRepository {
    * ends: of two at once, the second sees what the first did.
    */
   lockUser(tx: AuthTx, userId: string): Promise<void>;
+  /** The user's password hash as `tx` sees it; null without a password. */
+  currentHash(tx: AuthTx, userId: string): Promise<string | null>;
 }
 
 const isUniqueViolation = (error: unknown) =>
@@ -55,6 +57,13 @@ export function createCredentialRepository(db: PrismaClient): CredentialReposito
       await tx.mfaChallenge.deleteMany({ where: { userId } });
       // Their provider identities too: the same person may sign up with them again.
       await tx.linkedAccount.deleteMany({ where: { userId } });
+    },
+    async currentHash(tx, userId) {
+      const row = await tx.credential.findUnique({
+        where: { userId },
+        select: { passwordHash: true },
+      });
+      return row?.passwordHash ?? null;
     },
     async lockUser(tx, userId) {
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('auth.credential'), hashtext(${userId}))`;

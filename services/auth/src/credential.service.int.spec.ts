@@ -179,6 +179,51 @@ describe('CredentialService against PostgreSQL and Redis', () => {
     }
   });
 
+  it('refuses a change checked against the old password when the owner set a new one while it was hashing', async () => {
+    for (const recover of ['reset', 'change'] as const) {
+      const { userId } = await userWithSessions(1);
+      const { oneTimeTokens, credentials, mailedToken, passwords } = services();
+      await oneTimeTokens.send('RESET_PASSWORD', userId, 'ada@example.com');
+      const own = mailedToken();
+      const attackerSession = (await login(userId)).tokens!.sessionId;
+      const ownerSession = (await login(userId)).tokens!.sessionId;
+      // The attacker's change is held while its new password is hashed (the old one checked).
+      let hashing!: () => void;
+      const attackerHashing = new Promise<void>((resolve) => (hashing = resolve));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const hash = passwords.hash.bind(passwords);
+      passwords.hash = async (password: string) => {
+        if (password.startsWith('attacker')) {
+          hashing();
+          await released;
+        }
+        return hash(password);
+      };
+      const attack = credentials.changePassword(userId, {
+        currentPassword: PASSWORD,
+        newPassword: 'attacker passphrase',
+        keepSessionId: attackerSession,
+        client: HOME,
+      });
+      await attackerHashing;
+      if (recover === 'reset') await credentials.resetPassword(own, 'owner passphrase');
+      else
+        await credentials.changePassword(userId, {
+          currentPassword: PASSWORD,
+          newPassword: 'owner passphrase',
+          keepSessionId: ownerSession,
+          client: HOME,
+        });
+      release();
+      await expect(attack).rejects.toMatchObject({
+        code: 'BAD_USER_INPUT',
+        field: 'currentPassword',
+      });
+      expect(await passwordHashOf(userId)).toBe('hashed:owner passphrase');
+    }
+  });
+
   it('ends the reset codes of a removed password', async () => {
     const { userId } = await userWithSessions(1);
     const { oneTimeTokens, credentials, mailedToken } = services();

@@ -104,12 +104,28 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
   const { credentials, passwords, sessions, oneTimeTokens, transactions, guard } = deps;
 
   /** Throws unless `password` is the user's, counting a wrong one against the guess limits. */
-  async function requirePassword(userId: string, password: string, client: GuessingClient) {
+  const notCurrent = () => AppError.badInput('currentPassword', 'is not your current password');
+
+  /** Checks the user's current password (limited like login); the hash it was checked against. */
+  async function requirePassword(
+    userId: string,
+    password: string,
+    client: GuessingClient,
+  ): Promise<string> {
     const credential = await credentials.find(userId);
     const right = await guard.check(accountOf(userId), client, () =>
       passwords.verify(credential?.passwordHash, password),
     );
-    if (!right) throw AppError.badInput('currentPassword', 'is not your current password');
+    if (!right || !credential) throw notCurrent();
+    return credential.passwordHash;
+  }
+
+  /**
+   * Under the user's lock: the password checked before is still the current one. A reset or a
+   * change that committed meanwhile made it an old password, and what it was to allow is refused.
+   */
+  async function requireStill(tx: AuthTx, userId: string, checked: string): Promise<void> {
+    if ((await credentials.currentHash(tx, userId)) !== checked) throw notCurrent();
   }
 
   /** The new password, its event and the end of the sessions that knew the old one commit together. */
@@ -117,7 +133,10 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
     userId: string,
     store: (tx: AuthTx) => Promise<void>,
     ending: { which: SessionFilter; reason: RevocationReason },
-    /** What must still hold once the user's password changes are serialised (a reset token). */
+    /**
+     * What must still hold once the user's password changes are serialised: a reset's token,
+     * a change's checked password.
+     */
     admit?: (tx: AuthTx) => Promise<unknown>,
   ): Promise<string[]> {
     return transactions.run(async (tx) => {
@@ -146,16 +165,18 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
     },
 
     async delete(userId, removal) {
+      let checked: string | undefined;
       if (removal.actorId === userId) {
         const password = requireCurrentPassword(
           removal.currentPassword,
           'is required to delete your own account',
         );
         await deps.mfa?.requireRecentIfEnrolled(userId, removal.sessionId);
-        await requirePassword(userId, password, removal.client);
+        checked = await requirePassword(userId, password, removal.client);
       }
       await transactions.run(async (tx) => {
         await credentials.lockUser(tx.client, userId);
+        if (checked !== undefined) await requireStill(tx.client, userId, checked);
         await sessions.endWithin(tx, userId, {}, 'user_deleted');
         await credentials.delete(tx.client, userId);
         // A reset code mailed before must not give the removed account a password again.
@@ -192,13 +213,15 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
       const newPassword = validatePassword(change.newPassword, 'newPassword');
       const currentPassword = requireCurrentPassword(change.currentPassword, 'is required');
       await deps.mfa?.requireRecentIfEnrolled(userId, change.keepSessionId);
-      await requirePassword(userId, currentPassword, change.client);
+      const checked = await requirePassword(userId, currentPassword, change.client);
       const passwordHash = await passwords.hash(newPassword);
       // Whoever else knew the old password is signed out; this session stays.
-      await replacePassword(userId, (tx) => credentials.update(tx, userId, passwordHash), {
-        which: { except: change.keepSessionId },
-        reason: 'password_changed',
-      });
+      await replacePassword(
+        userId,
+        (tx) => credentials.update(tx, userId, passwordHash),
+        { which: { except: change.keepSessionId }, reason: 'password_changed' },
+        (tx) => requireStill(tx, userId, checked),
+      );
     },
 
     async resetPassword(token, newPassword) {

@@ -207,6 +207,9 @@ export function createFakeCredentialRepository(): FakeCredentialRepository {
     async lockUser() {
       // In memory, one change runs at a time: nothing to wait for.
     },
+    async currentHash(_tx, userId) {
+      return credentials.get(userId)?.passwordHash ?? null;
+    },
   };
 }
 
