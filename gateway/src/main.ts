@@ -18,8 +18,8 @@ import { createLifecycle } from '@platform/lifecycle';
 import { createLogger, currentContext, newCorrelationId } from '@platform/logger';
 import { serveMetrics } from '@platform/metrics';
 import { authV1 } from '@platform/proto';
-import { createRedis } from '@platform/redis';
-import { createAccessTokens } from '@platform/tokens';
+import { createRedis, watchKey } from '@platform/redis';
+import { createAccessTokens, REVOKED_SESSIONS_KEY } from '@platform/tokens';
 import { checkAccessToken, publicRootFields } from './access/public-operations';
 import { clientAddressOf } from './client-address';
 import { withCors } from './cors';
@@ -100,6 +100,10 @@ lifecycle.run(async () => {
     redis,
     jwks: auth,
   });
+  // Redis reports every change to the ended sessions: sessions checked once, and budget points
+  // leased, are answered here until then (see createRequestBudget).
+  const endedSessions = watchKey(redis, REVOKED_SESSIONS_KEY, { logger });
+  lifecycle.onShutdown('ended sessions watch', () => endedSessions.close());
 
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
@@ -127,6 +131,7 @@ lifecycle.run(async () => {
         budget: createRequestBudget({
           redis,
           revocations,
+          endedSessions,
           perSecond: env.REQUEST_BUDGET_PER_SECOND,
           burst: env.REQUEST_BUDGET_BURST,
           logger,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '@platform/errors';
 import { createLogger } from '@platform/logger';
-import { createRedis, type Redis } from '@platform/redis';
+import { createRedis, watchKey, type KeyWatch, type Redis } from '@platform/redis';
 import {
   createSessionRevocations,
   REVOKED_SESSIONS_KEY,
@@ -20,13 +20,21 @@ const keyPrefix = `test:${randomUUID()}:`;
 describe(createRequestBudget.name, () => {
   let instanceA: Redis;
   let instanceB: Redis;
+  /** Each gateway instance's watch of the ended sessions. */
+  const watches = new Map<Redis, KeyWatch>();
 
   beforeAll(async () => {
     instanceA = await createRedis({ url, keyPrefix, logger });
     instanceB = await createRedis({ url, keyPrefix, logger });
+    for (const instance of [instanceA, instanceB])
+      watches.set(instance, watchKey(instance, REVOKED_SESSIONS_KEY, { logger }));
+    // Until each watch is armed, every request asks Redis (the local answers are tested here).
+    while (![...watches.values()].every((watch) => watch.watching))
+      await new Promise((resolve) => setTimeout(resolve, 10));
   });
 
   afterAll(async () => {
+    for (const watch of watches.values()) watch.close();
     const keys = await instanceA.keys(`${keyPrefix}*`);
     if (keys.length) await instanceA.del(...keys.map((key) => key.slice(keyPrefix.length)));
     await instanceA.quit();
@@ -46,8 +54,20 @@ describe(createRequestBudget.name, () => {
     return revocations;
   };
 
-  const budget = (redis: Redis, perSecond: number, burst: number) =>
-    createRequestBudget({ redis, revocations: revocationsOf(redis), perSecond, burst, logger });
+  const watchOf = (redis: Redis) => {
+    const watch = watches.get(redis);
+    if (!watch) throw new Error('no watch for this instance');
+    return watch;
+  };
+  const budget = (redis: Redis, perSecond: number, burst: number, watch = watchOf(redis)) =>
+    createRequestBudget({
+      redis,
+      revocations: revocationsOf(redis),
+      endedSessions: watch,
+      perSecond,
+      burst,
+      logger,
+    });
 
   /** A caller presenting a genuine, unexpired token of a new session. */
   const signedIn = (
@@ -157,6 +177,7 @@ describe(createRequestBudget.name, () => {
       const bucket = createRequestBudget({
         redis: instanceA,
         revocations: { ...revocations, rebuild },
+        endedSessions: watchOf(instanceA),
         perSecond: 1,
         burst: 100,
         logger,
@@ -194,6 +215,72 @@ describe(createRequestBudget.name, () => {
     expect(decisions.filter((decision) => decision.allowed)).toHaveLength(100);
   });
 
+  /** The caller's bucket as Redis holds it. */
+  const stored = (caller: BudgetCaller) =>
+    instanceA.hgetall(`gateway:budget:user:${caller.session?.userId ?? ''}`);
+
+  it('spends leased points without a round trip, and sees a session end once Redis reports it', async () => {
+    const caller = signedIn();
+    // Leases of a tenth of a second's points: 100.
+    const bucket = budget(instanceA, 1_000, 10_000);
+    expect(await charge(bucket, caller, 1)).toEqual({ allowed: true });
+    const leased = await stored(caller);
+    expect(Number(leased['tokens'])).toBeCloseTo(9_900, 0);
+    for (let n = 0; n < 99; n++) expect(await charge(bucket, caller, 1)).toEqual({ allowed: true });
+    // The lease paid for those: the bucket in Redis is as the first request left it.
+    expect(await stored(caller)).toEqual(leased);
+    expect(await charge(bucket, caller, 1)).toEqual({ allowed: true });
+    expect(Number((await stored(caller))['tokens'])).toBeLessThan(9_900);
+
+    await revocationsOf(instanceB).revoke([caller.session!.sessionId], 900);
+    // The session this instance remembers as live: ended as soon as Redis's notice arrives,
+    // long before the lease (99 points left) would have sent the caller to Redis.
+    let ended = false;
+    for (let attempt = 0; attempt < 50 && !ended; attempt++) {
+      ended = (await bucket.charge(caller, 1)).sessionEnded;
+      if (!ended) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(ended).toBe(true);
+  });
+
+  it('gives the unspent rest of a lease back with the next one', async () => {
+    const caller = signedIn();
+    // Leases of 10 points from a bucket of 100.
+    const bucket = budget(instanceA, 100, 100);
+    expect(await charge(bucket, caller, 1)).toEqual({ allowed: true });
+    // 90 left in Redis, 9 in the lease: 95 fits only if the 9 come back.
+    expect(await charge(bucket, caller, 95)).toEqual({ allowed: true });
+    expect((await charge(bucket, caller, 10)).allowed).toBe(false);
+  });
+
+  it('lets no more than the bucket through when two instances lease from it at once', async () => {
+    const caller = signedIn();
+    // Leases of 10 points from a bucket of 1,000 regaining 100 a second.
+    const [a, b] = [budget(instanceA, 100, 1_000), budget(instanceB, 100, 1_000)];
+    const started = performance.now();
+    const decisions = await Promise.all(
+      Array.from({ length: 3_000 }, (_, n) => charge(n % 2 ? a : b, caller, 1)),
+    );
+    const regained = Math.ceil(((performance.now() - started) / 1_000) * 100);
+    const through = decisions.filter((decision) => decision.allowed).length;
+    expect(through).toBeLessThanOrEqual(1_000 + regained);
+    // At most each instance's lease is left unspent (a burst takes one lease, not one each).
+    expect(through).toBeGreaterThanOrEqual(1_000 - 2 * 10);
+  });
+
+  it('asks Redis for every request while the watch of the ended sessions does not hold', async () => {
+    const unwatched = watchKey(instanceA, REVOKED_SESSIONS_KEY, { logger });
+    unwatched.close();
+    const caller = signedIn();
+    const bucket = budget(instanceA, 1_000, 10_000, unwatched);
+    expect(await charge(bucket, caller, 1)).toEqual({ allowed: true });
+    const before = await stored(caller);
+    expect(await charge(bucket, caller, 1)).toEqual({ allowed: true });
+    expect(await stored(caller)).not.toEqual(before);
+    await revocationsOf(instanceB).revoke([caller.session!.sessionId], 900);
+    expect(await bucket.charge(caller, 1)).toMatchObject({ sessionEnded: true });
+  });
+
   it('gives points back over time', async () => {
     const caller = signedIn();
     const bucket = budget(instanceA, 1_000, 50);
@@ -214,7 +301,9 @@ describe(createRequestBudget.name, () => {
   it('refuses with SERVICE_UNAVAILABLE when Redis cannot answer (fails closed)', async () => {
     const broken = await createRedis({ url, keyPrefix, logger });
     broken.disconnect();
-    await expect(budget(broken, 1, 1).charge(anonymous(), 1_000)).rejects.toMatchObject({
+    await expect(
+      budget(broken, 1, 1, watchOf(instanceA)).charge(anonymous(), 1_000),
+    ).rejects.toMatchObject({
       code: 'SERVICE_UNAVAILABLE',
       retryAfter: 5,
     });

@@ -8,6 +8,11 @@ export interface TcpProxy {
   /** Accepts and forwards connections again. */
   restore(): void;
   /**
+   * Stops (true) or resumes (false) forwarding bytes on the open connections, closing nothing:
+   * a black-holed network, where only a timeout can tell.
+   */
+  silence(on: boolean): void;
+  /**
    * From now on forwards to `next`, dropping the connections to the old target: what a
    * failover does to the clients of an address (they reconnect, and reach another server).
    */
@@ -49,6 +54,12 @@ export async function createTcpProxy(target: { host: string; port: number }): Pr
     },
     restore() {
       open = true;
+    },
+    silence(on) {
+      for (const socket of sockets) {
+        if (on) socket.pause();
+        else socket.resume();
+      }
     },
     close() {
       open = false;

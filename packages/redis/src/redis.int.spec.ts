@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isDependencyOutage } from '@platform/errors';
 import { createLogger } from '@platform/logger';
@@ -28,40 +27,6 @@ async function timed(attempt: () => Promise<unknown>): Promise<{ ms: number; err
     error = thrown ?? new Error('rejected without a reason');
   }
   return { ms: performance.now() - started, error };
-}
-
-/**
- * A proxy whose connections can go silent: bytes stop flowing (held, as TCP would), nothing
- * is closed (a black-holed network, where only a timeout can tell).
- */
-async function silentableProxy() {
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = connect(target.port, target.host);
-    for (const [from, to] of [
-      [client, upstream],
-      [upstream, client],
-    ] as const) {
-      sockets.add(from);
-      from.on('data', (chunk) => void to.write(chunk));
-      from.on('close', () => to.destroy());
-      from.on('error', () => to.destroy());
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    silence(on: boolean) {
-      for (const socket of sockets) {
-        if (on) socket.pause();
-        else socket.resume();
-      }
-    },
-    close: () => {
-      for (const socket of sockets) socket.destroy();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
 }
 
 describe('Redis client through an outage', () => {
@@ -128,7 +93,7 @@ describe('Redis client through an outage', () => {
 
 describe('Redis client on a connection that stops answering', () => {
   it('times commands out, drops the dead connection and reconnects', async () => {
-    const proxy = await silentableProxy();
+    const proxy = await createTcpProxy(target);
     const redis = await createRedis({
       url: through(proxy.port),
       keyPrefix,
