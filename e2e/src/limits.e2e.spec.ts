@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppName } from '@platform/config';
 import { eventually } from '@platform/testing';
@@ -227,7 +228,7 @@ describe('operation limits: depth, fields and cost checked before planning, and 
   });
 
   it('charges a permissions(scope:) per alias: 120 scopes at once are served, the third such request is refused', async () => {
-    const { token } = await signUp(gateway, 'scopes@example.com');
+    const { token, id } = await signUp(gateway, 'scopes@example.com');
     const scopes = Array.from(
       { length: 120 },
       (_, i) => `s${i}: permissions(scope: "tenant:${i}")`,
@@ -240,5 +241,14 @@ describe('operation limits: depth, fields and cost checked before planning, and 
     const refused = await post(`{ me { ${scopes} } }`, { token });
     expect(refused.status).toBe(429);
     expect(codeOf(refused.body)).toBe('RATE_LIMITED');
+    // Scopes the user holds nothing in share the global scope's cached grant: asking for 120
+    // of them left one entry in Redis, not 120.
+    const redis = new Redis(platform!.run.redisUrl);
+    try {
+      const grants = await redis.keys(`${platform!.run.redisKeyPrefix}rbac:grant:${id}:*`);
+      expect(grants).toHaveLength(1);
+    } finally {
+      redis.disconnect();
+    }
   });
 });

@@ -104,6 +104,14 @@ const inScope = (assignment: AssignedRoleRef, scope: string) =>
   assignment.scope === '' || assignment.scope === scope;
 
 /**
+ * The scopes the assignments name (besides the global one): in any other scope they grant
+ * exactly what they grant globally (see inScope).
+ */
+export const assignedScopesOf = (assignments: readonly AssignedRoleRef[]): string[] => [
+  ...new Set(assignments.map(({ scope }) => scope).filter((scope) => scope !== '')),
+];
+
+/**
  * What the user's assignments grant in `scope` at `now` (the global ones in every scope). With a
  * second factor (`enrolled`), everything their roles grant; without, what comes through a role
  * requiring MFA only while its grace period lasts, or, with `graceOver`, not at all (what the

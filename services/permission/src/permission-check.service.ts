@@ -1,6 +1,6 @@
 import { isGranted } from '@platform/permissions';
 import type { AssignmentRow } from './assignment.repository';
-import { grantOf, mfaMatters } from './mfa.policy';
+import { assignedScopesOf, grantOf, mfaMatters } from './mfa.policy';
 import type { MfaStates } from './mfa-state.service';
 import type { CacheEntry, PermissionCache } from './permission.cache';
 import type { RbacReads } from './rbac.reads';
@@ -46,13 +46,18 @@ export function createPermissionCheckService(deps: {
   async function load(userId: string, scope: string): Promise<CacheEntry> {
     const { graph, rows } = await reads.assignments([userId]);
     const now = clock();
+    const assignedScopes = assignedScopesOf(rows);
     if (!mfaMatters(graph, rows)) {
       const { permissions } = grantOf({ graph, assignments: rows, scope, enrolled: true, now });
-      return { permissions, validUntil: null };
+      return { permissions, validUntil: null, assignedScopes };
     }
     const { enrolled, known } = await mfa.enrolment(userId);
     const grant = grantOf({ graph, assignments: rows, scope, enrolled, now });
-    return { permissions: grant.permissions, validUntil: known ? grant.validUntil : now };
+    return {
+      permissions: grant.permissions,
+      validUntil: known ? grant.validUntil : now,
+      assignedScopes,
+    };
   }
 
   async function effectivePermissions(userId: string, scope: string): Promise<string[]> {
@@ -88,6 +93,7 @@ export function createPermissionCheckService(deps: {
         entries.set(userId, {
           permissions: grant.permissions,
           validUntil: enrolment.known ? grant.validUntil : now,
+          assignedScopes: assignedScopesOf(own),
         });
       }
       return entries;

@@ -63,6 +63,53 @@ describe('permission cache (two instances on one Redis)', () => {
     expect(await first.get(USER, '', load)).toEqual(['audit:read']);
   });
 
+  it('keeps one entry for all the scopes a user holds nothing in: asking for many adds none', async () => {
+    const [first, second] = [await instance(), await instance()];
+    const user = '00000000-0000-4000-8000-00000000000a';
+    // Globally users:read; in tenant:acme also users:write.
+    let assigned = ['tenant:acme'];
+    let loads = 0;
+    const load = (scope: string) => async () => {
+      loads++;
+      return {
+        permissions: assigned.includes(scope) ? ['users:read', 'users:write'] : ['users:read'],
+        validUntil: null,
+        assignedScopes: assigned,
+      };
+    };
+    const grantKeys = async () =>
+      (await clients[0]!.keys(`${run.redisKeyPrefix}rbac:grant:${user}:*`)).length;
+
+    for (let n = 0; n < 200; n++)
+      expect(await first.get(user, `tenant:${n}`, load(`tenant:${n}`))).toEqual(['users:read']);
+    expect(await second.get(user, 'tenant:other', load('tenant:other'))).toEqual(['users:read']);
+    expect(await second.get(user, '', load(''))).toEqual(['users:read']);
+    expect(loads).toBe(1);
+    expect(await grantKeys()).toBe(1);
+
+    // The scope the user holds an assignment in has its own entry, on either instance.
+    expect(await second.get(user, 'tenant:acme', load('tenant:acme'))).toEqual([
+      'users:read',
+      'users:write',
+    ]);
+    expect(await first.get(user, 'tenant:acme', load('tenant:acme'))).toEqual([
+      'users:read',
+      'users:write',
+    ]);
+    expect(loads).toBe(2);
+    expect(await grantKeys()).toBe(2);
+
+    // A new assignment in one of those scopes is seen at once, on both instances.
+    assigned = ['tenant:acme', 'tenant:7'];
+    await first.forgetUser(user);
+    for (const cache of [second, first])
+      expect(await cache.get(user, 'tenant:7', load('tenant:7'))).toEqual([
+        'users:read',
+        'users:write',
+      ]);
+    expect(await first.get(user, 'tenant:8', load('tenant:8'))).toEqual(['users:read']);
+  });
+
   it('uses an entry, in this process and from Redis, only until its end (an MFA grace end)', async () => {
     const [first, second] = [await instance(), await instance()];
     const user = '00000000-0000-4000-8000-000000000099';

@@ -19,18 +19,31 @@ const VERSION_TTL_SECONDS = 7 * 24 * 3600;
 /** 72 random bits: two versions ever being equal is out of the question. */
 const freshVersion = () => randomBytes(9).toString('base64url');
 
+/** An entry as held in Redis and in this process (validUntil in ms). */
+interface StoredEntry {
+  permissions: string[];
+  validUntil: number | null;
+  /** On the global scope's entry, when known: see CacheEntry.assignedScopes. */
+  assignedScopes?: readonly string[] | undefined;
+}
+
 /**
- * A Redis entry: `{ permissions, validUntil }` (ms), or a bare list as instances before the MFA
- * policy wrote it (valid until its TTL).
+ * A Redis entry: `{ permissions, validUntil, assignedScopes? }`, or a bare list as instances
+ * before the MFA policy wrote it (valid until its TTL).
  */
-function parseEntry(
-  text: string | null,
-): { permissions: string[]; validUntil: number | null } | null {
+function parseEntry(text: string | null): StoredEntry | null {
   if (text === null) return null;
-  const parsed = JSON.parse(text) as
-    string[] | { permissions: string[]; validUntil: number | null };
+  const parsed = JSON.parse(text) as string[] | StoredEntry;
   return Array.isArray(parsed) ? { permissions: parsed, validUntil: null } : parsed;
 }
+
+/** The global scope: its entry also answers every scope the user holds no assignment in. */
+const GLOBAL = '';
+
+/** Whether the global scope's entry answers for `scope`. */
+const answersFor = (global: StoredEntry, scope: string) =>
+  scope === GLOBAL ||
+  (global.assignedScopes !== undefined && !global.assignedScopes.includes(scope));
 
 /**
  * Each user's effective permissions per scope, in Redis and in this process.
@@ -83,6 +96,12 @@ export interface CacheEntry {
    * period ends then). At or before now: used for the call that loaded it only.
    */
   validUntil: Date | null;
+  /**
+   * The scopes the user holds an assignment in, when the load knows them. In any other scope
+   * the user holds what they hold globally, so the global scope's entry answers for all of
+   * them: asking for many scopes adds no entry (in Redis or in this process).
+   */
+  assignedScopes?: readonly string[];
 }
 
 export interface CacheVersions {
@@ -101,10 +120,9 @@ export function createPermissionCache(
 ): PermissionCache {
   const serverRun = serverRunOf(redis);
   const now = options.clock ?? Date.now;
-  const local = new BoundedMap<
-    string,
-    { version: string; permissions: string[]; validUntil: number | null }
-  >(options.localEntries ?? 10_000);
+  const local = new BoundedMap<string, StoredEntry & { version: string }>(
+    options.localEntries ?? 10_000,
+  );
 
   /**
    * The current versions: one MGET of the roles' and the users'; a missing one is set (if still
@@ -139,16 +157,27 @@ export function createPermissionCache(
     };
   }
 
-  /** The entry at a version read just before: the in-process copy, else Redis, else `load`. */
+  /** An entry of this process at `version`, if it has one still in force. */
+  function localAt(version: string, userId: string, scope: string) {
+    const hit = local.get(`${userId}|${scope}`);
+    return hit?.version === version && inForce(hit) ? hit : undefined;
+  }
+  const inForce = (entry: StoredEntry | null | undefined): entry is StoredEntry =>
+    !!entry && (entry.validUntil === null || entry.validUntil > now());
+
+  /**
+   * The entry at a version read just before: the in-process copy, else Redis, else `load`. The
+   * global scope's entry answers for a scope the user holds no assignment in (it lists them).
+   */
   async function entryAt(
     version: string,
     userId: string,
     scope: string,
     load: () => Promise<CacheEntry>,
   ): Promise<string[]> {
-    const localKey = `${userId}|${scope}`;
-    const hit = local.get(localKey);
-    if (hit?.version === version && (hit.validUntil === null || hit.validUntil > now())) {
+    const global = localAt(version, userId, GLOBAL);
+    const hit = global && answersFor(global, scope) ? global : localAt(version, userId, scope);
+    if (hit) {
       localMetrics.hit();
       return hit.permissions;
     }
@@ -156,23 +185,35 @@ export function createPermissionCache(
 
     // "grant", not the "effective" of instances before the MFA policy: a rolling upgrade's old and
     // new instances never read each other's entries (their formats differ).
-    const key = `rbac:grant:${userId}:${version}:${scope}`;
-    const cached = parseEntry(await redis.get(key));
-    // A Redis miss (or an entry past its end) loads from PostgreSQL.
-    if (cached && (cached.validUntil === null || cached.validUntil > now())) {
+    const keyOf = (of: string) => `rbac:grant:${userId}:${version}:${of}`;
+    const remember = (of: string, entry: StoredEntry) =>
+      local.set(`${userId}|${of}`, { version, ...entry });
+    // The global entry too, unless this process holds it (then it does not answer this scope).
+    const asked = scope === GLOBAL || global ? [scope] : [GLOBAL, scope];
+    const found = (await redis.mget(...asked.map(keyOf))).map(parseEntry);
+    for (const [index, entry] of found.entries()) {
+      const of = asked[index] ?? scope;
+      if (!inForce(entry) || (of === GLOBAL && !answersFor(entry, scope))) continue;
       redisMetrics.hit();
-      local.set(localKey, { version, ...cached });
-      return cached.permissions;
+      remember(of, entry);
+      return entry.permissions;
     }
+    // A Redis miss (or an entry past its end) loads from PostgreSQL.
     redisMetrics.miss();
     const loaded = await load();
-    const validUntil = loaded.validUntil?.getTime() ?? null;
+    const entry: StoredEntry = {
+      permissions: loaded.permissions,
+      validUntil: loaded.validUntil?.getTime() ?? null,
+      assignedScopes: loaded.assignedScopes,
+    };
+    // Kept as the global scope's entry when it is the same (no assignment in this scope).
+    const of = answersFor(entry, scope) ? GLOBAL : scope;
+    if (of !== GLOBAL) delete entry.assignedScopes;
     // Never longer than the TTL, nor past the entry's end (Redis rounds to whole milliseconds).
-    const ttlMs = Math.min(TTL_SECONDS * 1000, (validUntil ?? Infinity) - now());
+    const ttlMs = Math.min(TTL_SECONDS * 1000, (entry.validUntil ?? Infinity) - now());
     if (ttlMs > 0) {
-      const entry = { permissions: loaded.permissions, validUntil };
-      await redis.set(key, JSON.stringify(entry), 'PX', Math.floor(ttlMs));
-      local.set(localKey, { version, ...entry });
+      await redis.set(keyOf(of), JSON.stringify(entry), 'PX', Math.floor(ttlMs));
+      remember(of, entry);
     }
     return loaded.permissions;
   }
