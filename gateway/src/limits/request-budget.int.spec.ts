@@ -229,8 +229,9 @@ describe(createRequestBudget.name, () => {
     for (let n = 0; n < 99; n++) expect(await charge(bucket, caller, 1)).toEqual({ allowed: true });
     // The lease paid for those: the bucket in Redis is as the first request left it.
     expect(await stored(caller)).toEqual(leased);
+    // The next one takes a new lease: the bucket in Redis changes.
     expect(await charge(bucket, caller, 1)).toEqual({ allowed: true });
-    expect(Number((await stored(caller))['tokens'])).toBeLessThan(9_900);
+    expect(await stored(caller)).not.toEqual(leased);
 
     await revocationsOf(instanceB).revoke([caller.session!.sessionId], 900);
     // The session this instance remembers as live: ended as soon as Redis's notice arrives,
@@ -243,14 +244,84 @@ describe(createRequestBudget.name, () => {
     expect(ended).toBe(true);
   });
 
+  /** Redis's own clock moved this many ms between two readings of a bucket. */
+  const elapsed = (before: Record<string, string>, after: Record<string, string>) =>
+    Number(after['ms']) - Number(before['ms']);
+
   it('gives the unspent rest of a lease back with the next one', async () => {
     const caller = signedIn();
-    // Leases of 10 points from a bucket of 100.
-    const bucket = budget(instanceA, 100, 100);
+    // Leases of 10 points from a bucket of 1,000 regaining 100 a second.
+    const bucket = budget(instanceA, 100, 1_000);
+    // Half the bucket (room for what comes back), then a lease of 10: 9 left in this process.
+    expect(await charge(bucket, caller, 500)).toEqual({ allowed: true });
     expect(await charge(bucket, caller, 1)).toEqual({ allowed: true });
-    // 90 left in Redis, 9 in the lease: 95 fits only if the 9 come back.
-    expect(await charge(bucket, caller, 95)).toEqual({ allowed: true });
-    expect((await charge(bucket, caller, 10)).allowed).toBe(false);
+    const before = await stored(caller);
+    expect(await charge(bucket, caller, 400)).toEqual({ allowed: true });
+    const after = await stored(caller);
+    // Redis gave 400, regained its rate over the time between, and got the lease's 9 back.
+    const regained = (elapsed(before, after) * 100) / 1_000;
+    expect(Number(after['tokens']) - Number(before['tokens']) + 400 - regained).toBeCloseTo(9, 6);
+  });
+
+  /** A watch under the test's control: it holds, and its generation moves when told to. */
+  const controlledWatch = () => {
+    const watch = { watching: true, generation: 0, close: () => undefined };
+    return watch satisfies KeyWatch;
+  };
+
+  it('does not remember a session read while Redis reported a change to the ended sessions', async () => {
+    const watch = controlledWatch();
+    const revocations = revocationsOf(instanceA);
+    let reportWhileReading = true;
+    const bucket = createRequestBudget({
+      redis: instanceA,
+      revocations: {
+        ...revocations,
+        // Sent with the read: a change is reported while the read is in flight.
+        currentMarker: async () => {
+          if (reportWhileReading) watch.generation++;
+          reportWhileReading = false;
+          return revocations.currentMarker();
+        },
+      },
+      endedSessions: watch,
+      perSecond: 1_000,
+      burst: 10_000,
+      logger,
+    });
+    const caller = signedIn();
+    // Read as live, with a lease of 100 points: not remembered, the read may be stale.
+    expect(await bucket.charge(caller, 1)).toMatchObject({ sessionEnded: false });
+    await revocations.revoke([caller.session!.sessionId], 900);
+    // The watch reports nothing more, yet the next request asks Redis about the session.
+    expect(await bucket.charge(caller, 1)).toMatchObject({ sessionEnded: true });
+  });
+
+  it('keeps a lease with its own bucket when the session turns out to have ended', async () => {
+    // Never reports: the session stays remembered as live until a request asks Redis.
+    // Leases of 10 points from a bucket of 1,000 regaining 100 a second.
+    const bucket = budget(instanceA, 100, 1_000, controlledWatch());
+    const caller = signedIn();
+    const addressKey = `gateway:budget:address:${caller.clientAddress ?? ''}`;
+    // The address has spent 500 before (room for what could wrongly come back).
+    expect(await charge(bucket, { clientAddress: caller.clientAddress }, 500)).toEqual({
+      allowed: true,
+    });
+    // A lease of 10 from the user's bucket: 9 left in this process.
+    expect(await charge(bucket, caller, 1)).toEqual({ allowed: true });
+    const user = await stored(caller);
+    const address = await instanceA.hgetall(addressKey);
+    await revocationsOf(instanceA).revoke([caller.session!.sessionId], 900);
+    // Dearer than the lease: Redis finds the session ended and the address pays.
+    expect(await bucket.charge(caller, 200)).toMatchObject({
+      sessionEnded: true,
+      decision: { allowed: true },
+    });
+    const paid = await instanceA.hgetall(addressKey);
+    const regained = (elapsed(address, paid) * 100) / 1_000;
+    // The address paid 200, and the user's 9 did not go to it; the user's bucket is untouched.
+    expect(Number(paid['tokens']) - Number(address['tokens']) + 200 - regained).toBeCloseTo(0, 6);
+    expect(await stored(caller)).toEqual(user);
   });
 
   it('lets no more than the bucket through when two instances lease from it at once', async () => {
@@ -275,6 +346,8 @@ describe(createRequestBudget.name, () => {
     const bucket = budget(instanceA, 1_000, 10_000, unwatched);
     expect(await charge(bucket, caller, 1)).toEqual({ allowed: true });
     const before = await stored(caller);
+    // No lease either: its points could not be spent here.
+    expect(Number(before['tokens'])).toBe(9_999);
     expect(await charge(bucket, caller, 1)).toEqual({ allowed: true });
     expect(await stored(caller)).not.toEqual(before);
     await revocationsOf(instanceB).revoke([caller.session!.sessionId], 900);

@@ -125,7 +125,7 @@ declare module 'ioredis' {
   }
 }
 
-/** Sessions remembered at once, at most (a bound on memory; beyond it they are asked again). */
+/** Sessions remembered at once, at most (a bound on memory; the oldest goes first). */
 const REMEMBERED_SESSIONS = 100_000;
 /** A lease unused this long is dropped, with its points (at most one lease's worth). */
 const LEASE_IDLE_MS = 2_000;
@@ -155,7 +155,8 @@ function sessionMemory(watch: KeyWatch) {
     remember(sessionId: string, ended: boolean, readAt: number | undefined) {
       if (readAt === undefined || readAt !== watch.generation || !watch.watching) return;
       const sessions = current();
-      if (sessions.size >= REMEMBERED_SESSIONS) sessions.clear();
+      const oldest = sessions.size >= REMEMBERED_SESSIONS && sessions.keys().next();
+      if (oldest && !oldest.done) sessions.delete(oldest.value);
       sessions.set(sessionId, ended);
     },
   };
@@ -235,8 +236,10 @@ export function createRequestBudget(options: RequestBudgetOptions): RequestBudge
     const refund = held.points;
     held.points = 0;
     // A lease for the first request; those arriving while it is asked for take only their
-    // cost, so a burst does not strand one lease per request.
-    const wanted = held.renewing++ === 0 ? Math.max(cost, leaseSize) : cost;
+    // cost, so a burst does not strand one lease per request. None without the watch: its
+    // points could not be spent here.
+    const first = held.renewing++ === 0;
+    const wanted = first && readAt !== undefined ? Math.max(cost, leaseSize) : cost;
     let answer: [-1 | 0 | 1, number, number];
     try {
       answer = await redis.gatewayAdmit(

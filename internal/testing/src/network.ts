@@ -13,10 +13,12 @@ export interface TcpProxy {
    */
   silence(on: boolean): void;
   /**
-   * From now on forwards to `next`, dropping the connections to the old target: what a
-   * failover does to the clients of an address (they reconnect, and reach another server).
+   * From now on forwards new connections to `next`, dropping the connections to the old target
+   * (unless `keepOpen`): what a failover does to the clients of an address (they reconnect, and
+   * reach another server). With `keepOpen`, a connection already open stays on the old server
+   * until it drops for another reason (as after a DNS switch).
    */
-  retarget(next: { host: string; port: number }): void;
+  retarget(next: { host: string; port: number }, options?: { keepOpen?: boolean }): void;
   close(): Promise<void>;
 }
 
@@ -48,9 +50,9 @@ export async function createTcpProxy(target: { host: string; port: number }): Pr
       open = false;
       for (const socket of sockets) socket.destroy();
     },
-    retarget(next) {
+    retarget(next, options) {
       current = next;
-      for (const socket of sockets) socket.destroy();
+      if (!options?.keepOpen) for (const socket of sockets) socket.destroy();
     },
     restore() {
       open = true;

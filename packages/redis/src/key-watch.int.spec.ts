@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@platform/logger';
-import { createTcpProxy, eventually, type TcpProxy } from '@platform/testing';
+import { Redis as RawRedis } from 'ioredis';
+import { createTcpProxy, eventually, startRedisServer, type TcpProxy } from '@platform/testing';
 import { watchKey, type KeyWatch } from './key-watch';
 import { createRedis, type Redis } from './redis';
 
@@ -83,17 +84,6 @@ describe(watchKey.name, () => {
     await eventually(() => expect(watch.generation).toBe(rearmed + 1), 2_000, 5);
   });
 
-  it('stops trusting a connection that goes silent, and watches again once it answers', async () => {
-    const before = await settled();
-    proxy.silence(true);
-    // Nothing closed: only the missing heartbeat replies tell (two heartbeats).
-    await eventually(() => expect(watch.watching).toBe(false), 2_000, 5);
-    await writer.zadd('sessions', 6, 'session-f');
-    proxy.silence(false);
-    await eventually(() => expect(watch.watching).toBe(true), 5_000, 20);
-    expect(watch.generation).toBeGreaterThan(before);
-  });
-
   it('is never watching once closed', async () => {
     const other = watchKey(watched, 'others', { logger, heartbeatMs: 200 });
     await eventually(() => expect(other.watching).toBe(true), 5_000, 20);
@@ -101,5 +91,98 @@ describe(watchKey.name, () => {
     other.close();
     expect(other.watching).toBe(false);
     expect(other.generation).toBeGreaterThan(before);
+  });
+
+  it('stops trusting a connection that goes silent, however long its commands may wait', async () => {
+    const silent = await createTcpProxy(target);
+    // Commands wait up to 10 s: only the heartbeat can tell the silence.
+    const client = await createRedis({
+      url: through(silent.port),
+      keyPrefix,
+      logger,
+      commandTimeoutMs: 10_000,
+    });
+    const own = watchKey(client, 'sessions', { logger, heartbeatMs: 200 });
+    try {
+      await eventually(() => expect(own.watching).toBe(true), 5_000, 20);
+      const before = own.generation;
+      silent.silence(true);
+      // Nothing closed: the missing reports of its own writes tell, within two heartbeats.
+      await eventually(() => expect(own.watching).toBe(false), 1_000, 5);
+      await writer.zadd('sessions', 6, 'session-f');
+      silent.silence(false);
+      await eventually(() => expect(own.watching).toBe(true), 5_000, 20);
+      // The write made meanwhile was reported once the connection spoke again.
+      expect(own.generation).toBeGreaterThan(before);
+    } finally {
+      own.close();
+      client.disconnect();
+      await silent.close();
+    }
+  });
+
+  it('stops watching when the client reaches another server than the watch (a failover)', async () => {
+    const [old, promoted] = [await startRedisServer(), await startRedisServer()];
+    const address = await createTcpProxy({ host: '127.0.0.1', port: old.port });
+    const client = await createRedis({ url: through(address.port), keyPrefix, logger });
+    const own = watchKey(client, 'sessions', { logger, heartbeatMs: 200 });
+    const [onOld, onPromoted] = [new RawRedis(old.url), new RawRedis(promoted.url)];
+    try {
+      await eventually(() => expect(own.watching).toBe(true), 5_000, 20);
+      // The address now leads to the promoted server; open connections stay where they are.
+      address.retarget({ host: '127.0.0.1', port: promoted.port }, { keepOpen: true });
+      // The client's connection alone drops (as a READONLY reply makes it reconnect).
+      await onOld.call('CLIENT', 'KILL', 'ID', String(await client.client('ID')));
+      await eventually(
+        async () => {
+          await client.set('on-promoted', '1');
+          expect(await onPromoted.exists(`${keyPrefix}on-promoted`)).toBe(1);
+        },
+        5_000,
+        20,
+      );
+      // The watch is still on the old server, which hears nothing of the client's writes: it
+      // must not be trusted, now or for the next second (five heartbeats).
+      for (const deadline = Date.now() + 1_000; Date.now() < deadline;) {
+        expect(own.watching).toBe(false);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    } finally {
+      own.close();
+      client.disconnect();
+      onOld.disconnect();
+      onPromoted.disconnect();
+      await address.close();
+      await old.stop();
+      await promoted.stop();
+    }
+  });
+
+  it('is never watching, and does not reconnect over and over, where an ACL refuses it', async () => {
+    const own = await startRedisServer();
+    const admin = new RawRedis(own.url);
+    // Redis 7's default for a new user: no pub/sub channels, so no invalidation channel.
+    await admin.call('ACL', 'SETUSER', 'gateway', 'on', '>secret', '~*', '+@all', 'resetchannels');
+    const url = new URL(own.url);
+    url.username = 'gateway';
+    url.password = 'secret';
+    const client = await createRedis({ url: url.toString(), keyPrefix, logger });
+    const refused = watchKey(client, 'sessions', { logger, heartbeatMs: 100 });
+    try {
+      const connections = async () =>
+        Number(/total_connections_received:(\d+)/.exec(await admin.info('stats'))?.[1]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const before = await connections();
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(refused.watching).toBe(false);
+      // One connection was refused its subscription; no new ones were opened to try again.
+      expect((await connections()) - before).toBe(0);
+      expect(await client.set('still-served', '1')).toBe('OK');
+    } finally {
+      refused.close();
+      client.disconnect();
+      admin.disconnect();
+      await own.stop();
+    }
   });
 });

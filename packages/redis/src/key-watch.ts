@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '@platform/logger';
 
@@ -6,6 +7,7 @@ import type { Logger } from '@platform/logger';
  * "broadcasting" mode), on a connection of its own.
  */
 const INVALIDATIONS = '__redis__:invalidate';
+const MAX_PENDING_BEATS = 10;
 
 /**
  * What lets a process answer from its own copy of something it read from one Redis key,
@@ -14,7 +16,13 @@ const INVALIDATIONS = '__redis__:invalidate';
  * A copy is good while `watching` holds and `generation` is the one it was read at (taken
  * BEFORE the read was sent): the generation moves on at every change of the key (a write, a
  * deletion, an expiry, an eviction, a flush) and whenever a change might have gone unseen (the
- * watch's connection dropped, was armed again, or stopped answering its heartbeat).
+ * watch's connection dropped or was armed again, the client's own connection dropped).
+ *
+ * `watching` holds only while the watch proves, every heartbeat, that it hears of the writes
+ * made through the client itself: the client writes a key of the watch's own under the watched
+ * name, and the watch must receive Redis's notice of it. So a watch left on another server than
+ * the client (a failover that moved the client, not the watch), a silent connection, or a
+ * client that cannot write, all end it within two heartbeats.
  *
  * A change is known here once Redis's notice arrives, a moment after the write returned to its
  * writer: a copy may answer for that moment. Use it only where that is acceptable.
@@ -30,20 +38,24 @@ export interface KeyWatch {
 
 export interface KeyWatchOptions {
   logger: Logger;
-  /** How often the watch's connection is asked to answer; silent for two of these, it is not trusted. */
+  /** How often the watch proves it hears the client's writes; two missed, it is not trusted. */
   heartbeatMs?: number;
 }
 
 /**
  * Watches `key` (as the client `redis` names it: its key prefix is added) on a connection of
  * its own, a copy of `redis`'s (same server, credentials and prefix), reconnecting by itself.
- * Needs Redis 6 or later (CLIENT TRACKING); a server that refuses it (an older one, or a managed
- * offering that renamed the command) is never watched, so every answer goes to Redis as before.
+ * Needs Redis 6 or later (CLIENT TRACKING) and, under ACLs, the right to subscribe to
+ * `__redis__:invalidate` and to write `<key>:watch:*`. A server that refuses either is never
+ * watched (logged once), so every answer goes to Redis as before.
  */
 export function watchKey(redis: Redis, key: string, options: KeyWatchOptions): KeyWatch {
   const { logger } = options;
   const heartbeatMs = options.heartbeatMs ?? 1_000;
-  const fullKey = (redis.options.keyPrefix ?? '') + key;
+  const prefix = redis.options.keyPrefix ?? '';
+  const fullKey = prefix + key;
+  // The heartbeat's own keys: under the watched name (so Redis reports them), one per beat.
+  const beatKey = `${key}:watch:${randomUUID()}:`;
   // RESP2: invalidations then arrive as pub/sub messages on the connection's own channel.
   const connection = redis.duplicate({
     protocol: 2,
@@ -55,12 +67,28 @@ export function watchKey(redis: Redis, key: string, options: KeyWatchOptions): K
   let generation = 0;
   let armed = false;
   let closed = false;
-  let lastAnswer = 0;
   let refused = false;
+  let beat = 0;
+  /** Beats written and not yet reported back: when each was sent. */
+  const pending = new Map<number, number>();
+  /** When the latest beat reported back was sent: what the watch has heard of until then. */
+  let heardUntil = 0;
 
-  const unwatch = () => {
+  const distrust = () => {
     generation++;
+    heardUntil = 0;
+    pending.clear();
+  };
+  const unwatch = () => {
     armed = false;
+    distrust();
+  };
+
+  const refusal = (error: unknown) => {
+    if (!(error instanceof Error) || error.name !== 'ReplyError') return false;
+    if (!refused) logger.warn({ err: error, key }, 'redis refuses to report changes; not watched');
+    refused = true;
+    return true;
   };
 
   async function arm(): Promise<void> {
@@ -80,18 +108,15 @@ export function watchKey(redis: Redis, key: string, options: KeyWatchOptions): K
       await connection.subscribe(INVALIDATIONS);
       if (closed) return;
       // Changes made while arming may have gone unseen: nothing read before this counts.
-      generation++;
+      distrust();
       armed = true;
-      lastAnswer = Date.now();
+      heartbeat();
     } catch (error) {
       unwatch();
-      if (/^ERR /.test(error instanceof Error ? error.message : '')) {
-        if (!refused) logger.warn({ err: error, key }, 'redis refuses key tracking; not watched');
-        refused = true;
-        return;
-      }
+      // Refused (an old server, a renamed command, an ACL): not watched until it reconnects.
+      if (refusal(error)) return;
       // The connection failed while arming: it reconnects, and arms again when ready.
-      connection.disconnect(true);
+      if (!closed) connection.disconnect(true);
     }
   }
 
@@ -99,31 +124,55 @@ export function watchKey(redis: Redis, key: string, options: KeyWatchOptions): K
   connection.on('close', unwatch);
   // Errors are the connection's: `close` follows them; the main client reports outages.
   connection.on('error', () => undefined);
-  // The key changed (the notice names it), or the database was flushed (it names nothing).
-  connection.on('messageBuffer', () => {
-    generation++;
+  // The client's own connection dropped: what it reads next may come from another server.
+  redis.on('close', distrust);
+  connection.on('messageBuffer', (_channel: Buffer, keys: unknown) => {
+    // A flush names no key: everything may have changed.
+    if (!Array.isArray(keys)) {
+      generation++;
+      return;
+    }
+    for (const changed of keys as Buffer[]) {
+      const name = changed.toString();
+      if (name === fullKey) generation++;
+      else if (name.startsWith(prefix + beatKey))
+        heard(Number(name.slice(prefix.length + beatKey.length)));
+    }
   });
 
-  const heartbeat = setInterval(() => {
-    if (!armed) return;
-    connection.ping().then(
-      () => {
-        lastAnswer = Date.now();
-      },
-      () => {
-        // Silent (a black-holed network): a change could be missed; start over.
-        unwatch();
-        if (!closed) connection.disconnect(true);
-      },
-    );
-  }, heartbeatMs);
-  heartbeat.unref();
+  /** One of this watch's beats came back: everything written before it was sent is known. */
+  function heard(sequence: number) {
+    const sent = pending.get(sequence);
+    if (sent === undefined) return;
+    for (const earlier of pending.keys()) if (earlier <= sequence) pending.delete(earlier);
+    heardUntil = Math.max(heardUntil, sent);
+  }
+
+  function heartbeat() {
+    if (!armed || closed) return;
+    const sequence = ++beat;
+    pending.set(sequence, Date.now());
+    // Beats that never come back (a watch left on another server) are not kept for ever.
+    if (pending.size > MAX_PENDING_BEATS) pending.delete(sequence - MAX_PENDING_BEATS);
+    // A key of its own per beat (gone after a few heartbeats), written through the client.
+    redis.set(`${beatKey}${sequence}`, '1', 'PX', heartbeatMs * 5).catch((error: unknown) => {
+      pending.delete(sequence);
+      if (refusal(error)) unwatch();
+    });
+    // The watch's connection must answer too: a silent one is dropped and opened again.
+    connection.ping().catch(() => {
+      unwatch();
+      if (!closed) connection.disconnect(true);
+    });
+  }
+  const timer = setInterval(heartbeat, heartbeatMs);
+  timer.unref();
 
   connection.connect().catch(() => undefined);
 
   return {
     get watching() {
-      return armed && !closed && Date.now() - lastAnswer < 2 * heartbeatMs;
+      return armed && !closed && Date.now() - heardUntil < 2 * heartbeatMs;
     },
     get generation() {
       return generation;
@@ -131,7 +180,8 @@ export function watchKey(redis: Redis, key: string, options: KeyWatchOptions): K
     close() {
       closed = true;
       unwatch();
-      clearInterval(heartbeat);
+      clearInterval(timer);
+      redis.off('close', distrust);
       connection.disconnect();
     },
   };
