@@ -52,10 +52,10 @@ export interface RequestBudget {
   /**
    * Checks the caller's session, if any, and takes `cost` points from the caller's bucket,
    * shared by every gateway instance: in ONE Redis round trip, or none (see
-   * `createRequestBudget`). The bucket is the user's only
-   * for a session that has not ended and a token that has not expired; anything else (no
-   * token, an ended session, an expired token) pays from its address's bucket, so a stolen
-   * token that was revoked cannot use up its victim's budget. A cost above the bucket's size
+   * `createRequestBudget`). The bucket is the user's only for a session that has not ended
+   * and a token that has not expired; anything else (no token, an ended session, an expired
+   * token) pays from its address's bucket, so a stolen token that was revoked cannot use up
+   * its victim's budget. A cost above the bucket's size
    * takes the whole (full) bucket. When Redis lost the ended sessions, they are rebuilt first
    * and nothing is charged until then. When Redis cannot answer, it throws
    * SERVICE_UNAVAILABLE (fails closed): see docs/resilience.md.

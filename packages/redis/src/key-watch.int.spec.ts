@@ -158,7 +158,7 @@ describe(watchKey.name, () => {
     }
   });
 
-  it('is never watching, and does not reconnect over and over, where an ACL refuses it', async () => {
+  it('does not watch, nor reconnect over and over, while an ACL refuses it; tries again later', async () => {
     const own = await startRedisServer();
     const admin = new RawRedis(own.url);
     // Redis 7's default for a new user: no pub/sub channels, so no invalidation channel.
@@ -167,7 +167,11 @@ describe(watchKey.name, () => {
     url.username = 'gateway';
     url.password = 'secret';
     const client = await createRedis({ url: url.toString(), keyPrefix, logger });
-    const refused = watchKey(client, 'sessions', { logger, heartbeatMs: 100 });
+    const refused = watchKey(client, 'sessions', {
+      logger,
+      heartbeatMs: 100,
+      refusedRetryMs: 2_000,
+    });
     try {
       const connections = async () =>
         Number(/total_connections_received:(\d+)/.exec(await admin.info('stats'))?.[1]);
@@ -178,6 +182,9 @@ describe(watchKey.name, () => {
       // One connection was refused its subscription; no new ones were opened to try again.
       expect((await connections()) - before).toBe(0);
       expect(await client.set('still-served', '1')).toBe('OK');
+      // Once the channel is granted, the next try (on a new connection) watches.
+      await admin.call('ACL', 'SETUSER', 'gateway', '&__redis__:invalidate');
+      await eventually(() => expect(refused.watching).toBe(true), 5_000, 20);
     } finally {
       refused.close();
       client.disconnect();

@@ -40,18 +40,21 @@ export interface KeyWatchOptions {
   logger: Logger;
   /** How often the watch proves it hears the client's writes; two missed, it is not trusted. */
   heartbeatMs?: number;
+  /** How long after a refusal the watch tries again, on a new connection (30 s). */
+  refusedRetryMs?: number;
 }
 
 /**
  * Watches `key` (as the client `redis` names it: its key prefix is added) on a connection of
  * its own, a copy of `redis`'s (same server, credentials and prefix), reconnecting by itself.
  * Needs Redis 6 or later (CLIENT TRACKING) and, under ACLs, the right to subscribe to
- * `__redis__:invalidate` and to write `<key>:watch:*`. A server that refuses either is never
- * watched (logged once), so every answer goes to Redis as before.
+ * `__redis__:invalidate` and to write `<key>:watch:*`. While a server refuses any of it, the
+ * watch does not hold (logged, and tried again, every 30 s), so every answer goes to Redis.
  */
 export function watchKey(redis: Redis, key: string, options: KeyWatchOptions): KeyWatch {
   const { logger } = options;
   const heartbeatMs = options.heartbeatMs ?? 1_000;
+  const refusedRetryMs = options.refusedRetryMs ?? 30_000;
   const prefix = redis.options.keyPrefix ?? '';
   const fullKey = prefix + key;
   // The heartbeat's own keys: under the watched name (so Redis reports them), one per beat.
@@ -67,7 +70,6 @@ export function watchKey(redis: Redis, key: string, options: KeyWatchOptions): K
   let generation = 0;
   let armed = false;
   let closed = false;
-  let refused = false;
   let beat = 0;
   /** Beats written and not yet reported back: when each was sent. */
   const pending = new Map<number, number>();
@@ -84,10 +86,19 @@ export function watchKey(redis: Redis, key: string, options: KeyWatchOptions): K
     distrust();
   };
 
+  let retry: NodeJS.Timeout | undefined;
+  /**
+   * A reply error (no CLIENT TRACKING, an ACL, or a passing one: READONLY after a failover, OOM)
+   * is a refusal: logged, and the watch armed again on a new connection 30 s later, not at once
+   * (a refusal for good would otherwise reconnect without end, and log as often).
+   */
   const refusal = (error: unknown) => {
     if (!(error instanceof Error) || error.name !== 'ReplyError') return false;
-    if (!refused) logger.warn({ err: error, key }, 'redis refuses to report changes; not watched');
-    refused = true;
+    if (!retry) logger.warn({ err: error, key }, 'redis refuses to report changes; not watched');
+    retry ??= setTimeout(() => {
+      retry = undefined;
+      if (!closed) connection.disconnect(true);
+    }, refusedRetryMs).unref();
     return true;
   };
 
@@ -113,7 +124,6 @@ export function watchKey(redis: Redis, key: string, options: KeyWatchOptions): K
       heartbeat();
     } catch (error) {
       unwatch();
-      // Refused (an old server, a renamed command, an ACL): not watched until it reconnects.
       if (refusal(error)) return;
       // The connection failed while arming: it reconnects, and arms again when ready.
       if (!closed) connection.disconnect(true);
@@ -181,6 +191,7 @@ export function watchKey(redis: Redis, key: string, options: KeyWatchOptions): K
       closed = true;
       unwatch();
       clearInterval(timer);
+      clearTimeout(retry);
       redis.off('close', distrust);
       connection.disconnect();
     },
