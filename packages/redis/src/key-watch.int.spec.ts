@@ -192,4 +192,24 @@ describe(watchKey.name, () => {
       await own.stop();
     }
   });
+
+  it('stops watching while its heartbeat writes are refused (out of memory), and watches again after', async () => {
+    const own = await startRedisServer();
+    const admin = new RawRedis(own.url);
+    const client = await createRedis({ url: own.url, keyPrefix, logger });
+    const full = watchKey(client, 'sessions', { logger, heartbeatMs: 100, refusedRetryMs: 500 });
+    try {
+      await eventually(() => expect(full.watching).toBe(true), 5_000, 20);
+      // Writes refused (OOM), as a full Redis or a demoted primary (READONLY) refuses them.
+      await admin.config('SET', 'maxmemory', '1');
+      await eventually(() => expect(full.watching).toBe(false), 2_000, 10);
+      await admin.config('SET', 'maxmemory', '0');
+      await eventually(() => expect(full.watching).toBe(true), 5_000, 20);
+    } finally {
+      full.close();
+      client.disconnect();
+      admin.disconnect();
+      await own.stop();
+    }
+  });
 });

@@ -73,12 +73,15 @@ export function watchKey(redis: Redis, key: string, options: KeyWatchOptions): K
   let beat = 0;
   /** Beats written and not yet reported back: when each was sent. */
   const pending = new Map<number, number>();
-  /** When the latest beat reported back was sent: what the watch has heard of until then. */
-  let heardUntil = 0;
+  /**
+   * When the latest beat reported back was sent (monotonic clock: a wall-clock step back must
+   * not make an old beat look fresh): what the watch has heard of until then.
+   */
+  let heardUntil = -Infinity;
 
   const distrust = () => {
     generation++;
-    heardUntil = 0;
+    heardUntil = -Infinity;
     pending.clear();
   };
   const unwatch = () => {
@@ -161,7 +164,7 @@ export function watchKey(redis: Redis, key: string, options: KeyWatchOptions): K
   function heartbeat() {
     if (!armed || closed) return;
     const sequence = ++beat;
-    pending.set(sequence, Date.now());
+    pending.set(sequence, performance.now());
     // Beats that never come back (a watch left on another server) are not kept for ever.
     if (pending.size > MAX_PENDING_BEATS) pending.delete(sequence - MAX_PENDING_BEATS);
     // A key of its own per beat (gone after a few heartbeats), written through the client.
@@ -182,7 +185,7 @@ export function watchKey(redis: Redis, key: string, options: KeyWatchOptions): K
 
   return {
     get watching() {
-      return armed && !closed && Date.now() - heardUntil < 2 * heartbeatMs;
+      return armed && !closed && performance.now() - heardUntil < 2 * heartbeatMs;
     },
     get generation() {
       return generation;
