@@ -22,6 +22,17 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
+/**
+ * `url` (scheme, credentials, path kept) pointed at a local `port` instead, such as a
+ * {@link TcpProxy}'s in front of the server `url` names.
+ */
+export function urlThrough(url: string | URL, port: number): string {
+  const through = new URL(url);
+  through.hostname = '127.0.0.1';
+  through.port = String(port);
+  return through.toString();
+}
+
 /** A TCP proxy to `target` that a test can cut and restore, to simulate a network outage. */
 export async function createTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const sockets = new Set<Socket>();

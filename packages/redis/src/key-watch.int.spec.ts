@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@platform/logger';
 import { Redis as RawRedis } from 'ioredis';
-import { createTcpProxy, eventually, startRedisServer, type TcpProxy } from '@platform/testing';
+import {
+  createTcpProxy,
+  urlThrough,
+  eventually,
+  startRedisServer,
+  type TcpProxy,
+} from '@platform/testing';
 import { watchKey, type KeyWatch } from './key-watch';
 import { createRedis, type Redis } from './redis';
 
@@ -10,13 +16,6 @@ const redisUrl = new URL(process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:637
 const target = { host: redisUrl.hostname, port: Number(redisUrl.port || 6379) };
 const keyPrefix = `test:watch-${randomBytes(4).toString('hex')}:`;
 const logger = createLogger({ name: 'watch-test', level: 'silent' });
-
-function through(port: number): string {
-  const url = new URL(redisUrl);
-  url.hostname = '127.0.0.1';
-  url.port = String(port);
-  return url.toString();
-}
 
 describe(watchKey.name, () => {
   let writer: Redis;
@@ -29,7 +28,7 @@ describe(watchKey.name, () => {
     proxy = await createTcpProxy(target);
     // The watch's connection is a copy of this client's: it goes through the proxy too.
     watched = await createRedis({
-      url: through(proxy.port),
+      url: urlThrough(redisUrl, proxy.port),
       keyPrefix,
       logger,
       commandTimeoutMs: 300,
@@ -97,7 +96,7 @@ describe(watchKey.name, () => {
     const silent = await createTcpProxy(target);
     // Commands wait up to 10 s: only the heartbeat can tell the silence.
     const client = await createRedis({
-      url: through(silent.port),
+      url: urlThrough(redisUrl, silent.port),
       keyPrefix,
       logger,
       commandTimeoutMs: 10_000,
@@ -124,7 +123,11 @@ describe(watchKey.name, () => {
   it('stops watching when the client reaches another server than the watch (a failover)', async () => {
     const [old, promoted] = [await startRedisServer(), await startRedisServer()];
     const address = await createTcpProxy({ host: '127.0.0.1', port: old.port });
-    const client = await createRedis({ url: through(address.port), keyPrefix, logger });
+    const client = await createRedis({
+      url: urlThrough(redisUrl, address.port),
+      keyPrefix,
+      logger,
+    });
     const own = watchKey(client, 'sessions', { logger, heartbeatMs: 200 });
     const [onOld, onPromoted] = [new RawRedis(old.url), new RawRedis(promoted.url)];
     try {
@@ -175,7 +178,12 @@ describe(watchKey.name, () => {
     try {
       const connections = async () =>
         Number(/total_connections_received:(\d+)/.exec(await admin.info('stats'))?.[1]);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // The refusal is in Redis's ACL log once the watch's connection was refused its channel.
+      await eventually(
+        async () => expect(await admin.call('ACL', 'LOG')).not.toHaveLength(0),
+        5_000,
+        20,
+      );
       const before = await connections();
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       expect(refused.watching).toBe(false);

@@ -2,20 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isDependencyOutage } from '@platform/errors';
 import { createLogger } from '@platform/logger';
-import { createTcpProxy, eventually, type TcpProxy } from '@platform/testing';
+import { createTcpProxy, urlThrough, eventually, type TcpProxy } from '@platform/testing';
 import { createRedis, type Redis } from './redis';
 
 const redisUrl = new URL(process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379');
 const target = { host: redisUrl.hostname, port: Number(redisUrl.port || 6379) };
 const keyPrefix = `test:redis-${randomBytes(4).toString('hex')}:`;
 const logger = createLogger({ name: 'redis-test', level: 'silent' });
-
-function through(port: number): string {
-  const url = new URL(redisUrl);
-  url.hostname = '127.0.0.1';
-  url.port = String(port);
-  return url.toString();
-}
 
 /** How long `attempt` took to settle, and how (its error, if it failed). */
 async function timed(attempt: () => Promise<unknown>): Promise<{ ms: number; error: unknown }> {
@@ -35,7 +28,7 @@ describe('Redis client through an outage', () => {
 
   beforeAll(async () => {
     proxy = await createTcpProxy(target);
-    redis = await createRedis({ url: through(proxy.port), keyPrefix, logger });
+    redis = await createRedis({ url: urlThrough(redisUrl, proxy.port), keyPrefix, logger });
   });
 
   afterEach(() => proxy.restore());
@@ -95,7 +88,7 @@ describe('Redis client on a connection that stops answering', () => {
   it('times commands out, drops the dead connection and reconnects', async () => {
     const proxy = await createTcpProxy(target);
     const redis = await createRedis({
-      url: through(proxy.port),
+      url: urlThrough(redisUrl, proxy.port),
       keyPrefix,
       logger,
       commandTimeoutMs: 500,

@@ -9,7 +9,7 @@ import {
 } from '@platform/grpc';
 import { createLogger } from '@platform/logger';
 import { createRedis, type Redis } from '@platform/redis';
-import { createTcpProxy, eventually, type TcpProxy } from '@platform/testing';
+import { createTcpProxy, eventually, urlThrough, type TcpProxy } from '@platform/testing';
 import { monitorDependencies, type DependencyMonitor } from './dependency-monitor';
 
 const redisUrl = new URL(process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379');
@@ -41,11 +41,8 @@ describe('a service reporting its dependencies through gRPC health', () => {
       host: redisUrl.hostname,
       port: Number(redisUrl.port || 6379),
     });
-    const url = new URL(redisUrl);
-    url.hostname = '127.0.0.1';
-    url.port = String(proxy.port);
     redis = await createRedis({
-      url: url.toString(),
+      url: urlThrough(redisUrl, proxy.port),
       keyPrefix: `test:health-${randomBytes(4).toString('hex')}:`,
       logger: sink.logger,
     });

@@ -43,6 +43,25 @@ describe('CredentialService against PostgreSQL and Redis', () => {
     events.toSorted((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
   const activeSessionIds = async (userId: string) =>
     (await services().sessions.listActive(userId)).map((session) => session.id);
+  /**
+   * Holds the hashing of every password starting with "attacker" until `release()`;
+   * `attackerHashing` settles once one has started (its request's checks already passed).
+   */
+  function holdAttackerHash(passwords: ReturnType<typeof services>['passwords']) {
+    let hashing!: () => void;
+    const attackerHashing = new Promise<void>((resolve) => (hashing = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const hash = passwords.hash.bind(passwords);
+    passwords.hash = async (password: string) => {
+      if (password.startsWith('attacker')) {
+        hashing();
+        await released;
+      }
+      return hash(password);
+    };
+    return { attackerHashing, release };
+  }
 
   it('changes a password, announces it and ends the other sessions in one transaction', async () => {
     const { userId, sessionIds } = await userWithSessions(3);
@@ -151,18 +170,7 @@ describe('CredentialService against PostgreSQL and Redis', () => {
       };
       const [stolen, own] = [await mailReset(), await mailReset()];
       // The attacker's reset is held while its password is hashed (its token already checked).
-      let hashing!: () => void;
-      const attackerHashing = new Promise<void>((resolve) => (hashing = resolve));
-      let release!: () => void;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      const hash = passwords.hash.bind(passwords);
-      passwords.hash = async (password: string) => {
-        if (password.startsWith('attacker')) {
-          hashing();
-          await released;
-        }
-        return hash(password);
-      };
+      const { attackerHashing, release } = holdAttackerHash(passwords);
       const attack = credentials.resetPassword(stolen, 'attacker passphrase');
       await attackerHashing;
       if (recover === 'reset') await credentials.resetPassword(own, 'owner passphrase');
@@ -188,18 +196,7 @@ describe('CredentialService against PostgreSQL and Redis', () => {
       const attackerSession = (await login(userId)).tokens!.sessionId;
       const ownerSession = (await login(userId)).tokens!.sessionId;
       // The attacker's change is held while its new password is hashed (the old one checked).
-      let hashing!: () => void;
-      const attackerHashing = new Promise<void>((resolve) => (hashing = resolve));
-      let release!: () => void;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      const hash = passwords.hash.bind(passwords);
-      passwords.hash = async (password: string) => {
-        if (password.startsWith('attacker')) {
-          hashing();
-          await released;
-        }
-        return hash(password);
-      };
+      const { attackerHashing, release } = holdAttackerHash(passwords);
       const attack = credentials.changePassword(userId, {
         currentPassword: PASSWORD,
         newPassword: 'attacker passphrase',
