@@ -1,17 +1,13 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APP_NAMES } from '@platform/apps';
 import {
-  createTestRun,
   eventually,
-  startApps,
   startTestSmtpServer,
-  type AppCluster,
   type ReceivedMail,
-  type TestRun,
   type TestSmtpServer,
 } from '@platform/testing';
 import { graphql } from './graphql.client';
+import { startPlatform, stopPlatform, type Platform } from './platform.harness';
 
 /** The token in a mail: the line of 43 base64url characters (soft line breaks undone). */
 function tokenIn(mail: ReceivedMail): string {
@@ -23,25 +19,24 @@ function tokenIn(mail: ReceivedMail): string {
 
 const REGISTER = `mutation ($input: RegisterInput!) { register(input: $input) { accessToken user { id } } }`;
 const LOGIN = `mutation ($email: String!, $password: String!) { login(email: $email, password: $password) { accessToken } }`;
+const RESET = `mutation ($t: String!) { resetPassword(token: $t, newPassword: "a fresh passphrase") }`;
+const SET_STATUS = `mutation ($id: ID!, $status: UserStatus!) { setUserStatus(id: $id, status: $status) { id } }`;
 const codeOf = (response: { errors?: { extensions?: Record<string, unknown> }[] }) =>
   response.errors?.[0]?.extensions?.['code'];
 
 describe('email verification and password reset, with mail through a real SMTP server', () => {
-  let run: TestRun;
-  let apps: AppCluster;
+  let platform: Platform;
   let gateway: string;
   let smtp: TestSmtpServer;
 
   beforeAll(async () => {
     smtp = await startTestSmtpServer();
-    run = await createTestRun();
-    apps = await startApps(run, APP_NAMES, { 'auth-service': { SMTP_URL: smtp.url } });
-    gateway = apps.httpUrl('gateway');
+    platform = await startPlatform({ 'auth-service': { SMTP_URL: smtp.url } });
+    gateway = platform.gateway;
   });
 
   afterAll(async () => {
-    await apps?.stopAll();
-    await run?.close();
+    await stopPlatform(platform);
     await smtp?.close();
   });
 
@@ -164,7 +159,7 @@ describe('email verification and password reset, with mail through a real SMTP s
     await graphql(gateway, 'mutation { requestPasswordReset(email: "late@example.com") }');
     const token = tokenIn(await mailTo('late@example.com'));
     // Let the 30 minutes pass.
-    const db = new pg.Client({ connectionString: run.databaseUrl });
+    const db = new pg.Client({ connectionString: platform.run.databaseUrl });
     await db.connect();
     try {
       await db.query(
@@ -181,5 +176,53 @@ describe('email verification and password reset, with mail through a real SMTP s
       },
     );
     expect(late.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'token' });
+  });
+
+  it('mails a disabled account no reset, and a token mailed before it was disabled sets no password', async () => {
+    const account = await register('disabled@example.com');
+    const ask = () =>
+      graphql(gateway, 'mutation { requestPasswordReset(email: "disabled@example.com") }');
+    await ask();
+    const token = tokenIn(await mailTo('disabled@example.com'));
+    const setStatus = (status: 'ACTIVE' | 'DISABLED') =>
+      graphql(gateway, SET_STATUS, {
+        token: platform.admin.token,
+        variables: { id: account.user.id, status },
+      });
+    expect((await setStatus('DISABLED')).errors).toBeUndefined();
+
+    // Refused as any unusable token, telling nothing more; the password is unchanged.
+    const refused = await graphql(gateway, RESET, { variables: { t: token } });
+    expect(refused.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'token' });
+    // Asked while disabled: the same answer as for any address, and no new token (so no mail)
+    // once the auth service has handled every reset request.
+    expect((await ask()).data).toEqual({ requestPasswordReset: true });
+    const db = new pg.Client({ connectionString: platform.run.databaseUrl });
+    await db.connect();
+    try {
+      await eventually(async () => {
+        const { rows } = await db.query<{ pending: number }>(
+          `SELECT count(*)::int AS pending FROM "auth"."outbox_events" e
+            WHERE e.type = 'auth.password_reset_requested' AND NOT EXISTS (
+              SELECT 1 FROM "auth"."processed_events" p
+                WHERE p.consumer = 'auth.password-reset-mail' AND p.event_id = e.id)`,
+        );
+        expect(rows[0]?.pending).toBe(0);
+      });
+      const { rows } = await db.query<{ tokens: number }>(
+        `SELECT count(*)::int AS tokens FROM "auth"."one_time_tokens"
+          WHERE user_id = $1 AND purpose = 'RESET_PASSWORD'`,
+        [account.user.id],
+      );
+      expect(rows[0]?.tokens).toBe(1);
+    } finally {
+      await db.end();
+    }
+
+    expect((await setStatus('ACTIVE')).errors).toBeUndefined();
+    const signIn = await graphql(gateway, LOGIN, {
+      variables: { email: 'disabled@example.com', password: 'correct horse battery' },
+    });
+    expect(signIn.errors).toBeUndefined();
   });
 });

@@ -67,6 +67,14 @@ export class AppError extends Error {
     return new AppError('BAD_USER_INPUT', `${field}: ${reason}`, { field });
   }
 
+  /**
+   * A mailed single-use token (email verification, password reset) that cannot be used:
+   * unknown, expired, already used, or its account's state forbids it. One answer for all.
+   */
+  static unusableToken(): AppError {
+    return AppError.badInput('token', 'is invalid, expired or already used');
+  }
+
   static notFound(what: string): AppError {
     return new AppError('NOT_FOUND', `${what} not found`);
   }

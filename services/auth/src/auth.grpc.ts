@@ -138,6 +138,10 @@ export function createAuthHandlers(
       return {};
     },
 
+    async resetTokenHolder(request) {
+      return { userId: await oneTimeTokens.holderOf('RESET_PASSWORD', request.token) };
+    },
+
     async resetPassword(request) {
       return { userId: await credentials.resetPassword(request.token, request.newPassword) };
     },

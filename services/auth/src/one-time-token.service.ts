@@ -28,8 +28,6 @@ const MAILS: Record<OneTimeTokenPurpose, (token: string) => Omit<Mail, 'to'>> = 
 
 const HOUR_MS = 3_600_000;
 
-const unusable = () => AppError.badInput('token', 'is invalid, expired or already used');
-
 /** The consumer (of auth.password_reset_requested) that mails reset tokens. */
 export const RESET_MAIL_CONSUMER = 'auth.password-reset-mail';
 
@@ -148,7 +146,7 @@ export function createOneTimeTokenService(deps: OneTimeTokenServiceDeps): OneTim
       const userId = isOpaqueToken(token)
         ? await tokens.markUsed(hashOpaqueToken(token), purpose, clock(), tx)
         : null;
-      if (!userId) throw unusable();
+      if (!userId) throw AppError.unusableToken();
       return userId;
     },
 
@@ -156,7 +154,7 @@ export function createOneTimeTokenService(deps: OneTimeTokenServiceDeps): OneTim
       const userId = isOpaqueToken(token)
         ? await tokens.findUsable(hashOpaqueToken(token), purpose, clock())
         : null;
-      if (!userId) throw unusable();
+      if (!userId) throw AppError.unusableToken();
       return userId;
     },
   };

@@ -1,7 +1,7 @@
 import { AppError } from '@platform/errors';
 import { requireViewer } from '@platform/subgraph';
 import { validatePassword } from '@platform/validation';
-import { findUserByEmail, type IdentityClients } from './auth.resolvers';
+import { findUserByEmail, isActive, type IdentityClients } from './auth.resolvers';
 import type { AddressThrottle } from './address.throttle';
 import type { UsersContext } from './users.resolvers';
 
@@ -31,16 +31,27 @@ export function createEmailResolvers(
         await throttle.checkAddress(context.clientAddress);
         // Unknown (or malformed) address: the same answer, after the same calls, as for a real
         // one. The auth service only records the request; the mail goes out later, if at all.
-        const user = await findUserByEmail(users, email);
+        // A disabled account is answered alike, and gets no mail.
+        const found = await findUserByEmail(users, email);
+        const user = found && isActive(found) ? found : undefined;
         await auth.requestPasswordReset({ userId: user?.id ?? '', email: user?.email ?? '' });
         return true;
       },
 
       async resetPassword(_: unknown, args: { token: string; newPassword: string }) {
-        await auth.resetPassword({
-          token: args.token,
-          newPassword: validatePassword(args.newPassword, 'newPassword'),
-        });
+        const newPassword = validatePassword(args.newPassword, 'newPassword');
+        // The token of an account disabled (or removed) since it was mailed sets no password:
+        // refused as a token that cannot be used, telling nothing more.
+        const { userId } = await auth.resetTokenHolder({ token: args.token });
+        const holder = await users.getUser({ id: userId }).then(
+          ({ user }) => user,
+          (error: unknown) => {
+            if (error instanceof AppError && error.code === 'NOT_FOUND') return undefined;
+            throw error;
+          },
+        );
+        if (!holder || !isActive(holder)) throw AppError.unusableToken();
+        await auth.resetPassword({ token: args.token, newPassword });
         return true;
       },
     },
