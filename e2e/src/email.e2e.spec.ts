@@ -178,7 +178,7 @@ describe('email verification and password reset, with mail through a real SMTP s
     expect(late.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'token' });
   });
 
-  it('mails a disabled account no reset, and a token mailed before it was disabled sets no password', async () => {
+  it('mails a disabled account no reset, and a token mailed before it was disabled sets no password, even once enabled again', async () => {
     const account = await register('disabled@example.com');
     const ask = () =>
       graphql(gateway, 'mutation { requestPasswordReset(email: "disabled@example.com") }');
@@ -219,7 +219,11 @@ describe('email verification and password reset, with mail through a real SMTP s
       await db.end();
     }
 
+    // Enabled again: the token mailed before the disable stays used up (a new reset is needed),
+    // and the old password still signs in.
     expect((await setStatus('ACTIVE')).errors).toBeUndefined();
+    const stale = await graphql(gateway, RESET, { variables: { t: token } });
+    expect(stale.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'token' });
     const signIn = await graphql(gateway, LOGIN, {
       variables: { email: 'disabled@example.com', password: 'correct horse battery' },
     });

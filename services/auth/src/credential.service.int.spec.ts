@@ -221,6 +221,21 @@ describe('CredentialService against PostgreSQL and Redis', () => {
     }
   });
 
+  it('refuses a reset still hashing its password when the account is disabled meanwhile, and ends its sessions', async () => {
+    const { userId, sessionIds } = await userWithSessions(2);
+    const { oneTimeTokens, credentials, mailedToken, passwords } = services();
+    await oneTimeTokens.send('RESET_PASSWORD', userId, 'ada@example.com');
+    const mailed = mailedToken();
+    const { attackerHashing, release } = holdAttackerHash(passwords);
+    const reset = credentials.resetPassword(mailed, 'attacker passphrase');
+    await attackerHashing;
+    expect(await credentials.lockOut(userId)).toBe(sessionIds.length);
+    release();
+    await expect(reset).rejects.toMatchObject({ code: 'BAD_USER_INPUT', field: 'token' });
+    expect(await passwordHashOf(userId)).toBe(`hashed:${PASSWORD}`);
+    expect(await activeSessionIds(userId)).toEqual([]);
+  });
+
   it('ends the reset codes of a removed password', async () => {
     const { userId } = await userWithSessions(1);
     const { oneTimeTokens, credentials, mailedToken } = services();

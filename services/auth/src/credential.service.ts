@@ -77,6 +77,13 @@ export interface CredentialService {
   changePassword(userId: string, change: PasswordChange): Promise<void>;
   /** Sets a new password with a mailed reset token and ends every session; whose it was. */
   resetPassword(token: string, newPassword: string): Promise<string>;
+  /**
+   * The account was disabled: every session ends and every reset token mailed before is used
+   * up, together, under the lock the user's password changes take. A reset in flight either
+   * committed before, or is refused (its token used up); none sets a password after. How many
+   * sessions ended.
+   */
+  lockOut(userId: string): Promise<number>;
 }
 
 export interface CredentialServiceDeps {
@@ -222,6 +229,15 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
         { which: { except: change.keepSessionId }, reason: 'password_changed' },
         (tx) => requireStill(tx, userId, checked),
       );
+    },
+
+    async lockOut(userId) {
+      const ended = await transactions.run(async (tx) => {
+        await credentials.lockUser(tx.client, userId);
+        await oneTimeTokens.revokeAll(tx.client, 'RESET_PASSWORD', userId);
+        return sessions.endWithin(tx, userId, {}, 'user_disabled');
+      });
+      return ended.length;
     },
 
     async resetPassword(token, newPassword) {

@@ -38,18 +38,16 @@ export function createEmailResolvers(
         return true;
       },
 
-      async resetPassword(_: unknown, args: { token: string; newPassword: string }) {
+      async resetPassword(
+        _: unknown,
+        args: { token: string; newPassword: string },
+        context: UsersContext,
+      ) {
         const newPassword = validatePassword(args.newPassword, 'newPassword');
         // The token of an account disabled (or removed) since it was mailed sets no password:
         // refused as a token that cannot be used, telling nothing more.
         const { userId } = await auth.resetTokenHolder({ token: args.token });
-        const holder = await users.getUser({ id: userId }).then(
-          ({ user }) => user,
-          (error: unknown) => {
-            if (error instanceof AppError && error.code === 'NOT_FOUND') return undefined;
-            throw error;
-          },
-        );
+        const holder = await context.users.load(userId);
         if (!holder || !isActive(holder)) throw AppError.unusableToken();
         await auth.resetPassword({ token: args.token, newPassword });
         return true;
