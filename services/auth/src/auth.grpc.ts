@@ -116,10 +116,12 @@ export function createAuthHandlers(
       const userId = requireUserId(request.userId);
       const reason =
         SESSION_REVOCATION_REASONS.find((known) => known === request.reason) ?? 'logout_all';
-      // A disabled account: its reset tokens end with its sessions (every one of them).
-      if (reason === 'user_disabled') return { revoked: await credentials.lockOut(userId) };
       const except = optional(request.exceptSessionId);
       return { revoked: await sessions.revokeAll(userId, reason, except) };
+    },
+
+    async lockOutUser(request) {
+      return { revoked: await credentials.lockOut(requireUserId(request.userId)) };
     },
 
     async requestEmailVerification(request) {

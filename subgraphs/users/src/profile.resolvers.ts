@@ -114,13 +114,8 @@ export function createProfileResolvers({
         const { user } = await changeUser(viewer.userId, args.id, change, () =>
           users.updateUser({ id: args.id, status: STATUS_TO_PROTO[args.status] }),
         );
-        if (args.status === 'DISABLED') {
-          await auth.revokeAllSessions({
-            userId: args.id,
-            exceptSessionId: '',
-            reason: 'user_disabled',
-          });
-        }
+        // Disabled: every session ends, and no reset token mailed before sets a password.
+        if (args.status === 'DISABLED') await auth.lockOutUser({ userId: args.id });
         return user;
       },
       async deleteUser(
