@@ -1,31 +1,31 @@
 import { cacheMetrics } from '@platform/metrics';
-import type { Redis } from '@platform/redis';
+import { createReadThroughCache, type Redis } from '@platform/redis';
 
-const TTL_SECONDS = 300;
-const metrics = cacheMetrics('unread_count');
-const key = (recipientId: string) => `notifications:unread:${recipientId}`;
-
-/** Cached unread counts; anything that changes a recipient's unread set calls `forget`. */
+/**
+ * Cached unread counts; anything that changes a recipient's unread set calls `forget`. A count
+ * read before such a change is never cached after it (see ReadThroughCache).
+ */
 export interface UnreadCountCache {
   get(recipientId: string, load: () => Promise<number>): Promise<number>;
   forget(recipientId: string): Promise<void>;
 }
 
 export function createUnreadCountCache(redis: Redis): UnreadCountCache {
+  const cache = createReadThroughCache<number>(redis, {
+    keyspace: 'notifications:unread',
+    ttlSeconds: 300,
+    encode: String,
+    decode: Number,
+    metrics: cacheMetrics('unread_count'),
+  });
   return {
     async get(recipientId, load) {
-      const cached = await redis.get(key(recipientId));
-      if (cached !== null) {
-        metrics.hit();
-        return Number(cached);
-      }
-      metrics.miss();
-      const count = await load();
-      await redis.set(key(recipientId), String(count), 'EX', TTL_SECONDS);
-      return count;
+      const counts = await cache.get(
+        [recipientId],
+        async () => new Map([[recipientId, await load()]]),
+      );
+      return counts.get(recipientId) ?? 0;
     },
-    async forget(recipientId) {
-      await redis.del(key(recipientId));
-    },
+    forget: (recipientId) => cache.forget(recipientId),
   };
 }

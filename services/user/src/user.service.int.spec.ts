@@ -87,6 +87,50 @@ describe('UserService on PostgreSQL and Redis', () => {
     }
   });
 
+  it('never caches a profile read before a disable that landed while it was read', async () => {
+    for (let race = 0; race < RACES; race++) {
+      const { id } = await world.service.register(newUser());
+      let read!: () => void;
+      const wasRead = new Promise<void>((resolve) => (read = resolve));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      // A reader whose database read returns the row as it was, then waits for the disable.
+      const reader = createUserService({
+        users: {
+          ...world.users,
+          async findByIds(ids) {
+            const rows = await world.users.findByIds(ids);
+            read();
+            await released;
+            return rows;
+          },
+        },
+        cache: world.cache,
+        relay: { kick: () => undefined },
+      });
+      const slowRead = reader.get(id);
+      await wasRead;
+      await world.service.update(id, { status: 'DISABLED' });
+      release();
+      expect((await slowRead).status).toBe('ACTIVE');
+      // Every read after the disable, cached or not, sees it.
+      expect((await world.service.get(id)).status).toBe('DISABLED');
+      expect((await reader.getMany([id])).map((user) => user.status)).toEqual(['DISABLED']);
+    }
+  });
+
+  it('shows a disable to every read after it, however many reads raced it', async () => {
+    for (let race = 0; race < RACES; race++) {
+      const { id } = await world.service.register(newUser());
+      await Promise.all([
+        ...Array.from({ length: 4 }, () => world.service.get(id)),
+        world.service.update(id, { status: 'DISABLED' }),
+        ...Array.from({ length: 4 }, () => world.service.getMany([id])),
+      ]);
+      expect((await world.service.get(id)).status).toBe('DISABLED');
+    }
+  });
+
   it('shows a cached profile as it is now after a change, and not at all after a deletion', async () => {
     const { id } = await world.service.register(newUser({ displayName: 'Ada' }));
     const cached = await world.service.get(id);

@@ -45,14 +45,10 @@ export function createUserService(deps: {
 
   /** Read-through the cache; ids that are not ids are nobody. */
   async function load(ids: readonly string[]): Promise<Map<string, User>> {
-    const found = await cache.getMany(ids);
-    const missing = ids.filter((id) => !found.has(id) && isUuid(id));
-    if (missing.length > 0) {
+    return cache.get(ids.filter(isUuid), async (missing) => {
       const loaded = await users.findByIds(missing);
-      await cache.setMany(loaded);
-      for (const user of loaded) found.set(user.id, user);
-    }
-    return found;
+      return new Map(loaded.map((user) => [user.id, user]));
+    });
   }
 
   return {

@@ -103,17 +103,27 @@ export function createFakeUserRepository(): FakeUserRepository {
   };
 }
 
-/** A profile cache that keeps what it was given until it is told to forget, as Redis does. */
+/**
+ * A profile cache that keeps what it was given until it is told to forget, as Redis does, and
+ * keeps nothing a change forgot while it was being read.
+ */
 export function createFakeUserCache(): UserCache {
   const cached = new Map<string, User>();
+  const changes = new Map<string, number>();
   return {
-    async getMany(ids) {
-      return new Map(ids.flatMap((id) => (cached.has(id) ? [[id, cached.get(id)!]] : [])));
-    },
-    async setMany(users) {
-      for (const user of users) cached.set(user.id, user);
+    async get(ids, load) {
+      const found = new Map(ids.flatMap((id) => (cached.has(id) ? [[id, cached.get(id)!]] : [])));
+      const missing = ids.filter((id) => !found.has(id));
+      if (missing.length === 0) return found;
+      const held = new Map(missing.map((id) => [id, changes.get(id) ?? 0]));
+      for (const [id, user] of await load(missing)) {
+        found.set(id, user);
+        if (held.get(id) === (changes.get(id) ?? 0)) cached.set(id, user);
+      }
+      return found;
     },
     async forget(id) {
+      changes.set(id, (changes.get(id) ?? 0) + 1);
       cached.delete(id);
     },
   };

@@ -8,11 +8,13 @@ import { createRedis } from '@platform/redis';
 import { createTestRun } from '@platform/testing';
 import { createUserRepository, type UserRepository } from '../user.repository';
 import { createUserService, type UserService } from '../user.service';
-import { createUserCache } from '../user.cache';
+import { createUserCache, type UserCache } from '../user.cache';
 
 export interface UserWorld {
   readonly db: Database;
   readonly users: UserRepository;
+  /** The profile cache `service` uses. */
+  readonly cache: UserCache;
   readonly service: UserService;
   /** The user's events in the outbox, oldest first, as consumers read them. */
   eventsOf(userId: string): Promise<EventEnvelope[]>;
@@ -32,14 +34,12 @@ export function useUserWorld(): UserWorld {
       }),
     ]);
     const users = createUserRepository(db);
+    const cache = createUserCache(redis);
     Object.assign(world, {
       db,
       users,
-      service: createUserService({
-        users,
-        cache: createUserCache(redis),
-        relay: { kick: () => undefined },
-      }),
+      cache,
+      service: createUserService({ users, cache, relay: { kick: () => undefined } }),
       async eventsOf(userId) {
         const rows = await db.userOutboxEvent.findMany({ orderBy: { seq: 'asc' } });
         return rows
