@@ -78,6 +78,9 @@ describe('ReadThroughCache on Redis', () => {
       ]),
     );
     expect(loads.sort()).toEqual([a, b, nobody].sort());
+    // Ids of nothing leave no keys behind (a caller asking for random ids fills no memory).
+    expect(await redis.exists(`things:${nobody}`, `things-stamp:${nobody}`)).toBe(0);
+    expect(await redis.exists(`things-stamp:${a}`)).toBe(1);
     await change(a, 'a2');
     expect((await cache.get([a], load)).get(a)).toBe('a2');
   });

@@ -21,12 +21,19 @@ return stamps
 `;
 
 // KEYS: n entries, then their n stamps. ARGV: the entries' TTL, then per entry the stamp its
-// read held and its value. An entry is written only where its stamp is still that one.
+// read held, '1' and its value if the source had one ('0' and '' if not). Where the stamp is
+// still that one, the value is written, or, for an entry the source lacks, the stamp goes: ids
+// of nothing leave no keys behind.
 const FILL = `
 local n = #KEYS / 2
 for i = 1, n do
-  if redis.call('GET', KEYS[n + i]) == ARGV[2 * i] then
-    redis.call('SET', KEYS[i], ARGV[2 * i + 1], 'EX', ARGV[1])
+  local at = 3 * i - 1
+  if redis.call('GET', KEYS[n + i]) == ARGV[at] then
+    if ARGV[at + 1] == '1' then
+      redis.call('SET', KEYS[i], ARGV[at + 2], 'EX', ARGV[1])
+    else
+      redis.call('DEL', KEYS[n + i])
+    end
   end
 end
 return 0
@@ -115,13 +122,11 @@ export function createReadThroughCache<T>(
         ...missing.map(freshStamp),
       );
       const loaded = await load(missing);
-      const writes: { id: string; stamp: string; value: T }[] = [];
-      missing.forEach((id, index) => {
+      const writes = missing.flatMap((id, index) => {
         const value = loaded.get(id);
+        if (value !== undefined) found.set(id, value);
         const stamp = held[index];
-        if (value === undefined) return;
-        found.set(id, value);
-        if (stamp !== undefined) writes.push({ id, stamp, value });
+        return stamp === undefined ? [] : [{ id, stamp, value }];
       });
       if (writes.length > 0)
         await redis.readThroughFill(
@@ -129,7 +134,9 @@ export function createReadThroughCache<T>(
           ...writes.map(({ id }) => entryKey(id)),
           ...writes.map(({ id }) => stampKey(id)),
           ttlSeconds,
-          ...writes.flatMap(({ stamp, value }) => [stamp, encode(value)]),
+          ...writes.flatMap(({ stamp, value }) =>
+            value === undefined ? [stamp, '0', ''] : [stamp, '1', encode(value)],
+          ),
         );
       return found;
     },
