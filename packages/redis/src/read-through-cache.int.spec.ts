@@ -1,11 +1,36 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@platform/logger';
+import { eventually, startRedisServer } from '@platform/testing';
 import { createReadThroughCache, type ReadThroughCache } from './read-through-cache';
 import { createRedis, type Redis } from './redis';
 
 const keyPrefix = `test:read-through-${randomBytes(4).toString('hex')}:`;
+const logger = createLogger({ name: 'read-through-test', level: 'silent' });
 const RACES = 10;
+
+const cacheOf = (redis: Redis) =>
+  createReadThroughCache<string>(redis, {
+    keyspace: 'things',
+    ttlSeconds: 60,
+    encode: (value) => value,
+    decode: (text) => text,
+    logger,
+  });
+
+/** A source of truth (a database, in the services) and a `load` that counts what it read. */
+function createSource() {
+  const values = new Map<string, string>();
+  const loads: string[] = [];
+  return {
+    values,
+    loads,
+    async load(missing: readonly string[]) {
+      loads.push(...missing);
+      return new Map(missing.flatMap((id) => (values.has(id) ? [[id, values.get(id)!]] : [])));
+    },
+  };
+}
 
 /** A load that answers what the source held when it was called, then waits to be released. */
 function gatedLoad(source: Map<string, string>) {
@@ -28,13 +53,7 @@ function gatedLoad(source: Map<string, string>) {
 describe('ReadThroughCache on Redis', () => {
   let redis: Redis;
   let cache: ReadThroughCache<string>;
-  /** The source of truth (a database, in the services). */
-  const source = new Map<string, string>();
-  const loads: string[] = [];
-  const load = async (missing: readonly string[]) => {
-    loads.push(...missing);
-    return new Map(missing.flatMap((id) => (source.has(id) ? [[id, source.get(id)!]] : [])));
-  };
+  const { values: source, loads, load } = createSource();
   /** A change as the services make one: the source, then `forget`. */
   const change = async (id: string, value: string) => {
     source.set(id, value);
@@ -45,14 +64,9 @@ describe('ReadThroughCache on Redis', () => {
     redis = await createRedis({
       url: process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379',
       keyPrefix,
-      logger: createLogger({ name: 'read-through-test', level: 'silent' }),
+      logger,
     });
-    cache = createReadThroughCache(redis, {
-      keyspace: 'things',
-      ttlSeconds: 60,
-      encode: (value) => value,
-      decode: (text) => text,
-    });
+    cache = cacheOf(redis);
   });
 
   afterAll(async () => {
@@ -101,6 +115,31 @@ describe('ReadThroughCache on Redis', () => {
     }
   });
 
+  it('caches nothing while a change is under way, also when its forget after the commit is lost', async () => {
+    for (let race = 0; race < RACES; race++) {
+      const id = randomUUID();
+      source.set(id, 'before');
+      await cache.get([id], load); // cached
+      await cache.beginChange(id); // inside the change's transaction
+      const slow = gatedLoad(source);
+      const slowRead = cache.get([id], slow.load);
+      await slow.wasLoaded; // read before the commit
+      source.set(id, 'after'); // the commit; its forget is lost
+      slow.release();
+      expect((await slowRead).get(id)).toBe('before');
+      loads.length = 0;
+      expect((await cache.get([id], load)).get(id)).toBe('after');
+      expect((await cache.get([id], load)).get(id)).toBe('after');
+      // Loaded each time: nothing is cached under the pending change.
+      expect(loads).toEqual([id, id]);
+      await cache.forget(id);
+      await cache.get([id], load);
+      loads.length = 0;
+      expect((await cache.get([id], load)).get(id)).toBe('after');
+      expect(loads).toEqual([]);
+    }
+  });
+
   it('keeps nothing a read loaded while Redis lost the stamps, and loads it again next time', async () => {
     const id = randomUUID();
     source.set(id, 'value');
@@ -129,6 +168,69 @@ describe('ReadThroughCache on Redis', () => {
         ...Array.from({ length: 5 }, () => cache.get([id], load)),
       ]);
       expect((await cache.get([id], load)).get(id)).toBe('after');
+    }
+  });
+});
+
+describe('ReadThroughCache on a Redis of its own', () => {
+  it('answers nothing a restored snapshot brings back from before the restart', async () => {
+    const server = await startRedisServer();
+    const redis = await createRedis({ url: server.url, keyPrefix, logger });
+    try {
+      const cache = cacheOf(redis);
+      const { values: source, loads, load } = createSource();
+      const id = randomUUID();
+      source.set(id, 'before');
+      await cache.get([id], load);
+      const snapshot = await redis.get(`things:${id}`);
+      expect(snapshot).toMatch(/before$/);
+      // Changed, then the server restarts from a snapshot taken before the change.
+      source.set(id, 'after');
+      await cache.beginChange(id);
+      await cache.forget(id);
+      await server.crash();
+      await server.start();
+      await eventually(async () => expect(await redis.set(`things:${id}`, snapshot!)).toBe('OK'));
+      loads.length = 0;
+      expect((await cache.get([id], load)).get(id)).toBe('after');
+      expect(loads).toEqual([id]);
+    } finally {
+      redis.disconnect();
+      await server.stop();
+    }
+  });
+
+  it('serves what it loads and lets changes through when Redis is full', async () => {
+    const server = await startRedisServer();
+    const redis = await createRedis({ url: server.url, keyPrefix, logger });
+    try {
+      const cache = cacheOf(redis);
+      const { values: source, loads, load } = createSource();
+      const [cached, uncached] = [randomUUID(), randomUUID()];
+      source.set(cached, 'one').set(uncached, 'two');
+      await cache.get([cached], load);
+      // No write that needs memory succeeds any more (noeviction is the default policy).
+      await redis.config('SET', 'maxmemory', '1');
+      await expect(redis.set('probe', 'x')).rejects.toThrow(/OOM/);
+
+      loads.length = 0;
+      expect(await cache.get([cached, uncached], load)).toEqual(
+        new Map([
+          [cached, 'one'],
+          [uncached, 'two'],
+        ]),
+      );
+      expect(await cache.get([uncached], load)).toEqual(new Map([[uncached, 'two']]));
+      expect(loads).toEqual([uncached, uncached]);
+
+      // A change still takes its entry out.
+      source.set(cached, 'changed');
+      await cache.beginChange(cached);
+      await cache.forget(cached);
+      expect((await cache.get([cached], load)).get(cached)).toBe('changed');
+    } finally {
+      redis.disconnect();
+      await server.stop();
     }
   });
 });

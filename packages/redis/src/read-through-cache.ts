@@ -1,19 +1,32 @@
 import { randomBytes } from 'node:crypto';
 import type { Result } from 'ioredis';
+import type { Logger } from '@platform/logger';
 import type { Redis } from './redis';
+import { serverRunOf } from './server-run';
 
 /** 72 random bits: a stamp never comes back, not even after Redis lost them all. */
 const freshStamp = () => randomBytes(9).toString('base64url');
+/** The stamp of a change not yet committed: no read caches anything under it. */
+const PENDING = 'pending.';
+/**
+ * How long a stamp lasts. It only has to outlive one read's load (or one change's
+ * transaction, for a pending stamp); one gone early only keeps a read out of the cache.
+ */
+const STAMP_TTL_SECONDS = 60;
 
-// KEYS: stamps. ARGV: the stamps' TTL, then a fresh stamp per key. Returns each key's stamp,
-// the fresh one where there was none.
+// Scripts without flags: under `maxmemory` with `noeviction` (Redis full) they still run, their
+// GETs and DELs succeed, and a SET fails, caught by `pcall`: the read then caches nothing, and a
+// change still forgets.
+
+// KEYS: stamps. ARGV: their TTL, then a fresh stamp per key. Returns each key's stamp, the fresh
+// one where there was none, '' where none could be set (Redis full).
 const HOLD = `
 local stamps = {}
 for i, key in ipairs(KEYS) do
   local stamp = redis.call('GET', key)
   if not stamp then
-    stamp = ARGV[i + 1]
-    redis.call('SET', key, stamp, 'EX', ARGV[1])
+    local set = redis.pcall('SET', key, ARGV[i + 1], 'EX', ARGV[1])
+    if type(set) == 'table' and set.err then stamp = '' else stamp = ARGV[i + 1] end
   end
   stamps[i] = stamp
 end
@@ -30,12 +43,21 @@ for i = 1, n do
   local at = 3 * i - 1
   if redis.call('GET', KEYS[n + i]) == ARGV[at] then
     if ARGV[at + 1] == '1' then
-      redis.call('SET', KEYS[i], ARGV[at + 2], 'EX', ARGV[1])
+      redis.pcall('SET', KEYS[i], ARGV[at + 2], 'EX', ARGV[1])
     else
       redis.call('DEL', KEYS[n + i])
     end
   end
 end
+return 0
+`;
+
+// KEYS: the entry, its stamp. ARGV: a pending stamp, its TTL. Redis full: the stamp goes instead
+// (reads under way cache nothing; the forget after the commit is then what keeps it right).
+const BEGIN = `
+local set = redis.pcall('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+if type(set) == 'table' and set.err then redis.call('DEL', KEYS[2]) end
+redis.call('DEL', KEYS[1])
 return 0
 `;
 
@@ -49,6 +71,12 @@ declare module 'ioredis' {
       numberOfKeys: number,
       ...keysAndArgs: (string | number)[]
     ): Result<number, Context>;
+    readThroughBegin(
+      entryKey: string,
+      stampKey: string,
+      pendingStamp: string,
+      ttlSeconds: number,
+    ): Result<number, Context>;
   }
 }
 
@@ -58,6 +86,8 @@ export interface ReadThroughCacheOptions<T> {
   ttlSeconds: number;
   encode: (value: T) => string;
   decode: (text: string) => T;
+  /** Warned (at most every 10 s) when the cache could not be written or forgotten. */
+  logger: Logger;
   /** Counts lookups (e.g. `cacheMetrics` of @platform/metrics). */
   metrics?: { hit: (count?: number) => void; miss: (count?: number) => void };
 }
@@ -68,22 +98,34 @@ export interface ReadThroughCacheOptions<T> {
  * The race it closes: a read misses, loads the old row, a change commits and forgets the
  * entry, then the read writes the old row back, where it would stay for the TTL (a disabled
  * user still active for five minutes). So a read that missed first holds each entry's change
- * stamp, and writes what it loaded only where the stamp is still the one it held; `forget`
- * replaces the stamp. A stamp Redis lost (a restart, a flush, an eviction) counts as changed:
- * that read writes nothing, and the next one loads again.
+ * stamp, and writes what it loaded only where the stamp is still the one it held. A change
+ * sets a pending stamp inside its transaction (`beginChange`: no read caches under it) and
+ * deletes it after the commit (`forget`); a stamp Redis lost counts as changed.
+ *
+ * Entries carry the Redis server's run (INFO `run_id`), and only the current run's are
+ * answered: a server restarted from a snapshot, or a replica promoted by a failover, may hand
+ * back an entry from before a change, but under another run (see docs/resilience.md).
  */
 export interface ReadThroughCache<T> {
   /**
    * The values of `ids`: from Redis, the rest from `load` (which answers those that exist), and
-   * cached unless a change forgot them meanwhile. One round trip when all are cached.
+   * cached unless a change came meanwhile. One round trip when all are cached; a Redis that
+   * cannot take writes (full) leaves what was loaded uncached.
    */
   get(
     ids: readonly string[],
     load: (missing: readonly string[]) => Promise<ReadonlyMap<string, T>>,
   ): Promise<Map<string, T>>;
   /**
-   * Every change of an entry's source calls this: inside its transaction (so that Redis
-   * unreachable fails the change) and again after it committed.
+   * Inside a change's transaction, before it commits: the entry goes, and reads cache nothing
+   * of it until `forget` (or for a minute). Throws when Redis cannot answer, so that the change
+   * fails whole rather than commit with the old value cached.
+   */
+  beginChange(id: string): Promise<void>;
+  /**
+   * After a change committed (or for a change without `beginChange`): the entry goes. Does not
+   * throw: a failure is logged, and the entry stays out of the cache through the pending stamp
+   * (for a change that began with `beginChange`) or until its TTL.
    */
   forget(id: string): Promise<void>;
 }
@@ -92,63 +134,107 @@ export function createReadThroughCache<T>(
   redis: Redis,
   options: ReadThroughCacheOptions<T>,
 ): ReadThroughCache<T> {
-  const { keyspace, ttlSeconds, encode, decode, metrics } = options;
-  // A stamp outlives the entries written under it. Any TTL is safe: a stamp gone before the
-  // write only keeps that read out of the cache.
-  const stampTtlSeconds = 2 * ttlSeconds;
+  const { keyspace, ttlSeconds, encode, decode, logger, metrics } = options;
   const entryKey = (id: string) => `${keyspace}:${id}`;
   const stampKey = (id: string) => `${keyspace}-stamp:${id}`;
+  const serverRun = serverRunOf(redis);
   redis.defineCommand('readThroughHold', { lua: HOLD });
   redis.defineCommand('readThroughFill', { lua: FILL });
+  redis.defineCommand('readThroughBegin', { numberOfKeys: 2, lua: BEGIN });
+
+  let warnedAt = 0;
+  function warn(error: unknown, what: string) {
+    if (Date.now() - warnedAt < 10_000) return;
+    warnedAt = Date.now();
+    logger.warn({ err: error, cache: keyspace }, what);
+  }
+
+  /** Writes what `load` answered where the stamps held are unchanged (and drops the others). */
+  async function fill(
+    writes: readonly { id: string; stamp: string; text: string | undefined }[],
+  ): Promise<void> {
+    if (writes.length === 0) return;
+    await redis.readThroughFill(
+      writes.length * 2,
+      ...writes.map(({ id }) => entryKey(id)),
+      ...writes.map(({ id }) => stampKey(id)),
+      ttlSeconds,
+      ...writes.flatMap(({ stamp, text }) =>
+        text === undefined ? [stamp, '0', ''] : [stamp, '1', text],
+      ),
+    );
+  }
 
   return {
     async get(ids, load) {
       const found = new Map<string, T>();
       if (ids.length === 0) return found;
-      const cached = await redis.mget(ids.map(entryKey));
+      const [run, cached] = await Promise.all([serverRun.current(), redis.mget(ids.map(entryKey))]);
+      const ofRun = `${run}|`;
       cached.forEach((text, index) => {
         const id = ids[index];
-        if (text !== null && id !== undefined) found.set(id, decode(text));
+        if (text?.startsWith(ofRun) && id !== undefined)
+          found.set(id, decode(text.slice(ofRun.length)));
       });
       metrics?.hit(found.size);
       const missing = [...new Set(ids.filter((id) => !found.has(id)))];
       if (missing.length === 0) return found;
       metrics?.miss(missing.length);
 
-      const held = await redis.readThroughHold(
-        missing.length,
-        ...missing.map(stampKey),
-        stampTtlSeconds,
-        ...missing.map(freshStamp),
-      );
-      const loaded = await load(missing);
+      let held: string[] = [];
+      try {
+        held = await redis.readThroughHold(
+          missing.length,
+          ...missing.map(stampKey),
+          STAMP_TTL_SECONDS,
+          ...missing.map(freshStamp),
+        );
+      } catch (error) {
+        warn(error, 'cache not written: its change stamps could not be read');
+      }
+      // Only a stamp this read may write under: not one it could not set, not a pending change's.
+      const writable = (index: number) => {
+        const stamp = held[index];
+        return stamp && !stamp.startsWith(PENDING) ? stamp : undefined;
+      };
+      let loaded: ReadonlyMap<string, T>;
+      try {
+        loaded = await load(missing);
+      } catch (error) {
+        // Nothing to write: the stamps this read set go (if still its own).
+        await fill(
+          missing.flatMap((id, index) => {
+            const stamp = writable(index);
+            return stamp ? [{ id, stamp, text: undefined }] : [];
+          }),
+        ).catch((cleanup: unknown) => warn(cleanup, 'change stamps not released'));
+        throw error;
+      }
       const writes = missing.flatMap((id, index) => {
         const value = loaded.get(id);
         if (value !== undefined) found.set(id, value);
-        const stamp = held[index];
-        return stamp === undefined ? [] : [{ id, stamp, value }];
+        const stamp = writable(index);
+        if (!stamp) return [];
+        return [{ id, stamp, text: value === undefined ? undefined : ofRun + encode(value) }];
       });
-      if (writes.length > 0)
-        await redis.readThroughFill(
-          writes.length * 2,
-          ...writes.map(({ id }) => entryKey(id)),
-          ...writes.map(({ id }) => stampKey(id)),
-          ttlSeconds,
-          ...writes.flatMap(({ stamp, value }) =>
-            value === undefined ? [stamp, '0', ''] : [stamp, '1', encode(value)],
-          ),
-        );
+      await fill(writes).catch((error: unknown) => warn(error, 'cache not written'));
       return found;
     },
 
+    async beginChange(id) {
+      await redis.readThroughBegin(
+        entryKey(id),
+        stampKey(id),
+        PENDING + freshStamp(),
+        STAMP_TTL_SECONDS,
+      );
+    },
+
     async forget(id) {
-      const results = await redis
-        .multi()
-        .set(stampKey(id), freshStamp(), 'EX', stampTtlSeconds)
-        .del(entryKey(id))
-        .exec();
-      const failed = results?.find(([error]) => error);
-      if (failed?.[0]) throw failed[0];
+      // DEL works when Redis is full, where a SET would not; a missing stamp is a changed one.
+      await redis
+        .del(stampKey(id), entryKey(id))
+        .catch((error: unknown) => warn(error, 'cache entry not forgotten after a change'));
     },
   };
 }

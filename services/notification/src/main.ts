@@ -44,7 +44,7 @@ lifecycle.run(async () => {
   const repository = createNotificationRepository(db);
   const notifications = createNotificationService({
     notifications: repository,
-    unreadCounts: createUnreadCountCache(redis),
+    unreadCounts: createUnreadCountCache(redis, logger),
     recipients: createRecipientDirectory(users),
     relay,
   });

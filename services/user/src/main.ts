@@ -30,7 +30,7 @@ lifecycle.run(async () => {
       handlers: createUserHandlers({
         users: createUserService({
           users: createUserRepository(db),
-          cache: createUserCache(redis),
+          cache: createUserCache(redis, logger),
           relay,
         }),
       }),

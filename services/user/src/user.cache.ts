@@ -1,4 +1,5 @@
 import type { User } from '@platform/db';
+import type { Logger } from '@platform/logger';
 import { cacheMetrics } from '@platform/metrics';
 import { createReadThroughCache, type ReadThroughCache, type Redis } from '@platform/redis';
 
@@ -19,8 +20,9 @@ function revive(text: string): User {
  */
 export type UserCache = ReadThroughCache<User>;
 
-export function createUserCache(redis: Redis): UserCache {
+export function createUserCache(redis: Redis, logger: Logger): UserCache {
   return createReadThroughCache(redis, {
+    logger,
     keyspace: 'users:user',
     ttlSeconds: 300,
     encode: (user) => JSON.stringify(user),

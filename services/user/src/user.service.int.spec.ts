@@ -119,6 +119,61 @@ describe('UserService on PostgreSQL and Redis', () => {
     }
   });
 
+  it('keeps a read that raced a disable out of the cache even when the forget after the commit was lost', async () => {
+    for (let race = 0; race < RACES; race++) {
+      const { id } = await world.service.register(newUser());
+      // The disable waits between its last statement and its commit; its forget after the
+      // commit is lost (as when Redis answers nothing at that moment).
+      let changed!: () => void;
+      const hasChanged = new Promise<void>((resolve) => (changed = resolve));
+      let commit!: () => void;
+      const committing = new Promise<void>((resolve) => (commit = resolve));
+      const disabler = createUserService({
+        users: {
+          ...world.users,
+          transaction: (work) =>
+            world.users.transaction(async (tx) => {
+              const done = await work(tx);
+              changed();
+              await committing;
+              return done;
+            }),
+        },
+        cache: { ...world.cache, forget: async () => undefined },
+        relay: { kick: () => undefined },
+      });
+      let read!: () => void;
+      const wasRead = new Promise<void>((resolve) => (read = resolve));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const reader = createUserService({
+        users: {
+          ...world.users,
+          async findByIds(ids) {
+            const rows = await world.users.findByIds(ids);
+            read();
+            await released;
+            return rows;
+          },
+        },
+        cache: world.cache,
+        relay: { kick: () => undefined },
+      });
+
+      const disabling = disabler.update(id, { status: 'DISABLED' });
+      await hasChanged;
+      // Reads the row before the commit: still active.
+      const slowRead = reader.get(id);
+      await wasRead;
+      commit();
+      await disabling;
+      release();
+      expect((await slowRead).status).toBe('ACTIVE');
+      expect((await world.service.get(id)).status).toBe('DISABLED');
+      expect((await world.service.get(id)).status).toBe('DISABLED');
+    }
+  });
+
   it('shows a disable to every read after it, however many reads raced it', async () => {
     for (let race = 0; race < RACES; race++) {
       const { id } = await world.service.register(newUser());
@@ -151,15 +206,16 @@ describe('UserService while Redis is unreachable', () => {
     const redisUrl = new URL(run.redisUrl);
     const proxy = await createTcpProxy({ host: redisUrl.hostname, port: Number(redisUrl.port) });
     redisUrl.port = String(proxy.port);
+    const logger = createLogger({ name: 'user-test', level: 'silent' });
     const redis = await createRedis({
       url: redisUrl.toString(),
       keyPrefix: run.redisKeyPrefix,
-      logger: createLogger({ name: 'user-test', level: 'silent' }),
+      logger,
     });
     try {
       const service = createUserService({
         users: world.users,
-        cache: createUserCache(redis),
+        cache: createUserCache(redis, logger),
         relay: { kick: () => undefined },
       });
       const { id } = await service.register(newUser({ displayName: 'Before' }));

@@ -104,9 +104,10 @@ export function createUserService(deps: {
             // with what the previous one left: the last event says what the user is now.
             const before = await tx.lock(id);
             if (!before) return null;
-            // Forgotten before the commit too: Redis unreachable fails the change whole, instead
-            // of committing it and leaving the old profile cached once Redis is back.
-            await cache.forget(id);
+            // Out of the cache before the commit too, and kept out until it is forgotten after
+            // it: Redis unreachable fails the change whole, instead of committing it and leaving
+            // the old profile cached once Redis is back.
+            await cache.beginChange(id);
             const after = await tx.update(id, { ...change, displayName });
             if (after.displayName !== before.displayName)
               await tx.enqueue(
@@ -129,7 +130,7 @@ export function createUserService(deps: {
         isUuid(id) &&
         (await users.transaction(async (tx) => {
           if (!(await tx.delete(id))) return false;
-          await cache.forget(id);
+          await cache.beginChange(id);
           await tx.enqueue(createEvent('user.deleted', { userId: id }));
           return true;
         }));

@@ -105,11 +105,16 @@ export function createFakeUserRepository(): FakeUserRepository {
 
 /**
  * A profile cache that keeps what it was given until it is told to forget, as Redis does, and
- * keeps nothing a change forgot while it was being read.
+ * keeps nothing a change reached while it was being read, nor while a change is under way.
  */
 export function createFakeUserCache(): UserCache {
   const cached = new Map<string, User>();
   const changes = new Map<string, number>();
+  const pending = new Set<string>();
+  const change = (id: string) => {
+    changes.set(id, (changes.get(id) ?? 0) + 1);
+    cached.delete(id);
+  };
   return {
     async get(ids, load) {
       const found = new Map(ids.flatMap((id) => (cached.has(id) ? [[id, cached.get(id)!]] : [])));
@@ -118,13 +123,17 @@ export function createFakeUserCache(): UserCache {
       const held = new Map(missing.map((id) => [id, changes.get(id) ?? 0]));
       for (const [id, user] of await load(missing)) {
         found.set(id, user);
-        if (held.get(id) === (changes.get(id) ?? 0)) cached.set(id, user);
+        if (!pending.has(id) && held.get(id) === (changes.get(id) ?? 0)) cached.set(id, user);
       }
       return found;
     },
+    async beginChange(id) {
+      pending.add(id);
+      change(id);
+    },
     async forget(id) {
-      changes.set(id, (changes.get(id) ?? 0) + 1);
-      cached.delete(id);
+      pending.delete(id);
+      change(id);
     },
   };
 }

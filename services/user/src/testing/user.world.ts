@@ -25,16 +25,13 @@ export function useUserWorld(): UserWorld {
   const world = {} as { -readonly [K in keyof UserWorld]: UserWorld[K] };
   beforeAll(async () => {
     const run = await createTestRun();
+    const logger = createLogger({ name: 'user-test', level: 'silent' });
     const [db, redis] = await Promise.all([
       connectDatabase({ databaseUrl: run.databaseUrl }),
-      createRedis({
-        url: run.redisUrl,
-        keyPrefix: run.redisKeyPrefix,
-        logger: createLogger({ name: 'user-test', level: 'silent' }),
-      }),
+      createRedis({ url: run.redisUrl, keyPrefix: run.redisKeyPrefix, logger }),
     ]);
     const users = createUserRepository(db);
-    const cache = createUserCache(redis);
+    const cache = createUserCache(redis, logger);
     Object.assign(world, {
       db,
       users,
