@@ -134,15 +134,17 @@ describe('the platform, every layer running as its own process', () => {
     expect((await users.getUser({ id: user!.id })).user?.email).toBe('ada@example.com');
     const redis = new Redis(run.redisUrl);
     try {
-      // Entries carry the Redis server's run (see docs/resilience.md).
+      // Entries are keyed by the Redis server's run (see docs/resilience.md).
       const serverRun = /^run_id:(\w+)/m.exec(await redis.info('server'))?.[1];
-      expect(await redis.exists(`${run.redisKeyPrefix}users:user:${user!.id}`)).toBe(1);
+      expect(await redis.exists(`${run.redisKeyPrefix}users:user:${serverRun}:${user!.id}`)).toBe(
+        1,
+      );
       // A count read while the welcome notice's forget landed is not cached: read again.
       await eventually(async () => {
         expect((await notifications.countUnread({ recipientId: user!.id })).count).toBe(1);
-        expect(await redis.get(`${run.redisKeyPrefix}notifications:unread:${user!.id}`)).toBe(
-          `${serverRun}|1`,
-        );
+        expect(
+          await redis.get(`${run.redisKeyPrefix}notifications:unread:${serverRun}:${user!.id}`),
+        ).toBe('1');
       });
     } finally {
       redis.disconnect();

@@ -52,12 +52,13 @@ end
 return 0
 `;
 
-// KEYS: the entry, its stamp. ARGV: a pending stamp, its TTL. Redis full: the stamp goes instead
-// (reads under way cache nothing; the forget after the commit is then what keeps it right).
+// KEYS: the entry, its stamp, its key of before (see `legacyKey`). ARGV: a pending stamp, its
+// TTL. Redis full: the stamp goes instead (reads under way cache nothing; the forget after the
+// commit is then what keeps it right).
 const BEGIN = `
 local set = redis.pcall('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
 if type(set) == 'table' and set.err then redis.call('DEL', KEYS[2]) end
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[3])
 return 0
 `;
 
@@ -74,6 +75,7 @@ declare module 'ioredis' {
     readThroughBegin(
       entryKey: string,
       stampKey: string,
+      legacyKey: string,
       pendingStamp: string,
       ttlSeconds: number,
     ): Result<number, Context>;
@@ -81,7 +83,7 @@ declare module 'ioredis' {
 }
 
 export interface ReadThroughCacheOptions<T> {
-  /** Entries are `<keyspace>:<id>`, their change stamps `<keyspace>-stamp:<id>`. */
+  /** Entries are `<keyspace>:<server run>:<id>`, their change stamps `<keyspace>-stamp:<id>`. */
   keyspace: string;
   ttlSeconds: number;
   encode: (value: T) => string;
@@ -102,9 +104,9 @@ export interface ReadThroughCacheOptions<T> {
  * sets a pending stamp inside its transaction (`beginChange`: no read caches under it) and
  * deletes it after the commit (`forget`); a stamp Redis lost counts as changed.
  *
- * Entries carry the Redis server's run (INFO `run_id`), and only the current run's are
- * answered: a server restarted from a snapshot, or a replica promoted by a failover, may hand
- * back an entry from before a change, but under another run (see docs/resilience.md).
+ * Entries are keyed by the Redis server's run (INFO `run_id`), and only the current run's are
+ * read: a server restarted from a snapshot, or a replica promoted by a failover, may hand back
+ * an entry from before a change, but under another run (see docs/resilience.md).
  */
 export interface ReadThroughCache<T> {
   /**
@@ -135,12 +137,18 @@ export function createReadThroughCache<T>(
   options: ReadThroughCacheOptions<T>,
 ): ReadThroughCache<T> {
   const { keyspace, ttlSeconds, encode, decode, logger, metrics } = options;
-  const entryKey = (id: string) => `${keyspace}:${id}`;
+  const entryKey = (run: string, id: string) => `${keyspace}:${run}:${id}`;
+  /**
+   * Where entries were before they were keyed by the run. Instances of that version may still
+   * run during a rollout: every change deletes it too, so theirs stay right. Remove once none
+   * runs.
+   */
+  const legacyKey = (id: string) => `${keyspace}:${id}`;
   const stampKey = (id: string) => `${keyspace}-stamp:${id}`;
   const serverRun = serverRunOf(redis);
   redis.defineCommand('readThroughHold', { lua: HOLD });
   redis.defineCommand('readThroughFill', { lua: FILL });
-  redis.defineCommand('readThroughBegin', { numberOfKeys: 2, lua: BEGIN });
+  redis.defineCommand('readThroughBegin', { numberOfKeys: 3, lua: BEGIN });
 
   let warnedAt = 0;
   function warn(error: unknown, what: string) {
@@ -151,12 +159,13 @@ export function createReadThroughCache<T>(
 
   /** Writes what `load` answered where the stamps held are unchanged (and drops the others). */
   async function fill(
+    run: string,
     writes: readonly { id: string; stamp: string; text: string | undefined }[],
   ): Promise<void> {
     if (writes.length === 0) return;
     await redis.readThroughFill(
       writes.length * 2,
-      ...writes.map(({ id }) => entryKey(id)),
+      ...writes.map(({ id }) => entryKey(run, id)),
       ...writes.map(({ id }) => stampKey(id)),
       ttlSeconds,
       ...writes.flatMap(({ stamp, text }) =>
@@ -169,12 +178,12 @@ export function createReadThroughCache<T>(
     async get(ids, load) {
       const found = new Map<string, T>();
       if (ids.length === 0) return found;
-      const [run, cached] = await Promise.all([serverRun.current(), redis.mget(ids.map(entryKey))]);
-      const ofRun = `${run}|`;
+      // Known already but after a reconnect (then one INFO first).
+      const run = await serverRun.current();
+      const cached = await redis.mget(ids.map((id) => entryKey(run, id)));
       cached.forEach((text, index) => {
         const id = ids[index];
-        if (text?.startsWith(ofRun) && id !== undefined)
-          found.set(id, decode(text.slice(ofRun.length)));
+        if (text !== null && id !== undefined) found.set(id, decode(text));
       });
       metrics?.hit(found.size);
       const missing = [...new Set(ids.filter((id) => !found.has(id)))];
@@ -203,6 +212,7 @@ export function createReadThroughCache<T>(
       } catch (error) {
         // Nothing to write: the stamps this read set go (if still its own).
         await fill(
+          run,
           missing.flatMap((id, index) => {
             const stamp = writable(index);
             return stamp ? [{ id, stamp, text: undefined }] : [];
@@ -215,16 +225,17 @@ export function createReadThroughCache<T>(
         if (value !== undefined) found.set(id, value);
         const stamp = writable(index);
         if (!stamp) return [];
-        return [{ id, stamp, text: value === undefined ? undefined : ofRun + encode(value) }];
+        return [{ id, stamp, text: value === undefined ? undefined : encode(value) }];
       });
-      await fill(writes).catch((error: unknown) => warn(error, 'cache not written'));
+      await fill(run, writes).catch((error: unknown) => warn(error, 'cache not written'));
       return found;
     },
 
     async beginChange(id) {
       await redis.readThroughBegin(
-        entryKey(id),
+        entryKey(await serverRun.current(), id),
         stampKey(id),
+        legacyKey(id),
         PENDING + freshStamp(),
         STAMP_TTL_SECONDS,
       );
@@ -232,9 +243,11 @@ export function createReadThroughCache<T>(
 
     async forget(id) {
       // DEL works when Redis is full, where a SET would not; a missing stamp is a changed one.
-      await redis
-        .del(stampKey(id), entryKey(id))
-        .catch((error: unknown) => warn(error, 'cache entry not forgotten after a change'));
+      try {
+        await redis.del(stampKey(id), entryKey(await serverRun.current(), id), legacyKey(id));
+      } catch (error) {
+        warn(error, 'cache entry not forgotten after a change');
+      }
     },
   };
 }
