@@ -1,4 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from '@platform/apps';
 
@@ -51,11 +54,16 @@ export async function startRedisServer(
   let exited: Promise<void> = Promise.resolve();
   const output: string[] = [];
 
+  const dir = await mkdtemp(join(tmpdir(), 'test-redis-'));
+
   async function start(): Promise<void> {
+    await rm(join(dir, 'dump.rdb'), { force: true });
     const server = spawn(
       BINARY,
       ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      // A replica writes what it syncs to its working directory (and a start would load it):
+      // a directory of this server's own, emptied before every start.
+      { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir },
     );
     child = server;
     let ended = false;
@@ -91,6 +99,9 @@ export async function startRedisServer(
     },
     crash: () => kill('SIGKILL'),
     start,
-    stop: () => kill('SIGTERM'),
+    async stop() {
+      await kill('SIGTERM');
+      await rm(dir, { recursive: true, force: true });
+    },
   };
 }

@@ -62,6 +62,19 @@ redis.call('DEL', KEYS[1], KEYS[3])
 return 0
 `;
 
+// KEYS: the stamp, the entry, its key of before. ARGV: the pending stamp of the change that
+// forgets ('' for a change that did not begin one). The entry goes; the stamp too, unless it is
+// another change's pending stamp (a change of the same user that began once this one
+// committed): that one stays until its own forget.
+const FORGET = `
+local stamp = redis.call('GET', KEYS[1])
+if stamp and (stamp == ARGV[1] or string.sub(stamp, 1, ${PENDING.length}) ~= '${PENDING}') then
+  redis.call('DEL', KEYS[1])
+end
+redis.call('DEL', KEYS[2], KEYS[3])
+return 0
+`;
+
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     readThroughHold(
@@ -79,6 +92,12 @@ declare module 'ioredis' {
       pendingStamp: string,
       ttlSeconds: number,
     ): Result<number, Context>;
+    readThroughForget(
+      stampKey: string,
+      entryKey: string,
+      legacyKey: string,
+      pendingStamp: string,
+    ): Result<number, Context>;
   }
 }
 
@@ -88,7 +107,7 @@ export interface ReadThroughCacheOptions<T> {
   ttlSeconds: number;
   encode: (value: T) => string;
   decode: (text: string) => T;
-  /** Warned (at most every 10 s) when the cache could not be written or forgotten. */
+  /** Warned (each warning at most every 10 s) when the cache could not be written or forgotten. */
   logger: Logger;
   /** Counts lookups (e.g. `cacheMetrics` of @platform/metrics). */
   metrics?: { hit: (count?: number) => void; miss: (count?: number) => void };
@@ -120,16 +139,18 @@ export interface ReadThroughCache<T> {
   ): Promise<Map<string, T>>;
   /**
    * Inside a change's transaction, before it commits: the entry goes, and reads cache nothing
-   * of it until `forget` (or for a minute). Throws when Redis cannot answer, so that the change
-   * fails whole rather than commit with the old value cached.
+   * of it until this change's `forget` (or for a minute). Throws when Redis cannot answer, so
+   * that the change fails whole rather than commit with the old value cached. Returns what the
+   * change's `forget` is given.
    */
-  beginChange(id: string): Promise<void>;
+  beginChange(id: string): Promise<string>;
   /**
-   * After a change committed (or for a change without `beginChange`): the entry goes. Does not
-   * throw: a failure is logged, and the entry stays out of the cache through the pending stamp
-   * (for a change that began with `beginChange`) or until its TTL.
+   * After a change committed (`pending`: what its `beginChange` returned), or for a change
+   * without one: the entry goes. Does not throw: a failure is logged, and the entry then stays
+   * out of the cache through the pending stamp (a change that began with `beginChange`), or
+   * the entry from before the change stays until its TTL (one that did not).
    */
-  forget(id: string): Promise<void>;
+  forget(id: string, pending?: string): Promise<void>;
 }
 
 export function createReadThroughCache<T>(
@@ -149,11 +170,13 @@ export function createReadThroughCache<T>(
   redis.defineCommand('readThroughHold', { lua: HOLD });
   redis.defineCommand('readThroughFill', { lua: FILL });
   redis.defineCommand('readThroughBegin', { numberOfKeys: 3, lua: BEGIN });
+  redis.defineCommand('readThroughForget', { numberOfKeys: 3, lua: FORGET });
 
-  let warnedAt = 0;
+  /** When each warning was last logged: one of each at most every 10 s. */
+  const warnedAt = new Map<string, number>();
   function warn(error: unknown, what: string) {
-    if (Date.now() - warnedAt < 10_000) return;
-    warnedAt = Date.now();
+    if (Date.now() - (warnedAt.get(what) ?? 0) < 10_000) return;
+    warnedAt.set(what, Date.now());
     logger.warn({ err: error, cache: keyspace }, what);
   }
 
@@ -232,19 +255,27 @@ export function createReadThroughCache<T>(
     },
 
     async beginChange(id) {
+      const pending = PENDING + freshStamp();
       await redis.readThroughBegin(
         entryKey(await serverRun.current(), id),
         stampKey(id),
         legacyKey(id),
-        PENDING + freshStamp(),
+        pending,
         STAMP_TTL_SECONDS,
       );
+      return pending;
     },
 
-    async forget(id) {
-      // DEL works when Redis is full, where a SET would not; a missing stamp is a changed one.
+    async forget(id, pending = '') {
+      // Only deletes: works when Redis is full, where a SET would not; a missing stamp is a
+      // changed one.
       try {
-        await redis.del(stampKey(id), entryKey(await serverRun.current(), id), legacyKey(id));
+        await redis.readThroughForget(
+          stampKey(id),
+          entryKey(await serverRun.current(), id),
+          legacyKey(id),
+          pending,
+        );
       } catch (error) {
         warn(error, 'cache entry not forgotten after a change');
       }

@@ -97,7 +97,7 @@ export function createUserService(deps: {
     async update(id, change) {
       const displayName =
         change.displayName === undefined ? undefined : validateDisplayName(change.displayName);
-      const updated = !isUuid(id)
+      const changed = !isUuid(id)
         ? null
         : await users.transaction(async (tx) => {
             // Locked, so concurrent changes apply one after the other and each compares
@@ -107,7 +107,7 @@ export function createUserService(deps: {
             // Out of the cache before the commit too, and kept out until it is forgotten after
             // it: Redis unreachable fails the change whole, instead of committing it and leaving
             // the old profile cached once Redis is back.
-            await cache.beginChange(id);
+            const pending = await cache.beginChange(id);
             const after = await tx.update(id, { ...change, displayName });
             if (after.displayName !== before.displayName)
               await tx.enqueue(
@@ -117,26 +117,26 @@ export function createUserService(deps: {
               await tx.enqueue(
                 createEvent('user.status_changed', { userId: id, status: after.status }),
               );
-            return after;
+            return { after, pending };
           });
-      if (!updated) throw AppError.notFound('User');
+      if (!changed) throw AppError.notFound('User');
       relay.kick();
-      await cache.forget(id);
-      return updated;
+      await cache.forget(id, changed.pending);
+      return changed.after;
     },
 
     async delete(id) {
       const deleted =
         isUuid(id) &&
         (await users.transaction(async (tx) => {
-          if (!(await tx.delete(id))) return false;
-          await cache.beginChange(id);
+          if (!(await tx.delete(id))) return null;
+          const pending = await cache.beginChange(id);
           await tx.enqueue(createEvent('user.deleted', { userId: id }));
-          return true;
+          return { pending };
         }));
       if (!deleted) throw AppError.notFound('User');
       relay.kick();
-      await cache.forget(id);
+      await cache.forget(id, deleted.pending);
     },
   };
 }

@@ -110,7 +110,8 @@ export function createFakeUserRepository(): FakeUserRepository {
 export function createFakeUserCache(): UserCache {
   const cached = new Map<string, User>();
   const changes = new Map<string, number>();
-  const pending = new Set<string>();
+  /** Each user's change under way, if any (what its forget is given). */
+  const pending = new Map<string, string>();
   const change = (id: string) => {
     changes.set(id, (changes.get(id) ?? 0) + 1);
     cached.delete(id);
@@ -128,11 +129,13 @@ export function createFakeUserCache(): UserCache {
       return found;
     },
     async beginChange(id) {
-      pending.add(id);
+      const token = `pending.${changes.get(id) ?? 0}`;
+      pending.set(id, token);
       change(id);
+      return token;
     },
-    async forget(id) {
-      pending.delete(id);
+    async forget(id, token) {
+      if (pending.get(id) === token) pending.delete(id);
       change(id);
     },
   };
