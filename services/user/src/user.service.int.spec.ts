@@ -6,9 +6,34 @@ import { createTcpProxy, createTestRun, eventually } from '@platform/testing';
 import { createUserCache } from './user.cache';
 import { createUserService } from './user.service';
 import { newUser } from './testing/user.factories';
-import { useUserWorld } from './testing/user.world';
+import { useUserWorld, type UserWorld } from './testing/user.world';
 
 const RACES = 10;
+
+/**
+ * Use cases whose database read returns the rows as they were, then waits for `release`: a read
+ * held between its load and its write to the cache.
+ */
+function gatedReader(world: UserWorld) {
+  let read!: () => void;
+  const wasRead = new Promise<void>((resolve) => (read = resolve));
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const service = createUserService({
+    users: {
+      ...world.users,
+      async findByIds(ids) {
+        const rows = await world.users.findByIds(ids);
+        read();
+        await released;
+        return rows;
+      },
+    },
+    cache: world.cache,
+    relay: { kick: () => undefined },
+  });
+  return { service, wasRead, release };
+}
 
 /** The use cases that own a transaction, raced on the real PostgreSQL, and the Redis cache. */
 describe('UserService on PostgreSQL and Redis', () => {
@@ -90,32 +115,15 @@ describe('UserService on PostgreSQL and Redis', () => {
   it('never caches a profile read before a disable that landed while it was read', async () => {
     for (let race = 0; race < RACES; race++) {
       const { id } = await world.service.register(newUser());
-      let read!: () => void;
-      const wasRead = new Promise<void>((resolve) => (read = resolve));
-      let release!: () => void;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      // A reader whose database read returns the row as it was, then waits for the disable.
-      const reader = createUserService({
-        users: {
-          ...world.users,
-          async findByIds(ids) {
-            const rows = await world.users.findByIds(ids);
-            read();
-            await released;
-            return rows;
-          },
-        },
-        cache: world.cache,
-        relay: { kick: () => undefined },
-      });
-      const slowRead = reader.get(id);
-      await wasRead;
+      const reader = gatedReader(world);
+      const slowRead = reader.service.get(id);
+      await reader.wasRead;
       await world.service.update(id, { status: 'DISABLED' });
-      release();
+      reader.release();
       expect((await slowRead).status).toBe('ACTIVE');
       // Every read after the disable, cached or not, sees it.
       expect((await world.service.get(id)).status).toBe('DISABLED');
-      expect((await reader.getMany([id])).map((user) => user.status)).toEqual(['DISABLED']);
+      expect((await reader.service.getMany([id])).map((user) => user.status)).toEqual(['DISABLED']);
     }
   });
 
@@ -142,32 +150,16 @@ describe('UserService on PostgreSQL and Redis', () => {
         cache: { ...world.cache, forget: async () => undefined },
         relay: { kick: () => undefined },
       });
-      let read!: () => void;
-      const wasRead = new Promise<void>((resolve) => (read = resolve));
-      let release!: () => void;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      const reader = createUserService({
-        users: {
-          ...world.users,
-          async findByIds(ids) {
-            const rows = await world.users.findByIds(ids);
-            read();
-            await released;
-            return rows;
-          },
-        },
-        cache: world.cache,
-        relay: { kick: () => undefined },
-      });
+      const reader = gatedReader(world);
 
       const disabling = disabler.update(id, { status: 'DISABLED' });
       await hasChanged;
       // Reads the row before the commit: still active.
-      const slowRead = reader.get(id);
-      await wasRead;
+      const slowRead = reader.service.get(id);
+      await reader.wasRead;
       commit();
       await disabling;
-      release();
+      reader.release();
       expect((await slowRead).status).toBe('ACTIVE');
       expect((await world.service.get(id)).status).toBe('DISABLED');
       expect((await world.service.get(id)).status).toBe('DISABLED');
