@@ -4,7 +4,7 @@ import { connectDatabase, type Database } from '@platform/db';
 import { createEvent, type EventEnvelope } from '@platform/events';
 import { createLogger } from '@platform/logger';
 import { createMessageBroker, type MessageBroker } from '@platform/messaging';
-import { createTcpProxy, createTestRun, eventually, type TestRun } from '@platform/testing';
+import { createTcpProxy, createTestRun, eventually, latch, type TestRun } from '@platform/testing';
 import { enqueueEvent, processOnce } from './outbox';
 import { createOutboxRelay } from './outbox.relay';
 
@@ -206,13 +206,12 @@ describe('transactional outbox and idempotent consumers', () => {
     const real = await broker();
     // Relay A's broker stalls past A's lease, and fails when the test says so.
     let failA!: (error: Error) => void;
-    let publishingA!: () => void;
-    const isPublishingA = new Promise<void>((resolve) => (publishingA = resolve));
+    const publishingA = latch();
     const stalling = {
       publish: () =>
         new Promise<void>((_, reject) => {
           failA = reject;
-          publishingA();
+          publishingA.open();
         }),
     };
     const relayA = createOutboxRelay({
@@ -225,7 +224,7 @@ describe('transactional outbox and idempotent consumers', () => {
     closers.push(() => relayA.stop());
     await db.$transaction((tx) => enqueueEvent(tx, 'auth', event));
     relayA.kick();
-    await isPublishingA; // A holds the lease now
+    await publishingA.opened; // A holds the lease now
     // A's lease lapses (its end moves into the past, as if its 30 s went by).
     await db.$executeRawUnsafe(
       `UPDATE "auth"."outbox_events" SET claimed_until = now() - interval '1 millisecond'

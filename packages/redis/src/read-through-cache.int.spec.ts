@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@platform/logger';
-import { eventually, startRedisServer } from '@platform/testing';
+import { eventually, latch, startRedisServer } from '@platform/testing';
 import { createReadThroughCache, type ReadThroughCache } from './read-through-cache';
 import { createRedis, type Redis } from './redis';
 import { serverRunOf } from './server-run';
@@ -35,17 +35,15 @@ function createSource() {
 
 /** A load that answers what the source held when it was called, then waits to be released. */
 function gatedLoad(source: Map<string, string>) {
-  let loaded!: () => void;
-  const wasLoaded = new Promise<void>((resolve) => (loaded = resolve));
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => (release = resolve));
+  const loaded = latch();
+  const released = latch();
   return {
-    wasLoaded,
-    release,
+    wasLoaded: loaded.opened,
+    release: released.open,
     async load(missing: readonly string[]) {
       const values = new Map(missing.flatMap((id) => [[id, source.get(id)!] as const]));
-      loaded();
-      await released;
+      loaded.open();
+      await released.opened;
       return values;
     },
   };

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { latch } from '@platform/testing';
 import { appErrorOf } from './testing/app-error';
 import { useAuthTestWorld } from './testing/auth.test-world';
 import { wireOverWorld } from './testing/auth.wiring';
@@ -48,19 +49,17 @@ describe('CredentialService against PostgreSQL and Redis', () => {
    * `attackerHashing` settles once one has started (its request's checks already passed).
    */
   function holdAttackerHash(passwords: ReturnType<typeof services>['passwords']) {
-    let hashing!: () => void;
-    const attackerHashing = new Promise<void>((resolve) => (hashing = resolve));
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
+    const hashing = latch();
+    const released = latch();
     const hash = passwords.hash.bind(passwords);
     passwords.hash = async (password: string) => {
       if (password.startsWith('attacker')) {
-        hashing();
-        await released;
+        hashing.open();
+        await released.opened;
       }
       return hash(password);
     };
-    return { attackerHashing, release };
+    return { attackerHashing: hashing.opened, release: released.open };
   }
 
   it('changes a password, announces it and ends the other sessions in one transaction', async () => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createEvent } from '@platform/events';
-import { eventually } from '@platform/testing';
+import { eventually, holdOpen } from '@platform/testing';
 import { useNotificationWorld } from './testing/notification.world';
 
 const RACES = 20;
@@ -52,20 +52,16 @@ describe('NotificationService on PostgreSQL', () => {
     const eventId = randomUUID();
     // Another delivery of the same event holds its processed-events row uncommitted: the
     // create below stops there, after its statement began, until that delivery rolls back.
-    let rollBack!: () => void;
-    const rolledBack = new Promise<void>((resolve) => (rollBack = resolve));
-    let holding!: () => void;
-    const isHolding = new Promise<void>((resolve) => (holding = resolve));
-    const otherDelivery = world.db
-      .$transaction(async (tx) => {
-        await tx.$executeRaw`INSERT INTO "notifications"."processed_events" (consumer, event_id)
-          VALUES ('role', ${eventId}::uuid)`;
-        holding();
-        await rolledBack;
-        throw new Error('rolled back');
-      })
-      .catch(() => undefined);
-    await isHolding;
+    const otherDelivery = await holdOpen((hold) =>
+      world.db
+        .$transaction(async (tx) => {
+          await tx.$executeRaw`INSERT INTO "notifications"."processed_events" (consumer, event_id)
+            VALUES ('role', ${eventId}::uuid)`;
+          await hold();
+          throw new Error('rolled back');
+        })
+        .catch(() => undefined),
+    );
     const created = world.service.notify('role', eventId, note(recipientId));
     await eventually(async () => expect(await world.waitingForLocks()).toBe(1));
 
@@ -77,8 +73,7 @@ describe('NotificationService on PostgreSQL', () => {
     await eventually(async () =>
       expect(removed || (await world.waitingForLocks()) === 2).toBe(true),
     );
-    rollBack();
-    await Promise.all([otherDelivery, created, removal]);
+    await Promise.all([otherDelivery.release(), created, removal]);
     expect(await leftOf(recipientId)).toEqual({ notifications: 0, preferences: 0 });
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { eventually } from '@platform/testing';
+import { eventually, holdOpen } from '@platform/testing';
 import { createRoleRepository } from './role.repository';
 import { newAssignment, newRole, newRoleName, newUserId } from './testing/permission.factories';
 import { codesOf, concurrently, useTestDatabase } from './testing/permission.database';
@@ -12,18 +12,13 @@ describe('RoleRepository', () => {
     it('makes a second transaction wait until the first one ends', async () => {
       const { db } = database;
       const order: string[] = [];
-      let releaseFirst!: () => void;
-      const firstMayEnd = new Promise<void>((resolve) => (releaseFirst = resolve));
-      let firstLocked!: () => void;
-      const firstHasLock = new Promise<void>((resolve) => (firstLocked = resolve));
-
-      const first = db.$transaction(async (tx) => {
-        await createRoleRepository(tx).lockGraph();
-        firstLocked();
-        await firstMayEnd;
-        order.push('first ends');
-      });
-      await firstHasLock;
+      const first = await holdOpen((hold) =>
+        db.$transaction(async (tx) => {
+          await createRoleRepository(tx).lockGraph();
+          await hold();
+          order.push('first ends');
+        }),
+      );
       const second = db.$transaction(async (tx) => {
         await createRoleRepository(tx).lockGraph();
         order.push('second holds the lock');
@@ -36,8 +31,7 @@ describe('RoleRepository', () => {
         );
         expect(row?.waiting).toBe(1n);
       });
-      releaseFirst();
-      await Promise.all([first, second]);
+      await Promise.all([first.release(), second]);
       expect(order).toEqual(['first ends', 'second holds the lock']);
     });
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createEvent } from '@platform/events';
-import { eventually } from '@platform/testing';
+import { eventually, latch } from '@platform/testing';
 import { newUser } from './testing/user.factories';
 import { useUserWorld } from './testing/user.world';
 
@@ -126,17 +126,15 @@ describe('UserRepository', () => {
 
     it('makes a second lock of one user wait until the first transaction ends', async () => {
       const { id } = await insert(newUser({ displayName: 'Ada' }));
-      let release!: () => void;
-      const held = new Promise<void>((resolve) => (release = resolve));
-      let locked!: () => void;
-      const isLocked = new Promise<void>((resolve) => (locked = resolve));
+      const held = latch();
+      const locked = latch();
       const first = world.users.transaction(async (tx) => {
         await tx.lock(id);
-        locked();
-        await held;
+        locked.open();
+        await held.opened;
         await tx.update(id, { displayName: 'First' });
       });
-      await isLocked;
+      await locked.opened;
       const second = world.users.transaction((tx) => tx.lock(id));
       // The second waits on the row lock (as PostgreSQL reports it), not on a timer.
       await eventually(async () => {
@@ -145,7 +143,7 @@ describe('UserRepository', () => {
            WHERE datname = current_database() AND wait_event_type = 'Lock'`;
         expect(waiting?.count).toBe(1n);
       });
-      release();
+      held.open();
       await first;
       expect(await second).toMatchObject({ displayName: 'First' });
       expect(await world.users.transaction((tx) => tx.lock(randomUUID()))).toBeNull();

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { toAppError } from '@platform/errors';
 import { createLogger } from '@platform/logger';
 import { createRedis } from '@platform/redis';
-import { createTcpProxy, createTestRun, eventually } from '@platform/testing';
+import { createTcpProxy, createTestRun, eventually, latch } from '@platform/testing';
 import { createUserCache } from './user.cache';
 import { createUserService } from './user.service';
 import { newUser } from './testing/user.factories';
@@ -15,24 +15,22 @@ const RACES = 10;
  * held between its load and its write to the cache.
  */
 function gatedReader(world: UserWorld) {
-  let read!: () => void;
-  const wasRead = new Promise<void>((resolve) => (read = resolve));
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => (release = resolve));
+  const read = latch();
+  const released = latch();
   const service = createUserService({
     users: {
       ...world.users,
       async findByIds(ids) {
         const rows = await world.users.findByIds(ids);
-        read();
-        await released;
+        read.open();
+        await released.opened;
         return rows;
       },
     },
     cache: world.cache,
     relay: { kick: () => undefined },
   });
-  return { service, wasRead, release };
+  return { service, wasRead: read.opened, release: released.open };
 }
 
 /** The use cases that own a transaction, raced on the real PostgreSQL, and the Redis cache. */
@@ -132,18 +130,16 @@ describe('UserService on PostgreSQL and Redis', () => {
       const { id } = await world.service.register(newUser());
       // The disable waits between its last statement and its commit; its forget after the
       // commit is lost (as when Redis answers nothing at that moment).
-      let changed!: () => void;
-      const hasChanged = new Promise<void>((resolve) => (changed = resolve));
-      let commit!: () => void;
-      const committing = new Promise<void>((resolve) => (commit = resolve));
+      const changed = latch();
+      const committing = latch();
       const disabler = createUserService({
         users: {
           ...world.users,
           transaction: (work) =>
             world.users.transaction(async (tx) => {
               const done = await work(tx);
-              changed();
-              await committing;
+              changed.open();
+              await committing.opened;
               return done;
             }),
         },
@@ -153,11 +149,11 @@ describe('UserService on PostgreSQL and Redis', () => {
       const reader = gatedReader(world);
 
       const disabling = disabler.update(id, { status: 'DISABLED' });
-      await hasChanged;
+      await changed.opened;
       // Reads the row before the commit: still active.
       const slowRead = reader.service.get(id);
       await reader.wasRead;
-      commit();
+      committing.open();
       await disabling;
       reader.release();
       expect((await slowRead).status).toBe('ACTIVE');

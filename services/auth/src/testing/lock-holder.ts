@@ -1,34 +1,19 @@
 import { expect } from 'vitest';
 import type { Database } from '@platform/db';
-import { eventually } from '@platform/testing';
+import { eventually, holdOpen, type Held } from '@platform/testing';
 import type { AuthTransactions, AuthTx } from '../auth.transactions';
 
-/** A transaction that took a lock and keeps it until released. */
-export interface HeldLock {
-  /** Ends the transaction (commits) and resolves once it has. */
-  release(): Promise<void>;
-}
-
-export async function holdLock(
+/** A transaction that took a lock with `take` and keeps it until released. */
+export function holdLock(
   transactions: AuthTransactions,
   take: (client: AuthTx) => Promise<unknown>,
-): Promise<HeldLock> {
-  let release = () => {};
-  const released = new Promise<void>((resolve) => (release = resolve));
-  let taken = () => {};
-  const isTaken = new Promise<void>((resolve) => (taken = resolve));
-  const done = transactions.run(async ({ client }) => {
-    await take(client);
-    taken();
-    await released;
-  });
-  await Promise.race([isTaken, done]);
-  return {
-    async release() {
-      release();
-      await done;
-    },
-  };
+): Promise<Held> {
+  return holdOpen((hold) =>
+    transactions.run(async ({ client }) => {
+      await take(client);
+      await hold();
+    }),
+  );
 }
 
 /** Resolves once exactly one connection to this database waits for a lock (row or advisory). */

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, expect } from 'vitest';
 import { connectDatabase, type Database, type Prisma } from '@platform/db';
 import { isAppError } from '@platform/errors';
-import { createTestRun, eventually, type TestRun } from '@platform/testing';
+import { createTestRun, eventually, holdOpen, type Held, type TestRun } from '@platform/testing';
 
 export interface TestDatabase {
   readonly run: TestRun;
@@ -61,36 +61,20 @@ export async function twiceAtOnce(call: () => Promise<boolean>): Promise<(boolea
   return answersOf(await concurrently([call, call]));
 }
 
-/** A transaction that took a lock and keeps it until released. */
-export interface HeldLock {
-  /** Ends the transaction (commits) and resolves once it has. */
-  release(): Promise<void>;
-}
-
 /** Opens a transaction of its own on `db` that runs `take` and then waits to be released. */
-export async function holdLock(
+export function holdLock(
   db: Database,
   take: (tx: Prisma.TransactionClient) => Promise<unknown>,
-): Promise<HeldLock> {
-  let release = () => {};
-  const released = new Promise<void>((resolve) => (release = resolve));
-  let taken = () => {};
-  const isTaken = new Promise<void>((resolve) => (taken = resolve));
-  const done = db.$transaction(
-    async (tx) => {
-      await take(tx);
-      taken();
-      await released;
-    },
-    { timeout: 20_000 },
+): Promise<Held> {
+  return holdOpen((hold) =>
+    db.$transaction(
+      async (tx) => {
+        await take(tx);
+        await hold();
+      },
+      { timeout: 20_000 },
+    ),
   );
-  await Promise.race([isTaken, done]);
-  return {
-    async release() {
-      release();
-      await done;
-    },
-  };
 }
 
 /** Resolves once exactly `count` connections to this database wait for a lock. */
