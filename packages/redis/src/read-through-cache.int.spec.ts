@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '@platform/logger';
-import { eventually, latch, startRedisServer } from '@platform/testing';
+import { eventually, latch, startRedisServer, type TestRedisServer } from '@platform/testing';
 import { createReadThroughCache, type ReadThroughCache } from './read-through-cache';
 import { createRedis, type Redis } from './redis';
 import { serverRunOf } from './server-run';
@@ -194,65 +194,62 @@ describe('ReadThroughCache on Redis', () => {
 });
 
 describe('ReadThroughCache on a Redis of its own', () => {
+  let server: TestRedisServer;
+  let redis: Redis;
+  beforeEach(async () => {
+    server = await startRedisServer();
+    redis = await createRedis({ url: server.url, keyPrefix, logger });
+  });
+  afterEach(async () => {
+    redis.disconnect();
+    await server.stop();
+  });
+
   it('answers nothing a restored snapshot brings back from before the restart', async () => {
-    const server = await startRedisServer();
-    const redis = await createRedis({ url: server.url, keyPrefix, logger });
-    try {
-      const cache = cacheOf(redis);
-      const { values: source, loads, load } = createSource();
-      const id = randomUUID();
-      source.set(id, 'before');
-      await cache.get([id], load);
-      const entry = `things:${await serverRunOf(redis).current()}:${id}`;
-      const snapshot = await redis.get(entry);
-      expect(snapshot).toBe('before');
-      // Changed, then the server restarts from a snapshot taken before the change.
-      source.set(id, 'after');
-      await cache.beginChange(id);
-      await cache.forget(id);
-      await server.crash();
-      await server.start();
-      await eventually(async () => expect(await redis.set(entry, snapshot!)).toBe('OK'));
-      loads.length = 0;
-      expect((await cache.get([id], load)).get(id)).toBe('after');
-      expect(loads).toEqual([id]);
-    } finally {
-      redis.disconnect();
-      await server.stop();
-    }
+    const cache = cacheOf(redis);
+    const { values: source, loads, load } = createSource();
+    const id = randomUUID();
+    source.set(id, 'before');
+    await cache.get([id], load);
+    const entry = `things:${await serverRunOf(redis).current()}:${id}`;
+    const snapshot = await redis.get(entry);
+    expect(snapshot).toBe('before');
+    // Changed, then the server restarts from a snapshot taken before the change.
+    source.set(id, 'after');
+    await cache.beginChange(id);
+    await cache.forget(id);
+    await server.crash();
+    await server.start();
+    await eventually(async () => expect(await redis.set(entry, snapshot!)).toBe('OK'));
+    loads.length = 0;
+    expect((await cache.get([id], load)).get(id)).toBe('after');
+    expect(loads).toEqual([id]);
   });
 
   it('serves what it loads and lets changes through when Redis is full', async () => {
-    const server = await startRedisServer();
-    const redis = await createRedis({ url: server.url, keyPrefix, logger });
-    try {
-      const cache = cacheOf(redis);
-      const { values: source, loads, load } = createSource();
-      const [cached, uncached] = [randomUUID(), randomUUID()];
-      source.set(cached, 'one').set(uncached, 'two');
-      await cache.get([cached], load);
-      // No write that needs memory succeeds any more (noeviction is the default policy).
-      await redis.config('SET', 'maxmemory', '1');
-      await expect(redis.set('probe', 'x')).rejects.toThrow(/OOM/);
+    const cache = cacheOf(redis);
+    const { values: source, loads, load } = createSource();
+    const [cached, uncached] = [randomUUID(), randomUUID()];
+    source.set(cached, 'one').set(uncached, 'two');
+    await cache.get([cached], load);
+    // No write that needs memory succeeds any more (noeviction is the default policy).
+    await redis.config('SET', 'maxmemory', '1');
+    await expect(redis.set('probe', 'x')).rejects.toThrow(/OOM/);
 
-      loads.length = 0;
-      expect(await cache.get([cached, uncached], load)).toEqual(
-        new Map([
-          [cached, 'one'],
-          [uncached, 'two'],
-        ]),
-      );
-      expect(await cache.get([uncached], load)).toEqual(new Map([[uncached, 'two']]));
-      expect(loads).toEqual([uncached, uncached]);
+    loads.length = 0;
+    expect(await cache.get([cached, uncached], load)).toEqual(
+      new Map([
+        [cached, 'one'],
+        [uncached, 'two'],
+      ]),
+    );
+    expect(await cache.get([uncached], load)).toEqual(new Map([[uncached, 'two']]));
+    expect(loads).toEqual([uncached, uncached]);
 
-      // A change still takes its entry out.
-      source.set(cached, 'changed');
-      await cache.beginChange(cached);
-      await cache.forget(cached);
-      expect((await cache.get([cached], load)).get(cached)).toBe('changed');
-    } finally {
-      redis.disconnect();
-      await server.stop();
-    }
+    // A change still takes its entry out.
+    source.set(cached, 'changed');
+    await cache.beginChange(cached);
+    await cache.forget(cached);
+    expect((await cache.get([cached], load)).get(cached)).toBe('changed');
   });
 });
