@@ -123,6 +123,24 @@ describe('an access token the gateway refuses is the client’s fault, never a 5
     },
   );
 
+  it('refuses a forged token whose payload is not JSON as invalid, and still serves public operations', async () => {
+    // `typ: JWT` in the header makes the decoder parse the payload (here `x`) as JSON.
+    const forged = 'eyJ0eXAiOiJKV1QifQ.eA.x';
+    const refused = await post(gateway, '{ me { id } }', forged);
+    expect(refused.status).toBe(401);
+    expect(refused.body.errors?.[0]?.extensions).toEqual({
+      code: 'UNAUTHENTICATED',
+      reason: 'TOKEN_INVALID',
+    });
+    const reset = await post(
+      gateway,
+      'mutation { requestPasswordReset(email: "stale@example.com") }',
+      forged,
+    );
+    expect(reset.status).toBe(200);
+    expect(reset.body).toEqual({ data: { requestPasswordReset: true } });
+  });
+
   it('refuses an operation mixing a public field with a protected one', async () => {
     const { status, body } = await post(
       gateway,

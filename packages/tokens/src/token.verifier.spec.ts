@@ -88,6 +88,27 @@ describe('createTokenVerifier', () => {
       },
     ],
     ['without a session id', () => sign({ sub: 'u' }, key.privateKey)],
+    // A header saying `typ: JWT` makes the decoder parse the payload as JSON.
+    ['whose payload is not JSON', () => 'eyJ0eXAiOiJKV1QifQ.eA.x'],
+    [
+      'whose payload is not JSON, with a known key',
+      () => {
+        const header = Buffer.from(
+          JSON.stringify({ alg: 'ES256', typ: 'JWT', kid: 'k1' }),
+        ).toString('base64url');
+        return `${header}.${Buffer.from('{"sub":').toString('base64url')}.x`;
+      },
+    ],
+    [
+      'whose key id is not a string',
+      () => {
+        const [, payload, signature] = sign({ sub: 'u', sid: 's' }, key.privateKey).split('.');
+        const header = Buffer.from(
+          JSON.stringify({ alg: 'ES256', typ: 'JWT', kid: { toString: 'k1' } }),
+        ).toString('base64url');
+        return `${header}.${payload}.${signature}`;
+      },
+    ],
     [
       'without an expiry',
       () =>

@@ -147,8 +147,19 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       verified.delete(token);
     }
     cache.miss();
-    const decoded = jwt.decode(token, { complete: true });
-    if (!decoded || decoded.header.alg !== ACCESS_TOKEN_ALGORITHM || !decoded.header.kid)
+    let decoded: jwt.Jwt | null;
+    try {
+      // Throws when the header says `typ: JWT` and the payload is not JSON.
+      decoded = jwt.decode(token, { complete: true });
+    } catch {
+      throw INVALID();
+    }
+    if (
+      !decoded ||
+      decoded.header.alg !== ACCESS_TOKEN_ALGORITHM ||
+      typeof decoded.header.kid !== 'string' ||
+      !decoded.header.kid
+    )
       throw INVALID();
     const key = await keyFor(decoded.header.kid);
     if (!key) throw INVALID();
