@@ -2,7 +2,13 @@ import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { GraphQLError } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { AppError } from './app-error';
-import { formatGraphQLError, fromGrpcError, toGraphQLError, toGrpcError } from './translate';
+import {
+  formatGraphQLError,
+  fromGrpcError,
+  MAX_GRPC_MESSAGE_LENGTH,
+  toGraphQLError,
+  toGrpcError,
+} from './translate';
 
 function asServiceError(shape: ReturnType<typeof toGrpcError>): ServiceError {
   return Object.assign(new Error(`${shape.code} ${shape.details}`), shape);
@@ -25,6 +31,14 @@ describe('error translation', () => {
     const graphqlError = toGraphQLError(fromGrpcError(asServiceError(wire)));
     expect(graphqlError.message).toBe('message for the user');
     expect(graphqlError.extensions).toEqual({ code, field: 'email', retryAfter: 7, reason: 'why' });
+  });
+
+  it('cuts a long message at a character, never inside a surrogate pair', () => {
+    const message = `${'a'.repeat(MAX_GRPC_MESSAGE_LENGTH - 2)}😀${'b'.repeat(50)}`;
+    const { details } = toGrpcError(new AppError('BAD_USER_INPUT', message));
+    expect(details).toBe(`${'a'.repeat(MAX_GRPC_MESSAGE_LENGTH - 2)}…`);
+    const short = 'x'.repeat(MAX_GRPC_MESSAGE_LENGTH);
+    expect(toGrpcError(new AppError('BAD_USER_INPUT', short)).details).toBe(short);
   });
 
   it('masks unexpected errors on the way out of a service', () => {

@@ -46,6 +46,23 @@ export function toAppError(error: unknown): AppError {
   return new AppError('INTERNAL_SERVER_ERROR', INTERNAL_MESSAGE, { cause: error });
 }
 
+/**
+ * The longest message a gRPC error carries. grpc-js sends it in an HTTP/2 trailer
+ * (percent-encoded: up to 9 bytes a character); one larger than the peer accepts breaks the
+ * connection, and every call on it waits for its deadline. Messages that repeat an input
+ * (validation) are cut here, whatever their length.
+ */
+export const MAX_GRPC_MESSAGE_LENGTH = 1_000;
+
+function bounded(message: string): string {
+  if (message.length <= MAX_GRPC_MESSAGE_LENGTH) return message;
+  let end = MAX_GRPC_MESSAGE_LENGTH - 1;
+  // Never half a surrogate pair.
+  const last = message.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${message.slice(0, end)}…`;
+}
+
 /** Turns anything a handler threw into a gRPC error; unexpected errors are masked. */
 export function toGrpcError(thrown: unknown): GrpcErrorShape {
   const metadata = new Metadata();
@@ -58,7 +75,7 @@ export function toGrpcError(thrown: unknown): GrpcErrorShape {
   if (error.field) metadata.set(FIELD_KEY, error.field);
   if (error.retryAfter !== undefined) metadata.set(RETRY_AFTER_KEY, String(error.retryAfter));
   if (error.reason) metadata.set(REASON_KEY, error.reason);
-  return { code: GRPC_STATUS[error.code], details: error.message, metadata };
+  return { code: GRPC_STATUS[error.code], details: bounded(error.message), metadata };
 }
 
 function isServiceError(error: unknown): error is ServiceError {

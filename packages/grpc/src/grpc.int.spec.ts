@@ -51,6 +51,9 @@ describe('gRPC server and client', () => {
                 slowCalls.push(slow);
                 await slow;
               }
+              // A domain error whose message repeats a long input, as validation messages do.
+              if (request.id.startsWith('long:'))
+                throw AppError.badInput('id', `"${request.id}" is not a user id`);
               if (request.id === 'broken')
                 throw new Error('connection to db://admin:secret@db failed');
               return { user: user('found') };
@@ -95,6 +98,20 @@ describe('gRPC server and client', () => {
       code: 'NOT_FOUND',
       message: 'User not found',
     });
+  });
+
+  it('answers a domain error repeating a long input at once, and the connection keeps serving', async () => {
+    const caller = client();
+    // grpc-js carries the message in an HTTP/2 trailer: one this long would break the
+    // connection, and every call on it would wait for its deadline.
+    for (const input of ['a'.repeat(200_000), '€'.repeat(20_000)]) {
+      const started = Date.now();
+      const error = await caller.getUser({ id: `long:${input}` }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'BAD_USER_INPUT', field: 'id' });
+      expect((error as Error).message.length).toBeLessThanOrEqual(1_024);
+      expect(Date.now() - started).toBeLessThan(1_500);
+      expect((await caller.getUser({ id: 'u1' })).user?.displayName).toBe('found');
+    }
   });
 
   it('masks unexpected errors so nothing internal leaks', async () => {

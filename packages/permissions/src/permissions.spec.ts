@@ -48,4 +48,12 @@ describe('permissionProblem', () => {
     ['widgets:*', /not a known permission/],
     ['Users:read', /resource:action/],
   ])('refuses %s', (p, message) => expect(permissionProblem(p)).toMatch(message));
+  it('quotes at most 60 characters of what it refuses', () => {
+    expect(permissionProblem(`users:${'x'.repeat(100_000)}`)).toBe(
+      `"users:${'x'.repeat(53)}…" is not a known permission`,
+    );
+    expect(permissionProblem(`${'😀'.repeat(40)}`)).toBe(
+      `"${'😀'.repeat(29)}…" must look like resource:action`,
+    );
+  });
 });

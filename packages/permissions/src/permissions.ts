@@ -67,11 +67,20 @@ const RESOURCES = new Set(Object.keys(PERMISSION_CATALOGUE).map((name) => name.s
  * catalogue, `resource:*` for a catalogued resource, or `*`.
  */
 export function permissionProblem(permission: string): string | null {
-  if (!isValidPermission(permission)) return `"${permission}" must look like resource:action`;
+  if (!isValidPermission(permission))
+    return `"${shortened(permission)}" must look like resource:action`;
   if (permission === '*' || permission in PERMISSION_CATALOGUE) return null;
   const [resource, action] = permission.split(':');
   if (action === '*' && RESOURCES.has(resource)) return null;
-  return `"${permission}" is not a known permission`;
+  return `"${shortened(permission)}" is not a known permission`;
+}
+
+/** An input as a message repeats it: its first 60 characters (no input is echoed in full). */
+function shortened(input: string): string {
+  if (input.length <= 60) return input;
+  // Never half a surrogate pair.
+  const end = /[\uD800-\uDBFF]/.test(input.charAt(58)) ? 58 : 59;
+  return `${input.slice(0, end)}…`;
 }
 
 /** Role names: lowercase, 2-50 characters, starting with a letter. */
