@@ -132,6 +132,19 @@ describe('notifications: inbox, preferences and the email channel', () => {
     expect(codeOf(refused)).toBe('FORBIDDEN');
   });
 
+  it('sends data written as a literal with variables in it', async () => {
+    const literal = await newUser('literal@example.com');
+    const sent = await as<{ sendNotification: { data: unknown } }>(
+      admin,
+      `mutation ($to: ID!, $invoice: Int, $tag: String, $absent: String) {
+        sendNotification(input: { userId: $to, type: "invoice.paid", title: "Paid", body: "b",
+          data: { invoice: $invoice, tags: [$tag, "x"], absent: $absent } }) { data } }`,
+      { to: literal.id, invoice: 7, tag: 'urgent' },
+    );
+    expect(sent.errors).toBeUndefined();
+    expect(sent.data?.sendNotification.data).toEqual({ invoice: 7, tags: ['urgent', 'x'] });
+  });
+
   it('refuses bad input with BAD_USER_INPUT naming the field, and an unknown recipient with NOT_FOUND', async () => {
     const carol = await newUser('carol@example.com');
     const base = { userId: carol.id, type: 'note', title: 'Hi', body: 'Hello' };

@@ -23,24 +23,35 @@ export const DateTimeScalar = new GraphQLScalarType<Date, string>({
   },
 });
 
-function literalToJson(ast: ValueNode): unknown {
+/**
+ * A JSON literal as the value it writes, its variables (`{ a: $v }`) replaced by their values;
+ * an object leaves out a field whose variable was not given, a list holds null for it.
+ */
+function literalToJson(
+  ast: ValueNode,
+  variables?: Readonly<Record<string, unknown>> | null,
+): unknown {
   switch (ast.kind) {
     case Kind.STRING:
     case Kind.BOOLEAN:
+    case Kind.ENUM:
       return ast.value;
     case Kind.INT:
     case Kind.FLOAT:
       return Number(ast.value);
     case Kind.NULL:
       return null;
+    case Kind.VARIABLE:
+      return variables?.[ast.name.value];
     case Kind.LIST:
-      return ast.values.map(literalToJson);
+      return ast.values.map((value) => literalToJson(value, variables) ?? null);
     case Kind.OBJECT:
       return Object.fromEntries(
-        ast.fields.map((field) => [field.name.value, literalToJson(field.value)]),
+        ast.fields.flatMap((field) => {
+          const value = literalToJson(field.value, variables);
+          return value === undefined ? [] : [[field.name.value, value]];
+        }),
       );
-    default:
-      throw AppError.badInput('JSON', 'variables are not allowed inside a JSON literal');
   }
 }
 
