@@ -147,6 +147,29 @@ describe('operation limits: depth, fields and cost checked before planning, and 
     await expectNoSubgraphSaw(correlationId, aliaser);
   });
 
+  it('refuses a page size no Int can hold as bad input, not as too complex, before any subgraph is called', async () => {
+    const asker = await signUp(gateway, 'asker@example.com');
+    for (const first of [2 ** 31, 1e10]) {
+      const correlationId = randomUUID();
+      const response = await fetch(`${gateway}/graphql`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${asker.token}`,
+          'x-correlation-id': correlationId,
+        },
+        body: JSON.stringify({
+          query: 'query ($first: Int) { me { notifications(first: $first) { totalCount } } }',
+          variables: { first },
+        }),
+      });
+      const body = (await response.json()) as GraphQLResponse<unknown>;
+      expect(response.status).toBe(400);
+      expect(codeOf(body)).toBe('BAD_USER_INPUT');
+      await expectNoSubgraphSaw(correlationId, asker);
+    }
+  });
+
   it('serves a page of notifications', async () => {
     const reader = await signUp(gateway, 'reader@example.com');
     const answer = await post<{ me: { notifications: { edges: { node: { id: string } }[] } } }>(

@@ -108,6 +108,12 @@ describe('measureOperation', () => {
     expect(measure(query).nodes).toBe(7);
   });
 
+  it('does not take as a size a variable an Int cannot hold (the gateway refuses it as bad input)', () => {
+    const query = 'query ($n: Int) { users(first: $n) { edges { node { id } } } }';
+    for (const n of [2 ** 31, 1e10, 2.5]) expect(measure(query, { n }).nodes).toBe(20);
+    expect(measure(query, { n: 2 ** 31 - 1 }).nodes).toBe(2 ** 31 - 1);
+  });
+
   it('counts a list without first as the assumed list size, multiplied like a page', () => {
     const cost = measure(
       '{ users(first: 5) { edges { node { roles { role { inherits { id } } } } } } }',

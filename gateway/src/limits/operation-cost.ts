@@ -145,6 +145,10 @@ type Plumbing = { kind: 'connection'; page: number } | { kind: 'edge' } | undefi
 const EMPTY: Summary = { depth: 0, fields: 0, width: 0, nodes: 0 };
 const PAGE_ARGUMENTS = ['first', 'last'];
 
+/** What GraphQL's `Int` holds: whole numbers of 32 bits. */
+const isGraphQLInt = (value: number) =>
+  Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31;
+
 /**
  * Measures one operation of a validated document against the (API) schema. Fragments are
  * measured once per place they can appear and reused, so a document that nests fragment
@@ -169,13 +173,19 @@ export function measureOperation(
   const memo = new Map<string, Summary>();
   const visiting = new Set<string>();
 
-  function numberOf(value: ValueNode | undefined): number | undefined {
+  /**
+   * An argument's number. A variable's value an `Int` argument cannot take (a fraction, or
+   * beyond 32 bits) is not a size: the gateway refuses it (BAD_USER_INPUT) once the operation
+   * is admitted, before any subgraph is asked.
+   */
+  function numberOf(value: ValueNode | undefined, isInt: boolean): number | undefined {
     if (!value) return undefined;
     if (value.kind === Kind.INT) return Number(value.value);
     if (value.kind === Kind.VARIABLE) {
       const given = variables[value.name.value];
-      if (typeof given === 'number' && Number.isFinite(given)) return given;
-      if (given === undefined) return numberOf(variableDefaults.get(value.name.value));
+      if (typeof given === 'number' && Number.isFinite(given))
+        return isInt && !isGraphQLInt(given) ? undefined : given;
+      if (given === undefined) return numberOf(variableDefaults.get(value.name.value), isInt);
     }
     return undefined;
   }
@@ -186,7 +196,10 @@ export function measureOperation(
     if (paging.length === 0) return undefined;
     let requested: number | undefined;
     for (const arg of paging) {
-      const given = numberOf(field.arguments?.find((a) => a.name.value === arg.name)?.value);
+      const given = numberOf(
+        field.arguments?.find((a) => a.name.value === arg.name)?.value,
+        getNamedType(arg.type).name === 'Int',
+      );
       const size = given ?? (typeof arg.defaultValue === 'number' ? arg.defaultValue : undefined);
       if (size !== undefined) requested = Math.max(requested ?? 0, size);
     }
