@@ -7,7 +7,11 @@ export interface LiveClient {
   /** Resolves with the close code once the server closes the connection. */
   closed: Promise<{ code: number; reason: string }>;
   /** Subscribes; every result (or error) lands in the returned list. */
-  subscribe(query: string, variables?: Record<string, unknown>): LiveSubscription;
+  subscribe(
+    query: string,
+    variables?: Record<string, unknown>,
+    operationName?: string,
+  ): LiveSubscription;
   dispose(): Promise<void>;
 }
 
@@ -48,7 +52,7 @@ export function connectLive(gatewayUrl: string, token: string | undefined): Live
   return {
     client,
     closed,
-    subscribe(query, variables) {
+    subscribe(query, variables, operationName) {
       const results: FormattedExecutionResult[] = [];
       const errors: unknown[] = [];
       const waiters: (() => void)[] = [];
@@ -89,7 +93,7 @@ export function connectLive(gatewayUrl: string, token: string | undefined): Live
         unsubscribe: () => unsubscribe(),
       };
       const unsubscribe = client.subscribe(
-        { query, variables },
+        { query, variables, ...(operationName ? { operationName } : {}) },
         {
           next: (result) => {
             results.push(result as FormattedExecutionResult);

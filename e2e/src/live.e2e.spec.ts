@@ -220,12 +220,16 @@ describe('live notifications: federated subscriptions through the gateway', () =
     const client = live(henry.token);
     const invalid = client.subscribe('subscription { nothingHere }');
     const query = client.subscribe('{ me { id } }');
+    const unnamed = client.subscribe(ADDED, undefined, 'NoSuchOperation');
     await eventually(async () => {
-      if (invalid.errors.length === 0 || query.errors.length === 0) throw new Error('waiting');
+      if ([invalid, query, unnamed].some(({ errors }) => errors.length === 0))
+        throw new Error('waiting');
     }, 5_000);
     expect(JSON.stringify(invalid.errors[0])).toContain('nothingHere');
     expect(JSON.stringify(query.errors[0])).toContain('HTTP');
-    expect(codeOf({ errors: invalid.errors[0] as never })).toBe('BAD_USER_INPUT');
+    expect(JSON.stringify(unnamed.errors[0])).toContain('NoSuchOperation');
+    for (const { errors } of [invalid, query, unnamed])
+      expect(codeOf({ errors: errors[0] as never })).toBe('BAD_USER_INPUT');
   });
 
   it('delivers exactly once per subscriber with two gateways and two subgraph instances', async () => {

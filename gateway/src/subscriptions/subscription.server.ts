@@ -229,7 +229,10 @@ export function attachSubscriptionServer(options: {
     try {
       plan = federated.plan(document, payload.operationName ?? undefined);
     } catch (error) {
-      if (error instanceof GraphQLError) return [error];
+      // The planner refuses the operation (an unknown operation name, a query sent here): the
+      // caller's fault, whatever code federation gave it (INVALID_GRAPHQL is none of ours).
+      if (error instanceof GraphQLError)
+        return [new GraphQLError(error.message, { extensions: { code: 'BAD_USER_INPUT' } })];
       throw error;
     }
     // The slot is held here at once (a `complete` or a close meanwhile gives it back),
