@@ -1,6 +1,6 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
-import { PrismaClient } from './generated/client';
+import { Prisma, PrismaClient } from './generated/client';
 
 export * from './generated/client';
 
@@ -98,7 +98,16 @@ export function createPrismaClient(options: DatabaseOptions): Database {
   // Prisma ends the pool on $disconnect.
   const adapter = new PrismaPg(pool, { disposeExternalPool: true });
   const client = new PrismaClient({ adapter });
+  const transaction = client.$transaction.bind(client);
+  const slots = createSlots(transactionLimit(options.poolSize ?? 10));
   return Object.assign(client, {
+    // Interactive transactions (a function) take a slot first; a batch of statements does not.
+    $transaction: ((input: unknown, txOptions?: { maxWait?: number }) =>
+      typeof input === 'function'
+        ? slots.run(txOptions?.maxWait ?? TRANSACTION_MAX_WAIT_MS, () =>
+            transaction(input as never, txOptions as never),
+          )
+        : transaction(input as never, txOptions as never)) as PrismaClient['$transaction'],
     async $run<T>(statement: PreparedStatement, values: readonly unknown[]): Promise<T[]> {
       const result = await pool.query({
         name: statement.name,
@@ -113,4 +122,62 @@ export function createPrismaClient(options: DatabaseOptions): Database {
       waiting: pool.waitingCount,
     }),
   });
+}
+
+/**
+ * How long an interactive transaction may wait for its turn when its options set no `maxWait`:
+ * as long as one may last (Prisma's default `timeout`), so a burst queues rather than fails.
+ */
+const TRANSACTION_MAX_WAIT_MS = 5_000;
+
+/**
+ * How many interactive transactions may be open at once: half the pool. An open transaction
+ * holds a connection, and its work may read through the client meanwhile (a check, an audit
+ * entry) and so need another: with every connection held by a transaction, each would wait
+ * for one that none will free, until the pool's timeout failed them all (ten concurrent role
+ * assignments answered 503). With half the pool free of transactions, those reads always get
+ * a connection.
+ */
+export function transactionLimit(poolSize: number): number {
+  return Math.max(1, Math.floor(poolSize / 2));
+}
+
+/**
+ * At most `limit` runs at once, the others waiting in turn. One that cannot start within
+ * `waitMs` fails as Prisma fails a transaction that cannot start in time (P2028): callers
+ * answer SERVICE_UNAVAILABLE, as for an exhausted pool.
+ */
+function createSlots(limit: number) {
+  let free = limit;
+  const waiting: (() => void)[] = [];
+  return {
+    async run<T>(waitMs: number, work: () => Promise<T>): Promise<T> {
+      if (free > 0) free--;
+      else
+        await new Promise<void>((resolve, reject) => {
+          const start = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          const timer = setTimeout(() => {
+            waiting.splice(waiting.indexOf(start), 1);
+            reject(
+              new Prisma.PrismaClientKnownRequestError(
+                `Transaction API error: no transaction could start within ${waitMs} ms (${limit} open)`,
+                { code: 'P2028', clientVersion: Prisma.prismaVersion.client },
+              ),
+            );
+          }, waitMs);
+          waiting.push(start);
+        });
+      try {
+        return await work();
+      } finally {
+        // The slot passes to the next in line, or is free again.
+        const next = waiting.shift();
+        if (next) next();
+        else free++;
+      }
+    },
+  };
 }

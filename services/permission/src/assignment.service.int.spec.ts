@@ -46,6 +46,18 @@ describe('AssignmentService', () => {
       }
     });
 
+    it('makes many assignments by an admin at once, more than the database pool has connections', async () => {
+      const role = await newRole(db(), { permissions: ['users:read'] });
+      const actor = newUser();
+      await services.assignments.assign(PLATFORM, actor, { id: await adminRoleId() }, '');
+      // Each checks the actor and the target inside its transaction, reading through the pool.
+      const users = Array.from({ length: 16 }, () => newUser());
+      const answers = await Promise.all(
+        users.map((user) => services.assignments.assign({ id: actor }, user, { id: role.id }, '')),
+      );
+      expect(answers).toEqual(users.map(() => true));
+    });
+
     it('lets the very next check see the new role, by id or by name', async () => {
       const role = await newRole(db(), { permissions: ['audit:read'] });
       const user = newUser();
