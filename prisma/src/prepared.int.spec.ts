@@ -97,10 +97,10 @@ describe('interactive transactions on the Prisma pool', () => {
     // @platform/testing's latch).
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
+    // Each takes its slot as it is called.
     const held = Array.from({ length: transactionLimit(poolSize) }, () =>
       db.$transaction(() => released, { timeout: 10_000 }),
     );
-    await new Promise((resolve) => setTimeout(resolve, 100));
     const started = Date.now();
     await expect(db.$transaction(async () => 'late', { maxWait: 200 })).rejects.toMatchObject({
       code: 'P2028',
