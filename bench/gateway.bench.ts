@@ -12,7 +12,8 @@
 // Knobs: BENCH_DURATION (10), BENCH_WARMUP (3), BENCH_ROUNDS (3), BENCH_QUERIES (Q1,Q2,Q3),
 // BENCH_TARGETS (project,stock,hive,hive-dedupe,subgraph; also baseline: another build of the
 // project's gateway, from BENCH_BASELINE_GATEWAY, see startTargets), BENCH_NODE_ARGS (given to every
-// app's node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), BENCH_NODE_ENV (production: every
+// app's node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), BENCH_STOCK_NODE_ARGS (the same for
+// the stock peer, to profile both gateways in one run), BENCH_NODE_ENV (production: every
 // app and the stock peer run as deployed, e.g. graphql-js without its development-mode checks;
 // `test` measures what the test suites run).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -47,6 +48,7 @@ const ADMINS = 60;
 const NOTIFICATIONS_PER_USER = 20;
 const PASSWORD = 'benchmark passphrase 42';
 const NODE_ARGS = process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? [];
+const STOCK_NODE_ARGS = process.env['BENCH_STOCK_NODE_ARGS']?.split(' ').filter(Boolean) ?? [];
 const PROBE = fileURLToPath(new URL('./cache-probe.mjs', import.meta.url));
 const NODE_ENV = process.env['BENCH_NODE_ENV'] ?? 'production';
 
@@ -384,7 +386,15 @@ async function startTargets(supergraphFile: string): Promise<Target[]> {
     const probeFile = join(probeDir, 'stock.json');
     const child = spawn(
       process.execPath,
-      ['--enable-source-maps', '--import', 'tsx', '--import', PROBE, 'bench/stock-gateway.ts'],
+      [
+        '--enable-source-maps',
+        '--import',
+        'tsx',
+        '--import',
+        PROBE,
+        ...STOCK_NODE_ARGS,
+        'bench/stock-gateway.ts',
+      ],
       {
         cwd: ROOT,
         env: {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '@platform/errors';
 import { createLogger } from '@platform/logger';
@@ -242,6 +243,30 @@ describe(createRequestBudget.name, () => {
       if (!ended) await new Promise((resolve) => setTimeout(resolve, 20));
     }
     expect(ended).toBe(true);
+  });
+
+  it('leases enough for several dear operations, up to a second of refill and a tenth of the bucket', async () => {
+    // A tenth of a second's refill is 100 points; a second's, 1,000; a tenth of the bucket, 2,000.
+    const bucket = budget(instanceA, 1_000, 20_000);
+    /** How many requests of `cost` one lease paid for: the first asks Redis, then until it changes. */
+    const paidByOneLease = async (cost: number) => {
+      const caller = signedIn();
+      expect(await charge(bucket, caller, cost)).toEqual({ allowed: true });
+      const leased = await stored(caller);
+      let requests = 1;
+      while (requests < 1_000) {
+        expect(await charge(bucket, caller, cost)).toEqual({ allowed: true });
+        if (!isDeepStrictEqual(await stored(caller), leased)) return requests;
+        requests++;
+      }
+      return requests;
+    };
+    // Eight operations of 100 points: a lease of 800, where a tenth of a second's would pay one.
+    expect(await paidByOneLease(100)).toBe(8);
+    // Eight of 300 would be 2,400 points: the lease stops at a second of refill.
+    expect(await paidByOneLease(300)).toBe(3);
+    // Cheap operations: still a tenth of a second's refill per lease.
+    expect(await paidByOneLease(2)).toBe(50);
   });
 
   /** Redis's own clock moved this many ms between two readings of a bucket. */

@@ -129,6 +129,12 @@ declare module 'ioredis' {
 const REMEMBERED_SESSIONS = 100_000;
 /** A lease unused this long is dropped, with its points (at most one lease's worth). */
 const LEASE_IDLE_MS = 2_000;
+/**
+ * Operations of the cost being charged that a lease should pay for, when the bounds allow:
+ * a dear operation (a page of 20 users costs about 220 points) would otherwise send every
+ * second or third request to Redis for a new lease.
+ */
+const LEASE_OPERATIONS = 8;
 
 /**
  * What this process knows of sessions: ended or not, as read from Redis while the watch held
@@ -166,9 +172,9 @@ function sessionMemory(watch: KeyWatch) {
  * A per-caller budget of points in Redis (a token bucket), charged with each operation's
  * cost, so one caller's expensive operations use up their own budget and nobody else's.
  *
- * Most requests need no round trip. Each gateway leases points from a caller's bucket (up to
- * a tenth of a second of its refill, and never more than a tenth of the bucket) and spends
- * them here, and remembers the sessions it checked while a watch of the ended sessions holds
+ * Most requests need no round trip. Each gateway leases points from a caller's bucket (a
+ * tenth of a second of its refill, or eight times the operation's cost if more, but never more
+ * than a second of refill or a tenth of the bucket) and spends them here, and remembers the sessions it checked while a watch of the ended sessions holds
  * (Redis reports every change to them). Nothing is spent beyond the bucket: a lease is taken
  * from it, and its unspent rest is given back with the next lease. A lease idle for two
  * seconds is dropped with its rest, so a caller served by several gateways may be refused by
@@ -195,7 +201,13 @@ export function createRequestBudget(options: RequestBudgetOptions): RequestBudge
       },
     };
   redis.defineCommand('gatewayAdmit', { numberOfKeys: 3, lua: ADMIT });
-  const leaseSize = Math.max(1, Math.floor(Math.min(perSecond, burst) / 10));
+  // A lease: at least the cost; else a tenth of a second of refill, or what LEASE_OPERATIONS
+  // such operations cost if more, but never above a second of refill or a tenth of the bucket
+  // (what a caller may find held elsewhere, or lose with an idle lease).
+  const leaseFloor = Math.max(1, Math.floor(Math.min(perSecond, burst) / 10));
+  const leaseCeiling = Math.max(leaseFloor, Math.floor(Math.min(perSecond, burst / 10)));
+  const leaseFor = (cost: number) =>
+    Math.max(cost, Math.min(leaseCeiling, Math.max(leaseFloor, cost * LEASE_OPERATIONS)));
   /** Points leased from each bucket and not yet spent, and the leases being asked for. */
   const leases = new Map<string, { points: number; usedAt: number; renewing: number }>();
   let sweptAt = 0;
@@ -239,7 +251,7 @@ export function createRequestBudget(options: RequestBudgetOptions): RequestBudge
     // cost, so a burst does not strand one lease per request. None without the watch: its
     // points could not be spent here.
     const first = held.renewing++ === 0;
-    const wanted = first && readAt !== undefined ? Math.max(cost, leaseSize) : cost;
+    const wanted = first && readAt !== undefined ? leaseFor(cost) : cost;
     let answer: [-1 | 0 | 1, number, number];
     try {
       answer = await redis.gatewayAdmit(
