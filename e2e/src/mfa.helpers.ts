@@ -16,8 +16,11 @@ export const mfaAuthEnv = (): Record<string, string> => ({
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * An authenticator app: the code of the current 30-second step, or of the next one when the
- * current step's code was used already (the server accepts one step either side, each once).
+ * An authenticator app: the code of the earliest 30-second step the server still takes and that
+ * was not used yet (the server accepts one step either side of its own, each once and in
+ * order). The step before the current one is handed out only while 15 s or more of the current
+ * one remain, so that the code still counts when the request arrives; so three codes come
+ * without waiting for the clock in the first half of a step.
  */
 export function createAuthenticator(secret: string) {
   let lastStep = -1;
@@ -25,7 +28,8 @@ export function createAuthenticator(secret: string) {
     async code(): Promise<string> {
       for (;;) {
         const now = Math.floor(Date.now() / 30_000);
-        const step = Math.max(now, lastStep + 1);
+        const left = (now + 1) * 30_000 - Date.now();
+        const step = Math.max(left >= 15_000 ? now - 1 : now, lastStep + 1);
         if (step <= now + 1) {
           lastStep = step;
           return generate({ secret, epoch: step * 30 });

@@ -1,17 +1,23 @@
+import { get } from 'node:http';
 import { checkGrpcHealth } from '@platform/grpc';
 import type { AppDefinition } from './apps.registry';
 
 /** Whether the app answers its health check: gRPC health for services, GET /health otherwise. */
 export async function isUp(app: AppDefinition, port: number): Promise<boolean> {
   if (app.kind === 'service') return checkGrpcHealth(`127.0.0.1:${port}`, 500);
-  try {
-    const response = await fetch(`http://127.0.0.1:${port}/health`, {
-      signal: AbortSignal.timeout(500),
-    });
-    return response.ok;
-  } catch {
-    return false;
-  }
+  // A connection of its own, closed after the answer: none left idle at the app (an app
+  // shutting down waits out its idle grace for every idle keep-alive connection it holds).
+  return new Promise((resolve) => {
+    const request = get(
+      { host: '127.0.0.1', port, path: '/health', agent: false, timeout: 500 },
+      (response) => {
+        response.resume();
+        resolve(response.statusCode === 200);
+      },
+    );
+    request.on('timeout', () => request.destroy());
+    request.on('error', () => resolve(false));
+  });
 }
 
 /** Polls until the app is up; rejects after `timeoutMs` or as soon as `failed()` says so. */

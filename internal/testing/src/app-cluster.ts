@@ -174,13 +174,16 @@ export async function startApps(
     }
   }
 
+  // The services first: a subgraph calls them as it starts (the users subgraph creates the
+  // bootstrap admin). The gateway calls nothing as it starts (its supergraph is a file), so it
+  // starts beside the subgraphs: their starts are CPU-bound, and one process alone leaves a core
+  // idle.
   const services = names.filter((name) => name.endsWith('-service'));
-  const subgraphs = names.filter((name) => name.endsWith('-subgraph'));
-  const rest = names.filter((name) => !services.includes(name) && !subgraphs.includes(name));
+  const rest = names.filter((name) => !services.includes(name));
   try {
     // Stage by stage (callees first); within a stage, one instance of each app at a time, so
     // a loaded machine is not asked to start every process at once.
-    for (const stage of [services, subgraphs, rest]) {
+    for (const stage of [services, rest]) {
       const most = Math.max(0, ...stage.map((name) => instancePorts[name].length));
       for (let instance = 0; instance < most; instance++)
         await Promise.all(
