@@ -1,1 +1,2 @@
 export { BoundedMap } from './bounded-map';
+export { shortened } from './text';

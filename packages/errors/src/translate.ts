@@ -1,6 +1,7 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { shortened } from '@platform/collections';
 import { AppError, OUTAGE_RETRY_AFTER_SECONDS, type ErrorCode } from './app-error';
 import { isDependencyOutage } from './outage';
 
@@ -54,15 +55,6 @@ export function toAppError(error: unknown): AppError {
  */
 export const MAX_GRPC_MESSAGE_LENGTH = 1_000;
 
-function bounded(message: string): string {
-  if (message.length <= MAX_GRPC_MESSAGE_LENGTH) return message;
-  let end = MAX_GRPC_MESSAGE_LENGTH - 1;
-  // Never half a surrogate pair.
-  const last = message.charCodeAt(end - 1);
-  if (last >= 0xd800 && last <= 0xdbff) end--;
-  return `${message.slice(0, end)}…`;
-}
-
 /** Turns anything a handler threw into a gRPC error; unexpected errors are masked. */
 export function toGrpcError(thrown: unknown): GrpcErrorShape {
   const metadata = new Metadata();
@@ -75,7 +67,11 @@ export function toGrpcError(thrown: unknown): GrpcErrorShape {
   if (error.field) metadata.set(FIELD_KEY, error.field);
   if (error.retryAfter !== undefined) metadata.set(RETRY_AFTER_KEY, String(error.retryAfter));
   if (error.reason) metadata.set(REASON_KEY, error.reason);
-  return { code: GRPC_STATUS[error.code], details: bounded(error.message), metadata };
+  return {
+    code: GRPC_STATUS[error.code],
+    details: shortened(error.message, MAX_GRPC_MESSAGE_LENGTH),
+    metadata,
+  };
 }
 
 function isServiceError(error: unknown): error is ServiceError {

@@ -1,3 +1,5 @@
+import { shortened } from '@platform/collections';
+
 /** The catalogue of known permissions: declared once, seeded, and listed by `permissions`. */
 export const PERMISSION_CATALOGUE = {
   'users:read': 'Read any user profile and list users',
@@ -60,6 +62,9 @@ export function uncovered(held: readonly string[], wanted: readonly string[]): s
   return wanted.filter((permission) => !isGranted(held, permission));
 }
 
+/** An input as a message repeats it: at most 60 characters of it (no input is echoed in full). */
+const quoted = (input: string) => `"${shortened(input, 60)}"`;
+
 const RESOURCES = new Set(Object.keys(PERMISSION_CATALOGUE).map((name) => name.split(':')[0]));
 
 /**
@@ -67,20 +72,11 @@ const RESOURCES = new Set(Object.keys(PERMISSION_CATALOGUE).map((name) => name.s
  * catalogue, `resource:*` for a catalogued resource, or `*`.
  */
 export function permissionProblem(permission: string): string | null {
-  if (!isValidPermission(permission))
-    return `"${shortened(permission)}" must look like resource:action`;
+  if (!isValidPermission(permission)) return `${quoted(permission)} must look like resource:action`;
   if (permission === '*' || permission in PERMISSION_CATALOGUE) return null;
   const [resource, action] = permission.split(':');
   if (action === '*' && RESOURCES.has(resource)) return null;
-  return `"${shortened(permission)}" is not a known permission`;
-}
-
-/** An input as a message repeats it: its first 60 characters (no input is echoed in full). */
-function shortened(input: string): string {
-  if (input.length <= 60) return input;
-  // Never half a surrogate pair.
-  const end = /[\uD800-\uDBFF]/.test(input.charAt(58)) ? 58 : 59;
-  return `${input.slice(0, end)}…`;
+  return `${quoted(permission)} is not a known permission`;
 }
 
 /** Role names: lowercase, 2-50 characters, starting with a letter. */
