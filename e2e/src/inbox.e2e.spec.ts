@@ -132,6 +132,52 @@ describe('notifications: inbox, preferences and the email channel', () => {
     expect(codeOf(refused)).toBe('FORBIDDEN');
   });
 
+  it("shows a recipient's profile only to the recipient and to holders of users:read, never to a sender without it", async () => {
+    const sender = await newUser('sender-only@example.com');
+    const dana = await newUser('dana@example.com');
+    const role = await as<{ createRole: { id: string } }>(
+      admin,
+      'mutation ($input: CreateRoleInput!) { createRole(input: $input) { id } }',
+      { input: { name: 'sender-only', permissions: ['notifications:send'] } },
+    );
+    const assigned = await as(
+      admin,
+      'mutation ($u: ID!, $r: ID!) { assignRole(userId: $u, roleId: $r) }',
+      {
+        u: sender.id,
+        r: role.data?.createRole.id,
+      },
+    );
+    expect(assigned.errors).toBeUndefined();
+    const input = { userId: dana.id, type: 'note', title: 'Hi', body: 'b' };
+
+    // The recipient's id is the sender's own input: answered.
+    const byId = await as<{ sendNotification: { id: string; recipient: { id: string } } }>(
+      sender,
+      'mutation ($input: SendNotificationInput!) { sendNotification(input: $input) { id recipient { id } } }',
+      { input },
+    );
+    expect(byId.data?.sendNotification.recipient).toEqual({ id: dana.id });
+    // Their profile is not, as `user(id:)` refuses it: FORBIDDEN, and no email in the answer.
+    const profile = await as(sender, SEND, { input });
+    expect(codeOf(profile)).toBe('FORBIDDEN');
+    expect(JSON.stringify(profile)).not.toContain('dana@example.com');
+    expect(
+      codeOf(await as(sender, 'query ($id: ID!) { user(id: $id) { email } }', { id: dana.id })),
+    ).toBe('FORBIDDEN');
+
+    // The recipient reads their own; an admin (users:read) reads anyone's.
+    const id = byId.data?.sendNotification.id;
+    const RECIPIENT = 'query ($id: ID!) { notification(id: $id) { recipient { email } } }';
+    expect((await as(dana, RECIPIENT, { id })).data).toEqual({
+      notification: { recipient: { email: 'dana@example.com' } },
+    });
+    const byAdmin = await as<{ sendNotification: { recipient: { email: string } } }>(admin, SEND, {
+      input,
+    });
+    expect(byAdmin.data?.sendNotification.recipient.email).toBe('dana@example.com');
+  });
+
   it('sends data written as a literal with variables in it', async () => {
     const literal = await newUser('literal@example.com');
     const sent = await as<{ sendNotification: { data: unknown } }>(

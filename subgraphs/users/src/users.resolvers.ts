@@ -1,4 +1,5 @@
 import DataLoader from 'dataloader';
+import { PERMISSIONS } from '@platform/permissions';
 import { userV1 } from '@platform/proto';
 import type { GrpcClient } from '@platform/grpc';
 import { DateTimeScalar, type Authorizer, type SubgraphContext } from '@platform/subgraph';
@@ -31,8 +32,15 @@ export const usersResolvers = {
       context.viewer ? context.users.load(context.viewer.userId) : null,
   },
   User: {
-    __resolveReference: (reference: { id: string }, context: UsersContext) =>
-      context.users.load(reference.id),
+    /**
+     * A user reached through another subgraph (a notification's recipient, an audit entry's
+     * actor): the profile is shown as by `Query.user`, to the user themself or a holder of
+     * users:read. Its id alone, the key, is answered without this (it is the other subgraph's).
+     */
+    async __resolveReference(reference: { id: string }, context: UsersContext) {
+      await context.authz.requireSelfOr(reference.id, PERMISSIONS['users:read']);
+      return context.users.load(reference.id);
+    },
     status: (user: userV1.User) => STATUS[user.status] ?? 'ACTIVE',
   },
 };
