@@ -66,6 +66,28 @@ describe('WebSocket limits hold exactly, and nothing leaks', () => {
 
   afterAll(() => stopPlatform(platform));
 
+  it('ends the upstream subscription as soon as the client completes its own or closes, with no event in between', async () => {
+    // What the notifications subgraph holds (the gateway subscribes there per client subscription).
+    const held = async () => {
+      const response = await fetch(`${platform!.apps.httpUrl('notifications-subgraph')}/health`);
+      return ((await response.json()) as { subscriptions: number }).subscriptions;
+    };
+    const before = await held();
+    const user = await signUp(gateway, 'quiet@example.com');
+    const raw = await signedInSocket(gateway, user);
+    for (let cycle = 0; cycle < 3; cycle++) {
+      subscribe(raw, `q${cycle}`);
+      await eventually(async () => expect(await held()).toBe(before + 1));
+      complete(raw, `q${cycle}`);
+      await eventually(async () => expect(await held()).toBe(before));
+    }
+    for (let n = 0; n < SUBSCRIPTIONS_PER_USER; n++) subscribe(raw, `kept${n}`);
+    await eventually(async () => expect(await held()).toBe(before + SUBSCRIPTIONS_PER_USER));
+    raw.socket.close();
+    await raw.closed;
+    await eventually(async () => expect(await held()).toBe(before));
+  });
+
   it('gives a subscription’s slot back as soon as the client completes it', async () => {
     const user = await signUp(gateway, 'cycles@example.com');
     const raw = await signedInSocket(gateway, user);

@@ -21,6 +21,7 @@ import { contextFromHeaders, inSpan, SpanKind } from '@platform/telemetry';
 type OperationContext = ReturnType<typeof buildOperationContext>;
 import type { GatewayContext } from '../subgraph.data-source';
 import type { UpstreamSubscriptions } from './upstream';
+import { endingSource } from './socket-messages';
 
 /** The plan of one subscription operation: the root field's fetch, then the rest. */
 interface SubscriptionPlan {
@@ -111,7 +112,7 @@ export function createFederatedSubscriptions(options: {
     return context;
   }
 
-  async function* run({
+  function run({
     plan: { primary, rest },
     document,
     operationName,
@@ -135,67 +136,72 @@ export function createFederatedSubscriptions(options: {
       kind: 'QueryPlan',
       node: rest ? { kind: 'Sequence', nodes: [eventFetch, rest] } : eventFetch,
     };
-    try {
-      for await (const event of events) {
-        // The subgraph's errors, as it formatted them (codes kept, nothing internal).
-        const errors = (event.errors ?? []).map(
-          (error) =>
-            new GraphQLError(error.message, { path: error.path, extensions: error.extensions }),
-        );
-        if (!event.data) {
-          yield { errors };
-          return;
-        }
-        const eventSource: GraphQLDataSource = {
-          process: () =>
-            Promise.resolve({
-              data: event.data,
-              ...(errors.length ? { errors: event.errors } : {}),
-            }),
-        };
-        const serviceMap: ServiceMap = {
-          ...Object.fromEntries(options.dataSources),
-          [EVENT_SOURCE]: eventSource,
-        };
-        const requestContext = {
-          request: { variables },
-          context,
-          logger,
-          metrics: {},
-        } as unknown as GatewayGraphQLRequestContext;
-        // A child of the work that produced the event (the subgraph sends its trace context
-        // with it): the live push joins the trace of the operation that caused it.
-        const trace = (event.extensions as UpstreamEventExtensions | undefined)?.traceContext;
-        const name = operationName ?? operationContext.operation.name?.value;
-        yield await inSpan(
-          `subscription event ${name ?? primary.serviceName}`,
-          {
-            kind: SpanKind.INTERNAL,
-            parent: contextFromHeaders(trace),
-            attributes: {
-              'graphql.operation.type': 'subscription',
-              ...(name ? { 'graphql.operation.name': name } : {}),
-              'platform.subscription.subgraph': primary.serviceName,
+    // Ending the subscription ends the upstream one at once, not at its next event.
+    return endingSource(results(), events);
+
+    async function* results(): AsyncGenerator<ExecutionResult> {
+      try {
+        for await (const event of events) {
+          // The subgraph's errors, as it formatted them (codes kept, nothing internal).
+          const errors = (event.errors ?? []).map(
+            (error) =>
+              new GraphQLError(error.message, { path: error.path, extensions: error.extensions }),
+          );
+          if (!event.data) {
+            yield { errors };
+            return;
+          }
+          const eventSource: GraphQLDataSource = {
+            process: () =>
+              Promise.resolve({
+                data: event.data,
+                ...(errors.length ? { errors: event.errors } : {}),
+              }),
+          };
+          const serviceMap: ServiceMap = {
+            ...Object.fromEntries(options.dataSources),
+            [EVENT_SOURCE]: eventSource,
+          };
+          const requestContext = {
+            request: { variables },
+            context,
+            logger,
+            metrics: {},
+          } as unknown as GatewayGraphQLRequestContext;
+          // A child of the work that produced the event (the subgraph sends its trace context
+          // with it): the live push joins the trace of the operation that caused it.
+          const trace = (event.extensions as UpstreamEventExtensions | undefined)?.traceContext;
+          const name = operationName ?? operationContext.operation.name?.value;
+          yield await inSpan(
+            `subscription event ${name ?? primary.serviceName}`,
+            {
+              kind: SpanKind.INTERNAL,
+              parent: contextFromHeaders(trace),
+              attributes: {
+                'graphql.operation.type': 'subscription',
+                ...(name ? { 'graphql.operation.name': name } : {}),
+                'platform.subscription.subgraph': primary.serviceName,
+              },
             },
-          },
-          () =>
-            executeQueryPlan(
-              queryPlan,
-              serviceMap,
-              requestContext,
-              operationContext,
-              supergraphSchema,
-              apiSchema,
-            ),
-        );
+            () =>
+              executeQueryPlan(
+                queryPlan,
+                serviceMap,
+                requestContext,
+                operationContext,
+                supergraphSchema,
+                apiSchema,
+              ),
+          );
+        }
+      } catch (error) {
+        // graphql-ws's client throws an `error` message's payload as it came: the errors.
+        if (Array.isArray(error))
+          throw new UpstreamSubscriptionError(error as GraphQLFormattedError[]);
+        throw error;
+      } finally {
+        await events.return?.(undefined);
       }
-    } catch (error) {
-      // graphql-ws's client throws an `error` message's payload as it came: the errors.
-      if (Array.isArray(error))
-        throw new UpstreamSubscriptionError(error as GraphQLFormattedError[]);
-      throw error;
-    } finally {
-      await events.return?.(undefined);
     }
   }
 

@@ -1,20 +1,50 @@
 /**
- * Passes results on while the client keeps up: once more than `maxBufferedBytes` wait unsent
- * on its socket, calls `tooSlow` (which closes it) and stops, instead of buffering more.
+ * `results`, which reads `source`, with a `return()` that ends `source` at once. An async
+ * generator's own `return()` waits for the await it is paused on, here the next event of an
+ * upstream subscription, which may never come: ending a subscription (a `complete`, a closed
+ * socket) would otherwise leave its upstream subscription running, and the generator held,
+ * until that subscription's next event.
  */
-export async function* unlessTooSlow<T>(
-  results: AsyncIterable<T>,
+export function endingSource<T>(
+  results: AsyncGenerator<T>,
+  source: { return?: (value?: undefined) => unknown },
+): AsyncGenerator<T> {
+  const ending: AsyncGenerator<T> = {
+    next: (...args) => results.next(...args),
+    async return() {
+      await source.return?.(undefined);
+      // The generator's own return settles once the source's end reaches it (its `finally`
+      // blocks run then); not awaited, so that nothing here waits on the source again.
+      results.return(undefined).catch(() => undefined);
+      return { done: true, value: undefined };
+    },
+    throw: (error) => results.throw(error),
+    [Symbol.asyncIterator]: () => ending,
+  };
+  return ending;
+}
+
+/**
+ * Passes results on while the client keeps up: once more than `maxBufferedBytes` wait unsent
+ * on its socket, calls `tooSlow` (which closes it) and stops, instead of buffering more. Ending
+ * it ends `results` at once (endingSource).
+ */
+export function unlessTooSlow<T>(
+  results: AsyncGenerator<T>,
   socket: { readonly bufferedAmount: number },
   maxBufferedBytes: number,
   tooSlow: () => void,
 ): AsyncGenerator<T> {
-  for await (const result of results) {
-    if (socket.bufferedAmount > maxBufferedBytes) {
-      tooSlow();
-      return;
+  async function* passOn(): AsyncGenerator<T> {
+    for await (const result of results) {
+      if (socket.bufferedAmount > maxBufferedBytes) {
+        tooSlow();
+        return;
+      }
+      yield result;
     }
-    yield result;
   }
+  return endingSource(passOn(), results);
 }
 
 export const byteLength = (data: Buffer | ArrayBuffer | Buffer[]): number =>

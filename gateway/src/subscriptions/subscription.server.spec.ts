@@ -1,7 +1,7 @@
 import { GraphQLError } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { UpstreamSubscriptionError } from './federated-subscriptions';
-import { unlessTooSlow } from './socket-messages';
+import { endingSource, unlessTooSlow } from './socket-messages';
 import { formatSubscriptionFailure } from './subscription.server';
 
 async function* events(count: number): AsyncGenerator<number> {
@@ -35,6 +35,58 @@ describe('unlessTooSlow', () => {
     expect(seen).toEqual([0, 1, 2]);
     expect(reported).toBe(1);
     expect(finished).toBe(true);
+  });
+});
+
+/**
+ * An upstream subscription as graphql-ws's client iterates one: no event until one comes (here
+ * none), and `return()` ends it at once, its pending `next()` then resolving done.
+ */
+function quietUpstream() {
+  let wake = () => undefined as void;
+  let ended = false;
+  const upstream: AsyncIterableIterator<number> & { ended(): boolean } = {
+    ended: () => ended,
+    async next() {
+      if (!ended) await new Promise<void>((resolve) => (wake = resolve));
+      return { done: true, value: undefined };
+    },
+    async return() {
+      ended = true;
+      wake();
+      return { done: true, value: undefined };
+    },
+    [Symbol.asyncIterator]: () => upstream,
+  };
+  return upstream;
+}
+
+describe('endingSource', () => {
+  it('ends the upstream subscription as soon as the client ends its own, with no event in between', async () => {
+    for (const wrapped of [false, true]) {
+      const upstream = quietUpstream();
+      let finished = false;
+      async function* results() {
+        try {
+          for await (const event of upstream) yield event;
+        } finally {
+          finished = true;
+        }
+      }
+      const ending = endingSource(results(), upstream);
+      const subscription = wrapped
+        ? unlessTooSlow(ending, { bufferedAmount: 0 }, 1_000, () => undefined)
+        : ending;
+      // graphql-ws's server waits for the next result, then the client sends `complete`.
+      const pending = subscription.next();
+      const stalled = new Promise((_, reject) =>
+        setTimeout(() => reject(new Error('return() waited for an upstream event')), 1_000),
+      );
+      await Promise.race([subscription.return(undefined), stalled]);
+      expect(upstream.ended()).toBe(true);
+      expect(await pending).toEqual({ done: true, value: undefined });
+      expect(finished).toBe(true);
+    }
   });
 });
 

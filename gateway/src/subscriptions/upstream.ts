@@ -70,6 +70,10 @@ export function createUpstreamSubscriptions(options: {
       webSocketImpl: WebSocket,
       connectionParams,
       lazy: true,
+      // Once open, kept open with no subscription on it: closing it when the last one ends
+      // (graphql-ws's default) would look like a lost upstream to `closed` below, and close the
+      // clients whose new subscriptions were on their way to it. (The longest timer Node has.)
+      lazyCloseTimeout: 2 ** 31 - 1,
       keepAlive: 10_000,
       retryAttempts: Number.POSITIVE_INFINITY,
       // Quicker than graphql-ws's default (1 s and more, doubling, plus up to 3 s): another
