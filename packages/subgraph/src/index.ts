@@ -6,7 +6,7 @@ export {
   type PermissionChecks,
 } from './subgraph.server';
 export { loadTypeDefs } from './type-defs';
-export { requireViewer } from './viewer';
+export { requireViewer, viewerIfAny } from './viewer';
 export { DateTimeScalar, JSONScalar } from './scalars';
 export { createAuthorizer, type Authorizer, type CheckPermissions } from './authorizer';
 export type {

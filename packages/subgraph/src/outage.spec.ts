@@ -4,7 +4,7 @@ import { INTERNAL_TOKEN_HEADER } from '@platform/grpc';
 import { createLogger } from '@platform/logger';
 import type { TokenVerifier } from '@platform/tokens';
 import { createSubgraph, type Subgraph, type SubgraphContext } from './subgraph.server';
-import { requireViewer } from './viewer';
+import { requireViewer, viewerIfAny } from './viewer';
 
 /**
  * A subgraph whose token verifier cannot reach Redis: what the gateway gets back. HTTP 200
@@ -13,11 +13,15 @@ import { requireViewer } from './viewer';
  */
 const internalToken = 'internal-test-token';
 const redisDown: Pick<TokenVerifier, 'verifyHeader'> = {
-  verifyHeader: () => Promise.reject(new Error('Connection is closed.')),
+  // As the real verifier: no header is no token (nothing to check); a token needs Redis.
+  verifyHeader: (header) =>
+    header === undefined
+      ? Promise.resolve(null)
+      : Promise.reject(new Error('Connection is closed.')),
 };
 
 const typeDefs = parse(`
-  type Query { me: String, version: String }
+  type Query { me: String, whoami: String, version: String }
 `);
 
 let subgraph: Subgraph | undefined;
@@ -33,6 +37,9 @@ async function start(checkReady?: () => Promise<Record<string, boolean>>) {
     resolvers: {
       Query: {
         me: (_: unknown, __: unknown, context: SubgraphContext) => requireViewer(context).userId,
+        // Null for a caller without a token, like the users subgraph's `me`.
+        whoami: (_: unknown, __: unknown, context: SubgraphContext) =>
+          viewerIfAny(context)?.userId ?? null,
         version: () => '1',
       },
     },
@@ -70,6 +77,27 @@ describe('a subgraph while access tokens cannot be checked', () => {
         },
       ],
     });
+  });
+
+  it('does not answer a field that is null for anonymous callers as if a token that cannot be checked was none', async () => {
+    const url = await start();
+    const ask = (headers: Record<string, string>) =>
+      fetch(`${url}/graphql`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          [INTERNAL_TOKEN_HEADER]: internalToken,
+          ...headers,
+        },
+        body: JSON.stringify({ query: '{ whoami }' }),
+      }).then((response) => response.json());
+    // A token was sent and could not be checked: SERVICE_UNAVAILABLE, not "signed out".
+    expect(await ask({ authorization: 'Bearer a.b.c' })).toMatchObject({
+      data: { whoami: null },
+      errors: [{ path: ['whoami'], extensions: { code: 'SERVICE_UNAVAILABLE' } }],
+    });
+    // No token: null, and no error.
+    expect(await ask({})).toEqual({ data: { whoami: null } });
   });
 
   it('is not ready while a dependency is down, naming it', async () => {

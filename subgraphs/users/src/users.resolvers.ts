@@ -2,7 +2,12 @@ import DataLoader from 'dataloader';
 import { PERMISSIONS } from '@platform/permissions';
 import { userV1 } from '@platform/proto';
 import type { GrpcClient } from '@platform/grpc';
-import { DateTimeScalar, type Authorizer, type SubgraphContext } from '@platform/subgraph';
+import {
+  DateTimeScalar,
+  viewerIfAny,
+  type Authorizer,
+  type SubgraphContext,
+} from '@platform/subgraph';
 
 type UserClient = GrpcClient<typeof userV1.UserServiceService>;
 
@@ -28,8 +33,11 @@ const STATUS: Record<number, 'ACTIVE' | 'DISABLED'> = {
 export const usersResolvers = {
   DateTime: DateTimeScalar,
   Query: {
-    me: (_: unknown, __: unknown, context: UsersContext) =>
-      context.viewer ? context.users.load(context.viewer.userId) : null,
+    // Null for a caller without a token; one whose token was refused here is told why.
+    me: (_: unknown, __: unknown, context: UsersContext) => {
+      const viewer = viewerIfAny(context);
+      return viewer ? context.users.load(viewer.userId) : null;
+    },
   },
   User: {
     /**
