@@ -181,6 +181,41 @@ describe('operation limits: depth, fields and cost checked before planning, and 
     expect(Array.isArray(answer.body.data?.me.notifications.edges)).toBe(true);
   });
 
+  it('refuses a text of more than 15,000 tokens once the parser reaches them, over HTTP and WebSocket, with BAD_USER_INPUT', async () => {
+    // 2,300 fragments of 7 tokens each: 16,100 tokens in 57 KB (below the WebSocket frame limit).
+    const fragments = Array.from({ length: 2_300 }, (_, n) => `fragment a${n} on User{id}`);
+    const tooLong = fragments.join(' ');
+    const http = await post(`{ __typename } ${tooLong}`);
+    expect(http.status).toBe(400);
+    expect(http.body.errors).toEqual([
+      expect.objectContaining({
+        message: expect.stringMatching(/15000 tokens/) as string,
+        extensions: { code: 'BAD_USER_INPUT' },
+      }),
+    ]);
+
+    const listener = await signUp(gateway, 'tokens-listener@example.com');
+    const client = connectLive(gateway, listener.token);
+    try {
+      const long = client.subscribe(`subscription { notificationAdded { id } } ${tooLong}`);
+      await eventually(() => expect(long.errors).toHaveLength(1));
+      expect(long.errors[0]).toEqual([
+        expect.objectContaining({
+          message: expect.stringMatching(/15000 tokens/) as string,
+          extensions: { code: 'BAD_USER_INPUT' },
+        }),
+      ]);
+      // Any syntax error over WebSocket carries the contract's code, as over HTTP.
+      const broken = client.subscribe('subscription {');
+      await eventually(() => expect(broken.errors).toHaveLength(1));
+      expect(broken.errors[0]).toEqual([
+        expect.objectContaining({ extensions: { code: 'BAD_USER_INPUT' } }),
+      ]);
+    } finally {
+      await client.dispose();
+    }
+  });
+
   it('refuses a subscription above the limits with the same error', async () => {
     const listener = await signUp(gateway, 'listener@example.com');
     const client = connectLive(gateway, listener.token);

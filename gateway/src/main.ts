@@ -25,6 +25,7 @@ import { clientAddressOf } from './client-address';
 import { withCors } from './cors';
 import { exportDependencyStatus, exportSubscriptionGauges } from './gateway.metrics';
 import { env, operationLimits } from './environment';
+import { MAX_DOCUMENT_TOKENS } from './limits/operation-cost';
 import { operationLimitsPlugin } from './limits/operation-limits.plugin';
 import { createRequestBudget } from './limits/request-budget';
 import { textNestingPlugin } from './limits/text-nesting.plugin';
@@ -113,6 +114,7 @@ lifecycle.run(async () => {
     // Shutdown is ours (@platform/lifecycle): Apollo must not re-raise the signal mid-teardown.
     stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
+    parseOptions: { maxTokens: MAX_DOCUMENT_TOKENS },
     plugins: [
       // First: it replaces a parser's stack overflow with QUERY_TOO_COMPLEX before the others
       // (metrics, log) read the answer.

@@ -76,6 +76,14 @@ export const DEFAULT_OPERATION_LIMITS: OperationLimits = {
 export const MAX_TEXT_NESTING = 128;
 
 /**
+ * Tokens an operation's text may hold: the parser stops there (a syntax error, BAD_USER_INPUT).
+ * Far more than an operation within the field limits needs (Apollo Router's default is the
+ * same); without it a text of 1 MiB (the body limit) made of fragments, variables or directives
+ * took seconds to parse and validate, an anonymous caller's way to stall the gateway.
+ */
+export const MAX_DOCUMENT_TOKENS = 15_000;
+
+/**
  * The deepest bracket nesting of an operation's text, strings, block strings and comments
  * skipped; measured before the text is parsed.
  */

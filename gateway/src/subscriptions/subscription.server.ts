@@ -24,6 +24,7 @@ import { literalProblemOf, variableProblemOf } from '../input/well-formed-text.p
 import {
   checkOperation,
   excessNesting,
+  MAX_DOCUMENT_TOKENS,
   queryTooComplex,
   type OperationLimits,
 } from '../limits/operation-cost';
@@ -141,7 +142,7 @@ export function attachSubscriptionServer(options: {
   /** Per user: subscription slots and connections held on this instance. */
   const slotsHeld = new Map<string, number>();
   const connectionsHeld = new Map<string, number>();
-  const parseDocument = createDocumentCache(federated.schema);
+  const parseDocument = createDocumentCache(federated.schema, { maxTokens: MAX_DOCUMENT_TOKENS });
 
   const adjust = (counts: Map<string, number>, userId: string, by: number) => {
     const next = (counts.get(userId) ?? 0) + by;

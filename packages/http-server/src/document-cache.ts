@@ -2,12 +2,15 @@ import { GraphQLError, parse, validate, type DocumentNode, type GraphQLSchema } 
 
 /**
  * Parses and validates operation texts against a schema, remembering the valid ones (up to
- * `maxEntries`): WebSocket clients send the same few subscriptions over and over.
+ * `maxEntries`): WebSocket clients send the same few subscriptions over and over. A text of
+ * more than `maxTokens` tokens is refused as the parser reaches that many (a long text of
+ * fragments or variables would otherwise cost seconds of parsing and validation).
  */
 export function createDocumentCache(
   schema: GraphQLSchema,
-  maxEntries = 1_000,
+  options: { maxEntries?: number; maxTokens?: number } = {},
 ): (query: string) => DocumentNode | readonly GraphQLError[] {
+  const { maxEntries = 1_000, maxTokens } = options;
   const documents = new Map<string, DocumentNode>();
   return (query) => {
     const cached = documents.get(query);
@@ -15,13 +18,19 @@ export function createDocumentCache(
     let document: DocumentNode;
     let errors: readonly GraphQLError[];
     try {
-      document = parse(query);
+      document = parse(query, maxTokens === undefined ? {} : { maxTokens });
       errors = validate(schema, document);
     } catch (error) {
-      // A syntax error, or a text nested so deep the parser or a rule ran out of stack.
+      // A syntax error (too many tokens included), or a text nested so deep the parser or a
+      // rule ran out of stack: the client's fault, with the contract's code.
       return [
         error instanceof GraphQLError
-          ? error
+          ? new GraphQLError(error.message, {
+              nodes: error.nodes,
+              source: error.source,
+              positions: error.positions,
+              extensions: { code: 'BAD_USER_INPUT' },
+            })
           : new GraphQLError('Invalid query', { extensions: { code: 'BAD_USER_INPUT' } }),
       ];
     }
