@@ -132,8 +132,11 @@ process.once('SIGTERM', () => void stopAll(0));
 
 const label = (app: AppName, n: number) => (replicas > 1 ? `${app}#${n}` : app);
 const width = Math.max(...APPS.map((app) => label(app.name, replicas - 1).length));
-for (const stage of ['service', 'subgraph', 'gateway'] as const) {
-  const started = APPS.filter((app) => app.kind === stage).flatMap((app) =>
+// The services first (a subgraph calls them as it starts: the users subgraph creates the
+// bootstrap admin); the gateway calls nothing as it starts, so it starts beside the subgraphs.
+const stages: (typeof APPS)[number]['kind'][][] = [['service'], ['subgraph', 'gateway']];
+for (const stage of stages) {
+  const started = APPS.filter((app) => stage.includes(app.kind)).flatMap((app) =>
     instancePorts[app.name].map((instancePort, n) => {
       const name = label(app.name, n);
       const metricsPort = metricsPorts[app.name][n];
