@@ -234,6 +234,35 @@ describe('the gateway in production reveals nothing it need not, and refuses tex
     }
   });
 
+  it('answers a body that is not JSON, or over 1 MiB, as any request error: 4xx with errors and BAD_USER_INPUT', async () => {
+    const raw = async (body: string | Buffer) => {
+      const response = await fetch(`${gateway}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      return { status: response.status, body: await response.json() };
+    };
+    for (const text of ['{oops', '\uFEFF{"query":"{ __typename }"}'])
+      expect(await raw(text)).toEqual({
+        status: 400,
+        body: {
+          errors: [
+            { message: 'request body is not valid JSON', extensions: { code: 'BAD_USER_INPUT' } },
+          ],
+        },
+      });
+    const tooLarge = Buffer.from(
+      JSON.stringify({ query: `{ __typename } #${'x'.repeat(1 << 20)}` }),
+    );
+    expect(await raw(tooLarge)).toEqual({
+      status: 413,
+      body: {
+        errors: [{ message: 'request body too large', extensions: { code: 'BAD_USER_INPUT' } }],
+      },
+    });
+  });
+
   it('refuses a number beyond a double and a variable nested 5,000 deep with BAD_USER_INPUT, not a server error', async () => {
     const send = (data: string) =>
       `mutation ${data.startsWith('$') ? '($d: JSON) ' : ''}{ sendNotification(input: { userId: "u", type: "note", title: "t", body: "b", data: ${data} }) { id } }`;

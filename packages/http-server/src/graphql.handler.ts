@@ -5,7 +5,7 @@ import {
   type BaseContext,
   type ContextFunction,
 } from '@apollo/server';
-import { readJsonBody } from './http-server';
+import { readJsonBody, sendJson } from './http-server';
 
 /** Serves an Apollo Server instance from a node:http route (GET and POST). */
 export function createGraphQLHandler<TContext extends BaseContext>(
@@ -18,12 +18,27 @@ export function createGraphQLHandler<TContext extends BaseContext>(
       if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
     }
     const url = new URL(req.url ?? '/', 'http://localhost');
+    let body: unknown;
+    if (req.method === 'POST') {
+      try {
+        body = await readJsonBody(req);
+      } catch (error) {
+        // Not JSON, too large, or cut off: the client's fault, answered as GraphQL answers
+        // any request error (HTTP 4xx, `errors` with the contract's code).
+        const status = (error as { status?: number }).status;
+        if (status === undefined || status >= 500) throw error;
+        sendJson(res, status, {
+          errors: [{ message: (error as Error).message, extensions: { code: 'BAD_USER_INPUT' } }],
+        });
+        return;
+      }
+    }
     const response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: {
         method: req.method?.toUpperCase() ?? 'GET',
         headers,
         search: url.search,
-        body: req.method === 'POST' ? await readJsonBody(req) : undefined,
+        body,
       },
       context: () => context(req),
     });
