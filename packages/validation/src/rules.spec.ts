@@ -16,9 +16,20 @@ describe('validateEmail', () => {
     const nfd = 'jose\u0301@example.com';
     expect(validateEmail(nfd)).toBe(validateEmail('jos\u00e9@example.com'));
   });
-  it.each(['', 'ada', 'ada@', '@example.com', 'a b@example.com', `${'a'.repeat(250)}@x.io`])(
-    'refuses %j naming the field',
-    (email) => expect(() => validateEmail(email)).toThrow(/^email: must be a valid email address$/),
+  it.each([
+    '',
+    'ada',
+    'ada@',
+    '@example.com',
+    'a b@example.com',
+    `${'a'.repeat(250)}@x.io`,
+    // The same mailbox as ada@example.com, or no domain at all.
+    'ada@example.com.',
+    'ada@.example.com',
+    'ada@example..com',
+    'ada@example',
+  ])('refuses %j naming the field', (email) =>
+    expect(() => validateEmail(email)).toThrow(/^email: must be a valid email address$/),
   );
   it('folds fullwidth and other compatibility forms to the address they show, as a lookup does', () => {
     // The same account as admin@example.com: registering it again is a duplicate.

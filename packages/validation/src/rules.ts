@@ -16,8 +16,12 @@ const CONTROL_OR_BIDI = new RegExp(`[${CONTROL_OR_BIDI_CHARS}]`, 'u');
 // address holding one shows as another in lists and logs), nor whitespace, nor "@" or the other
 // RFC 5322 specials, which a real mailbox holds only inside quotes (not taken here). Tested on
 // the normalised address, so compatibility forms of these (fullwidth "＜", "﹫") are refused too.
+// The domain is labels joined by single dots: no empty label, so no leading, doubled or
+// trailing dot ("example.com." reaches the same mailbox as "example.com", and would be a
+// second account for it).
 const EMAIL_PART = String.raw`[^${CONTROL_OR_BIDI_CHARS}\p{Cf}\s@<>()[\]\\,;:"]+`;
-const EMAIL = new RegExp(String.raw`^${EMAIL_PART}@${EMAIL_PART}\.${EMAIL_PART}$`, 'u');
+const DOMAIN_LABEL = String.raw`[^${CONTROL_OR_BIDI_CHARS}\p{Cf}\s@<>()[\]\\,;:".]+`;
+const EMAIL = new RegExp(String.raw`^${EMAIL_PART}@${DOMAIN_LABEL}(?:\.${DOMAIN_LABEL})+$`, 'u');
 
 export const PASSWORD_LENGTH = { min: 8, max: 128 } as const;
 
