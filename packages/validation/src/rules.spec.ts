@@ -25,6 +25,8 @@ describe('validateEmail', () => {
     `${'a'.repeat(250)}@x.io`,
     // The same mailbox as ada@example.com, or no domain at all.
     'ada@example.com.',
+    'ada@example.com\u3002', // the ideographic full stop, which IDNA reads as "."
+    'ada@example\uFF0E\u3002com',
     'ada@.example.com',
     'ada@example..com',
     'ada@example',
@@ -36,6 +38,8 @@ describe('validateEmail', () => {
     expect(validateEmail('ａｄｍｉｎ@example.com')).toBe('admin@example.com');
     expect(validateEmail('ＡＤＭＩＮ＠ＥＸＡＭＰＬＥ．ＣＯＭ')).toBe('admin@example.com');
     expect(validateEmail('\uFB01nance@example.com')).toBe('finance@example.com'); // the "ﬁ" ligature
+    // A domain's full stops in other scripts are the dot IDNA and mailers read them as.
+    expect(validateEmail('ada@mail\u3002example\uFF61com')).toBe('ada@mail.example.com');
     // Sign-in and lookups spell it the same way.
     expect(normalizeEmail(' ＡＤＭＩＮ@Example.com ')).toBe('admin@example.com');
   });

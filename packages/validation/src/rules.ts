@@ -43,13 +43,21 @@ export function requireId(field: string, value: string, kind?: string): string {
   return value;
 }
 
+// The full stops IDNA (and so mailers) read as "." in a domain: ideographic, fullwidth and
+// halfwidth (NFKC leaves the ideographic one). Spelt "." so that a domain has one spelling, and
+// "mail。example.com" is the account of "mail.example.com", not a second one.
+const DOMAIN_DOTS = /[\u3002\uFF0E\uFF61]/gu;
+
 /**
  * The one spelling of an address: Unicode NFKC, trimmed, lower-cased, so the composed and
  * decomposed spellings, the fullwidth and other compatibility forms ("ａｄｍｉｎ" is "admin") and
  * any case of one address are one account, at sign-up, sign-in and lookup alike.
  */
-export const normalizeEmail = (value: string): string =>
-  value.normalize('NFKC').trim().toLowerCase();
+export const normalizeEmail = (value: string): string => {
+  const email = value.normalize('NFKC').trim().toLowerCase();
+  const at = email.lastIndexOf('@');
+  return at < 0 ? email : email.slice(0, at + 1) + email.slice(at + 1).replace(DOMAIN_DOTS, '.');
+};
 
 /** The normalised address; BAD_USER_INPUT naming `field` when not an address. */
 export function validateEmail(value: string, field = 'email'): string {
