@@ -112,7 +112,22 @@ export function createFederatedSubscriptions(options: {
     return context;
   }
 
-  function run({
+  /**
+   * `subscribe` as an async generator: a failure while setting it up reaches the client as the
+   * subscription's error, as any later one (thrown here, it would close the client's socket).
+   */
+  function run(args: Parameters<FederatedSubscriptions['run']>[0]) {
+    try {
+      return subscribe(args);
+    } catch (error) {
+      return (async function* failed(): AsyncGenerator<ExecutionResult> {
+        yield* [];
+        throw error;
+      })();
+    }
+  }
+
+  function subscribe({
     plan: { primary, rest },
     document,
     operationName,

@@ -1,0 +1,42 @@
+import { fileURLToPath } from 'node:url';
+import { parse } from 'graphql';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '@platform/logger';
+import { loadSupergraphSdl } from '../supergraph.source';
+import { createFederatedSubscriptions } from './federated-subscriptions';
+import type { UpstreamSubscriptions } from './upstream';
+
+const supergraphSdl = loadSupergraphSdl({
+  configPath: fileURLToPath(new URL('../../../supergraph.yaml', import.meta.url)),
+});
+
+describe('createFederatedSubscriptions', () => {
+  it('answers a failure while a subscription is set up as that subscription’s error, not by throwing', async () => {
+    const upstream: UpstreamSubscriptions = {
+      subscribe: () => {
+        throw new Error('no URL for subgraph notifications');
+      },
+      connections: () => 0,
+      onDrop: () => undefined,
+      close: async () => undefined,
+    };
+    const federated = createFederatedSubscriptions({
+      supergraphSdl,
+      dataSources: new Map(),
+      upstream,
+      logger: createLogger({ name: 'federated-test', level: 'silent' }),
+    });
+    const document = parse('subscription { notificationAdded { id } }');
+    const run = () =>
+      federated.run({
+        plan: federated.plan(document, undefined),
+        document,
+        operationName: undefined,
+        variables: {},
+        context: { correlationId: 'test' },
+      });
+    // graphql-ws's subscribe: a throw here would close the client's whole connection.
+    expect(run).not.toThrow();
+    await expect(run().next()).rejects.toThrow('no URL for subgraph notifications');
+  });
+});
