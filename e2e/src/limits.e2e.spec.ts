@@ -216,6 +216,49 @@ describe('operation limits: depth, fields and cost checked before planning, and 
     }
   });
 
+  it('refuses more than 100 fragment spreads with QUERY_TOO_COMPLEX before validating them (a cycle of 100 fragments was a 500), over HTTP and WebSocket', async () => {
+    const user = await signUp(gateway, 'fragments@example.com');
+    const spreads = (count: number) =>
+      Array.from({ length: count }, (_, n) => `...f${n}`).join(' ');
+    const fragments = (count: number, body: (n: number) => string) =>
+      Array.from({ length: count }, (_, n) => `fragment f${n} on User { ${body(n)} }`).join(' ');
+    // A hundred spreads are served.
+    const hundred = await post<{ me: { id: string } }>(
+      `{ me { ${spreads(100)} } } ${fragments(100, () => 'id')}`,
+      { token: user.token },
+    );
+    expect(hundred.status).toBe(200);
+    expect(hundred.body.data?.me.id).toBe(user.id);
+    // 100 fragments spreading the next two, in a cycle: validating it overflowed the stack.
+    const cycle = await post(
+      `{ me { ...f0 } } ${fragments(100, (n) => `...f${(n + 1) % 100} ...f${(n + 2) % 100} id`)}`,
+      { token: user.token },
+    );
+    expect(cycle.status).toBe(400);
+    expect(cycle.body.errors).toEqual([
+      {
+        message: 'Number of fragment spreads in the document is 201, above the limit of 100',
+        extensions: { code: 'QUERY_TOO_COMPLEX', reason: 'FRAGMENTS', limit: 100, measured: 201 },
+      },
+    ]);
+
+    const client = connectLive(gateway, user.token);
+    try {
+      const many = client.subscribe(
+        `subscription { notificationAdded { recipient { ...f0 } } } ${fragments(101, (n) => (n < 100 ? `...f${n + 1}` : 'id'))}`,
+      );
+      await eventually(() => expect(many.errors).toHaveLength(1));
+      expect(many.errors[0]).toEqual([
+        {
+          message: 'Number of fragment spreads in the document is 101, above the limit of 100',
+          extensions: { code: 'QUERY_TOO_COMPLEX', reason: 'FRAGMENTS', limit: 100, measured: 101 },
+        },
+      ]);
+    } finally {
+      await client.dispose();
+    }
+  });
+
   it('refuses a subscription above the limits with the same error', async () => {
     const listener = await signUp(gateway, 'listener@example.com');
     const client = connectLive(gateway, listener.token);

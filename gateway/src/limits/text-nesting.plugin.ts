@@ -1,7 +1,18 @@
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
-import type { DocumentNode } from 'graphql';
+import { parse, type DocumentNode } from 'graphql';
 import type { Logger } from '@platform/logger';
-import { excessNesting, queryTooComplex, type LimitExceeded } from './operation-cost';
+import {
+  excessFragments,
+  excessNesting,
+  queryTooComplex,
+  type LimitExceeded,
+} from './operation-cost';
+
+/**
+ * What Apollo validates in place of a document refused before validation: it fails at once
+ * (no such field), and the refusal replaces that answer.
+ */
+const REFUSED = parse('{ __refused }');
 
 /**
  * The NESTING limit each parsed document's text exceeds (null: none); Apollo hands the same
@@ -10,7 +21,9 @@ import { excessNesting, queryTooComplex, type LimitExceeded } from './operation-
 const excessOf = new WeakMap<DocumentNode, LimitExceeded | null>();
 
 /**
- * A text whose brackets nest deeper than MAX_TEXT_NESTING is refused with QUERY_TOO_COMPLEX
+ * A document with more than MAX_FRAGMENT_SPREADS fragment spreads is refused with
+ * QUERY_TOO_COMPLEX (reason FRAGMENTS, HTTP 400) before it is validated. A text whose brackets
+ * nest deeper than MAX_TEXT_NESTING is refused with QUERY_TOO_COMPLEX
  * (reason NESTING, the limit and the measured nesting, HTTP 400), before planning: nested inline
  * fragments add no field, so no other limit stops them, and the planner recurses as deep. A text
  * nested so deep that graphql-js's recursive parser ran out of stack gets the same answer
@@ -34,6 +47,19 @@ export function textNestingPlugin<TContext extends BaseContext>(
             logger.info(exceeded, 'operation refused: too complex');
             refusal = queryTooComplex(exceeded, false);
           };
+        },
+        // Only for a document not validated before (a cache miss): one with more fragment
+        // spreads than MAX_FRAGMENT_SPREADS is not validated at all (Apollo Server answers an
+        // error thrown here with a 500: Apollo validates the stand-in instead, and the refusal
+        // replaces its answer).
+        async validationDidStart(requestContext) {
+          const exceeded = excessFragments(requestContext.document);
+          if (!exceeded) return;
+          logger.info(exceeded, 'operation refused: too complex');
+          refusal = queryTooComplex(exceeded, false);
+          // Apollo validates `requestContext.document` as this hook returns (typed read-only
+          // for plugins; the limits e2e test fails should that change).
+          (requestContext as { document: DocumentNode }).document = REFUSED;
         },
         async didResolveOperation({ document, source }) {
           let exceeded = excessOf.get(document);

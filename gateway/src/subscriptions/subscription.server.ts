@@ -23,6 +23,7 @@ import { checkAccessToken } from '../access/public-operations';
 import { literalProblemOf, variableProblemOf } from '../input/well-formed-text.plugin';
 import {
   checkOperation,
+  excessFragments,
   excessNesting,
   MAX_DOCUMENT_TOKENS,
   queryTooComplex,
@@ -142,7 +143,14 @@ export function attachSubscriptionServer(options: {
   /** Per user: subscription slots and connections held on this instance. */
   const slotsHeld = new Map<string, number>();
   const connectionsHeld = new Map<string, number>();
-  const parseDocument = createDocumentCache(federated.schema, { maxTokens: MAX_DOCUMENT_TOKENS });
+  const parseDocument = createDocumentCache(federated.schema, {
+    maxTokens: MAX_DOCUMENT_TOKENS,
+    // As over HTTP (textNestingPlugin): too many fragment spreads are not validated at all.
+    beforeValidation: (document) => {
+      const exceeded = excessFragments(document);
+      return exceeded && [queryTooComplex(exceeded, false)];
+    },
+  });
 
   const adjust = (counts: Map<string, number>, userId: string, by: number) => {
     const next = (counts.get(userId) ?? 0) + by;

@@ -8,9 +8,14 @@ import { GraphQLError, parse, validate, type DocumentNode, type GraphQLSchema } 
  */
 export function createDocumentCache(
   schema: GraphQLSchema,
-  options: { maxEntries?: number; maxTokens?: number } = {},
+  options: {
+    maxEntries?: number;
+    maxTokens?: number;
+    /** Refuses a parsed document before it is validated (what validation would cost too much). */
+    beforeValidation?: (document: DocumentNode) => readonly GraphQLError[] | undefined;
+  } = {},
 ): (query: string) => DocumentNode | readonly GraphQLError[] {
-  const { maxEntries = 1_000, maxTokens } = options;
+  const { maxEntries = 1_000, maxTokens, beforeValidation } = options;
   const documents = new Map<string, DocumentNode>();
   return (query) => {
     const cached = documents.get(query);
@@ -19,6 +24,8 @@ export function createDocumentCache(
     let errors: readonly GraphQLError[];
     try {
       document = parse(query, maxTokens === undefined ? {} : { maxTokens });
+      const refused = beforeValidation?.(document);
+      if (refused) return refused;
       errors = validate(schema, document);
     } catch (error) {
       // A syntax error (too many tokens included), or a text nested so deep the parser or a
