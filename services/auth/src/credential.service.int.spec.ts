@@ -220,6 +220,51 @@ describe('CredentialService against PostgreSQL and Redis', () => {
     }
   });
 
+  it('does not let a sign-in checked against the old password outlive a change or a reset of it', async () => {
+    for (const recover of ['reset', 'change'] as const) {
+      const { userId } = await userWithSessions(1);
+      const { oneTimeTokens, credentials, mailedToken, passwords } = services();
+      await oneTimeTokens.send('RESET_PASSWORD', userId, 'ada@example.com');
+      const own = mailedToken();
+      const ownerSession = (await login(userId)).tokens!.sessionId;
+      // The attacker's sign-in is held once its password (the old one) was checked.
+      const checked = latch();
+      const released = latch();
+      const verify = passwords.verify.bind(passwords);
+      let held = false;
+      passwords.verify = async (hash, password) => {
+        const right = await verify(hash, password);
+        if (!held) {
+          held = true;
+          checked.open();
+          await released.opened;
+        }
+        return right;
+      };
+      const attack = credentials.login({
+        userId,
+        email: 'ada@example.com',
+        password: PASSWORD,
+        userAgent: undefined,
+        client: { address: '203.0.113.9' },
+      });
+      await checked.opened;
+      if (recover === 'reset') await credentials.resetPassword(own, 'owner passphrase');
+      else
+        await credentials.changePassword(userId, {
+          currentPassword: PASSWORD,
+          newPassword: 'owner passphrase',
+          keepSessionId: ownerSession,
+          client: HOME,
+        });
+      const recovered = await activeSessionIds(userId);
+      released.open();
+      await expect(attack).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+      // No session opened with the old password after the recovery ended the others.
+      expect(await activeSessionIds(userId)).toEqual(recovered);
+    }
+  });
+
   it('refuses a reset still hashing its password when the account is disabled meanwhile, and ends its sessions', async () => {
     const { userId, sessionIds } = await userWithSessions(2);
     const { oneTimeTokens, credentials, mailedToken, passwords } = services();

@@ -213,7 +213,15 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
       );
       if (mfaChallenge) return { mfaChallenge };
       const deviceToken = await guard.deviceTokenFor(account, client.deviceToken);
-      return { tokens: await sessions.open(credential.userId, userAgent), deviceToken };
+      // Under the lock a password change or reset takes: a change that committed since the
+      // password was checked made it an old one (its sessions were ended then; this one must
+      // not outlive it), and a change that comes after ends this session with the others.
+      const tokens = await sessions.open(credential.userId, userAgent, async (tx) => {
+        await credentials.lockUser(tx, credential.userId);
+        if ((await credentials.currentHash(tx, credential.userId)) !== credential.passwordHash)
+          throw AppError.unauthenticated(INVALID_LOGIN);
+      });
+      return { tokens, deviceToken };
     },
 
     async changePassword(userId, change) {

@@ -49,7 +49,8 @@ export interface EndedSession {
 }
 
 export interface SessionRepository {
-  create(session: NewSession): Promise<Session>;
+  /** In `tx` when given (the session commits with what the transaction checked). */
+  create(session: NewSession, tx?: AuthTx): Promise<Session>;
   /**
    * One statement (no interactive transaction): rotates the token if it is current (never
    * rotated) and its session is active at `rotation.at`, adding the successor one generation
@@ -125,8 +126,8 @@ const touchedSession = (row: SessionRow | undefined) => (row ? toSession(row) : 
 
 export function createSessionRepository(db: PrismaClient): SessionRepository {
   return {
-    create({ refreshTokenHash, createdAt, ...session }) {
-      return db.session.create({
+    create({ refreshTokenHash, createdAt, ...session }, tx) {
+      return (tx ?? db).session.create({
         data: {
           ...session,
           createdAt,

@@ -4,7 +4,7 @@ import { createEvent, type EventPayload } from '@platform/events';
 import type { Logger } from '@platform/logger';
 import type { SessionRevocations, TokenSigner } from '@platform/tokens';
 import { isUuid } from '@platform/validation';
-import type { AuthTransaction, AuthTransactions } from './auth.transactions';
+import type { AuthTransaction, AuthTransactions, AuthTx } from './auth.transactions';
 import {
   hashOpaqueToken,
   isOpaqueToken,
@@ -46,7 +46,16 @@ export interface SessionTokens {
 
 /** Sessions, refresh rotation with reuse detection, and their end (see docs/identity.md). */
 export interface SessionService {
-  open(userId: string, userAgent: string | undefined): Promise<SessionTokens>;
+  /**
+   * A new session. With `admit`, it is created in a transaction that runs `admit` first (a
+   * check that must still hold when the session commits: the password it was opened with is
+   * the current one), and not at all if `admit` throws.
+   */
+  open(
+    userId: string,
+    userAgent: string | undefined,
+    admit?: (tx: AuthTx) => Promise<void>,
+  ): Promise<SessionTokens>;
   /** Exchanges a refresh token for a new one; UNAUTHENTICATED if it cannot be used. */
   refresh(refreshToken: string, userAgent: string | undefined): Promise<SessionTokens>;
   listActive(userId: string): Promise<Session[]>;
@@ -215,18 +224,24 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
   }
 
   return {
-    async open(userId, userAgent) {
+    async open(userId, userAgent, admit) {
       const now = clock();
       const expiresAt = secondsFrom(now, policy.absoluteTtlSeconds);
       const refresh = newOpaqueToken();
-      const session = await sessions.create({
+      const created = {
         userId,
         userAgent: clipUserAgent(userAgent),
         createdAt: now,
         idleExpiresAt: earliest(secondsFrom(now, policy.idleTtlSeconds), expiresAt),
         expiresAt,
         refreshTokenHash: refresh.hash,
-      });
+      };
+      const session = admit
+        ? await transactions.run(async (tx) => {
+            await admit(tx.client);
+            return sessions.create(created, tx.client);
+          })
+        : await sessions.create(created);
       await endBeyondLimit(userId, now);
       return tokensFor(session, refresh.token);
     },
