@@ -186,14 +186,32 @@ describe('CredentialService against PostgreSQL and Redis', () => {
     }
   });
 
+  /**
+   * A user with one session, a reset code mailed to them and a session of the owner's, and the
+   * owner's recovery of the account: by that reset, or by a change from that session.
+   */
+  async function accountToRecover() {
+    const { userId } = await userWithSessions(1);
+    const wiring = services();
+    await wiring.oneTimeTokens.send('RESET_PASSWORD', userId, 'ada@example.com');
+    const own = wiring.mailedToken();
+    const ownerSession = (await login(userId)).tokens!.sessionId;
+    const recover = (by: 'reset' | 'change') =>
+      by === 'reset'
+        ? wiring.credentials.resetPassword(own, 'owner passphrase')
+        : wiring.credentials.changePassword(userId, {
+            currentPassword: PASSWORD,
+            newPassword: 'owner passphrase',
+            keepSessionId: ownerSession,
+            client: HOME,
+          });
+    return { userId, ...wiring, recover };
+  }
+
   it('refuses a change checked against the old password when the owner set a new one while it was hashing', async () => {
     for (const recover of ['reset', 'change'] as const) {
-      const { userId } = await userWithSessions(1);
-      const { oneTimeTokens, credentials, mailedToken, passwords } = services();
-      await oneTimeTokens.send('RESET_PASSWORD', userId, 'ada@example.com');
-      const own = mailedToken();
+      const { userId, credentials, passwords, recover: recoverBy } = await accountToRecover();
       const attackerSession = (await login(userId)).tokens!.sessionId;
-      const ownerSession = (await login(userId)).tokens!.sessionId;
       // The attacker's change is held while its new password is hashed (the old one checked).
       const { attackerHashing, release } = holdAttackerHash(passwords);
       const attack = credentials.changePassword(userId, {
@@ -203,14 +221,7 @@ describe('CredentialService against PostgreSQL and Redis', () => {
         client: HOME,
       });
       await attackerHashing;
-      if (recover === 'reset') await credentials.resetPassword(own, 'owner passphrase');
-      else
-        await credentials.changePassword(userId, {
-          currentPassword: PASSWORD,
-          newPassword: 'owner passphrase',
-          keepSessionId: ownerSession,
-          client: HOME,
-        });
+      await recoverBy(recover);
       release();
       await expect(attack).rejects.toMatchObject({
         code: 'BAD_USER_INPUT',
@@ -222,11 +233,7 @@ describe('CredentialService against PostgreSQL and Redis', () => {
 
   it('does not let a sign-in checked against the old password outlive a change or a reset of it', async () => {
     for (const recover of ['reset', 'change'] as const) {
-      const { userId } = await userWithSessions(1);
-      const { oneTimeTokens, credentials, mailedToken, passwords } = services();
-      await oneTimeTokens.send('RESET_PASSWORD', userId, 'ada@example.com');
-      const own = mailedToken();
-      const ownerSession = (await login(userId)).tokens!.sessionId;
+      const { userId, credentials, passwords, recover: recoverBy } = await accountToRecover();
       // The attacker's sign-in is held once its password (the old one) was checked.
       const checked = latch();
       const released = latch();
@@ -249,14 +256,7 @@ describe('CredentialService against PostgreSQL and Redis', () => {
         client: { address: '203.0.113.9' },
       });
       await checked.opened;
-      if (recover === 'reset') await credentials.resetPassword(own, 'owner passphrase');
-      else
-        await credentials.changePassword(userId, {
-          currentPassword: PASSWORD,
-          newPassword: 'owner passphrase',
-          keepSessionId: ownerSession,
-          client: HOME,
-        });
+      await recoverBy(recover);
       const recovered = await activeSessionIds(userId);
       released.open();
       await expect(attack).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
