@@ -202,11 +202,13 @@ describe('events through broker and database outages', () => {
     await eventually(async () => {
       expect(await effects(consumer)).toEqual([...all].sort());
     }, 20_000);
-    // Every row is marked published, and each event reached the consumer exactly once.
+    // Every row is marked published, and every event reached the consumer. Its effect is there
+    // once (above); a delivery may come twice, as promised (at least once): a confirm or an ack
+    // lost, or a handler's transaction timed out on a busy machine, is retried by design.
     expect(await db.userOutboxEvent.count({ where: { id: { in: all }, publishedAt: null } })).toBe(
       0,
     );
-    expect([...received].sort()).toEqual([...all].sort());
+    expect(new Set(received)).toEqual(new Set(all));
 
     // The live queue (exclusive, gone with the old connection) is declared again: an event
     // published now reaches the instance.
@@ -326,7 +328,7 @@ describe('events through broker and database outages', () => {
 
     const ids = events.map((event) => event.id);
     await eventually(async () => expect(await effects(consumer)).toEqual([...ids].sort()), 20_000);
-    expect([...received].sort()).toEqual([...ids].sort());
+    expect(new Set(received)).toEqual(new Set(ids)); // every one delivered, at least once
     expect(await db.authOutboxEvent.count({ where: { id: { in: ids }, publishedAt: null } })).toBe(
       0,
     );
