@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { generate } from 'otplib';
 import { describe, expect, it } from 'vitest';
 import { latch } from '@platform/testing';
 import { appErrorOf } from './testing/app-error';
@@ -7,6 +8,7 @@ import { wireOverWorld } from './testing/auth.wiring';
 
 const PASSWORD = 'correct horse battery';
 const HOME = { address: '198.51.100.1' };
+const ATTACKER = { address: '203.0.113.9' };
 
 describe('CredentialService against PostgreSQL and Redis', () => {
   const world = useAuthTestWorld();
@@ -60,6 +62,26 @@ describe('CredentialService against PostgreSQL and Redis', () => {
       return hash(password);
     };
     return { attackerHashing: hashing.opened, release: released.open };
+  }
+  /**
+   * Holds the first password check made through `passwords` once it has checked, until
+   * `release()`; `checked` settles then (a sign-in holding a password it verified).
+   */
+  function holdFirstCheck(passwords: ReturnType<typeof services>['passwords']) {
+    const checked = latch();
+    const released = latch();
+    const verify = passwords.verify.bind(passwords);
+    let held = false;
+    passwords.verify = async (hash, password) => {
+      const right = await verify(hash, password);
+      if (!held) {
+        held = true;
+        checked.open();
+        await released.opened;
+      }
+      return right;
+    };
+    return { checked: checked.opened, release: released.open };
   }
 
   it('changes a password, announces it and ends the other sessions in one transaction', async () => {
@@ -205,7 +227,17 @@ describe('CredentialService against PostgreSQL and Redis', () => {
             keepSessionId: ownerSession,
             client: HOME,
           });
-    return { userId, ...wiring, recover };
+    return { userId, ownerSession, ...wiring, recover };
+  }
+
+  /** Turns TOTP on for an account to recover, from its owner's session; the recovery codes. */
+  async function turnTotpOn({
+    userId,
+    ownerSession,
+    mfa,
+  }: Awaited<ReturnType<typeof accountToRecover>>) {
+    const { secret } = await mfa.beginTotp(userId, ownerSession, 'ada@example.com');
+    return mfa.confirmTotp(userId, ownerSession, await generate({ secret }), HOME);
   }
 
   it('refuses a change checked against the old password when the owner set a new one while it was hashing', async () => {
@@ -235,34 +267,57 @@ describe('CredentialService against PostgreSQL and Redis', () => {
     for (const recover of ['reset', 'change'] as const) {
       const { userId, credentials, passwords, recover: recoverBy } = await accountToRecover();
       // The attacker's sign-in is held once its password (the old one) was checked.
-      const checked = latch();
-      const released = latch();
-      const verify = passwords.verify.bind(passwords);
-      let held = false;
-      passwords.verify = async (hash, password) => {
-        const right = await verify(hash, password);
-        if (!held) {
-          held = true;
-          checked.open();
-          await released.opened;
-        }
-        return right;
-      };
+      const { checked, release } = holdFirstCheck(passwords);
       const attack = credentials.login({
         userId,
         email: 'ada@example.com',
         password: PASSWORD,
         userAgent: undefined,
-        client: { address: '203.0.113.9' },
+        client: ATTACKER,
       });
-      await checked.opened;
+      await checked;
       await recoverBy(recover);
       const recovered = await activeSessionIds(userId);
-      released.open();
+      release();
       await expect(attack).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
       // No session opened with the old password after the recovery ended the others.
       expect(await activeSessionIds(userId)).toEqual(recovered);
     }
+  });
+
+  it('does not let a sign-in checked against the old password go on with a second factor after a change or a reset of it', async () => {
+    for (const recover of ['reset', 'change'] as const)
+      for (const answer of ['challenge', 'code with the password'] as const) {
+        const account = await accountToRecover();
+        const { userId, credentials, mfa, passwords, recover: recoverBy } = account;
+        // The attacker has the second factor too: one of the recovery codes.
+        const [code] = (await turnTotpOn(account)) as [string];
+        const { checked, release } = holdFirstCheck(passwords);
+        const attack = credentials
+          .login({
+            userId,
+            email: 'ada@example.com',
+            password: PASSWORD,
+            userAgent: undefined,
+            client: ATTACKER,
+            mfaCode: answer === 'challenge' ? undefined : code,
+          })
+          .then((signIn) =>
+            signIn.mfaChallenge
+              ? mfa.verify(signIn.mfaChallenge.challenge, code, ATTACKER)
+              : signIn,
+          );
+        await checked;
+        await recoverBy(recover);
+        const recovered = await activeSessionIds(userId);
+        release();
+        await expect(attack).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+        expect(await activeSessionIds(userId)).toEqual(recovered);
+        // Refused before its code was spent.
+        expect(await mfa.status([userId])).toEqual([
+          { userId, totpEnabled: true, recoveryCodesLeft: 10 },
+        ]);
+      }
   });
 
   it('refuses a reset still hashing its password when the account is disabled meanwhile, and ends its sessions', async () => {

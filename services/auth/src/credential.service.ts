@@ -200,8 +200,24 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
         passwords.verify(credential?.passwordHash, password),
       );
       if (!credential || !valid) throw AppError.unauthenticated(INVALID_LOGIN);
+      // Whatever the sign-in goes on to (a session, a session with a code sent along, or a
+      // challenge) commits under the lock a password change or reset takes, after this check:
+      // a change that committed since the password was checked made it an old one (its
+      // sessions and challenges were ended then; nothing of this sign-in may outlive it), and a
+      // change that comes after ends this session or challenge with the others.
+      const stillCurrent = async (tx: AuthTx) => {
+        await credentials.lockUser(tx, credential.userId);
+        if ((await credentials.currentHash(tx, credential.userId)) !== credential.passwordHash)
+          throw AppError.unauthenticated(INVALID_LOGIN);
+      };
       if (mfaCode !== undefined && deps.mfa) {
-        const done = await deps.mfa.signInWithCode(credential.userId, mfaCode, userAgent, client);
+        const done = await deps.mfa.signInWithCode(
+          credential.userId,
+          mfaCode,
+          userAgent,
+          client,
+          stillCurrent,
+        );
         if (done) return done;
       }
       // The device token is earned by the whole sign-in: a password alone must not buy a device
@@ -210,17 +226,11 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
         credential.userId,
         userAgent,
         client.deviceToken,
+        stillCurrent,
       );
       if (mfaChallenge) return { mfaChallenge };
       const deviceToken = await guard.deviceTokenFor(account, client.deviceToken);
-      // Under the lock a password change or reset takes: a change that committed since the
-      // password was checked made it an old one (its sessions were ended then; this one must
-      // not outlive it), and a change that comes after ends this session with the others.
-      const tokens = await sessions.open(credential.userId, userAgent, async (tx) => {
-        await credentials.lockUser(tx, credential.userId);
-        if ((await credentials.currentHash(tx, credential.userId)) !== credential.passwordHash)
-          throw AppError.unauthenticated(INVALID_LOGIN);
-      });
+      const tokens = await sessions.open(credential.userId, userAgent, stillCurrent);
       return { tokens, deviceToken };
     },
 

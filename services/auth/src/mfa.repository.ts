@@ -58,16 +58,16 @@ export interface MfaRepository {
     at: Date,
   ): Promise<boolean>;
   /**
-   * Records that a code of `step` was accepted, in one conditional statement: false when a
-   * code of this step or a later one already was (a replay), or the factor is not on.
+   * Records in `tx` that a code of `step` was accepted, in one conditional statement: false
+   * when a code of this step or a later one already was (a replay), or the factor is not on.
    */
-  useStep(userId: string, step: number): Promise<boolean>;
+  useStep(tx: AuthTx, userId: string, step: number): Promise<boolean>;
   /** Removes the factor (pending or on) and the recovery codes; false if it had none on. */
   removeFactor(tx: AuthTx, userId: string): Promise<boolean>;
   /** Replaces the codes of the user's confirmed factor; false (nothing written) without one. */
   replaceRecoveryCodes(tx: AuthTx, userId: string, codeHashes: readonly string[]): Promise<boolean>;
-  /** Marks one unused recovery code of the user used; false if none matches. */
-  useRecoveryCode(userId: string, codeHash: string, at: Date): Promise<boolean>;
+  /** Marks one unused recovery code of the user used, in `tx`; false if none matches. */
+  useRecoveryCode(tx: AuthTx, userId: string, codeHash: string, at: Date): Promise<boolean>;
   statusOf(userIds: readonly string[]): Promise<MfaStatusRow[]>;
   /**
    * In a transaction that changed the user's second factors: the next version of their MFA
@@ -81,11 +81,18 @@ export interface MfaRepository {
   /** Each user's current MFA state version; 0 for a user whose factors never changed. */
   stateVersions(userIds: readonly string[]): Promise<Map<string, number>>;
 
-  createChallenge(challenge: NewChallenge): Promise<void>;
+  /** In `tx` when given (the challenge commits with what the transaction checked). */
+  createChallenge(challenge: NewChallenge, tx?: AuthTx): Promise<void>;
   /** An open challenge (not used, not expired at `at`), or null. */
   findChallenge(tokenHash: string, at: Date): Promise<ChallengeRow | null>;
+  /**
+   * Locks the challenge's row until `tx` ends if it is open (not used, not expired at `at`):
+   * of two transactions completing it, the second waits here and then finds it used. False if
+   * it is not open (then nothing is locked).
+   */
+  lockChallenge(tx: AuthTx, tokenHash: string, at: Date): Promise<boolean>;
   /** Uses the challenge up, in one conditional statement: false if it was no longer open. */
-  consumeChallenge(tokenHash: string, at: Date): Promise<boolean>;
+  consumeChallenge(tx: AuthTx, tokenHash: string, at: Date): Promise<boolean>;
   /**
    * Takes one of the challenge's `maxAttempts` code checks, in one conditional statement (so
    * parallel guesses cannot share a slot), and reads the user's TOTP factor (null if none) in
@@ -135,8 +142,8 @@ export function createMfaRepository(db: PrismaClient): MfaRepository {
       return count === 1;
     },
 
-    async useStep(userId, step) {
-      const { count } = await db.totpFactor.updateMany({
+    async useStep(tx, userId, step) {
+      const { count } = await tx.totpFactor.updateMany({
         where: { userId, confirmedAt: { not: null }, lastUsedStep: { lt: step } },
         data: { lastUsedStep: step },
       });
@@ -164,8 +171,8 @@ export function createMfaRepository(db: PrismaClient): MfaRepository {
       return true;
     },
 
-    async useRecoveryCode(userId, codeHash, at) {
-      const { count } = await db.recoveryCode.updateMany({
+    async useRecoveryCode(tx, userId, codeHash, at) {
+      const { count } = await tx.recoveryCode.updateMany({
         where: { codeHash, userId, usedAt: null },
         data: { usedAt: at },
       });
@@ -220,10 +227,10 @@ export function createMfaRepository(db: PrismaClient): MfaRepository {
       return versions;
     },
 
-    async createChallenge(challenge) {
+    async createChallenge(challenge, tx) {
       // Expired challenges are of no use to anyone: each new one sweeps a few away, in the
       // same statement (one round trip per sign-in, not two).
-      await db.$executeRawUnsafe(
+      await (tx ?? db).$executeRawUnsafe(
         `WITH swept AS (
            DELETE FROM "auth"."mfa_challenges" WHERE token_hash IN (
              SELECT token_hash FROM "auth"."mfa_challenges"
@@ -290,8 +297,16 @@ export function createMfaRepository(db: PrismaClient): MfaRepository {
       };
     },
 
-    async consumeChallenge(tokenHash, at) {
-      const { count } = await db.mfaChallenge.updateMany({
+    async lockChallenge(tx, tokenHash, at) {
+      const rows = await tx.$queryRaw<unknown[]>`
+        SELECT 1 FROM "auth"."mfa_challenges"
+        WHERE token_hash = ${tokenHash} AND used_at IS NULL AND expires_at > ${at}::timestamptz
+        FOR UPDATE`;
+      return rows.length === 1;
+    },
+
+    async consumeChallenge(tx, tokenHash, at) {
+      const { count } = await tx.mfaChallenge.updateMany({
         where: { tokenHash, usedAt: null, expiresAt: { gt: at } },
         data: { usedAt: at },
       });

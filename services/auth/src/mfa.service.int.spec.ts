@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { createMfaRepository } from './mfa.repository';
 import { MAX_CHALLENGE_FAILURES } from './mfa.service';
 import { appErrorOf } from './testing/app-error';
+import { holdLock, untilOneWaitsForALock, untilWaitingForLocks } from './testing/lock-holder';
 import { createTestClock } from './testing/auth.fakes';
 import { useAuthTestWorld } from './testing/auth.test-world';
 import { wireOverWorld } from './testing/auth.wiring';
@@ -76,6 +77,34 @@ describe('MfaService against PostgreSQL and Redis', () => {
       mfa.verify(challenge, recoveryCodes[1]!, HOME),
     ]);
     expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+  });
+
+  it('spends only the code that completes a challenge when several complete it at once, every time', async () => {
+    for (let round = 0; round < 5; round++) {
+      const { userId, recoveryCodes } = await enrolledUser();
+      const { mfa } = services();
+      const challenge = await challengeOf(userId);
+      const outcomes = await Promise.allSettled(
+        recoveryCodes.slice(0, 4).map((code) => mfa.verify(challenge, code, HOME)),
+      );
+      expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+      // The losers were told the challenge is used ("sign in again"), not that the code is wrong.
+      for (const outcome of outcomes)
+        if (outcome.status === 'rejected')
+          expect(outcome.reason).toMatchObject({
+            code: 'UNAUTHENTICATED',
+            message: 'The sign-in challenge is invalid or has expired; sign in again',
+          });
+      // The losers spent no code and sent no notice.
+      expect(await mfa.status([userId])).toEqual([
+        { userId, totpEnabled: true, recoveryCodesLeft: 9 },
+      ]);
+      const notices = (await world.outboxEvents('auth.mfa_changed')).filter(({ payload }) => {
+        const notice = payload as { userId: string; change: string };
+        return notice.userId === userId && notice.change === 'recovery_code_used';
+      });
+      expect(notices).toHaveLength(1);
+    }
   });
 
   it('takes a recovery code once, and gives a challenge up after too many wrong codes', async () => {
@@ -160,6 +189,39 @@ describe('MfaService against PostgreSQL and Redis', () => {
     });
   });
 
+  it('ends a session whose challenge was completed while the password changed or every other session ended', async () => {
+    for (const ending of ['password change', 'sign out everywhere'] as const) {
+      const { credentials, mfa, sessions } = services();
+      const { userId, sessionId, recoveryCodes } = await enrolledUser();
+      const challenge = await challengeOf(userId);
+      // The completion has its challenge and waits to spend its code (a slow statement).
+      const codes = await holdLock(
+        world.transactions,
+        (client) => client.$queryRaw`
+          SELECT 1 FROM "auth"."recovery_codes" WHERE user_id = ${userId}::uuid FOR UPDATE`,
+      );
+      const completion = mfa.verify(challenge, recoveryCodes[0]!, HOME);
+      await untilOneWaitsForALock(world.db);
+      const ended =
+        ending === 'password change'
+          ? credentials.changePassword(userId, {
+              currentPassword: PASSWORD,
+              newPassword: 'a brand new passphrase',
+              keepSessionId: sessionId,
+              client: HOME,
+            })
+          : sessions.revokeAll(userId, 'revoked', sessionId);
+      // The ending waits for the completion to commit or give its challenge up.
+      await untilWaitingForLocks(world.db, 2);
+      await codes.release();
+      const [, completed] = await Promise.all([ended, completion]);
+      // It committed first (it held the challenge); its session ended with the others.
+      const active = (await sessions.listActive(userId)).map((session) => session.id);
+      expect(active).not.toContain(completed.tokens.sessionId);
+      expect(active).toEqual([sessionId]);
+    }
+  });
+
   it('forgets every way a deleted user signed in: password, TOTP, recovery codes, challenges', async () => {
     const { credentials } = services();
     const { userId } = await enrolledUser();
@@ -220,7 +282,11 @@ describe('MfaService against PostgreSQL and Redis', () => {
     for (let i = 0; i < 4; i++)
       expect(await repository.takeAttempt(open.tokenHash, 5, at)).not.toBeNull();
     expect(await repository.takeAttempt(open.tokenHash, 5, at)).toBeNull();
-    expect(await repository.consumeChallenge(open.tokenHash, at)).toBe(true);
+    expect(
+      await world.transactions.run(({ client }) =>
+        repository.consumeChallenge(client, open.tokenHash, at),
+      ),
+    ).toBe(true);
     expect(await repository.takeAttempt(open.tokenHash, 99, at)).toBeNull();
   });
 

@@ -10,7 +10,7 @@ import { hashOpaqueToken, isOpaqueToken, newOpaqueToken } from './opaque-token';
 import type { GuessingClient, PasswordGuard } from './password-guard';
 import type { PasswordHasher } from './password.hasher';
 import type { SecretBox } from './secret-box';
-import type { SessionService, SessionTokens } from './session.service';
+import type { Admit, SessionService, SessionTokens } from './session.service';
 
 /** What can complete a challenge (a passkey through its own ceremony, which calls `complete`). */
 export type MfaMethod = 'TOTP' | 'RECOVERY_CODE' | 'PASSKEY';
@@ -37,29 +37,38 @@ export interface MfaPolicy {
 
 /** Second factors: TOTP, recovery codes, the sign-in challenge and re-authentication. */
 export interface MfaService {
-  /** After a right password: a challenge when the user has a second factor on, else null. */
+  /**
+   * After a right password (or a provider's word): a challenge when the user has a second
+   * factor on, else null. With `admit`, the challenge is created in a transaction that runs it
+   * first (the password checked is still the current one), and not at all if it throws.
+   */
   challengeFor(
     userId: string,
     userAgent: string | undefined,
     deviceToken: string | undefined,
+    admit?: Admit,
   ): Promise<IssuedChallenge | null>;
   /**
    * Completes a challenge with a TOTP or recovery code and opens the session. A wrong,
    * replayed or used code is UNAUTHENTICATED and counts against the sign-in guess limits
-   * (RATE_LIMITED); an unknown, expired or used challenge is UNAUTHENTICATED.
+   * (RATE_LIMITED); an unknown, expired or used challenge is UNAUTHENTICATED. Of completions
+   * of one challenge at once, one opens a session; the others spend no code.
    */
   verify(challenge: string, code: string, client: GuessingClient): Promise<MfaSignIn>;
   /**
    * After a right password sent with a code: for a user with TOTP on, checks the TOTP or
    * recovery code (as `verify` does: once per code, under the guess limits; wrong is
-   * UNAUTHENTICATED "Invalid code") and opens the session, in the same request. Null for a user
-   * without TOTP (then the sign-in goes on as without a code: a passkey challenge, or none).
+   * UNAUTHENTICATED "Invalid code") and opens the session, in the same request, in one
+   * transaction that runs `admit` first (the password checked is still the current one: if it
+   * throws, no code is spent). Null for a user without TOTP (then the sign-in goes on as
+   * without a code: a passkey challenge, or none).
    */
   signInWithCode(
     userId: string,
     code: string,
     userAgent: string | undefined,
     client: GuessingClient,
+    admit: Admit,
   ): Promise<MfaSignIn | null>;
   /** Proves the session's user again (password, or a code); until when that counts as recent. */
   reauthenticate(
@@ -124,7 +133,10 @@ export interface MfaService {
   findChallengeByHash(tokenHash: string): Promise<ChallengeRow | null>;
   /** Counts a wrong answer to the challenge (used up after MAX_CHALLENGE_FAILURES). */
   countChallengeFailure(tokenHash: string): Promise<void>;
-  /** Uses the challenge up and opens the session: the end of every way of answering it. */
+  /**
+   * Uses the challenge up and opens the session, in one transaction: the end of every way of
+   * answering it (UNAUTHENTICATED if it is no longer open).
+   */
   complete(tokenHash: string, open: ChallengeRow): Promise<MfaSignIn>;
 }
 
@@ -132,7 +144,7 @@ export interface MfaServiceDeps {
   repository: MfaRepository;
   box: SecretBox;
   guard: PasswordGuard;
-  sessions: Pick<SessionService, 'open' | 'endWithin'>;
+  sessions: Pick<SessionService, 'openWithin' | 'endWithin'>;
   transactions: AuthTransactions;
   credentials: Pick<CredentialRepository, 'find'>;
   passwords: PasswordHasher;
@@ -198,27 +210,60 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
   }
 
   /**
-   * Whether `code` is a right TOTP code or unused recovery code of the user; uses it up. The
-   * factor as read with the challenge may be given: its step only narrows the search, the
-   * conditional write decides.
+   * Whether `code` is a right TOTP code or unused recovery code of the user; uses it up in `tx`
+   * (a recovery code with its notice), so it stays unspent unless `tx` commits. The factor as
+   * read with the challenge may be given: its step only narrows the search, the conditional
+   * write decides.
    */
-  async function useCode(
+  async function spendCode(
+    tx: AuthTransaction,
     userId: string,
     code: string,
     known?: TotpFactorRow | null,
-  ): Promise<'TOTP' | 'RECOVERY_CODE' | null> {
+  ): Promise<boolean> {
     const factor = known === undefined ? await repository.findFactor(userId) : known;
-    if (!factor?.confirmedAt) return null;
+    if (!factor?.confirmedAt) return false;
     const trimmed = code.trim();
     if (TOTP_CODE.test(trimmed)) {
       const step = await totpStep(factor.secretSealed, userId, trimmed, factor.lastUsedStep);
       // The conditional write is what refuses a replay when two arrive at once.
-      return step !== null && (await repository.useStep(userId, step)) ? 'TOTP' : null;
+      return step !== null && (await repository.useStep(tx.client, userId, step));
     }
     const recovery = normalizeRecoveryCode(trimmed);
-    if (!RECOVERY_CODE.test(recovery)) return null;
-    const used = await repository.useRecoveryCode(userId, hashRecoveryCode(recovery), clock());
-    return used ? 'RECOVERY_CODE' : null;
+    if (!RECOVERY_CODE.test(recovery)) return false;
+    if (!(await repository.useRecoveryCode(tx.client, userId, hashRecoveryCode(recovery), clock())))
+      return false;
+    await emitChange(tx, userId, 'recovery_code_used');
+    return true;
+  }
+
+  /**
+   * A code checked under the guess limits: `signIn` answers the sign-in, or null for a wrong
+   * code (counted, and UNAUTHENTICATED "Invalid code"). What it throws counts no guess.
+   */
+  async function withCode(
+    userId: string,
+    client: GuessingClient,
+    signIn: () => Promise<MfaSignIn | null>,
+  ): Promise<MfaSignIn> {
+    const outcome: { signIn: MfaSignIn | null } = { signIn: null };
+    const right = await guard.check(accountOf(userId), client, async () => {
+      outcome.signIn = await signIn();
+      return outcome.signIn !== null;
+    });
+    if (!right || !outcome.signIn) throw AppError.unauthenticated('Invalid code');
+    return outcome.signIn;
+  }
+
+  /** In the transaction that proved the second factor: the device token and the session. */
+  async function signedIn(
+    tx: AuthTransaction,
+    userId: string,
+    userAgent: string | undefined,
+    deviceToken: string | undefined,
+  ): Promise<MfaSignIn> {
+    const device = await guard.deviceTokenFor(accountOf(userId), deviceToken);
+    return { tokens: await sessions.openWithin(tx, userId, userAgent), deviceToken: device };
   }
 
   async function stampRecent(userId: string, sessionId: string): Promise<Date> {
@@ -290,20 +335,30 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
   }
 
   /**
-   * The end of every way of answering a challenge (a code now, a passkey assertion later): uses
-   * the challenge up (of two completions at once, one opens a session) and signs in.
+   * The end of every way of answering a challenge (a code, or a passkey assertion checked
+   * before), in one transaction: the challenge locked first, then `answer` (a code spent in the
+   * transaction; false if wrong: null, nothing spent), then the challenge used up and the
+   * session opened. Of completions at once, one opens a session; the others wait for it, find
+   * the challenge used (UNAUTHENTICATED) and spend nothing. A password change or "sign out
+   * everywhere" ends the challenge first, so either this finds it used or that ends the session.
    */
-  async function completeChallenge(tokenHash: string, open: ChallengeRow): Promise<MfaSignIn> {
-    if (!(await repository.consumeChallenge(tokenHash, clock()))) throw invalidChallenge();
-    const deviceToken = await guard.deviceTokenFor(
-      accountOf(open.userId),
-      open.deviceToken ?? undefined,
-    );
-    return { tokens: await sessions.open(open.userId, open.userAgent ?? undefined), deviceToken };
+  function completeChallenge(
+    tokenHash: string,
+    open: ChallengeRow,
+    answer: (tx: AuthTransaction) => Promise<boolean>,
+  ): Promise<MfaSignIn | null> {
+    return transactions.run(async (tx) => {
+      const at = clock();
+      if (!(await repository.lockChallenge(tx.client, tokenHash, at))) throw invalidChallenge();
+      if (!(await answer(tx))) return null;
+      // Open, and locked since: this uses it up.
+      await repository.consumeChallenge(tx.client, tokenHash, at);
+      return signedIn(tx, open.userId, open.userAgent ?? undefined, open.deviceToken ?? undefined);
+    });
   }
 
   return {
-    async challengeFor(userId, userAgent, deviceToken) {
+    async challengeFor(userId, userAgent, deviceToken, admit) {
       // Either factor makes the password alone not enough: a passkey-only account is asked
       // for its passkey, as `mfaEnrolled` tells its owner and admins it would be.
       const [factor, passkey] = await Promise.all([
@@ -314,13 +369,19 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
       if (!totp && !passkey) return null;
       const { token, hash } = newOpaqueToken();
       const expiresAt = new Date(clock().getTime() + policy.challengeTtlSeconds * 1000);
-      await repository.createChallenge({
+      const challenge = {
         tokenHash: hash,
         userId,
         userAgent: userAgent?.slice(0, 500),
         deviceToken,
         expiresAt,
-      });
+      };
+      if (!admit) await repository.createChallenge(challenge);
+      else
+        await transactions.run(async ({ client }) => {
+          await admit(client);
+          await repository.createChallenge(challenge, client);
+        });
       const methods: MfaMethod[] = totp ? ['TOTP', 'RECOVERY_CODE'] : [];
       if (passkey) methods.push('PASSKEY');
       return { challenge: token, expiresAt, methods };
@@ -337,31 +398,23 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
       const { challenge: open, factor } = found;
       // The device that typed the password is the one guessing: the same buckets as its login.
       const guessing = { address: client.address, deviceToken: open.deviceToken ?? undefined };
-      let method: 'TOTP' | 'RECOVERY_CODE' | null = null;
-      const right = await guard.check(accountOf(open.userId), guessing, async () => {
-        method = await useCode(open.userId, code, factor);
-        return method !== null;
-      });
-      if (!right) throw AppError.unauthenticated('Invalid code');
-      if (method === 'RECOVERY_CODE')
-        await transactions.run((tx) => emitChange(tx, open.userId, 'recovery_code_used'));
-      return completeChallenge(tokenHash, open);
+      return withCode(open.userId, guessing, () =>
+        completeChallenge(tokenHash, open, (tx) => spendCode(tx, open.userId, code, factor)),
+      );
     },
 
-    async signInWithCode(userId, code, userAgent, client) {
+    async signInWithCode(userId, code, userAgent, client, admit) {
       const factor = await repository.findFactor(userId);
       if (!factor?.confirmedAt) return null;
       // The device that typed the password is the one guessing, as with a challenge.
-      let method: 'TOTP' | 'RECOVERY_CODE' | null = null;
-      const right = await guard.check(accountOf(userId), client, async () => {
-        method = await useCode(userId, code, factor);
-        return method !== null;
-      });
-      if (!right) throw AppError.unauthenticated('Invalid code');
-      if (method === 'RECOVERY_CODE')
-        await transactions.run((tx) => emitChange(tx, userId, 'recovery_code_used'));
-      const deviceToken = await guard.deviceTokenFor(accountOf(userId), client.deviceToken);
-      return { tokens: await sessions.open(userId, userAgent), deviceToken };
+      return withCode(userId, client, () =>
+        transactions.run(async (tx) => {
+          // The password first: a sign-in it no longer admits spends no code.
+          await admit(tx.client);
+          if (!(await spendCode(tx, userId, code, factor))) return null;
+          return signedIn(tx, userId, userAgent, client.deviceToken);
+        }),
+      );
     },
 
     async reauthenticate(userId, sessionId, proof, client) {
@@ -387,14 +440,10 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
         );
         if (!right) throw AppError.badInput('password', 'is not your current password');
       } else {
-        let method: string | null = null;
-        right = await guard.check(accountOf(userId), client, async () => {
-          method = await useCode(userId, code ?? '');
-          return method !== null;
-        });
+        right = await guard.check(accountOf(userId), client, () =>
+          transactions.run((tx) => spendCode(tx, userId, code ?? '')),
+        );
         if (!right) throw AppError.badInput('code', 'is not a valid code');
-        if (method === 'RECOVERY_CODE')
-          await transactions.run((tx) => emitChange(tx, userId, 'recovery_code_used'));
       }
       return stampRecent(userId, sessionId);
     },
@@ -481,7 +530,12 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
       return repository.countChallengeFailure(tokenHash, MAX_CHALLENGE_FAILURES, clock());
     },
 
-    complete: completeChallenge,
+    async complete(tokenHash, open) {
+      // The passkey's assertion was checked before: nothing more to answer.
+      const signIn = await completeChallenge(tokenHash, open, async () => true);
+      if (!signIn) throw invalidChallenge();
+      return signIn;
+    },
   };
 }
 

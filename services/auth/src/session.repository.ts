@@ -198,6 +198,18 @@ export function createSessionRepository(db: PrismaClient): SessionRepository {
     },
 
     async revoke(tx, userId, which, reason, at) {
+      // Ending the user's sessions (all, or all but the caller's) ends the sign-ins still
+      // waiting for their second factor too: a challenge earned with a password that was just
+      // changed or reset, or before "sign out everywhere", must not open a session afterwards.
+      // First: a completion that holds the challenge (its session not committed yet) is waited
+      // for here, and the sessions' statement after this one sees its session and ends it.
+      if (which.only === undefined)
+        await tx.$executeRawUnsafe(
+          `UPDATE "auth"."mfa_challenges" SET used_at = $2::timestamptz
+            WHERE user_id = $1::uuid AND used_at IS NULL`,
+          userId,
+          at,
+        );
       // `revoked_at IS NULL` is checked again on the latest row version after a concurrent
       // revocation commits, so two revocations never both end (and announce) one session.
       const rows = await tx.$queryRawUnsafe<{ id: string }[]>(
@@ -211,16 +223,6 @@ export function createSessionRepository(db: PrismaClient): SessionRepository {
         which.only ?? null,
         which.except ?? null,
       );
-      // Ending the user's sessions (all, or all but the caller's) ends the sign-ins still
-      // waiting for their second factor too: a challenge earned with a password that was just
-      // changed or reset, or before "sign out everywhere", must not open a session afterwards.
-      if (which.only === undefined)
-        await tx.$executeRawUnsafe(
-          `UPDATE "auth"."mfa_challenges" SET used_at = $2::timestamptz
-            WHERE user_id = $1::uuid AND used_at IS NULL`,
-          userId,
-          at,
-        );
       return rows.map((row) => row.id);
     },
 

@@ -22,6 +22,12 @@ import type {
 
 export type RevocationReason = EventPayload<'auth.session_revoked'>['reason'];
 
+/**
+ * What must still hold when a sign-in commits, checked in its transaction (throws if not): the
+ * password it verified is still the current one, under the lock password changes take.
+ */
+export type Admit = (tx: AuthTx) => Promise<void>;
+
 export interface SessionPolicy {
   idleTtlSeconds: number;
   absoluteTtlSeconds: number;
@@ -51,10 +57,15 @@ export interface SessionService {
    * check that must still hold when the session commits: the password it was opened with is
    * the current one), and not at all if `admit` throws.
    */
-  open(
+  open(userId: string, userAgent: string | undefined, admit?: Admit): Promise<SessionTokens>;
+  /**
+   * A new session created in the caller's transaction: it commits with what `tx` checked and
+   * spent (a challenge, a code), or not at all. Sessions beyond the limit end after the commit.
+   */
+  openWithin(
+    tx: AuthTransaction,
     userId: string,
     userAgent: string | undefined,
-    admit?: (tx: AuthTx) => Promise<void>,
   ): Promise<SessionTokens>;
   /** Exchanges a refresh token for a new one; UNAUTHENTICATED if it cannot be used. */
   refresh(refreshToken: string, userAgent: string | undefined): Promise<SessionTokens>;
@@ -223,28 +234,43 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     return ended;
   }
 
+  /** A session of the user starting now: its row, and the refresh token only its hash is kept of. */
+  function newSession(userId: string, userAgent: string | undefined) {
+    const now = clock();
+    const expiresAt = secondsFrom(now, policy.absoluteTtlSeconds);
+    const refresh = newOpaqueToken();
+    const row = {
+      userId,
+      userAgent: clipUserAgent(userAgent),
+      createdAt: now,
+      idleExpiresAt: earliest(secondsFrom(now, policy.idleTtlSeconds), expiresAt),
+      expiresAt,
+      refreshTokenHash: refresh.hash,
+    };
+    return { row, refresh, now };
+  }
+
+  async function openWithin(tx: AuthTransaction, userId: string, userAgent: string | undefined) {
+    const { row, refresh, now } = newSession(userId, userAgent);
+    const session = await sessions.create(row, tx.client);
+    tx.afterCommit(() => endBeyondLimit(userId, now));
+    return tokensFor(session, refresh.token);
+  }
+
   return {
     async open(userId, userAgent, admit) {
-      const now = clock();
-      const expiresAt = secondsFrom(now, policy.absoluteTtlSeconds);
-      const refresh = newOpaqueToken();
-      const created = {
-        userId,
-        userAgent: clipUserAgent(userAgent),
-        createdAt: now,
-        idleExpiresAt: earliest(secondsFrom(now, policy.idleTtlSeconds), expiresAt),
-        expiresAt,
-        refreshTokenHash: refresh.hash,
-      };
-      const session = admit
-        ? await transactions.run(async (tx) => {
-            await admit(tx.client);
-            return sessions.create(created, tx.client);
-          })
-        : await sessions.create(created);
+      if (admit)
+        return transactions.run(async (tx) => {
+          await admit(tx.client);
+          return openWithin(tx, userId, userAgent);
+        });
+      const { row, refresh, now } = newSession(userId, userAgent);
+      const session = await sessions.create(row);
       await endBeyondLimit(userId, now);
       return tokensFor(session, refresh.token);
     },
+
+    openWithin,
 
     async refresh(refreshToken, userAgent) {
       if (!isOpaqueToken(refreshToken)) throw invalidRefreshToken();

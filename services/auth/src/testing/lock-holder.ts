@@ -17,12 +17,17 @@ export function holdLock(
 }
 
 /** Resolves once exactly one connection to this database waits for a lock (row or advisory). */
-export async function untilOneWaitsForALock(db: Database): Promise<void> {
+export function untilOneWaitsForALock(db: Database): Promise<void> {
+  return untilWaitingForLocks(db, 1);
+}
+
+/** Resolves once exactly `count` connections to this database wait for a lock. */
+export async function untilWaitingForLocks(db: Database, count: number): Promise<void> {
   await eventually(async () => {
     const [row] = await db.$queryRawUnsafe<{ waiting: number }[]>(
       `SELECT count(*)::int AS waiting FROM pg_stat_activity
         WHERE datname = current_database() AND wait_event_type = 'Lock'`,
     );
-    expect(row?.waiting).toBe(1);
+    expect(row?.waiting).toBe(count);
   });
 }

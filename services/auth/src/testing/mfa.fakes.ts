@@ -54,7 +54,7 @@ export function createFakeMfaRepository(
       factors.set(userId, { ...factor, confirmedAt: at, lastUsedStep: step });
       return true;
     },
-    async useStep(userId, step) {
+    async useStep(_tx, userId, step) {
       const factor = factors.get(userId);
       if (!factor?.confirmedAt || factor.lastUsedStep >= step) return false;
       factor.lastUsedStep = step;
@@ -72,7 +72,7 @@ export function createFakeMfaRepository(
       for (const hash of codeHashes) recoveryCodes.set(hash, { userId, usedAt: null });
       return true;
     },
-    async useRecoveryCode(userId, codeHash, at) {
+    async useRecoveryCode(_tx, userId, codeHash, at) {
       const code = recoveryCodes.get(codeHash);
       if (!code || code.userId !== userId || code.usedAt) return false;
       code.usedAt = at;
@@ -123,7 +123,11 @@ export function createFakeMfaRepository(
       const factor = factors.get(challenge.userId);
       return { challenge: { ...challenge }, factor: factor ? { ...factor } : null };
     },
-    async consumeChallenge(tokenHash, at) {
+    async lockChallenge(_tx, tokenHash, at) {
+      const challenge = challenges.get(tokenHash);
+      return Boolean(challenge && !challenge.usedAt && challenge.expiresAt > at);
+    },
+    async consumeChallenge(_tx, tokenHash, at) {
       const challenge = challenges.get(tokenHash);
       if (!challenge || challenge.usedAt || challenge.expiresAt <= at) return false;
       challenge.usedAt = at;
