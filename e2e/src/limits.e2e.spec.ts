@@ -144,7 +144,8 @@ describe('operation limits: depth, fields and cost checked before planning, and 
     expect(answer.body.errors?.[0]?.message).toBe(
       'Number of root fields is 500, above the limit of 20',
     );
-    await expectNoSubgraphSaw(correlationId, aliaser);
+    // Validating that new text (22,500 characters) took the aliaser's whole small budget.
+    await expectNoSubgraphSaw(correlationId, await signUp(gateway, 'control@example.com'));
   });
 
   it('refuses a page size no Int can hold as bad input, not as too complex, before any subgraph is called', async () => {
@@ -328,17 +329,48 @@ describe('operation limits: depth, fields and cost checked before planning, and 
     expect(served.body.errors).toBeUndefined();
   });
 
-  it('charges a permissions(scope:) per alias: 120 scopes at once are served, the third such request is refused', async () => {
+  it('charges the validation of texts not seen before: distinct invalid documents are refused with 429 unvalidated once the budget is used up', async () => {
+    const [sender, other] = [
+      await signUp(gateway, 'invalid-texts@example.com'),
+      await signUp(gateway, 'bystander@example.com'),
+    ];
+    // Each text is new and fails validation (no such fields), so it never becomes an operation
+    // to charge: about 1,000 characters, 32 points each to validate, from the budget of 250.
+    const invalid = (n: number) =>
+      `{ me { ${Array.from({ length: 170 }, (_, i) => `f${n}x${i}`).join(' ')} } }`;
+    const answers: HttpAnswer<unknown>[] = [];
+    for (let n = 0; n < 12; n++) answers.push(await post(invalid(n), { token: sender.token }));
+    const statuses = answers.map((answer) => answer.status);
+    expect(statuses.slice(0, 5)).toEqual([400, 400, 400, 400, 400]);
+    expect(codeOf(answers[0]!.body)).toBe('BAD_USER_INPUT');
+    const refused = answers.find((answer) => answer.status === 429);
+    expect(refused, JSON.stringify(statuses)).toBeDefined();
+    expect(statuses.slice(statuses.indexOf(429))).toEqual(
+      statuses.slice(statuses.indexOf(429)).map(() => 429),
+    );
+    expect(refused!.body.errors).toHaveLength(1);
+    expect(codeOf(refused!.body)).toBe('RATE_LIMITED');
+    const retryAfter = refused!.body.errors?.[0]?.extensions?.['retryAfter'];
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(refused!.headers.get('retry-after')).toBe(String(retryAfter));
+    // The same budget: the sender's valid operations wait too; another user is served.
+    expect((await post(PAGE, { token: sender.token })).status).toBe(429);
+    const served = await post(PAGE, { token: other.token });
+    expect(served.status).toBe(200);
+    expect(served.body.errors).toBeUndefined();
+  });
+
+  it('charges a permissions(scope:) per alias: 100 scopes at once are served, the same request again is refused', async () => {
     const { token, id } = await signUp(gateway, 'scopes@example.com');
     const scopes = Array.from(
-      { length: 120 },
+      { length: 100 },
       (_, i) => `s${i}: permissions(scope: "tenant:${i}")`,
     ).join(' ');
-    // 121 points each (the root field, and one per scope) from the budget of 250.
+    // 101 points each (the root field, and one per scope) from the budget of 250, and the
+    // text's validation once (3,500 characters: 110 points).
     const first = await post(`{ me { ${scopes} } }`, { token });
     expect(first.status).toBe(200);
     expect(first.body.errors).toBeUndefined();
-    expect((await post(`{ me { ${scopes} } }`, { token })).status).toBe(200);
     const refused = await post(`{ me { ${scopes} } }`, { token });
     expect(refused.status).toBe(429);
     expect(codeOf(refused.body)).toBe('RATE_LIMITED');

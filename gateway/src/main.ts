@@ -26,7 +26,7 @@ import { withCors } from './cors';
 import { exportDependencyStatus, exportSubscriptionGauges } from './gateway.metrics';
 import { env, operationLimits } from './environment';
 import { MAX_DOCUMENT_TOKENS } from './limits/operation-cost';
-import { operationLimitsPlugin } from './limits/operation-limits.plugin';
+import { newDocumentCharge, operationLimitsPlugin } from './limits/operation-limits.plugin';
 import { createRequestBudget } from './limits/request-budget';
 import { textNestingPlugin } from './limits/text-nesting.plugin';
 import { operationKindPlugin } from './input/operation-kind.plugin';
@@ -106,6 +106,17 @@ lifecycle.run(async () => {
   const endedSessions = watchKey(redis, REVOKED_SESSIONS_KEY, { logger });
   lifecycle.onShutdown('ended sessions watch', () => endedSessions.close());
 
+  // Every caller's points, shared by the gateway instances: operations pay for what they ask,
+  // and a text not validated here before pays for its validation (newDocumentCharge).
+  const budget = createRequestBudget({
+    redis,
+    revocations,
+    endedSessions,
+    perSecond: env.REQUEST_BUDGET_PER_SECOND,
+    burst: env.REQUEST_BUDGET_BURST,
+    logger,
+  });
+
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
     introspection: !production,
@@ -116,9 +127,12 @@ lifecycle.run(async () => {
     includeStacktraceInErrorResponses: false,
     parseOptions: { maxTokens: MAX_DOCUMENT_TOKENS },
     plugins: [
-      // First: it replaces a parser's stack overflow with QUERY_TOO_COMPLEX before the others
-      // (metrics, log) read the answer.
-      textNestingPlugin<GatewayContext>(logger),
+      // First: it replaces a parser's stack overflow with QUERY_TOO_COMPLEX, and refuses a
+      // new text its caller's budget cannot pay to validate, before the others (metrics, log)
+      // read the answer.
+      textNestingPlugin<GatewayContext>(logger, {
+        beforeValidation: newDocumentCharge(budget, logger),
+      }),
       production
         ? ApolloServerPluginLandingPageDisabled()
         : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
@@ -130,14 +144,7 @@ lifecycle.run(async () => {
       // Redis round trip), then the token's refusal if any: before planning.
       operationLimitsPlugin<GatewayContext>({
         limits: operationLimits,
-        budget: createRequestBudget({
-          redis,
-          revocations,
-          endedSessions,
-          perSecond: env.REQUEST_BUDGET_PER_SECOND,
-          burst: env.REQUEST_BUDGET_BURST,
-          logger,
-        }),
+        budget,
         publicFields: publicRootFields(supergraphSdl),
         logger,
       }),

@@ -27,6 +27,49 @@ export function budgetPoints(cost: OperationCost): number {
   return Math.max(1, cost.rootFields + cost.nodes);
 }
 
+/**
+ * Characters of a document's text that cost a point to validate, charged once per text a
+ * gateway instance has not validated before (see `newDocumentCharge`): about what validating
+ * the worst text the limits admit costs against what an operation's points buy.
+ */
+export const NEW_DOCUMENT_CHARS_PER_POINT = 32;
+
+/** What validating a text not seen before costs from its caller's budget. */
+export function newDocumentPoints(source: string): number {
+  return Math.max(1, Math.ceil(source.length / NEW_DOCUMENT_CHARS_PER_POINT));
+}
+
+/**
+ * Charges a text this instance has not validated before (a document-cache miss) to its
+ * caller's budget, before it is validated: a caller who sends new texts, valid or not, pays for
+ * their validation, so a stream of distinct invalid documents (never charged as operations,
+ * since they never become one) is throttled like any other work. Resolves to the refusal when
+ * the budget is used up (RATE_LIMITED, 429) or Redis cannot answer (SERVICE_UNAVAILABLE, 503);
+ * to undefined when charged.
+ */
+export function newDocumentCharge(
+  budget: RequestBudget,
+  logger: Logger,
+): (caller: BudgetCaller, source: string) => Promise<GraphQLError | undefined> {
+  return async (caller, source) => {
+    let admission: Admission;
+    try {
+      admission = await budget.charge(caller, newDocumentPoints(source));
+    } catch (error) {
+      const refusal = toAppError(error);
+      if (refusal.code !== 'SERVICE_UNAVAILABLE') throw error;
+      return toGraphQLError(refusal, outageAnswer(refusal.retryAfter));
+    }
+    const { decision } = admission;
+    if (decision.allowed) return undefined;
+    logger.info(
+      { retryAfter: decision.retryAfter },
+      'new document refused before validation: request budget used up',
+    );
+    return budgetExhausted(decision.retryAfter);
+  };
+}
+
 /** RATE_LIMITED with `retryAfter`, answered with HTTP 429 and a Retry-After header. */
 export function budgetExhausted(retryAfter: number): GraphQLError {
   return toGraphQLError(

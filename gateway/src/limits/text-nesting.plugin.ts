@@ -1,5 +1,6 @@
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
-import { parse, type DocumentNode } from 'graphql';
+import { parse, type DocumentNode, type GraphQLError } from 'graphql';
+import type { HttpAnswer } from '@platform/errors';
 import type { Logger } from '@platform/logger';
 import {
   excessFragments,
@@ -22,7 +23,9 @@ const excessOf = new WeakMap<DocumentNode, LimitExceeded | null>();
 
 /**
  * A document with more than MAX_FRAGMENT_SPREADS fragment spreads is refused with
- * QUERY_TOO_COMPLEX (reason FRAGMENTS, HTTP 400) before it is validated. A text whose brackets
+ * QUERY_TOO_COMPLEX (reason FRAGMENTS, HTTP 400) before it is validated; so is any other
+ * document `beforeValidation` refuses (the caller's budget: see `newDocumentCharge`), with the
+ * refusal's own code and HTTP answer. A text whose brackets
  * nest deeper than MAX_TEXT_NESTING is refused with QUERY_TOO_COMPLEX
  * (reason NESTING, the limit and the measured nesting, HTTP 400), before planning: nested inline
  * fragments add no field, so no other limit stops them, and the planner recurses as deep. A text
@@ -33,10 +36,14 @@ const excessOf = new WeakMap<DocumentNode, LimitExceeded | null>();
  */
 export function textNestingPlugin<TContext extends BaseContext>(
   logger: Logger,
+  options: {
+    /** A text about to be validated (a cache miss): the refusal, or undefined to go on. */
+    beforeValidation?: (context: TContext, source: string) => Promise<GraphQLError | undefined>;
+  } = {},
 ): ApolloServerPlugin<TContext> {
   return {
     async requestDidStart() {
-      let refusal: ReturnType<typeof queryTooComplex> | undefined;
+      let refusal: GraphQLError | undefined;
       return {
         // Only for a text not parsed before (a document cache miss), once it was tried.
         async parsingDidStart({ source }) {
@@ -54,9 +61,14 @@ export function textNestingPlugin<TContext extends BaseContext>(
         // replaces its answer).
         async validationDidStart(requestContext) {
           const exceeded = excessFragments(requestContext.document);
-          if (!exceeded) return;
-          logger.info(exceeded, 'operation refused: too complex');
-          refusal = queryTooComplex(exceeded, false);
+          if (exceeded) {
+            logger.info(exceeded, 'operation refused: too complex');
+            refusal = queryTooComplex(exceeded, false);
+          } else {
+            const { contextValue, source } = requestContext;
+            refusal = await options.beforeValidation?.(contextValue, source);
+            if (!refusal) return;
+          }
           // Apollo validates `requestContext.document` as this hook returns (typed read-only
           // for plugins; the limits e2e test fails should that change).
           (requestContext as { document: DocumentNode }).document = REFUSED;
@@ -73,9 +85,11 @@ export function textNestingPlugin<TContext extends BaseContext>(
         },
         async willSendResponse({ response }) {
           if (!refusal || response.body.kind !== 'single') return;
-          const { message, extensions } = refusal.toJSON();
-          response.body.singleResult = { errors: [{ message, extensions }] };
-          response.http.status = 400;
+          const { message, extensions = {} } = refusal.toJSON();
+          const { http, ...shown } = extensions as { http?: HttpAnswer };
+          response.body.singleResult = { errors: [{ message, extensions: shown }] };
+          response.http.status = http?.status ?? 400;
+          for (const [name, value] of http?.headers ?? []) response.http.headers.set(name, value);
         },
       };
     },
