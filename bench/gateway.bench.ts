@@ -13,7 +13,8 @@
 // BENCH_TARGETS (project,stock,hive,hive-dedupe,subgraph; also baseline: another build of the
 // project's gateway, from BENCH_BASELINE_GATEWAY, see startTargets), BENCH_NODE_ARGS (given to every
 // app's node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), BENCH_STOCK_NODE_ARGS (the same for
-// the stock peer, to profile both gateways in one run), BENCH_NODE_ENV (production: every
+// the stock peer, to profile both gateways in one run), BENCH_BASELINE_NODE_ARGS (flags for the
+// baseline gateway only: a flag measured side by side on the same build), BENCH_NODE_ENV (production: every
 // app and the stock peer run as deployed, e.g. graphql-js without its development-mode checks;
 // `test` measures what the test suites run).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -49,6 +50,8 @@ const NOTIFICATIONS_PER_USER = 20;
 const PASSWORD = 'benchmark passphrase 42';
 const NODE_ARGS = process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? [];
 const STOCK_NODE_ARGS = process.env['BENCH_STOCK_NODE_ARGS']?.split(' ').filter(Boolean) ?? [];
+const BASELINE_NODE_ARGS =
+  process.env['BENCH_BASELINE_NODE_ARGS']?.split(' ').filter(Boolean) ?? [];
 const PROBE = fileURLToPath(new URL('./cache-probe.mjs', import.meta.url));
 const NODE_ENV = process.env['BENCH_NODE_ENV'] ?? 'production';
 
@@ -351,7 +354,14 @@ async function startTargets(supergraphFile: string): Promise<Target[]> {
     const probeFile = join(probeDir, 'baseline.json');
     const child = spawn(
       process.execPath,
-      ['--enable-source-maps', '--import', PROBE, ...NODE_ARGS, resolve(baselineMain)],
+      [
+        '--enable-source-maps',
+        '--import',
+        PROBE,
+        ...NODE_ARGS,
+        ...BASELINE_NODE_ARGS,
+        resolve(baselineMain),
+      ],
       {
         cwd: join(ROOT, gateway.dir),
         env: {
