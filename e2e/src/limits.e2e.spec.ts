@@ -21,6 +21,8 @@ const PAGE = '{ me { notifications(first: 20) { edges { node { id } } } } }';
 // 100 notifications for one point each, and one for the root field.
 const HUNDRED = '{ me { notifications(first: 100) { edges { node { id } } } } }';
 const SUBGRAPHS: AppName[] = ['users-subgraph', 'rbac-subgraph', 'notifications-subgraph'];
+/** 170 fields no type has, named after `n`: a new invalid selection of about 1,000 characters. */
+const unknownFields = (n: number) => Array.from({ length: 170 }, (_, i) => `f${n}x${i}`).join(' ');
 
 interface HttpAnswer<T> {
   status: number;
@@ -195,9 +197,21 @@ describe('operation limits: depth, fields and cost checked before planning, and 
       }),
     ]);
 
-    const listener = await signUp(gateway, 'tokens-listener@example.com');
+    // Each on a connection of its own user: the long text's charge (57 KB, more than the
+    // whole small budget) is admitted only from a full bucket, and empties it.
+    const [listener, other] = [
+      await signUp(gateway, 'tokens-listener@example.com'),
+      await signUp(gateway, 'syntax-listener@example.com'),
+    ];
     const client = connectLive(gateway, listener.token);
+    const otherClient = connectLive(gateway, other.token);
     try {
+      // Any syntax error over WebSocket carries the contract's code, as over HTTP.
+      const broken = otherClient.subscribe('subscription {');
+      await eventually(() => expect(broken.errors).toHaveLength(1));
+      expect(broken.errors[0]).toEqual([
+        expect.objectContaining({ extensions: { code: 'BAD_USER_INPUT' } }),
+      ]);
       const long = client.subscribe(`subscription { notificationAdded { id } } ${tooLong}`);
       await eventually(() => expect(long.errors).toHaveLength(1));
       expect(long.errors[0]).toEqual([
@@ -206,14 +220,8 @@ describe('operation limits: depth, fields and cost checked before planning, and 
           extensions: { code: 'BAD_USER_INPUT' },
         }),
       ]);
-      // Any syntax error over WebSocket carries the contract's code, as over HTTP.
-      const broken = client.subscribe('subscription {');
-      await eventually(() => expect(broken.errors).toHaveLength(1));
-      expect(broken.errors[0]).toEqual([
-        expect.objectContaining({ extensions: { code: 'BAD_USER_INPUT' } }),
-      ]);
     } finally {
-      await client.dispose();
+      await Promise.all([client.dispose(), otherClient.dispose()]);
     }
   });
 
@@ -336,10 +344,9 @@ describe('operation limits: depth, fields and cost checked before planning, and 
     ];
     // Each text is new and fails validation (no such fields), so it never becomes an operation
     // to charge: about 1,000 characters, 32 points each to validate, from the budget of 250.
-    const invalid = (n: number) =>
-      `{ me { ${Array.from({ length: 170 }, (_, i) => `f${n}x${i}`).join(' ')} } }`;
     const answers: HttpAnswer<unknown>[] = [];
-    for (let n = 0; n < 12; n++) answers.push(await post(invalid(n), { token: sender.token }));
+    for (let n = 0; n < 12; n++)
+      answers.push(await post(`{ me { ${unknownFields(n)} } }`, { token: sender.token }));
     const statuses = answers.map((answer) => answer.status);
     expect(statuses.slice(0, 5)).toEqual([400, 400, 400, 400, 400]);
     expect(codeOf(answers[0]!.body)).toBe('BAD_USER_INPUT');
@@ -358,6 +365,31 @@ describe('operation limits: depth, fields and cost checked before planning, and 
     const served = await post(PAGE, { token: other.token });
     expect(served.status).toBe(200);
     expect(served.body.errors).toBeUndefined();
+  });
+
+  it('charges a subscribe message’s new text the same way over WebSocket', async () => {
+    const listener = await signUp(gateway, 'invalid-subscriber@example.com');
+    const client = connectLive(gateway, listener.token);
+    try {
+      const refusals: { message?: string; extensions?: Record<string, unknown> }[] = [];
+      for (let n = 0; n < 12; n++) {
+        const subscription = client.subscribe(
+          `subscription { notificationAdded { ${unknownFields(n)} } }`,
+        );
+        await eventually(() => expect(subscription.errors).toHaveLength(1));
+        const [error] = subscription.errors[0] as (typeof refusals)[number][];
+        refusals.push(error ?? {});
+      }
+      const codes = refusals.map((error) => error.extensions?.['code']);
+      expect(codes.slice(0, 5)).toEqual(codes.slice(0, 5).map(() => 'BAD_USER_INPUT'));
+      const refused = refusals.find((error) => error.extensions?.['code'] === 'RATE_LIMITED');
+      expect(refused, JSON.stringify(codes)).toEqual({
+        message: 'Request budget used up; try again later',
+        extensions: { code: 'RATE_LIMITED', retryAfter: expect.any(Number) as number },
+      });
+    } finally {
+      await client.dispose();
+    }
   });
 
   it('charges a permissions(scope:) per alias: 100 scopes at once are served, the same request again is refused', async () => {

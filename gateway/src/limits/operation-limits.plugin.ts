@@ -1,6 +1,12 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { GraphQLError } from 'graphql';
-import { AppError, outageAnswer, toAppError, toGraphQLError } from '@platform/errors';
+import {
+  AppError,
+  outageAnswer,
+  toAppError,
+  toGraphQLError,
+  type HttpAnswer,
+} from '@platform/errors';
 import type { Logger } from '@platform/logger';
 import { sessionRefusal } from '@platform/tokens';
 import { settleRefusedToken, type TokenCheck } from '../access/public-operations';
@@ -39,18 +45,24 @@ export function newDocumentPoints(source: string): number {
   return Math.max(1, Math.ceil(source.length / NEW_DOCUMENT_CHARS_PER_POINT));
 }
 
+/** A request refused before its text is validated: the error, and how HTTP answers it. */
+export interface EarlyRefusal {
+  error: GraphQLError;
+  http?: HttpAnswer | undefined;
+}
+
 /**
  * Charges a text this instance has not validated before (a document-cache miss) to its
  * caller's budget, before it is validated: a caller who sends new texts, valid or not, pays for
  * their validation, so a stream of distinct invalid documents (never charged as operations,
  * since they never become one) is throttled like any other work. Resolves to the refusal when
  * the budget is used up (RATE_LIMITED, 429) or Redis cannot answer (SERVICE_UNAVAILABLE, 503);
- * to undefined when charged.
+ * to undefined when charged. Over HTTP (textNestingPlugin) and WebSocket (subscribe messages).
  */
 export function newDocumentCharge(
   budget: RequestBudget,
   logger: Logger,
-): (caller: BudgetCaller, source: string) => Promise<GraphQLError | undefined> {
+): (caller: BudgetCaller, source: string) => Promise<EarlyRefusal | undefined> {
   return async (caller, source) => {
     let admission: Admission;
     try {
@@ -58,7 +70,7 @@ export function newDocumentCharge(
     } catch (error) {
       const refusal = toAppError(error);
       if (refusal.code !== 'SERVICE_UNAVAILABLE') throw error;
-      return toGraphQLError(refusal, outageAnswer(refusal.retryAfter));
+      return { error: toGraphQLError(refusal), http: outageAnswer(refusal.retryAfter) };
     }
     const { decision } = admission;
     if (decision.allowed) return undefined;
@@ -66,16 +78,22 @@ export function newDocumentCharge(
       { retryAfter: decision.retryAfter },
       'new document refused before validation: request budget used up',
     );
-    return budgetExhausted(decision.retryAfter);
+    const { retryAfter } = decision;
+    return { error: toGraphQLError(budgetUsedUp(retryAfter)), http: budgetAnswer(retryAfter) };
   };
+}
+
+const budgetUsedUp = (retryAfter: number) =>
+  new AppError('RATE_LIMITED', 'Request budget used up; try again later', { retryAfter });
+
+/** HTTP 429 with Retry-After: how a caller whose budget is used up is answered. */
+function budgetAnswer(retryAfter: number): HttpAnswer {
+  return { status: 429, headers: new Map([['retry-after', String(retryAfter)]]) };
 }
 
 /** RATE_LIMITED with `retryAfter`, answered with HTTP 429 and a Retry-After header. */
 export function budgetExhausted(retryAfter: number): GraphQLError {
-  return toGraphQLError(
-    new AppError('RATE_LIMITED', 'Request budget used up; try again later', { retryAfter }),
-    { status: 429, headers: new Map([['retry-after', String(retryAfter)]]) },
-  );
+  return toGraphQLError(budgetUsedUp(retryAfter), budgetAnswer(retryAfter));
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
-import { parse, type DocumentNode, type GraphQLError } from 'graphql';
-import type { HttpAnswer } from '@platform/errors';
+import { parse, type DocumentNode } from 'graphql';
 import type { Logger } from '@platform/logger';
+import type { EarlyRefusal } from './operation-limits.plugin';
 import {
   excessFragments,
   excessNesting,
@@ -38,12 +38,12 @@ export function textNestingPlugin<TContext extends BaseContext>(
   logger: Logger,
   options: {
     /** A text about to be validated (a cache miss): the refusal, or undefined to go on. */
-    beforeValidation?: (context: TContext, source: string) => Promise<GraphQLError | undefined>;
+    beforeValidation?: (context: TContext, source: string) => Promise<EarlyRefusal | undefined>;
   } = {},
 ): ApolloServerPlugin<TContext> {
   return {
     async requestDidStart() {
-      let refusal: GraphQLError | undefined;
+      let refusal: EarlyRefusal | undefined;
       return {
         // Only for a text not parsed before (a document cache miss), once it was tried.
         async parsingDidStart({ source }) {
@@ -52,7 +52,7 @@ export function textNestingPlugin<TContext extends BaseContext>(
             const exceeded = excessNesting(source);
             if (!exceeded) return;
             logger.info(exceeded, 'operation refused: too complex');
-            refusal = queryTooComplex(exceeded, false);
+            refusal = { error: queryTooComplex(exceeded, false) };
           };
         },
         // Only for a document not validated before (a cache miss): one with more fragment
@@ -63,7 +63,7 @@ export function textNestingPlugin<TContext extends BaseContext>(
           const exceeded = excessFragments(requestContext.document);
           if (exceeded) {
             logger.info(exceeded, 'operation refused: too complex');
-            refusal = queryTooComplex(exceeded, false);
+            refusal = { error: queryTooComplex(exceeded, false) };
           } else {
             const { contextValue, source } = requestContext;
             refusal = await options.beforeValidation?.(contextValue, source);
@@ -85,9 +85,8 @@ export function textNestingPlugin<TContext extends BaseContext>(
         },
         async willSendResponse({ response }) {
           if (!refusal || response.body.kind !== 'single') return;
-          const { message, extensions = {} } = refusal.toJSON();
-          const { http, ...shown } = extensions as { http?: HttpAnswer };
-          response.body.singleResult = { errors: [{ message, extensions: shown }] };
+          const { error, http } = refusal;
+          response.body.singleResult = { errors: [error.toJSON()] };
           response.http.status = http?.status ?? 400;
           for (const [name, value] of http?.headers ?? []) response.http.headers.set(name, value);
         },
