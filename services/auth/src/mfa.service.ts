@@ -255,15 +255,18 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
     return outcome.signIn;
   }
 
-  /** In the transaction that proved the second factor: the device token and the session. */
+  /**
+   * A sign-in whose session committed, with its device token: earned by the whole sign-in, and
+   * asked of Redis after the commit, so the transaction (and its connection) is not held over
+   * those round trips.
+   */
   async function signedIn(
-    tx: AuthTransaction,
+    tokens: SessionTokens | null,
     userId: string,
-    userAgent: string | undefined,
     deviceToken: string | undefined,
-  ): Promise<MfaSignIn> {
-    const device = await guard.deviceTokenFor(accountOf(userId), deviceToken);
-    return { tokens: await sessions.openWithin(tx, userId, userAgent), deviceToken: device };
+  ): Promise<MfaSignIn | null> {
+    if (!tokens) return null;
+    return { tokens, deviceToken: await guard.deviceTokenFor(accountOf(userId), deviceToken) };
   }
 
   async function stampRecent(userId: string, sessionId: string): Promise<Date> {
@@ -342,19 +345,20 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
    * the challenge used (UNAUTHENTICATED) and spend nothing. A password change or "sign out
    * everywhere" ends the challenge first, so either this finds it used or that ends the session.
    */
-  function completeChallenge(
+  async function completeChallenge(
     tokenHash: string,
     open: ChallengeRow,
     answer: (tx: AuthTransaction) => Promise<boolean>,
   ): Promise<MfaSignIn | null> {
-    return transactions.run(async (tx) => {
+    const tokens = await transactions.run(async (tx) => {
       const at = clock();
       if (!(await repository.lockChallenge(tx.client, tokenHash, at))) throw invalidChallenge();
       if (!(await answer(tx))) return null;
       // Open, and locked since: this uses it up.
       await repository.consumeChallenge(tx.client, tokenHash, at);
-      return signedIn(tx, open.userId, open.userAgent ?? undefined, open.deviceToken ?? undefined);
+      return sessions.openWithin(tx, open.userId, open.userAgent ?? undefined);
     });
+    return signedIn(tokens, open.userId, open.deviceToken ?? undefined);
   }
 
   return {
@@ -407,14 +411,15 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
       const factor = await repository.findFactor(userId);
       if (!factor?.confirmedAt) return null;
       // The device that typed the password is the one guessing, as with a challenge.
-      return withCode(userId, client, () =>
-        transactions.run(async (tx) => {
+      return withCode(userId, client, async () => {
+        const tokens = await transactions.run(async (tx) => {
           // The password first: a sign-in it no longer admits spends no code.
           await admit(tx.client);
           if (!(await spendCode(tx, userId, code, factor))) return null;
-          return signedIn(tx, userId, userAgent, client.deviceToken);
-        }),
-      );
+          return sessions.openWithin(tx, userId, userAgent);
+        });
+        return signedIn(tokens, userId, client.deviceToken);
+      });
     },
 
     async reauthenticate(userId, sessionId, proof, client) {
