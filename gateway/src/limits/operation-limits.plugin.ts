@@ -64,15 +64,12 @@ export function newDocumentCharge(
   logger: Logger,
 ): (caller: BudgetCaller, source: string) => Promise<EarlyRefusal | undefined> {
   return async (caller, source) => {
-    let admission: Admission;
-    try {
-      admission = await budget.charge(caller, newDocumentPoints(source));
-    } catch (error) {
-      const refusal = toAppError(error);
-      if (refusal.code !== 'SERVICE_UNAVAILABLE') throw error;
-      return { error: toGraphQLError(refusal), http: outageAnswer(refusal.retryAfter) };
+    const charged = await chargeOrOutage(budget, caller, newDocumentPoints(source));
+    if ('outage' in charged) {
+      const { outage } = charged;
+      return { error: toGraphQLError(outage), http: outageAnswer(outage.retryAfter) };
     }
-    const { decision } = admission;
+    const { decision } = charged.admission;
     if (decision.allowed) return undefined;
     logger.info(
       { retryAfter: decision.retryAfter },
@@ -81,6 +78,24 @@ export function newDocumentCharge(
     const { retryAfter } = decision;
     return { error: toGraphQLError(budgetUsedUp(retryAfter)), http: budgetAnswer(retryAfter) };
   };
+}
+
+/**
+ * Charges `points` to the caller's budget; when Redis cannot answer, the outage to refuse the
+ * request with (SERVICE_UNAVAILABLE, answered 503 with Retry-After) instead.
+ */
+async function chargeOrOutage(
+  budget: RequestBudget,
+  caller: BudgetCaller,
+  points: number,
+): Promise<{ admission: Admission } | { outage: AppError }> {
+  try {
+    return { admission: await budget.charge(caller, points) };
+  } catch (error) {
+    const refusal = toAppError(error);
+    if (refusal.code !== 'SERVICE_UNAVAILABLE') throw error;
+    return { outage: refusal };
+  }
 }
 
 const budgetUsedUp = (retryAfter: number) =>
@@ -134,14 +149,12 @@ export function operationLimitsPlugin<TContext extends Caller>(options: {
             logger.info({ ...exceeded, cost }, 'operation refused: too complex');
             throw queryTooComplex(exceeded);
           }
-          let admission: Admission;
-          try {
-            admission = await budget.charge(contextValue, budgetPoints(cost));
-          } catch (error) {
-            const refusal = toAppError(error);
-            if (refusal.code !== 'SERVICE_UNAVAILABLE') throw error;
-            throw toGraphQLError(refusal, outageAnswer(refusal.retryAfter));
+          const charged = await chargeOrOutage(budget, contextValue, budgetPoints(cost));
+          if ('outage' in charged) {
+            const { outage } = charged;
+            throw toGraphQLError(outage, outageAnswer(outage.retryAfter));
           }
+          const { admission } = charged;
           const { session } = contextValue;
           if (session && admission.sessionUnchecked)
             contextValue.tokenUnchecked = admission.sessionUnchecked;

@@ -263,56 +263,60 @@ describe('CredentialService against PostgreSQL and Redis', () => {
     }
   });
 
-  it('does not let a sign-in checked against the old password outlive a change or a reset of it', async () => {
-    for (const recover of ['reset', 'change'] as const) {
-      const { userId, credentials, passwords, recover: recoverBy } = await accountToRecover();
-      // The attacker's sign-in is held once its password (the old one) was checked.
-      const { checked, release } = holdFirstCheck(passwords);
-      const attack = credentials.login({
+  /**
+   * The attacker's sign-in with the old password (`attack`), held once that password was
+   * checked, while the owner recovers the account (`recover`): it must be refused, and open no
+   * session after the recovery ended the others.
+   */
+  async function signInDuringRecovery(
+    account: Awaited<ReturnType<typeof accountToRecover>>,
+    recover: 'reset' | 'change',
+    attack: (
+      signIn: Awaited<ReturnType<ReturnType<typeof services>['credentials']['login']>>,
+    ) => Promise<unknown>,
+    mfaCode?: string,
+  ): Promise<void> {
+    const { userId, credentials, passwords } = account;
+    const { checked, release } = holdFirstCheck(passwords);
+    const attempt = credentials
+      .login({
         userId,
         email: 'ada@example.com',
         password: PASSWORD,
         userAgent: undefined,
         client: ATTACKER,
-      });
-      await checked;
-      await recoverBy(recover);
-      const recovered = await activeSessionIds(userId);
-      release();
-      await expect(attack).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
-      // No session opened with the old password after the recovery ended the others.
-      expect(await activeSessionIds(userId)).toEqual(recovered);
-    }
+        ...(mfaCode === undefined ? {} : { mfaCode }),
+      })
+      .then((signIn) => attack(signIn));
+    await checked;
+    await account.recover(recover);
+    const recovered = await activeSessionIds(userId);
+    release();
+    await expect(attempt).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(await activeSessionIds(userId)).toEqual(recovered);
+  }
+
+  it('does not let a sign-in checked against the old password outlive a change or a reset of it', async () => {
+    for (const recover of ['reset', 'change'] as const)
+      await signInDuringRecovery(await accountToRecover(), recover, async (signIn) => signIn);
   });
 
   it('does not let a sign-in checked against the old password go on with a second factor after a change or a reset of it', async () => {
     for (const recover of ['reset', 'change'] as const)
       for (const answer of ['challenge', 'code with the password'] as const) {
         const account = await accountToRecover();
-        const { userId, credentials, mfa, passwords, recover: recoverBy } = account;
+        const { userId, mfa } = account;
         // The attacker has the second factor too: one of the recovery codes.
         const [code] = (await turnTotpOn(account)) as [string];
-        const { checked, release } = holdFirstCheck(passwords);
-        const attack = credentials
-          .login({
-            userId,
-            email: 'ada@example.com',
-            password: PASSWORD,
-            userAgent: undefined,
-            client: ATTACKER,
-            mfaCode: answer === 'challenge' ? undefined : code,
-          })
-          .then((signIn) =>
+        await signInDuringRecovery(
+          account,
+          recover,
+          async (signIn) =>
             signIn.mfaChallenge
               ? mfa.verify(signIn.mfaChallenge.challenge, code, ATTACKER)
               : signIn,
-          );
-        await checked;
-        await recoverBy(recover);
-        const recovered = await activeSessionIds(userId);
-        release();
-        await expect(attack).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
-        expect(await activeSessionIds(userId)).toEqual(recovered);
+          answer === 'challenge' ? undefined : code,
+        );
         // Refused before its code was spent.
         expect(await mfa.status([userId])).toEqual([
           { userId, totpEnabled: true, recoveryCodesLeft: 10 },

@@ -445,8 +445,10 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
         );
         if (!right) throw AppError.badInput('password', 'is not your current password');
       } else {
+        // The factor read first: the transaction holds one pooled connection, not two.
+        const factor = await repository.findFactor(userId);
         right = await guard.check(accountOf(userId), client, () =>
-          transactions.run((tx) => spendCode(tx, userId, code ?? '')),
+          transactions.run((tx) => spendCode(tx, userId, code ?? '', factor)),
         );
         if (!right) throw AppError.badInput('code', 'is not a valid code');
       }
