@@ -188,7 +188,10 @@ describe('operation limits: depth, fields and cost checked before planning, and 
     // 2,300 fragments of 7 tokens each: 16,100 tokens in 57 KB (below the WebSocket frame limit).
     const fragments = Array.from({ length: 2_300 }, (_, n) => `fragment a${n} on User{id}`);
     const tooLong = fragments.join(' ');
-    const http = await post(`{ __typename } ${tooLong}`);
+    // Each long text from a user of its own: its charge (57 KB, more than the whole small
+    // budget) is admitted only from a full bucket, and empties it.
+    const poster = await signUp(gateway, 'tokens-poster@example.com');
+    const http = await post(`{ __typename } ${tooLong}`, { token: poster.token });
     expect(http.status).toBe(400);
     expect(http.body.errors).toEqual([
       expect.objectContaining({
@@ -197,8 +200,6 @@ describe('operation limits: depth, fields and cost checked before planning, and 
       }),
     ]);
 
-    // Each on a connection of its own user: the long text's charge (57 KB, more than the
-    // whole small budget) is admitted only from a full bucket, and empties it.
     const [listener, other] = [
       await signUp(gateway, 'tokens-listener@example.com'),
       await signUp(gateway, 'syntax-listener@example.com'),
@@ -226,7 +227,13 @@ describe('operation limits: depth, fields and cost checked before planning, and 
   });
 
   it('refuses more than 100 fragment spreads with QUERY_TOO_COMPLEX before validating them (a cycle of 100 fragments was a 500), over HTTP and WebSocket', async () => {
-    const user = await signUp(gateway, 'fragments@example.com');
+    // A user per text: each new text's charge (3-4 KB: over 100 points) is most of the small
+    // budget.
+    const [user, cycler, listener] = [
+      await signUp(gateway, 'fragments@example.com'),
+      await signUp(gateway, 'cycler@example.com'),
+      await signUp(gateway, 'fragments-listener@example.com'),
+    ];
     const spreads = (count: number) =>
       Array.from({ length: count }, (_, n) => `...f${n}`).join(' ');
     const fragments = (count: number, body: (n: number) => string) =>
@@ -241,7 +248,7 @@ describe('operation limits: depth, fields and cost checked before planning, and 
     // 100 fragments spreading the next two, in a cycle: validating it overflowed the stack.
     const cycle = await post(
       `{ me { ...f0 } } ${fragments(100, (n) => `...f${(n + 1) % 100} ...f${(n + 2) % 100} id`)}`,
-      { token: user.token },
+      { token: cycler.token },
     );
     expect(cycle.status).toBe(400);
     expect(cycle.body.errors).toEqual([
@@ -251,7 +258,7 @@ describe('operation limits: depth, fields and cost checked before planning, and 
       },
     ]);
 
-    const client = connectLive(gateway, user.token);
+    const client = connectLive(gateway, listener.token);
     try {
       const many = client.subscribe(
         `subscription { notificationAdded { recipient { ...f0 } } } ${fragments(101, (n) => (n < 100 ? `...f${n + 1}` : 'id'))}`,
@@ -337,16 +344,19 @@ describe('operation limits: depth, fields and cost checked before planning, and 
     expect(served.body.errors).toBeUndefined();
   });
 
-  it('charges the validation of texts not seen before: distinct invalid documents are refused with 429 unvalidated once the budget is used up', async () => {
+  it('charges texts not seen before: distinct invalid documents (syntax or validation errors) are refused with 429 unvalidated once the budget is used up', async () => {
     const [sender, other] = [
       await signUp(gateway, 'invalid-texts@example.com'),
       await signUp(gateway, 'bystander@example.com'),
     ];
-    // Each text is new and fails validation (no such fields), so it never becomes an operation
-    // to charge: about 1,000 characters, 32 points each to validate, from the budget of 250.
+    // Each text is new and fails validation (no such fields) or parsing (a brace left open),
+    // so it never becomes an operation to charge: about 1,000 characters, 32 points each, from
+    // the budget of 250.
     const answers: HttpAnswer<unknown>[] = [];
-    for (let n = 0; n < 12; n++)
-      answers.push(await post(`{ me { ${unknownFields(n)} } }`, { token: sender.token }));
+    for (let n = 0; n < 12; n++) {
+      const text = `{ me { ${unknownFields(n)} } ${n % 2 === 0 ? '}' : ''}`;
+      answers.push(await post(text, { token: sender.token }));
+    }
     const statuses = answers.map((answer) => answer.status);
     expect(statuses.slice(0, 5)).toEqual([400, 400, 400, 400, 400]);
     expect(codeOf(answers[0]!.body)).toBe('BAD_USER_INPUT');

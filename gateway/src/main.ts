@@ -129,10 +129,10 @@ lifecycle.run(async () => {
     parseOptions: { maxTokens: MAX_DOCUMENT_TOKENS },
     plugins: [
       // First: it replaces a parser's stack overflow with QUERY_TOO_COMPLEX, and refuses a
-      // new text its caller's budget cannot pay to validate, before the others (metrics, log)
-      // read the answer.
+      // new text its caller's budget cannot pay for, before the others (metrics, log) read
+      // the answer.
       textNestingPlugin<GatewayContext>(logger, {
-        beforeValidation: chargeNewDocument,
+        beforeParsing: chargeNewDocument,
       }),
       production
         ? ApolloServerPluginLandingPageDisabled()

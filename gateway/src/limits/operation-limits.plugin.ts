@@ -53,9 +53,9 @@ export interface EarlyRefusal {
 
 /**
  * Charges a text this instance has not validated before (a document-cache miss) to its
- * caller's budget, before it is validated: a caller who sends new texts, valid or not, pays for
- * their validation, so a stream of distinct invalid documents (never charged as operations,
- * since they never become one) is throttled like any other work. Resolves to the refusal when
+ * caller's budget, before it is parsed: a caller who sends new texts, valid or not, pays for
+ * their parsing and validation, so a stream of distinct invalid documents (never charged as
+ * operations, since they never become one) is throttled like any other work. Resolves to the refusal when
  * the budget is used up (RATE_LIMITED, 429) or Redis cannot answer (SERVICE_UNAVAILABLE, 503);
  * to undefined when charged. Over HTTP (textNestingPlugin) and WebSocket (subscribe messages).
  */

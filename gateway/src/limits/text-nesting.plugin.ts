@@ -23,9 +23,10 @@ const excessOf = new WeakMap<DocumentNode, LimitExceeded | null>();
 
 /**
  * A document with more than MAX_FRAGMENT_SPREADS fragment spreads is refused with
- * QUERY_TOO_COMPLEX (reason FRAGMENTS, HTTP 400) before it is validated; so is any other
- * document `beforeValidation` refuses (the caller's budget: see `newDocumentCharge`), with the
- * refusal's own code and HTTP answer. A text whose brackets
+ * QUERY_TOO_COMPLEX (reason FRAGMENTS, HTTP 400) before it is validated. A text not parsed
+ * before that `beforeParsing` refuses (the caller's budget: see `newDocumentCharge`) is answered
+ * with that refusal's code and HTTP answer whatever its parse gives, and is not validated (its
+ * parse, bounded by the token limit, cannot be stopped from a hook). A text whose brackets
  * nest deeper than MAX_TEXT_NESTING is refused with QUERY_TOO_COMPLEX
  * (reason NESTING, the limit and the measured nesting, HTTP 400), before planning: nested inline
  * fragments add no field, so no other limit stops them, and the planner recurses as deep. A text
@@ -37,18 +38,20 @@ const excessOf = new WeakMap<DocumentNode, LimitExceeded | null>();
 export function textNestingPlugin<TContext extends BaseContext>(
   logger: Logger,
   options: {
-    /** A text about to be validated (a cache miss): the refusal, or undefined to go on. */
-    beforeValidation?: (context: TContext, source: string) => Promise<EarlyRefusal | undefined>;
+    /** A text about to be parsed (a cache miss): the refusal, or undefined to go on. */
+    beforeParsing?: (context: TContext, source: string) => Promise<EarlyRefusal | undefined>;
   } = {},
 ): ApolloServerPlugin<TContext> {
   return {
     async requestDidStart() {
       let refusal: EarlyRefusal | undefined;
       return {
-        // Only for a text not parsed before (a document cache miss), once it was tried.
-        async parsingDidStart({ source }) {
+        // Only for a text not parsed before (a document cache miss): charged first, whether
+        // it parses or not; the nesting is measured once the parse was tried.
+        async parsingDidStart({ source, contextValue }) {
+          refusal = await options.beforeParsing?.(contextValue, source);
           return async (error) => {
-            if (!(error instanceof RangeError)) return;
+            if (refusal || !(error instanceof RangeError)) return;
             const exceeded = excessNesting(source);
             if (!exceeded) return;
             logger.info(exceeded, 'operation refused: too complex');
@@ -60,14 +63,11 @@ export function textNestingPlugin<TContext extends BaseContext>(
         // error thrown here with a 500: Apollo validates the stand-in instead, and the refusal
         // replaces its answer).
         async validationDidStart(requestContext) {
-          const exceeded = excessFragments(requestContext.document);
-          if (exceeded) {
+          if (!refusal) {
+            const exceeded = excessFragments(requestContext.document);
+            if (!exceeded) return;
             logger.info(exceeded, 'operation refused: too complex');
             refusal = { error: queryTooComplex(exceeded, false) };
-          } else {
-            const { contextValue, source } = requestContext;
-            refusal = await options.beforeValidation?.(contextValue, source);
-            if (!refusal) return;
           }
           // Apollo validates `requestContext.document` as this hook returns (typed read-only
           // for plugins; the limits e2e test fails should that change).
