@@ -29,8 +29,6 @@ import {
   queryTooComplex,
   type OperationLimits,
 } from '../limits/operation-cost';
-import type { EarlyRefusal } from '../limits/operation-limits.plugin';
-import type { BudgetCaller } from '../limits/request-budget';
 import { UpstreamSubscriptionError, type FederatedSubscriptions } from './federated-subscriptions';
 import type { SharedLimits } from './shared-limits';
 import { byteLength, completedId, unlessTooSlow } from './socket-messages';
@@ -121,11 +119,6 @@ export function attachSubscriptionServer(options: {
   /** The same limits as over HTTP, on each subscription's selection before it is planned. */
   operationLimits: OperationLimits;
   clientAddressOf: (req: IncomingMessage) => string | undefined;
-  /**
-   * A subscribe message's text this instance has not validated before: charged to the
-   * connection's caller (as over HTTP, `newDocumentCharge`); the refusal, or undefined.
-   */
-  chargeNewDocument?: (caller: BudgetCaller, source: string) => Promise<EarlyRefusal | undefined>;
   logger: Logger;
 }): {
   close(): Promise<void>;
@@ -212,17 +205,6 @@ export function attachSubscriptionServer(options: {
   function parseSubscribe(payload: SubscribePayload): ReturnType<typeof parseDocument> {
     const nesting = excessNesting(payload.query);
     return nesting ? [queryTooComplex(nesting, false)] : parseDocument(payload.query);
-  }
-
-  /** A text not validated here before, charged to the connection's caller: the refusal, if any. */
-  async function chargeNewDocument(
-    socket: WebSocket,
-    query: string,
-  ): Promise<EarlyRefusal | undefined> {
-    const connection = connections.get(socket);
-    if (!connection || !options.chargeNewDocument || parseDocument.has(query)) return undefined;
-    const { identity, clientAddress } = connection;
-    return options.chargeNewDocument({ session: identity, clientAddress }, query);
   }
 
   /** Answers a subscribe message: the execution arguments, or the errors refusing it. */
@@ -381,8 +363,7 @@ export function attachSubscriptionServer(options: {
       },
       async onSubscribe(ctx, id, payload) {
         const started = performance.now();
-        const refused = await chargeNewDocument(ctx.extra.socket, payload.query);
-        const parsed = refused ? [refused.error] : parseSubscribe(payload);
+        const parsed = parseSubscribe(payload);
         const operation =
           'kind' in parsed
             ? getOperationAST(parsed, payload.operationName ?? undefined)
