@@ -97,6 +97,22 @@ describe('brute-force protection of passwords through the gateway', () => {
     }
   });
 
+  it('counts guesses by the address the proxy saw, whatever the client wrote before it', async () => {
+    // A proxy that appends to X-Forwarded-For keeps the client's own entries in front of the
+    // one it adds: a new made-up address in front each time must not make a new client.
+    const { email } = await newAccount();
+    const address = newAddress();
+    const all = outcomes(
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          login(email, `wrong guess ${i}`, `10.9.${i}.1, 192.0.2.${i + 1}, ${address}`),
+        ),
+      ),
+    );
+    expect(count(all, 'UNAUTHENTICATED')).toBe(PER_CLIENT);
+    expect(count(all, 'RATE_LIMITED')).toBe(20 - PER_CLIENT);
+  });
+
   it('checks at most 5 wrong guesses of 60 sent at once even when the 41st is right, every time', async () => {
     for (let round = 0; round < 3; round++) {
       const { email } = await newAccount();

@@ -206,7 +206,7 @@ describe('two replicas of every app', () => {
     platform = await startPlatform(
       {
         gateway: {
-          // Behind a load balancer: the client address is the first X-Forwarded-For entry.
+          // Behind a load balancer: the client address is the last X-Forwarded-For entry.
           TRUST_PROXY: 'true',
           MAX_SUBSCRIPTIONS_PER_USER: String(SUBSCRIPTIONS_PER_USER),
           MAX_CONNECTIONS_PER_USER: String(CONNECTIONS_PER_USER),

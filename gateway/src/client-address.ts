@@ -1,13 +1,33 @@
 import type { IncomingMessage } from 'node:http';
 
 /**
- * The end user's address: the socket's peer, or (only when the gateway sits behind a proxy
- * it trusts) the first X-Forwarded-For entry. A client cannot choose it otherwise.
+ * How many proxies in front of the gateway to trust: 0 trusts none (the socket's peer is the
+ * client), 1 trusts the one the gateway's connections come from (an ingress controller),
+ * 2 that one and the balancer in front of it, and so on. The `TRUST_PROXY` setting.
  */
-export function clientAddressOf(req: IncomingMessage, trustProxy: boolean): string | undefined {
-  if (trustProxy) {
-    const forwarded = req.headers['x-forwarded-for']?.toString().split(',')[0]?.trim();
-    if (forwarded) return forwarded;
+export type TrustedProxies = number;
+
+/**
+ * The end user's address, as the trusted proxies saw it. Each proxy appends the peer it saw to
+ * `X-Forwarded-For`, so the entries are read from the right: the last one is what the nearest
+ * proxy saw, and so on, `trustedProxies` hops out. Anything further left was written by the
+ * client and is never read: a client prepending made-up addresses, or sending a header of its
+ * own to a proxy that appends, still gets the address its connection came from. With fewer
+ * entries than trusted hops, the left-most one (what the outermost proxy saw).
+ */
+export function clientAddressOf(
+  req: IncomingMessage,
+  trustedProxies: TrustedProxies,
+): string | undefined {
+  if (trustedProxies > 0) {
+    // Node joins repeated X-Forwarded-For headers with ", " in the order they came.
+    const entries = (req.headers['x-forwarded-for'] ?? '')
+      .toString()
+      .split(',')
+      .map((entry) => entry.trim())
+      .filter((entry) => entry !== '');
+    const hop = entries[Math.max(entries.length - trustedProxies, 0)];
+    if (hop !== undefined) return hop;
   }
   return req.socket.remoteAddress;
 }

@@ -90,11 +90,17 @@ export const env = loadEnv({
   REQUEST_BUDGET_PER_SECOND: z.coerce.number().int().nonnegative().default(5_000),
   /** Points a caller may spend at once. */
   REQUEST_BUDGET_BURST: z.coerce.number().int().positive().default(50_000),
-  /** Behind a load balancer: take the client address from the first X-Forwarded-For entry. */
+  /**
+   * Proxies in front of the gateway whose X-Forwarded-For entries are trusted (the client
+   * address for rate limits and the budget): `false` (none; the default), `true` (one, the
+   * ingress controller), or their number. See `clientAddressOf`.
+   */
   TRUST_PROXY: z
-    .enum(['true', 'false'])
+    .string()
+    .trim()
+    .regex(/^(true|false|[0-9]{1,2})$/, 'must be true, false or a number of proxies (0-99)')
     .default('false')
-    .transform((value) => value === 'true'),
+    .transform((value) => (value === 'true' ? 1 : value === 'false' ? 0 : Number(value))),
 });
 
 /** Every operation's limits, from the QUERY_* variables. */

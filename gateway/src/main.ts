@@ -204,7 +204,7 @@ lifecycle.run(async () => {
   const http = createHttpServer({
     logger,
     // HSTS only where TLS ends at a proxy we trust to say so.
-    isSecure: (req) => env.TRUST_PROXY && req.headers['x-forwarded-proto'] === 'https',
+    isSecure: (req) => env.TRUST_PROXY > 0 && req.headers['x-forwarded-proto'] === 'https',
     routes: {
       '/graphql': withCors(graphql, cors),
       '/health': (_req, res) => sendJson(res, 200, { status: 'ok' }),
