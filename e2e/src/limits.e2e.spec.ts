@@ -377,6 +377,31 @@ describe('operation limits: depth, fields and cost checked before planning, and 
     expect(served.body.errors).toBeUndefined();
   });
 
+  it('charges a subscribe message’s new text the same way over WebSocket', async () => {
+    const listener = await signUp(gateway, 'invalid-subscriber@example.com');
+    const client = connectLive(gateway, listener.token);
+    try {
+      const refusals: { message?: string; extensions?: Record<string, unknown> }[] = [];
+      for (let n = 0; n < 12; n++) {
+        const subscription = client.subscribe(
+          `subscription { notificationAdded { ${unknownFields(n)} } }`,
+        );
+        await eventually(() => expect(subscription.errors).toHaveLength(1));
+        const [error] = subscription.errors[0] as (typeof refusals)[number][];
+        refusals.push(error ?? {});
+      }
+      const codes = refusals.map((error) => error.extensions?.['code']);
+      expect(codes.slice(0, 5)).toEqual(codes.slice(0, 5).map(() => 'BAD_USER_INPUT'));
+      const refused = refusals.find((error) => error.extensions?.['code'] === 'RATE_LIMITED');
+      expect(refused, JSON.stringify(codes)).toEqual({
+        message: 'Request budget used up; try again later',
+        extensions: { code: 'RATE_LIMITED', retryAfter: expect.any(Number) as number },
+      });
+    } finally {
+      await client.dispose();
+    }
+  });
+
   it('charges a permissions(scope:) per alias: 100 scopes at once are served, the same request again is refused', async () => {
     const { token, id } = await signUp(gateway, 'scopes@example.com');
     const scopes = Array.from(

@@ -107,7 +107,7 @@ lifecycle.run(async () => {
   lifecycle.onShutdown('ended sessions watch', () => endedSessions.close());
 
   // Every caller's points, shared by the gateway instances: operations pay for what they ask,
-  // and a text not validated here before pays for its parsing and validation (over HTTP).
+  // and a text not validated here before pays for its validation, over HTTP and WebSocket.
   const budget = createRequestBudget({
     redis,
     revocations,
@@ -116,6 +116,7 @@ lifecycle.run(async () => {
     burst: env.REQUEST_BUDGET_BURST,
     logger,
   });
+  const chargeNewDocument = newDocumentCharge(budget, logger);
 
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
@@ -131,7 +132,7 @@ lifecycle.run(async () => {
       // new text its caller's budget cannot pay for, before the others (metrics, log) read
       // the answer.
       textNestingPlugin<GatewayContext>(logger, {
-        beforeParsing: newDocumentCharge(budget, logger),
+        beforeParsing: chargeNewDocument,
       }),
       production
         ? ApolloServerPluginLandingPageDisabled()
@@ -239,6 +240,7 @@ lifecycle.run(async () => {
   lifecycle.onShutdown('upstream subscriptions', () => upstream.close());
   const subscriptions = attachSubscriptionServer({
     server: http.server,
+    chargeNewDocument,
     federated: createFederatedSubscriptions({ supergraphSdl, dataSources, upstream, logger }),
     tokens,
     revocations,

@@ -57,7 +57,7 @@ export interface EarlyRefusal {
  * their parsing and validation, so a stream of distinct invalid documents (never charged as
  * operations, since they never become one) is throttled like any other work. Resolves to the refusal when
  * the budget is used up (RATE_LIMITED, 429) or Redis cannot answer (SERVICE_UNAVAILABLE, 503);
- * to undefined when charged. Over HTTP (textNestingPlugin); not yet over WebSocket.
+ * to undefined when charged. Over HTTP (textNestingPlugin) and WebSocket (subscribe messages).
  */
 export function newDocumentCharge(
   budget: RequestBudget,

@@ -5,7 +5,7 @@ import {
   type ExecutionArgs,
   type GraphQLFormattedError,
 } from 'graphql';
-import type { SubscribePayload } from 'graphql-ws';
+import type { Context, SubscribePayload } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
@@ -29,6 +29,8 @@ import {
   queryTooComplex,
   type OperationLimits,
 } from '../limits/operation-cost';
+import type { EarlyRefusal } from '../limits/operation-limits.plugin';
+import type { BudgetCaller } from '../limits/request-budget';
 import { UpstreamSubscriptionError, type FederatedSubscriptions } from './federated-subscriptions';
 import type { SharedLimits } from './shared-limits';
 import { byteLength, completedId, unlessTooSlow } from './socket-messages';
@@ -99,6 +101,16 @@ const INTERNAL_ERROR = 1011;
 const SERVICE_RESTART = 1012;
 const TRY_AGAIN_LATER = 1013;
 
+/** graphql-ws's context of a connection: `subscriptions` holds the ids not yet ended. */
+type SocketContext = Context<
+  Record<string, unknown> | undefined,
+  { socket: WebSocket; request: IncomingMessage }
+>;
+
+/** The answer to a subscribe message whose subscription ended before it was admitted. */
+const subscriptionEnded = () =>
+  new GraphQLError('Subscription ended', { extensions: { code: 'BAD_USER_INPUT' } });
+
 /**
  * graphql-ws for clients on the gateway's `/graphql` (the HTTP port). `connection_init`
  * carries `{ authorization: "Bearer <token>" }`; a missing, invalid or expired token closes
@@ -119,6 +131,11 @@ export function attachSubscriptionServer(options: {
   /** The same limits as over HTTP, on each subscription's selection before it is planned. */
   operationLimits: OperationLimits;
   clientAddressOf: (req: IncomingMessage) => string | undefined;
+  /**
+   * A subscribe message's text this instance has not validated before: charged to the
+   * connection's caller (as over HTTP, `newDocumentCharge`); the refusal, or undefined.
+   */
+  chargeNewDocument?: (caller: BudgetCaller, source: string) => Promise<EarlyRefusal | undefined>;
   logger: Logger;
 }): {
   close(): Promise<void>;
@@ -207,14 +224,37 @@ export function attachSubscriptionServer(options: {
     return nesting ? [queryTooComplex(nesting, false)] : parseDocument(payload.query);
   }
 
+  /**
+   * A text not validated here before, charged to the connection's caller: the refusal, if any;
+   * undefined at once (no await) for a text validated before.
+   */
+  function chargeNewDocument(
+    socket: WebSocket,
+    query: string,
+  ): Promise<EarlyRefusal | undefined> | undefined {
+    const connection = connections.get(socket);
+    if (!connection || !options.chargeNewDocument || parseDocument.has(query)) return undefined;
+    const { identity, clientAddress } = connection;
+    return options.chargeNewDocument({ session: identity, clientAddress }, query);
+  }
+
+  /** A new subscribe text once its charge settled: parsed, or the errors refusing it. */
+  async function parsedAfterCharge(
+    charge: Promise<EarlyRefusal | undefined>,
+    payload: SubscribePayload,
+  ): Promise<ReturnType<typeof parseDocument>> {
+    const refused = await charge;
+    return refused ? [refused.error] : parseSubscribe(payload);
+  }
+
   /** Answers a subscribe message: the execution arguments, or the errors refusing it. */
   async function admit(
-    socket: WebSocket,
+    ctx: SocketContext,
     id: string,
     payload: SubscribePayload,
     parsed: ReturnType<typeof parseDocument>,
   ): Promise<ExecutionArgs | readonly GraphQLError[]> {
-    const connection = connections.get(socket);
+    const connection = connections.get(ctx.extra.socket);
     if (!connection)
       return [new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } })];
     if (!('kind' in parsed)) return parsed;
@@ -244,6 +284,10 @@ export function attachSubscriptionServer(options: {
         return [new GraphQLError(error.message, { extensions: { code: 'BAD_USER_INPUT' } })];
       throw error;
     }
+    // Ended while its new text's charge was awaited (a `complete` sent right after the
+    // subscribe, or the socket closing): graphql-ws forgot the id and the `complete` found no
+    // slot to release, so it takes none (one taken now would never be given back).
+    if (!(id in ctx.subscriptions)) return [subscriptionEnded()];
     // The slot is held here at once (a `complete` or a close meanwhile gives it back),
     // and counted in Redis against every instance's: one script checks and takes it, so
     // a burst of subscribe messages, at any gateways, cannot all pass.
@@ -275,7 +319,7 @@ export function attachSubscriptionServer(options: {
     // Ended while the lease was taken: give it back (the release before it was a no-op).
     if (!connection.slots.has(id)) {
       void shared.release('subscriptions', userId, lease);
-      return [new GraphQLError('Subscription ended', { extensions: { code: 'BAD_USER_INPUT' } })];
+      return [subscriptionEnded()];
     }
     const contextValue: SubscriptionContext = { connection, plan };
     const args: ExecutionArgs = {
@@ -288,10 +332,7 @@ export function attachSubscriptionServer(options: {
     return args;
   }
 
-  const cleanup = useServer<
-    Record<string, unknown> | undefined,
-    { socket: WebSocket; request: IncomingMessage }
-  >(
+  const cleanup = useServer<SocketContext['connectionParams'], SocketContext['extra']>(
     {
       schema: federated.schema,
       async onConnect(ctx) {
@@ -363,7 +404,9 @@ export function attachSubscriptionServer(options: {
       },
       async onSubscribe(ctx, id, payload) {
         const started = performance.now();
-        const parsed = parseSubscribe(payload);
+        // A text validated before is parsed at once: no await before admit() takes the slot.
+        const charge = chargeNewDocument(ctx.extra.socket, payload.query);
+        const parsed = charge ? await parsedAfterCharge(charge, payload) : parseSubscribe(payload);
         const operation =
           'kind' in parsed
             ? getOperationAST(parsed, payload.operationName ?? undefined)
@@ -381,7 +424,7 @@ export function attachSubscriptionServer(options: {
             },
           },
           async (span) => {
-            const answer = await admit(ctx.extra.socket, id, payload, parsed);
+            const answer = await admit(ctx, id, payload, parsed);
             const errorCodes = Array.isArray(answer)
               ? answer.map((error: GraphQLError) => error.extensions['code'])
               : [];

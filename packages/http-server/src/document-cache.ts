@@ -14,10 +14,13 @@ export function createDocumentCache(
     /** Refuses a parsed document before it is validated (what validation would cost too much). */
     beforeValidation?: (document: DocumentNode) => readonly GraphQLError[] | undefined;
   } = {},
-): (query: string) => DocumentNode | readonly GraphQLError[] {
+): ((query: string) => DocumentNode | readonly GraphQLError[]) & {
+  /** Whether `query` was parsed and validated before (its document is remembered). */
+  has(query: string): boolean;
+} {
   const { maxEntries = 1_000, maxTokens, beforeValidation } = options;
   const documents = new Map<string, DocumentNode>();
-  return (query) => {
+  const parseValid = (query: string): DocumentNode | readonly GraphQLError[] => {
     const cached = documents.get(query);
     if (cached) return cached;
     let document: DocumentNode;
@@ -52,4 +55,5 @@ export function createDocumentCache(
     if (documents.size < maxEntries) documents.set(query, document);
     return document;
   };
+  return Object.assign(parseValid, { has: (query: string) => documents.has(query) });
 }
