@@ -66,12 +66,13 @@ describe('WebSocket limits hold exactly, and nothing leaks', () => {
 
   afterAll(() => stopPlatform(platform));
 
+  /** What the notifications subgraph holds (the gateway subscribes there per client subscription). */
+  const held = async () => {
+    const response = await fetch(`${platform!.apps.httpUrl('notifications-subgraph')}/health`);
+    return ((await response.json()) as { subscriptions: number }).subscriptions;
+  };
+
   it('ends the upstream subscription as soon as the client completes its own or closes, with no event in between', async () => {
-    // What the notifications subgraph holds (the gateway subscribes there per client subscription).
-    const held = async () => {
-      const response = await fetch(`${platform!.apps.httpUrl('notifications-subgraph')}/health`);
-      return ((await response.json()) as { subscriptions: number }).subscriptions;
-    };
     const before = await held();
     const user = await signUp(gateway, 'quiet@example.com');
     const raw = await signedInSocket(gateway, user);
@@ -99,6 +100,45 @@ describe('WebSocket limits hold exactly, and nothing leaks', () => {
     subscribe(raw, 'one-too-many');
     await eventually(() => expect(refused(raw).map((m) => m.id)).toEqual(['one-too-many']));
     raw.socket.close();
+  });
+
+  it('runs one subscription per id when a client reuses an id it just completed, and ends it', async () => {
+    // Nothing else of this file holds a subscription once its sockets closed.
+    const before = 0;
+    await eventually(async () => expect(await held()).toBe(before));
+    const user = await signUp(gateway, 'reuse@example.com');
+    const raw = await signedInSocket(gateway, user);
+    // The gateway knows ADDED from here on (a subscription with it is parsed at once).
+    subscribe(raw, 'known');
+    await eventually(async () => expect(await held()).toBe(before + 1));
+    complete(raw, 'known');
+    await eventually(async () => expect(await held()).toBe(before));
+    for (let round = 0; round < 5; round++) {
+      const id = `r${round}`;
+      // A text new to the gateway (charged before it is parsed), completed at once, then the
+      // same id again with a text it knows: the first must not run beside the second (with a
+      // slow Redis, subscription.server.spec.ts).
+      raw.socket.send(
+        JSON.stringify({
+          id,
+          type: 'subscribe',
+          payload: { query: `subscription Reused${round} { notificationAdded { id } }` },
+        }),
+      );
+      complete(raw, id);
+      subscribe(raw, id);
+      await eventually(async () => expect(await held()).toBeLessThanOrEqual(before + 1));
+      complete(raw, id);
+    }
+    // Every subscription was completed: none runs upstream, and every slot is free again.
+    await eventually(async () => expect(await held()).toBe(before));
+    for (let n = 0; n < SUBSCRIPTIONS_PER_USER; n++) subscribe(raw, `kept${n}`);
+    subscribe(raw, 'one-too-many');
+    await eventually(() => expect(refused(raw).map((m) => m.id)).toEqual(['one-too-many']));
+    await eventually(async () => expect(await held()).toBe(before + SUBSCRIPTIONS_PER_USER));
+    raw.socket.close();
+    await raw.closed;
+    await eventually(async () => expect(await held()).toBe(before));
   });
 
   it('admits exactly the limit from a burst of subscribe messages', async () => {

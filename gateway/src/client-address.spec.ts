@@ -45,6 +45,13 @@ describe(clientAddressOf.name, () => {
     expect(await addressFor(1, ' 203.0.113.9 ,,198.51.100.7 ')).toBe('198.51.100.7');
   });
 
+  it('drops the port a proxy may write after the address', async () => {
+    expect(await addressFor(1, '198.51.100.7:51234')).toBe('198.51.100.7');
+    expect(await addressFor(1, '[2001:db8::1]:51234')).toBe('2001:db8::1');
+    expect(await addressFor(1, '[2001:db8::1]')).toBe('2001:db8::1');
+    expect(await addressFor(1, '2001:db8::1')).toBe('2001:db8::1');
+  });
+
   it('counts trusted hops from the right, and stops at the outermost entry', async () => {
     expect(await addressFor(2, '203.0.113.9, 198.51.100.7, 10.0.0.5')).toBe('198.51.100.7');
     expect(await addressFor(3, '198.51.100.7, 10.0.0.5')).toBe('198.51.100.7');

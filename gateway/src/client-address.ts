@@ -27,7 +27,18 @@ export function clientAddressOf(
       .map((entry) => entry.trim())
       .filter((entry) => entry !== '');
     const hop = entries[Math.max(entries.length - trustedProxies, 0)];
-    if (hop !== undefined) return hop;
+    if (hop !== undefined) return withoutPort(hop);
   }
   return req.socket.remoteAddress;
+}
+
+/**
+ * The address of an entry some proxies write with the client's port (`203.0.113.9:51234`,
+ * `[2001:db8::1]:51234`): otherwise each of a client's connections would be a new address.
+ */
+function withoutPort(entry: string): string {
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(entry);
+  if (bracketed) return bracketed[1]!;
+  const ipv4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d+$/.exec(entry);
+  return ipv4 ? ipv4[1]! : entry;
 }

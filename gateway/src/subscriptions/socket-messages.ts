@@ -47,6 +47,49 @@ export function unlessTooSlow<T>(
   return endingSource(passOn(), results);
 }
 
+/**
+ * `results`, and a `stop` that ends them: `ended` is called once, when they end however they
+ * end (run out, failed, or returned by their reader or by `stop`). Returning them again, from
+ * either side, ends them once.
+ */
+export function endingOnce<T>(
+  results: AsyncGenerator<T>,
+  ended: () => void,
+): { results: AsyncGenerator<T>; stop: () => void } {
+  let finished = false;
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    ended();
+  };
+  let returned: Promise<IteratorResult<T>> | undefined;
+  const once: AsyncGenerator<T> = {
+    async next(...args) {
+      try {
+        const step = await results.next(...args);
+        if (step.done) finish();
+        return step;
+      } catch (error) {
+        finish();
+        throw error;
+      }
+    },
+    return(value) {
+      returned ??= results.return(value).finally(finish);
+      return returned;
+    },
+    async throw(error) {
+      try {
+        return await results.throw(error);
+      } finally {
+        finish();
+      }
+    },
+    [Symbol.asyncIterator]: () => once,
+  };
+  return { results: once, stop: () => void once.return(undefined).catch(() => undefined) };
+}
+
 export const byteLength = (data: Buffer | ArrayBuffer | Buffer[]): number =>
   Array.isArray(data) ? data.reduce((sum, part) => sum + part.length, 0) : data.byteLength;
 

@@ -1,8 +1,15 @@
-import { GraphQLError } from 'graphql';
-import { describe, expect, it } from 'vitest';
-import { UpstreamSubscriptionError } from './federated-subscriptions';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { buildSchema, GraphQLError } from 'graphql';
+import { describe, expect, it, vi } from 'vitest';
+import WebSocket from 'ws';
+import { createLogger } from '@platform/logger';
+import type { SessionRevocations, TokenVerifier } from '@platform/tokens';
+import { DEFAULT_OPERATION_LIMITS } from '../limits/operation-cost';
+import { UpstreamSubscriptionError, type FederatedSubscriptions } from './federated-subscriptions';
+import type { SharedLimits } from './shared-limits';
 import { endingSource, unlessTooSlow } from './socket-messages';
-import { formatSubscriptionFailure } from './subscription.server';
+import { attachSubscriptionServer, formatSubscriptionFailure } from './subscription.server';
 
 async function* events(count: number): AsyncGenerator<number> {
   for (let n = 0; n < count; n++) yield n;
@@ -133,5 +140,134 @@ describe('formatSubscriptionFailure', () => {
       extensions: { code: 'RATE_LIMITED', retryAfter: 60 },
     });
     expect(formatSubscriptionFailure([refusal], () => undefined)).toBeUndefined();
+  });
+});
+
+/**
+ * The subscription server on a free port, with its collaborators faked: a Redis that answers
+ * every lease after `redisMs` (a slow or busy Redis), a charge for new texts that takes as long,
+ * and a subgraph whose subscriptions tick every 20 ms until they are ended.
+ */
+async function startSubscriptionServer(options: { perUser: number; redisMs: number }) {
+  const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const leases = new Set<string>();
+  const shared: SharedLimits = {
+    leaseName: (...parts) => ['instance', ...parts].join(':'),
+    async acquire(kind, userId, lease, limit) {
+      await delay(options.redisMs);
+      const held = [...leases].filter((one) => one.startsWith(`${kind}|${userId}|`));
+      if (held.length >= limit) return false;
+      leases.add(`${kind}|${userId}|${lease}`);
+      return true;
+    },
+    async release(kind, userId, lease) {
+      await delay(options.redisMs);
+      leases.delete(`${kind}|${userId}|${lease}`);
+    },
+    close: () => undefined,
+  };
+  let running = 0;
+  const federated = {
+    schema: buildSchema('type Query { ok: Boolean } type Subscription { tick: Int }'),
+    plan: () => ({ primary: { serviceName: 'ticks' }, rest: undefined }),
+    run: () =>
+      (async function* ticks() {
+        running++;
+        try {
+          for (let tick = 0; ; tick++) {
+            await delay(20);
+            yield { data: { tick } };
+          }
+        } finally {
+          running--;
+        }
+      })(),
+  } as unknown as FederatedSubscriptions;
+  const identity = { userId: 'user-1', sessionId: 'session-1', expiresAt: Date.now() + 3_600_000 };
+  const server = createServer();
+  const subscriptions = attachSubscriptionServer({
+    server,
+    federated,
+    tokens: { verifyHeader: () => Promise.resolve(identity) } as unknown as TokenVerifier,
+    revocations: {
+      revokedAmong: () => Promise.resolve(new Set<string>()),
+    } as unknown as SessionRevocations,
+    limits: {
+      perUser: options.perUser,
+      connectionsPerUser: 5,
+      maxUnauthenticatedMessageBytes: 4_096,
+      maxMessageBytes: 65_536,
+      maxBufferedBytes: 1_000_000,
+      sessionCheckMs: 3_600_000,
+      pingMs: 3_600_000,
+    },
+    shared,
+    operationLimits: DEFAULT_OPERATION_LIMITS,
+    clientAddressOf: () => '203.0.113.9',
+    chargeNewDocument: async () => {
+      await delay(options.redisMs);
+      return undefined;
+    },
+    logger: createLogger({ name: 'subscription-server-test', level: 'silent' }),
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `ws://127.0.0.1:${port}/graphql`,
+    running: () => running,
+    subscriptionLeases: () => [...leases].filter((one) => one.startsWith('subscriptions|')),
+    subscriptions,
+    async stop() {
+      await subscriptions.close();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe('attachSubscriptionServer', () => {
+  it('runs one subscription per id when a client reuses an id it completed while Redis is slow, and ends them all', async () => {
+    const server = await startSubscriptionServer({ perUser: 2, redisMs: 20 });
+    const socket = new WebSocket(server.url, 'graphql-transport-ws');
+    const events = new Map<string, number>();
+    let acknowledged = false;
+    socket.on('message', (data: Buffer) => {
+      const message = JSON.parse(data.toString()) as { type: string; id?: string };
+      if (message.type === 'connection_ack') acknowledged = true;
+      if (message.type === 'next' && message.id)
+        events.set(message.id, (events.get(message.id) ?? 0) + 1);
+    });
+    const send = (message: object) => socket.send(JSON.stringify(message));
+    try {
+      await new Promise((resolve) => socket.once('open', resolve));
+      send({ type: 'connection_init', payload: { authorization: 'Bearer token' } });
+      await vi.waitFor(() => expect(acknowledged).toBe(true));
+      const known = 'subscription { tick }';
+      send({ id: 'first', type: 'subscribe', payload: { query: known } });
+      await vi.waitFor(() => expect(events.get('first')).toBeGreaterThan(0));
+      send({ id: 'first', type: 'complete' });
+      for (let round = 0; round < 5; round++) {
+        const id = `reused${round}`;
+        // A new text (charged, then admitted: two slow round trips), completed at once, and
+        // the same id again with a known text: the first is still being admitted then.
+        send({ id, type: 'subscribe', payload: { query: `subscription Round${round} { tick }` } });
+        send({ id, type: 'complete' });
+        send({ id, type: 'subscribe', payload: { query: known } });
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        send({ id, type: 'complete' });
+      }
+      // Every subscription was completed: none runs, holds a slot, or sends anything more.
+      await vi.waitFor(() => {
+        expect(server.running()).toBe(0);
+        expect(server.subscriptionLeases()).toEqual([]);
+        expect(server.subscriptions.subscriptions()).toBe(0);
+      });
+      const sent = [...events.values()].reduce((sum, count) => sum + count, 0);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect([...events.values()].reduce((sum, count) => sum + count, 0)).toBe(sent);
+    } finally {
+      socket.close();
+      await vi.waitFor(() => expect(server.running()).toBe(0));
+      await server.stop();
+    }
   });
 });

@@ -5,7 +5,7 @@ import {
   type ExecutionArgs,
   type GraphQLFormattedError,
 } from 'graphql';
-import type { Context, SubscribePayload } from 'graphql-ws';
+import type { SubscribePayload } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
@@ -33,7 +33,7 @@ import type { EarlyRefusal } from '../limits/operation-limits.plugin';
 import type { BudgetCaller } from '../limits/request-budget';
 import { UpstreamSubscriptionError, type FederatedSubscriptions } from './federated-subscriptions';
 import type { SharedLimits } from './shared-limits';
-import { byteLength, completedId, unlessTooSlow } from './socket-messages';
+import { byteLength, completedId, endingOnce, unlessTooSlow } from './socket-messages';
 
 export interface SubscriptionLimits {
   /** Concurrent subscriptions one user may hold, on all gateway instances together. */
@@ -57,18 +57,36 @@ interface Connection {
   identity: Identity;
   /** The connection's lease in the shared per-user limit (also the prefix of its slots'). */
   lease: string;
-  /** Subscription ids holding one of the user's slots, released exactly once. */
-  slots: Set<string>;
-  /** Each running subscription's upstream subgraph (the root field's), by id. */
-  upstreams: Map<string, string>;
+  /**
+   * Every subscription of the connection from its subscribe message until its events end.
+   * Not keyed by id: a client may reuse an id once it completed it, while the subscription
+   * that had it is still being admitted or ended.
+   */
+  subscriptions: Set<Subscription>;
+  /** Subscribe messages admitted so far (names each slot's lease). */
+  admitted: number;
   authorization: string;
   userAgent: string | undefined;
   clientAddress: string | undefined;
   alive: boolean;
 }
 
+/** One subscribe message's subscription, from its admission until its events end. */
+interface Subscription {
+  readonly id: string;
+  /** The client completed it, or the connection ended: it must not start, or must stop. */
+  ended: boolean;
+  /** Its lease in the shared per-user limit while it holds one of the user's slots. */
+  lease?: string | undefined;
+  /** The subgraph its events come from (the root field's), once planned. */
+  upstream?: string | undefined;
+  /** Ends its events once they run, whether or not graphql-ws still knows its id. */
+  stop?: (() => void) | undefined;
+}
+
 interface SubscriptionContext {
   connection: Connection;
+  subscription: Subscription;
   plan: ReturnType<FederatedSubscriptions['plan']>;
 }
 
@@ -100,12 +118,6 @@ const MESSAGE_TOO_BIG = 1009;
 const INTERNAL_ERROR = 1011;
 const SERVICE_RESTART = 1012;
 const TRY_AGAIN_LATER = 1013;
-
-/** graphql-ws's context of a connection: `subscriptions` holds the ids not yet ended. */
-type SocketContext = Context<
-  Record<string, unknown> | undefined,
-  { socket: WebSocket; request: IncomingMessage }
->;
 
 /** The answer to a subscribe message whose subscription ended before it was admitted. */
 const subscriptionEnded = () =>
@@ -175,12 +187,23 @@ export function attachSubscriptionServer(options: {
     else counts.delete(userId);
   };
 
-  /** Gives back a subscription's slot; safe to call again (complete, error and close race). */
-  function release(connection: Connection, id: string): void {
-    connection.upstreams.delete(id);
-    if (!connection.slots.delete(id)) return;
+  /** Gives back a subscription's slot, if it holds one; safe to call again. */
+  function release(connection: Connection, subscription: Subscription): void {
+    const { lease } = subscription;
+    if (lease === undefined) return;
+    subscription.lease = undefined;
     adjust(slotsHeld, connection.identity.userId, -1);
-    void shared.release('subscriptions', connection.identity.userId, `${connection.lease}:${id}`);
+    void shared.release('subscriptions', connection.identity.userId, lease);
+  }
+
+  /**
+   * Ends a subscription at once, wherever it is: its slot is given back, one still being
+   * admitted is refused when its admission goes on, and running events are stopped.
+   */
+  function end(connection: Connection, subscription: Subscription): void {
+    subscription.ended = true;
+    release(connection, subscription);
+    subscription.stop?.();
   }
 
   /** Forgets a connection and everything it held, once, whichever way it ended. */
@@ -188,7 +211,7 @@ export function attachSubscriptionServer(options: {
     const connection = connections.get(socket);
     if (!connection) return;
     connections.delete(socket);
-    for (const id of [...connection.slots]) release(connection, id);
+    for (const subscription of connection.subscriptions) end(connection, subscription);
     adjust(connectionsHeld, connection.identity.userId, -1);
     void shared.release('connections', connection.identity.userId, connection.lease);
   }
@@ -200,8 +223,8 @@ export function attachSubscriptionServer(options: {
 
   // Ahead of graphql-ws's own handler, on every message: before the connection is
   // authenticated only a small `connection_init` is read (a stranger cannot make the gateway
-  // hold large frames); after, a `complete` gives its slot back at once (graphql-ws ends the
-  // subscription only when its next event arrives).
+  // hold large frames); after, a `complete` ends the subscriptions of its id at once (graphql-ws
+  // ends one only when its next event arrives, and forgets one it is still admitting).
   wss.on('connection', (socket: WebSocket) => {
     socket.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
       const connection = connections.get(socket);
@@ -211,7 +234,9 @@ export function attachSubscriptionServer(options: {
         return;
       }
       const completed = completedId(data);
-      if (completed !== undefined) release(connection, completed);
+      if (completed === undefined) return;
+      for (const subscription of connection.subscriptions)
+        if (subscription.id === completed) end(connection, subscription);
     });
   });
 
@@ -249,12 +274,12 @@ export function attachSubscriptionServer(options: {
 
   /** Answers a subscribe message: the execution arguments, or the errors refusing it. */
   async function admit(
-    ctx: SocketContext,
-    id: string,
+    socket: WebSocket,
+    subscription: Subscription,
     payload: SubscribePayload,
     parsed: ReturnType<typeof parseDocument>,
   ): Promise<ExecutionArgs | readonly GraphQLError[]> {
-    const connection = connections.get(ctx.extra.socket);
+    const connection = connections.get(socket);
     if (!connection)
       return [new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } })];
     if (!('kind' in parsed)) return parsed;
@@ -285,23 +310,23 @@ export function attachSubscriptionServer(options: {
       throw error;
     }
     // Ended while its new text's charge was awaited (a `complete` sent right after the
-    // subscribe, or the socket closing): graphql-ws forgot the id and the `complete` found no
-    // slot to release, so it takes none (one taken now would never be given back).
-    if (!(id in ctx.subscriptions)) return [subscriptionEnded()];
+    // subscribe): it takes no slot.
+    if (subscription.ended) return [subscriptionEnded()];
     // The slot is held here at once (a `complete` or a close meanwhile gives it back),
     // and counted in Redis against every instance's: one script checks and takes it, so
-    // a burst of subscribe messages, at any gateways, cannot all pass.
+    // a burst of subscribe messages, at any gateways, cannot all pass. Its lease is named
+    // after the admission, not the id, which a client may reuse.
     const { userId } = connection.identity;
-    connection.slots.add(id);
-    connection.upstreams.set(id, plan.primary.serviceName);
+    const lease = `${connection.lease}:${++connection.admitted}`;
+    subscription.lease = lease;
+    subscription.upstream = plan.primary.serviceName;
     adjust(slotsHeld, userId, 1);
-    const lease = `${connection.lease}:${id}`;
     let taken: boolean;
     try {
       taken = await shared.acquire('subscriptions', userId, lease, limits.perUser);
     } catch (error) {
       logger.warn({ err: error }, 'could not count the subscription; refusing it');
-      release(connection, id);
+      release(connection, subscription);
       return [
         new GraphQLError('Service temporarily unavailable; try again shortly', {
           extensions: { code: 'SERVICE_UNAVAILABLE', retryAfter: OUTAGE_RETRY_AFTER_SECONDS },
@@ -309,19 +334,20 @@ export function attachSubscriptionServer(options: {
       ];
     }
     if (!taken) {
-      release(connection, id);
+      release(connection, subscription);
       return [
         new GraphQLError(`At most ${limits.perUser} subscriptions at once`, {
           extensions: { code: 'RATE_LIMITED', retryAfter: 60 },
         }),
       ];
     }
-    // Ended while the lease was taken: give it back (the release before it was a no-op).
-    if (!connection.slots.has(id)) {
+    // Ended while the lease was taken: give it back (the release before it may have reached
+    // Redis first).
+    if (subscription.ended) {
       void shared.release('subscriptions', userId, lease);
       return [subscriptionEnded()];
     }
-    const contextValue: SubscriptionContext = { connection, plan };
+    const contextValue: SubscriptionContext = { connection, subscription, plan };
     const args: ExecutionArgs = {
       schema: federated.schema,
       document,
@@ -332,7 +358,10 @@ export function attachSubscriptionServer(options: {
     return args;
   }
 
-  const cleanup = useServer<SocketContext['connectionParams'], SocketContext['extra']>(
+  const cleanup = useServer<
+    Record<string, unknown> | undefined,
+    { socket: WebSocket; request: IncomingMessage }
+  >(
     {
       schema: federated.schema,
       async onConnect(ctx) {
@@ -390,8 +419,8 @@ export function attachSubscriptionServer(options: {
           socket,
           identity,
           lease,
-          slots: new Set(),
-          upstreams: new Map(),
+          subscriptions: new Set(),
+          admitted: 0,
           authorization,
           userAgent: request.headers['user-agent'],
           clientAddress: options.clientAddressOf(request),
@@ -404,8 +433,14 @@ export function attachSubscriptionServer(options: {
       },
       async onSubscribe(ctx, id, payload) {
         const started = performance.now();
+        const { socket } = ctx.extra;
+        // Known from the subscribe message on (before any await), so that a `complete` for its
+        // id, or the connection's end, reaches it wherever it is.
+        const subscription: Subscription = { id, ended: false };
+        const connection = connections.get(socket);
+        connection?.subscriptions.add(subscription);
         // A text validated before is parsed at once: no await before admit() takes the slot.
-        const charge = chargeNewDocument(ctx.extra.socket, payload.query);
+        const charge = chargeNewDocument(socket, payload.query);
         const parsed = charge ? await parsedAfterCharge(charge, payload) : parseSubscribe(payload);
         const operation =
           'kind' in parsed
@@ -424,10 +459,12 @@ export function attachSubscriptionServer(options: {
             },
           },
           async (span) => {
-            const answer = await admit(ctx, id, payload, parsed);
+            const answer = await admit(socket, subscription, payload, parsed);
             const errorCodes = Array.isArray(answer)
               ? answer.map((error: GraphQLError) => error.extensions['code'])
               : [];
+            // Refused: it never runs (admit gave back any slot it took).
+            if (Array.isArray(answer)) connection?.subscriptions.delete(subscription);
             if (errorCodes.length > 0)
               span.setAttribute('graphql.error.codes', errorCodes.map(String).join(','));
             // Counted like an HTTP operation (graphql_operations_total, type subscription).
@@ -441,23 +478,15 @@ export function attachSubscriptionServer(options: {
           },
         );
       },
-      // The slot is given back the moment the subscription ends, however it ends.
-      onComplete: (ctx, id) => {
-        const connection = connections.get(ctx.extra.socket);
-        if (connection) release(connection, id);
-      },
-      onError: (ctx, id, _payload, errors) => {
-        const connection = connections.get(ctx.extra.socket);
-        if (connection) release(connection, id);
-        return formatSubscriptionFailure(errors, (internal) =>
+      onError: (_ctx, _id, _payload, errors) =>
+        formatSubscriptionFailure(errors, (internal) =>
           logger.error({ err: internal }, 'subscription failed'),
-        );
-      },
+        ),
       subscribe(args) {
         const context = args.contextValue as SubscriptionContext;
-        const { connection } = context;
+        const { connection, subscription } = context;
         const { socket } = connection;
-        return unlessTooSlow(
+        const events = unlessTooSlow(
           federated.run({
             plan: context.plan,
             document: args.document,
@@ -480,6 +509,16 @@ export function attachSubscriptionServer(options: {
             close(socket, TRY_AGAIN_LATER, 'Client too slow: outbound buffer full');
           },
         );
+        // However its events end (run out, failed, ended by graphql-ws or by `end`), its slot
+        // is given back and the connection forgets it.
+        const { results, stop } = endingOnce(events, () => {
+          release(connection, subscription);
+          connection.subscriptions.delete(subscription);
+        });
+        subscription.stop = stop;
+        // Ended since it was admitted: its events stop before the first.
+        if (subscription.ended) stop();
+        return results;
       },
       onNext: (_ctx, _id, _payload, _args, result) =>
         formatResultErrors(result, (internal) =>
@@ -523,7 +562,7 @@ export function attachSubscriptionServer(options: {
     upstreamLost(subgraph) {
       let closed = 0;
       for (const [socket, connection] of connections)
-        if ([...connection.upstreams.values()].includes(subgraph)) {
+        if ([...connection.subscriptions].some((one) => one.upstream === subgraph)) {
           close(socket, SERVICE_RESTART, 'Upstream restarted; reconnect and catch up');
           closed += 1;
         }

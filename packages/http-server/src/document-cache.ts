@@ -1,8 +1,10 @@
 import { GraphQLError, parse, validate, type DocumentNode, type GraphQLSchema } from 'graphql';
 
 /**
- * Parses and validates operation texts against a schema, remembering the valid ones (up to
- * `maxEntries`): WebSocket clients send the same few subscriptions over and over. A text of
+ * Parses and validates operation texts against a schema, remembering the valid ones (the
+ * `maxEntries` used last): WebSocket clients send the same few subscriptions over and over, and
+ * a client sending many distinct texts pushes out only the least used, never the cache's use
+ * for everyone else. A text of
  * more than `maxTokens` tokens is refused as the parser reaches that many (a long text of
  * fragments or variables would otherwise cost seconds of parsing and validation).
  */
@@ -22,7 +24,12 @@ export function createDocumentCache(
   const documents = new Map<string, DocumentNode>();
   const parseValid = (query: string): DocumentNode | readonly GraphQLError[] => {
     const cached = documents.get(query);
-    if (cached) return cached;
+    if (cached) {
+      // Used last now: it is the newest entry (a Map keeps insertion order).
+      documents.delete(query);
+      documents.set(query, cached);
+      return cached;
+    }
     let document: DocumentNode;
     let errors: readonly GraphQLError[];
     try {
@@ -52,7 +59,8 @@ export function createDocumentCache(
             extensions: { code: 'BAD_USER_INPUT' },
           }),
       );
-    if (documents.size < maxEntries) documents.set(query, document);
+    if (documents.size >= maxEntries) documents.delete(documents.keys().next().value!);
+    documents.set(query, document);
     return document;
   };
   return Object.assign(parseValid, { has: (query: string) => documents.has(query) });
