@@ -224,26 +224,41 @@ async function startSubscriptionServer(options: { perUser: number; redisMs: numb
   };
 }
 
+/** A graphql-ws client driven message by message, signed in: what the server sent, by kind. */
+async function connectClient(url: string) {
+  const socket = new WebSocket(url, 'graphql-transport-ws');
+  const events = new Map<string, number>();
+  const errors = new Map<string, unknown>();
+  let acknowledged = false;
+  socket.on('message', (data: Buffer) => {
+    const message = JSON.parse(data.toString()) as { type: string; id?: string; payload?: unknown };
+    if (message.type === 'connection_ack') acknowledged = true;
+    if (message.type === 'next' && message.id)
+      events.set(message.id, (events.get(message.id) ?? 0) + 1);
+    if (message.type === 'error' && message.id) errors.set(message.id, message.payload);
+  });
+  const send = (message: object) => socket.send(JSON.stringify(message));
+  await new Promise((resolve) => socket.once('open', resolve));
+  send({ type: 'connection_init', payload: { authorization: 'Bearer token' } });
+  await vi.waitFor(() => expect(acknowledged).toBe(true));
+  return {
+    send,
+    events,
+    errors,
+    eventCount: () => [...events.values()].reduce((sum, count) => sum + count, 0),
+    close: () => socket.close(),
+  };
+}
+
 describe('attachSubscriptionServer', () => {
   it('runs one subscription per id when a client reuses an id it completed while Redis is slow, and ends them all', async () => {
     const server = await startSubscriptionServer({ perUser: 2, redisMs: 20 });
-    const socket = new WebSocket(server.url, 'graphql-transport-ws');
-    const events = new Map<string, number>();
-    let acknowledged = false;
-    socket.on('message', (data: Buffer) => {
-      const message = JSON.parse(data.toString()) as { type: string; id?: string };
-      if (message.type === 'connection_ack') acknowledged = true;
-      if (message.type === 'next' && message.id)
-        events.set(message.id, (events.get(message.id) ?? 0) + 1);
-    });
-    const send = (message: object) => socket.send(JSON.stringify(message));
+    const client = await connectClient(server.url);
+    const { send } = client;
     try {
-      await new Promise((resolve) => socket.once('open', resolve));
-      send({ type: 'connection_init', payload: { authorization: 'Bearer token' } });
-      await vi.waitFor(() => expect(acknowledged).toBe(true));
       const known = 'subscription { tick }';
       send({ id: 'first', type: 'subscribe', payload: { query: known } });
-      await vi.waitFor(() => expect(events.get('first')).toBeGreaterThan(0));
+      await vi.waitFor(() => expect(client.events.get('first')).toBeGreaterThan(0));
       send({ id: 'first', type: 'complete' });
       for (let round = 0; round < 5; round++) {
         const id = `reused${round}`;
@@ -261,11 +276,37 @@ describe('attachSubscriptionServer', () => {
         expect(server.subscriptionLeases()).toEqual([]);
         expect(server.subscriptions.subscriptions()).toBe(0);
       });
-      const sent = [...events.values()].reduce((sum, count) => sum + count, 0);
+      const sent = client.eventCount();
       await new Promise((resolve) => setTimeout(resolve, 100));
-      expect([...events.values()].reduce((sum, count) => sum + count, 0)).toBe(sent);
+      expect(client.eventCount()).toBe(sent);
     } finally {
-      socket.close();
+      client.close();
+      await vi.waitFor(() => expect(server.running()).toBe(0));
+      await server.stop();
+    }
+  });
+
+  it('refuses a subscribe naming no operation of its document before it takes a slot', async () => {
+    const server = await startSubscriptionServer({ perUser: 1, redisMs: 0 });
+    const client = await connectClient(server.url);
+    try {
+      const query = 'subscription { tick }';
+      for (const [id, operationName] of [
+        ['empty', ''],
+        ['unknown', 'Nope'],
+      ] as const)
+        client.send({ id, type: 'subscribe', payload: { query, operationName } });
+      await vi.waitFor(() => expect(client.errors.size).toBe(2));
+      for (const id of ['empty', 'unknown'])
+        expect(client.errors.get(id)).toEqual([
+          expect.objectContaining({ extensions: { code: 'BAD_USER_INPUT' } }),
+        ]);
+      expect(server.subscriptionLeases()).toEqual([]);
+      // The user's one slot is still free.
+      client.send({ id: 'served', type: 'subscribe', payload: { query } });
+      await vi.waitFor(() => expect(client.events.get('served')).toBeGreaterThan(0));
+    } finally {
+      client.close();
       await vi.waitFor(() => expect(server.running()).toBe(0));
       await server.stop();
     }

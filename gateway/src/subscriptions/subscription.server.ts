@@ -119,6 +119,12 @@ const INTERNAL_ERROR = 1011;
 const SERVICE_RESTART = 1012;
 const TRY_AGAIN_LATER = 1013;
 
+/** The answer to a subscribe message whose id is still held by a subscription ending. */
+const idStillInUse = () =>
+  new GraphQLError('This subscription id is still ending; use another id or try again', {
+    extensions: { code: 'BAD_USER_INPUT' },
+  });
+
 /** The answer to a subscribe message whose subscription ended before it was admitted. */
 const subscriptionEnded = () =>
   new GraphQLError('Subscription ended', { extensions: { code: 'BAD_USER_INPUT' } });
@@ -288,17 +294,26 @@ export function attachSubscriptionServer(options: {
     const problem =
       (payload.variables && variableProblemOf(payload.variables)) || literalProblemOf(document);
     if (problem) return [toGraphQLError(AppError.badInput(problem.where, problem.problem))];
+    // None to run (an unknown name, "" included, or several unnamed): refused here, as
+    // graphql-ws would refuse it after admission, when the slot was already taken.
     const operation = getOperationAST(document, payload.operationName ?? undefined);
-    if (operation) {
-      const { exceeded } = checkOperation(
-        federated.schema,
-        document,
-        operation,
-        payload.variables ?? undefined,
-        options.operationLimits,
-      );
-      if (exceeded) return [queryTooComplex(exceeded, false)];
-    }
+    if (!operation)
+      return [
+        new GraphQLError(
+          payload.operationName == null
+            ? 'The document has several operations: name the one to run'
+            : `The document has no operation named "${payload.operationName.slice(0, 60)}"`,
+          { extensions: { code: 'BAD_USER_INPUT' } },
+        ),
+      ];
+    const { exceeded } = checkOperation(
+      federated.schema,
+      document,
+      operation,
+      payload.variables ?? undefined,
+      options.operationLimits,
+    );
+    if (exceeded) return [queryTooComplex(exceeded, false)];
     let plan: SubscriptionContext['plan'];
     try {
       plan = federated.plan(document, payload.operationName ?? undefined);
@@ -438,10 +453,17 @@ export function attachSubscriptionServer(options: {
         // id, or the connection's end, reaches it wherever it is.
         const subscription: Subscription = { id, ended: false };
         const connection = connections.get(socket);
-        connection?.subscriptions.add(subscription);
+        // An id the client completed is free again once its subscription has ended here, not
+        // before: graphql-ws would otherwise mix the two up (events, and its record of the id).
+        const inUse = [...(connection?.subscriptions ?? [])].some((one) => one.id === id);
+        if (!inUse) connection?.subscriptions.add(subscription);
         // A text validated before is parsed at once: no await before admit() takes the slot.
-        const charge = chargeNewDocument(socket, payload.query);
-        const parsed = charge ? await parsedAfterCharge(charge, payload) : parseSubscribe(payload);
+        const charge = inUse ? undefined : chargeNewDocument(socket, payload.query);
+        const parsed = inUse
+          ? [idStillInUse()]
+          : charge
+            ? await parsedAfterCharge(charge, payload)
+            : parseSubscribe(payload);
         const operation =
           'kind' in parsed
             ? getOperationAST(parsed, payload.operationName ?? undefined)
