@@ -59,8 +59,8 @@ interface Connection {
   lease: string;
   /**
    * Every subscription of the connection from its subscribe message until its events end.
-   * Not keyed by id: a client may reuse an id once it completed it, while the subscription
-   * that had it is still being admitted or ended.
+   * Not keyed by id: graphql-ws forgets an id on `complete`, before the subscription that had
+   * it has ended here (while it is admitted, or while its events stop).
    */
   subscriptions: Set<Subscription>;
   /** Subscribe messages admitted so far (names each slot's lease). */
