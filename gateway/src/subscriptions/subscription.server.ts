@@ -125,6 +125,10 @@ const idStillInUse = () =>
     extensions: { code: 'BAD_USER_INPUT' },
   });
 
+/** The answer to a subscribe message on a connection this server already let go. */
+const notConnected = () =>
+  new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } });
+
 /** The answer to a subscribe message whose subscription ended before it was admitted. */
 const subscriptionEnded = () =>
   new GraphQLError('Subscription ended', { extensions: { code: 'BAD_USER_INPUT' } });
@@ -286,8 +290,7 @@ export function attachSubscriptionServer(options: {
     parsed: ReturnType<typeof parseDocument>,
   ): Promise<ExecutionArgs | readonly GraphQLError[]> {
     const connection = connections.get(socket);
-    if (!connection)
-      return [new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } })];
+    if (!connection) return [notConnected()];
     if (!('kind' in parsed)) return parsed;
     const document = parsed;
     // The same input rules as over HTTP (well-formed-text.plugin.ts).
@@ -459,11 +462,15 @@ export function attachSubscriptionServer(options: {
         if (!inUse) connection?.subscriptions.add(subscription);
         // A text validated before is parsed at once: no await before admit() takes the slot.
         const charge = inUse ? undefined : chargeNewDocument(socket, payload.query);
-        const parsed = inUse
-          ? [idStillInUse()]
-          : charge
-            ? await parsedAfterCharge(charge, payload)
-            : parseSubscribe(payload);
+        // A connection this server closed (its session ended, its client too slow, ...) reads
+        // messages until the client answers the close, up to 30 s: none of them is parsed.
+        const parsed = !connection
+          ? [notConnected()]
+          : inUse
+            ? [idStillInUse()]
+            : charge
+              ? await parsedAfterCharge(charge, payload)
+              : parseSubscribe(payload);
         const operation =
           'kind' in parsed
             ? getOperationAST(parsed, payload.operationName ?? undefined)
