@@ -1,6 +1,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { buildSchema, GraphQLError } from 'graphql';
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
+import { buildSchema, GraphQLError, GraphQLSchema } from 'graphql';
 import { describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { createLogger } from '@platform/logger';
@@ -148,7 +150,21 @@ describe('formatSubscriptionFailure', () => {
  * every lease after `redisMs` (a slow or busy Redis), a charge for new texts that takes as long,
  * and a subgraph whose subscriptions tick every 20 ms until they are ended.
  */
+/** The API schema, counting how often an operation is validated against it. */
+class CountingSchema extends GraphQLSchema {
+  validated = 0;
+  override getSubscriptionType() {
+    this.validated++;
+    return super.getSubscriptionType();
+  }
+}
+
 async function startSubscriptionServer(options: { perUser: number; redisMs: number }) {
+  const schema = new CountingSchema(
+    buildSchema('type Query { ok: Boolean } type Subscription { tick: Int }').toConfig(),
+  );
+  /** Sessions ended so far: their connections close at the next check (every 50 ms). */
+  const ended = new Set<string>();
   const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   const leases = new Set<string>();
   const shared: SharedLimits = {
@@ -168,7 +184,7 @@ async function startSubscriptionServer(options: { perUser: number; redisMs: numb
   };
   let running = 0;
   const federated = {
-    schema: buildSchema('type Query { ok: Boolean } type Subscription { tick: Int }'),
+    schema,
     plan: () => ({ primary: { serviceName: 'ticks' }, rest: undefined }),
     run: () =>
       (async function* ticks() {
@@ -190,7 +206,8 @@ async function startSubscriptionServer(options: { perUser: number; redisMs: numb
     federated,
     tokens: { verifyHeader: () => Promise.resolve(identity) } as unknown as TokenVerifier,
     revocations: {
-      revokedAmong: () => Promise.resolve(new Set<string>()),
+      revokedAmong: (sessions: readonly string[]) =>
+        Promise.resolve(new Set(sessions.filter((session) => ended.has(session)))),
     } as unknown as SessionRevocations,
     limits: {
       perUser: options.perUser,
@@ -198,7 +215,7 @@ async function startSubscriptionServer(options: { perUser: number; redisMs: numb
       maxUnauthenticatedMessageBytes: 4_096,
       maxMessageBytes: 65_536,
       maxBufferedBytes: 1_000_000,
-      sessionCheckMs: 3_600_000,
+      sessionCheckMs: 50,
       pingMs: 3_600_000,
     },
     shared,
@@ -214,6 +231,9 @@ async function startSubscriptionServer(options: { perUser: number; redisMs: numb
   const { port } = server.address() as AddressInfo;
   return {
     url: `ws://127.0.0.1:${port}/graphql`,
+    port,
+    schema,
+    endSession: () => ended.add(identity.sessionId),
     running: () => running,
     subscriptionLeases: () => [...leases].filter((one) => one.startsWith('subscriptions|')),
     subscriptions,
@@ -307,6 +327,62 @@ describe('attachSubscriptionServer', () => {
       await vi.waitFor(() => expect(client.events.get('served')).toBeGreaterThan(0));
     } finally {
       client.close();
+      await vi.waitFor(() => expect(server.running()).toBe(0));
+      await server.stop();
+    }
+  });
+
+  it('parses nothing a client sends after the gateway closed its connection', async () => {
+    const server = await startSubscriptionServer({ perUser: 3, redisMs: 0 });
+    // A client that never answers the close: ws keeps reading its messages meanwhile.
+    const socket = connect(server.port, '127.0.0.1');
+    let received = '';
+    socket.on('data', (data: Buffer) => (received += data.toString('latin1')));
+    /** One masked text frame, as a client sends it. */
+    const frame = (text: string) => {
+      const payload = Buffer.from(text);
+      const mask = randomBytes(4);
+      const header = Buffer.alloc(payload.length < 126 ? 2 : 4);
+      header[0] = 0x81;
+      header[1] = 0x80 | (payload.length < 126 ? payload.length : 126);
+      if (payload.length >= 126) header.writeUInt16BE(payload.length, 2);
+      return Buffer.concat([header, mask, payload.map((byte, i) => byte ^ mask[i % 4]!)]);
+    };
+    const send = (message: object) => socket.write(frame(JSON.stringify(message)));
+    try {
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.write(
+        [
+          'GET /graphql HTTP/1.1',
+          `Host: 127.0.0.1:${server.port}`,
+          'Upgrade: websocket',
+          'Connection: Upgrade',
+          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+          'Sec-WebSocket-Version: 13',
+          'Sec-WebSocket-Protocol: graphql-transport-ws',
+          '',
+          '',
+        ].join('\r\n'),
+      );
+      await vi.waitFor(() => expect(received).toContain('101 Switching Protocols'));
+      send({ type: 'connection_init', payload: { authorization: 'Bearer token' } });
+      await vi.waitFor(() => expect(received).toContain('connection_ack'));
+      send({ id: 'before', type: 'subscribe', payload: { query: 'subscription { tick }' } });
+      await vi.waitFor(() => expect(server.schema.validated).toBeGreaterThan(0));
+      // The session ends: the gateway closes the connection (4401), and the client goes on.
+      server.endSession();
+      await vi.waitFor(() => expect(received).toContain('Session ended'));
+      const validated = server.schema.validated;
+      for (let n = 0; n < 20; n++)
+        send({
+          id: `after${n}`,
+          type: 'subscribe',
+          payload: { query: `subscription N${n} { tick }` },
+        });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(server.schema.validated).toBe(validated);
+    } finally {
+      socket.destroy();
       await vi.waitFor(() => expect(server.running()).toBe(0));
       await server.stop();
     }
