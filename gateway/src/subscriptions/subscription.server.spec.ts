@@ -270,6 +270,16 @@ async function connectClient(url: string) {
   };
 }
 
+/** Closes the client, waits until its subscriptions stopped running, then stops the server. */
+async function stopBoth(
+  server: Awaited<ReturnType<typeof startSubscriptionServer>>,
+  closeClient: () => void,
+) {
+  closeClient();
+  await vi.waitFor(() => expect(server.running()).toBe(0));
+  await server.stop();
+}
+
 describe('attachSubscriptionServer', () => {
   it('runs one subscription per id when a client reuses an id it completed while Redis is slow, and ends them all', async () => {
     const server = await startSubscriptionServer({ perUser: 2, redisMs: 20 });
@@ -287,7 +297,8 @@ describe('attachSubscriptionServer', () => {
         send({ id, type: 'subscribe', payload: { query: `subscription Round${round} { tick }` } });
         send({ id, type: 'complete' });
         send({ id, type: 'subscribe', payload: { query: known } });
-        await new Promise((resolve) => setTimeout(resolve, 150));
+        // Served, or refused while the id's first subscription is still ending.
+        await vi.waitFor(() => expect(client.events.has(id) || client.errors.has(id)).toBe(true));
         send({ id, type: 'complete' });
       }
       // Every subscription was completed: none runs, holds a slot, or sends anything more.
@@ -296,13 +307,13 @@ describe('attachSubscriptionServer', () => {
         expect(server.subscriptionLeases()).toEqual([]);
         expect(server.subscriptions.subscriptions()).toBe(0);
       });
+      // A subscription started now ticks twice (40 ms): any left running would have too.
       const sent = client.eventCount();
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(client.eventCount()).toBe(sent);
+      client.send({ id: 'probe', type: 'subscribe', payload: { query: known } });
+      await vi.waitFor(() => expect(client.events.get('probe')).toBeGreaterThan(1));
+      expect(client.eventCount() - client.events.get('probe')!).toBe(sent);
     } finally {
-      client.close();
-      await vi.waitFor(() => expect(server.running()).toBe(0));
-      await server.stop();
+      await stopBoth(server, client.close);
     }
   });
 
@@ -326,9 +337,7 @@ describe('attachSubscriptionServer', () => {
       client.send({ id: 'served', type: 'subscribe', payload: { query } });
       await vi.waitFor(() => expect(client.events.get('served')).toBeGreaterThan(0));
     } finally {
-      client.close();
-      await vi.waitFor(() => expect(server.running()).toBe(0));
-      await server.stop();
+      await stopBoth(server, client.close);
     }
   });
 
@@ -338,17 +347,16 @@ describe('attachSubscriptionServer', () => {
     const socket = connect(server.port, '127.0.0.1');
     let received = '';
     socket.on('data', (data: Buffer) => (received += data.toString('latin1')));
-    /** One masked text frame, as a client sends it. */
-    const frame = (text: string) => {
-      const payload = Buffer.from(text);
+    /** One masked frame, as a client sends it: text (opcode 1) unless told. */
+    const frame = (payload: Buffer, opcode = 0x1) => {
       const mask = randomBytes(4);
       const header = Buffer.alloc(payload.length < 126 ? 2 : 4);
-      header[0] = 0x81;
+      header[0] = 0x80 | opcode;
       header[1] = 0x80 | (payload.length < 126 ? payload.length : 126);
       if (payload.length >= 126) header.writeUInt16BE(payload.length, 2);
       return Buffer.concat([header, mask, payload.map((byte, i) => byte ^ mask[i % 4]!)]);
     };
-    const send = (message: object) => socket.write(frame(JSON.stringify(message)));
+    const send = (message: object) => socket.write(frame(Buffer.from(JSON.stringify(message))));
     try {
       await new Promise((resolve) => socket.once('connect', resolve));
       socket.write(
@@ -379,12 +387,14 @@ describe('attachSubscriptionServer', () => {
           type: 'subscribe',
           payload: { query: `subscription N${n} { tick }` },
         });
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      // The client's close frame last: once the server has read it, it ends the TCP connection,
+      // and every message before it has been handed on.
+      const ended = new Promise((resolve) => socket.once('end', resolve));
+      socket.write(frame(Buffer.from([0x03, 0xe8]), 0x8));
+      await ended;
       expect(server.schema.validated).toBe(validated);
     } finally {
-      socket.destroy();
-      await vi.waitFor(() => expect(server.running()).toBe(0));
-      await server.stop();
+      await stopBoth(server, () => socket.destroy());
     }
   });
 });
