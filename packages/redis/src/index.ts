@@ -6,3 +6,4 @@ export {
   type ReadThroughCache,
   type ReadThroughCacheOptions,
 } from './read-through-cache';
+export { createSlidingWindows, type SlidingWindow, type SlidingWindows } from './sliding-windows';

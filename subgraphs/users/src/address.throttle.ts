@@ -1,5 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { AppError } from '@platform/errors';
-import type { Redis } from '@platform/redis';
+import { createSlidingWindows, type Redis } from '@platform/redis';
 
 /**
  * Attempts per client address at the anonymous entry points (login, register, password
@@ -7,27 +8,25 @@ import type { Redis } from '@platform/redis';
  * many accounts; guesses at one account are limited by the auth service.
  */
 export interface AddressThrottle {
-  /** Counts an attempt from `address`; RATE_LIMITED past the per-minute limit. */
+  /** Counts an attempt from `address`; RATE_LIMITED past the limit in the last minute. */
   checkAddress(address: string | undefined): Promise<void>;
 }
 
+const MINUTE_MS = 60_000;
+
 export function createAddressThrottle(
   redis: Redis,
-  /** Attempts per minute per client address; 0 = off. */
+  /** Attempts in any 60 s per client address; 0 = off. */
   perAddressPerMinute: number,
 ): AddressThrottle {
+  const windows = createSlidingWindows(redis, 'throttle:address:');
   return {
     async checkAddress(address) {
       if (perAddressPerMinute === 0 || !address) return;
-      const window = Math.floor(Date.now() / 60_000);
-      const key = `throttle:address:${address}:${window}`;
-      const [[, count]] = (await redis.multi().incr(key).expire(key, 60).exec()) as [
-        [null, number],
-        unknown,
-      ];
-      if (count > perAddressPerMinute) {
-        throw AppError.rateLimited(60 - Math.floor((Date.now() % 60_000) / 1000));
-      }
+      // A sliding minute: no calendar minute's start lets a second burst through.
+      const window = { id: address, limit: perAddressPerMinute, windowMs: MINUTE_MS };
+      const waitMs = await windows.reserve([window], randomUUID(), Date.now());
+      if (waitMs > 0) throw AppError.rateLimited(Math.ceil(waitMs / 1000));
     },
   };
 }
