@@ -95,11 +95,7 @@ export const byteLength = (data: Buffer | ArrayBuffer | Buffer[]): number =>
 
 /** The id of a graphql-ws `complete` message; undefined for any other message. */
 export function completedId(data: Buffer | ArrayBuffer | Buffer[]): string | undefined {
-  const text = Buffer.isBuffer(data)
-    ? data.toString('utf8')
-    : Array.isArray(data)
-      ? Buffer.concat(data).toString('utf8')
-      : Buffer.from(data).toString('utf8');
+  const text = textOf(data);
   if (!text.includes('"complete"')) return undefined;
   try {
     const message = JSON.parse(text) as { type?: unknown; id?: unknown };
@@ -107,4 +103,13 @@ export function completedId(data: Buffer | ArrayBuffer | Buffer[]): string | und
   } catch {
     return undefined;
   }
+}
+
+/** A WebSocket message's text, however ws handed its bytes over. */
+export function textOf(data: Buffer | ArrayBuffer | Buffer[]): string {
+  return Buffer.isBuffer(data)
+    ? data.toString('utf8')
+    : Array.isArray(data)
+      ? Buffer.concat(data).toString('utf8')
+      : Buffer.from(data).toString('utf8');
 }

@@ -258,11 +258,17 @@ async function connectClient(url: string) {
     if (message.type === 'error' && message.id) errors.set(message.id, message.payload);
   });
   const send = (message: object) => socket.send(JSON.stringify(message));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    socket.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
   await new Promise((resolve) => socket.once('open', resolve));
   send({ type: 'connection_init', payload: { authorization: 'Bearer token' } });
   await vi.waitFor(() => expect(acknowledged).toBe(true));
   return {
     send,
+    /** Sends raw text, as a client that does not speak the protocol does. */
+    sendText: (text: string) => socket.send(text),
+    closed,
     events,
     errors,
     eventCount: () => [...events.values()].reduce((sum, count) => sum + count, 0),
@@ -338,6 +344,31 @@ describe('attachSubscriptionServer', () => {
       await vi.waitFor(() => expect(client.events.get('served')).toBeGreaterThan(0));
     } finally {
       await stopBoth(server, client.close);
+    }
+  });
+
+  it('closes a connection whose client sends what only a server sends (4400), as its own fault', async () => {
+    const server = await startSubscriptionServer({ perUser: 3, redisMs: 0 });
+    const internal = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      for (const message of [
+        { id: 'x', type: 'next', payload: { data: { tick: 1 } } },
+        { id: 'x', type: 'error', payload: [{ message: 'no' }] },
+        { type: 'connection_ack' },
+        { type: 'whatever' },
+      ]) {
+        const client = await connectClient(server.url);
+        client.send(message);
+        expect((await client.closed).code).toBe(4400);
+      }
+      // A frame over the limit: ws closes the connection 1009 on its own.
+      const client = await connectClient(server.url);
+      client.sendText(JSON.stringify({ type: 'ping', payload: { pad: 'x'.repeat(70_000) } }));
+      expect((await client.closed).code).toBe(1009);
+      expect(internal).not.toHaveBeenCalled();
+    } finally {
+      internal.mockRestore();
+      await server.stop();
     }
   });
 

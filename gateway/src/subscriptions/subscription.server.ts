@@ -6,7 +6,6 @@ import {
   type GraphQLFormattedError,
 } from 'graphql';
 import type { SubscribePayload } from 'graphql-ws';
-import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
   AppError,
@@ -32,6 +31,7 @@ import {
 import type { EarlyRefusal } from '../limits/operation-limits.plugin';
 import type { BudgetCaller } from '../limits/request-budget';
 import { UpstreamSubscriptionError, type FederatedSubscriptions } from './federated-subscriptions';
+import { serveGraphqlWs } from './graphql-ws.transport';
 import type { SharedLimits } from './shared-limits';
 import { byteLength, completedId, endingOnce, unlessTooSlow } from './socket-messages';
 
@@ -376,10 +376,7 @@ export function attachSubscriptionServer(options: {
     return args;
   }
 
-  const cleanup = useServer<
-    Record<string, unknown> | undefined,
-    { socket: WebSocket; request: IncomingMessage }
-  >(
+  const cleanup = serveGraphqlWs<Record<string, unknown> | undefined>(
     {
       schema: federated.schema,
       async onConnect(ctx) {
@@ -555,6 +552,7 @@ export function attachSubscriptionServer(options: {
         ),
     },
     wss,
+    logger,
   );
 
   // Ended sessions and expired tokens: their connections close within one check.
