@@ -1,3 +1,5 @@
+import { textOf } from '@platform/http-server';
+
 /**
  * `results`, which reads `source`, with a `return()` that ends `source` at once. An async
  * generator's own `return()` waits for the await it is paused on, here the next event of an
@@ -103,13 +105,4 @@ export function completedId(data: Buffer | ArrayBuffer | Buffer[]): string | und
   } catch {
     return undefined;
   }
-}
-
-/** A WebSocket message's text, however ws handed its bytes over. */
-export function textOf(data: Buffer | ArrayBuffer | Buffer[]): string {
-  return Buffer.isBuffer(data)
-    ? data.toString('utf8')
-    : Array.isArray(data)
-      ? Buffer.concat(data).toString('utf8')
-      : Buffer.from(data).toString('utf8');
 }

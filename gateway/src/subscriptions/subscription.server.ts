@@ -14,7 +14,11 @@ import {
   OUTAGE_RETRY_AFTER_SECONDS,
   toGraphQLError,
 } from '@platform/errors';
-import { createDocumentCache, recordWebSocketOperation } from '@platform/http-server';
+import {
+  createDocumentCache,
+  recordWebSocketOperation,
+  serveGraphqlWs,
+} from '@platform/http-server';
 import { newCorrelationId, type Logger } from '@platform/logger';
 import { inSpan, SpanKind } from '@platform/telemetry';
 import type { Identity, SessionRevocations, TokenVerifier } from '@platform/tokens';
@@ -31,7 +35,6 @@ import {
 import type { EarlyRefusal } from '../limits/operation-limits.plugin';
 import type { BudgetCaller } from '../limits/request-budget';
 import { UpstreamSubscriptionError, type FederatedSubscriptions } from './federated-subscriptions';
-import { serveGraphqlWs } from './graphql-ws.transport';
 import type { SharedLimits } from './shared-limits';
 import { byteLength, completedId, endingOnce, unlessTooSlow } from './socket-messages';
 
@@ -553,6 +556,7 @@ export function attachSubscriptionServer(options: {
     },
     wss,
     logger,
+    0, // the connections' pings are this server's own (below), authenticated ones only
   );
 
   // Ended sessions and expired tokens: their connections close within one check.

@@ -14,3 +14,4 @@ export {
   recordWebSocketOperation,
 } from './metrics.plugin';
 export { createDocumentCache } from './document-cache';
+export { serveGraphqlWs, textOf, type SocketExtra } from './graphql-ws.transport';

@@ -1,9 +1,8 @@
 import type { Server } from 'node:http';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
-import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { formatResultErrors, toAppError, toGraphQLError } from '@platform/errors';
-import { createDocumentCache } from '@platform/http-server';
+import { createDocumentCache, serveGraphqlWs } from '@platform/http-server';
 import type { Logger } from '@platform/logger';
 import type { Identity, TokenVerifier } from '@platform/tokens';
 import { isInternalCredential } from '@platform/grpc';
@@ -29,6 +28,8 @@ export interface UpstreamSubscribeExtensions {
 }
 
 const SERVICE_RESTART = 1012;
+/** A gateway whose connection stops answering pings is dropped within two of these. */
+const KEEP_ALIVE_MS = 12_000;
 
 /**
  * graphql-ws on the subgraph's `/graphql`, for the gateway only: the connection carries the
@@ -59,7 +60,7 @@ export function attachSubscriptionServer<TContext>(options: {
   // Per connection, the subscriptions whose source is running (graphql-ws keeps them by id).
   const open = new Set<{ subscriptions: Record<string, unknown> }>();
 
-  const cleanup = useServer(
+  const cleanup = serveGraphqlWs(
     {
       schema,
       onConnect: (ctx) => {
@@ -116,6 +117,8 @@ export function attachSubscriptionServer<TContext>(options: {
       },
     },
     wss,
+    logger,
+    KEEP_ALIVE_MS,
   );
 
   return {

@@ -8,7 +8,6 @@ import {
 } from 'graphql-ws';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from '@platform/logger';
-import { textOf } from './socket-messages';
 
 /** What each graphql-ws callback is handed about its connection (`ctx.extra`). */
 export interface SocketExtra {
@@ -24,6 +23,15 @@ const CLIENT_MESSAGES: ReadonlySet<string> = new Set([
   MessageType.Subscribe,
   MessageType.Complete,
 ]);
+
+/** A WebSocket message's text, however ws handed its bytes over. */
+export function textOf(data: Buffer | ArrayBuffer | Buffer[]): string {
+  return Buffer.isBuffer(data)
+    ? data.toString('utf8')
+    : Array.isArray(data)
+      ? Buffer.concat(data).toString('utf8')
+      : Buffer.from(data).toString('utf8');
+}
 
 /** Whether a message graphql-ws refused is one a client may not send at all. */
 function notAClientMessage(text: string): boolean {
@@ -42,12 +50,16 @@ function notAClientMessage(text: string): boolean {
  * server error", and writes it to the console, as it does a client's broken frame: here a
  * client's fault is closed 4400 "Invalid message received" (1009 and the like by ws itself) and
  * logged at debug; only a failure of this server is logged as an error and closed 4500.
- * Keep-alive pings are the subscription server's own.
  */
 export function serveGraphqlWs<P extends Record<string, unknown> | undefined>(
   options: ServerOptions<P, SocketExtra>,
   wss: WebSocketServer,
   logger: Logger,
+  /**
+   * Pings every connection this often and drops one whose pong has not come back by the next
+   * ping (graphql-ws's own keep-alive); 0 = none, for a caller that keeps its own.
+   */
+  keepAliveMs: number,
 ): { dispose(): Promise<void> } {
   const server = makeServer(options);
   wss.options.handleProtocols = handleProtocols;
@@ -58,6 +70,16 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined>(
     socket.on('error', (error) =>
       logger.debug({ err: error }, 'WebSocket client broke the protocol'),
     );
+    let answered = true;
+    socket.on('pong', () => (answered = true));
+    const pings =
+      keepAliveMs > 0
+        ? setInterval(() => {
+            if (!answered) return socket.terminate();
+            answered = false;
+            socket.ping();
+          }, keepAliveMs)
+        : undefined;
     const closed = server.opened(
       {
         protocol: socket.protocol,
@@ -84,6 +106,7 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined>(
       { socket, request },
     );
     socket.once('close', (code, reason) => {
+      clearInterval(pings);
       closed(code, reason.toString()).catch((error: unknown) =>
         logger.error({ err: error }, 'could not end the subscriptions of a closed connection'),
       );
