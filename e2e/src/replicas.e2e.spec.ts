@@ -27,7 +27,7 @@ const PAGE = `query ($after: String) {
   me { notifications(first: 50, after: $after) {
     edges { node { id title createdAt } } pageInfo { hasNextPage endCursor } } } }`;
 
-/** Per-address limit of sign-in attempts in the users subgraph, per minute (lowered here). */
+/** Per-address limit of sign-in attempts in the users subgraph, in any 60 s (lowered here). */
 const PER_ADDRESS = 8;
 /** The gateway's per-user limits on live subscriptions and connections (lowered here). */
 const SUBSCRIPTIONS_PER_USER = 3;

@@ -355,7 +355,6 @@ describe('attachSubscriptionServer', () => {
         { id: 'x', type: 'next', payload: { data: { tick: 1 } } },
         { id: 'x', type: 'error', payload: [{ message: 'no' }] },
         { type: 'connection_ack' },
-        { type: 'whatever' },
       ]) {
         const client = await connectClient(server.url);
         client.send(message);

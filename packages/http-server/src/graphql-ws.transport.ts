@@ -98,6 +98,11 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined>(
                 socket.close(CloseCode.BadRequest, 'Invalid message received');
                 return;
               }
+              if (socket.readyState !== socket.OPEN) {
+                // The connection went while its answer was written: nothing failed here.
+                logger.debug({ err: error }, 'WebSocket connection ended mid-message');
+                return;
+              }
               logger.error({ err: error }, 'WebSocket message failed');
               socket.close(CloseCode.InternalServerError, 'Internal server error');
             });

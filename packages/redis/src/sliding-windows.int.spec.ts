@@ -86,6 +86,17 @@ describe('SlidingWindows against Redis', () => {
     expect(await windows().reserve([tight], 'd', start + MINUTE + 1)).toBe(29_999);
   });
 
+  it('waits until enough have aged out when more than the limit are held (the limit was lowered)', async () => {
+    const bucket = window(3, MINUTE);
+    const start = Date.now();
+    for (const [n, at] of [0, 10_000, 20_000].entries())
+      expect(await windows().reserve([bucket], `r${n}`, start + at)).toBe(0);
+    const lowered = { ...bucket, limit: 2 };
+    // Room for one more once two are left: when the second oldest ages out.
+    expect(await windows().reserve([lowered], 'next', start + 30_000)).toBe(40_000);
+    expect(await windows().reserve([lowered], 'next', start + 70_000)).toBe(0);
+  });
+
   it('frees the place of a released reservation in every window it held', async () => {
     const tight = window(1);
     const loose = window(5);

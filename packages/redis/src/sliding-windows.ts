@@ -32,9 +32,12 @@ for i, key in ipairs(KEYS) do
   local limit = tonumber(ARGV[1 + 2 * i])
   local window = tonumber(ARGV[2 + 2 * i])
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  if redis.call('ZCARD', key) >= limit then
-    local oldest = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]) or now
-    wait = math.max(wait, oldest + window - now, 1)
+  local held = redis.call('ZCARD', key)
+  if held >= limit then
+    -- Room comes when all but limit - 1 have aged out (more than the limit are held after the
+    -- limit was lowered): the wait runs to the (held - limit + 1)th oldest.
+    local last = redis.call('ZRANGE', key, held - limit, held - limit, 'WITHSCORES')[2]
+    wait = math.max(wait, (tonumber(last) or now) + window - now, 1)
   end
 end
 if wait > 0 then return wait end

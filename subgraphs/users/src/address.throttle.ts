@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { AppError } from '@platform/errors';
 import { createSlidingWindows, type Redis } from '@platform/redis';
 
@@ -25,7 +25,9 @@ export function createAddressThrottle(
       if (perAddressPerMinute === 0 || !address) return;
       // A sliding minute: no calendar minute's start lets a second burst through.
       const window = { id: address, limit: perAddressPerMinute, windowMs: MINUTE_MS };
-      const waitMs = await windows.reserve([window], randomUUID(), Date.now());
+      // Never released: a short random id tells this attempt apart from others of the same ms.
+      const attempt = randomBytes(6).toString('base64url');
+      const waitMs = await windows.reserve([window], attempt, Date.now());
       if (waitMs > 0) throw AppError.rateLimited(Math.ceil(waitMs / 1000));
     },
   };
