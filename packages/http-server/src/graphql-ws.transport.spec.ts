@@ -9,8 +9,8 @@ import { serveGraphqlWs } from './graphql-ws.transport';
 
 const schema = buildSchema('type Query { ok: Boolean } type Subscription { tick: Int }');
 
-/** A server with the transport, its log lines (JSON) kept; `failSubscribe` makes the server fault. */
-async function startServer(keepAliveMs = 0) {
+/** A server with the transport, its log lines (JSON) kept; `onSubscribe` fails unless `serve`. */
+async function startServer(keepAliveMs = 0, serve = false) {
   const lines: { level: number; msg: string }[] = [];
   const logger = createLogger({
     name: 'graphql-ws-transport-test',
@@ -28,8 +28,9 @@ async function startServer(keepAliveMs = 0) {
     {
       schema,
       onSubscribe: () => {
-        throw new Error('the server broke');
+        if (!serve) throw new Error('the server broke');
       },
+      roots: { subscription: { tick: () => new Promise(() => undefined) } },
     },
     wss,
     logger,
@@ -90,6 +91,21 @@ describe('serveGraphqlWs', () => {
     } finally {
       console.mockRestore();
     }
+  });
+
+  it('closes 4409 on a reused id however long the id, which its close reason cannot hold', async () => {
+    const server = await startServer(0, true);
+    stops.push(server.stop);
+    const client = await connect(server.url);
+    const subscribe = {
+      id: 'L'.repeat(200),
+      type: 'subscribe',
+      payload: { query: 'subscription { tick }' },
+    };
+    client.socket.send(JSON.stringify(subscribe));
+    client.socket.send(JSON.stringify(subscribe));
+    expect(await client.closed).toBe(4409);
+    expect(server.errors()).toEqual([]);
   });
 
   it("closes 4500 when the server itself fails on a client's message, and logs it", async () => {

@@ -33,6 +33,23 @@ export function textOf(data: Buffer | ArrayBuffer | Buffer[]): string {
       : Buffer.from(data).toString('utf8');
 }
 
+/** WebSocket allows a close reason of at most 123 bytes; ws throws on a longer one. */
+const MAX_CLOSE_REASON_BYTES = 123;
+
+/**
+ * A close reason cut to what WebSocket allows: graphql-ws puts client text in some (the id of a
+ * `subscribe` whose id is in use), and ws would throw on a long one instead of closing.
+ */
+function fitCloseReason(reason: string): string {
+  if (Buffer.byteLength(reason) <= MAX_CLOSE_REASON_BYTES) return reason;
+  let fitted = '';
+  for (const character of reason) {
+    if (Buffer.byteLength(fitted + character) > MAX_CLOSE_REASON_BYTES - 3) break;
+    fitted += character;
+  }
+  return `${fitted}...`;
+}
+
 /** Whether a message graphql-ws refused is one a client may not send at all. */
 function notAClientMessage(text: string): boolean {
   try {
@@ -88,7 +105,8 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined>(
             if (socket.readyState !== socket.OPEN) return resolve();
             socket.send(data, (error) => (error ? reject(error) : resolve()));
           }),
-        close: (code, reason) => socket.close(code, reason),
+        close: (code, reason) =>
+          socket.close(code, reason === undefined ? reason : fitCloseReason(reason)),
         onMessage: (handle) =>
           socket.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
             const text = textOf(data);

@@ -232,6 +232,15 @@ describe('createTokenVerifier', () => {
     await expect(verifier().verifyHeader('Basic abc')).rejects.toMatchObject({
       code: 'UNAUTHENTICATED',
     });
+    // From a client's JSON (a subscribe's extensions): anything but a string is malformed.
+    for (const header of [5, true, ['Bearer a.b.c'], { token: 'a.b.c' }]) {
+      await expect(verifier().verifyHeader(header)).rejects.toMatchObject({
+        code: 'UNAUTHENTICATED',
+      });
+      await expect(verifier().genuineHeader(header)).rejects.toMatchObject({
+        code: 'UNAUTHENTICATED',
+      });
+    }
   });
 
   it('reads the Bearer scheme in any case (RFC 7235: schemes are case-insensitive)', async () => {

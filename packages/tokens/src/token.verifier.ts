@@ -28,8 +28,12 @@ export interface TokenVerifierOptions {
 export interface TokenVerifier {
   /** Verifies an access token; throws UNAUTHENTICATED for anything not valid right now. */
   verify(token: string): Promise<Identity>;
-  /** Parses an `Authorization` header; null when there is none. */
-  verifyHeader(header: string | undefined): Promise<Identity | null>;
+  /**
+   * Parses an `Authorization` header; null when there is none. It may come from a client's JSON
+   * (a WebSocket's `connection_init`, a subscribe's extensions): anything but a string is
+   * refused like a malformed header.
+   */
+  verifyHeader(header: unknown): Promise<Identity | null>;
   /**
    * Checks an `Authorization` header's token as `verifyHeader` does, except for its session and
    * expiry: the identity of a genuine token (signed by a published key, for this issuer and
@@ -37,7 +41,7 @@ export interface TokenVerifier {
    * gateway, which asks Redis about the session together with the caller's budget (one round
    * trip). Null when there is no header; throws UNAUTHENTICATED for a token that is not genuine.
    */
-  genuineHeader(header: string | undefined): Promise<Identity | null>;
+  genuineHeader(header: unknown): Promise<Identity | null>;
 }
 
 const INVALID = () => AppError.tokenRefused('invalid');
@@ -204,8 +208,9 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
 }
 
 /** The token of a `Bearer` header (the scheme in any case); null when there is no header. */
-function bearerToken(header: string | undefined): string | null {
-  if (!header) return null;
+function bearerToken(header: unknown): string | null {
+  if (header === undefined || header === null || header === '') return null;
+  if (typeof header !== 'string') throw INVALID();
   const match = /^Bearer ([\w-]+\.[\w-]+\.[\w-]+)$/i.exec(header.trim());
   if (!match?.[1]) throw INVALID();
   return match[1];
