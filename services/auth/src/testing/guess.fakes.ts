@@ -23,8 +23,10 @@ export function createFakeGuessRepository(): FakeGuessRepository {
         const entries = bucket(id);
         for (const [entry, at] of entries) if (at <= nowMs - windowMs) entries.delete(entry);
         if (entries.size >= limit) {
-          const oldest = Math.min(...entries.values(), nowMs);
-          wait = Math.max(wait, oldest + windowMs - nowMs, 1);
+          // As the Redis script: room once all but limit - 1 have aged out.
+          const times = [...entries.values()].sort((a, b) => a - b);
+          const last = times[entries.size - limit] ?? nowMs;
+          wait = Math.max(wait, last + windowMs - nowMs, 1);
         }
       }
       if (wait > 0) return wait;
