@@ -1,4 +1,6 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '@platform/testing';
 import { startPlatform, stopPlatform, type Platform } from './platform.harness';
 import { codeOf, graphql, signUp, type GraphQLResponse, type SignedIn } from './graphql.client';
 
@@ -11,6 +13,8 @@ const UNASSIGN = `mutation ($userId: ID!, $roleId: ID!) { unassignRole(userId: $
 const DISABLE = `mutation ($id: ID!) { setUserStatus(id: $id, status: DISABLED) { id status } }`;
 const ENABLE = `mutation ($id: ID!) { setUserStatus(id: $id, status: ACTIVE) { id status } }`;
 const DELETE = `mutation ($id: ID!) { deleteUser(id: $id) }`;
+const LOGIN = `mutation ($email: String!, $password: String!) {
+  login(email: $email, password: $password) { accessToken } }`;
 const AUDIT = `{ auditLog(first: 50) { edges { node { action target details actor { id email } } } } }`;
 const USERS = `{ users(first: 100) { edges { node { id status roles { role { name } scope } } } } }`;
 
@@ -52,6 +56,8 @@ describe('admin rules: the last admin stays under concurrency, nobody acts on a 
   }
 
   const newUser = () => signUp(gateway, `admin-rules-${++emails}@example.com`);
+  const me = (token: string) =>
+    graphql<{ me: { id: string } | null }>(gateway, '{ me { id } }', { token });
 
   async function userWith(permissions: string[]): Promise<SignedIn> {
     const { createRole } = await asAdmin<{ createRole: { id: string } }>(CREATE_ROLE, {
@@ -144,6 +150,74 @@ describe('admin rules: the last admin stays under concurrency, nobody acts on a 
       admin = winner === 0 ? a : b;
       expect(await activeAdmins(admin)).toEqual([admin.id]);
     }
+  });
+
+  it('leaves no working session to sign-ins racing the account being disabled, every time', async () => {
+    let raced = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      const email = `admin-rules-${++emails}@example.com`;
+      const user = await signUp(gateway, email);
+      // Four sign-ins under way (each hashing its password) when the account is disabled: at
+      // most five of one account's passwords are checked at once from one address.
+      const logins = Array.from({ length: 4 }, (_, n) =>
+        delay(n * 5).then(() =>
+          graphql<{ login: { accessToken: string } }>(gateway, LOGIN, {
+            variables: { email, password: 'correct horse battery' },
+          }),
+        ),
+      );
+      await delay(10);
+      expect(
+        (await asAdmin<{ setUserStatus: { status: string } }>(DISABLE, { id: user.id }))
+          .setUserStatus.status,
+      ).toBe('DISABLED');
+      const disabledAt = performance.now();
+      const answers = await Promise.all(
+        logins.map((login) => login.then((answer) => ({ answer, at: performance.now() }))),
+      );
+      raced += answers.filter(({ at }) => at > disabledAt).length;
+      const tokens = answers.flatMap(({ answer }) => {
+        if (answer.data?.login) return [answer.data.login.accessToken];
+        // A sign-in that lost the race is refused as any other that opens nothing.
+        expect(answer.errors?.[0]).toMatchObject({
+          message: 'Invalid email or password',
+          extensions: { code: 'UNAUTHENTICATED' },
+        });
+        return [];
+      });
+      // Every token handed out, before or during the change, is refused after it.
+      for (const token of [user.token, ...tokens]) {
+        expect(codeOf(await me(token))).toBe('UNAUTHENTICATED');
+      }
+    }
+    // The sign-ins did race the change: some finished after it returned.
+    expect(raced).toBeGreaterThan(0);
+  });
+
+  it('ends the sessions of an account disabled while the auth service was down once it is back, without a retry', async () => {
+    const user = await newUser();
+    expect((await me(user.token)).data?.me?.id).toBe(user.id);
+    await platform!.apps.stop('auth-service');
+    try {
+      const refused = await as(admin, DISABLE, { id: user.id });
+      // The status committed; the lock-out call could not be made, and the caller is told so.
+      expect(codeOf(refused)).toBe('SERVICE_UNAVAILABLE');
+    } finally {
+      await platform!.apps.start('auth-service');
+      // The users subgraph reaches the restarted service again after its back-off (503 meanwhile).
+      await eventually(async () => {
+        expect((await as(admin, '{ mySessions { id } }')).errors).toBeUndefined();
+      }, 30_000);
+    }
+    // The status change's event ends the sessions once the auth service consumes it.
+    await eventually(async () => {
+      expect(codeOf(await me(user.token))).toBe('UNAUTHENTICATED');
+    }, 30_000);
+    const { user: seen } = await asAdmin<{ user: { status: string } }>(
+      'query ($id: ID!) { user(id: $id) { status } }',
+      { id: user.id },
+    );
+    expect(seen.status).toBe('DISABLED');
   });
 
   it('refuses a users:write and users:delete holder disabling or deleting an admin, and audits the attempts', async () => {

@@ -3,6 +3,7 @@ import { generate } from 'otplib';
 import { describe, expect, it } from 'vitest';
 import { latch } from '@platform/testing';
 import { appErrorOf } from './testing/app-error';
+import { createTestClock } from './testing/auth.fakes';
 import { useAuthTestWorld } from './testing/auth.test-world';
 import { wireOverWorld } from './testing/auth.wiring';
 
@@ -337,6 +338,42 @@ describe('CredentialService against PostgreSQL and Redis', () => {
     await expect(reset).rejects.toMatchObject({ code: 'BAD_USER_INPUT', field: 'token' });
     expect(await passwordHashOf(userId)).toBe(`hashed:${PASSWORD}`);
     expect(await activeSessionIds(userId)).toEqual([]);
+  });
+
+  it('locks out from a status event only what was begun before the change, so the account enabled again since keeps its new sessions and codes', async () => {
+    const { userId, sessionIds } = await userWithSessions(2);
+    const { oneTimeTokens, credentials, mailedToken } = services();
+    await oneTimeTokens.send('RESET_PASSWORD', userId, 'ada@example.com');
+    const before = mailedToken();
+    await new Promise((resolve) => setTimeout(resolve, 5)); // the codes' stamps are milliseconds
+    const disabledAt = new Date();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    // The account was enabled again and signed in anew (a minute later) before the event arrived.
+    const later = wireOverWorld(world, { clock: createTestClock(new Date(Date.now() + 60_000)) });
+    const after = (
+      await later.credentials.login({
+        userId,
+        email: 'ada@example.com',
+        password: PASSWORD,
+        userAgent: undefined,
+        client: HOME,
+      })
+    ).tokens!.sessionId;
+    await later.oneTimeTokens.send('RESET_PASSWORD', userId, 'ada@example.com');
+    const afterCode = later.mailedToken();
+
+    expect(await credentials.lockOut(userId, disabledAt)).toBe(sessionIds.length);
+    expect(await activeSessionIds(userId)).toEqual([after]);
+    expect([...(await world.revocations.revokedAmong([...sessionIds, after]))].toSorted()).toEqual(
+      sessionIds.toSorted(),
+    );
+    await expect(oneTimeTokens.holderOf('RESET_PASSWORD', before)).rejects.toMatchObject({
+      code: 'BAD_USER_INPUT',
+    });
+    expect(await oneTimeTokens.holderOf('RESET_PASSWORD', afterCode)).toBe(userId);
+    // The same event again (a redelivery) ends nothing more.
+    expect(await credentials.lockOut(userId, disabledAt)).toBe(0);
+    expect(await activeSessionIds(userId)).toEqual([after]);
   });
 
   it('ends the reset codes of a removed password', async () => {

@@ -81,9 +81,10 @@ export interface CredentialService {
    * The account was disabled: every session ends and every reset token mailed before is used
    * up, together, under the lock the user's password changes take. A reset in flight either
    * committed before, or is refused (its token used up); none sets a password after. How many
-   * sessions ended.
+   * sessions ended. With `before`, only what was begun before that instant ends (the account
+   * may have been enabled again since, and signed in anew).
    */
-  lockOut(userId: string): Promise<number>;
+  lockOut(userId: string, before?: Date): Promise<number>;
 }
 
 export interface CredentialServiceDeps {
@@ -249,11 +250,11 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
       );
     },
 
-    async lockOut(userId) {
+    async lockOut(userId, before) {
       const ended = await transactions.run(async (tx) => {
         await credentials.lockUser(tx.client, userId);
-        await oneTimeTokens.revokeAll(tx.client, 'RESET_PASSWORD', userId);
-        return sessions.endWithin(tx, userId, {}, 'user_disabled');
+        await oneTimeTokens.revokeAll(tx.client, 'RESET_PASSWORD', userId, before);
+        return sessions.endWithin(tx, userId, { createdBefore: before }, 'user_disabled');
       });
       return ended.length;
     },

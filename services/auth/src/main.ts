@@ -178,7 +178,14 @@ lifecycle.run(async () => {
   });
 
   // Reset mails go out after the request was answered (docs/security.md, account enumeration).
-  await startAuthConsumers({ broker, oneTimeTokens, queuePrefix: env.EVENTS_EXCHANGE });
+  // A disabled account's sessions end from its status event too (auth.consumers.ts).
+  await startAuthConsumers({
+    broker,
+    oneTimeTokens,
+    credentials,
+    logger,
+    queuePrefix: env.EVENTS_EXCHANGE,
+  });
 
   await serveGrpc({
     env,

@@ -31,7 +31,14 @@ export interface OneTimeTokenRepository {
   /** The token's user if it could be used at `at` (as markUsed would find it), changing nothing. */
   findUsable(tokenHash: string, purpose: OneTimeTokenPurpose, at: Date): Promise<string | null>;
   /** Marks every unused token of the user for `purpose` used at `at`, in `tx`. */
-  markAllUsed(tx: AuthTx, userId: string, purpose: OneTimeTokenPurpose, at: Date): Promise<void>;
+  /** Uses up the user's unused tokens for `purpose` (only those issued before `createdBefore`, if given). */
+  markAllUsed(
+    tx: AuthTx,
+    userId: string,
+    purpose: OneTimeTokenPurpose,
+    at: Date,
+    createdBefore?: Date,
+  ): Promise<void>;
 }
 
 export function createOneTimeTokenRepository(db: PrismaClient): OneTimeTokenRepository {
@@ -58,9 +65,14 @@ export function createOneTimeTokenRepository(db: PrismaClient): OneTimeTokenRepo
       });
       return row?.userId ?? null;
     },
-    async markAllUsed(tx, userId, purpose, at) {
+    async markAllUsed(tx, userId, purpose, at, createdBefore) {
       await tx.oneTimeToken.updateMany({
-        where: { userId, purpose, usedAt: null },
+        where: {
+          userId,
+          purpose,
+          usedAt: null,
+          ...(createdBefore ? { createdAt: { lt: createdBefore } } : {}),
+        },
         data: { usedAt: at },
       });
     },

@@ -58,7 +58,12 @@ export interface OneTimeTokenService {
    * reset codes mailed before it worthless, so whoever else read one cannot take the account
    * back after its owner recovered it.
    */
-  revokeAll(tx: AuthTx, purpose: OneTimeTokenPurpose, userId: string): Promise<void>;
+  revokeAll(
+    tx: AuthTx,
+    purpose: OneTimeTokenPurpose,
+    userId: string,
+    createdBefore?: Date,
+  ): Promise<void>;
 }
 
 export interface OneTimeTokenServiceDeps {
@@ -140,7 +145,8 @@ export function createOneTimeTokenService(deps: OneTimeTokenServiceDeps): OneTim
       });
     },
 
-    revokeAll: (tx, purpose, userId) => tokens.markAllUsed(tx, userId, purpose, clock()),
+    revokeAll: (tx, purpose, userId, createdBefore) =>
+      tokens.markAllUsed(tx, userId, purpose, clock(), createdBefore),
 
     async consume(purpose, token, tx) {
       const userId = isOpaqueToken(token)

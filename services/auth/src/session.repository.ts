@@ -40,6 +40,8 @@ export interface LiveToken {
 export interface SessionFilter {
   only?: string | undefined;
   except?: string | undefined;
+  /** Only those begun before this instant (the sign-ins waiting for a second factor too). */
+  createdBefore?: Date | undefined;
 }
 
 /** A session that was ended, and when. */
@@ -206,9 +208,11 @@ export function createSessionRepository(db: PrismaClient): SessionRepository {
       if (which.only === undefined)
         await tx.$executeRawUnsafe(
           `UPDATE "auth"."mfa_challenges" SET used_at = $2::timestamptz
-            WHERE user_id = $1::uuid AND used_at IS NULL`,
+            WHERE user_id = $1::uuid AND used_at IS NULL
+              AND ($3::timestamptz IS NULL OR created_at < $3::timestamptz)`,
           userId,
           at,
+          which.createdBefore ?? null,
         );
       // `revoked_at IS NULL` is checked again on the latest row version after a concurrent
       // revocation commits, so two revocations never both end (and announce) one session.
@@ -216,12 +220,14 @@ export function createSessionRepository(db: PrismaClient): SessionRepository {
         `UPDATE "auth"."sessions" SET revoked_at = $2::timestamptz, revoked_reason = $3
           WHERE user_id = $1::uuid AND revoked_at IS NULL AND expires_at > $2::timestamptz
             AND ($4::uuid IS NULL OR id = $4::uuid) AND ($5::uuid IS NULL OR id <> $5::uuid)
+            AND ($6::timestamptz IS NULL OR created_at < $6::timestamptz)
          RETURNING id::text`,
         userId,
         at,
         reason,
         which.only ?? null,
         which.except ?? null,
+        which.createdBefore ?? null,
       );
       return rows.map((row) => row.id);
     },

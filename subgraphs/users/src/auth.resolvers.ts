@@ -79,6 +79,9 @@ export async function findUserByEmail(
   }
 }
 
+/** The one answer to a sign-in that opens nothing: unknown, disabled, or a wrong password. */
+export const INVALID_LOGIN = 'Invalid email or password';
+
 export const isActive = (user: userV1.User) => user.status === userV1.UserStatus.USER_STATUS_ACTIVE;
 
 /**
@@ -97,13 +100,13 @@ export async function passwordSignIn(
     mfaCode?: string | null | undefined;
   },
   context: UsersContext,
-): Promise<{ user: userV1.User | undefined; answer: authV1.LoginResponse }> {
+): Promise<authV1.LoginResponse> {
   // A blank code is none (the answer is then the challenge): it must not cost a guess.
   const mfaCode = optionalCode(args.mfaCode, 'mfaCode');
   await throttle.checkAddress(context.clientAddress);
   const email = normalizeEmail(args.email);
   const user = await findUserByEmail(users, email);
-  const answer = await auth.login({
+  return auth.login({
     userId: user && isActive(user) ? user.id : '',
     email,
     password: args.password,
@@ -113,7 +116,6 @@ export async function passwordSignIn(
     deviceToken: args.deviceToken ?? '',
     mfaCode,
   });
-  return { user, answer };
 }
 
 /**
@@ -221,10 +223,12 @@ export function createAuthResolvers(
         },
         context: UsersContext,
       ) {
-        const {
-          user,
-          answer: { tokens, deviceToken, mfaChallenge },
-        } = await passwordSignIn(clients, throttle, args, context);
+        const { tokens, deviceToken, mfaChallenge } = await passwordSignIn(
+          clients,
+          throttle,
+          args,
+          context,
+        );
         // AuthPayload always carries tokens: for an account with a second factor, login answers
         // the challenge the right password earned in the error (signIn answers it as data).
         if (mfaChallenge)
@@ -238,7 +242,11 @@ export function createAuthResolvers(
               },
             },
           });
-        return payload(tokens, user, deviceToken);
+        // The account is read again once the session exists: one disabled while the password
+        // was being checked (its lock-out ran before this session committed) gets no session.
+        return activeSessionPayload(auth, tokens, deviceToken, context, () =>
+          AppError.unauthenticated(INVALID_LOGIN),
+        );
       },
 
       async refreshSession(_: unknown, args: { refreshToken: string }, context: UsersContext) {

@@ -4,7 +4,12 @@ import { PERMISSIONS } from '@platform/permissions';
 import { type authV1, type userV1 } from '@platform/proto';
 import { requireViewer } from '@platform/subgraph';
 import type { AddressThrottle } from './address.throttle';
-import { activeSessionPayload, passwordSignIn, type IdentityClients } from './auth.resolvers';
+import {
+  activeSessionPayload,
+  INVALID_LOGIN,
+  passwordSignIn,
+  type IdentityClients,
+} from './auth.resolvers';
 import { optionalCode } from './mfa-code';
 import type { UsersContext } from './users.resolvers';
 
@@ -64,7 +69,7 @@ export function createMfaResolvers(
     return {
       __typename: 'AuthPayload' as const,
       ...(await activeSessionPayload(auth, tokens, deviceToken, context, () =>
-        AppError.unauthenticated('Invalid email or password'),
+        AppError.unauthenticated(INVALID_LOGIN),
       )),
     };
   }
@@ -101,7 +106,7 @@ export function createMfaResolvers(
         },
         context: UsersContext,
       ) {
-        const { answer } = await passwordSignIn({ users, auth }, throttle, args, context);
+        const answer = await passwordSignIn({ users, auth }, throttle, args, context);
         if (answer.mfaChallenge) return challengeOf(answer.mfaChallenge);
         return signedIn(answer.tokens, answer.deviceToken, context);
       },

@@ -159,7 +159,8 @@ export function createFakeSessionRepository(): FakeSessionRepository {
           !session.revokedAt &&
           session.expiresAt > at &&
           (which.only === undefined || session.id === which.only) &&
-          (which.except === undefined || session.id !== which.except),
+          (which.except === undefined || session.id !== which.except) &&
+          (which.createdBefore === undefined || session.createdAt < which.createdBefore),
       );
       for (const session of ended) {
         sessions.set(session.id, { ...session, revokedAt: at, revokedReason: reason });
@@ -214,13 +215,13 @@ export function createFakeCredentialRepository(): FakeCredentialRepository {
 }
 
 export interface FakeOneTimeTokenRepository extends OneTimeTokenRepository {
-  readonly tokens: Map<string, NewOneTimeToken & { usedAt: Date | null }>;
+  readonly tokens: Map<string, NewOneTimeToken & { createdAt: Date; usedAt: Date | null }>;
   /** `consumer event-id` of every event handled. */
   readonly processed: Set<string>;
 }
 
 export function createFakeOneTimeTokenRepository(): FakeOneTimeTokenRepository {
-  const tokens = new Map<string, NewOneTimeToken & { usedAt: Date | null }>();
+  const tokens = new Map<string, NewOneTimeToken & { createdAt: Date; usedAt: Date | null }>();
   const processed = new Set<string>();
   /** The token if it can be used at `at` for `purpose`: known, unused, unexpired. */
   const usable = (tokenHash: string, purpose: OneTimeTokenPurpose, at: Date) => {
@@ -233,7 +234,7 @@ export function createFakeOneTimeTokenRepository(): FakeOneTimeTokenRepository {
     tokens,
     processed,
     async create(token) {
-      tokens.set(token.tokenHash, { ...token, usedAt: null });
+      tokens.set(token.tokenHash, { ...token, createdAt: new Date(), usedAt: null });
     },
     async processOnce(_tx, consumer, eventId) {
       const key = `${consumer} ${eventId}`;
@@ -250,9 +251,14 @@ export function createFakeOneTimeTokenRepository(): FakeOneTimeTokenRepository {
     async findUsable(tokenHash, purpose: OneTimeTokenPurpose, at) {
       return usable(tokenHash, purpose, at)?.userId ?? null;
     },
-    async markAllUsed(_tx, userId, purpose: OneTimeTokenPurpose, at) {
+    async markAllUsed(_tx, userId, purpose: OneTimeTokenPurpose, at, createdBefore) {
       for (const token of tokens.values())
-        if (token.userId === userId && token.purpose === purpose && !token.usedAt)
+        if (
+          token.userId === userId &&
+          token.purpose === purpose &&
+          !token.usedAt &&
+          (!createdBefore || token.createdAt < createdBefore)
+        )
           token.usedAt = at;
     },
   };
