@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { buildSchema, GraphQLError, GraphQLSchema } from 'graphql';
 import { describe, expect, it, vi } from 'vitest';
+import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { createLogger } from '@platform/logger';
 import type { SessionRevocations, TokenVerifier } from '@platform/tokens';
@@ -159,9 +160,16 @@ class CountingSchema extends GraphQLSchema {
   }
 }
 
-async function startSubscriptionServer(options: { perUser: number; redisMs: number }) {
+async function startSubscriptionServer(options: {
+  perUser: number;
+  redisMs: number;
+  /** How long a token is valid from when it is checked (default an hour), by its header. */
+  tokenLifetimeMs?: (header: string) => number;
+}) {
   const schema = new CountingSchema(
-    buildSchema('type Query { ok: Boolean } type Subscription { tick: Int }').toConfig(),
+    buildSchema(
+      'type Query { ok: Boolean } type Subscription { tick(every: Int): Int }',
+    ).toConfig(),
   );
   /** Sessions ended so far: their connections close at the next check (every 50 ms). */
   const ended = new Set<string>();
@@ -204,7 +212,14 @@ async function startSubscriptionServer(options: { perUser: number; redisMs: numb
   const subscriptions = attachSubscriptionServer({
     server,
     federated,
-    tokens: { verifyHeader: () => Promise.resolve(identity) } as unknown as TokenVerifier,
+    tokens: {
+      verifyHeader: (header: string) =>
+        Promise.resolve(
+          options.tokenLifetimeMs
+            ? { ...identity, expiresAt: Date.now() + options.tokenLifetimeMs(header) }
+            : identity,
+        ),
+    } as unknown as TokenVerifier,
     revocations: {
       revokedAmong: (sessions: readonly string[]) =>
         Promise.resolve(new Set(sessions.filter((session) => ended.has(session)))),
@@ -344,6 +359,81 @@ describe('attachSubscriptionServer', () => {
       await vi.waitFor(() => expect(client.events.get('served')).toBeGreaterThan(0));
     } finally {
       await stopBoth(server, client.close);
+    }
+  });
+
+  it('refuses a subscribe whose variables do not fit its operation before it takes a slot or runs', async () => {
+    const server = await startSubscriptionServer({ perUser: 1, redisMs: 0 });
+    const client = await connectClient(server.url);
+    try {
+      const query = 'subscription ($n: Int!) { tick(every: $n) }';
+      const refused = {
+        missing: {},
+        text: { n: 'abc' },
+        fraction: { n: 2.5 },
+        huge: { n: 1e12 },
+        null: { n: null },
+      };
+      for (const [id, variables] of Object.entries(refused))
+        client.send({ id, type: 'subscribe', payload: { query, variables } });
+      await vi.waitFor(() => expect(client.errors.size).toBe(Object.keys(refused).length));
+      for (const id of Object.keys(refused)) {
+        const errors = client.errors.get(id) as { message: string; extensions: unknown }[];
+        expect(errors).toHaveLength(1);
+        expect(errors[0]!.message).toContain('$n');
+        expect(errors[0]!.extensions).toEqual({ code: 'BAD_USER_INPUT' });
+      }
+      expect(server.running()).toBe(0);
+      expect(server.subscriptionLeases()).toEqual([]);
+      // The user's one slot is still free, and a value that fits is served.
+      client.send({ id: 'served', type: 'subscribe', payload: { query, variables: { n: 5 } } });
+      await vi.waitFor(() => expect(client.events.get('served')).toBeGreaterThan(0));
+    } finally {
+      await stopBoth(server, client.close);
+    }
+  });
+
+  it('closes a connection whose token expired with 4403, which a graphql-ws client retries with the fresh token it fetches', async () => {
+    const server = await startSubscriptionServer({
+      perUser: 3,
+      redisMs: 0,
+      tokenLifetimeMs: (header) => (header === 'Bearer first' ? 300 : 3_600_000),
+    });
+    const given: string[] = [];
+    const closes: number[] = [];
+    const ticks: number[] = [];
+    let failed: unknown;
+    const client = createClient({
+      url: server.url,
+      webSocketImpl: WebSocket,
+      retryAttempts: 3,
+      retryWait: () => Promise.resolve(),
+      // An app's connectionParams: the token it holds now (refreshed after the first expired).
+      connectionParams: () => {
+        const token = given.length === 0 ? 'first' : 'second';
+        given.push(token);
+        return { authorization: `Bearer ${token}` };
+      },
+      on: { closed: (event) => closes.push((event as { code: number }).code) },
+    });
+    const unsubscribe = client.subscribe<{ tick: number }>(
+      { query: 'subscription { tick }' },
+      {
+        next: (result) => ticks.push(result.data!.tick),
+        error: (error) => (failed = error),
+        complete: () => undefined,
+      },
+    );
+    try {
+      await vi.waitFor(() => expect(closes).toEqual([4403]), { timeout: 5_000 });
+      const before = ticks.length;
+      // The same subscription goes on, over a connection made with the fresh token.
+      await vi.waitFor(() => expect(ticks.length).toBeGreaterThan(before + 1), { timeout: 5_000 });
+      expect(given).toEqual(['first', 'second']);
+      expect(failed).toBeUndefined();
+    } finally {
+      unsubscribe();
+      await stopBoth(server, () => void client.dispose());
     }
   });
 

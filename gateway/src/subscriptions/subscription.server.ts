@@ -1,6 +1,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import {
   getOperationAST,
+  getVariableValues,
   GraphQLError,
   type ExecutionArgs,
   type GraphQLFormattedError,
@@ -116,6 +117,12 @@ export function formatSubscriptionFailure(
 
 /** Close codes (graphql-ws reserves 4400-4499 for its protocol; 4401 = unauthorized). */
 const UNAUTHORIZED = 4401;
+/**
+ * The connection's token expired: graphql-ws's Forbidden, which its client retries (4401 it
+ * never does), calling `connectionParams` again, where an app returns a fresh token. A client
+ * that sends the expired token again is refused at `connection_init` with 4401, and stops.
+ */
+const TOKEN_EXPIRED = 4403;
 const TOO_MANY_CONNECTIONS = 4429;
 const MESSAGE_TOO_BIG = 1009;
 const INTERNAL_ERROR = 1011;
@@ -132,6 +139,9 @@ const idStillInUse = () =>
 const notConnected = () =>
   new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } });
 
+/** At most this many errors about a subscribe message's variables (graphql-js's default: 50). */
+const MAX_VARIABLE_ERRORS = 20;
+
 /** The answer to a subscribe message whose subscription ended before it was admitted. */
 const subscriptionEnded = () =>
   new GraphQLError('Subscription ended', { extensions: { code: 'BAD_USER_INPUT' } });
@@ -140,7 +150,7 @@ const subscriptionEnded = () =>
  * graphql-ws for clients on the gateway's `/graphql` (the HTTP port). `connection_init`
  * carries `{ authorization: "Bearer <token>" }`; a missing, invalid or expired token closes
  * the connection with 4401, and so does the end of its session (checked every
- * `sessionCheckMs`) or the token's expiry. A token that cannot be checked (Redis or the auth
+ * `sessionCheckMs`); the token's expiry closes it with 4403, which clients retry. A token that cannot be checked (Redis or the auth
  * service down) closes it with 1013 "Try again later": retryable, the token not refused.
  * Subscriptions are planned and executed across the subgraphs by `FederatedSubscriptions`;
  * one that fails for an outage ends with SERVICE_UNAVAILABLE in its error payload.
@@ -312,6 +322,19 @@ export function attachSubscriptionServer(options: {
           { extensions: { code: 'BAD_USER_INPUT' } },
         ),
       ];
+    // Values that fit the operation's variables, as over HTTP (a missing `Int!`, a string for
+    // an `Int`): refused here, before a slot is taken, not by a subgraph once it runs (an
+    // internal error at the first event, or at every one for a variable of a later fetch).
+    const coercion = getVariableValues(
+      federated.schema,
+      operation.variableDefinitions ?? [],
+      payload.variables ?? {},
+      { maxErrors: MAX_VARIABLE_ERRORS },
+    );
+    if (coercion.errors)
+      return coercion.errors.map(
+        (error) => new GraphQLError(error.message, { extensions: { code: 'BAD_USER_INPUT' } }),
+      );
     const { exceeded } = checkOperation(
       federated.schema,
       document,
@@ -563,7 +586,7 @@ export function attachSubscriptionServer(options: {
   const sessionCheck = setInterval(() => {
     const now = Date.now();
     for (const [socket, connection] of connections)
-      if (connection.identity.expiresAt <= now) close(socket, UNAUTHORIZED, 'Token expired');
+      if (connection.identity.expiresAt <= now) close(socket, TOKEN_EXPIRED, 'Token expired');
     const sessions = [...new Set([...connections.values()].map((c) => c.identity.sessionId))];
     options.revocations.revokedAmong(sessions).then(
       (ended) => {
