@@ -220,6 +220,22 @@ describe('the gateway in production reveals nothing it need not, and refuses tex
     const answer = (await response.json()) as { errors?: { extensions?: { code?: string } }[] };
     expect(answer.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
   });
+  it('tells a client whose operationName is empty that it names no operation', async () => {
+    const response = await fetch(`${gateway}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: 'query A { __typename }', operationName: '' }),
+    });
+    expect(response.status).toBe(400);
+    const answer = (await response.json()) as {
+      errors?: { message: string; extensions?: Record<string, unknown> }[];
+    };
+    expect(answer.errors?.[0]).toMatchObject({
+      message: expect.stringContaining('names no operation') as unknown,
+      extensions: { code: 'BAD_USER_INPUT', field: 'operationName' },
+    });
+  });
+
   it('refuses a NUL written as an escape in a literal, anonymously too, with BAD_USER_INPUT', async () => {
     for (const query of [
       'mutation { login(email: "a\\u0000@x.com", password: "12345678") { accessToken } }',

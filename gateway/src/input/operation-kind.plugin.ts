@@ -13,9 +13,10 @@ export function operationKindPlugin<TContext extends BaseContext>(): ApolloServe
       return {
         async didResolveOperation({ operation, request }) {
           if (!operation) {
-            const problem = request.operationName
-              ? `names no operation of the document`
-              : `is required when the document holds several operations`;
+            const problem =
+              request.operationName != null
+                ? `names no operation of the document`
+                : `is required when the document holds several operations`;
             throw toGraphQLError(AppError.badInput('operationName', problem), { status: 400 });
           }
           if (operation.operation === OperationTypeNode.SUBSCRIPTION)

@@ -84,6 +84,34 @@ describe('createHttpServer', () => {
     }
   });
 
+  it('routes a request whose target is in absolute form (http://host/path) as its path', async () => {
+    const http = createHttpServer({
+      logger,
+      routes: { '/graphql': (_req, res) => sendJson(res, 200, { routed: true }) },
+    });
+    const port = await http.listen('127.0.0.1', 0);
+    try {
+      for (const [target, status] of [
+        ['http://gateway.example/graphql?query=x', 200],
+        ['/graphql?query=x', 200],
+        ['http://gateway.example/nope', 404],
+      ] as const) {
+        const socket = connect(port, '127.0.0.1');
+        socket.write(
+          `GET ${target} HTTP/1.1\r\nHost: gateway.example\r\nConnection: close\r\n\r\n`,
+        );
+        const reply = await new Promise<string>((resolve) => {
+          let text = '';
+          socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          socket.once('close', () => resolve(text));
+        });
+        expect(reply.slice(0, 12)).toBe(`HTTP/1.1 ${status}`);
+      }
+    } finally {
+      await http.close();
+    }
+  });
+
   it('refuses a body that is not JSON with 400, without internals', async () => {
     const { readJsonBody } = await import('./http-server');
     const http = createHttpServer({

@@ -27,6 +27,15 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(text);
 }
 
+/**
+ * The path a request target names: origin-form (`/graphql?x=1`), or absolute-form
+ * (`http://host/graphql?x=1`), which HTTP/1.1 servers must accept too (RFC 9112, 3.2.2).
+ */
+export function requestPath(target = '/'): string {
+  if (!target.startsWith('/') && URL.canParse(target)) return new URL(target).pathname;
+  return target.split('?', 1)[0] ?? '/';
+}
+
 /** How much of a too-large body is read and thrown away so that its sender gets the 413. */
 const MAX_DISCARDED_BYTES = 16 * 1024 * 1024;
 
@@ -139,7 +148,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       });
       const correlationId = newCorrelationId(req.headers['x-correlation-id']?.toString());
       res.setHeader('x-correlation-id', correlationId);
-      const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
+      const path = requestPath(req.url);
       const route = routes[path];
       void runWithContext({ correlationId }, async () => {
         if (!route) return sendJson(res, 404, { error: 'not found' });
