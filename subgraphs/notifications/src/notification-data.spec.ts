@@ -33,6 +33,22 @@ describe(requireSendableData.name, () => {
     );
   });
 
+  it('refuses a key named __proto__ at any depth, which the service would lose, naming the field', () => {
+    for (const json of [
+      '{"__proto__":{"isAdmin":true}}',
+      '{"a":[1,{"b":{"__proto__":null}}]}',
+      '[{"__proto__":1}]',
+    ]) {
+      const data: unknown = JSON.parse(json);
+      expect(() => requireSendableData(data)).toThrow(/^data: must not use the key "__proto__"$/);
+    }
+    // Without the check, the key would be gone: the service receives an empty object.
+    expect(sent(JSON.parse('{"__proto__":{"isAdmin":true}}'))).toEqual({});
+    // Its look-alikes are plain keys, and arrive.
+    const lookalikes: unknown = JSON.parse('{"constructor":{"prototype":{"x":1}},"__proto":2}');
+    expect(sent(requireSendableData(lookalikes))).toEqual(lookalikes);
+  });
+
   it('sends no data for none, and JSON values of every kind as they are', () => {
     expect(requireSendableData(undefined)).toBeUndefined();
     expect(requireSendableData(null)).toBeUndefined();
