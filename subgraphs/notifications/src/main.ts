@@ -6,12 +6,12 @@ import { notificationV1 } from '@platform/proto';
 import { loadTypeDefs, openSubgraphRuntime } from '@platform/subgraph';
 import { env } from './environment';
 import { createLiveHub } from './live-hub';
+import { createLivePush } from './live-push';
 import {
   createDeliveryLoader,
   createInbox,
   notificationsResolvers,
 } from './notifications.resolvers';
-import { carryTraceContext } from '@platform/telemetry';
 
 const logger = createLogger({ name: 'notifications-subgraph', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
@@ -35,19 +35,15 @@ lifecycle.run(async () => {
     logger,
   });
   lifecycle.onShutdown('rabbitmq', () => broker.close());
+  // Each event once, however often it arrives (live-push.ts).
+  const push = createLivePush(live);
   // Ends this instance's live subscriptions: none until the subgraph serves them (below).
   let endLiveSubscriptions = (): number => 0;
   await broker.consume({
     queue: `${env.EVENTS_EXCHANGE}.notifications-subgraph.live.${randomUUID()}`,
     events: ['notification.created'],
     ephemeral: true,
-    // The event's trace context rides with the pushed value to the gateway (see
-    // @platform/subgraph's subscription server), whose per-event execution joins the trace.
-    handle: async ({ payload: notification }) =>
-      live.publish(
-        notification.recipientId,
-        carryTraceContext({ ...notification, readAt: undefined }),
-      ),
+    handle: async (event) => push(event),
     // The queue was gone for a while (the broker connection dropped): notifications created
     // meanwhile never reached this instance's subscribers. End every live subscription here
     // (the gateways' connections close with 1012, and so do their clients'), so that each
