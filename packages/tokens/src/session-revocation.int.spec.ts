@@ -201,9 +201,14 @@ describe('the Redis copy of ended sessions, when Redis loses it', () => {
     expect(await score(again)).toBe(now + 960_000);
 
     now += 11_000;
-    await revocations.revoke([randomUUID()], 60);
+    const newest = randomUUID();
+    await revocations.revoke([newest], 60);
     expect(await revocations.revokedAmong([short, long, again])).toEqual(new Set([long, again]));
     expect(await revocations.isComplete()).toBe(true);
+    // What it lists: the sessions whose entries are still in time, never the marker.
+    expect((await revocations.listed()).toSorted()).toEqual([long, again, newest].toSorted());
+    now += 70_000; // past the newest one's time, not yet pruned by a write
+    expect((await revocations.listed()).toSorted()).toEqual([long, again].toSorted());
   });
 });
 

@@ -49,6 +49,8 @@ export interface SessionRevocations {
   currentMarker(): Promise<string>;
   /** Rebuilds the set from the database; concurrent calls in this process share one. */
   rebuild(): Promise<unknown>;
+  /** The sessions the set lists as ended now (entries not past their time; no marker). */
+  listed(): Promise<string[]>;
 }
 
 export interface SessionRevocationsOptions {
@@ -157,6 +159,11 @@ export function createSessionRevocations(
 
     async isRevoked(sessionId) {
       return (await revokedAmong([sessionId])).has(sessionId);
+    },
+
+    async listed() {
+      const members = await redis.zrangebyscore(REVOKED_SESSIONS_KEY, clock(), MARKER_SCORE);
+      return members.filter((member) => !member.startsWith(completeMarker('')));
     },
 
     revokedAmong,

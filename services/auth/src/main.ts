@@ -26,7 +26,7 @@ import { createPasswordHasher } from './password.hasher';
 import { relyingPartyOf } from './passkey.config';
 import { createPasskeyChallengeRepository, createPasskeyRepository } from './passkey.repository';
 import { createPasskeyService } from './passkey.service';
-import { createRevocationRestorer } from './revocation.restorer';
+import { createRevocationRestorer, startRevocationSweep } from './revocation.restorer';
 import { createSecretBox } from './secret-box';
 import { createSessionRepository } from './session.repository';
 import { createSessionService, revocationTtlSeconds } from './session.service';
@@ -94,6 +94,9 @@ lifecycle.run(async () => {
     // Kept in the database like the signing keys: every instance derives with the same key.
     successorKey: await sessionRepository.ensureSuccessorKey(newSuccessorKey()),
   });
+  // A revocation whose Redis write timed out but landed is finished in the database.
+  const stopSweep = startRevocationSweep({ revocations: revocationCopy, sessions, logger });
+  lifecycle.onShutdown('revocation sweep', async () => stopSweep());
   // Sliding windows in Redis: password guesses and mails per account.
   const guesses = createGuessRepository(redis);
   const oneTimeTokens = createOneTimeTokenService({

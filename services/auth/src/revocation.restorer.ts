@@ -1,5 +1,7 @@
+import type { Logger } from '@platform/logger';
 import type { RevokedSession, SessionRevocations } from '@platform/tokens';
 import type { SessionRepository } from './session.repository';
+import type { SessionService } from './session.service';
 
 /**
  * Rebuilds the Redis copy of ended sessions from the database after Redis lost it (see
@@ -54,4 +56,45 @@ export function createRevocationRestorer(deps: {
       return true;
     },
   };
+}
+
+/** How often each auth instance looks for revocations that reached Redis but not the database. */
+export const REVOCATION_SWEEP_MS = 30_000;
+
+/**
+ * Every `intervalMs` (one turn at a time): the sessions the Redis copy lists as ended that the
+ * database still holds live are ended (`SessionService.completeListedRevocations`). The copy's
+ * entries last longer than any turn's wait, so each is looked at before it ages out. A turn that
+ * fails (Redis or the database unreachable) is logged and tried again at the next. Stops with
+ * the returned function.
+ */
+export function startRevocationSweep(deps: {
+  revocations: Pick<SessionRevocations, 'listed'>;
+  sessions: Pick<SessionService, 'completeListedRevocations'>;
+  logger: Pick<Logger, 'warn'>;
+  intervalMs?: number;
+}): () => void {
+  let turn: Promise<void> | undefined;
+  const sweep = async () => {
+    const ended = await deps.sessions.completeListedRevocations(await deps.revocations.listed());
+    if (ended > 0)
+      deps.logger.warn(
+        { ended },
+        'sessions ended whose revocation had reached Redis but not the database (its request failed)',
+      );
+  };
+  const timer = setInterval(() => {
+    turn ??= sweep()
+      .catch((error: unknown) =>
+        deps.logger.warn(
+          { err: error },
+          'could not compare ended sessions with Redis; trying again',
+        ),
+      )
+      .finally(() => {
+        turn = undefined;
+      });
+  }, deps.intervalMs ?? REVOCATION_SWEEP_MS);
+  timer.unref();
+  return () => clearInterval(timer);
 }

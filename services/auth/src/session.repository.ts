@@ -66,6 +66,8 @@ export interface SessionRepository {
   liveToken(tx: AuthTx, sessionId: string): Promise<LiveToken | null>;
   /** Not revoked, not expired at `at`; most recently used first. */
   listActive(userId: string, at: Date): Promise<Session[]>;
+  /** Those of `sessionIds` that are not revoked and not past their absolute expiry at `at`. */
+  liveAmong(sessionIds: readonly string[], at: Date): Promise<{ id: string; userId: string }[]>;
   /**
    * Marks revoked the user's sessions that are neither revoked nor past their absolute expiry
    * at `at`, in one statement: of concurrent calls, one ends each session. Returns their ids.
@@ -196,6 +198,17 @@ export function createSessionRepository(db: PrismaClient): SessionRepository {
       return db.session.findMany({
         where: { userId, revokedAt: null, idleExpiresAt: { gt: at }, expiresAt: { gt: at } },
         orderBy: { lastUsedAt: 'desc' },
+      });
+    },
+
+    liveAmong(sessionIds, at) {
+      return db.session.findMany({
+        where: {
+          id: { in: [...sessionIds] },
+          revokedAt: null,
+          expiresAt: { gt: at },
+        },
+        select: { id: true, userId: true },
       });
     },
 

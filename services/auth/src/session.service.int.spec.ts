@@ -196,6 +196,42 @@ describe('SessionService against PostgreSQL and Redis', () => {
     expect(await world.revocations.isRevoked(sessionId)).toBe(true);
   });
 
+  it('finishes a revocation that reached Redis though its change rolled back: the session ends, is announced, and refreshes no more', async () => {
+    const userId = randomUUID();
+    const [ended, kept] = [
+      await service().open(userId, undefined),
+      await service().open(userId, undefined),
+    ];
+    // A logout whose Redis write timed out (reported failed, so it rolled back) but landed.
+    const failed = world.transactions.run(async (tx) => {
+      await service().endWithin(tx, userId, { only: ended.sessionId }, 'logout');
+      throw new Error('the Redis write timed out');
+    });
+    await expect(failed).rejects.toThrow('the Redis write timed out');
+    expect((await sessionRow(ended.sessionId)).revokedAt).toBeNull();
+    // Without the sweep, the session would go on refreshing (tokens the copy refuses, until
+    // its entry ages out and they work again).
+    const refreshed = await refresh(ended.refreshToken);
+    expect(refreshed.sessionId).toBe(ended.sessionId);
+
+    // What the copy lists of this user's sessions (other tests leave entries of their own).
+    const listed = (await world.revocations.listed()).filter((id) =>
+      [ended.sessionId, kept.sessionId].includes(id),
+    );
+    expect(listed).toEqual([ended.sessionId]);
+    expect(await service().completeListedRevocations(listed)).toBe(1);
+    expect((await sessionRow(ended.sessionId)).revokedAt).not.toBeNull();
+    expect((await sessionRow(kept.sessionId)).revokedAt).toBeNull();
+    expect(await revokedEventsOf(ended.sessionId)).toEqual([
+      expect.objectContaining({
+        payload: { userId, sessionId: ended.sessionId, reason: 'revoked' },
+      }),
+    ]);
+    expect((await appErrorOf(refresh(refreshed.refreshToken))).code).toBe('UNAUTHENTICATED');
+    // Done once: the next turn finds nothing to end.
+    expect(await service().completeListedRevocations(listed)).toBe(0);
+  });
+
   it('fails a logout while Redis is unreachable and leaves nothing half done; works again once it is back', async () => {
     const { hostname, port } = new URL(world.run.redisUrl);
     const proxy = await createTcpProxy({ host: hostname, port: Number(port) });

@@ -72,6 +72,16 @@ export interface SessionService {
   listActive(userId: string): Promise<Session[]>;
   /** Ends one of the user's active sessions; NOT_FOUND if it is not one. */
   revoke(userId: string, sessionId: string): Promise<void>;
+  /**
+   * Ends the sessions among `listed` (what the Redis copy lists as ended) that the database
+   * still holds live, each with its auth.session_revoked event: a revocation whose Redis write
+   * was reported failed (so its transaction rolled back, and its caller was told 503) but reached
+   * Redis anyway. Their tokens are refused already; left live, `refreshSession` would go on
+   * issuing tokens the copy refuses, and once the entry aged out the session would work again,
+   * though its user was answered 401 "session ended" meanwhile. What was asked is done instead.
+   * How many it ended.
+   */
+  completeListedRevocations(listed: readonly string[]): Promise<number>;
   /** Ends every active session of the user but `exceptSessionId`; says how many. */
   revokeAll(
     userId: string,
@@ -298,6 +308,20 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         endWithin(tx, userId, { only: sessionId }, 'revoked'),
       );
       if (ended.length === 0) throw AppError.notFound('Session');
+    },
+
+    async completeListedRevocations(listed) {
+      const live = await sessions.liveAmong(
+        listed.filter((id) => isUuid(id)),
+        clock(),
+      );
+      let ended = 0;
+      for (const { id, userId } of live) {
+        // A revocation still committing is waited for here, and then ends nothing more.
+        const now = await transactions.run((tx) => endWithin(tx, userId, { only: id }, 'revoked'));
+        ended += now.length;
+      }
+      return ended;
     },
 
     async revokeAll(userId, reason, exceptSessionId) {

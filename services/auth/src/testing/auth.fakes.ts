@@ -145,6 +145,14 @@ export function createFakeSessionRepository(): FakeSessionRepository {
         .filter((session) => session.userId === userId && isActive(session, at))
         .sort((a, b) => b.lastUsedAt.getTime() - a.lastUsedAt.getTime());
     },
+    async liveAmong(sessionIds, at) {
+      return sessionIds.flatMap((id) => {
+        const session = sessions.get(id);
+        return session && !session.revokedAt && session.expiresAt > at
+          ? [{ id, userId: session.userId }]
+          : [];
+      });
+    },
     async endedSince(since) {
       return [...sessions.values()].flatMap((session) =>
         session.revokedAt && session.revokedAt > since
@@ -348,6 +356,9 @@ export function createFakeRevocations(): FakeRevocations {
     },
     async revokedAmong(sessionIds) {
       return new Set(sessionIds.filter((sessionId) => entries.has(sessionId)));
+    },
+    async listed() {
+      return [...entries.keys()];
     },
   };
   return fake;
