@@ -296,9 +296,11 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
 
   async function factorAdded(tx: AuthTransaction, userId: string, keepSessionId: string) {
     if ((await repository.countFactors(tx.client, userId)) !== 1) return;
-    await sessions.endWithin(tx, userId, { except: keepSessionId }, 'logout_all');
-    // Device tokens earned with the password alone get no bucket of their own any more.
+    // Device tokens earned with the password alone get no bucket of their own any more. Before
+    // the sessions end: their end reaches Redis at once, and should this fail after it, the
+    // rolled-back change would leave them ended there (the revocation sweep finishes those).
     await guard.forgetDevices(accountOf(userId));
+    await sessions.endWithin(tx, userId, { except: keepSessionId }, 'logout_all');
   }
 
   async function requireRecentIfEnrolled(userId: string, sessionId: string | undefined) {

@@ -202,14 +202,13 @@ export function createSessionRepository(db: PrismaClient): SessionRepository {
     },
 
     liveAmong(sessionIds, at) {
-      return db.session.findMany({
-        where: {
-          id: { in: [...sessionIds] },
-          revokedAt: null,
-          expiresAt: { gt: at },
-        },
-        select: { id: true, userId: true },
-      });
+      // One array parameter, however many ids (the Redis copy lists every recent revocation).
+      return db.$queryRawUnsafe<{ id: string; userId: string }[]>(
+        `SELECT id::text, user_id::text AS "userId" FROM "auth"."sessions"
+          WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL AND expires_at > $2::timestamptz`,
+        [...sessionIds],
+        at,
+      );
     },
 
     async revoke(tx, userId, which, reason, at) {

@@ -49,13 +49,20 @@ export async function activeSessionPayload(
   deviceToken: string | undefined,
   context: UsersContext,
   refusal: () => AppError,
+  logger: Pick<Logger, 'warn'>,
 ) {
   const user = tokens ? await context.users.load(tokens.userId) : null;
   if (!tokens || !user || !isActive(user)) {
+    // Its tokens go to nobody; a session left open would still be listed, and count.
     if (tokens)
       await auth
         .revokeSession({ userId: tokens.userId, sessionId: tokens.sessionId })
-        .catch(() => undefined);
+        .catch((error: unknown) =>
+          logger.warn(
+            { err: error, userId: tokens.userId, sessionId: tokens.sessionId },
+            'could not end the session of an account no longer active; its tokens were not handed out',
+          ),
+        );
     throw refusal();
   }
   return payload(tokens, user, deviceToken);
@@ -244,8 +251,13 @@ export function createAuthResolvers(
           });
         // The account is read again once the session exists: one disabled while the password
         // was being checked (its lock-out ran before this session committed) gets no session.
-        return activeSessionPayload(auth, tokens, deviceToken, context, () =>
-          AppError.unauthenticated(INVALID_LOGIN),
+        return activeSessionPayload(
+          auth,
+          tokens,
+          deviceToken,
+          context,
+          () => AppError.unauthenticated(INVALID_LOGIN),
+          logger,
         );
       },
 
@@ -254,8 +266,13 @@ export function createAuthResolvers(
           refreshToken: args.refreshToken,
           userAgent: context.userAgent ?? '',
         });
-        return activeSessionPayload(auth, tokens, undefined, context, () =>
-          AppError.unauthenticated('Invalid or expired refresh token'),
+        return activeSessionPayload(
+          auth,
+          tokens,
+          undefined,
+          context,
+          () => AppError.unauthenticated('Invalid or expired refresh token'),
+          logger,
         );
       },
 

@@ -25,8 +25,8 @@ lifecycle.run(async () => {
   const profiles = createProfileResolvers({ users, auth, permissions });
   const email = createEmailResolvers({ users, auth }, throttle);
   const identity = createAuthResolvers({ users, auth, permissions }, throttle, logger);
-  const mfa = createMfaResolvers({ users, auth }, throttle);
-  const passkeys = createPasskeyResolvers({ auth }, throttle);
+  const mfa = createMfaResolvers({ users, auth }, throttle, logger);
+  const passkeys = createPasskeyResolvers({ auth }, throttle, logger);
   const oidc = createOidcResolvers({ users, auth, permissions }, throttle, logger);
   await runtime.serve({
     name: 'users',

@@ -1,3 +1,4 @@
+import type { Logger } from '@platform/logger';
 import DataLoader from 'dataloader';
 import { AppError } from '@platform/errors';
 import { PERMISSIONS } from '@platform/permissions';
@@ -59,6 +60,7 @@ export function challengeOf(challenge: authV1.MfaChallenge) {
 export function createMfaResolvers(
   { users, auth }: Pick<IdentityClients, 'users' | 'auth'>,
   throttle: AddressThrottle,
+  logger: Pick<Logger, 'warn'>,
 ) {
   /** The tokens of a completed sign-in, refused if the account was disabled meanwhile. */
   async function signedIn(
@@ -68,8 +70,13 @@ export function createMfaResolvers(
   ) {
     return {
       __typename: 'AuthPayload' as const,
-      ...(await activeSessionPayload(auth, tokens, deviceToken, context, () =>
-        AppError.unauthenticated(INVALID_LOGIN),
+      ...(await activeSessionPayload(
+        auth,
+        tokens,
+        deviceToken,
+        context,
+        () => AppError.unauthenticated(INVALID_LOGIN),
+        logger,
       )),
     };
   }

@@ -66,8 +66,13 @@ export function createOidcResolvers(
   ) {
     return {
       __typename: 'AuthPayload' as const,
-      ...(await activeSessionPayload(auth, tokens, deviceToken, context, () =>
-        signInFailed(provider),
+      ...(await activeSessionPayload(
+        auth,
+        tokens,
+        deviceToken,
+        context,
+        () => signInFailed(provider),
+        logger,
       )),
     };
   }

@@ -1,3 +1,4 @@
+import type { Logger } from '@platform/logger';
 import { AppError } from '@platform/errors';
 import type { authV1 } from '@platform/proto';
 import { requireViewer } from '@platform/subgraph';
@@ -40,6 +41,7 @@ const passkeyOf = (passkey: authV1.Passkey) => ({
 export function createPasskeyResolvers(
   { auth }: Pick<IdentityClients, 'auth'>,
   throttle: AddressThrottle,
+  logger: Pick<Logger, 'warn'>,
 ) {
   return {
     Query: {
@@ -144,7 +146,7 @@ export function createPasskeyResolvers(
           deviceToken: deviceToken.length <= MAX_ID_LENGTH ? deviceToken : '',
         });
         // A disabled account's passkey opens nothing: the session just opened ends at once.
-        return activeSessionPayload(auth, tokens, issued, context, signInFailed);
+        return activeSessionPayload(auth, tokens, issued, context, signInFailed, logger);
       },
     },
   };
