@@ -322,14 +322,18 @@ describe('notifications: inbox, preferences and the email channel', () => {
       internalToken: run.internalToken,
     });
     try {
-      const left = await notifications.listNotifications({
-        recipientId: grace.id,
-        first: 50,
-        after: '',
-        unreadOnly: false,
-        withUnreadCount: false,
-      });
-      expect(left.totalCount).toBe(0);
+      // Sends are refused from the moment the deletion's tombstone commits; her notifications
+      // go in the transaction that follows it, a moment later.
+      await eventually(async () => {
+        const left = await notifications.listNotifications({
+          recipientId: grace.id,
+          first: 50,
+          after: '',
+          unreadOnly: false,
+          withUnreadCount: false,
+        });
+        expect(left.totalCount).toBe(0);
+      }, 10_000);
     } finally {
       notifications.close();
     }

@@ -25,7 +25,7 @@ async function received(subscription: AsyncIterableIterator<notificationV1.Notif
   for (;;) {
     const next = await Promise.race([
       subscription.next(),
-      new Promise<undefined>((resolve) => setImmediate(resolve)),
+      new Promise<undefined>((resolve) => setImmediate(() => resolve(undefined))),
     ]);
     if (!next || next.done) return titles;
     titles.push(next.value.title);
