@@ -1,5 +1,6 @@
 import { Prisma, type Credential, type PrismaClient } from '@platform/db';
 import type { AuthTx } from './auth.transactions';
+import { lockUser } from './user-lock';
 
 export interface CredentialRepository {
   find(userId: string): Promise<Credential | null>;
@@ -11,10 +12,7 @@ export interface CredentialRepository {
   upsert(tx: AuthTx, userId: string, passwordHash: string): Promise<void>;
   /** Removes the password and every other way in: TOTP, recovery codes, passkeys, challenges. */
   delete(tx: AuthTx, userId: string): Promise<void>;
-  /**
-   * Serialises the changes of one user's password (a change, a reset, the removal) until `tx`
-   * ends: of two at once, the second sees what the first did.
-   */
+  /** The user's lock (see `lockUser` in user-lock.ts): of two changes at once, the second sees the first. */
   lockUser(tx: AuthTx, userId: string): Promise<void>;
   /** The user's password hash as `tx` sees it; null without a password. */
   currentHash(tx: AuthTx, userId: string): Promise<string | null>;
@@ -65,8 +63,6 @@ export function createCredentialRepository(db: PrismaClient): CredentialReposito
       });
       return row?.passwordHash ?? null;
     },
-    async lockUser(tx, userId) {
-      await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('auth.credential'), hashtext(${userId}))`;
-    },
+    lockUser,
   };
 }

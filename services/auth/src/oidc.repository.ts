@@ -1,6 +1,7 @@
 import { Prisma, type PrismaClient } from '@platform/db';
 import type { Redis } from '@platform/redis';
 import type { AuthTx } from './auth.transactions';
+import { lockUser } from './user-lock';
 
 export interface LinkedAccountRow {
   id: string;
@@ -26,22 +27,16 @@ export interface LinkedAccountRepository {
    */
   lockByUser(tx: AuthTx, userId: string): Promise<{ id: string }[]>;
   remove(tx: AuthTx, userId: string, id: string): Promise<boolean>;
+  /**
+   * Whether this link of the user's is still there, under the user's lock (held until `tx` ends):
+   * the admission of a sign-in through it, which an unlink or a deletion either waits for or
+   * has already refused.
+   */
+  stillLinked(tx: AuthTx, userId: string, id: string): Promise<boolean>;
   /** Whether the user can sign in another way: a password or a passkey. */
   hasOtherMethod(tx: AuthTx, userId: string): Promise<boolean>;
   /** Whether the user can sign in at all: a password, a passkey or a linked account. */
   canSignIn(tx: AuthTx, userId: string): Promise<boolean>;
-}
-
-/**
- * One lock per user, held until `tx` ends, taken by every transaction that removes a way in
- * (unlinking an account, removing a passkey) before it counts what is left: two removals at
- * once count one after the other, so they cannot both leave "one other way" and together none.
- */
-async function lockWaysIn(tx: AuthTx, userId: string): Promise<void> {
-  await tx.$executeRawUnsafe(
-    `SELECT pg_advisory_xact_lock(hashtextextended('auth.ways-in:' || $1, 0))`,
-    userId,
-  );
 }
 
 const isUniqueViolation = (error: unknown) =>
@@ -80,7 +75,7 @@ export function createLinkedAccountRepository(db: PrismaClient): LinkedAccountRe
       }
     },
     async lockByUser(tx, userId) {
-      await lockWaysIn(tx, userId);
+      await lockUser(tx, userId);
       return tx.$queryRaw<{ id: string }[]>`
         SELECT id::text AS id FROM auth.linked_accounts WHERE user_id = ${userId}::uuid FOR UPDATE`;
     },
@@ -88,9 +83,13 @@ export function createLinkedAccountRepository(db: PrismaClient): LinkedAccountRe
       const { count } = await tx.linkedAccount.deleteMany({ where: { id, userId } });
       return count === 1;
     },
+    async stillLinked(tx, userId, id) {
+      await lockUser(tx, userId);
+      return (await tx.linkedAccount.count({ where: { id, userId } })) === 1;
+    },
     hasOtherMethod,
     async canSignIn(tx, userId) {
-      await lockWaysIn(tx, userId);
+      await lockUser(tx, userId);
       if (await hasOtherMethod(tx, userId)) return true;
       return (await tx.linkedAccount.count({ where: { userId } })) > 0;
     },

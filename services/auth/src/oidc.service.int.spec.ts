@@ -9,10 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOidcClient } from './oidc.client';
 import type { OidcProviderConfig } from './oidc.config';
 import type { OidcCompletion } from './oidc.service';
+import type { AuthTx } from './auth.transactions';
 import { appErrorOf } from './testing/app-error';
 import { createTestClock } from './testing/auth.fakes';
 import { useAuthTestWorld } from './testing/auth.test-world';
 import { wireOverWorld, type WiringOptions } from './testing/auth.wiring';
+import { inLockOrder } from './testing/lock-holder';
+import { lockUser } from './user-lock';
 
 const REDIRECT_URI = 'http://localhost:3000/oidc/callback';
 const HOME = { address: '198.51.100.7' };
@@ -279,6 +282,30 @@ describe('OidcService against a real OpenID Connect provider, PostgreSQL and Red
       (await world.db.session.findUniqueOrThrow({ where: { id } })).revokedAt;
     expect(await revokedAt(elsewhere.tokens.sessionId)).not.toBeNull();
     expect(await revokedAt(sessionId)).toBeNull();
+  });
+
+  it('leaves no session opened through a provider unlinked while the sign-in finished, either way round', async () => {
+    const { oidc, sessions } = services();
+    for (const signInFirst of [true, false]) {
+      const [a, b] = [person(), person()];
+      const { userId, sessionId } = await accountThrough(oidc, a);
+      await oidc.link(userId, sessionId, b.email!, await linkTokenOf(oidc, b.sub));
+      const link = (await oidc.list(userId)).find((account) => account.email === b.email);
+      const signIn = () => signInAs(oidc, b.sub);
+      const unlink = () => oidc.unlink(userId, sessionId, link!.id);
+      const take = (client: AuthTx) => lockUser(client, userId);
+      const [signedIn, unlinked] = signInFirst
+        ? await inLockOrder(world.transactions, world.db, take, signIn, unlink)
+        : (await inLockOrder(world.transactions, world.db, take, unlink, signIn)).reverse();
+      expect(unlinked?.status).toBe('fulfilled');
+      if (signInFirst) expect(signedIn).toMatchObject({ value: { kind: 'signed-in', userId } });
+      else
+        expect(signedIn?.status === 'rejected' && signedIn.reason).toMatchObject({
+          code: 'UNAUTHENTICATED',
+        });
+      const active = (await sessions.listActive(userId)).map((session) => session.id);
+      expect(active).toEqual([sessionId]);
+    }
   });
 
   it('never lets unlinking the last provider and removing the last passkey at once leave no way in, every time', async () => {

@@ -3,7 +3,7 @@ import { createEvent } from '@platform/events';
 import { isUuid, normalizeEmail } from '@platform/validation';
 import { timingSafeEqual } from 'node:crypto';
 import * as client from 'openid-client';
-import type { AuthTransactions } from './auth.transactions';
+import type { AuthTransactions, AuthTx } from './auth.transactions';
 import { accountOf, type IssuedChallenge, type MfaService } from './mfa.service';
 import type { OidcClient, OidcIdentity } from './oidc.client';
 import type { OidcProviderConfig } from './oidc.config';
@@ -231,7 +231,19 @@ export function createOidcService(deps: OidcServiceDeps): OidcService {
       const linked = await links.findBySubject(provider.name, subject);
       if (linked) {
         // Keyed by (provider, subject) alone: what the provider now says the email is changes nothing.
-        const challenge = await mfa.challengeFor(linked.userId, userAgent, guessing.deviceToken);
+        // What the sign-in creates (its challenge or session) commits under the user's lock, if
+        // the link is still there: an unlink or a deletion that committed since it was read
+        // refuses the sign-in, and one that comes after ends what it created with the rest.
+        const stillLinked = async (tx: AuthTx) => {
+          if (!(await links.stillLinked(tx, linked.userId, linked.id)))
+            throw signInFailed(provider.name);
+        };
+        const challenge = await mfa.challengeFor(
+          linked.userId,
+          userAgent,
+          guessing.deviceToken,
+          stillLinked,
+        );
         if (challenge) return { kind: 'mfa', userId: linked.userId, challenge };
         const deviceToken = await guard.deviceTokenFor(
           accountOf(linked.userId),
@@ -240,7 +252,7 @@ export function createOidcService(deps: OidcServiceDeps): OidcService {
         return {
           kind: 'signed-in',
           userId: linked.userId,
-          tokens: await sessions.open(linked.userId, userAgent),
+          tokens: await sessions.open(linked.userId, userAgent, stillLinked),
           deviceToken,
         };
       }

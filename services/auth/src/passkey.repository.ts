@@ -1,6 +1,7 @@
 import type { PrismaClient } from '@platform/db';
 import type { Redis } from '@platform/redis';
 import type { AuthTx } from './auth.transactions';
+import { lockUser } from './user-lock';
 
 export interface PasskeyRow {
   id: string;
@@ -44,8 +45,16 @@ export interface PasskeyRepository {
    * first with the same or a later counter (a clone, or a replay racing it).
    */
   recordUse(id: string, previous: number, counter: number, at: Date): Promise<boolean>;
-  /** Removes one of the user's passkeys; false if it is not theirs. */
+  /**
+   * Removes one of the user's passkeys, under the user's lock (user-lock.ts, held until `tx`
+   * ends); false if it is not theirs.
+   */
   remove(tx: AuthTx, userId: string, id: string): Promise<boolean>;
+  /**
+   * Whether this passkey of the user's is still registered, under the user's lock: the admission
+   * of a sign-in with it, which a removal or a deletion either waits for or has already refused.
+   */
+  stillRegistered(tx: AuthTx, userId: string, id: string): Promise<boolean>;
   /** How many passkeys each of these users has (absent: none). */
   countByUser(userIds: readonly string[]): Promise<Map<string, number>>;
 }
@@ -123,8 +132,14 @@ export function createPasskeyRepository(db: PrismaClient): PasskeyRepository {
     },
 
     async remove(tx, userId, id) {
+      await lockUser(tx, userId);
       const { count } = await tx.passkey.deleteMany({ where: { id, userId } });
       return count === 1;
+    },
+
+    async stillRegistered(tx, userId, id) {
+      await lockUser(tx, userId);
+      return (await tx.passkey.count({ where: { id, userId } })) === 1;
     },
 
     async countByUser(userIds) {

@@ -5,6 +5,8 @@ import { appErrorOf } from './testing/app-error';
 import { createTestClock } from './testing/auth.fakes';
 import { useAuthTestWorld } from './testing/auth.test-world';
 import { TEST_RELYING_PARTY, wireOverWorld } from './testing/auth.wiring';
+import { inLockOrder } from './testing/lock-holder';
+import { lockUser } from './user-lock';
 
 const PASSWORD = 'correct horse battery';
 const HOME = { address: '198.51.100.1' };
@@ -104,5 +106,80 @@ describe('PasskeyService against PostgreSQL and Redis', () => {
       { change: 'passkey_added', mfaEnrolled: true, stateVersion: 1 },
       { change: 'passkey_removed', mfaEnrolled: false, stateVersion: 2 },
     ]);
+  });
+
+  describe('a passkey sign-in racing the removal of its passkey or of the account', () => {
+    const inOrder = <A, B>(userId: string, first: () => Promise<A>, second: () => Promise<B>) =>
+      inLockOrder(
+        world.transactions,
+        world.db,
+        (client) => lockUser(client, userId),
+        first,
+        second,
+      );
+
+    const activeSessions = async (userId: string) =>
+      (await services().sessions.listActive(userId)).map((session) => session.id);
+
+    it('ends the session of a sign-in that checked the assertion before the removal committed', async () => {
+      const { passkeys } = services();
+      const { userId, sessionId, authenticator, passkey } = await withPasskey();
+      const assertion = authenticator.get(await passkeys.beginLogin());
+      const [signIn, removal] = await inOrder(
+        userId,
+        () => passkeys.finishLogin(assertion, undefined, HOME),
+        () => passkeys.remove(userId, sessionId, passkey.id),
+      );
+      expect(removal.status).toBe('fulfilled');
+      if (signIn.status !== 'fulfilled') throw signIn.reason;
+      const { tokens } = signIn.value as { tokens: { sessionId: string } };
+      expect(await activeSessions(userId)).toEqual([sessionId]);
+      expect(tokens.sessionId).not.toBe(sessionId);
+    });
+
+    it('refuses a sign-in whose passkey was removed after it was read, opening nothing', async () => {
+      const { passkeys } = services();
+      const { userId, sessionId, authenticator, passkey } = await withPasskey();
+      const assertion = authenticator.get(await passkeys.beginLogin());
+      const [removal, signIn] = await inOrder(
+        userId,
+        () => passkeys.remove(userId, sessionId, passkey.id),
+        () => passkeys.finishLogin(assertion, undefined, HOME),
+      );
+      expect(removal.status).toBe('fulfilled');
+      expect(signIn.status).toBe('rejected');
+      expect(signIn.status === 'rejected' && signIn.reason).toMatchObject({
+        code: 'UNAUTHENTICATED',
+      });
+      expect(await activeSessions(userId)).toEqual([sessionId]);
+    });
+
+    it('leaves no live session on an account deleted while one of its sign-ins was finishing, either way round', async () => {
+      const { passkeys, credentials } = services();
+      const deleteAccount = (userId: string) =>
+        credentials.delete(userId, {
+          actorId: randomUUID(),
+          currentPassword: undefined,
+          client: HOME,
+        });
+      for (const signInFirst of [true, false]) {
+        const { userId, authenticator } = await withPasskey();
+        const assertion = authenticator.get(await passkeys.beginLogin());
+        const signIn = () => passkeys.finishLogin(assertion, undefined, HOME);
+        const deletion = () => deleteAccount(userId);
+        const [signedIn, deleted] = signInFirst
+          ? await inOrder(userId, signIn, deletion)
+          : (await inOrder(userId, deletion, signIn)).reverse();
+        expect(signedIn?.status).toBe(signInFirst ? 'fulfilled' : 'rejected');
+        expect(deleted?.status).toBe('fulfilled');
+        expect(await activeSessions(userId)).toEqual([]);
+        expect(await world.db.passkey.count({ where: { userId } })).toBe(0);
+        // The deleted account's passkey opens nothing later either.
+        const later = authenticator.get(await passkeys.beginLogin());
+        expect(await appErrorOf(passkeys.finishLogin(later, undefined, HOME))).toMatchObject({
+          code: 'UNAUTHENTICATED',
+        });
+      }
+    });
   });
 });

@@ -390,7 +390,13 @@ export function createPasskeyService(deps: PasskeyServiceDeps): PasskeyService {
       }
       if (mfaHash && open) return mfa.complete(mfaHash, open);
       const deviceToken = await guard.deviceTokenFor(accountOf(passkey.userId), client.deviceToken);
-      return { tokens: await sessions.open(passkey.userId, userAgent), deviceToken };
+      // Opened under the user's lock, if the passkey is still theirs: a removal of it (or of the
+      // account) that committed since it was read refuses this sign-in, and one that comes
+      // after ends its session with the others.
+      const tokens = await sessions.open(passkey.userId, userAgent, async (tx) => {
+        if (!(await passkeys.stillRegistered(tx, passkey.userId, passkey.id))) throw signInFailed();
+      });
+      return { tokens, deviceToken };
     },
 
     async list(userId) {

@@ -31,3 +31,26 @@ export async function untilWaitingForLocks(db: Database, count: number): Promise
     expect(row?.waiting).toBe(count);
   });
 }
+
+/**
+ * Holds a lock (taken with `take`) while `first` and then `second` start and queue for it, then
+ * lets them through in that order: the interleaving where the first has made all its checks
+ * before the second commits. Both outcomes, settled.
+ */
+export async function inLockOrder<A, B>(
+  transactions: AuthTransactions,
+  db: Database,
+  take: (client: AuthTx) => Promise<unknown>,
+  first: () => Promise<A>,
+  second: () => Promise<B>,
+): Promise<[PromiseSettledResult<A>, PromiseSettledResult<B>]> {
+  const held = await holdLock(transactions, take);
+  const a = first();
+  a.catch(() => undefined);
+  await untilOneWaitsForALock(db);
+  const b = second();
+  b.catch(() => undefined);
+  await untilWaitingForLocks(db, 2);
+  await held.release();
+  return Promise.allSettled([a, b]);
+}

@@ -51,6 +51,9 @@ export function createFakeLinkedAccountRepository(
       if (rows.get(id)?.userId !== userId) return false;
       return rows.delete(id);
     },
+    async stillLinked(_tx, userId, id) {
+      return rows.get(id)?.userId === userId;
+    },
     hasOtherMethod(_tx, userId) {
       return otherMethod(userId);
     },

@@ -60,6 +60,9 @@ export function createFakePasskeyRepository(): FakePasskeyRepository {
       if (rows.get(id)?.userId !== userId) return false;
       return rows.delete(id);
     },
+    async stillRegistered(_tx, userId, id) {
+      return rows.get(id)?.userId === userId;
+    },
     async countByUser(userIds) {
       const counts = new Map<string, number>();
       for (const row of rows.values())
