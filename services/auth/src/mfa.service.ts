@@ -134,10 +134,11 @@ export interface MfaService {
   /** Counts a wrong answer to the challenge (used up after MAX_CHALLENGE_FAILURES). */
   countChallengeFailure(tokenHash: string): Promise<void>;
   /**
-   * Uses the challenge up and opens the session, in one transaction: the end of every way of
-   * answering it (UNAUTHENTICATED if it is no longer open).
+   * Uses the challenge up and opens the session, in one transaction that runs `admit` first (the
+   * passkey answering is still registered): the end of every way of answering it
+   * (UNAUTHENTICATED if it is no longer open).
    */
-  complete(tokenHash: string, open: ChallengeRow): Promise<MfaSignIn>;
+  complete(tokenHash: string, open: ChallengeRow, admit?: Admit): Promise<MfaSignIn>;
 }
 
 export interface MfaServiceDeps {
@@ -351,8 +352,12 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
     tokenHash: string,
     open: ChallengeRow,
     answer: (tx: AuthTransaction) => Promise<boolean>,
+    admit?: Admit,
   ): Promise<MfaSignIn | null> {
     const tokens = await transactions.run(async (tx) => {
+      // Before the challenge's row lock: a change of the user's ways in takes the user's lock
+      // first and the challenge rows after, and so must everything else that takes both.
+      await admit?.(tx.client);
       const at = clock();
       if (!(await repository.lockChallenge(tx.client, tokenHash, at))) throw invalidChallenge();
       if (!(await answer(tx))) return null;
@@ -539,9 +544,9 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
       return repository.countChallengeFailure(tokenHash, MAX_CHALLENGE_FAILURES, clock());
     },
 
-    async complete(tokenHash, open) {
+    async complete(tokenHash, open, admit) {
       // The passkey's assertion was checked before: nothing more to answer.
-      const signIn = await completeChallenge(tokenHash, open, async () => true);
+      const signIn = await completeChallenge(tokenHash, open, async () => true, admit);
       if (!signIn) throw invalidChallenge();
       return signIn;
     },

@@ -137,6 +137,29 @@ describe('PasskeyService against PostgreSQL and Redis', () => {
       expect(tokens.sessionId).not.toBe(sessionId);
     });
 
+    it('ends the session of a password sign-in whose passkey, its second factor, was removed as it finished', async () => {
+      const { passkeys, credentials } = services();
+      const { userId, sessionId, authenticator, passkey } = await withPasskey();
+      const password = await credentials.login({
+        userId,
+        email: 'ada@example.com',
+        password: PASSWORD,
+        userAgent: undefined,
+        client: HOME,
+      });
+      const challenge = password.mfaChallenge?.challenge;
+      if (!challenge) throw new Error('expected a second-factor challenge');
+      const assertion = authenticator.get(await passkeys.beginLogin(challenge));
+      const [signIn, removal] = await inOrder(
+        userId,
+        () => passkeys.finishLogin(assertion, undefined, HOME),
+        () => passkeys.remove(userId, sessionId, passkey.id),
+      );
+      expect(removal.status).toBe('fulfilled');
+      expect(signIn).toMatchObject({ status: 'fulfilled', value: { tokens: { userId } } });
+      expect(await activeSessions(userId)).toEqual([sessionId]);
+    });
+
     it('refuses a sign-in whose passkey was removed after it was read, opening nothing', async () => {
       const { passkeys } = services();
       const { userId, sessionId, authenticator, passkey } = await withPasskey();

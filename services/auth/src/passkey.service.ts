@@ -388,14 +388,15 @@ export function createPasskeyService(deps: PasskeyServiceDeps): PasskeyService {
         if (mfaHash) await mfa.countChallengeFailure(mfaHash);
         throw signInFailed();
       }
-      if (mfaHash && open) return mfa.complete(mfaHash, open);
-      const deviceToken = await guard.deviceTokenFor(accountOf(passkey.userId), client.deviceToken);
-      // Opened under the user's lock, if the passkey is still theirs: a removal of it (or of the
-      // account) that committed since it was read refuses this sign-in, and one that comes
-      // after ends its session with the others.
-      const tokens = await sessions.open(passkey.userId, userAgent, async (tx) => {
+      // The session is opened under the user's lock, if the passkey is still theirs: a removal
+      // of it (or of the account) that committed since it was read refuses this sign-in, and
+      // one that comes after ends its session with the others.
+      const stillRegistered = async (tx: AuthTx) => {
         if (!(await passkeys.stillRegistered(tx, passkey.userId, passkey.id))) throw signInFailed();
-      });
+      };
+      if (mfaHash && open) return mfa.complete(mfaHash, open, stillRegistered);
+      const deviceToken = await guard.deviceTokenFor(accountOf(passkey.userId), client.deviceToken);
+      const tokens = await sessions.open(passkey.userId, userAgent, stillRegistered);
       return { tokens, deviceToken };
     },
 
