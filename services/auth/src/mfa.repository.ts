@@ -1,5 +1,6 @@
 import type { PrismaClient } from '@platform/db';
 import type { AuthTx } from './auth.transactions';
+import { lockUser } from './user-lock';
 
 export interface TotpFactorRow {
   userId: string;
@@ -109,6 +110,8 @@ export interface MfaRepository {
 
   /** When the user last proved themselves in this session (null if it is not theirs or ended). */
   sessionAuthTimes(userId: string, sessionId: string): Promise<SessionAuthTimes | null>;
+  /** Whether the session is theirs and live, under the user's lock (user-lock.ts) until `tx` ends. */
+  sessionLiveLocked(tx: AuthTx, userId: string, sessionId: string): Promise<boolean>;
   /** Stamps the session as re-authenticated at `at`; false if it is not theirs or ended. */
   stampReauthentication(userId: string, sessionId: string, at: Date): Promise<boolean>;
 }
@@ -322,6 +325,11 @@ export function createMfaRepository(db: PrismaClient): MfaRepository {
         maxFailures,
         at,
       );
+    },
+
+    async sessionLiveLocked(tx, userId, sessionId) {
+      await lockUser(tx, userId);
+      return (await tx.session.count({ where: { id: sessionId, userId, revokedAt: null } })) === 1;
     },
 
     async sessionAuthTimes(userId, sessionId) {

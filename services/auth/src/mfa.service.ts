@@ -3,7 +3,7 @@ import { AppError } from '@platform/errors';
 import { createEvent, type EventPayload } from '@platform/events';
 import { isUuid } from '@platform/validation';
 import { generateSecret, generateURI, verify as verifyTotp } from 'otplib';
-import type { AuthTransaction, AuthTransactions } from './auth.transactions';
+import type { AuthTransaction, AuthTransactions, AuthTx } from './auth.transactions';
 import type { CredentialRepository } from './credential.repository';
 import type { ChallengeRow, MfaRepository, MfaStatusRow, TotpFactorRow } from './mfa.repository';
 import { hashOpaqueToken, isOpaqueToken, newOpaqueToken } from './opaque-token';
@@ -125,6 +125,13 @@ export interface MfaService {
    * old session plus the password. An account without one is protected by its password alone.
    */
   requireRecentIfEnrolled(userId: string, sessionId: string | undefined): Promise<void>;
+  /**
+   * Takes the user's lock (user-lock.ts) and refuses (UNAUTHENTICATED) unless the session is
+   * still live: the first step of a transaction that adds a way in (a passkey, a linked account)
+   * after `requireRecent` passed, so that a deletion or a sign-out everywhere that committed in
+   * between is not outlived by what it added.
+   */
+  requireLiveWithin(tx: AuthTx, userId: string, sessionId: string): Promise<void>;
   /** Stamps the session as re-authenticated now (after a proof checked elsewhere); until when. */
   stampRecent(userId: string, sessionId: string): Promise<Date>;
   /** The open challenge `challenge` names (by its hash), or null if unknown, expired or used. */
@@ -278,6 +285,11 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
   }
 
   /** Refuses unless the session signed in or re-authenticated within the window. */
+  async function requireLiveWithin(tx: AuthTx, userId: string, sessionId: string) {
+    if (!isUuid(sessionId) || !(await repository.sessionLiveLocked(tx, userId, sessionId)))
+      throw AppError.unauthenticated('Session has ended');
+  }
+
   async function requireRecent(userId: string, sessionId: string): Promise<void> {
     const times = isUuid(sessionId) ? await repository.sessionAuthTimes(userId, sessionId) : null;
     if (!times) throw AppError.unauthenticated('Session has ended');
@@ -527,6 +539,7 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
     requireRecentIfEnrolled,
 
     requireRecent,
+    requireLiveWithin,
     stampRecent,
 
     async findChallenge(challenge) {

@@ -291,7 +291,10 @@ describe('OidcService against a real OpenID Connect provider, PostgreSQL and Red
       const { userId, sessionId } = await accountThrough(oidc, a);
       await oidc.link(userId, sessionId, b.email!, await linkTokenOf(oidc, b.sub));
       const link = (await oidc.list(userId)).find((account) => account.email === b.email);
-      const signIn = () => signInAs(oidc, b.sub);
+      // At the provider before the lock is held: only the completion queues for it.
+      const { url, binding } = await oidc.begin('idp', REDIRECT_URI);
+      const { code, state } = await idp.authorize(url, b.sub);
+      const signIn = () => oidc.complete('idp', code, state, binding, 'Firefox', HOME);
       const unlink = () => oidc.unlink(userId, sessionId, link!.id);
       const take = (client: AuthTx) => lockUser(client, userId);
       const [signedIn, unlinked] = signInFirst
@@ -305,6 +308,32 @@ describe('OidcService against a real OpenID Connect provider, PostgreSQL and Red
         });
       const active = (await sessions.listActive(userId)).map((session) => session.id);
       expect(active).toEqual([sessionId]);
+    }
+  });
+
+  it('links nothing to an account deleted while the link finished, either way round', async () => {
+    const { oidc, credentials } = services();
+    for (const linkFirst of [true, false]) {
+      const ada = person();
+      const userId = randomUUID();
+      const { sessionId } = await credentials.create(userId, 'correct horse battery', undefined);
+      const linkToken = await linkTokenOf(oidc, ada.sub);
+      const link = () => oidc.link(userId, sessionId, ada.email!, linkToken);
+      const deletion = () =>
+        credentials.delete(userId, {
+          actorId: randomUUID(),
+          currentPassword: undefined,
+          client: HOME,
+        });
+      const take = (client: AuthTx) => lockUser(client, userId);
+      const [linked, deleted] = linkFirst
+        ? await inLockOrder(world.transactions, world.db, take, link, deletion)
+        : (await inLockOrder(world.transactions, world.db, take, deletion, link)).reverse();
+      expect(deleted?.status).toBe('fulfilled');
+      expect(linked?.status).toBe(linkFirst ? 'fulfilled' : 'rejected');
+      expect(await world.db.linkedAccount.count({ where: { userId } })).toBe(0);
+      // The provider account is free to sign up again.
+      expect(await signInAs(oidc, ada.sub)).toMatchObject({ kind: 'unlinked' });
     }
   });
 

@@ -108,7 +108,7 @@ export interface OidcServiceDeps {
   oidc: OidcClient;
   states: OidcStateRepository;
   links: LinkedAccountRepository;
-  mfa: Pick<MfaService, 'challengeFor' | 'requireRecent' | 'wayInRemoved'>;
+  mfa: Pick<MfaService, 'challengeFor' | 'requireRecent' | 'requireLiveWithin' | 'wayInRemoved'>;
   guard: PasswordGuard;
   sessions: Pick<SessionService, 'open'>;
   transactions: AuthTransactions;
@@ -309,6 +309,9 @@ export function createOidcService(deps: OidcServiceDeps): OidcService {
       // user's session links nothing.
       if (!pending || pending.email !== normalizeEmail(userEmail)) throw badLinkToken();
       const row = await transactions.run(async (tx) => {
+        // A deletion (or a sign-out everywhere) that committed since the check above leaves
+        // nothing to link to.
+        await mfa.requireLiveWithin(tx.client, userId, sessionId);
         const created = await links.create(tx.client, {
           userId,
           provider: pending.provider,

@@ -177,6 +177,30 @@ describe('PasskeyService against PostgreSQL and Redis', () => {
       expect(await activeSessions(userId)).toEqual([sessionId]);
     });
 
+    it('registers no passkey to an account deleted while the registration finished', async () => {
+      const { passkeys, credentials } = services();
+      const userId = randomUUID();
+      const { sessionId } = await credentials.create(userId, PASSWORD, undefined);
+      const authenticator = createSoftwareAuthenticator(ORIGIN);
+      const options = await passkeys.beginRegistration(userId, sessionId, 'ada@example.com');
+      const response = authenticator.create(options);
+      const [deleted, registered] = await inOrder(
+        userId,
+        () =>
+          credentials.delete(userId, {
+            actorId: randomUUID(),
+            currentPassword: undefined,
+            client: HOME,
+          }),
+        () => passkeys.finishRegistration(userId, sessionId, response, 'Laptop'),
+      );
+      expect(deleted.status).toBe('fulfilled');
+      expect(registered.status === 'rejected' && registered.reason).toMatchObject({
+        code: 'UNAUTHENTICATED',
+      });
+      expect(await world.db.passkey.count({ where: { userId } })).toBe(0);
+    });
+
     it('leaves no live session on an account deleted while one of its sign-ins was finishing, either way round', async () => {
       const { passkeys, credentials } = services();
       const deleteAccount = (userId: string) =>

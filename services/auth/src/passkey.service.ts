@@ -94,6 +94,7 @@ export interface PasskeyServiceDeps {
   mfa: Pick<
     MfaService,
     | 'requireRecent'
+    | 'requireLiveWithin'
     | 'stampRecent'
     | 'findChallenge'
     | 'findChallengeByHash'
@@ -297,6 +298,9 @@ export function createPasskeyService(deps: PasskeyServiceDeps): PasskeyService {
       if (!verified.verified) throw badRegistration('could not be verified');
       const { credential, aaguid, credentialBackedUp } = verified.registrationInfo;
       const created = await transactions.run(async (tx) => {
+        // A deletion (or a sign-out everywhere) that committed since the check above leaves
+        // nothing to register the passkey to.
+        await mfa.requireLiveWithin(tx.client, userId, sessionId);
         // Counted again here: registrations begun side by side must not pass the limit.
         if ((await passkeys.countLocked(tx.client, userId)) >= MAX_PASSKEYS_PER_USER)
           throw AppError.conflict(`At most ${MAX_PASSKEYS_PER_USER} passkeys; remove one first`);

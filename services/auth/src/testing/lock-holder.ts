@@ -45,12 +45,21 @@ export async function inLockOrder<A, B>(
   second: () => Promise<B>,
 ): Promise<[PromiseSettledResult<A>, PromiseSettledResult<B>]> {
   const held = await holdLock(transactions, take);
-  const a = first();
-  a.catch(() => undefined);
-  await untilOneWaitsForALock(db);
-  const b = second();
-  b.catch(() => undefined);
-  await untilWaitingForLocks(db, 2);
-  await held.release();
-  return Promise.allSettled([a, b]);
+  const started: Promise<unknown>[] = [];
+  try {
+    const a = first();
+    started.push(a);
+    a.catch(() => undefined);
+    await untilOneWaitsForALock(db);
+    const b = second();
+    started.push(b);
+    b.catch(() => undefined);
+    await untilWaitingForLocks(db, 2);
+    await held.release();
+    return await Promise.allSettled([a, b]);
+  } finally {
+    // On a failed wait, let whatever queued finish before the next test counts waiters.
+    await held.release().catch(() => undefined);
+    await Promise.allSettled(started);
+  }
 }

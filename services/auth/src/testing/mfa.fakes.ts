@@ -139,6 +139,9 @@ export function createFakeMfaRepository(
       challenge.failures++;
       if (challenge.failures >= maxFailures) challenge.usedAt = at;
     },
+    async sessionLiveLocked(_tx, userId, sessionId) {
+      return openSession(userId, sessionId) !== undefined;
+    },
     async sessionAuthTimes(userId, sessionId) {
       const session = openSession(userId, sessionId);
       return session
