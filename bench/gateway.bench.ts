@@ -224,6 +224,7 @@ async function main(): Promise<void> {
       title: `Bench notification ${n}`,
       body: 'Seeded by bench/gateway.bench.ts',
       data: undefined,
+      idempotencyKey: '',
     }),
   );
   permissions.close();

@@ -300,6 +300,32 @@ describe('notifications: inbox, preferences and the email channel', () => {
     }, 10_000);
   });
 
+  it('notifies once for a send retried with its idempotency key, at once or later', async () => {
+    const shopper = await newUser('shopper@example.com');
+    const before = (await inbox(shopper)).me.notifications.totalCount;
+    const input = {
+      userId: shopper.id,
+      type: 'note',
+      title: 'Your order shipped',
+      body: '',
+      idempotencyKey: 'order-1234:shipped',
+    };
+    const answers = await Promise.all([1, 2, 3].map(() => as(admin, SEND, { input })));
+    const later = await as(admin, SEND, { input });
+    const ids = [...answers, later].map((answer) => {
+      expect(answer.errors).toBeUndefined();
+      return (answer.data as { sendNotification: { id: string } }).sendNotification.id;
+    });
+    expect(new Set(ids).size).toBe(1);
+    expect((await inbox(shopper)).me.notifications.totalCount).toBe(before + 1);
+    // The key names that notification: another with it is refused, naming the field.
+    const other = await as(admin, SEND, { input: { ...input, title: 'Your order was lost' } });
+    expect(other.errors?.[0]?.extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      field: 'idempotencyKey',
+    });
+  });
+
   it('refuses to send to a user once they are deleted, and keeps nothing of theirs', async () => {
     const grace = await newUser('grace@example.com');
     const note = { userId: grace.id, type: 'note', title: 'Before', body: '' };

@@ -79,13 +79,16 @@ export function createNotificationHandlers(deps: {
     },
 
     async sendNotification(request) {
-      const notification = await notifications.send({
-        recipientId: request.recipientId,
-        type: request.type,
-        title: request.title,
-        body: request.body,
-        data: request.data ?? undefined,
-      });
+      const notification = await notifications.send(
+        {
+          recipientId: request.recipientId,
+          type: request.type,
+          title: request.title,
+          body: request.body,
+          data: request.data ?? undefined,
+        },
+        { senderId: request.senderId, idempotencyKey: request.idempotencyKey },
+      );
       return { notification: toProto(notification) };
     },
 

@@ -80,6 +80,10 @@ export interface NotificationRepository {
   remove(id: string, recipientId: string): Promise<boolean>;
   /** From now on nothing is created for the user (repeating it is harmless). */
   recordDeletedRecipient(userId: string): Promise<void>;
+  /** Whether the user was recorded as deleted. */
+  isDeletedRecipient(userId: string): Promise<boolean>;
+  /** The notification created for this source (an event, or a send's idempotency key), shown or not. */
+  findBySource(sourceEventId: string): Promise<Notification | null>;
   preferencesOf(userId: string): Promise<NotificationPreference[]>;
   transaction<T>(work: (tx: NotificationTransaction) => Promise<T>): Promise<T>;
 }
@@ -274,6 +278,14 @@ export function createNotificationRepository(db: Database): NotificationReposito
 
     async recordDeletedRecipient(userId) {
       await db.deletedRecipient.createMany({ data: [{ userId }], skipDuplicates: true });
+    },
+
+    async isDeletedRecipient(userId) {
+      return (await db.deletedRecipient.count({ where: { userId } })) > 0;
+    },
+
+    findBySource(sourceEventId) {
+      return db.notification.findUnique({ where: { sourceEventId } });
     },
 
     preferencesOf(userId) {

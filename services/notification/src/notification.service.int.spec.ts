@@ -95,4 +95,17 @@ describe('NotificationService on PostgreSQL', () => {
       expect(await world.service.countUnread(userId)).toBe(1);
     }
   });
+
+  it('creates one notification for a key sent many times at once, and answers every request with it', async () => {
+    for (let race = 0; race < 5; race++) {
+      const userId = randomUUID();
+      world.users.add(userId);
+      const sender = { senderId: randomUUID(), idempotencyKey: randomUUID() };
+      const answers = await Promise.all(
+        Array.from({ length: 8 }, () => world.service.send(note(userId), sender)),
+      );
+      expect(new Set(answers.map((answer) => answer.id)).size).toBe(1);
+      expect(await world.db.notification.count({ where: { recipientId: userId } })).toBe(1);
+    }
+  });
 });

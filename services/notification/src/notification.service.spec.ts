@@ -149,6 +149,48 @@ describe('NotificationService', () => {
       });
     });
 
+    it('creates one notification per idempotency key of a sender, answering repeats with it', async () => {
+      const sender = { senderId: bob, idempotencyKey: 'order-42/shipped' };
+      const first = await service.send(note(), sender);
+      const again = await service.send(note(), sender);
+      expect(again.id).toBe(first.id);
+      expect(repository.notifications).toHaveLength(1);
+      // Another sender's key of the same text is theirs alone; no key is no deduplication.
+      await service.send(note(), { senderId: randomUUID(), idempotencyKey: sender.idempotencyKey });
+      await service.send(note(), { senderId: bob, idempotencyKey: '' });
+      await service.send(note(), { senderId: bob, idempotencyKey: '' });
+      expect(repository.notifications).toHaveLength(4);
+    });
+
+    it('refuses a key used for another notification, or one that is not 1 to 128 visible ASCII characters', async () => {
+      const sender = { senderId: bob, idempotencyKey: 'k1' };
+      await service.send(note(), sender);
+      for (const other of [note({ title: 'Other' }), note({ recipientId: bob })])
+        await expect(service.send(other, sender)).rejects.toMatchObject({
+          code: 'BAD_USER_INPUT',
+          field: 'idempotencyKey',
+        });
+      for (const idempotencyKey of ['x'.repeat(129), 'has space', 'tab\t', 'é'])
+        await expect(service.send(note(), { senderId: bob, idempotencyKey })).rejects.toMatchObject(
+          {
+            code: 'BAD_USER_INPUT',
+            field: 'idempotencyKey',
+          },
+        );
+      expect(repository.notifications).toHaveLength(1);
+    });
+
+    it('answers a repeat whose notification was deleted since with CONFLICT, and a deleted recipient with NOT_FOUND', async () => {
+      const sender = { senderId: bob, idempotencyKey: 'k2' };
+      const first = await service.send(note(), sender);
+      await service.remove(first.id, alice);
+      await expect(service.send(note(), sender)).rejects.toMatchObject({ code: 'CONFLICT' });
+      await repository.recordDeletedRecipient(alice);
+      await expect(service.send(note(), { ...sender, idempotencyKey: 'k3' })).rejects.toMatchObject(
+        { code: 'NOT_FOUND' },
+      );
+    });
+
     it('counts the new notification in the unread count at once', async () => {
       expect(await service.countUnread(alice)).toBe(0);
       await service.send(note());

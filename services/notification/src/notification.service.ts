@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Notification } from '@platform/db';
 import { AppError } from '@platform/errors';
 import { createEvent, type EventEnvelope } from '@platform/events';
@@ -36,9 +36,12 @@ export interface NotificationService {
   get(id: string, recipientId: string): Promise<Notification>;
   /**
    * Sends a notification (after checking the input) to a user who must exist: NOT_FOUND for
-   * an unknown or deleted recipient.
+   * an unknown or deleted recipient. With an idempotency key, once per (sender, key): a repeat
+   * creates nothing and answers the notification the first created (BAD_USER_INPUT on
+   * `idempotencyKey` if it named another recipient, type, title or body; CONFLICT if that
+   * notification is gone).
    */
-  send(input: NewNotification): Promise<Notification>;
+  send(input: NewNotification, keyed?: SendKey): Promise<Notification>;
   markRead(id: string, recipientId: string): Promise<Notification>;
   /** How many changed. */
   markAllRead(recipientId: string): Promise<number>;
@@ -47,6 +50,29 @@ export interface NotificationService {
   notify(consumer: string, eventId: string, input: NewNotification): Promise<void>;
   /** A deleted user's notifications and preferences go with them (once per event). */
   removeRecipient(consumer: string, event: EventEnvelope<'user.deleted'>): Promise<void>;
+}
+
+/** Who sends, and the key they chose for this notification (absent or empty: none). */
+export interface SendKey {
+  /** Empty for the platform. */
+  senderId: string;
+  idempotencyKey?: string | undefined;
+}
+
+/** The consumer name a keyed send records its key under (in `processed_events`). */
+export const KEYED_SEND = 'api.send';
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+
+/**
+ * The source id a keyed send's notification carries: a UUID derived from the sender and the key,
+ * so one sender's key never meets another's.
+ */
+export function keyedSourceId(senderId: string, key: string): string {
+  const hash = createHash('sha256').update(`${senderId}\0${key}`).digest();
+  hash[6] = ((hash[6] ?? 0) & 0x0f) | 0x50; // version 5 (name-based, here with SHA-256)
+  hash[8] = ((hash[8] ?? 0) & 0x3f) | 0x80; // the RFC 4122 variant
+  const hex = hash.subarray(0, 16).toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 /** What a caller of the API may send: never one of the platform's own notice types. */
@@ -144,13 +170,37 @@ export function createNotificationService(deps: {
       return found(await notifications.get(id, recipientId));
     },
 
-    async send(input) {
+    async send(input, keyed) {
       const checked = checkSent(input);
+      const key = keyed?.idempotencyKey || undefined;
+      if (key !== undefined && !IDEMPOTENCY_KEY.test(key))
+        throw AppError.badInput('idempotencyKey', 'must be 1 to 128 visible ASCII characters');
       await recipients.requireExists(checked.recipientId);
-      const notification = await create(checked);
-      // Deleted after it was looked up: the deletion's tombstone refused it.
-      if (!notification) throw AppError.notFound('User');
-      return notification;
+      const source =
+        key === undefined
+          ? undefined
+          : { consumer: KEYED_SEND, eventId: keyedSourceId(keyed?.senderId ?? '', key) };
+      const notification = await create(checked, source);
+      if (notification) return notification;
+      // Nothing created: the key was used before (a retry, or two requests at once: the
+      // second waited for the first to commit), or the deletion's tombstone refused it.
+      if (source) {
+        const earlier = await notifications.findBySource(source.eventId);
+        if (earlier) {
+          const same =
+            earlier.recipientId === checked.recipientId &&
+            earlier.type === checked.type &&
+            earlier.title === checked.title &&
+            earlier.body === checked.body;
+          if (!same) throw AppError.badInput('idempotencyKey', 'was used for another notification');
+          return earlier;
+        }
+      }
+      if (!source || (await notifications.isDeletedRecipient(checked.recipientId)))
+        throw AppError.notFound('User');
+      throw AppError.conflict(
+        'A notification was sent with this idempotencyKey already, and has since been deleted',
+      );
     },
 
     async markRead(id, recipientId) {

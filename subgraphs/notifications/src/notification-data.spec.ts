@@ -11,7 +11,15 @@ function nested(levels: number): unknown {
 
 /** The data as the notification service receives it. */
 function sent(data: unknown): unknown {
-  const request = { senderId: '', recipientId: '', type: 'note', title: 'Hi', body: '', data };
+  const request = {
+    senderId: '',
+    recipientId: '',
+    type: 'note',
+    title: 'Hi',
+    body: '',
+    data,
+    idempotencyKey: '',
+  };
   const wire = notificationV1.SendNotificationRequest.encode(request).finish();
   return notificationV1.SendNotificationRequest.decode(wire).data;
 }

@@ -131,6 +131,7 @@ interface SendInput {
   title: string;
   body: string;
   data?: unknown;
+  idempotencyKey?: string | null;
 }
 
 export const notificationsResolvers = {
@@ -189,6 +190,7 @@ export const notificationsResolvers = {
         title: input.title,
         body: input.body,
         data: requireSendableData(input.data),
+        idempotencyKey: input.idempotencyKey ?? '',
       });
       return notification;
     },

@@ -128,6 +128,12 @@ export function createFakeNotificationRepository(): FakeNotificationRepository {
     async recordDeletedRecipient(userId) {
       deleted.add(userId);
     },
+    async isDeletedRecipient(userId) {
+      return deleted.has(userId);
+    },
+    async findBySource(sourceEventId) {
+      return notifications.find((n) => n.sourceEventId === sourceEventId) ?? null;
+    },
     async preferencesOf(userId) {
       return [...preferences.values()].filter((stored) => stored.userId === userId);
     },
