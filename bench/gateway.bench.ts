@@ -224,7 +224,6 @@ async function main(): Promise<void> {
       title: `Bench notification ${n}`,
       body: 'Seeded by bench/gateway.bench.ts',
       data: undefined,
-      idempotencyKey: '',
     }),
   );
   permissions.close();

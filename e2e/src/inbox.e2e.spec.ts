@@ -300,32 +300,6 @@ describe('notifications: inbox, preferences and the email channel', () => {
     }, 10_000);
   });
 
-  it('notifies once for a send retried with its idempotency key, at once or later', async () => {
-    const shopper = await newUser('shopper@example.com');
-    const before = (await inbox(shopper)).me.notifications.totalCount;
-    const input = {
-      userId: shopper.id,
-      type: 'note',
-      title: 'Your order shipped',
-      body: '',
-      idempotencyKey: 'order-1234:shipped',
-    };
-    const answers = await Promise.all([1, 2, 3].map(() => as(admin, SEND, { input })));
-    const later = await as(admin, SEND, { input });
-    const ids = [...answers, later].map((answer) => {
-      expect(answer.errors).toBeUndefined();
-      return (answer.data as { sendNotification: { id: string } }).sendNotification.id;
-    });
-    expect(new Set(ids).size).toBe(1);
-    expect((await inbox(shopper)).me.notifications.totalCount).toBe(before + 1);
-    // The key names that notification: another with it is refused, naming the field.
-    const other = await as(admin, SEND, { input: { ...input, title: 'Your order was lost' } });
-    expect(other.errors?.[0]?.extensions).toMatchObject({
-      code: 'BAD_USER_INPUT',
-      field: 'idempotencyKey',
-    });
-  });
-
   it('refuses to send to a user once they are deleted, and keeps nothing of theirs', async () => {
     const grace = await newUser('grace@example.com');
     const note = { userId: grace.id, type: 'note', title: 'Before', body: '' };
@@ -541,5 +515,55 @@ describe('notifications: inbox, preferences and the email channel', () => {
     }
     const titles = (await inbox(ivy)).me.notifications.edges.map((edge) => edge.node.title);
     expect(titles).not.toContain('Your account is locked');
+  });
+
+  it('notifies once for a send retried with its idempotency key, at once or later', async () => {
+    const shopper = await newUser('shopper@example.com');
+    const before = (await inbox(shopper)).me.notifications.totalCount;
+    // Mailed too: the shopper asked for shipping news by email.
+    await as(shopper, PREFERENCES, { input: [{ type: 'shipping', email: true }] });
+    const input = {
+      userId: shopper.id,
+      type: 'shipping',
+      title: 'Your order shipped',
+      body: '',
+      idempotencyKey: 'order-1234:shipped',
+    };
+    const answers = await Promise.all([1, 2, 3].map(() => as(admin, SEND, { input })));
+    const ids = answers.map((answer) => {
+      expect(answer.errors).toBeUndefined();
+      return (answer.data as { sendNotification: { id: string } }).sendNotification.id;
+    });
+    expect(new Set(ids).size).toBe(1);
+    // Retried after the recipient read it: the same notification, as it was sent (the sender
+    // learns nothing of the recipient's reading, nor of the mail's delivery).
+    await as(shopper, 'mutation ($id: ID!) { markNotificationRead(id: $id) { id } }', {
+      id: ids[0],
+    });
+    const later = await as<{
+      sendNotification: { id: string; read: boolean; readAt: unknown; emailDelivery: unknown };
+    }>(admin, SEND.replace('recipient {', 'emailDelivery { status } recipient {'), { input });
+    expect(later.data?.sendNotification).toMatchObject({
+      id: ids[0],
+      read: false,
+      readAt: null,
+      emailDelivery: null,
+    });
+    const own = await as<{ notification: { read: boolean; emailDelivery: unknown } }>(
+      shopper,
+      'query ($id: ID!) { notification(id: $id) { read emailDelivery { status } } }',
+      { id: ids[0] },
+    );
+    expect(own.data?.notification).toMatchObject({
+      read: true,
+      emailDelivery: { status: expect.any(String) as unknown },
+    });
+    expect((await inbox(shopper)).me.notifications.totalCount).toBe(before + 1);
+    // The key names that notification: another with it is refused, naming the field.
+    const other = await as(admin, SEND, { input: { ...input, title: 'Your order was lost' } });
+    expect(other.errors?.[0]?.extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      field: 'idempotencyKey',
+    });
   });
 });

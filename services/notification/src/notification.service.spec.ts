@@ -151,14 +151,19 @@ describe('NotificationService', () => {
 
     it('creates one notification per idempotency key of a sender, answering repeats with it', async () => {
       const sender = { senderId: bob, idempotencyKey: 'order-42/shipped' };
-      const first = await service.send(note(), sender);
+      const first = { ...(await service.send(note(), sender)) };
+      await service.markRead(first.id, alice);
       const again = await service.send(note(), sender);
-      expect(again.id).toBe(first.id);
+      // As it was sent: the sender does not learn that alice read it.
+      expect(again).toEqual(first);
       expect(repository.notifications).toHaveLength(1);
+      await expect(
+        service.send(note(), { senderId: '', idempotencyKey: 'platform' }),
+      ).rejects.toMatchObject({ code: 'BAD_USER_INPUT', field: 'senderId' });
       // Another sender's key of the same text is theirs alone; no key is no deduplication.
       await service.send(note(), { senderId: randomUUID(), idempotencyKey: sender.idempotencyKey });
-      await service.send(note(), { senderId: bob, idempotencyKey: '' });
-      await service.send(note(), { senderId: bob, idempotencyKey: '' });
+      await service.send(note(), { senderId: bob });
+      await service.send(note(), { senderId: bob });
       expect(repository.notifications).toHaveLength(4);
     });
 
@@ -170,7 +175,7 @@ describe('NotificationService', () => {
           code: 'BAD_USER_INPUT',
           field: 'idempotencyKey',
         });
-      for (const idempotencyKey of ['x'.repeat(129), 'has space', 'tab\t', 'é'])
+      for (const idempotencyKey of ['', 'x'.repeat(129), 'has space', 'tab\t', 'é'])
         await expect(service.send(note(), { senderId: bob, idempotencyKey })).rejects.toMatchObject(
           {
             code: 'BAD_USER_INPUT',

@@ -54,7 +54,7 @@ export interface NotificationService {
 
 /** Who sends, and the key they chose for this notification (absent or empty: none). */
 export interface SendKey {
-  /** Empty for the platform. */
+  /** Empty for the platform (which sends no key). */
   senderId: string;
   idempotencyKey?: string | undefined;
 }
@@ -172,9 +172,11 @@ export function createNotificationService(deps: {
 
     async send(input, keyed) {
       const checked = checkSent(input);
-      const key = keyed?.idempotencyKey || undefined;
+      const key = keyed?.idempotencyKey;
       if (key !== undefined && !IDEMPOTENCY_KEY.test(key))
         throw AppError.badInput('idempotencyKey', 'must be 1 to 128 visible ASCII characters');
+      // Keys are the sender's own: the platform's sends (no sender) take none.
+      if (key !== undefined) requireId('senderId', keyed?.senderId ?? '');
       await recipients.requireExists(checked.recipientId);
       const source =
         key === undefined
@@ -193,13 +195,14 @@ export function createNotificationService(deps: {
             earlier.title === checked.title &&
             earlier.body === checked.body;
           if (!same) throw AppError.badInput('idempotencyKey', 'was used for another notification');
-          return earlier;
+          // As it was sent: whether and when the recipient read it is theirs alone.
+          return { ...earlier, readAt: null };
         }
       }
       if (!source || (await notifications.isDeletedRecipient(checked.recipientId)))
         throw AppError.notFound('User');
       throw AppError.conflict(
-        'A notification was sent with this idempotencyKey already, and has since been deleted',
+        'This idempotencyKey was used already, by a notification that no longer exists',
       );
     },
 

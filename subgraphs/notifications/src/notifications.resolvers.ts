@@ -143,11 +143,15 @@ export const notificationsResolvers = {
       __typename: 'User',
       id: notification.recipientId,
     }),
+    // The recipient's only: a sender must not follow whether their mail bounced (and why).
     emailDelivery: (
       notification: notificationV1.Notification,
       _: unknown,
       context: NotificationsContext,
-    ) => context.deliveries.load(notification.id),
+    ) =>
+      context.viewer?.userId === notification.recipientId
+        ? context.deliveries.load(notification.id)
+        : null,
   },
   EmailDelivery: {
     status: (delivery: notificationV1.EmailDelivery) => STATUS[delivery.status] ?? 'PENDING',
@@ -190,7 +194,7 @@ export const notificationsResolvers = {
         title: input.title,
         body: input.body,
         data: requireSendableData(input.data),
-        idempotencyKey: input.idempotencyKey ?? '',
+        idempotencyKey: input.idempotencyKey ?? undefined,
       });
       return notification;
     },
