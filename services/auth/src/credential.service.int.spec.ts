@@ -6,6 +6,8 @@ import { appErrorOf } from './testing/app-error';
 import { createTestClock } from './testing/auth.fakes';
 import { useAuthTestWorld } from './testing/auth.test-world';
 import { wireOverWorld } from './testing/auth.wiring';
+import { inLockOrder } from './testing/lock-holder';
+import { lockUser } from './user-lock';
 
 const PASSWORD = 'correct horse battery';
 const HOME = { address: '198.51.100.1' };
@@ -458,5 +460,31 @@ describe('CredentialService against PostgreSQL and Redis', () => {
     expect(outcomes.filter((code) => code === 'RATE_LIMITED')).toHaveLength(25);
     expect(passwords.verifications - before).toBe(5);
     expect(await passwordHashOf(userId)).toBe(`hashed:${PASSWORD}`);
+  });
+
+  it('leaves no session on an account deleted while its first password was being set, either way round', async () => {
+    const { credentials, sessions } = services();
+    for (const createFirst of [true, false]) {
+      const userId = randomUUID();
+      const create = () => credentials.create(userId, PASSWORD, undefined);
+      const deletion = () =>
+        credentials.delete(userId, {
+          actorId: randomUUID(),
+          currentPassword: undefined,
+          client: HOME,
+        });
+      const take = (client: Parameters<typeof lockUser>[0]) => lockUser(client, userId);
+      const [created, deleted] = createFirst
+        ? await inLockOrder(world.transactions, world.db, take, create, deletion)
+        : (await inLockOrder(world.transactions, world.db, take, deletion, create)).reverse();
+      expect(deleted?.status).toBe('fulfilled');
+      if (createFirst) expect(created?.status).toBe('fulfilled');
+      else
+        expect(created?.status === 'rejected' && created.reason).toMatchObject({
+          code: 'NOT_FOUND',
+        });
+      expect(await sessions.listActive(userId)).toEqual([]);
+      expect(await world.db.credential.count({ where: { userId } })).toBe(0);
+    }
   });
 });

@@ -169,7 +169,13 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
       if (!(await credentials.create(userId, passwordHash))) {
         throw AppError.conflict('This user already has a password');
       }
-      return sessions.open(userId, userAgent);
+      // The first session opens under the user's lock, if the password is still the one just
+      // stored: a deletion that committed in between leaves no session on the deleted account.
+      return sessions.open(userId, userAgent, async (tx) => {
+        await credentials.lockUser(tx, userId);
+        if ((await credentials.currentHash(tx, userId)) !== passwordHash)
+          throw AppError.notFound('User');
+      });
     },
 
     async delete(userId, removal) {

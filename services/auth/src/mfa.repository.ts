@@ -232,12 +232,13 @@ export function createMfaRepository(db: PrismaClient): MfaRepository {
 
     async createChallenge(challenge, tx) {
       // Expired challenges are of no use to anyone: each new one sweeps a few away, in the
-      // same statement (one round trip per sign-in, not two).
+      // same statement (one round trip per sign-in, not two). Rows another transaction holds
+      // are skipped, not waited for: sign-ins sweeping at once never queue behind each other.
       await (tx ?? db).$executeRawUnsafe(
         `WITH swept AS (
            DELETE FROM "auth"."mfa_challenges" WHERE token_hash IN (
              SELECT token_hash FROM "auth"."mfa_challenges"
-             WHERE expires_at < now() - interval '1 hour' LIMIT 10))
+             WHERE expires_at < now() - interval '1 hour' LIMIT 10 FOR UPDATE SKIP LOCKED))
          INSERT INTO "auth"."mfa_challenges" (token_hash, user_id, user_agent, device_token, expires_at)
          VALUES ($1, $2::uuid, $3, $4, $5::timestamptz)`,
         challenge.tokenHash,

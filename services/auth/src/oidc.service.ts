@@ -284,7 +284,7 @@ export function createOidcService(deps: OidcServiceDeps): OidcService {
       if (!isUuid(userId)) throw AppError.badInput('userId', 'is not a user id');
       const pending = await takePending(linkToken);
       if (!pending || pending.email !== normalizeEmail(userEmail)) throw badLinkToken();
-      await transactions.run(async (tx) => {
+      const linked = await transactions.run(async (tx) => {
         // Only an account with no way in yet: this is never how an existing account gets linked.
         if (
           (await links.hasOtherMethod(tx.client, userId)) ||
@@ -298,8 +298,13 @@ export function createOidcService(deps: OidcServiceDeps): OidcService {
           email: pending.email,
         });
         if (!row) throw AppError.conflict('This account at the provider is linked already');
+        return row;
       });
-      return sessions.open(userId, userAgent);
+      // Under the user's lock, if the link is still there: a deletion that committed in between
+      // leaves no session on the deleted account.
+      return sessions.open(userId, userAgent, async (tx) => {
+        if (!(await links.stillLinked(tx, userId, linked.id))) throw AppError.notFound('User');
+      });
     },
 
     async link(userId, sessionId, userEmail, linkToken) {
