@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { generate } from 'otplib';
 import { describe, expect, it } from 'vitest';
 import { latch } from '@platform/testing';
+import { deleteAsAdmin } from './testing/admin-deletion';
 import { appErrorOf } from './testing/app-error';
 import { createTestClock } from './testing/auth.fakes';
 import { useAuthTestWorld } from './testing/auth.test-world';
@@ -383,11 +384,7 @@ describe('CredentialService against PostgreSQL and Redis', () => {
     const { oneTimeTokens, credentials, mailedToken } = services();
     await oneTimeTokens.send('RESET_PASSWORD', userId, 'ada@example.com');
     const token = mailedToken();
-    await credentials.delete(userId, {
-      actorId: randomUUID(),
-      currentPassword: undefined,
-      client: HOME,
-    });
+    await deleteAsAdmin(credentials, userId, HOME);
     await expect(credentials.resetPassword(token, 'a new passphrase')).rejects.toMatchObject({
       code: 'BAD_USER_INPUT',
       field: 'token',
@@ -467,12 +464,7 @@ describe('CredentialService against PostgreSQL and Redis', () => {
     for (const createFirst of [true, false]) {
       const userId = randomUUID();
       const create = () => credentials.create(userId, PASSWORD, undefined);
-      const deletion = () =>
-        credentials.delete(userId, {
-          actorId: randomUUID(),
-          currentPassword: undefined,
-          client: HOME,
-        });
+      const deletion = () => deleteAsAdmin(credentials, userId, HOME);
       const take = (client: Parameters<typeof lockUser>[0]) => lockUser(client, userId);
       const [created, deleted] = createFirst
         ? await inLockOrder(world.transactions, world.db, take, create, deletion)

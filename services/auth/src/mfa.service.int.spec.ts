@@ -3,6 +3,7 @@ import { generate } from 'otplib';
 import { describe, expect, it } from 'vitest';
 import { createMfaRepository } from './mfa.repository';
 import { MAX_CHALLENGE_FAILURES } from './mfa.service';
+import { deleteAsAdmin } from './testing/admin-deletion';
 import { appErrorOf } from './testing/app-error';
 import { holdLock, untilOneWaitsForALock, untilWaitingForLocks } from './testing/lock-holder';
 import { createTestClock } from './testing/auth.fakes';
@@ -226,11 +227,7 @@ describe('MfaService against PostgreSQL and Redis', () => {
     const { credentials } = services();
     const { userId } = await enrolledUser();
     await challengeOf(userId);
-    await credentials.delete(userId, {
-      actorId: randomUUID(),
-      currentPassword: undefined,
-      client: HOME,
-    });
+    await deleteAsAdmin(credentials, userId, HOME);
     for (const count of [
       world.db.credential.count({ where: { userId } }),
       world.db.totpFactor.count({ where: { userId } }),

@@ -10,6 +10,7 @@ import { createOidcClient } from './oidc.client';
 import type { OidcProviderConfig } from './oidc.config';
 import type { OidcCompletion } from './oidc.service';
 import type { AuthTx } from './auth.transactions';
+import { deleteAsAdmin } from './testing/admin-deletion';
 import { appErrorOf } from './testing/app-error';
 import { createTestClock } from './testing/auth.fakes';
 import { useAuthTestWorld } from './testing/auth.test-world';
@@ -319,12 +320,7 @@ describe('OidcService against a real OpenID Connect provider, PostgreSQL and Red
       const { sessionId } = await credentials.create(userId, 'correct horse battery', undefined);
       const linkToken = await linkTokenOf(oidc, ada.sub);
       const link = () => oidc.link(userId, sessionId, ada.email!, linkToken);
-      const deletion = () =>
-        credentials.delete(userId, {
-          actorId: randomUUID(),
-          currentPassword: undefined,
-          client: HOME,
-        });
+      const deletion = () => deleteAsAdmin(credentials, userId, HOME);
       const take = (client: AuthTx) => lockUser(client, userId);
       const [linked, deleted] = linkFirst
         ? await inLockOrder(world.transactions, world.db, take, link, deletion)

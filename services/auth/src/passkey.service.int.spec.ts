@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createSoftwareAuthenticator } from '@platform/webauthn-testing';
 import { describe, expect, it } from 'vitest';
+import { deleteAsAdmin } from './testing/admin-deletion';
 import { appErrorOf } from './testing/app-error';
 import { createTestClock } from './testing/auth.fakes';
 import { useAuthTestWorld } from './testing/auth.test-world';
@@ -186,12 +187,7 @@ describe('PasskeyService against PostgreSQL and Redis', () => {
       const response = authenticator.create(options);
       const [deleted, registered] = await inOrder(
         userId,
-        () =>
-          credentials.delete(userId, {
-            actorId: randomUUID(),
-            currentPassword: undefined,
-            client: HOME,
-          }),
+        () => deleteAsAdmin(credentials, userId, HOME),
         () => passkeys.finishRegistration(userId, sessionId, response, 'Laptop'),
       );
       expect(deleted.status).toBe('fulfilled');
@@ -203,12 +199,7 @@ describe('PasskeyService against PostgreSQL and Redis', () => {
 
     it('leaves no live session on an account deleted while one of its sign-ins was finishing, either way round', async () => {
       const { passkeys, credentials } = services();
-      const deleteAccount = (userId: string) =>
-        credentials.delete(userId, {
-          actorId: randomUUID(),
-          currentPassword: undefined,
-          client: HOME,
-        });
+      const deleteAccount = (userId: string) => deleteAsAdmin(credentials, userId, HOME);
       for (const signInFirst of [true, false]) {
         const { userId, authenticator } = await withPasskey();
         const assertion = authenticator.get(await passkeys.beginLogin());
