@@ -96,6 +96,31 @@ describe('NotificationService on PostgreSQL', () => {
     }
   });
 
+  it('answers a repeat with the same data, however its keys are ordered, and refuses other data for the key', async () => {
+    const userId = randomUUID();
+    world.users.add(userId);
+    const sender = { senderId: randomUUID(), idempotencyKey: randomUUID() };
+    const data = { order: { id: 42, lines: [1, 2] }, shipped: true, note: null };
+    const first = await world.service.send({ ...note(userId), data }, sender);
+    // PostgreSQL's jsonb stores the keys in an order of its own.
+    const reordered = { shipped: true, note: null, order: { lines: [1, 2], id: 42 } };
+    expect((await world.service.send({ ...note(userId), data: reordered }, sender)).id).toBe(
+      first.id,
+    );
+    for (const other of [
+      { ...data, shipped: false },
+      { ...data, order: { id: 42, lines: [2, 1] } },
+      undefined,
+    ])
+      await expect(
+        world.service.send({ ...note(userId), data: other }, sender),
+      ).rejects.toMatchObject({
+        code: 'BAD_USER_INPUT',
+        field: 'idempotencyKey',
+      });
+    expect(await world.db.notification.count({ where: { recipientId: userId } })).toBe(1);
+  });
+
   it('creates one notification for a key sent many times at once, and answers every request with it', async () => {
     for (let race = 0; race < 5; race++) {
       const userId = randomUUID();

@@ -170,7 +170,11 @@ describe('NotificationService', () => {
     it('refuses a key used for another notification, or one that is not 1 to 128 visible ASCII characters', async () => {
       const sender = { senderId: bob, idempotencyKey: 'k1' };
       await service.send(note(), sender);
-      for (const other of [note({ title: 'Other' }), note({ recipientId: bob })])
+      for (const other of [
+        note({ title: 'Other' }),
+        note({ recipientId: bob }),
+        note({ data: { order: 42 } }),
+      ])
         await expect(service.send(other, sender)).rejects.toMatchObject({
           code: 'BAD_USER_INPUT',
           field: 'idempotencyKey',

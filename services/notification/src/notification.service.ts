@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import type { Notification } from '@platform/db';
 import { AppError } from '@platform/errors';
 import { createEvent, type EventEnvelope } from '@platform/events';
@@ -38,7 +39,7 @@ export interface NotificationService {
    * Sends a notification (after checking the input) to a user who must exist: NOT_FOUND for
    * an unknown or deleted recipient. With an idempotency key, once per (sender, key): a repeat
    * creates nothing and answers the notification the first created (BAD_USER_INPUT on
-   * `idempotencyKey` if it named another recipient, type, title or body; CONFLICT if that
+   * `idempotencyKey` if it named another recipient, type, title, body or data; CONFLICT if that
    * notification is gone).
    */
   send(input: NewNotification, keyed?: SendKey): Promise<Notification>;
@@ -73,6 +74,15 @@ export function keyedSourceId(senderId: string, key: string): string {
   hash[8] = ((hash[8] ?? 0) & 0x3f) | 0x80; // the RFC 4122 variant
   const hex = hash.subarray(0, 16).toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * Whether a repeat's `data` is what the first send stored: the same JSON, whatever the order of
+ * its keys (PostgreSQL's jsonb keeps them in its own), no data and `null` alike.
+ */
+function sameData(stored: unknown, sent: unknown): boolean {
+  const asStored = sent === undefined ? null : (JSON.parse(JSON.stringify(sent)) as unknown);
+  return isDeepStrictEqual(stored ?? null, asStored);
 }
 
 /** What a caller of the API may send: never one of the platform's own notice types. */
@@ -193,7 +203,8 @@ export function createNotificationService(deps: {
             earlier.recipientId === checked.recipientId &&
             earlier.type === checked.type &&
             earlier.title === checked.title &&
-            earlier.body === checked.body;
+            earlier.body === checked.body &&
+            sameData(earlier.data, checked.data);
           if (!same) throw AppError.badInput('idempotencyKey', 'was used for another notification');
           // As it was sent: whether and when the recipient read it is theirs alone.
           return { ...earlier, readAt: null };
