@@ -1,4 +1,5 @@
 import type { Prisma, PrismaClient } from '@platform/db';
+import { AppError } from '@platform/errors';
 import type { EventEnvelope } from '@platform/events';
 import { enqueueEvent, type OutboxRelay } from '@platform/outbox';
 
@@ -23,13 +24,28 @@ export interface AuthTransaction {
 /** Where the use cases draw their transaction boundaries. */
 export interface AuthTransactions {
   run<T>(work: (tx: AuthTransaction) => Promise<T>): Promise<T>;
+  /**
+   * The last step of a sign-in, which takes the user's lock (`lockUser`): it waits for that
+   * user's sign-ins already under way in this process before it asks for one of the pool's
+   * transaction slots, so a burst of one account's sign-ins holds one slot per instance, not
+   * all of them, and other users' transactions are not kept waiting behind that account's
+   * lock. SERVICE_UNAVAILABLE if its turn does not come within USER_QUEUE_WAIT_MS. (Changes of
+   * how a user signs in need the user's session and are not queued: a sign-in racing one in
+   * this process meets it at the lock, as across instances.)
+   */
+  runFor<T>(userId: string, work: (tx: AuthTransaction) => Promise<T>): Promise<T>;
 }
+
+/** How long a sign-in waits for the same user's earlier ones (as long as for a slot). */
+export const USER_QUEUE_WAIT_MS = 5_000;
 
 export function createAuthTransactions(
   db: PrismaClient,
   relay: Pick<OutboxRelay, 'kick'>,
 ): AuthTransactions {
-  return {
+  const inUsersTurn = createTurns(USER_QUEUE_WAIT_MS);
+  const transactions: AuthTransactions = {
+    runFor: (userId, work) => inUsersTurn(userId, () => transactions.run(work)),
     async run(work) {
       let emitted = 0;
       const effects: (() => Promise<void>)[] = [];
@@ -51,4 +67,43 @@ export function createAuthTransactions(
       return result;
     },
   };
+  return transactions;
+}
+
+/**
+ * Runs work in turn per key: each waits for the ones of its key that came before it (at most
+ * `waitMs`, then SERVICE_UNAVAILABLE), keys never wait on each other, and a key is forgotten
+ * once nothing of it runs or waits.
+ */
+export function createTurns(waitMs: number) {
+  const lastOf = new Map<string, Promise<void>>();
+  return async function inTurn<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const before = lastOf.get(key);
+    let finished!: () => void;
+    const mine = new Promise<void>((resolve) => (finished = resolve));
+    // The next in line waits for this one and for every one before it (one that gave up
+    // waiting is finished, the one it waited for may not be).
+    const last = before ? before.then(() => mine) : mine;
+    lastOf.set(key, last);
+    try {
+      if (before) await withinTime(before, waitMs);
+      return await work();
+    } finally {
+      finished();
+      if (lastOf.get(key) === last) lastOf.delete(key);
+    }
+  };
+}
+
+function withinTime(turn: Promise<void>, waitMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(AppError.unavailable(new Error(`no turn within ${waitMs} ms`))),
+      waitMs,
+    );
+    void turn.then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }

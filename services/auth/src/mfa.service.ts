@@ -366,7 +366,7 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
     answer: (tx: AuthTransaction) => Promise<boolean>,
     admit?: Admit,
   ): Promise<MfaSignIn | null> {
-    const tokens = await transactions.run(async (tx) => {
+    const tokens = await transactions.runFor(open.userId, async (tx) => {
       // Before the challenge's row lock: a change of the user's ways in takes the user's lock
       // first and the challenge rows after, and so must everything else that takes both.
       await admit?.(tx.client);
@@ -401,7 +401,7 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
       };
       if (!admit) await repository.createChallenge(challenge);
       else
-        await transactions.run(async ({ client }) => {
+        await transactions.runFor(userId, async ({ client }) => {
           await admit(client);
           await repository.createChallenge(challenge, client);
         });
@@ -431,7 +431,7 @@ export function createMfaService(deps: MfaServiceDeps): MfaService {
       if (!factor?.confirmedAt) return null;
       // The device that typed the password is the one guessing, as with a challenge.
       return withCode(userId, client, async () => {
-        const tokens = await transactions.run(async (tx) => {
+        const tokens = await transactions.runFor(userId, async (tx) => {
           // The password first: a sign-in it no longer admits spends no code.
           await admit(tx.client);
           if (!(await spendCode(tx, userId, code, factor))) return null;

@@ -7,10 +7,13 @@ import { createSessionRevocations, REVOKED_SESSIONS_KEY } from '@platform/tokens
 import { newSuccessorKey } from './opaque-token';
 import { createSessionRepository } from './session.repository';
 import { createSessionService, type SessionTokens } from './session.service';
+import type { AuthTx } from './auth.transactions';
 import { appErrorOf } from './testing/app-error';
 import { createTestClock, fakeSigner } from './testing/auth.fakes';
 import { useAuthTestWorld } from './testing/auth.test-world';
 import { wireOverWorld } from './testing/auth.wiring';
+import { holdLock, lockWaiters } from './testing/lock-holder';
+import { lockUser } from './user-lock';
 
 const GRACE_SECONDS = 10;
 
@@ -273,6 +276,28 @@ describe('SessionService against PostgreSQL and Redis', () => {
     } finally {
       redis.disconnect();
       await proxy.close();
+    }
+  });
+
+  it("keeps other users' sign-ins going while one account's many sign-ins queue on its lock", async () => {
+    const busy = randomUUID();
+    // The account's lock held elsewhere (another instance's change, say): its sign-ins wait.
+    const held = await holdLock(world.transactions, (tx) => lockUser(tx, busy));
+    const admit = (userId: string) => async (tx: AuthTx) => lockUser(tx, userId);
+    try {
+      // More than the pool's transaction slots (half of 10).
+      const queued = Array.from({ length: 8 }, () => service().open(busy, undefined, admit(busy)));
+      for (const opening of queued) opening.catch(() => undefined);
+      await eventually(async () => expect(await lockWaiters(world.db)).toBeGreaterThan(0));
+      // Another user signs in meanwhile, and is not kept waiting for a slot the queue holds.
+      const other = randomUUID();
+      const opened = await service().open(other, undefined, admit(other));
+      expect((await sessionRow(opened.sessionId)).userId).toBe(other);
+      await held.release();
+      const sessions = await Promise.all(queued);
+      expect(new Set(sessions.map((session) => session.sessionId)).size).toBe(8);
+    } finally {
+      await held.release().catch(() => undefined);
     }
   });
 });

@@ -270,7 +270,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
   return {
     async open(userId, userAgent, admit) {
       if (admit)
-        return transactions.run(async (tx) => {
+        return transactions.runFor(userId, async (tx) => {
           await admit(tx.client);
           return openWithin(tx, userId, userAgent);
         });

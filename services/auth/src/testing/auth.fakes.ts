@@ -48,8 +48,10 @@ export interface FakeTransactions extends AuthTransactions {
 
 export function createFakeTransactions(): FakeTransactions {
   const events: EventEnvelope[] = [];
-  return {
+  const transactions: FakeTransactions = {
     events,
+    // No lock to queue for in memory.
+    runFor: (_userId, work) => transactions.run(work),
     async run(work) {
       const emitted: EventEnvelope[] = [];
       const effects: (() => Promise<void>)[] = [];
@@ -64,6 +66,7 @@ export function createFakeTransactions(): FakeTransactions {
       return result;
     },
   };
+  return transactions;
 }
 
 /** A refresh token as the fake keeps it (by hash). */

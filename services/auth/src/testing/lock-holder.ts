@@ -23,13 +23,16 @@ export function untilOneWaitsForALock(db: Database): Promise<void> {
 
 /** Resolves once exactly `count` connections to this database wait for a lock. */
 export async function untilWaitingForLocks(db: Database, count: number): Promise<void> {
-  await eventually(async () => {
-    const [row] = await db.$queryRawUnsafe<{ waiting: number }[]>(
-      `SELECT count(*)::int AS waiting FROM pg_stat_activity
-        WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-    );
-    expect(row?.waiting).toBe(count);
-  });
+  await eventually(async () => expect(await lockWaiters(db)).toBe(count));
+}
+
+/** How many connections to this database wait for a lock (row or advisory) now. */
+export async function lockWaiters(db: Database): Promise<number> {
+  const [row] = await db.$queryRawUnsafe<{ waiting: number }[]>(
+    `SELECT count(*)::int AS waiting FROM pg_stat_activity
+      WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+  );
+  return row?.waiting ?? 0;
 }
 
 /**
