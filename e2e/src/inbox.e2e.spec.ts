@@ -202,6 +202,8 @@ describe('notifications: inbox, preferences and the email channel', () => {
       [{ body: 'b'.repeat(5_001) }, 'BAD_USER_INPUT', /^body/],
       [{ data: { blob: 'd'.repeat(16 * 1024) } }, 'BAD_USER_INPUT', /^data/],
       [{ userId: 'nobody' }, 'BAD_USER_INPUT', /^userId/],
+      // The recipient's id in another spelling is not an id of the platform's.
+      [{ userId: carol.id.toUpperCase() }, 'BAD_USER_INPUT', /^userId/],
       [{ userId: '00000000-0000-4000-8000-000000000000' }, 'NOT_FOUND', /User/],
     ];
     for (const [change, code, message] of cases) {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  requireId,
   findIllFormedText,
   isCommonPassword,
   normalizeEmail,
@@ -159,5 +160,21 @@ describe('findIllFormedText', () => {
     expect(
       findIllFormedText({ title: 'Hello 👋', n: 3, nested: [null, { a: 'é' }] }),
     ).toBeUndefined();
+  });
+});
+
+describe('requireId', () => {
+  it('takes an id as the platform spells it, and refuses another spelling or anything else', () => {
+    const id = '0b6f6a4e-2b8e-4c1e-9d3a-5f7c8e9a1b2c';
+    expect(requireId('userId', id)).toBe(id);
+    // One spelling: an upper-case copy would be another key in every cache and lookup by text.
+    for (const other of [id.toUpperCase(), `{${id}}`, id.replaceAll('-', ''), '', 'x'])
+      expect(() => requireId('userId', other, 'user')).toThrow(
+        expect.objectContaining({
+          code: 'BAD_USER_INPUT',
+          field: 'userId',
+          message: 'userId: must be a user id',
+        }),
+      );
   });
 });

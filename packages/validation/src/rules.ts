@@ -4,7 +4,10 @@ import { AppError } from '@platform/errors';
 // Input rules shared by the edge (subgraphs) and the services that own the data, so both
 // reject the same input with the same message.
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// Ids as the platform writes them (PostgreSQL and randomUUID spell them in lower case): an
+// upper-case spelling is not taken, since it would be another key wherever an id is compared
+// as text (caches, Redis keys, directories) while PostgreSQL found the same row.
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 // Control characters, and the bidirectional overrides and isolates that make a name display
 // as something else than it is ("Trojan Source"-style spoofing in admin lists and mails).
