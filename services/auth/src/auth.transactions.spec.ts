@@ -58,6 +58,24 @@ describe('createTurns', () => {
     expect(log).toEqual(['slow', 'next']);
   });
 
+  it('keeps the running one in line after the last waiting gave up: a newcomer still waits for it', async () => {
+    const inTurn = createTurns(5_000);
+    const log: string[] = [];
+    const [slow, late, next] = ['slow', 'late', 'next'].map((name) => gate(log, name));
+    const running = inTurn('a', slow!.work);
+    const refused = inTurn('a', late!.work);
+    refused.catch(() => undefined);
+    await vi.advanceTimersByTimeAsync(5_000);
+    await expect(refused).rejects.toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+    const waiting = inTurn('a', next!.work);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(log).toEqual(['slow']);
+    slow!.finish();
+    next!.finish();
+    expect([await running, await waiting]).toEqual(['slow', 'next']);
+    expect(log).toEqual(['slow', 'next']);
+  });
+
   it('lets a key run at once again after its work failed', async () => {
     const inTurn = createTurns(5_000);
     await expect(inTurn('a', () => Promise.reject(new Error('no')))).rejects.toThrow('no');

@@ -36,8 +36,12 @@ export interface AuthTransactions {
   runFor<T>(userId: string, work: (tx: AuthTransaction) => Promise<T>): Promise<T>;
 }
 
-/** How long a sign-in waits for the same user's earlier ones (as long as for a slot). */
-export const USER_QUEUE_WAIT_MS = 5_000;
+/**
+ * How long a sign-in waits for the same user's earlier ones: well inside the caller's deadline
+ * (the subgraphs' gRPC calls give up after 5 s, and the password check and the wait for a
+ * transaction slot come before and after this), so a turn rarely comes for a caller gone.
+ */
+export const USER_QUEUE_WAIT_MS = 2_000;
 
 export function createAuthTransactions(
   db: PrismaClient,
@@ -85,12 +89,16 @@ export function createTurns(waitMs: number) {
     // waiting is finished, the one it waited for may not be).
     const last = before ? before.then(() => mine) : mine;
     lastOf.set(key, last);
+    // Forgotten once this one and every one before it are done (not when this one gives up
+    // waiting: the one it waited for may still run), unless another came in line since.
+    void last.then(() => {
+      if (lastOf.get(key) === last) lastOf.delete(key);
+    });
     try {
       if (before) await withinTime(before, waitMs);
       return await work();
     } finally {
       finished();
-      if (lastOf.get(key) === last) lastOf.delete(key);
     }
   };
 }
