@@ -41,7 +41,7 @@ export interface AuthTransactions {
  * (the subgraphs' gRPC calls give up after 5 s, and the password check and the wait for a
  * transaction slot come before and after this), so a turn rarely comes for a caller gone.
  */
-export const USER_QUEUE_WAIT_MS = 2_000;
+export const USER_QUEUE_WAIT_MS = 3_000;
 
 export function createAuthTransactions(
   db: PrismaClient,
