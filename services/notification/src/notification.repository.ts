@@ -103,16 +103,18 @@ const mailed = createOutboxInsert(NOTIFICATIONS_SCHEMA, {
 });
 
 /**
- * Creating a notification, in one statement (the hot path of sending): record the event
- * (when there is one) and stop if it was seen before or the recipient was deleted; apply the
- * recipient's preference for the type; insert the notification, its outbox event for live
- * push when shown in-app, and an email delivery with its outbox event when mailed.
+ * Creating a notification, in one statement (the hot path of sending): stop if the recipient
+ * was deleted (recording nothing: a send's idempotency key stays unused) or the event (when
+ * there is one) was seen before, else record it; apply the recipient's preference for the
+ * type; insert the notification, its outbox event for live push when shown in-app, and an
+ * email delivery with its outbox event when mailed.
  */
 const CREATE_NOTIFICATION = prepared(
   'notification-create',
   `WITH once AS (
      INSERT INTO "notifications"."processed_events" (consumer, event_id)
      SELECT $9, $10::uuid WHERE $9::text IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM "notifications"."deleted_recipients" d WHERE d.user_id = $2::uuid)
      ON CONFLICT DO NOTHING RETURNING 1
    ), channels AS (
      SELECT COALESCE(p.in_app, $6) OR $7 AS in_app, COALESCE(p.email, $8) AS email

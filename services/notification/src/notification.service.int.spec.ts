@@ -121,6 +121,20 @@ describe('NotificationService on PostgreSQL', () => {
     expect(await world.db.notification.count({ where: { recipientId: userId } })).toBe(1);
   });
 
+  it('leaves a key refused for a deleted recipient unused: it sends to another recipient later', async () => {
+    const [gone, other] = [randomUUID(), randomUUID()];
+    world.users.add(gone);
+    world.users.add(other);
+    const sender = { senderId: randomUUID(), idempotencyKey: randomUUID() };
+    await world.db.deletedRecipient.create({ data: { userId: gone } });
+    await expect(world.service.send(note(gone), sender)).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    const sent = await world.service.send(note(other), sender);
+    expect(sent.recipientId).toBe(other);
+    expect((await world.service.send(note(other), sender)).id).toBe(sent.id);
+  });
+
   it('creates one notification for a key sent many times at once, and answers every request with it', async () => {
     for (let race = 0; race < 5; race++) {
       const userId = randomUUID();

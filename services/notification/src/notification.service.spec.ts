@@ -198,6 +198,12 @@ describe('NotificationService', () => {
       await expect(service.send(note(), { ...sender, idempotencyKey: 'k3' })).rejects.toMatchObject(
         { code: 'NOT_FOUND' },
       );
+      // A send refused so created nothing, and its key is still the sender's to use.
+      const reused = await service.send(note({ recipientId: bob }), {
+        ...sender,
+        idempotencyKey: 'k3',
+      });
+      expect(reused.recipientId).toBe(bob);
     });
 
     it('counts the new notification in the unread count at once', async () => {

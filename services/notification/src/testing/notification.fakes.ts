@@ -66,8 +66,8 @@ export function createFakeNotificationRepository(): FakeNotificationRepository {
     deliveries,
     async create({ created, emailRequested, defaults, inAppLocked, source }) {
       const { payload } = created;
-      if (source && !(await tx.processOnce(source.consumer, source.eventId))) return null;
       if (deleted.has(payload.recipientId)) return null;
+      if (source && !(await tx.processOnce(source.consumer, source.eventId))) return null;
       const stored = preferences.get(key(payload.recipientId, payload.type));
       const inApp = (stored?.inApp ?? defaults.inApp) || inAppLocked;
       const notification: Notification = {
