@@ -40,41 +40,26 @@ describe('createTurns', () => {
     expect(await Promise.all(results)).toEqual(['a1', 'a2', 'a3', 'b1']);
   });
 
-  it('answers SERVICE_UNAVAILABLE to work whose turn does not come in time, and the next still waits for the running one', async () => {
-    const inTurn = createTurns(5_000);
-    const log: string[] = [];
-    const [slow, late, next] = ['slow', 'late', 'next'].map((name) => gate(log, name));
-    const running = inTurn('a', slow!.work);
-    const refused = inTurn('a', late!.work);
-    refused.catch(() => undefined);
-    await vi.advanceTimersByTimeAsync(4_000);
-    const waiting = inTurn('a', next!.work);
-    await vi.advanceTimersByTimeAsync(1_000);
-    await expect(refused).rejects.toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
-    expect(log).toEqual(['slow']);
-    slow!.finish();
-    next!.finish();
-    expect([await running, await waiting]).toEqual(['slow', 'next']);
-    expect(log).toEqual(['slow', 'next']);
-  });
-
-  it('keeps the running one in line after the last waiting gave up: a newcomer still waits for it', async () => {
-    const inTurn = createTurns(5_000);
-    const log: string[] = [];
-    const [slow, late, next] = ['slow', 'late', 'next'].map((name) => gate(log, name));
-    const running = inTurn('a', slow!.work);
-    const refused = inTurn('a', late!.work);
-    refused.catch(() => undefined);
-    await vi.advanceTimersByTimeAsync(5_000);
-    await expect(refused).rejects.toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
-    const waiting = inTurn('a', next!.work);
-    await vi.advanceTimersByTimeAsync(0);
-    expect(log).toEqual(['slow']);
-    slow!.finish();
-    next!.finish();
-    expect([await running, await waiting]).toEqual(['slow', 'next']);
-    expect(log).toEqual(['slow', 'next']);
-  });
+  // A newcomer arrives while the one that will give up still waits, or after it gave up (when
+  // it was the last in line): either way it waits for the one still running.
+  for (const newcomerAfterMs of [4_000, 5_000])
+    it(`answers SERVICE_UNAVAILABLE to work whose turn does not come in time, and one coming ${newcomerAfterMs} ms later still waits for the one running`, async () => {
+      const inTurn = createTurns(5_000);
+      const log: string[] = [];
+      const [slow, late, next] = ['slow', 'late', 'next'].map((name) => gate(log, name));
+      const running = inTurn('a', slow!.work);
+      const refused = inTurn('a', late!.work);
+      refused.catch(() => undefined);
+      await vi.advanceTimersByTimeAsync(newcomerAfterMs);
+      const waiting = inTurn('a', next!.work);
+      await vi.advanceTimersByTimeAsync(5_000 - newcomerAfterMs);
+      await expect(refused).rejects.toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+      expect(log).toEqual(['slow']);
+      slow!.finish();
+      next!.finish();
+      expect([await running, await waiting]).toEqual(['slow', 'next']);
+      expect(log).toEqual(['slow', 'next']);
+    });
 
   it('lets a key run at once again after its work failed', async () => {
     const inTurn = createTurns(5_000);
