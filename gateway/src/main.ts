@@ -1,4 +1,3 @@
-import { ApolloGateway } from '@apollo/gateway';
 import { ApolloServer } from '@apollo/server';
 import {
   ApolloServerPluginCacheControlDisabled,
@@ -35,6 +34,8 @@ import { wellFormedTextPlugin } from './input/well-formed-text.plugin';
 import { grpcDependency, httpDependency, readinessRoute, redisDependency } from './readiness';
 import { SubgraphDataSource, type GatewayContext } from './subgraph.data-source';
 import { createSubgraphFetcher, subgraphInstances } from './subgraph.fetcher';
+import { FederationGateway } from './execution/federation-gateway';
+import { createSupergraphPlanning } from './execution/supergraph-planning';
 import { createFederatedSubscriptions } from './subscriptions/federated-subscriptions';
 import { createSharedLimits } from './subscriptions/shared-limits';
 import { attachSubscriptionServer } from './subscriptions/subscription.server';
@@ -66,25 +67,25 @@ lifecycle.run(async () => {
     rbac: env.RBAC_SUBGRAPH_URL,
     notifications: env.NOTIFICATIONS_SUBGRAPH_URL,
   };
+  const planning = createSupergraphPlanning(supergraphSdl);
   const subgraphUrls = new Map<string, string>();
   const dataSources = new Map<string, SubgraphDataSource>();
   const subgraphClient = createSubgraphFetcher({ timeoutMs: env.SUBGRAPH_TIMEOUT_MS });
   lifecycle.onShutdown('subgraph client', () => subgraphClient.close());
-  const gateway = new ApolloGateway({
-    supergraphSdl,
-    buildService: ({ name, url }) => {
-      const target = urlOverrides[name] ?? url ?? '';
-      subgraphUrls.set(name, target);
-      const dataSource = new SubgraphDataSource({
+  for (const { name, url } of planning.subgraphs) {
+    const target = urlOverrides[name] ?? url;
+    subgraphUrls.set(name, target);
+    dataSources.set(
+      name,
+      new SubgraphDataSource({
         url: target,
         client: subgraphClient,
         internalToken: env.INTERNAL_TOKEN,
         name,
-      });
-      dataSources.set(name, dataSource);
-      return dataSource;
-    },
-  });
+      }),
+    );
+  }
+  const gateway = new FederationGateway({ planning, dataSources });
 
   const auth = createGrpcClient(authV1.AuthServiceService, {
     address: env.AUTH_SERVICE_ADDR,
@@ -241,7 +242,7 @@ lifecycle.run(async () => {
   const subscriptions = attachSubscriptionServer({
     server: http.server,
     chargeNewDocument,
-    federated: createFederatedSubscriptions({ supergraphSdl, dataSources, upstream, logger }),
+    federated: createFederatedSubscriptions({ planning, dataSources, upstream, logger }),
     tokens,
     revocations,
     operationLimits,

@@ -3,6 +3,7 @@ import { parse } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '@platform/logger';
 import { loadSupergraphSdl } from '../supergraph.source';
+import { createSupergraphPlanning } from '../execution/supergraph-planning';
 import { createFederatedSubscriptions } from './federated-subscriptions';
 import type { UpstreamSubscriptions } from './upstream';
 
@@ -21,7 +22,7 @@ describe('createFederatedSubscriptions', () => {
       close: async () => undefined,
     };
     const federated = createFederatedSubscriptions({
-      supergraphSdl,
+      planning: createSupergraphPlanning(supergraphSdl),
       dataSources: new Map(),
       upstream,
       logger: createLogger({ name: 'federated-test', level: 'silent' }),

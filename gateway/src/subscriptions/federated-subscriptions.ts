@@ -4,8 +4,8 @@ import {
   type GraphQLDataSource,
   type ServiceMap,
 } from '@apollo/gateway';
-import { operationFromDocument, Supergraph } from '@apollo/federation-internals';
-import { QueryPlanner, type FetchNode, type PlanNode, type QueryPlan } from '@apollo/query-planner';
+import { operationFromDocument } from '@apollo/federation-internals';
+import type { FetchNode, PlanNode, QueryPlan } from '@apollo/query-planner';
 import type { GatewayGraphQLRequestContext } from '@apollo/server-gateway-interface';
 import {
   GraphQLError,
@@ -20,6 +20,7 @@ import { contextFromHeaders, inSpan, SpanKind } from '@platform/telemetry';
 
 type OperationContext = ReturnType<typeof buildOperationContext>;
 import type { GatewayContext } from '../subgraph.data-source';
+import type { SupergraphPlanning } from '../execution/supergraph-planning';
 import type { UpstreamSubscriptions } from './upstream';
 import { endingSource } from './socket-messages';
 
@@ -66,17 +67,13 @@ export interface FederatedSubscriptions {
 }
 
 export function createFederatedSubscriptions(options: {
-  supergraphSdl: string;
+  planning: SupergraphPlanning;
   /** The gateway's own data sources, by subgraph name. */
   dataSources: ReadonlyMap<string, GraphQLDataSource>;
   upstream: UpstreamSubscriptions;
   logger: Logger;
 }): FederatedSubscriptions {
-  const supergraph = Supergraph.build(options.supergraphSdl);
-  const apiSchema = supergraph.apiSchema();
-  const schema = apiSchema.toGraphQLJSSchema();
-  const supergraphSchema = supergraph.schema.toGraphQLJSSchema();
-  const planner = new QueryPlanner(supergraph);
+  const { apiSchema, schema, supergraphSchema, planner } = options.planning;
   const plans = new Map<string, SubscriptionPlan>();
   const { logger } = options;
 
