@@ -3,8 +3,9 @@
 // what they do. Apollo Server keeps parsed and validated documents in an InMemoryLRUCache
 // (its document store, keyed by the SHA-256 of the operation text) and @apollo/gateway keeps
 // query plans in another (its query-plan store, same key, plus the operation name when one is
-// given). Each lookup of either is counted as a hit or a miss; on SIGUSR2 the counts are
-// written as JSON to BENCH_CACHE_PROBE_FILE. Without that variable the probe does nothing.
+// given; the project's gateway has its own, below). Each lookup is counted as a hit or a
+// miss; on SIGUSR2 the counts are written as JSON to BENCH_CACHE_PROBE_FILE. Without that
+// variable the probe does nothing.
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
@@ -60,9 +61,53 @@ function probe(owner, role) {
   };
 }
 
+/**
+ * The project's gateway keeps what a text needs (operation, plan, result shape) in an
+ * lru-cache `LRUCache` of its own, keyed by the text's SHA-256, a newline and the operation
+ * name (gateway/src/execution/federation-gateway.ts); its lookups are counted the same way.
+ * Loaded as ESM, as the gateway's bundle loads it, so that it is the same class.
+ */
+async function probePreparedOperations() {
+  let LRUCache;
+  try {
+    ({ LRUCache } = await import('lru-cache'));
+  } catch {
+    return;
+  }
+  const proto = LRUCache.prototype;
+  if (proto.__benchProbe) return;
+  proto.__benchProbe = true;
+  const original = proto.get;
+  const KEY = /^[0-9a-f]{64}\n/;
+  proto.get = function get(key, options) {
+    const value = original.call(this, key, options);
+    if (typeof key === 'string' && KEY.test(key)) {
+      let stats = byInstance.get(this);
+      if (!stats) {
+        stats = {
+          cache: "project gateway's prepared operations (plan + result shape)",
+          gets: 0,
+          hits: 0,
+          misses: 0,
+          missedKeys: new Set(),
+        };
+        byInstance.set(this, stats);
+        caches.push(stats);
+      }
+      stats.gets++;
+      if (value === undefined) {
+        stats.misses++;
+        stats.missedKeys.add(key);
+      } else stats.hits++;
+    }
+    return value;
+  };
+}
+
 if (file) {
   probe('@apollo/server', 'Apollo Server document store (parsed + validated documents)');
   probe('@apollo/gateway', '@apollo/gateway query-plan store');
+  await probePreparedOperations();
   process.on('SIGUSR2', () => {
     writeFileSync(
       file,

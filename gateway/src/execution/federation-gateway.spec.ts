@@ -217,6 +217,12 @@ const cases: {
     operationName: 'A',
   },
   {
+    name: 'aliases that are names of JavaScript object properties',
+    query: `{ constructor: me { toString: id hasOwnProperty: email valueOf: __typename }
+      isPrototypeOf: users(first: 1) { constructor: id } }`,
+  },
+  { name: 'a __proto__ alias', query: '{ me { __proto__: status id } }' },
+  {
     name: 'skip and include, with variables, literals and defaults',
     query: `query ($with: Boolean!, $without: Boolean = true) {
       me { id email @include(if: $with) age @skip(if: $without) status @skip(if: false)

@@ -37,6 +37,8 @@ export interface ResultShape {
     variables: Record<string, unknown> | undefined,
     introspect: (field: FieldSelection) => unknown,
   ): { data: Record<string, unknown> | null; errors: GraphQLError[] };
+  /** How many selections it was compiled from (with fragments expanded where spread). */
+  readonly steps: number;
 }
 
 /** Skipped when the condition's value (a variable's or a literal) equals `skipWhen`. */
@@ -110,8 +112,10 @@ export function compileResultShape(operation: Operation): ResultShape {
     return conditions.length > 0 ? conditions : undefined;
   }
 
+  let steps = 0;
   function compile(selectionSet: SelectionSet): Step[] {
     return selectionSet.selections().map((selection): Step => {
+      steps++;
       const conditions = conditionsOf(selection);
       if (selection.kind === 'FieldSelection') {
         const field = selection.element;
@@ -141,11 +145,18 @@ export function compileResultShape(operation: Operation): ResultShape {
   const root = compile(operation.selectionSet);
   const rootType = schema.schemaDefinition.rootType(operation.rootKind)!;
   const defaults = operation.collectDefaultedVariableValues();
+  // Plain objects (quicker to build and to serialize than null-prototype ones), only ever read
+  // through `own`: an inherited name (`constructor`, `toString`) is never taken for an answer.
+  // A `__proto__` alias would set the prototype instead of a field: then none have one.
   const newObject = nullPrototype
     ? () => Object.create(null) as Record<string, unknown>
     : () => ({}) as Record<string, unknown>;
 
-  return (input, variables, introspect) => {
+  const shape = (
+    input: Record<string, unknown>,
+    variables: Record<string, unknown> | undefined,
+    introspect: (field: FieldSelection) => unknown,
+  ) => {
     const shaping: Shaping = {
       schema,
       variables: { __proto__: null, ...defaults, ...variables },
@@ -159,6 +170,7 @@ export function compileResultShape(operation: Operation): ResultShape {
     const result = applySteps(root, input, data, rootType, shaping);
     return { data: result === NULL_BUBBLE_UP ? null : data, errors: shaping.errors };
   };
+  return Object.assign(shape, { steps });
 }
 
 function skipped(conditions: Condition[], variables: Record<string, unknown>): boolean {
@@ -177,8 +189,10 @@ function skipped(conditions: Condition[], variables: Record<string, unknown>): b
   return false;
 }
 
+/** What kind of value it was, for an assertion's message: never the value (logs get it). */
 function shown(value: unknown): string {
-  return typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
+  if (value === null || value === undefined) return String(value);
+  return Array.isArray(value) ? '(a list)' : `(a ${typeof value})`;
 }
 
 function own(object: Record<string, unknown>, key: string): unknown {
@@ -218,11 +232,11 @@ function applySteps(
     if (step.conditions && skipped(step.conditions, shaping.variables)) continue;
     switch (step.kind) {
       case 'introspection':
-        if (output[step.responseName] === undefined)
+        if (own(output, step.responseName) === undefined)
           output[step.responseName] = shaping.introspect(step.selection);
         break;
       case 'typename': {
-        if (output[step.responseName] !== undefined) break;
+        if (own(output, step.responseName) !== undefined) break;
         let value = own(input, step.responseName) ?? null;
         if (value === null && step.responseName !== typenameFieldName)
           value = input[typenameFieldName] ?? null;
@@ -235,7 +249,7 @@ function applySteps(
       case 'field': {
         shaping.path.push(step.responseName);
         const flags = updateValue(
-          output[step.responseName],
+          own(output, step.responseName),
           step.type,
           own(input, step.responseName) ?? null,
           step.selections,

@@ -1,9 +1,4 @@
-import {
-  buildOperationContext,
-  executeQueryPlan,
-  type GraphQLDataSource,
-  type ServiceMap,
-} from '@apollo/gateway';
+import type { GraphQLDataSource } from '@apollo/gateway';
 import { operationFromDocument } from '@apollo/federation-internals';
 import type { FetchNode, PlanNode, QueryPlan } from '@apollo/query-planner';
 import type { GatewayGraphQLRequestContext } from '@apollo/server-gateway-interface';
@@ -18,8 +13,12 @@ import type { Logger } from '@platform/logger';
 import type { UpstreamEventExtensions } from '@platform/subgraph';
 import { contextFromHeaders, inSpan, SpanKind } from '@platform/telemetry';
 
-type OperationContext = ReturnType<typeof buildOperationContext>;
 import type { GatewayContext } from '../subgraph.data-source';
+import {
+  executeOperation,
+  prepareExecution,
+  type OperationExecution,
+} from '../execution/federation-gateway';
 import type { SupergraphPlanning } from '../execution/supergraph-planning';
 import type { UpstreamSubscriptions } from './upstream';
 import { endingSource } from './socket-messages';
@@ -73,7 +72,8 @@ export function createFederatedSubscriptions(options: {
   upstream: UpstreamSubscriptions;
   logger: Logger;
 }): FederatedSubscriptions {
-  const { apiSchema, schema, supergraphSchema, planner } = options.planning;
+  const { planning } = options;
+  const { apiSchema, schema, planner } = planning;
   const plans = new Map<string, SubscriptionPlan>();
   const { logger } = options;
 
@@ -97,16 +97,16 @@ export function createFederatedSubscriptions(options: {
   }
 
   // One per operation text (documents are shared by the subscription server), not per client.
-  const operationContexts = new WeakMap<DocumentNode, Map<string, OperationContext>>();
-  function operationContextFor(document: DocumentNode, operationName: string | undefined) {
-    const byName = operationContexts.get(document) ?? new Map<string, OperationContext>();
-    operationContexts.set(document, byName);
-    let context = byName.get(operationName ?? '');
-    if (!context) {
-      context = buildOperationContext({ schema, operationDocument: document, operationName });
-      byName.set(operationName ?? '', context);
+  const executions = new WeakMap<DocumentNode, Map<string, OperationExecution>>();
+  function executionFor(document: DocumentNode, operationName: string | undefined) {
+    const byName = executions.get(document) ?? new Map<string, OperationExecution>();
+    executions.set(document, byName);
+    let execution = byName.get(operationName ?? '');
+    if (!execution) {
+      execution = prepareExecution(planning, document, operationName);
+      byName.set(operationName ?? '', execution);
     }
-    return context;
+    return execution;
   }
 
   /**
@@ -131,7 +131,7 @@ export function createFederatedSubscriptions(options: {
     variables,
     context,
   }: Parameters<FederatedSubscriptions['run']>[0]): AsyncGenerator<ExecutionResult> {
-    const operationContext = operationContextFor(document, operationName);
+    const prepared = executionFor(document, operationName);
     const primaryVariables = Object.fromEntries(
       (primary.variableUsages ?? []).map((name) => [name, variables[name]]),
     );
@@ -144,10 +144,7 @@ export function createFederatedSubscriptions(options: {
     });
     // Each event runs the plan with its root fetch answered by the event itself.
     const eventFetch: FetchNode = { ...primary, serviceName: EVENT_SOURCE };
-    const queryPlan: QueryPlan = {
-      kind: 'QueryPlan',
-      node: rest ? { kind: 'Sequence', nodes: [eventFetch, rest] } : eventFetch,
-    };
+    const eventPlan: PlanNode = rest ? { kind: 'Sequence', nodes: [eventFetch, rest] } : eventFetch;
     // Ending the subscription ends the upstream one at once, not at its next event.
     return endingSource(results(), events);
 
@@ -170,10 +167,7 @@ export function createFederatedSubscriptions(options: {
                 ...(errors.length ? { errors: event.errors } : {}),
               }),
           };
-          const serviceMap: ServiceMap = {
-            ...Object.fromEntries(options.dataSources),
-            [EVENT_SOURCE]: eventSource,
-          };
+          const dataSources = new Map(options.dataSources).set(EVENT_SOURCE, eventSource);
           const requestContext = {
             request: { variables },
             context,
@@ -183,7 +177,7 @@ export function createFederatedSubscriptions(options: {
           // A child of the work that produced the event (the subgraph sends its trace context
           // with it): the live push joins the trace of the operation that caused it.
           const trace = (event.extensions as UpstreamEventExtensions | undefined)?.traceContext;
-          const name = operationName ?? operationContext.operation.name?.value;
+          const name = operationName ?? prepared.operationContext.operation.name?.value;
           yield await inSpan(
             `subscription event ${name ?? primary.serviceName}`,
             {
@@ -196,14 +190,13 @@ export function createFederatedSubscriptions(options: {
               },
             },
             () =>
-              executeQueryPlan(
-                queryPlan,
-                serviceMap,
+              executeOperation({
+                planning,
+                dataSources,
+                prepared,
+                node: eventPlan,
                 requestContext,
-                operationContext,
-                supergraphSchema,
-                apiSchema,
-              ),
+              }),
           );
         }
       } catch (error) {
