@@ -18,6 +18,21 @@ const HASH_KEY = /^[0-9a-f]{64}$/;
 const caches = [];
 const byInstance = new WeakMap();
 
+/** Counts one lookup in `cache` (called `name` from its first) that found `value`. */
+function count(cache, name, key, value) {
+  let stats = byInstance.get(cache);
+  if (!stats) {
+    stats = { cache: name, gets: 0, hits: 0, misses: 0, missedKeys: new Set() };
+    byInstance.set(cache, stats);
+    caches.push(stats);
+  }
+  stats.gets++;
+  if (value === undefined) {
+    stats.misses++;
+    stats.missedKeys.add(key);
+  } else stats.hits++;
+}
+
 /** Counts the lookups of the InMemoryLRUCache that `owner` (a package) resolves to. */
 function probe(owner, role) {
   let path;
@@ -33,30 +48,10 @@ function probe(owner, role) {
   if (proto.__benchProbe) return;
   proto.__benchProbe = true;
   const original = proto.get;
-  const statsOf = (instance, key) => {
-    let stats = byInstance.get(instance);
-    if (!stats) {
-      stats = {
-        cache: HASH_KEY.test(key) ? role : `other cache of ${owner}`,
-        gets: 0,
-        hits: 0,
-        misses: 0,
-        missedKeys: new Set(),
-      };
-      byInstance.set(instance, stats);
-      caches.push(stats);
-    }
-    return stats;
-  };
   // The original is `async get(key) { return this.cache.get(key) }`: the same, counted.
   proto.get = async function get(key) {
     const value = this.cache?.get ? this.cache.get(key) : await original.call(this, key);
-    const stats = statsOf(this, key);
-    stats.gets++;
-    if (value === undefined) {
-      stats.misses++;
-      stats.missedKeys.add(key);
-    } else stats.hits++;
+    count(this, HASH_KEY.test(key) ? role : `other cache of ${owner}`, key, value);
     return value;
   };
 }
@@ -81,25 +76,8 @@ async function probePreparedOperations() {
   const KEY = /^[0-9a-f]{64}\n/;
   proto.get = function get(key, options) {
     const value = original.call(this, key, options);
-    if (typeof key === 'string' && KEY.test(key)) {
-      let stats = byInstance.get(this);
-      if (!stats) {
-        stats = {
-          cache: "project gateway's prepared operations (plan + result shape)",
-          gets: 0,
-          hits: 0,
-          misses: 0,
-          missedKeys: new Set(),
-        };
-        byInstance.set(this, stats);
-        caches.push(stats);
-      }
-      stats.gets++;
-      if (value === undefined) {
-        stats.misses++;
-        stats.missedKeys.add(key);
-      } else stats.hits++;
-    }
+    if (typeof key === 'string' && KEY.test(key))
+      count(this, "project gateway's prepared operations (plan + result shape)", key, value);
     return value;
   };
 }
