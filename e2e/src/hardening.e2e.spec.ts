@@ -177,6 +177,32 @@ describe('the gateway in production reveals nothing it need not, and refuses tex
     });
   });
 
+  it('refuses a null @include / @skip condition, and a $representations an entity fetch needs, as the client’s fault (they were 500s)', async () => {
+    const token = platform!.admin.token;
+    for (const [query, variables] of [
+      ['query ($i: Boolean = true) { me @include(if: $i) { id } }', { i: null }],
+      ['query ($s: Boolean = false) { me { id roles @skip(if: $s) { scope } } }', { s: null }],
+      [
+        'query ($representations: String) { me { id permissions(scope: $representations) } }',
+        { representations: 'x' },
+      ],
+    ] as const) {
+      const { status, body } = await post(gateway, query, variables, token);
+      expect(status, query).toBe(400);
+      expect(body.errors?.map((error) => error.extensions?.['code'])).toEqual(['BAD_USER_INPUT']);
+      expect(body.data).toBeUndefined();
+    }
+    // Given a value, the same operations are answered.
+    const { status, body } = await post(
+      gateway,
+      'query ($s: Boolean = false) { me { id roles @skip(if: $s) { scope } } }',
+      { s: true },
+      token,
+    );
+    expect(status).toBe(200);
+    expect(body).toEqual({ data: { me: { id: platform!.admin.id } } });
+  });
+
   it('ends the least recently used session once a user signs in more often than the limit', async () => {
     const first = await signUp(gateway, 'busy@example.com');
     const later = [];

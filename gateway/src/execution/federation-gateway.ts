@@ -18,6 +18,7 @@ import {
   Kind,
   OperationTypeNode,
   visit,
+  type DirectiveNode,
   type DocumentNode,
   type VariableDefinitionNode,
 } from 'graphql';
@@ -34,6 +35,10 @@ export interface OperationExecution {
   operationContext: OperationContext;
   operation: Operation;
   shape: ResultShape;
+  /** Variables given as the `if` of `@skip` / `@include` (a `Boolean!`: null is refused). */
+  conditionVariables: readonly string[];
+  /** Whether the operation declares `$representations`, the name entity fetches use. */
+  declaresRepresentations: boolean;
 }
 
 /** What one operation text needs on every request, built on its first. */
@@ -149,6 +154,15 @@ export async function executeOperation(options: {
   const { prepared, node, requestContext } = options;
   const { operationContext, shape } = prepared;
   const { variables } = requestContext.request;
+  const refused = refusedVariable(prepared, node, variables);
+  if (refused)
+    return {
+      errors: [
+        new GraphQLError(refused, {
+          extensions: { code: 'BAD_USER_INPUT', http: { status: 400 } },
+        }),
+      ],
+    };
   const errors: unknown[] = [];
   const unfiltered = Object.create(null) as Record<string, unknown>;
   if (node)
@@ -185,15 +199,71 @@ export function prepareExecution(
   operationName: string | undefined,
 ): OperationExecution {
   const operation = operationFromDocument(planning.apiSchema, document, { operationName });
+  const operationContext = buildOperationContext({
+    schema: planning.schema,
+    operationDocument: document,
+    operationName,
+  });
+  const conditionVariables = new Set<string>();
+  const findConditions = {
+    Directive: (directive: DirectiveNode) => {
+      if (directive.name.value !== 'skip' && directive.name.value !== 'include') return;
+      for (const argument of directive.arguments ?? [])
+        if (argument.value.kind === Kind.VARIABLE)
+          conditionVariables.add(argument.value.name.value);
+    },
+  };
+  visit(operationContext.operation, findConditions);
+  for (const fragment of Object.values(operationContext.fragments)) visit(fragment, findConditions);
   return {
-    operationContext: buildOperationContext({
-      schema: planning.schema,
-      operationDocument: document,
-      operationName,
-    }),
+    operationContext,
     operation,
     shape: compileResultShape(operation),
+    conditionVariables: [...conditionVariables],
+    declaresRepresentations: !!operationContext.operation.variableDefinitions?.some(
+      (definition) => definition.variable.name.value === 'representations',
+    ),
   };
+}
+
+/**
+ * What the client's variables ask that no plan can do, as a message naming the variable:
+ * a null `if` for `@skip` / `@include` (allowed through validation by a variable's default,
+ * then given null), or `$representations` where an entity fetch needs that name for itself.
+ */
+function refusedVariable(
+  prepared: OperationExecution,
+  node: PlanNode | undefined,
+  variables: Record<string, unknown> | undefined,
+): string | undefined {
+  for (const name of prepared.conditionVariables)
+    if (
+      variables &&
+      Object.prototype.hasOwnProperty.call(variables, name) &&
+      variables[name] === null
+    )
+      return `Variable "$${name}" is the "if" of @skip or @include, a Boolean!: it must not be null.`;
+  if (prepared.declaresRepresentations && node && entityFetchUses(node, 'representations'))
+    return 'Variable "$representations" is a name the gateway needs for its own entity fetches here; use another name.';
+  return undefined;
+}
+
+function entityFetchUses(node: PlanNode, variable: string): boolean {
+  switch (node.kind) {
+    case 'Fetch':
+      return !!node.requires && !!node.variableUsages?.includes(variable);
+    case 'Sequence':
+    case 'Parallel':
+      return node.nodes.some((child) => entityFetchUses(child, variable));
+    case 'Flatten':
+      return entityFetchUses(node.node, variable);
+    case 'Condition':
+      return [node.ifClause, node.elseClause].some(
+        (branch) => !!branch && entityFetchUses(branch, variable),
+      );
+    case 'Defer':
+      return false;
+  }
 }
 
 function prepareOperation(

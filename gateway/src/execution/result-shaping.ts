@@ -19,6 +19,7 @@ import {
   type SelectionSet,
   type Type,
 } from '@apollo/federation-internals';
+import { deepMerge } from '@apollo/gateway/dist/utilities/deepMerge.js';
 import type { GraphQLError } from 'graphql';
 
 /**
@@ -195,6 +196,10 @@ function shown(value: unknown): string {
   return Array.isArray(value) ? '(a list)' : `(a ${typeof value})`;
 }
 
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}
+
 function own(object: Record<string, unknown>, key: string): unknown {
   return Object.prototype.hasOwnProperty.call(object, key) ? object[key] : undefined;
 }
@@ -231,10 +236,15 @@ function applySteps(
   for (const step of steps) {
     if (step.conditions && skipped(step.conditions, shaping.variables)) continue;
     switch (step.kind) {
-      case 'introspection':
-        if (own(output, step.responseName) === undefined)
-          output[step.responseName] = shaping.introspect(step.selection);
+      case 'introspection': {
+        // The same response name selected twice (say, in a fragment too) is one answer with
+        // the fields of both (the selections are mergeable: validation made sure).
+        const earlier = own(output, step.responseName);
+        const value = shaping.introspect(step.selection);
+        if (earlier === undefined) output[step.responseName] = value;
+        else if (isObject(earlier) && isObject(value)) deepMerge(earlier, value);
         break;
+      }
       case 'typename': {
         if (own(output, step.responseName) !== undefined) break;
         let value = own(input, step.responseName) ?? null;
