@@ -1,5 +1,4 @@
 import type { GraphQLDataSource } from '@apollo/gateway';
-import { operationFromDocument } from '@apollo/federation-internals';
 import type { FetchNode, PlanNode, QueryPlan } from '@apollo/query-planner';
 import type { GatewayGraphQLRequestContext } from '@apollo/server-gateway-interface';
 import {
@@ -73,12 +72,13 @@ export function createFederatedSubscriptions(options: {
   logger: Logger;
 }): FederatedSubscriptions {
   const { planning } = options;
-  const { apiSchema, schema, planner } = planning;
+  const { schema, planner } = planning;
   const plans = new Map<string, SubscriptionPlan>();
   const { logger } = options;
 
   function plan(document: DocumentNode, operationName: string | undefined): SubscriptionPlan {
-    const operation = operationFromDocument(apiSchema, document, { operationName });
+    // The operation its events run with, built once per document, not once per subscribe.
+    const { operation } = executionFor(document, operationName);
     const key = `${operationName ?? ''}\n${operation.toString()}`;
     const cached = plans.get(key);
     if (cached) return cached;
