@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSubgraphFetcher, subgraphInstances } from './subgraph.fetcher';
@@ -84,6 +84,72 @@ describe('subgraph fetcher over several instances', () => {
   it('fails when every instance refuses', async () => {
     await expect(ask(`${await refusingUrl()},${await refusingUrl()}`)).rejects.toMatchObject({
       code: 'ECONNREFUSED',
+    });
+  });
+});
+
+describe('subgraph fetcher answers', () => {
+  const client = createSubgraphFetcher({ timeoutMs: 500 });
+  const servers: Server[] = [];
+  afterAll(async () => {
+    await client.close();
+    for (const server of servers) server.close();
+  });
+
+  /** A server answering every request with `answer`. */
+  async function serve(answer: (res: ServerResponse) => void): Promise<string> {
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => answer(res));
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`;
+  }
+
+  it('reads an answer sent in many pieces, characters split between them, as one text', async () => {
+    const text = JSON.stringify({ data: { title: 'Grüße € 😀 '.repeat(3_000) } });
+    const bytes = Buffer.from(text, 'utf8');
+    const url = await serve((res) => {
+      res.writeHead(201, { 'content-type': 'application/json', 'x-kind': 'pieces' });
+      // Pieces of 7,001 bytes, each written on its own: multi-byte characters straddle them.
+      let offset = 0;
+      const next = () => {
+        if (offset >= bytes.length) {
+          res.end();
+          return;
+        }
+        res.write(bytes.subarray(offset, (offset += 7_001)));
+        setImmediate(next);
+      };
+      next();
+    });
+    const reply = await client.post(url, {}, '{}');
+    expect(reply.status).toBe(201);
+    expect(reply.headers['x-kind']).toBe('pieces');
+    expect(reply.text).toBe(text);
+  });
+
+  it('takes the final answer after an informational one', async () => {
+    const url = await serve((res) => {
+      res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' }, () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"data":{"ok":true}}');
+      });
+    });
+    const reply = await client.post(url, {}, '{}');
+    expect(reply.status).toBe(200);
+    expect(reply.headers['link']).toBeUndefined();
+    expect(reply.text).toBe('{"data":{"ok":true}}');
+  });
+
+  it('fails a request whose answer stops coming', async () => {
+    const url = await serve((res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"data":');
+    });
+    await expect(client.post(url, {}, '{}')).rejects.toMatchObject({
+      code: 'UND_ERR_BODY_TIMEOUT',
     });
   });
 });
