@@ -221,14 +221,21 @@ describe('live notifications: federated subscriptions through the gateway', () =
     const invalid = client.subscribe('subscription { nothingHere }');
     const query = client.subscribe('{ me { id } }');
     const unnamed = client.subscribe(ADDED, undefined, 'NoSuchOperation');
+    // Validation lets a null through for a variable with a default: refused at once, not at
+    // the first event.
+    const nullIf = client.subscribe(
+      'subscription ($i: Boolean = true) { notificationAdded { id title @include(if: $i) } }',
+      { i: null },
+    );
     await eventually(async () => {
-      if ([invalid, query, unnamed].some(({ errors }) => errors.length === 0))
+      if ([invalid, query, unnamed, nullIf].some(({ errors }) => errors.length === 0))
         throw new Error('waiting');
     }, 5_000);
     expect(JSON.stringify(invalid.errors[0])).toContain('nothingHere');
     expect(JSON.stringify(query.errors[0])).toContain('HTTP');
     expect(JSON.stringify(unnamed.errors[0])).toContain('NoSuchOperation');
-    for (const { errors } of [invalid, query, unnamed])
+    expect(JSON.stringify(nullIf.errors[0])).toContain('Variable \\"$i\\"');
+    for (const { errors } of [invalid, query, unnamed, nullIf])
       expect(codeOf({ errors: errors[0] as never })).toBe('BAD_USER_INPUT');
   });
 

@@ -231,7 +231,7 @@ export function prepareExecution(
  * a null `if` for `@skip` / `@include` (allowed through validation by a variable's default,
  * then given null), or `$representations` where an entity fetch needs that name for itself.
  */
-function refusedVariable(
+export function refusedVariable(
   prepared: OperationExecution,
   node: PlanNode | undefined,
   variables: Record<string, unknown> | undefined,

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { parse } from 'graphql';
+import { GraphQLError, parse } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '@platform/logger';
 import { loadSupergraphSdl } from '../supergraph.source';
@@ -30,7 +30,7 @@ describe('createFederatedSubscriptions', () => {
     const document = parse('subscription { notificationAdded { id } }');
     const run = () =>
       federated.run({
-        plan: federated.plan(document, undefined),
+        plan: federated.plan(document, undefined, {}),
         document,
         operationName: undefined,
         variables: {},
@@ -39,5 +39,41 @@ describe('createFederatedSubscriptions', () => {
     // graphql-ws's subscribe: a throw here would close the client's whole connection.
     expect(run).not.toThrow();
     await expect(run().next()).rejects.toThrow('no URL for subgraph notifications');
+  });
+
+  it('refuses a null condition variable when the subscription is planned, not at every event', () => {
+    const upstream: UpstreamSubscriptions = {
+      subscribe: () => {
+        throw new Error('not reached');
+      },
+      connections: () => 0,
+      onDrop: () => undefined,
+      close: async () => undefined,
+    };
+    const federated = createFederatedSubscriptions({
+      planning: createSupergraphPlanning(supergraphSdl),
+      dataSources: new Map(),
+      upstream,
+      logger: createLogger({ name: 'federated-test', level: 'silent' }),
+    });
+    const document = parse(
+      'subscription ($i: Boolean = true) { notificationAdded { id title @include(if: $i) } }',
+    );
+    for (const variables of [{ i: null }, { i: null, other: 1 }]) {
+      let refusal: unknown;
+      try {
+        federated.plan(document, undefined, variables);
+      } catch (error) {
+        refusal = error;
+      }
+      expect(refusal).toBeInstanceOf(GraphQLError);
+      expect((refusal as GraphQLError).message).toMatch(/Variable "\$i" .* must not be null/);
+      expect((refusal as GraphQLError).extensions['code']).toBe('BAD_USER_INPUT');
+    }
+    // With a value, or none (its default), it is planned.
+    expect(federated.plan(document, undefined, { i: false }).primary.serviceName).toBe(
+      'notifications',
+    );
+    expect(federated.plan(document, undefined, {}).primary.serviceName).toBe('notifications');
   });
 });

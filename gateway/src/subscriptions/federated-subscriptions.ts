@@ -16,6 +16,7 @@ import type { GatewayContext } from '../subgraph.data-source';
 import {
   executeOperation,
   prepareExecution,
+  refusedVariable,
   type OperationExecution,
 } from '../execution/federation-gateway';
 import type { SupergraphPlanning } from '../execution/supergraph-planning';
@@ -48,9 +49,14 @@ export interface FederatedSubscriptions {
   readonly schema: GraphQLSchema;
   /**
    * Plans a subscription against the supergraph; throws a GraphQLError when the operation
-   * cannot be planned or is not a subscription.
+   * cannot be planned or is not a subscription, or when its variables ask what no plan can do
+   * (a null `if` of `@skip`/`@include`): refused at subscribe, not at every event.
    */
-  plan(document: DocumentNode, operationName: string | undefined): SubscriptionPlan;
+  plan(
+    document: DocumentNode,
+    operationName: string | undefined,
+    variables: Record<string, unknown>,
+  ): SubscriptionPlan;
   /**
    * Subscribes to the root field's subgraph (over the shared upstream connection) and, for
    * each event, resolves what the other subgraphs own exactly as for a query.
@@ -76,9 +82,25 @@ export function createFederatedSubscriptions(options: {
   const plans = new Map<string, SubscriptionPlan>();
   const { logger } = options;
 
-  function plan(document: DocumentNode, operationName: string | undefined): SubscriptionPlan {
+  function plan(
+    document: DocumentNode,
+    operationName: string | undefined,
+    variables: Record<string, unknown>,
+  ): SubscriptionPlan {
     // The operation its events run with, built once per document, not once per subscribe.
-    const { operation } = executionFor(document, operationName);
+    const execution = executionFor(document, operationName);
+    const planned = planOf(execution.operation, operationName);
+    // The rules every event would apply (executeOperation), applied once, before subscribing:
+    // entity fetches are in `rest` (the event answers the primary fetch).
+    const refused = refusedVariable(execution, planned.rest, variables);
+    if (refused) throw new GraphQLError(refused, { extensions: { code: 'BAD_USER_INPUT' } });
+    return planned;
+  }
+
+  function planOf(
+    operation: OperationExecution['operation'],
+    operationName: string | undefined,
+  ): SubscriptionPlan {
     const key = `${operationName ?? ''}\n${operation.toString()}`;
     const cached = plans.get(key);
     if (cached) return cached;

@@ -345,10 +345,11 @@ export function attachSubscriptionServer(options: {
     if (exceeded) return [queryTooComplex(exceeded, false)];
     let plan: SubscriptionContext['plan'];
     try {
-      plan = federated.plan(document, payload.operationName ?? undefined);
+      plan = federated.plan(document, payload.operationName ?? undefined, payload.variables ?? {});
     } catch (error) {
-      // The planner refuses the operation (an unknown operation name, a query sent here): the
-      // caller's fault, whatever code federation gave it (INVALID_GRAPHQL is none of ours).
+      // The planner refuses the operation (an unknown operation name, a query sent here), or
+      // its variables: the caller's fault, whatever code federation gave it (INVALID_GRAPHQL is
+      // none of ours).
       if (error instanceof GraphQLError)
         return [new GraphQLError(error.message, { extensions: { code: 'BAD_USER_INPUT' } })];
       throw error;
