@@ -11,22 +11,27 @@ const supergraphSdl = loadSupergraphSdl({
   configPath: fileURLToPath(new URL('../../../supergraph.yaml', import.meta.url)),
 });
 
+/** Federated subscriptions over the real supergraph, whose upstream subscribe fails with `message`. */
+function federatedFailingUpstream(message: string) {
+  const upstream: UpstreamSubscriptions = {
+    subscribe: () => {
+      throw new Error(message);
+    },
+    connections: () => 0,
+    onDrop: () => undefined,
+    close: async () => undefined,
+  };
+  return createFederatedSubscriptions({
+    planning: createSupergraphPlanning(supergraphSdl),
+    dataSources: new Map(),
+    upstream,
+    logger: createLogger({ name: 'federated-test', level: 'silent' }),
+  });
+}
+
 describe('createFederatedSubscriptions', () => {
   it('answers a failure while a subscription is set up as that subscription’s error, not by throwing', async () => {
-    const upstream: UpstreamSubscriptions = {
-      subscribe: () => {
-        throw new Error('no URL for subgraph notifications');
-      },
-      connections: () => 0,
-      onDrop: () => undefined,
-      close: async () => undefined,
-    };
-    const federated = createFederatedSubscriptions({
-      planning: createSupergraphPlanning(supergraphSdl),
-      dataSources: new Map(),
-      upstream,
-      logger: createLogger({ name: 'federated-test', level: 'silent' }),
-    });
+    const federated = federatedFailingUpstream('no URL for subgraph notifications');
     const document = parse('subscription { notificationAdded { id } }');
     const run = () =>
       federated.run({
@@ -42,20 +47,7 @@ describe('createFederatedSubscriptions', () => {
   });
 
   it('refuses a null condition variable when the subscription is planned, not at every event', () => {
-    const upstream: UpstreamSubscriptions = {
-      subscribe: () => {
-        throw new Error('not reached');
-      },
-      connections: () => 0,
-      onDrop: () => undefined,
-      close: async () => undefined,
-    };
-    const federated = createFederatedSubscriptions({
-      planning: createSupergraphPlanning(supergraphSdl),
-      dataSources: new Map(),
-      upstream,
-      logger: createLogger({ name: 'federated-test', level: 'silent' }),
-    });
+    const federated = federatedFailingUpstream('not reached');
     const document = parse(
       'subscription ($i: Boolean = true) { notificationAdded { id title @include(if: $i) } }',
     );
