@@ -9,7 +9,8 @@
 // /proc/<pid>/stat), the medians of BENCH_ROUNDS rounds, the ratios between the gateways, and
 // whether the query-plan and document caches were hit. Figures go to docs/benchmarks.md.
 //
-// Knobs: BENCH_DURATION (10), BENCH_WARMUP (3), BENCH_ROUNDS (3), BENCH_QUERIES (Q1,Q2,Q3),
+// Knobs: BENCH_DURATION (10), BENCH_WARMUP (3), BENCH_ROUNDS (3), BENCH_PRIME (5: s of every
+// query through every target before the first round, unmeasured), BENCH_QUERIES (Q1,Q2,Q3),
 // BENCH_TARGETS (project,stock,hive,hive-dedupe,subgraph; also baseline: another build of the
 // project's gateway, from BENCH_BASELINE_GATEWAY, see startTargets), BENCH_NODE_ARGS (given to every
 // app's node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), BENCH_STOCK_NODE_ARGS (the same for
@@ -44,6 +45,7 @@ const CONNECTIONS = 50;
 const DURATION = Number(process.env['BENCH_DURATION'] ?? 10);
 const WARMUP = Number(process.env['BENCH_WARMUP'] ?? 3);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
+const PRIME = Number(process.env['BENCH_PRIME'] ?? 5);
 const USERS = 200;
 const ADMINS = 60;
 const NOTIFICATIONS_PER_USER = 20;
@@ -276,12 +278,22 @@ async function main(): Promise<void> {
   const q1 = queries.find((query) => query.name === 'Q1');
   if (project && q1) console.log(await checkApq(project, q1, tokens.users[1]!));
 
+  // Every target answers every query for BENCH_PRIME s before the first round: the subgraphs
+  // and services are shared, and without this whichever target measures a query first pays
+  // their JIT warm-up on its code paths (it showed as a dearer first round, 3.3-4.9 ms behind
+  // the gateway on Q2 against 2.2-2.6 in later rounds).
+  if (PRIME > 0) {
+    for (const query of queries)
+      for (const target of targets.filter((t) => t.queries.includes(query.name)))
+        await load(target, query, tokens[query.as], PRIME);
+  }
+
   const probesBefore = await readProbes(targets);
   // The Redis server this run uses (the machine may run others, e.g. tests' own).
   const redisPids = pgrep(`redis-server .*:${new URL(run.redisUrl).port || '6379'}`);
   const measurements: Measurement[] = [];
   console.log(
-    `\n${ROUNDS} round(s); per measurement ${WARMUP} s warm-up, ${DURATION} s measured, ${CONNECTIONS} connections\n`,
+    `\n${PRIME} s of every query through every target first, unmeasured; ${ROUNDS} round(s); per measurement ${WARMUP} s warm-up, ${DURATION} s measured, ${CONNECTIONS} connections\n`,
   );
   for (let round = 0; round < ROUNDS; round++) {
     for (const query of queries) {
@@ -907,18 +919,25 @@ function report(measurements: Measurement[], targets: Target[], before: Probes, 
     ['stock', 'hive'],
     ['hive-dedupe', 'hive'],
   ];
-  console.log('\nRatios (medians): req/s a/b, gateway CPU per request a/b');
+  console.log(
+    "\nRatios (medians): req/s a/b, gateway CPU per request a/b (and round by round, each round's pair)",
+  );
   for (const query of queries)
     for (const [a, b] of pairs) {
       const ma = of(query.name, a);
       const mb = of(query.name, b);
       if (ma.length === 0 || mb.length === 0) continue;
       const rps = med(ma, (m) => m.perSecond) / med(mb, (m) => m.perSecond);
-      const cpu =
-        med(ma, (m) => m.cpu['gateway under test'] ?? 0) /
-        med(mb, (m) => m.cpu['gateway under test'] ?? 0);
+      const gatewayCpu = (m: Measurement) => m.cpu['gateway under test'] ?? 0;
+      const cpu = med(ma, gatewayCpu) / med(mb, gatewayCpu);
+      // Each round's pair, measured minutes apart at most: on a noisy machine the ratio of the
+      // medians can pair one target's quiet round with the other's busy one.
+      const byRound = ma.flatMap((m) => {
+        const other = mb.find((n) => n.round === m.round);
+        return other && gatewayCpu(other) > 0 ? [fmt(gatewayCpu(m) / gatewayCpu(other))] : [];
+      });
       console.log(
-        `  ${query.name} ${`${a} / ${b}`.padEnd(24)} req/s ${fmt(rps)}x   gateway CPU/request ${fmt(cpu)}x`,
+        `  ${query.name} ${`${a} / ${b}`.padEnd(24)} req/s ${fmt(rps)}x   gateway CPU/request ${fmt(cpu)}x (per round ${byRound.join(' / ')})`,
       );
     }
   const direct = of('Q1', 'subgraph');
