@@ -279,9 +279,10 @@ async function main(): Promise<void> {
   if (project && q1) console.log(await checkApq(project, q1, tokens.users[1]!));
 
   // Every target answers every query for BENCH_PRIME s before the first round: the subgraphs
-  // and services are shared, and without this whichever target measures a query first pays
-  // their JIT warm-up on its code paths (it showed as a dearer first round, 3.3-4.9 ms behind
-  // the gateway on Q2 against 2.2-2.6 in later rounds).
+  // and services are shared, and without this whichever target measures a query first meets
+  // them cold (their JIT, their caches). The first round of Q2 was the dearest behind the
+  // gateway with or without it (docs/benchmarks.md, the eighteenth session), so that is not
+  // the whole cause.
   if (PRIME > 0) {
     for (const query of queries)
       for (const target of targets.filter((t) => t.queries.includes(query.name)))
