@@ -81,9 +81,8 @@ export interface CredentialService {
    * The account was disabled: every session ends and every reset and email verification token
    * mailed before is used up, together, under the lock the user's password changes take. A
    * reset in flight either committed before, or is refused (its token used up); none sets a
-   * password after. How many
-   * sessions ended. With `before`, only what was begun before that instant ends (the account
-   * may have been enabled again since, and signed in anew).
+   * password after. How many sessions ended. With `before`, only what was begun before that
+   * instant ends (the account may have been enabled again since, and signed in anew).
    */
   lockOut(userId: string, before?: Date): Promise<number>;
 }
