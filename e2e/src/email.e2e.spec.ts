@@ -91,6 +91,43 @@ describe('email verification and password reset, with mail through a real SMTP s
     expect(again.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'token' });
   });
 
+  it('verifies nothing with a link mailed before the account was disabled, even once it is enabled again', async () => {
+    const account = await register('verify-disabled@example.com');
+    await graphql(gateway, 'mutation { requestEmailVerification }', {
+      token: account.accessToken,
+    });
+    const token = tokenIn(await mailTo('verify-disabled@example.com'));
+    const setStatus = (status: 'ACTIVE' | 'DISABLED') =>
+      graphql(gateway, SET_STATUS, {
+        token: platform.admin.token,
+        variables: { id: account.user.id, status },
+      });
+    const verify = () =>
+      graphql(gateway, 'mutation ($token: String!) { verifyEmail(token: $token) { id } }', {
+        variables: { token },
+      });
+    const verified = async () =>
+      (
+        await graphql<{ user: { emailVerified: boolean } }>(
+          gateway,
+          'query ($id: ID!) { user(id: $id) { emailVerified } }',
+          { token: platform.admin.token, variables: { id: account.user.id } },
+        )
+      ).data?.user.emailVerified;
+
+    expect((await setStatus('DISABLED')).errors).toBeUndefined();
+    expect((await verify()).errors?.[0]?.extensions).toEqual({
+      code: 'BAD_USER_INPUT',
+      field: 'token',
+    });
+    expect((await setStatus('ACTIVE')).errors).toBeUndefined();
+    expect((await verify()).errors?.[0]?.extensions).toEqual({
+      code: 'BAD_USER_INPUT',
+      field: 'token',
+    });
+    expect(await verified()).toBe(false);
+  });
+
   it('resets a password with the mailed token and ends every session; says nothing about unknown emails', async () => {
     const account = await register('reset@example.com');
     const unknown = await graphql(

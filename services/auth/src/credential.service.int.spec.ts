@@ -343,6 +343,21 @@ describe('CredentialService against PostgreSQL and Redis', () => {
     expect(await activeSessionIds(userId)).toEqual([]);
   });
 
+  it('uses up the email verification token mailed before the account was disabled, even once it is enabled again', async () => {
+    const { userId } = await userWithSessions(1);
+    const { oneTimeTokens, credentials, mailedToken } = services();
+    await oneTimeTokens.send('VERIFY_EMAIL', userId, 'ada@example.com');
+    const mailed = mailedToken();
+    await credentials.lockOut(userId);
+    await expect(oneTimeTokens.consume('VERIFY_EMAIL', mailed)).rejects.toMatchObject({
+      code: 'BAD_USER_INPUT',
+      field: 'token',
+    });
+    // A link mailed after the lock-out (the account enabled again) verifies.
+    await oneTimeTokens.send('VERIFY_EMAIL', userId, 'ada@example.com');
+    expect(await oneTimeTokens.consume('VERIFY_EMAIL', mailedToken())).toBe(userId);
+  });
+
   it('locks out from a status event only what was begun before the change, so the account enabled again since keeps its new sessions and codes', async () => {
     const { userId, sessionIds } = await userWithSessions(2);
     const { oneTimeTokens, credentials, mailedToken } = services();

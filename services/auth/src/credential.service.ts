@@ -78,11 +78,11 @@ export interface CredentialService {
   /** Sets a new password with a mailed reset token and ends every session; whose it was. */
   resetPassword(token: string, newPassword: string): Promise<string>;
   /**
-   * The account was disabled: every session ends and every reset token mailed before is used
-   * up, together, under the lock the user's password changes take. A reset in flight either
-   * committed before, or is refused (its token used up); none sets a password after. How many
-   * sessions ended. With `before`, only what was begun before that instant ends (the account
-   * may have been enabled again since, and signed in anew).
+   * The account was disabled: every session ends and every reset and email verification token
+   * mailed before is used up, together, under the lock the user's password changes take. A
+   * reset in flight either committed before, or is refused (its token used up); none sets a
+   * password after. How many sessions ended. With `before`, only what was begun before that
+   * instant ends (the account may have been enabled again since, and signed in anew).
    */
   lockOut(userId: string, before?: Date): Promise<number>;
 }
@@ -260,6 +260,8 @@ export function createCredentialService(deps: CredentialServiceDeps): Credential
       const ended = await transactions.run(async (tx) => {
         await credentials.lockUser(tx.client, userId);
         await oneTimeTokens.revokeAll(tx.client, 'RESET_PASSWORD', userId, before);
+        // Nor does a verification link mailed before verify the address of a disabled account.
+        await oneTimeTokens.revokeAll(tx.client, 'VERIFY_EMAIL', userId, before);
         return sessions.endWithin(tx, userId, { createdBefore: before }, 'user_disabled');
       });
       return ended.length;
