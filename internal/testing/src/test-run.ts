@@ -1,4 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { connect as connectAmqp } from 'amqplib';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -35,14 +37,97 @@ async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
+function urlOf(database: string): string {
+  const url = new URL(BASE.databaseUrl);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+/** The prefix of the migrated templates' names; the rest is the migrations' digest. */
+export const TEMPLATE_PREFIX = 'test_template_';
+// One session at a time builds a template (advisory locks are per database: every session here
+// is on the admin database). The number is arbitrary, and only these functions take it.
+export const TEMPLATE_LOCK = 7_362_910_441;
+
+/** A digest of the schema and every migration: another set of migrations is another template. */
+async function migrationsDigest(): Promise<string> {
+  const hash = createHash('sha256').update(await readFile(MIGRATIONS.schemaPath));
+  const entries = await readdir(MIGRATIONS.migrationsDir, { withFileTypes: true });
+  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const file = entry.isDirectory()
+      ? path.join(MIGRATIONS.migrationsDir, entry.name, 'migration.sql')
+      : path.join(MIGRATIONS.migrationsDir, entry.name);
+    hash.update(`\0${entry.name}\0`).update(await readFile(file));
+  }
+  return hash.digest('hex').slice(0, 16);
+}
+
+/**
+ * The database every run's is copied from: the migrations applied once, not once per run (the
+ * schema engine takes about a second of CPU and two of wall time per database, a copy a fifth of
+ * that). Built by the first session that needs it, under an advisory lock, as `<name>_building`
+ * and renamed when complete, so a build cut short is never copied; then closed to connections
+ * (CREATE DATABASE copies only a database nobody is connected to) and marked a template. It
+ * stays on the server for the next run with the same migrations; templates of other migrations
+ * are dropped when a new one is built, so the server keeps one.
+ */
+async function buildTemplate(name: string): Promise<void> {
+  await withAdmin(async (client) => {
+    await client.query('SELECT pg_advisory_lock($1)', [TEMPLATE_LOCK]);
+    try {
+      const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+      if (found.rowCount) return;
+      const building = `${name}_building`;
+      await client.query(`DROP DATABASE IF EXISTS "${building}" WITH (FORCE)`);
+      await client.query(`CREATE DATABASE "${building}"`);
+      await applyMigrations({ databaseUrl: urlOf(building), ...MIGRATIONS });
+      // The engine's connections may still be closing, and a rename waits for none: they are
+      // ended first, each waited for (up to 5 s).
+      await client.query(
+        'SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = $1',
+        [building],
+      );
+      await client.query(`ALTER DATABASE "${building}" RENAME TO "${name}"`);
+      await client.query(`ALTER DATABASE "${name}" WITH ALLOW_CONNECTIONS false IS_TEMPLATE true`);
+      const stale = await client.query<{ datname: string }>(
+        'SELECT datname FROM pg_database WHERE starts_with(datname, $1) AND datname <> $2',
+        [TEMPLATE_PREFIX, name],
+      );
+      for (const { datname } of stale.rows) {
+        await client.query(`ALTER DATABASE "${datname}" IS_TEMPLATE false`);
+        await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+      }
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [TEMPLATE_LOCK]);
+    }
+  });
+}
+
+let templateName: Promise<string> | undefined;
+
+/** A new database with every migration applied, copied from the template (built if missing). */
+async function createMigratedDatabase(database: string): Promise<void> {
+  templateName ??= migrationsDigest().then((digest) => `${TEMPLATE_PREFIX}${digest}`);
+  const template = await templateName;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await withAdmin((client) =>
+        client.query(`CREATE DATABASE "${database}" TEMPLATE "${template}"`),
+      );
+      return;
+    } catch (error) {
+      // 3D000: no template yet, or a run of other migrations dropped it in between.
+      if ((error as { code?: string }).code !== '3D000' || attempt === 3) throw error;
+      await buildTemplate(template);
+    }
+  }
+}
+
 export async function createTestRun(): Promise<TestRun> {
   const id = `${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
   const database = `test_${id}`;
-  await withAdmin((client) => client.query(`CREATE DATABASE "${database}"`));
-  const url = new URL(BASE.databaseUrl);
-  url.pathname = `/${database}`;
-  const databaseUrl = url.toString();
-  await applyMigrations({ databaseUrl, ...MIGRATIONS });
+  await createMigratedDatabase(database);
+  const databaseUrl = urlOf(database);
 
   const redisKeyPrefix = `test:${id}:`;
   const exchange = `test.${id}`;
