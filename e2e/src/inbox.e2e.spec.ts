@@ -400,6 +400,8 @@ describe('notifications: inbox, preferences and the email channel', () => {
       if (node?.type !== 'security') throw new Error('no security notice yet');
       return node;
     }, 10_000);
+    // Two attempts, the retry 200 ms after the first: 20 s leaves room for a loaded machine,
+    // where 10 s once ran out with the retry still waiting (two CI runs side by side).
     const delivered = await eventually(async () => {
       const response = await as<{
         notification: { emailDelivery: { status: string; attempts: number } | null };
@@ -413,7 +415,7 @@ describe('notifications: inbox, preferences and the email channel', () => {
       const delivery = response.data?.notification.emailDelivery;
       if (delivery?.status !== 'SENT') throw new Error(JSON.stringify(response));
       return delivery;
-    }, 10_000);
+    }, 20_000);
     expect(delivered).toMatchObject({ status: 'SENT', attempts: 2, lastError: null });
     expect(smtp.received.filter((mail) => mail.to === 'grace@example.com')).toHaveLength(1);
 
