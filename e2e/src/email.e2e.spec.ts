@@ -1,5 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createGrpcClient } from '@platform/grpc';
+import { authV1 } from '@platform/proto';
 import {
   eventually,
   startTestSmtpServer,
@@ -126,6 +128,53 @@ describe('email verification and password reset, with mail through a real SMTP s
       field: 'token',
     });
     expect(await verified()).toBe(false);
+  });
+
+  it('verifies nothing with a link mailed while the account is disabled', async () => {
+    // A request the disable overtook: its link is mailed after the disable, so the disable
+    // did not use it up. Asked of the auth service directly, as that request's call would be.
+    const account = await register('verify-while-disabled@example.com');
+    const setStatus = (status: 'ACTIVE' | 'DISABLED') =>
+      graphql(gateway, SET_STATUS, {
+        token: platform.admin.token,
+        variables: { id: account.user.id, status },
+      });
+    expect((await setStatus('DISABLED')).errors).toBeUndefined();
+    const auth = createGrpcClient(authV1.AuthServiceService, {
+      address: platform.apps.grpcAddress('auth-service'),
+      internalToken: platform.run.internalToken,
+    });
+    try {
+      await auth.requestEmailVerification({
+        userId: account.user.id,
+        email: 'verify-while-disabled@example.com',
+      });
+    } finally {
+      auth.close();
+    }
+    const token = tokenIn(await mailTo('verify-while-disabled@example.com'));
+    const verify = () =>
+      graphql<{ verifyEmail: { id: string } }>(
+        gateway,
+        'mutation ($token: String!) { verifyEmail(token: $token) { id } }',
+        { variables: { token } },
+      );
+    const refused = await verify();
+    expect(refused.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'token' });
+    expect(refused.data?.verifyEmail ?? null).toBeNull();
+    const emailVerified = async () =>
+      (
+        await graphql<{ user: { emailVerified: boolean } }>(
+          gateway,
+          'query ($id: ID!) { user(id: $id) { emailVerified } }',
+          { token: platform.admin.token, variables: { id: account.user.id } },
+        )
+      ).data?.user.emailVerified;
+    expect(await emailVerified()).toBe(false);
+    // The link was not used up by the refusal: enabled again, the account's own link works.
+    expect((await setStatus('ACTIVE')).errors).toBeUndefined();
+    expect((await verify()).data?.verifyEmail.id).toBe(account.user.id);
+    expect(await emailVerified()).toBe(true);
   });
 
   it('resets a password with the mailed token and ends every session; says nothing about unknown emails', async () => {

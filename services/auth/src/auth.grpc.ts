@@ -142,6 +142,10 @@ export function createAuthHandlers(
       return {};
     },
 
+    async verificationTokenHolder(request) {
+      return { userId: await oneTimeTokens.holderOf('VERIFY_EMAIL', request.token) };
+    },
+
     async resetTokenHolder(request) {
       return { userId: await oneTimeTokens.holderOf('RESET_PASSWORD', request.token) };
     },

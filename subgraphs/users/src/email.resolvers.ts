@@ -21,7 +21,14 @@ export function createEmailResolvers(
         return true;
       },
 
-      async verifyEmail(_: unknown, { token }: { token: string }) {
+      async verifyEmail(_: unknown, { token }: { token: string }, context: UsersContext) {
+        // The link of an account disabled (or removed) since it was mailed verifies nothing,
+        // even one mailed as the account was being disabled (the disable uses up only the
+        // links mailed before it): refused as a token that cannot be used, as for a reset.
+        const holder = await context.users.load(
+          (await auth.verificationTokenHolder({ token })).userId,
+        );
+        if (!holder || !isActive(holder)) throw AppError.unusableToken();
         const { userId } = await auth.verifyEmail({ token });
         const { user } = await users.updateUser({ id: userId, emailVerified: true, status: 0 });
         return user;
