@@ -60,6 +60,30 @@ describe('email verification and password reset, with mail through a real SMTP s
       return mail;
     });
 
+  /** The admin sets the account's status; the answer's errors, if any. */
+  const setStatus = async (id: string, status: 'ACTIVE' | 'DISABLED') =>
+    (
+      await graphql(gateway, SET_STATUS, {
+        token: platform.admin.token,
+        variables: { id, status },
+      })
+    ).errors;
+  const verifyEmail = (token: string) =>
+    graphql<{ verifyEmail: { id: string } }>(
+      gateway,
+      'mutation ($token: String!) { verifyEmail(token: $token) { id } }',
+      { variables: { token } },
+    );
+  /** Whether the account's address is verified, as the admin sees it. */
+  const emailVerified = async (id: string) =>
+    (
+      await graphql<{ user: { emailVerified: boolean } }>(
+        gateway,
+        'query ($id: ID!) { user(id: $id) { emailVerified } }',
+        { token: platform.admin.token, variables: { id } },
+      )
+    ).data?.user.emailVerified;
+
   it('verifies an email address with the mailed token, once', async () => {
     const account = await register('verify@example.com');
     const asked = await graphql(gateway, 'mutation { requestEmailVerification }', {
@@ -99,47 +123,25 @@ describe('email verification and password reset, with mail through a real SMTP s
       token: account.accessToken,
     });
     const token = tokenIn(await mailTo('verify-disabled@example.com'));
-    const setStatus = (status: 'ACTIVE' | 'DISABLED') =>
-      graphql(gateway, SET_STATUS, {
-        token: platform.admin.token,
-        variables: { id: account.user.id, status },
-      });
-    const verify = () =>
-      graphql(gateway, 'mutation ($token: String!) { verifyEmail(token: $token) { id } }', {
-        variables: { token },
-      });
-    const verified = async () =>
-      (
-        await graphql<{ user: { emailVerified: boolean } }>(
-          gateway,
-          'query ($id: ID!) { user(id: $id) { emailVerified } }',
-          { token: platform.admin.token, variables: { id: account.user.id } },
-        )
-      ).data?.user.emailVerified;
 
-    expect((await setStatus('DISABLED')).errors).toBeUndefined();
-    expect((await verify()).errors?.[0]?.extensions).toEqual({
+    expect(await setStatus(account.user.id, 'DISABLED')).toBeUndefined();
+    expect((await verifyEmail(token)).errors?.[0]?.extensions).toEqual({
       code: 'BAD_USER_INPUT',
       field: 'token',
     });
-    expect((await setStatus('ACTIVE')).errors).toBeUndefined();
-    expect((await verify()).errors?.[0]?.extensions).toEqual({
+    expect(await setStatus(account.user.id, 'ACTIVE')).toBeUndefined();
+    expect((await verifyEmail(token)).errors?.[0]?.extensions).toEqual({
       code: 'BAD_USER_INPUT',
       field: 'token',
     });
-    expect(await verified()).toBe(false);
+    expect(await emailVerified(account.user.id)).toBe(false);
   });
 
   it('verifies nothing with a link mailed while the account is disabled', async () => {
     // A request the disable overtook: its link is mailed after the disable, so the disable
     // did not use it up. Asked of the auth service directly, as that request's call would be.
     const account = await register('verify-while-disabled@example.com');
-    const setStatus = (status: 'ACTIVE' | 'DISABLED') =>
-      graphql(gateway, SET_STATUS, {
-        token: platform.admin.token,
-        variables: { id: account.user.id, status },
-      });
-    expect((await setStatus('DISABLED')).errors).toBeUndefined();
+    expect(await setStatus(account.user.id, 'DISABLED')).toBeUndefined();
     const auth = createGrpcClient(authV1.AuthServiceService, {
       address: platform.apps.grpcAddress('auth-service'),
       internalToken: platform.run.internalToken,
@@ -153,28 +155,14 @@ describe('email verification and password reset, with mail through a real SMTP s
       auth.close();
     }
     const token = tokenIn(await mailTo('verify-while-disabled@example.com'));
-    const verify = () =>
-      graphql<{ verifyEmail: { id: string } }>(
-        gateway,
-        'mutation ($token: String!) { verifyEmail(token: $token) { id } }',
-        { variables: { token } },
-      );
-    const refused = await verify();
+    const refused = await verifyEmail(token);
     expect(refused.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'token' });
     expect(refused.data?.verifyEmail ?? null).toBeNull();
-    const emailVerified = async () =>
-      (
-        await graphql<{ user: { emailVerified: boolean } }>(
-          gateway,
-          'query ($id: ID!) { user(id: $id) { emailVerified } }',
-          { token: platform.admin.token, variables: { id: account.user.id } },
-        )
-      ).data?.user.emailVerified;
-    expect(await emailVerified()).toBe(false);
+    expect(await emailVerified(account.user.id)).toBe(false);
     // The link was not used up by the refusal: enabled again, the account's own link works.
-    expect((await setStatus('ACTIVE')).errors).toBeUndefined();
-    expect((await verify()).data?.verifyEmail.id).toBe(account.user.id);
-    expect(await emailVerified()).toBe(true);
+    expect(await setStatus(account.user.id, 'ACTIVE')).toBeUndefined();
+    expect((await verifyEmail(token)).data?.verifyEmail.id).toBe(account.user.id);
+    expect(await emailVerified(account.user.id)).toBe(true);
   });
 
   it('resets a password with the mailed token and ends every session; says nothing about unknown emails', async () => {
@@ -270,12 +258,7 @@ describe('email verification and password reset, with mail through a real SMTP s
       graphql(gateway, 'mutation { requestPasswordReset(email: "disabled@example.com") }');
     await ask();
     const token = tokenIn(await mailTo('disabled@example.com'));
-    const setStatus = (status: 'ACTIVE' | 'DISABLED') =>
-      graphql(gateway, SET_STATUS, {
-        token: platform.admin.token,
-        variables: { id: account.user.id, status },
-      });
-    expect((await setStatus('DISABLED')).errors).toBeUndefined();
+    expect(await setStatus(account.user.id, 'DISABLED')).toBeUndefined();
 
     // Refused as any unusable token, telling nothing more; the password is unchanged.
     const refused = await graphql(gateway, RESET, { variables: { t: token } });
@@ -307,7 +290,7 @@ describe('email verification and password reset, with mail through a real SMTP s
 
     // Enabled again: the token mailed before the disable stays used up (a new reset is needed),
     // and the old password still signs in.
-    expect((await setStatus('ACTIVE')).errors).toBeUndefined();
+    expect(await setStatus(account.user.id, 'ACTIVE')).toBeUndefined();
     const stale = await graphql(gateway, RESET, { variables: { t: token } });
     expect(stale.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'token' });
     const signIn = await graphql(gateway, LOGIN, {
