@@ -5,6 +5,18 @@ import { findUserByEmail, isActive, type IdentityClients } from './auth.resolver
 import type { AddressThrottle } from './address.throttle';
 import type { UsersContext } from './users.resolvers';
 
+/**
+ * The mailed token's holder (as the auth service names it) is an active account; a token of an
+ * account disabled or removed since is refused as one that cannot be used, telling nothing more.
+ */
+async function requireActiveHolder(
+  context: UsersContext,
+  holder: Promise<{ userId: string }>,
+): Promise<void> {
+  const account = await context.users.load((await holder).userId);
+  if (!account || !isActive(account)) throw AppError.unusableToken();
+}
+
 /** Email verification and password reset: single-use tokens that the auth service mails. */
 export function createEmailResolvers(
   { users, auth }: Pick<IdentityClients, 'users' | 'auth'>,
@@ -25,10 +37,7 @@ export function createEmailResolvers(
         // The link of an account disabled (or removed) since it was mailed verifies nothing,
         // even one mailed as the account was being disabled (the disable uses up only the
         // links mailed before it): refused as a token that cannot be used, as for a reset.
-        const holder = await context.users.load(
-          (await auth.verificationTokenHolder({ token })).userId,
-        );
-        if (!holder || !isActive(holder)) throw AppError.unusableToken();
+        await requireActiveHolder(context, auth.verificationTokenHolder({ token }));
         const { userId } = await auth.verifyEmail({ token });
         const { user } = await users.updateUser({ id: userId, emailVerified: true, status: 0 });
         return user;
@@ -53,9 +62,7 @@ export function createEmailResolvers(
         const newPassword = validatePassword(args.newPassword, 'newPassword');
         // The token of an account disabled (or removed) since it was mailed sets no password:
         // refused as a token that cannot be used, telling nothing more.
-        const { userId } = await auth.resetTokenHolder({ token: args.token });
-        const holder = await context.users.load(userId);
-        if (!holder || !isActive(holder)) throw AppError.unusableToken();
+        await requireActiveHolder(context, auth.resetTokenHolder({ token: args.token }));
         await auth.resetPassword({ token: args.token, newPassword });
         return true;
       },
