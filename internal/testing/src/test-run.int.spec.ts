@@ -2,7 +2,7 @@ import { readdir } from 'node:fs/promises';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '@platform/db/migrate';
-import { createTestRun, TEMPLATE_LOCK, TEMPLATE_PREFIX, type TestRun } from './test-run';
+import { createTestRun, migratedTemplateName, TEMPLATE_LOCK, type TestRun } from './test-run';
 
 const ADMIN_URL =
   process.env['TEST_DATABASE_URL'] ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -37,11 +37,12 @@ const appliedMigrations = async (run: TestRun) =>
     .map((row) => row.name)
     .sort();
 
-const templates = () =>
+/** This checkout's template and any half-built one of it (none once a build completes). */
+const templates = async () =>
   query<{ datname: string; datistemplate: boolean; datallowconn: boolean }>(
     ADMIN_URL,
     'SELECT datname, datistemplate, datallowconn FROM pg_database WHERE starts_with(datname, $1)',
-    [TEMPLATE_PREFIX],
+    [await migratedTemplateName()],
   );
 
 const databaseExists = async (run: TestRun) =>

@@ -44,7 +44,7 @@ function urlOf(database: string): string {
 }
 
 /** The prefix of the migrated templates' names; the rest is the migrations' digest. */
-export const TEMPLATE_PREFIX = 'test_template_';
+const TEMPLATE_PREFIX = 'test_template_';
 // One session at a time builds a template (advisory locks are per database: every session here
 // is on the admin database). The number is arbitrary, and only these functions take it.
 export const TEMPLATE_LOCK = 7_362_910_441;
@@ -68,8 +68,9 @@ async function migrationsDigest(): Promise<string> {
  * that). Built by the first session that needs it, under an advisory lock, as `<name>_building`
  * and renamed when complete, so a build cut short is never copied; then closed to connections
  * (CREATE DATABASE copies only a database nobody is connected to) and marked a template. It
- * stays on the server for the next run with the same migrations; templates of other migrations
- * are dropped when a new one is built, so the server keeps one.
+ * stays on the server for the next run with the same migrations. Templates of other migrations
+ * are left alone: another checkout on the same server (a branch, a second CI) may be using one,
+ * and dropping it would make each side rebuild its own again and again.
  */
 async function buildTemplate(name: string): Promise<void> {
   await withAdmin(async (client) => {
@@ -89,14 +90,6 @@ async function buildTemplate(name: string): Promise<void> {
       );
       await client.query(`ALTER DATABASE "${building}" RENAME TO "${name}"`);
       await client.query(`ALTER DATABASE "${name}" WITH ALLOW_CONNECTIONS false IS_TEMPLATE true`);
-      const stale = await client.query<{ datname: string }>(
-        'SELECT datname FROM pg_database WHERE starts_with(datname, $1) AND datname <> $2',
-        [TEMPLATE_PREFIX, name],
-      );
-      for (const { datname } of stale.rows) {
-        await client.query(`ALTER DATABASE "${datname}" IS_TEMPLATE false`);
-        await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
-      }
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [TEMPLATE_LOCK]);
     }
@@ -105,10 +98,15 @@ async function buildTemplate(name: string): Promise<void> {
 
 let templateName: Promise<string> | undefined;
 
+/** The name of the template of this checkout's migrations. */
+export function migratedTemplateName(): Promise<string> {
+  templateName ??= migrationsDigest().then((digest) => `${TEMPLATE_PREFIX}${digest}`);
+  return templateName;
+}
+
 /** A new database with every migration applied, copied from the template (built if missing). */
 async function createMigratedDatabase(database: string): Promise<void> {
-  templateName ??= migrationsDigest().then((digest) => `${TEMPLATE_PREFIX}${digest}`);
-  const template = await templateName;
+  const template = await migratedTemplateName();
   for (let attempt = 1; ; attempt++) {
     try {
       await withAdmin((client) =>
@@ -116,7 +114,7 @@ async function createMigratedDatabase(database: string): Promise<void> {
       );
       return;
     } catch (error) {
-      // 3D000: no template yet, or a run of other migrations dropped it in between.
+      // 3D000: no template yet (or someone dropped it in between).
       if ((error as { code?: string }).code !== '3D000' || attempt === 3) throw error;
       await buildTemplate(template);
     }
