@@ -136,11 +136,12 @@ describe('the platform, every layer running as its own process', () => {
     try {
       // Entries are keyed by the Redis server's run (see docs/resilience.md).
       expect(await redis.keys(`${run.redisKeyPrefix}users:user:*:${user!.id}`)).toHaveLength(1);
-      // A count read while the welcome notice's forget landed is not cached: read again.
+      // A head read while the welcome notice's forget landed is not cached: read again.
       await eventually(async () => {
         expect((await notifications.countUnread({ recipientId: user!.id })).count).toBe(1);
-        const [key] = await redis.keys(`${run.redisKeyPrefix}notifications:unread:*:${user!.id}`);
-        expect(key && (await redis.get(key))).toBe('1');
+        const [key] = await redis.keys(`${run.redisKeyPrefix}notifications:inbox:*:${user!.id}`);
+        const head = key ? (JSON.parse((await redis.get(key)) ?? '{}') as unknown) : undefined;
+        expect(head).toMatchObject({ total: 1, unread: 1, newest: [{ type: 'welcome' }] });
       });
     } finally {
       redis.disconnect();

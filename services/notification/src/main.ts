@@ -13,7 +13,7 @@ import { createNotificationRepository, NOTIFICATIONS_SCHEMA } from './notificati
 import { createNotificationService } from './notification.service';
 import { createPreferenceService } from './preference.service';
 import { createRecipientDirectory } from './recipient.directory';
-import { createUnreadCountCache } from './unread-count.cache';
+import { createInboxHeadCache } from './inbox-head.cache';
 
 const logger = createLogger({ name: 'notification-service', level: env.LOG_LEVEL });
 const lifecycle = createLifecycle({ logger, drainTimeoutMs: env.SHUTDOWN_TIMEOUT_MS });
@@ -44,7 +44,7 @@ lifecycle.run(async () => {
   const repository = createNotificationRepository(db);
   const notifications = createNotificationService({
     notifications: repository,
-    unreadCounts: createUnreadCountCache(redis, logger),
+    inboxHeads: createInboxHeadCache(redis, logger),
     recipients: createRecipientDirectory(users),
     relay,
   });

@@ -48,18 +48,16 @@ export function createNotificationHandlers(deps: {
 
   return {
     async listNotifications(request) {
-      const [page, unreadCount] = await Promise.all([
-        notifications.list({
-          recipientId: request.recipientId,
-          first: request.first || DEFAULT_PAGE,
-          after: request.after ? decodeCursor(request.after) : undefined,
-          unreadOnly: request.unreadOnly,
-        }),
-        request.withUnreadCount ? notifications.countUnread(request.recipientId) : undefined,
-      ]);
+      const page = await notifications.list({
+        recipientId: request.recipientId,
+        first: request.first || DEFAULT_PAGE,
+        after: request.after ? decodeCursor(request.after) : undefined,
+        unreadOnly: request.unreadOnly,
+        withUnreadCount: request.withUnreadCount,
+      });
       const last = page.rows.at(-1);
       return {
-        unreadCount,
+        unreadCount: page.unreadCount,
         notifications: page.rows.map(toProto),
         hasNextPage: page.hasNextPage,
         endCursor: last ? encodeCursor(last) : '',

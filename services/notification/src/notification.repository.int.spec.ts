@@ -78,7 +78,7 @@ describe('NotificationRepository', () => {
       expect(created).toMatchObject({ inApp: false });
       expect(await outboxOf(write.created.payload.id)).toEqual([received(write.emailRequested)]);
       expect(await world.notifications.get(write.created.payload.id, recipientId)).toBeNull();
-      expect(await world.notifications.countUnread(recipientId)).toBe(0);
+      expect((await world.notifications.inboxHead(recipientId, 20)).unread).toBe(0);
     });
 
     it('shows a locked type in-app whatever the stored preference says', async () => {
@@ -192,7 +192,41 @@ describe('NotificationRepository', () => {
       expect(
         (await world.notifications.list(recipientId, { first: 10, unreadOnly: false })).totalCount,
       ).toBe(4);
-      expect(await world.notifications.countUnread(recipientId)).toBe(3);
+      expect((await world.notifications.inboxHead(recipientId, 20)).unread).toBe(3);
+    });
+
+    it('opens the inbox with its counts and newest notifications, as the first page lists them', async () => {
+      const recipientId = randomUUID();
+      expect(await world.notifications.inboxHead(recipientId, 3)).toEqual({
+        total: 0,
+        unread: 0,
+        newest: [],
+      });
+      const created = [];
+      // A second apart, oldest first: the newest order is theirs, whatever the clock does.
+      const at = (n: number) => new Date(Date.now() - (10 - n) * 1_000);
+      for (let n = 0; n < 5; n++)
+        created.push(
+          await world.notifications.create(newNotification({ recipientId, createdAt: at(n) })),
+        );
+      await world.notifications.create(newNotification());
+      await setPreference(recipientId, 'hidden', false, false);
+      await world.notifications.create(
+        newNotification({ recipientId, type: 'hidden', createdAt: at(9) }),
+      );
+      await world.notifications.markRead(created[1]!.id, recipientId);
+      await world.notifications.markRead(created[4]!.id, recipientId);
+
+      const head = await world.notifications.inboxHead(recipientId, 3);
+      const page = await world.notifications.list(recipientId, { first: 3, unreadOnly: false });
+      expect(head).toEqual({ total: 5, unread: 3, newest: page.rows });
+      expect(head.newest.map((row) => row.id)).toEqual(
+        created
+          .slice(2)
+          .reverse()
+          .map((row) => row!.id),
+      );
+      expect((await world.notifications.inboxHead(recipientId, 20)).newest).toHaveLength(5);
     });
   });
 
@@ -224,7 +258,7 @@ describe('NotificationRepository', () => {
           await world.notifications.create(newNotification({ recipientId }));
         const changed = await atOnce(2, () => world.notifications.markAllRead(recipientId));
         expect(changed[0]! + changed[1]!).toBe(5);
-        expect(await world.notifications.countUnread(recipientId)).toBe(0);
+        expect((await world.notifications.inboxHead(recipientId, 20)).unread).toBe(0);
       }
     });
 
@@ -268,9 +302,9 @@ describe('NotificationRepository', () => {
         await tx.removeAllOf(gone);
         await tx.removePreferencesOf(gone);
       });
-      expect(await world.notifications.countUnread(gone)).toBe(0);
+      expect((await world.notifications.inboxHead(gone, 20)).unread).toBe(0);
       expect(await world.notifications.preferencesOf(gone)).toEqual([]);
-      expect(await world.notifications.countUnread(kept)).toBe(1);
+      expect((await world.notifications.inboxHead(kept, 20)).unread).toBe(1);
       expect(await world.notifications.preferencesOf(kept)).toHaveLength(1);
     });
 

@@ -26,6 +26,16 @@ export interface NotificationWrite {
   source?: { consumer: string; eventId: string } | undefined;
 }
 
+/** The top of a recipient's inbox (see `NotificationRepository.inboxHead`). */
+export interface InboxHead {
+  /** How many notifications are shown in-app. */
+  total: number;
+  /** How many of those are unread. */
+  unread: number;
+  /** The newest of them, newest first. */
+  newest: Notification[];
+}
+
 /** The queries a use case may run inside one transaction. */
 export interface NotificationTransaction {
   /** Records that `consumer` handled the event; false when it already had. */
@@ -69,7 +79,11 @@ export interface NotificationRepository {
     recipientId: string,
     page: { first: number; after?: CursorPosition | undefined; unreadOnly: boolean },
   ): Promise<KeysetPage<Notification>>;
-  countUnread(recipientId: string): Promise<number>;
+  /**
+   * What an inbox opens with, from one snapshot: how many notifications are shown and unread,
+   * and the newest `size` of them, newest first.
+   */
+  inboxHead(recipientId: string, size: number): Promise<InboxHead>;
   /** The recipient's own notification, or null (anyone else's is null too). */
   get(id: string, recipientId: string): Promise<Notification | null>;
   /** Read once: a second call keeps the first read time. Null when not the recipient's. */
@@ -161,10 +175,18 @@ const LIST_NOTIFICATIONS = prepared(
    ) page ON true`,
 );
 
-const COUNT_UNREAD = prepared(
-  'notification-count-unread',
-  `SELECT count(*)::int AS count FROM "notifications"."notifications"
-    WHERE recipient_id = $1::uuid AND in_app AND read_at IS NULL`,
+const INBOX_HEAD = prepared(
+  'notification-inbox-head',
+  `WITH shown AS (
+     SELECT * FROM "notifications"."notifications" WHERE recipient_id = $1::uuid AND in_app
+   ), counts AS (
+     SELECT count(*)::int AS "totalCount",
+            (count(*) FILTER (WHERE read_at IS NULL))::int AS "unreadCount"
+       FROM shown
+   )
+   SELECT counts."totalCount", counts."unreadCount", newest.* FROM counts LEFT JOIN LATERAL (
+     SELECT ${NOTIFICATION_COLUMNS} FROM shown ORDER BY created_at DESC, id DESC LIMIT $2
+   ) newest ON true`,
 );
 
 function transactionQueries(tx: Prisma.TransactionClient): NotificationTransaction {
@@ -246,9 +268,18 @@ export function createNotificationRepository(db: Database): NotificationReposito
       };
     },
 
-    async countUnread(recipientId) {
-      const [row] = await db.$run<{ count: number }>(COUNT_UNREAD, [recipientId]);
-      return row?.count ?? 0;
+    async inboxHead(recipientId, size) {
+      const rows = await db.$run<Notification & { totalCount: number; unreadCount: number }>(
+        INBOX_HEAD,
+        [recipientId, size],
+      );
+      return {
+        total: rows[0]?.totalCount ?? 0,
+        unread: rows[0]?.unreadCount ?? 0,
+        newest: rows
+          .filter((row) => row.id !== null)
+          .map(({ totalCount: _, unreadCount: __, ...notification }) => notification),
+      };
     },
 
     get(id, recipientId) {

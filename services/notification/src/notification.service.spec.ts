@@ -5,7 +5,7 @@ import { createNotificationService, type NewNotification } from './notification.
 import {
   createFakeNotificationRepository,
   createFakeRecipientDirectory,
-  createFakeUnreadCountCache,
+  createFakeInboxHeadCache,
   type FakeNotificationRepository,
 } from './testing/notification.fakes';
 
@@ -18,7 +18,7 @@ function setUp() {
   const relay = { kicks: 0, kick: () => void relay.kicks++ };
   const service = createNotificationService({
     notifications: repository,
-    unreadCounts: createFakeUnreadCountCache(),
+    inboxHeads: createFakeInboxHeadCache(),
     recipients: createFakeRecipientDirectory(new Set([alice, bob])),
     relay,
   });
@@ -282,6 +282,67 @@ describe('NotificationService', () => {
       expect(await service.countUnread(alice)).toBe(1);
       expect(await service.markAllRead(alice)).toBe(1);
       expect(await service.countUnread(alice)).toBe(0);
+    });
+
+    it('keeps the first page right through send, read, read-all and delete, with its unread count', async () => {
+      const firstPage = async (first = 2) => {
+        const page = await service.list({
+          recipientId: alice,
+          first,
+          unreadOnly: false,
+          withUnreadCount: true,
+        });
+        return {
+          ids: page.rows.map((n) => n.id),
+          read: page.rows.map((n) => n.readAt !== null),
+          hasNextPage: page.hasNextPage,
+          totalCount: page.totalCount,
+          unreadCount: page.unreadCount,
+        };
+      };
+      expect(await firstPage()).toEqual({
+        ids: [],
+        read: [],
+        hasNextPage: false,
+        totalCount: 0,
+        unreadCount: 0,
+      });
+      const one = await service.send(note());
+      const two = await service.send(note());
+      expect(await firstPage()).toMatchObject({ ids: [two.id, one.id], hasNextPage: false });
+      const three = await service.send(note());
+      expect(await firstPage()).toEqual({
+        ids: [three.id, two.id],
+        read: [false, false],
+        hasNextPage: true,
+        totalCount: 3,
+        unreadCount: 3,
+      });
+      await service.markRead(two.id, alice);
+      expect(await firstPage()).toMatchObject({ read: [false, true], unreadCount: 2 });
+      await service.remove(three.id, alice);
+      expect(await firstPage()).toMatchObject({ ids: [two.id, one.id], totalCount: 2 });
+      await service.markAllRead(alice);
+      expect(await firstPage()).toMatchObject({ read: [true, true], unreadCount: 0 });
+      // Pages past the head, unread-only pages and later pages are the repository's.
+      expect((await firstPage(100)).ids).toEqual([two.id, one.id]);
+      const unreadOnly = await service.list({ recipientId: alice, first: 2, unreadOnly: true });
+      expect(unreadOnly.rows).toEqual([]);
+    });
+
+    it('reads a first page longer than the cached head, of large notifications, in full', async () => {
+      // About 5 KB each: the head Redis keeps stops at about 32 KB, six of them.
+      const sent = [];
+      for (let n = 0; n < 12; n++) sent.push(await service.send(note({ body: 'x'.repeat(5_000) })));
+      const newest = sent.reverse().map((n) => n.id);
+      for (let round = 0; round < 2; round++) {
+        const page = await service.list({ recipientId: alice, first: 10, unreadOnly: false });
+        expect(page.rows.map((n) => n.id)).toEqual(newest.slice(0, 10));
+        expect(page).toMatchObject({ hasNextPage: true, totalCount: 12 });
+        const small = await service.list({ recipientId: alice, first: 3, unreadOnly: false });
+        expect(small.rows.map((n) => n.id)).toEqual(newest.slice(0, 3));
+        expect(small.rows[0]).toEqual(sent[0]);
+      }
     });
 
     it('refuses a page size outside 1 to 100', async () => {

@@ -5,10 +5,10 @@ import { AppError } from '@platform/errors';
 import { createEvent, type EventEnvelope } from '@platform/events';
 import type { OutboxRelay } from '@platform/outbox';
 import { requireId, type CursorPosition, type KeysetPage } from '@platform/validation';
+import { INBOX_HEAD_SIZE, type InboxHeadCache } from './inbox-head.cache';
 import type { NotificationRepository, NotificationWrite } from './notification.repository';
 import { defaultsFor, isInAppLocked, isReservedType, requireType } from './notification.types';
 import type { RecipientDirectory } from './recipient.directory';
-import type { UnreadCountCache } from './unread-count.cache';
 
 const MAX_PAGE = 100;
 const MAX_TITLE = 200;
@@ -25,13 +25,18 @@ export interface NewNotification {
 }
 
 export interface NotificationService {
-  /** The recipient's notifications shown in-app, newest first. */
+  /**
+   * The recipient's notifications shown in-app, newest first, and how many are unread when
+   * `withUnreadCount` asks. The first page is read from the inbox head, cached (see
+   * InboxHeadCache).
+   */
   list(query: {
     recipientId: string;
     first: number;
     after?: CursorPosition | undefined;
     unreadOnly: boolean;
-  }): Promise<KeysetPage<Notification>>;
+    withUnreadCount?: boolean;
+  }): Promise<KeysetPage<Notification> & { unreadCount?: number | undefined }>;
   countUnread(recipientId: string): Promise<number>;
   /** NOT_FOUND unless it is the recipient's own. */
   get(id: string, recipientId: string): Promise<Notification>;
@@ -135,11 +140,15 @@ export function composeNotification(
 
 export function createNotificationService(deps: {
   notifications: NotificationRepository;
-  unreadCounts: UnreadCountCache;
+  inboxHeads: InboxHeadCache;
   recipients: RecipientDirectory;
   relay: Pick<OutboxRelay, 'kick'>;
 }): NotificationService {
-  const { notifications, unreadCounts, recipients, relay } = deps;
+  const { notifications, inboxHeads, recipients, relay } = deps;
+
+  /** The recipient's inbox head: counts and newest notifications, cached until a change. */
+  const inboxHead = (recipientId: string) =>
+    inboxHeads.get(recipientId, () => notifications.inboxHead(recipientId, INBOX_HEAD_SIZE));
 
   /** Creates it with its events; null when nothing was (event seen before, recipient deleted). */
   async function create(
@@ -149,7 +158,7 @@ export function createNotificationService(deps: {
     const created = await notifications.create(composeNotification(input, { source }));
     if (!created) return null;
     relay.kick();
-    await unreadCounts.forget(created.recipientId);
+    await inboxHeads.forget(created.recipientId);
     return created;
   }
 
@@ -159,19 +168,34 @@ export function createNotificationService(deps: {
   };
 
   return {
-    async list({ recipientId, first, after, unreadOnly }) {
+    async list({ recipientId, first, after, unreadOnly, withUnreadCount }) {
       if (first < 1 || first > MAX_PAGE)
         throw AppError.badInput('first', `must be between 1 and ${MAX_PAGE}`);
-      return notifications.list(requireId('recipientId', recipientId), {
-        first,
-        after,
-        unreadOnly,
-      });
+      requireId('recipientId', recipientId);
+      if (after === undefined && !unreadOnly) {
+        // The first page of everything shown: the inbox head has it, unless it is longer than
+        // the head's newest notifications (and the inbox longer still).
+        const head = await inboxHead(recipientId);
+        const unreadCount = withUnreadCount ? head.unread : undefined;
+        if (first <= head.newest.length || head.newest.length === head.total)
+          return {
+            rows: head.newest.slice(0, first),
+            hasNextPage: head.total > first,
+            totalCount: head.total,
+            unreadCount,
+          };
+        return { ...(await notifications.list(recipientId, { first, unreadOnly })), unreadCount };
+      }
+      const [page, head] = await Promise.all([
+        notifications.list(recipientId, { first, after, unreadOnly }),
+        withUnreadCount ? inboxHead(recipientId) : undefined,
+      ]);
+      return { ...page, unreadCount: head?.unread };
     },
 
     async countUnread(recipientId) {
       requireId('recipientId', recipientId);
-      return unreadCounts.get(recipientId, () => notifications.countUnread(recipientId));
+      return (await inboxHead(recipientId)).unread;
     },
 
     async get(id, recipientId) {
@@ -221,14 +245,14 @@ export function createNotificationService(deps: {
       requireId('id', id);
       requireId('recipientId', recipientId);
       const notification = found(await notifications.markRead(id, recipientId));
-      await unreadCounts.forget(recipientId);
+      await inboxHeads.forget(recipientId);
       return notification;
     },
 
     async markAllRead(recipientId) {
       requireId('recipientId', recipientId);
       const changed = await notifications.markAllRead(recipientId);
-      await unreadCounts.forget(recipientId);
+      await inboxHeads.forget(recipientId);
       return changed;
     },
 
@@ -236,7 +260,7 @@ export function createNotificationService(deps: {
       requireId('id', id);
       requireId('recipientId', recipientId);
       if (!(await notifications.remove(id, recipientId))) throw AppError.notFound('Notification');
-      await unreadCounts.forget(recipientId);
+      await inboxHeads.forget(recipientId);
     },
 
     async notify(consumer, eventId, input) {
@@ -257,7 +281,7 @@ export function createNotificationService(deps: {
         await tx.removeAllOf(userId);
         await tx.removePreferencesOf(userId);
       });
-      await unreadCounts.forget(userId);
+      await inboxHeads.forget(userId);
     },
   };
 }

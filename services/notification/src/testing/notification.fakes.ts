@@ -7,7 +7,7 @@ import type { EventEnvelope } from '@platform/events';
 import type { EmailDeliveryRepository } from '../email-delivery.repository';
 import type { NotificationRepository, NotificationTransaction } from '../notification.repository';
 import type { RecipientDirectory } from '../recipient.directory';
-import type { UnreadCountCache } from '../unread-count.cache';
+import { decodeInboxHead, encodeInboxHead, type InboxHeadCache } from '../inbox-head.cache';
 
 export interface FakeNotificationRepository extends NotificationRepository {
   readonly notifications: Notification[];
@@ -104,8 +104,13 @@ export function createFakeNotificationRepository(): FakeNotificationRepository {
         totalCount: rows.length,
       };
     },
-    async countUnread(recipientId) {
-      return shown(recipientId).filter((n) => n.readAt === null).length;
+    async inboxHead(recipientId, size) {
+      const rows = shown(recipientId).toReversed();
+      return {
+        total: rows.length,
+        unread: rows.filter((n) => n.readAt === null).length,
+        newest: rows.slice(0, size).map((n) => structuredClone(n)),
+      };
     },
     async get(id, recipientId) {
       return own(id, recipientId);
@@ -141,19 +146,22 @@ export function createFakeNotificationRepository(): FakeNotificationRepository {
   };
 }
 
-/** An unread-count cache that keeps counts until they are forgotten, as Redis does. */
-export function createFakeUnreadCountCache(): UnreadCountCache {
-  const counts = new Map<string, number>();
+/**
+ * An inbox-head cache that keeps heads until they are forgotten, stored as Redis stores them
+ * (encoded: a head read later is a copy, and large heads keep fewer notifications).
+ */
+export function createFakeInboxHeadCache(): InboxHeadCache {
+  const heads = new Map<string, string>();
   return {
     async get(recipientId, load) {
-      const cached = counts.get(recipientId);
-      if (cached !== undefined) return cached;
-      const count = await load();
-      counts.set(recipientId, count);
-      return count;
+      const cached = heads.get(recipientId);
+      if (cached !== undefined) return decodeInboxHead(cached);
+      const head = await load();
+      heads.set(recipientId, encodeInboxHead(head));
+      return head;
     },
     async forget(recipientId) {
-      counts.delete(recipientId);
+      heads.delete(recipientId);
     },
   };
 }

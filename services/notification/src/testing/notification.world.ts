@@ -14,7 +14,7 @@ import {
 } from '../notification.repository';
 import { createNotificationService, type NotificationService } from '../notification.service';
 import { createPreferenceService, type PreferenceService } from '../preference.service';
-import { createFakeRecipientDirectory, createFakeUnreadCountCache } from './notification.fakes';
+import { createFakeRecipientDirectory, createFakeInboxHeadCache } from './notification.fakes';
 
 export interface NotificationWorld {
   readonly db: Database;
@@ -42,7 +42,7 @@ export function useNotificationWorld(): NotificationWorld {
       deliveries: createEmailDeliveryRepository(db),
       service: createNotificationService({
         notifications,
-        unreadCounts: createFakeUnreadCountCache(),
+        inboxHeads: createFakeInboxHeadCache(),
         recipients: createFakeRecipientDirectory(users),
         relay: { kick: () => undefined },
       }),
