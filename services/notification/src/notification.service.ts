@@ -157,8 +157,11 @@ export function createNotificationService(deps: {
   ): Promise<Notification | null> {
     const created = await notifications.create(composeNotification(input, { source }));
     if (!created) return null;
-    relay.kick();
+    // The head goes before the relay is kicked to send the live push, so that a client told
+    // of the notification finds it on its first page (unless the relay's own poll sent it in
+    // that moment: then its next read does).
     await inboxHeads.forget(created.recipientId);
+    relay.kick();
     return created;
   }
 
