@@ -345,6 +345,18 @@ describe('NotificationService', () => {
       }
     });
 
+    it('drops the cached head when a read is recorded but reading it back fails', async () => {
+      const { id } = await service.send(note());
+      expect(await service.countUnread(alice)).toBe(1); // now cached
+      const markRead = repository.markRead.bind(repository);
+      repository.markRead = async (...args) => {
+        await markRead(...args);
+        throw new Error('connection lost after the update');
+      };
+      await expect(service.markRead(id, alice)).rejects.toThrow(/connection lost/);
+      expect(await service.countUnread(alice)).toBe(0);
+    });
+
     it('refuses a page size outside 1 to 100', async () => {
       for (const first of [0, 101])
         await expect(

@@ -247,9 +247,13 @@ export function createNotificationService(deps: {
     async markRead(id, recipientId) {
       requireId('id', id);
       requireId('recipientId', recipientId);
-      const notification = found(await notifications.markRead(id, recipientId));
-      await inboxHeads.forget(recipientId);
-      return notification;
+      // Its update commits before the notification is read back: the head goes even when that
+      // read fails.
+      try {
+        return found(await notifications.markRead(id, recipientId));
+      } finally {
+        await inboxHeads.forget(recipientId);
+      }
     },
 
     async markAllRead(recipientId) {
